@@ -1,0 +1,212 @@
+// Package activities is the worker side of the rollout: each activity
+// resolves an environment name to a database through the worker's
+// configuration, calls the engine, heartbeats its progress and returns the
+// small result structs of package workflows. No DSN, password or token ever
+// crosses into an argument, a result or an error message.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fkrollout/fkrollout/internal/config"
+	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+// Activities holds the dependencies every activity needs.
+type Activities struct {
+	Config   *config.Config
+	Notifier notify.Notifier
+	Log      *slog.Logger
+	// HeartbeatEvery is how often long activities heartbeat (default 2s).
+	HeartbeatEvery time.Duration
+
+	mu    sync.Mutex
+	pools map[string]*pgxpool.Pool
+}
+
+// New builds the activities; a nil notifier logs events.
+func New(cfg *config.Config, n notify.Notifier, log *slog.Logger) *Activities {
+	if log == nil {
+		log = slog.Default()
+	}
+	if n == nil {
+		n = notify.LogNotifier{Log: log}
+	}
+	return &Activities{Config: cfg, Notifier: n, Log: log, HeartbeatEvery: 2 * time.Second, pools: map[string]*pgxpool.Pool{}}
+}
+
+// Registerer is the part of worker.Worker (and the test environment) used here.
+type Registerer interface {
+	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
+}
+
+// Register registers every activity under the name the workflow uses.
+func (a *Activities) Register(r Registerer) {
+	for name, fn := range a.byName() {
+		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+}
+
+func (a *Activities) byName() map[string]any {
+	return map[string]any{
+		workflows.ActParsePlan:   a.ParsePlan,
+		workflows.ActCheckPlan:   a.CheckPlan,
+		workflows.ActTakeStats:   a.TakeStats,
+		workflows.ActAudit:       a.Audit,
+		workflows.ActBackup:      a.Backup,
+		workflows.ActApply:       a.ApplyConstraint,
+		workflows.ActRemediate:   a.Remediate,
+		workflows.ActValidate:    a.ValidateConstraint,
+		workflows.ActBehaviour:   a.RunBehaviourTests,
+		workflows.ActRollback:    a.Rollback,
+		workflows.ActVerify:      a.Verify,
+		workflows.ActDeployHooks: a.RunDeployHooks,
+		workflows.ActSmokeChecks: a.RunSmokeChecks,
+		workflows.ActNotify:      a.Notify,
+		// The perf phase (perf.go).
+		workflows.ActPerfRun:     a.PerfRun,
+		workflows.ActPerfExplain: a.PerfExplain,
+	}
+}
+
+// Close closes every database pool.
+func (a *Activities) Close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for name, p := range a.pools {
+		p.Close()
+		delete(a.pools, name)
+	}
+}
+
+// pool returns the environment's pool, connecting on first use. An unknown
+// environment is a non-retryable configuration error.
+func (a *Activities) pool(ctx context.Context, env string) (*pgxpool.Pool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p, ok := a.pools[env]; ok {
+		return p, nil
+	}
+	e, err := a.Config.Environment(env)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+	}
+	cfg, err := pgxpool.ParseConfig(e.DSN)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("environment %q: DSN does not parse", env), workflows.ErrTypeConfig, nil)
+	}
+	cfg.MaxConns = 4
+	cfg.ConnConfig.RuntimeParams["application_name"] = "fkrollout-worker"
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, a.clean(fmt.Errorf("connect to %s: %w", env, err))
+	}
+	a.pools[env] = p
+	return p, nil
+}
+
+// dsn returns the environment's DSN for tools that need it (pg_dump).
+func (a *Activities) dsn(env string) (string, error) {
+	e, err := a.Config.Environment(env)
+	if err != nil {
+		return "", temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+	}
+	return e.DSN, nil
+}
+
+// clean removes any configured secret from an error message. Errors that
+// carry no secret keep their chain (and so their retry classification).
+func (a *Activities) clean(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	red := a.redact(msg)
+	if red == msg {
+		return err
+	}
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.NonRetryable() {
+		return temporal.NewNonRetryableApplicationError(red, ae.Type(), nil)
+	}
+	return errors.New(red)
+}
+
+func (a *Activities) redact(s string) string {
+	if a.Config == nil {
+		return s
+	}
+	for _, sec := range a.Config.Secrets() {
+		if len(sec) >= 4 {
+			s = strings.ReplaceAll(s, sec, "[redacted]")
+		}
+	}
+	return s
+}
+
+// heartbeater reports progress every HeartbeatEvery until stopped, so a
+// long statement (VALIDATE on a big table) still proves the worker alive.
+type heartbeater struct {
+	mu     sync.Mutex
+	detail any
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func (a *Activities) startHeartbeat(ctx context.Context, initial any) *heartbeater {
+	h := &heartbeater{detail: initial, stop: make(chan struct{}), done: make(chan struct{})}
+	every := a.HeartbeatEvery
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	activity.RecordHeartbeat(ctx, initial)
+	go func() {
+		defer close(h.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				h.mu.Lock()
+				d := h.detail
+				h.mu.Unlock()
+				activity.RecordHeartbeat(ctx, d)
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heartbeater) set(detail any) {
+	h.mu.Lock()
+	h.detail = detail
+	h.mu.Unlock()
+}
+
+func (h *heartbeater) end() {
+	close(h.stop)
+	<-h.done
+}
+
+// Progress is the heartbeat detail of long activities.
+type Progress struct {
+	Done  int    `json:"done"`
+	Total int    `json:"total"`
+	Item  string `json:"item,omitempty"`
+	Note  string `json:"note,omitempty"`
+}

@@ -1,0 +1,182 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/fkrollout/fkrollout/internal/config"
+	"github.com/fkrollout/fkrollout/internal/pgtest"
+	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+func newEnv(t *testing.T, cfg *config.Config) (*testsuite.TestActivityEnvironment, *Activities) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	a := New(cfg, nil, nil)
+	t.Cleanup(a.Close)
+	a.Register(env)
+	return env, a
+}
+
+func cfgWith(envs map[string]config.Environment) *config.Config {
+	return &config.Config{Environments: envs, BackupDir: "backups", Audit: config.AuditConfig{SampleLimit: 3, Parallelism: 1, RemediationBatch: 100}}
+}
+
+func appErrType(t *testing.T, err error) (string, bool) {
+	t.Helper()
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae), "want an application error, got %v", err)
+	return ae.Type(), ae.NonRetryable()
+}
+
+func childParentFK() plan.ForeignKey {
+	return plan.ForeignKey{Name: "fk_child_parent", Table: plan.TableName{Schema: "public", Name: "child"}, Columns: []string{"parent_id"},
+		RefTable: plan.TableName{Schema: "public", Name: "parent"}, RefColumns: []string{"id"}, Priority: plan.PriorityHigh}
+}
+
+// VALIDATE hitting an orphan must come back as a non-retryable
+// OrphansFound, which sends the workflow back to the remediation gate.
+func TestValidateWithOrphansIsOrphansFound(t *testing.T) {
+	db := pgtest.New(t)
+	db.Exec(t, `CREATE TABLE parent (id int PRIMARY KEY);
+		CREATE TABLE child (id int PRIMARY KEY, parent_id int NOT NULL);
+		INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1, 1), (2, 99);`)
+	env, _ := newEnv(t, cfgWith(map[string]config.Environment{"staging": {DSN: db.DSN}}))
+	in := workflows.ConstraintInput{Environment: "staging", RolloutID: "r-1", FK: childParentFK()}
+
+	v, err := env.ExecuteActivity(workflows.ActApply, in)
+	require.NoError(t, err)
+	var applied workflows.ConstraintResult
+	require.NoError(t, v.Get(&applied))
+	assert.Equal(t, "fk_child_parent", applied.FK)
+
+	_, err = env.ExecuteActivity(workflows.ActValidate, in)
+	require.Error(t, err)
+	typ, nonRetryable := appErrType(t, err)
+	assert.Equal(t, workflows.ErrTypeOrphans, typ)
+	assert.True(t, nonRetryable)
+
+	// The audit names the orphan; set-null is refused on a NOT NULL column.
+	v, err = env.ExecuteActivity(workflows.ActAudit, workflows.AuditInput{Environment: "staging", FKs: []plan.ForeignKey{childParentFK()}})
+	require.NoError(t, err)
+	var figs []workflows.AuditFigure
+	require.NoError(t, v.Get(&figs))
+	require.Len(t, figs, 1)
+	assert.Equal(t, int64(1), figs[0].Orphans)
+	assert.False(t, figs[0].Nullable)
+	require.NotEmpty(t, figs[0].Samples)
+	assert.Contains(t, figs[0].Samples[0], "99")
+
+	_, err = env.ExecuteActivity(workflows.ActRemediate, workflows.RemediateInput{Environment: "staging", RolloutID: "r-1", FK: childParentFK(), Mode: "set_null"})
+	require.Error(t, err)
+	typ, _ = appErrType(t, err)
+	assert.Equal(t, workflows.ErrTypeRemediation, typ)
+	assert.Contains(t, err.Error(), "NOT NULL")
+
+	// Delete quarantines first, then VALIDATE passes.
+	v, err = env.ExecuteActivity(workflows.ActRemediate, workflows.RemediateInput{Environment: "staging", RolloutID: "r-1", FK: childParentFK(), Mode: "delete"})
+	require.NoError(t, err)
+	var rem workflows.RemediationResult
+	require.NoError(t, v.Get(&rem))
+	assert.Equal(t, int64(1), rem.Affected)
+	assert.Equal(t, int64(1), db.Count(t, "SELECT count(*) FROM fkrollout.quarantine WHERE rollout_id = 'r-1'"))
+	_, err = env.ExecuteActivity(workflows.ActValidate, in)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), db.Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = 'fk_child_parent' AND convalidated"))
+}
+
+func TestConfigAndPlanErrorsAreNonRetryable(t *testing.T) {
+	env, _ := newEnv(t, cfgWith(map[string]config.Environment{}))
+	_, err := env.ExecuteActivity(workflows.ActCheckPlan, workflows.EnvInput{Environment: "qa"})
+	require.Error(t, err)
+	typ, nonRetryable := appErrType(t, err)
+	assert.Equal(t, workflows.ErrTypeConfig, typ)
+	assert.True(t, nonRetryable)
+	assert.Contains(t, err.Error(), `environment "qa" is not configured`)
+
+	_, err = env.ExecuteActivity(workflows.ActParsePlan, workflows.ParsePlanInput{Text: "ALTER TABLE x ADD CONSTRAINT"})
+	require.Error(t, err)
+	typ, nonRetryable = appErrType(t, err)
+	assert.Equal(t, workflows.ErrTypePlan, typ)
+	assert.True(t, nonRetryable)
+}
+
+func TestConnectionErrorsCarryNoPassword(t *testing.T) {
+	env, _ := newEnv(t, cfgWith(map[string]config.Environment{"prod": {DSN: "postgres://app:sekret-pw@127.0.0.1:1/apms?connect_timeout=2"}}))
+	_, err := env.ExecuteActivity(workflows.ActAudit, workflows.AuditInput{Environment: "prod", FKs: []plan.ForeignKey{childParentFK()}})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "sekret-pw")
+	assert.NotContains(t, err.Error(), "postgres://")
+}
+
+func TestDeployHooksCaptureOutputAndStopAtFailure(t *testing.T) {
+	cfg := cfgWith(map[string]config.Environment{"production": {
+		DSN: "postgres://app:hook-secret@db/apms",
+		DeployHooks: []config.Hook{
+			{Name: "generate", Command: []string{"sh", "-c", "echo generated client for $FKROLLOUT_ENVIRONMENT $FKROLLOUT_ROLLOUT_ID"}},
+			{Name: "restart", Command: []string{"sh", "-c", "echo 'cannot reach postgres://app:hook-secret@db/apms' >&2; exit 3"}},
+			{Name: "never", Command: []string{"sh", "-c", "echo should not run"}},
+		},
+	}})
+	env, _ := newEnv(t, cfg)
+	v, err := env.ExecuteActivity(workflows.ActDeployHooks, workflows.HooksInput{Environment: "production", RolloutID: "r-7"})
+	require.NoError(t, err)
+	var res []workflows.HookResult
+	require.NoError(t, v.Get(&res))
+	require.Len(t, res, 2, "hooks after a failure do not run")
+	assert.True(t, res[0].OK)
+	assert.Contains(t, res[0].Output, "generated client for production r-7")
+	assert.False(t, res[1].OK)
+	assert.Equal(t, 3, res[1].ExitCode)
+	assert.Contains(t, res[1].Output, "cannot reach")
+	assert.NotContains(t, res[1].Output, "hook-secret", "secrets are redacted from captured output")
+}
+
+func TestSmokeChecks(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/health":
+			w.WriteHeader(http.StatusOK)
+		case r.Method == http.MethodPost && strings.Contains(r.URL.Path, "workflow-instances"):
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"invalid config version"}`))
+		default:
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	cfg := cfgWith(map[string]config.Environment{"production": {DSN: "postgres://x@y/z", SmokeChecks: []config.SmokeCheck{
+		{Name: "health", URL: srv.URL + "/health"},
+		{Name: "invalid data is 400", Method: "POST", URL: srv.URL + "/api/v1/workflow-instances", Body: `{"configVersionId":"invalid"}`, ExpectStatus: 400},
+		{Name: "broken", URL: srv.URL + "/broken"},
+	}}})
+	env, _ := newEnv(t, cfg)
+	v, err := env.ExecuteActivity(workflows.ActSmokeChecks, workflows.HooksInput{Environment: "production"})
+	require.NoError(t, err)
+	var res []workflows.SmokeResult
+	require.NoError(t, v.Get(&res))
+	require.Len(t, res, 3)
+	assert.True(t, res[0].OK)
+	assert.True(t, res[1].OK)
+	assert.False(t, res[2].OK)
+	assert.Equal(t, 500, res[2].Status)
+}
+
+func TestEveryWorkflowActivityIsRegistered(t *testing.T) {
+	a := New(cfgWith(nil), nil, nil)
+	names := a.byName()
+	for _, n := range workflows.ActivityNames {
+		assert.Contains(t, names, n)
+	}
+	_ = context.Background()
+}

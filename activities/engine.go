@@ -1,0 +1,415 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fkrollout/fkrollout/internal/audit"
+	"github.com/fkrollout/fkrollout/internal/backup"
+	"github.com/fkrollout/fkrollout/internal/behave"
+	"github.com/fkrollout/fkrollout/internal/catalog"
+	"github.com/fkrollout/fkrollout/internal/dbx"
+	"github.com/fkrollout/fkrollout/internal/migrate"
+	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/stats"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+// ParsePlan parses and lints the plan text from the workflow input. A plan
+// that does not parse or validate is a non-retryable PlanError naming the
+// problem.
+func (a *Activities) ParsePlan(ctx context.Context, in workflows.ParsePlanInput) (workflows.ParsePlanResult, error) {
+	p, err := plan.ParseAuto(in.Text)
+	if err != nil {
+		return workflows.ParsePlanResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan: %v", err), workflows.ErrTypePlan, nil)
+	}
+	if err := plan.Validate(p); err != nil {
+		return workflows.ParsePlanResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan: %v", err), workflows.ErrTypePlan, nil)
+	}
+	if len(p.ForeignKeys) == 0 {
+		return workflows.ParsePlanResult{}, temporal.NewNonRetryableApplicationError("plan: no foreign keys to add", workflows.ErrTypePlan, nil)
+	}
+	res := workflows.ParsePlanResult{Plan: p}
+	for _, f := range plan.Lint(p) {
+		res.Findings = append(res.Findings, workflows.Finding{Severity: string(f.Severity), FK: f.FK, Line: f.Line, Rule: f.Rule, Message: f.Message})
+	}
+	return res, nil
+}
+
+// CheckPlan checks the plan against the environment's catalog (tables,
+// columns, types, referenced keys, name clashes).
+func (a *Activities) CheckPlan(ctx context.Context, in workflows.EnvInput) (workflows.CheckResult, error) {
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return workflows.CheckResult{}, err
+	}
+	rep, err := catalog.Check(ctx, pool, in.Plan)
+	if err != nil {
+		return workflows.CheckResult{}, a.clean(fmt.Errorf("check plan on %s: %w", in.Environment, err))
+	}
+	out := workflows.CheckResult{States: map[string]string{}}
+	for _, p := range rep.Problems {
+		out.Problems = append(out.Problems, workflows.Problem{FK: p.FK, Rule: p.Rule, Message: p.Message})
+	}
+	for k, v := range rep.States {
+		out.States[k] = fmt.Sprint(v)
+	}
+	return out, nil
+}
+
+// TakeStats snapshots the catalog; with Before it also compares and lists
+// FK columns no index supports.
+func (a *Activities) TakeStats(ctx context.Context, in workflows.StatsInput) (workflows.StatsResult, error) {
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return workflows.StatsResult{}, err
+	}
+	env, _ := a.Config.Environment(in.Environment)
+	snap, err := stats.Take(ctx, pool, schemasFor(env.Schemas, in.Plan))
+	if err != nil {
+		return workflows.StatsResult{}, a.clean(fmt.Errorf("stats on %s: %w", in.Environment, err))
+	}
+	raw, err := json.Marshal(snap)
+	if err != nil {
+		return workflows.StatsResult{}, fmt.Errorf("encode snapshot: %w", err)
+	}
+	out := workflows.StatsResult{Snapshot: raw, TakenAt: snap.TakenAt, ForeignKeys: snap.ForeignKeys,
+		ForeignKeysValidated: snap.ForeignKeysValidated, ForeignKeysNotValid: snap.ForeignKeysNotValid}
+	if len(in.Before) > 0 {
+		var before stats.Snapshot
+		if err := json.Unmarshal(in.Before, &before); err != nil {
+			return out, temporal.NewNonRetryableApplicationError("stats: previous snapshot does not decode: "+err.Error(), workflows.ErrTypePlan, nil)
+		}
+		for _, r := range stats.Compare(before, snap) {
+			out.Comparison = append(out.Comparison, workflows.StatRow{Metric: r.Metric, Before: r.Before, After: r.After, Change: r.Change})
+		}
+		adv, err := stats.CheckIndexes(ctx, pool, in.Plan.ForeignKeys)
+		if err != nil {
+			return out, a.clean(fmt.Errorf("index check on %s: %w", in.Environment, err))
+		}
+		for _, ad := range adv {
+			if !ad.Covered {
+				out.Unindexed = append(out.Unindexed, fmt.Sprintf("%s (%s)", ad.FK, strings.Join(ad.Columns, ", ")))
+			}
+		}
+	}
+	return out, nil
+}
+
+// schemasFor is the configured schema list, else the plan's schemas.
+func schemasFor(configured []string, p plan.Plan) []string {
+	if len(configured) > 0 {
+		return configured
+	}
+	return schemasOf(p)
+}
+
+func schemasOf(p plan.Plan) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, fk := range p.ForeignKeys {
+		for _, s := range []string{fk.Table.Schema, fk.RefTable.Schema} {
+			if s != "" && !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"public"}
+	}
+	return out
+}
+
+// Audit counts orphans per constraint with a few samples, heartbeating
+// after each constraint.
+func (a *Activities) Audit(ctx context.Context, in workflows.AuditInput) ([]workflows.AuditFigure, error) {
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return nil, err
+	}
+	hb := a.startHeartbeat(ctx, Progress{Total: len(in.FKs), Note: "auditing"})
+	defer hb.end()
+	res, err := audit.Audit(ctx, pool, in.FKs, audit.Options{
+		SampleLimit:      a.Config.Audit.SampleLimit,
+		StatementTimeout: a.Config.AuditStatementTimeout(),
+		Parallelism:      a.Config.Audit.Parallelism,
+		Progress:         func(done, total int, fk string) { hb.set(Progress{Done: done, Total: total, Item: fk}) },
+	})
+	if err != nil {
+		return nil, a.clean(fmt.Errorf("audit on %s: %w", in.Environment, err))
+	}
+	byKey := map[string]plan.ForeignKey{}
+	for _, fk := range in.FKs {
+		byKey[fk.Name], byKey[fk.ID()] = fk, fk
+	}
+	out := make([]workflows.AuditFigure, 0, len(res))
+	for _, r := range res {
+		fk, ok := byKey[r.FK]
+		if !ok {
+			return nil, fmt.Errorf("audit on %s: result for unknown constraint %q", in.Environment, r.FK)
+		}
+		fig := workflows.AuditFigure{FK: fk.Name, Table: fk.Table.String(), References: fk.RefTable.String(), Columns: fk.Columns,
+			Orphans: r.Orphans, DurationMS: r.DurationMS}
+		for _, s := range r.Samples {
+			fig.Samples = append(fig.Samples, renderSample(s))
+		}
+		if r.Orphans > 0 {
+			fig.Nullable, _ = nullable(ctx, pool, fk)
+		}
+		out = append(out, fig)
+	}
+	return out, nil
+}
+
+// nullable reports whether every FK column accepts NULL (set-null possible).
+func nullable(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey) (bool, error) {
+	var ok *bool
+	err := pool.QueryRow(ctx, `SELECT bool_and(NOT a.attnotnull)
+		FROM pg_attribute a
+		WHERE a.attrelid = to_regclass($1) AND a.attname = ANY($2) AND a.attnum > 0`,
+		fk.Table.Sanitize(), fk.Columns).Scan(&ok)
+	if err != nil || ok == nil {
+		return false, err
+	}
+	return *ok, nil
+}
+
+// Backup writes a backup of what the rollout touches (or the whole
+// database) before any change. Paths, sizes and checksums come back; the DSN
+// stays here.
+func (a *Activities) Backup(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return workflows.BackupResult{}, err
+	}
+	dsn, err := a.dsn(in.Environment)
+	if err != nil {
+		return workflows.BackupResult{}, err
+	}
+	env, _ := a.Config.Environment(in.Environment)
+	hb := a.startHeartbeat(ctx, Progress{Note: "backing up " + in.Environment})
+	defer hb.end()
+	dir := filepath.Join(a.Config.BackupDirFor(in.Environment), safeName(in.RolloutID), in.Environment)
+	res, err := backup.Run(ctx, pool, backup.Options{DSN: dsn, Dir: dir, Label: safeName(in.RolloutID) + "-" + in.Environment, Full: env.FullBackup, Schemas: schemasFor(env.Schemas, in.Plan)})
+	if err != nil {
+		return workflows.BackupResult{}, a.clean(fmt.Errorf("backup of %s: %w", in.Environment, err))
+	}
+	var out workflows.BackupResult
+	for _, ar := range res.Artifacts {
+		out.Artifacts = append(out.Artifacts, workflows.BackupArtifact{Kind: string(ar.Kind), Path: ar.Path, SizeBytes: ar.SizeBytes, SHA256: ar.SHA256, Entries: ar.Entries})
+	}
+	return out, nil
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func (a *Activities) migrateOptions(ctx context.Context, rolloutID string, hb *heartbeater) (migrate.Options, error) {
+	lock, err := a.Config.LockPolicy()
+	if err != nil {
+		return migrate.Options{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+	}
+	return migrate.Options{RolloutID: rolloutID, Lock: lock, Progress: func(ev migrate.Event) {
+		if hb != nil {
+			hb.set(ev)
+		}
+	}}, nil
+}
+
+// ApplyConstraint adds one constraint NOT VALID (idempotent: an existing
+// constraint with the same definition owned by this rollout is left alone).
+func (a *Activities) ApplyConstraint(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
+	return a.ddl(ctx, in, "apply", migrate.ApplyOne)
+}
+
+// ValidateConstraint runs VALIDATE CONSTRAINT, heartbeating while it runs.
+// Violating rows (23503) are a non-retryable OrphansFound: the workflow
+// re-audits and asks a human.
+func (a *Activities) ValidateConstraint(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
+	res, err := a.ddl(ctx, in, "validate", migrate.ValidateOne)
+	if err != nil && (errors.Is(err, migrate.ErrOrphans) || dbx.IsCode(err, dbx.CodeForeignKeyViolation)) {
+		return res, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypeOrphans, nil)
+	}
+	return res, err
+}
+
+func (a *Activities) ddl(ctx context.Context, in workflows.ConstraintInput, what string,
+	fn func(context.Context, *pgxpool.Pool, plan.ForeignKey, migrate.Options) (migrate.Result, error)) (workflows.ConstraintResult, error) {
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return workflows.ConstraintResult{}, err
+	}
+	hb := a.startHeartbeat(ctx, Progress{Total: 1, Item: in.FK.Name, Note: what})
+	defer hb.end()
+	opts, err := a.migrateOptions(ctx, in.RolloutID, hb)
+	if err != nil {
+		return workflows.ConstraintResult{}, err
+	}
+	r, err := fn(ctx, pool, in.FK, opts)
+	if err != nil {
+		if errors.Is(err, migrate.ErrOrphans) {
+			return workflows.ConstraintResult{}, err
+		}
+		return workflows.ConstraintResult{}, a.clean(fmt.Errorf("%s %s on %s: %w", what, in.FK.Name, in.Environment, err))
+	}
+	a.Log.InfoContext(ctx, what+" done", "environment", in.Environment, "constraint", in.FK.Name, "action", r.Action, "attempts", r.Attempts,
+		"activity_attempt", activity.GetInfo(ctx).Attempt)
+	return toResult(in.FK, r), nil
+}
+
+func toResult(fk plan.ForeignKey, r migrate.Result) workflows.ConstraintResult {
+	return workflows.ConstraintResult{FK: fk.Name, Table: fk.Table.String(), Action: string(r.Action), Attempts: r.Attempts, DurationMS: r.DurationMS}
+}
+
+// Remediate quarantines and then deletes (or sets NULL on) one
+// constraint's orphans, in batches.
+func (a *Activities) Remediate(ctx context.Context, in workflows.RemediateInput) (workflows.RemediationResult, error) {
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return workflows.RemediationResult{}, err
+	}
+	if in.Mode != "delete" && in.Mode != "set_null" {
+		return workflows.RemediationResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("remediation mode %q: want delete or set_null", in.Mode), workflows.ErrTypeRemediation, nil)
+	}
+	if in.Mode == "set_null" {
+		ok, err := nullable(ctx, pool, in.FK)
+		if err != nil {
+			return workflows.RemediationResult{}, a.clean(fmt.Errorf("check nullability of %s: %w", in.FK.Name, err))
+		}
+		if !ok {
+			return workflows.RemediationResult{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("set-null is impossible for %s: %s is NOT NULL", in.FK.Name, strings.Join(in.FK.Columns, ", ")), workflows.ErrTypeRemediation, nil)
+		}
+	}
+	lock, err := a.Config.LockPolicy()
+	if err != nil {
+		return workflows.RemediationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+	}
+	hb := a.startHeartbeat(ctx, Progress{Item: in.FK.Name, Note: in.Mode})
+	defer hb.end()
+	r, err := audit.Remediate(ctx, pool, in.FK, audit.Mode(in.Mode), in.RolloutID, audit.RemediateOptions{BatchSize: a.Config.Audit.RemediationBatch, Lock: lock})
+	if err != nil {
+		return workflows.RemediationResult{}, a.clean(fmt.Errorf("remediate %s on %s: %w", in.FK.Name, in.Environment, err))
+	}
+	return workflows.RemediationResult{FK: in.FK.Name, Mode: string(r.Mode), Quarantined: r.Quarantined, Affected: r.Affected, Batches: r.Batches}, nil
+}
+
+// RunBehaviourTests runs the seeds' constraint tests (invalid insert
+// rejected, RESTRICT blocks delete, CASCADE cascades) in rolled-back
+// transactions.
+func (a *Activities) RunBehaviourTests(ctx context.Context, in workflows.BehaviourInput) ([]workflows.BehaviourResult, error) {
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return nil, err
+	}
+	hb := a.startHeartbeat(ctx, Progress{Total: len(in.FKs), Note: "behaviour tests"})
+	defer hb.end()
+	res, err := behave.Run(ctx, pool, in.FKs)
+	if err != nil {
+		if errors.Is(err, behave.ErrBadInput) {
+			return nil, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypePlan, nil)
+		}
+		return nil, a.clean(fmt.Errorf("behaviour tests on %s: %w", in.Environment, err))
+	}
+	names := map[string]string{}
+	for _, fk := range in.FKs {
+		names[fk.Name], names[fk.ID()] = fk.Name, fk.Name
+	}
+	out := make([]workflows.BehaviourResult, 0, len(res))
+	for _, r := range res {
+		br := workflows.BehaviourResult{FK: names[r.FK], Passed: r.Passed()}
+		if br.FK == "" {
+			br.FK = r.FK
+		}
+		for _, c := range r.Cases {
+			br.Cases = append(br.Cases, workflows.BehaviourCase{Name: c.Name, Outcome: string(c.Outcome), Passed: c.Outcome != behave.Failed, Detail: c.Detail})
+		}
+		out = append(out, br)
+	}
+	return out, nil
+}
+
+// Rollback drops exactly the constraints this rollout created in the
+// environment, in reverse priority order, with lock_timeout and retries.
+func (a *Activities) Rollback(ctx context.Context, in workflows.RollbackInput) ([]workflows.ConstraintResult, error) {
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return nil, err
+	}
+	hb := a.startHeartbeat(ctx, Progress{Total: len(in.Plan.ForeignKeys), Note: "rollback"})
+	defer hb.end()
+	opts, err := a.migrateOptions(ctx, in.RolloutID, hb)
+	if err != nil {
+		return nil, err
+	}
+	res, err := migrate.Rollback(ctx, pool, in.RolloutID, in.Plan, opts)
+	if err != nil {
+		return nil, a.clean(fmt.Errorf("rollback on %s: %w", in.Environment, err))
+	}
+	byName := map[string]plan.ForeignKey{}
+	for _, fk := range in.Plan.ForeignKeys {
+		byName[fk.Name], byName[fk.ID()] = fk, fk
+	}
+	out := make([]workflows.ConstraintResult, 0, len(res))
+	for _, r := range res {
+		fk, ok := byName[r.FK]
+		if !ok {
+			fk = plan.ForeignKey{Name: r.FK}
+		}
+		out = append(out, toResult(fk, r))
+	}
+	return out, nil
+}
+
+// Verify reads every planned constraint back from the catalog.
+func (a *Activities) Verify(ctx context.Context, in workflows.EnvInput) ([]workflows.Verification, error) {
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := migrate.Verify(ctx, pool, in.Plan)
+	if err != nil {
+		return nil, a.clean(fmt.Errorf("verify on %s: %w", in.Environment, err))
+	}
+	out := make([]workflows.Verification, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, workflows.Verification{FK: v.FK, Exists: v.Exists, Validated: v.Validated, SameDefinition: v.SameDefinition, Owned: v.Owned, OwnerRollout: v.OwnerRollout})
+	}
+	return out, nil
+}
+
+// renderSample shows an orphan as "id=42 → workflow_instance_id=wi-9".
+func renderSample(s audit.Sample) string {
+	kv := func(m map[string]string) string {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, k+"="+m[k])
+		}
+		return strings.Join(parts, ", ")
+	}
+	if len(s.Key) == 0 {
+		return kv(s.FK)
+	}
+	return kv(s.Key) + " → " + kv(s.FK)
+}

@@ -1,0 +1,175 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+// maxOutput is how much of a hook's output is kept (the tail).
+const maxOutput = 4096
+
+// RunDeployHooks runs the environment's configured hooks in order (the
+// seeds' "regenerate Prisma client, restart the service"). Commands come
+// from the worker configuration only. A hook that fails is reported (exit
+// code and output tail) and the rest are skipped: the workflow asks a
+// human. No hooks configured: an empty result.
+func (a *Activities) RunDeployHooks(ctx context.Context, in workflows.HooksInput) ([]workflows.HookResult, error) {
+	env, err := a.Config.Environment(in.Environment)
+	if err != nil {
+		return nil, err
+	}
+	out := []workflows.HookResult{}
+	hb := a.startHeartbeat(ctx, Progress{Total: len(env.DeployHooks), Note: "deploy hooks"})
+	defer hb.end()
+	for i, h := range env.DeployHooks {
+		hb.set(Progress{Done: i, Total: len(env.DeployHooks), Item: h.Name})
+		res := a.runHook(ctx, in, h.Name, h.Command, h.Dir, h.Env, h.TimeoutOr(10*time.Minute))
+		out = append(out, res)
+		if !res.OK {
+			break
+		}
+	}
+	return out, nil
+}
+
+func (a *Activities) runHook(ctx context.Context, in workflows.HooksInput, name string, argv []string, dir string, extra map[string]string, timeout time.Duration) workflows.HookResult {
+	start := time.Now()
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(hctx, argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "FKROLLOUT_ROLLOUT_ID="+in.RolloutID, "FKROLLOUT_ENVIRONMENT="+in.Environment)
+	for k, v := range extra {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var buf tailBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	res := workflows.HookResult{Name: name, OK: err == nil, Output: a.redact(buf.String()), DurationMS: time.Since(start).Milliseconds()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		res.ExitCode = ee.ExitCode()
+	default:
+		res.ExitCode = -1
+		res.Output = strings.TrimSpace(res.Output + "\n" + a.redact(err.Error()))
+	}
+	if hctx.Err() == context.DeadlineExceeded {
+		res.Output = strings.TrimSpace(res.Output + fmt.Sprintf("\n(timed out after %s)", timeout))
+	}
+	a.Log.InfoContext(ctx, "deploy hook finished", "environment", in.Environment, "hook", name, "ok", res.OK, "exit_code", res.ExitCode, "attempt", activity.GetInfo(ctx).Attempt)
+	return res
+}
+
+// tailBuffer keeps the last maxOutput bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > maxOutput {
+		t.buf = t.buf[len(t.buf)-maxOutput:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+// RunSmokeChecks sends each configured HTTP request and compares the status
+// (health check, "invalid data returns 400").
+func (a *Activities) RunSmokeChecks(ctx context.Context, in workflows.HooksInput) ([]workflows.SmokeResult, error) {
+	env, err := a.Config.Environment(in.Environment)
+	if err != nil {
+		return nil, err
+	}
+	out := []workflows.SmokeResult{}
+	for _, s := range env.SmokeChecks {
+		want := s.ExpectStatus
+		if want == 0 {
+			want = http.StatusOK
+		}
+		res := workflows.SmokeResult{Name: s.Name, Expected: want}
+		timeout := 10 * time.Second
+		if d, err := time.ParseDuration(s.Timeout); err == nil && d > 0 {
+			timeout = d
+		}
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		method := s.Method
+		if method == "" {
+			method = http.MethodGet
+		}
+		var body io.Reader
+		if s.Body != "" {
+			body = bytes.NewBufferString(s.Body)
+		}
+		req, err := http.NewRequestWithContext(rctx, method, s.URL, body)
+		if err == nil {
+			for k, v := range s.Headers {
+				req.Header.Set(k, v)
+			}
+			var resp *http.Response
+			resp, err = http.DefaultClient.Do(req)
+			if err == nil {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+				resp.Body.Close()
+				res.Status = resp.StatusCode
+				res.OK = resp.StatusCode == want
+				if !res.OK {
+					res.Detail = a.redact(strings.TrimSpace(string(b)))
+				}
+			}
+		}
+		cancel()
+		if err != nil {
+			res.Detail = a.redact(err.Error())
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// Notify hands an event to the configured notifier, adding the Temporal UI
+// link. Delivery errors are returned (the workflow records and ignores
+// them after the activity's few retries).
+func (a *Activities) Notify(ctx context.Context, ev notify.Event) (notify.Receipt, error) {
+	if ev.UILink == "" && a.Config != nil {
+		info := activity.GetInfo(ctx)
+		ev.UILink = UILink(a.Config.UIURL, info.WorkflowNamespace, info.WorkflowExecution.ID)
+	}
+	r, err := a.Notifier.Notify(ctx, ev)
+	if err != nil {
+		return r, a.clean(fmt.Errorf("notify %s: %w", ev.Kind, err))
+	}
+	return r, nil
+}
+
+// UILink is the Temporal UI page of a workflow.
+func UILink(base, namespace, workflowID string) string {
+	if base == "" {
+		return ""
+	}
+	return strings.TrimRight(base, "/") + "/namespaces/" + namespace + "/workflows/" + workflowID
+}

@@ -1,0 +1,305 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/fkrollout/fkrollout/internal/config"
+	"github.com/fkrollout/fkrollout/internal/dbx"
+	"github.com/fkrollout/fkrollout/internal/meta"
+	"github.com/fkrollout/fkrollout/internal/migrate"
+	"github.com/fkrollout/fkrollout/internal/monitor"
+	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/pgtest"
+	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+type monitorRecordingNotifier struct {
+	mu     sync.Mutex
+	events []notify.Event
+}
+
+func (r *monitorRecordingNotifier) Notify(_ context.Context, ev notify.Event) (notify.Receipt, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+	return notify.Receipt{}, nil
+}
+
+func monitorActivitiesFor(db *pgtest.DB, cfg monitor.Config) *MonitorActivities {
+	return &MonitorActivities{Config: cfg, HeartbeatEvery: 200 * time.Millisecond, Notifier: &monitorRecordingNotifier{},
+		Pool: func(_ context.Context, env string) (*pgxpool.Pool, error) {
+			if env != "production" {
+				return nil, monitorErrUnknownEnv(env)
+			}
+			return db.Pool, nil
+		}}
+}
+
+type monitorErrUnknownEnv string
+
+func (e monitorErrUnknownEnv) Error() string {
+	return "environment " + string(e) + " is not configured"
+}
+
+// monitorTraffic writes to items on its own connection until stopped; a share of
+// the writes violate the foreign key (the application's errors).
+type monitorTraffic struct {
+	bad  atomic.Int64 // per mille of writes that fail
+	stop chan struct{}
+	done chan struct{}
+}
+
+func monitorStartTraffic(t *testing.T, db *pgtest.DB) *monitorTraffic {
+	tr := &monitorTraffic{stop: make(chan struct{}), done: make(chan struct{})}
+	conn, err := pgx.Connect(context.Background(), db.DSN)
+	require.NoError(t, err)
+	go func() {
+		defer close(tr.done)
+		defer conn.Close(context.Background())
+		for i := 0; ; i++ {
+			select {
+			case <-tr.stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			order := 1 + i%50
+			if int64(i%1000) < tr.bad.Load() {
+				order = 100000 + i
+			}
+			_, _ = conn.Exec(context.Background(), `INSERT INTO items (order_id) VALUES ($1)`, order)
+		}
+	}()
+	t.Cleanup(func() { close(tr.stop); <-tr.done })
+	return tr
+}
+
+const monitorShopDDL = `
+CREATE TABLE orders (id int PRIMARY KEY);
+CREATE TABLE items (id serial PRIMARY KEY, order_id int NOT NULL);
+CREATE TABLE notes (id serial PRIMARY KEY, order_id int,
+  CONSTRAINT notes_order_fk FOREIGN KEY (order_id) REFERENCES orders (id));
+INSERT INTO orders SELECT g FROM generate_series(1, 50) g;`
+
+var monitorItemsFK = plan.ForeignKey{Name: "fk_items_order", Table: plan.TableName{Schema: "public", Name: "items"}, Columns: []string{"order_id"},
+	RefTable: plan.TableName{Schema: "public", Name: "orders"}, RefColumns: []string{"id"}, OnDelete: plan.ActionRestrict, Priority: plan.PriorityCritical}
+
+// The production story end to end below the workflow: the rollout's
+// constraint goes in, the application starts failing with 23503, the
+// watcher (real PostgreSQL source, seeds' matrix) decides rollback, and the
+// rollback drops exactly the rollout's constraint.
+func TestMonitorWatchDecidesRollbackAndRollbackDropsOnlyTheRollout(t *testing.T) {
+	db := pgtest.New(t)
+	db.Exec(t, monitorShopDDL)
+	ctx := context.Background()
+	require.NoError(t, meta.EnsureSchema(ctx, db.Pool))
+	p := plan.Plan{Name: "shop", ForeignKeys: []plan.ForeignKey{monitorItemsFK}}
+	opts := migrate.Options{RolloutID: "r-prod-1", Lock: dbx.DefaultLockPolicy()}
+	_, err := migrate.Apply(ctx, db.Pool, p, opts)
+	require.NoError(t, err)
+
+	cfg := monitor.Config{Sources: map[string]monitor.SourceConfig{"prod-db": {Kind: monitor.KindPostgres, Environment: "production"}}}
+	require.NoError(t, cfg.Validate())
+	m := monitorActivitiesFor(db, cfg)
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	m.Register(env)
+
+	tr := monitorStartTraffic(t, db)
+	tables := monitor.PlanTables(p)
+	v, err := env.ExecuteActivity(workflows.MonitorActCaptureBaseline, workflows.MonitorBaselineInput{
+		RolloutID: "r-prod-1", Environment: "production", Sources: []string{"prod-db"}, Tables: tables, Period: "2s"})
+	require.NoError(t, err)
+	var base monitor.Baseline
+	require.NoError(t, v.Get(&base))
+	errSeries := monitor.MetricErrorRatePct + "@prod-db/" + db.Name
+	require.Contains(t, base.Values, errSeries, "missing: %v", base.Missing)
+	assert.Less(t, base.Values[errSeries], 1.0)
+	assert.Contains(t, base.Missing[monitor.MetricLatencyMS+"@prod-db"]+base.Missing[monitor.MetricLatencyMS+"@prod-db/public.items"], "pg_stat_statements",
+		"without the extension latency is reported missing with the reason")
+
+	tr.bad.Store(300) // 30 % of the application's writes now fail with 23503
+	start := time.Now()
+	v, err = env.ExecuteActivity(workflows.MonitorActWatch, workflows.MonitorWatchInput{
+		RolloutID: "r-prod-1", Environment: "production", Sources: []string{"prod-db"}, Tables: tables,
+		Interval: "1s", Deadline: time.Now().Add(45 * time.Second), Baseline: base,
+		Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{Persist: 2}), InconclusiveLimit: 1000},
+	})
+	require.NoError(t, err)
+	var res workflows.MonitorWatchResult
+	require.NoError(t, v.Get(&res))
+	require.Equal(t, monitor.ActionRollback, res.Decision.Action, res.Decision.Reason)
+	assert.Equal(t, monitor.RuleErrorRate, res.Decision.Rule)
+	assert.Greater(t, res.Decision.Figures[monitor.RuleErrorRate], 5.0)
+	assert.Less(t, time.Since(start), 30*time.Second)
+	assert.GreaterOrEqual(t, res.State.Checks, 2, "persistence: at least two checks")
+	// Latency had no data on every check (no pg_stat_statements in this
+	// database): each inconclusive check was notified, and the measured
+	// error-rate breach still decided.
+	rec := m.Notifier.(*monitorRecordingNotifier)
+	rec.mu.Lock()
+	require.NotEmpty(t, rec.events)
+	assert.Equal(t, "r-prod-1", rec.events[0].RolloutID)
+	assert.Contains(t, rec.events[0].Text, "monitor check inconclusive")
+	assert.Contains(t, rec.events[0].Text, "pg_stat_statements")
+	rec.mu.Unlock()
+
+	// The parent's reaction: roll back this rollout's constraints.
+	_, err = migrate.Rollback(ctx, db.Pool, "r-prod-1", p, opts)
+	require.NoError(t, err)
+	assert.Zero(t, db.Count(t, `SELECT count(*) FROM pg_constraint WHERE conname = 'fk_items_order'`), "the rollout's constraint is gone")
+	assert.Equal(t, int64(1), db.Count(t, `SELECT count(*) FROM pg_constraint WHERE conname = 'notes_order_fk'`), "a constraint the rollout did not create stays")
+}
+
+func TestMonitorWatchUnknownSourceIsAConfigError(t *testing.T) {
+	db := pgtest.New(t)
+	m := monitorActivitiesFor(db, monitor.Config{})
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	m.Register(env)
+	_, err := env.ExecuteActivity(workflows.MonitorActWatch, workflows.MonitorWatchInput{Sources: []string{"prom"}, Interval: "1s",
+		Deadline: time.Now().Add(time.Minute), Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{})}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `monitor source "prom" is not configured`)
+	assert.Contains(t, err.Error(), workflows.ErrTypeConfig)
+}
+
+// A retried watcher resumes from its heartbeat: the counters and cursors
+// of the previous attempt, not a fresh start.
+func TestMonitorWatchResumesFromHeartbeatDetails(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	slow := func(n int) monitor.Reading {
+		return monitor.Reading{Values: map[string]float64{"latency_ms@s/t": 50, "error_rate_pct@s/db": 0}}
+	}
+	clock := time.Date(2026, 1, 10, 2, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	m := &MonitorActivities{
+		Sources: func(context.Context, []string, []plan.TableName) ([]monitor.Source, error) {
+			return []monitor.Source{monitorFuncSource(slow)}, nil
+		},
+		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
+		Sleep: func(_ context.Context, d time.Duration) error {
+			mu.Lock()
+			defer mu.Unlock()
+			clock = clock.Add(d)
+			return nil
+		},
+	}
+	m.Register(env)
+	saved := monitor.Progress{State: monitor.State{Checks: 7, Streaks: map[string]int{monitor.RuleLatency: 2}}, LastCheck: clock,
+		Cursors: monitor.Cursors{"s": []byte(`{}`)}}
+	env.SetHeartbeatDetails(saved)
+	v, err := env.ExecuteActivity(workflows.MonitorActWatch, workflows.MonitorWatchInput{Sources: []string{"s"}, Interval: "5m",
+		Deadline: clock.Add(time.Hour), Baseline: monitor.Baseline{Values: map[string]float64{"latency_ms@s/t": 10, "error_rate_pct@s/db": 0}},
+		Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{})}})
+	require.NoError(t, err)
+	var res workflows.MonitorWatchResult
+	require.NoError(t, v.Get(&res))
+	assert.Equal(t, monitor.ActionRollback, res.Decision.Action)
+	assert.Equal(t, 8, res.State.Checks, "one more slow check completes the streak of three")
+}
+
+type monitorFuncSource func(n int) monitor.Reading
+
+func (monitorFuncSource) Name() string { return "s" }
+func (monitorFuncSource) Provides() []string {
+	return []string{monitor.MetricLatencyMS, monitor.MetricErrorRatePct}
+}
+func (f monitorFuncSource) Collect(context.Context, json.RawMessage) (monitor.Reading, error) {
+	return f(0), nil
+}
+
+func TestHealthCheckFindsOrphansAndNotValid(t *testing.T) {
+	db := pgtest.New(t)
+	db.Exec(t, monitorShopDDL+`
+INSERT INTO items (order_id) VALUES (1), (2), (777), (778);
+ALTER TABLE items ADD CONSTRAINT fk_items_order FOREIGN KEY (order_id) REFERENCES orders (id) NOT VALID;
+INSERT INTO notes (order_id) VALUES (1), (NULL);`)
+	m := monitorActivitiesFor(db, monitor.Config{})
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	m.Register(env)
+	v, err := env.ExecuteActivity(workflows.HealthActCheck, workflows.HealthEnvInput{Environment: "production", StatementTimeout: "30s"})
+	require.NoError(t, err)
+	var rep workflows.HealthReport
+	require.NoError(t, v.Get(&rep))
+	assert.False(t, rep.Healthy)
+	assert.Equal(t, 2, rep.ForeignKeys)
+	assert.Equal(t, 1, rep.Validated)
+	assert.Equal(t, []string{"public.items.fk_items_order"}, rep.NotValid)
+	assert.Equal(t, []string{"public.items.fk_items_order (2)"}, rep.WithOrphans)
+	require.Len(t, rep.FKs, 2)
+	for _, f := range rep.FKs {
+		switch f.Constraint {
+		case "fk_items_order":
+			assert.False(t, f.Validated)
+			assert.Equal(t, int64(2), f.Orphans)
+		case "notes_order_fk":
+			assert.True(t, f.Validated)
+			assert.Zero(t, f.Orphans, "a NULL reference is not an orphan")
+		}
+	}
+
+	db.Exec(t, `DELETE FROM items WHERE order_id > 50; ALTER TABLE items VALIDATE CONSTRAINT fk_items_order`)
+	v, err = env.ExecuteActivity(workflows.HealthActCheck, workflows.HealthEnvInput{Environment: "production"})
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&rep))
+	assert.True(t, rep.Healthy, "%+v", rep)
+
+	_, err = env.ExecuteActivity(workflows.HealthActCheck, workflows.HealthEnvInput{Environment: "staging"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "staging")
+}
+
+// With no sources named, a rollout is watched with every source of its
+// environment, including the environment's configured smoke checks; an
+// environment with none is a configuration error (the workflow turns it
+// into an inconclusive gate), never a silent pass.
+func TestMonitorDefaultSourcesIncludeConfiguredSmokeChecks(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable) // the deploy broke the application
+	}))
+	defer app.Close()
+	cfg := &config.Config{Environments: map[string]config.Environment{
+		"production": {DSN: "postgres://app@127.0.0.1:1/none", SmokeChecks: []config.SmokeCheck{{Name: "health", URL: app.URL + "/health", ExpectStatus: 200}}},
+	}}
+	rec := &monitorRecordingNotifier{}
+	m := NewMonitorActivities(New(cfg, rec, nil), monitor.Config{Sources: map[string]monitor.SourceConfig{
+		"app": {Kind: monitor.KindPrometheus, URL: "http://127.0.0.1:1", Queries: map[string]string{"error_rate_pct": "vector(0)"}, Environment: "staging"},
+	}})
+	assert.Equal(t, []string{"smoke-production"}, m.Config.DefaultSources("production"))
+	assert.Equal(t, []string{"app"}, m.Config.DefaultSources("staging"))
+	m.HeartbeatEvery = 100 * time.Millisecond
+
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	m.Register(env)
+	v, err := env.ExecuteActivity(workflows.MonitorActWatch, workflows.MonitorWatchInput{RolloutID: "r1", Environment: "production",
+		Interval: "300ms", Deadline: time.Now().Add(20 * time.Second),
+		Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{})}})
+	require.NoError(t, err)
+	var res workflows.MonitorWatchResult
+	require.NoError(t, v.Get(&res))
+	assert.Equal(t, monitor.ActionRollback, res.Decision.Action, res.Decision.Reason)
+	assert.Equal(t, monitor.RuleSmokeFailing, res.Decision.Rule)
+	assert.Equal(t, 2, res.State.Checks, "smoke failures roll back on the second failing check")
+
+	_, err = env.ExecuteActivity(workflows.MonitorActWatch, workflows.MonitorWatchInput{Environment: "qa", Interval: "1s",
+		Deadline: time.Now().Add(time.Minute), Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{})}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `no monitor sources for environment "qa"`)
+}

@@ -1,0 +1,216 @@
+package activities
+
+// The perf phase's activities: PerfRun runs the workload on an
+// environment's database and returns the latency report; PerfExplain
+// checks each foreign key's referential lookup and the workload's
+// statements with EXPLAIN (ANALYZE, BUFFERS) and, only when asked, builds
+// the recommended indexes.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fkrollout/fkrollout/internal/loadgen"
+	"github.com/fkrollout/fkrollout/internal/perf"
+	sqlassets "github.com/fkrollout/fkrollout/sql"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+// PerfProgress is PerfRun's heartbeat detail.
+type PerfProgress struct {
+	Label     string  `json:"label"`
+	Phase     string  `json:"phase"` // "warm-up" or "measuring"
+	ElapsedS  float64 `json:"elapsed_s"`
+	PlannedS  float64 `json:"planned_s,omitempty"`
+	Operation string  `json:"operation,omitempty"`
+}
+
+// perfWorkload resolves the workload: inline YAML, a configured name, or
+// the built-in demo. A workload that does not parse or validate is a
+// PlanError; an unknown name a ConfigError (neither helps to retry).
+func (a *Activities) perfWorkload(name, inline string) (loadgen.Workload, string, error) {
+	text, label := inline, "inline"
+	if strings.TrimSpace(inline) == "" {
+		if name == "" {
+			name = workflows.PerfDefaultWorkload
+		}
+		label = name
+		var err error
+		switch {
+		case a.Config != nil && a.perfConfigured(name):
+			text, err = a.Config.ReadPerfWorkload(name)
+		case name == workflows.PerfDefaultWorkload:
+			text = sqlassets.Workload
+		default:
+			if a.Config == nil {
+				err = fmt.Errorf("perf workload %q is not configured on this worker", name)
+			} else {
+				_, err = a.Config.ReadPerfWorkload(name)
+			}
+		}
+		if err != nil {
+			return loadgen.Workload{}, label, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypeConfig, nil)
+		}
+	}
+	w, err := loadgen.ParseWorkload([]byte(text))
+	if err != nil {
+		return loadgen.Workload{}, label, temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf workload %s: %v", label, err), workflows.ErrTypePlan, nil)
+	}
+	return w, label, nil
+}
+
+func (a *Activities) perfConfigured(name string) bool {
+	_, ok := a.Config.PerfWorkloadFile(name)
+	return ok
+}
+
+func perfOptions(in workflows.PerfRunInput) (loadgen.RunOptions, error) {
+	o := loadgen.RunOptions{Workers: in.Workers, Iterations: in.Iterations}
+	for _, d := range []struct {
+		name, v string
+		dst     *time.Duration
+	}{{"duration", in.Duration, &o.Duration}, {"warmup", in.Warmup, &o.Warmup}} {
+		if d.v == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.v)
+		if err != nil || v < 0 {
+			return o, temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf %s %q is not a duration", d.name, d.v), workflows.ErrTypePlan, nil)
+		}
+		*d.dst = v
+	}
+	if o.Duration <= 0 && o.Iterations <= 0 {
+		return o, temporal.NewNonRetryableApplicationError("perf: set a duration or an iteration count", workflows.ErrTypePlan, nil)
+	}
+	return o, nil
+}
+
+// PerfRun runs the workload once on the environment and returns the
+// per-operation latency report. It heartbeats the elapsed time; a cancelled
+// activity stops the run (its queries are cancelled on the server).
+// A retry runs the whole measurement again: a half-measured run is not
+// resumable, and the workload's own writes only add rows to staging.
+func (a *Activities) PerfRun(ctx context.Context, in workflows.PerfRunInput) (loadgen.Report, error) {
+	w, label, err := a.perfWorkload(in.Workload, in.WorkloadYAML)
+	if err != nil {
+		return loadgen.Report{}, err
+	}
+	o, err := perfOptions(in)
+	if err != nil {
+		return loadgen.Report{}, err
+	}
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return loadgen.Report{}, err
+	}
+	planned := o.Warmup + o.Duration
+	start := time.Now()
+	progress := func() PerfProgress {
+		el := time.Since(start)
+		p := PerfProgress{Label: in.Label + " " + label, Phase: "measuring", ElapsedS: el.Seconds(), PlannedS: planned.Seconds()}
+		if el < o.Warmup {
+			p.Phase = "warm-up"
+		}
+		if o.Iterations > 0 {
+			p.PlannedS = 0
+		}
+		return p
+	}
+	hb := a.startHeartbeat(ctx, progress())
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				hb.set(progress())
+			}
+		}
+	}()
+	rep, err := loadgen.Run(ctx, pool, w, o)
+	close(stop)
+	hb.end()
+	if err != nil {
+		return loadgen.Report{}, a.perfErr(fmt.Errorf("perf %s run of %s on %s: %w", in.Label, label, in.Environment, err))
+	}
+	a.Log.Info("perf run", "environment", in.Environment, "label", in.Label, "workload", label,
+		"operations", rep.Total.Count, "errors", rep.Total.Errors, "throughput", rep.Total.Throughput)
+	return rep, nil
+}
+
+// PerfExplain runs the EXPLAIN checks and, when asked, builds the
+// recommended indexes with CREATE INDEX CONCURRENTLY (then checks again, so
+// the result shows the plans the with-FKs run will use).
+func (a *Activities) PerfExplain(ctx context.Context, in workflows.PerfExplainInput) (workflows.PerfExplainResult, error) {
+	var out workflows.PerfExplainResult
+	w, label, err := a.perfWorkload(in.Workload, in.WorkloadYAML)
+	if err != nil {
+		return out, err
+	}
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return out, err
+	}
+	hb := a.startHeartbeat(ctx, Progress{Total: len(in.FKs), Note: "EXPLAIN of the referential checks"})
+	defer hb.end()
+	policy, err := a.Config.LockPolicy()
+	if err != nil {
+		return out, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+	}
+	opts := perf.ExplainOptions{LockTimeout: policy.LockTimeout}
+	checks, err := perf.ExplainFKsWith(ctx, pool, in.FKs, opts)
+	if err != nil {
+		return out, a.perfErr(fmt.Errorf("explain on %s: %w", in.Environment, err))
+	}
+	for _, c := range perf.NeedIndex(checks) {
+		out.Recommended = append(out.Recommended, c.Recommendation)
+	}
+	if in.CreateIndexes && len(out.Recommended) > 0 {
+		hb.set(Progress{Total: len(out.Recommended), Note: "CREATE INDEX CONCURRENTLY (requested by the rollout)"})
+		// Idempotent under retry: stats.CreateIndex uses IF NOT EXISTS and
+		// a re-run's EXPLAIN no longer recommends a built index.
+		built, err := perf.CreateRecommendedIndexes(ctx, pool, checks, policy.LockTimeout)
+		out.IndexesBuilt = built
+		if err != nil {
+			return out, a.perfErr(fmt.Errorf("create recommended indexes on %s: %w", in.Environment, err))
+		}
+		hb.set(Progress{Total: len(in.FKs), Note: "EXPLAIN again with the new indexes"})
+		if checks, err = perf.ExplainFKsWith(ctx, pool, in.FKs, opts); err != nil {
+			return out, a.perfErr(fmt.Errorf("explain on %s: %w", in.Environment, err))
+		}
+	}
+	out.FKChecks = checks
+	hb.set(Progress{Note: "EXPLAIN of the workload " + label})
+	samples, err := loadgen.Sample(ctx, pool, w)
+	if err != nil {
+		return out, a.perfErr(fmt.Errorf("sample workload %s on %s: %w", label, in.Environment, err))
+	}
+	if out.Queries, err = perf.ExplainWorkload(ctx, pool, samples, opts); err != nil {
+		return out, a.perfErr(fmt.Errorf("explain workload %s on %s: %w", label, in.Environment, err))
+	}
+	activity.GetLogger(ctx).Info("perf explain", "environment", in.Environment, "checks", len(out.FKChecks),
+		"recommended", len(out.Recommended), "built", len(out.IndexesBuilt))
+	return out, nil
+}
+
+// perfErr classifies: SQL the workload got wrong (syntax, undefined table
+// or column, wrong type: SQLSTATE classes 42 and 22) is a non-retryable
+// PlanError; anything else (connection, lock timeout) is retried. Secrets
+// are removed either way.
+func (a *Activities) perfErr(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "42") || strings.HasPrefix(pe.Code, "22")) {
+		return temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypePlan, nil)
+	}
+	return a.clean(err)
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/fkrollout/fkrollout/internal/dbx"
+	"github.com/fkrollout/fkrollout/internal/migrate"
+	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// engineApplyValidate is fkrollout's migration of one FK, through the
+// engine itself: migrate.ApplyOne (ADD ... NOT VALID, ownership recorded)
+// then migrate.ValidateOne, each statement in its own short transaction
+// with SET LOCAL lock_timeout, retried with backoff on 55P03.
+func engineApplyValidate(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, p dbx.LockPolicy) (attempts int, err error) {
+	o := migrate.Options{RolloutID: fmt.Sprintf("bench-%d", time.Now().UnixNano()), Lock: p}
+	r, err := migrate.ApplyOne(ctx, pool, fk, o)
+	attempts += r.Attempts
+	if err != nil {
+		return attempts, fmt.Errorf("apply %s: %w", fk.Name, err)
+	}
+	if r.Action != migrate.ActionCreated {
+		return attempts, fmt.Errorf("apply %s: %s, want %s", fk.Name, r.Action, migrate.ActionCreated)
+	}
+	r, err = migrate.ValidateOne(ctx, pool, fk, o)
+	attempts += r.Attempts
+	if err != nil {
+		return attempts, fmt.Errorf("validate %s: %w", fk.Name, err)
+	}
+	return attempts, nil
+}

@@ -1,0 +1,176 @@
+// Package dbx owns how fkrollout talks to a busy database: every DDL runs in
+// its own short transaction with SET LOCAL lock_timeout (so it also works
+// behind a transaction-mode pooler), and lock_not_available (55P03) is
+// retried with exponential backoff and jitter. No call site re-implements
+// this.
+package dbx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// SQLSTATE codes fkrollout branches on.
+const (
+	CodeLockNotAvailable    = "55P03"
+	CodeForeignKeyViolation = "23503"
+	CodeQueryCanceled       = "57014"
+	CodeDeadlockDetected    = "40P01"
+	CodeSerializationFail   = "40001"
+	CodeUndefinedObject     = "42704"
+	CodeDuplicateObject     = "42710"
+)
+
+// LockPolicy bounds how long one statement may wait for its lock and how
+// often it is retried.
+type LockPolicy struct {
+	// LockTimeout is SET LOCAL lock_timeout for each attempt.
+	LockTimeout time.Duration `json:"lock_timeout"`
+	// StatementTimeout is SET LOCAL statement_timeout (0 = server default).
+	StatementTimeout time.Duration `json:"statement_timeout"`
+	// Attempts is the total number of tries (>= 1).
+	Attempts int `json:"attempts"`
+	// BaseBackoff is the first wait; it doubles each retry up to MaxBackoff,
+	// and each wait is jittered to [backoff/2, backoff).
+	BaseBackoff time.Duration `json:"base_backoff"`
+	MaxBackoff  time.Duration `json:"max_backoff"`
+}
+
+// DefaultLockPolicy: 500 ms per attempt, 8 attempts, 100 ms..5 s backoff.
+func DefaultLockPolicy() LockPolicy {
+	return LockPolicy{LockTimeout: 500 * time.Millisecond, Attempts: 8, BaseBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
+}
+
+func (p LockPolicy) normalised() LockPolicy {
+	d := DefaultLockPolicy()
+	if p.LockTimeout <= 0 {
+		p.LockTimeout = d.LockTimeout
+	}
+	if p.Attempts <= 0 {
+		p.Attempts = d.Attempts
+	}
+	if p.BaseBackoff <= 0 {
+		p.BaseBackoff = d.BaseBackoff
+	}
+	if p.MaxBackoff <= 0 {
+		p.MaxBackoff = d.MaxBackoff
+	}
+	return p
+}
+
+// Beginner is satisfied by *pgxpool.Pool and *pgx.Conn.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// ErrLockRetriesExhausted wraps the last 55P03 when every attempt timed out.
+var ErrLockRetriesExhausted = errors.New("lock not available after all retries")
+
+// Attempt describes one try, passed to the optional observer.
+type Attempt struct {
+	N       int
+	Err     error
+	Elapsed time.Duration
+}
+
+// InLockedTx runs fn in a transaction with SET LOCAL lock_timeout (and
+// statement_timeout when set), retrying the whole transaction on 55P03.
+// fn must be safe to re-run (each attempt is a fresh transaction; a failed
+// attempt is rolled back). observe, when non-nil, sees every attempt.
+func InLockedTx(ctx context.Context, db Beginner, p LockPolicy, observe func(Attempt), fn func(ctx context.Context, tx pgx.Tx) error) error {
+	p = p.normalised()
+	backoff := p.BaseBackoff
+	var last error
+	for n := 1; n <= p.Attempts; n++ {
+		start := time.Now()
+		err := runOnce(ctx, db, p, fn)
+		if observe != nil {
+			observe(Attempt{N: n, Err: err, Elapsed: time.Since(start)})
+		}
+		if err == nil {
+			return nil
+		}
+		if !IsCode(err, CodeLockNotAvailable) {
+			return err
+		}
+		last = err
+		if n == p.Attempts {
+			break
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting to retry after lock timeout: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, p.MaxBackoff)
+	}
+	return fmt.Errorf("%w (%d attempts of lock_timeout %s): %w", ErrLockRetriesExhausted, p.Attempts, p.LockTimeout, last)
+}
+
+func runOnce(ctx context.Context, db Beginner, p LockPolicy, fn func(ctx context.Context, tx pgx.Tx) error) (err error) {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if _, err = tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", p.LockTimeout.Milliseconds())); err != nil {
+		return fmt.Errorf("set lock_timeout: %w", err)
+	}
+	if p.StatementTimeout > 0 {
+		if _, err = tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", p.StatementTimeout.Milliseconds())); err != nil {
+			return fmt.Errorf("set statement_timeout: %w", err)
+		}
+	}
+	if err = fn(ctx, tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// IsCode reports whether err carries the given SQLSTATE.
+func IsCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// Code returns err's SQLSTATE, or "" when it is not a server error.
+func Code(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// ReadOnly runs fn in a READ ONLY transaction with SET LOCAL
+// statement_timeout (0 = server default). Used by audits and checks.
+func ReadOnly(ctx context.Context, db Beginner, statementTimeout time.Duration, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, "SET TRANSACTION READ ONLY"); err != nil {
+		return fmt.Errorf("set read only: %w", err)
+	}
+	if statementTimeout > 0 {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", statementTimeout.Milliseconds())); err != nil {
+			return fmt.Errorf("set statement_timeout: %w", err)
+		}
+	}
+	return fn(ctx, tx)
+}

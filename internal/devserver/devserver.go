@@ -1,0 +1,98 @@
+// Package devserver starts the pinned Temporal CLI's dev server for tests,
+// with fkrollout's search attributes registered. A missing CLI is a test
+// failure with instructions (make temporal), never a skip: CI builds it.
+package devserver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+// EnvCLI names the variable pointing at the Temporal CLI (the Makefile
+// exports it as bin/temporal).
+const EnvCLI = "FKROLLOUT_TEMPORAL_CLI"
+
+// CLIPath returns the Temporal CLI: $FKROLLOUT_TEMPORAL_CLI, else bin/temporal
+// in the nearest parent directory holding go.mod.
+func CLIPath() (string, error) {
+	if p := os.Getenv(EnvCLI); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%s=%s: %w (run make temporal)", EnvCLI, p, err)
+		}
+		return p, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			p := filepath.Join(dir, "bin", "temporal")
+			if _, err := os.Stat(p); err != nil {
+				return "", fmt.Errorf("temporal CLI not found at %s: run make temporal (or set %s)", p, EnvCLI)
+			}
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("temporal CLI not found: run make temporal (or set %s)", EnvCLI)
+		}
+		dir = parent
+	}
+}
+
+// Start starts a dev server on a free port for the test and stops it at
+// cleanup. Its log goes to the test log only on failure.
+func Start(t testing.TB) *testsuite.DevServer {
+	t.Helper()
+	path, err := CLIPath()
+	if err != nil {
+		t.Fatalf("devserver: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	logf, err := os.CreateTemp(t.TempDir(), "devserver-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath:     path,
+		SearchAttributes: workflows.SearchAttributes(),
+		ClientOptions:    &client.Options{Logger: nopLogger{}},
+		LogLevel:         "error",
+		Stdout:           logf,
+		Stderr:           logf,
+	})
+	if err != nil {
+		t.Fatalf("devserver: start %s: %v", path, err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Logf("devserver: stop: %v", err)
+		}
+		if t.Failed() {
+			_, _ = logf.Seek(0, io.SeekStart)
+			b, _ := io.ReadAll(io.LimitReader(logf, 8000))
+			t.Logf("devserver log:\n%s", b)
+		}
+		logf.Close()
+	})
+	return srv
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Debug(string, ...any) {}
+func (nopLogger) Info(string, ...any)  {}
+func (nopLogger) Warn(string, ...any)  {}
+func (nopLogger) Error(string, ...any) {}

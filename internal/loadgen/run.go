@@ -1,0 +1,494 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// RunOptions sizes a run. Exactly one of Duration and Iterations bounds it
+// (Iterations wins when both are set).
+type RunOptions struct {
+	// Workers is the number of concurrent clients, each on its own
+	// connection (k6's VUs). Default 1.
+	Workers int `json:"workers"`
+	// Duration of the measured part of the run.
+	Duration time.Duration `json:"duration"`
+	// Iterations is the total number of measured operations shared by all
+	// workers (k6's --iterations).
+	Iterations int `json:"iterations"`
+	// Warmup runs the workload unmeasured first (fills caches, prepares
+	// statements).
+	Warmup time.Duration `json:"warmup"`
+	// MaxParamRows caps the rows loaded per parameter source (default 10000).
+	MaxParamRows int `json:"max_param_rows,omitempty"`
+	// Seed makes the operation mix and parameter draws repeatable, so the
+	// baseline and the with-FKs runs see the same sequence. 0 = fixed default.
+	Seed uint64 `json:"seed,omitempty"`
+}
+
+// OpStats is one operation's result. Latencies are of successful
+// executions; Count includes failures; Throughput is successful executions
+// per second of measured time.
+type OpStats struct {
+	Operation  string  `json:"operation"`
+	Units      int     `json:"units"`
+	Count      int64   `json:"count"`
+	Errors     int64   `json:"errors"`
+	AvgMS      float64 `json:"avg_ms"`
+	P50MS      float64 `json:"p50_ms"`
+	P95MS      float64 `json:"p95_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	MaxMS      float64 `json:"max_ms"`
+	ErrorRate  float64 `json:"error_rate"`
+	Throughput float64 `json:"throughput"`
+	// FirstError is one error message, to say why Errors is not zero.
+	FirstError string `json:"first_error,omitempty"`
+}
+
+// Report is a run's result, in the workload's operation order.
+type Report struct {
+	Workers    int       `json:"workers"`
+	DurationMS float64   `json:"duration_ms"`
+	StartedAt  time.Time `json:"started_at"`
+	Ops        []OpStats `json:"ops"`
+	Total      OpStats   `json:"total"`
+}
+
+// Op returns the stats of the named operation.
+func (r Report) Op(name string) (OpStats, bool) {
+	for _, o := range r.Ops {
+		if o.Operation == name {
+			return o, true
+		}
+	}
+	return OpStats{}, false
+}
+
+// Latencies are recorded in microseconds from 1 µs to 1 hour, 3 significant
+// digits (0.1 % resolution).
+const (
+	histMin    = 1
+	histMax    = int64(time.Hour / time.Microsecond)
+	histDigits = 3
+)
+
+// NewHistogram returns the histogram shape every fkrollout latency uses.
+func NewHistogram() *hdrhistogram.Histogram { return hdrhistogram.New(histMin, histMax, histDigits) }
+
+// RecordLatency records d (clamped into the histogram's range).
+func RecordLatency(h *hdrhistogram.Histogram, d time.Duration) {
+	us := d.Microseconds()
+	if us < histMin {
+		us = histMin
+	}
+	if us > histMax {
+		us = histMax
+	}
+	_ = h.RecordValue(us)
+}
+
+// MS converts a histogram value (µs) to milliseconds.
+func MS(us int64) float64 { return float64(us) / 1000 }
+
+type opResult struct {
+	hist   *hdrhistogram.Histogram
+	count  int64
+	errors int64
+	first  string
+}
+
+// Run executes the workload against pool's database. Each worker opens its
+// own connection from the pool's configuration (so the pool's size does not
+// throttle the run) and executes operations with prepared statements:
+// one statement is one Bind/Execute round trip, several are sent as one
+// pipelined batch, which PostgreSQL runs as one implicit transaction.
+func Run(ctx context.Context, pool *pgxpool.Pool, w Workload, o RunOptions) (Report, error) {
+	if err := w.Validate(); err != nil {
+		return Report{}, err
+	}
+	if o.Workers <= 0 {
+		o.Workers = 1
+	}
+	if o.Duration <= 0 && o.Iterations <= 0 {
+		return Report{}, errors.New("loadgen: set a duration or an iteration count")
+	}
+	if o.MaxParamRows <= 0 {
+		o.MaxParamRows = 10000
+	}
+	if o.Seed == 0 {
+		o.Seed = 0x5eed
+	}
+	ops := make([]compiledOp, len(w.Operations))
+	for i, op := range w.Operations {
+		c, err := w.compile(op)
+		if err != nil {
+			return Report{}, err
+		}
+		ops[i] = c
+	}
+	values, err := loadSources(ctx, pool, ops, o.MaxParamRows)
+	if err != nil {
+		return Report{}, err
+	}
+	cum := make([]float64, len(ops))
+	total := 0.0
+	for i, op := range ops {
+		total += op.weight
+		cum[i] = total
+	}
+
+	workers := make([]*worker, o.Workers)
+	defer func() {
+		for _, wk := range workers {
+			if wk != nil {
+				wk.close(context.WithoutCancel(ctx))
+			}
+		}
+	}()
+	for i := range workers {
+		wk := &worker{cfg: pool.Config().ConnConfig, ops: ops}
+		if err := wk.connect(ctx); err != nil {
+			return Report{}, fmt.Errorf("loadgen: worker %d: %w", i+1, err)
+		}
+		workers[i] = wk
+	}
+
+	var remaining atomic.Int64
+	remaining.Store(int64(o.Iterations))
+	started := time.Now()
+	measureFrom := started.Add(o.Warmup)
+	var deadline time.Time
+	if o.Iterations <= 0 {
+		deadline = measureFrom.Add(o.Duration)
+	}
+	results := make([][]opResult, o.Workers)
+	var lastEnd atomic.Int64
+	// Queries run under a context that is never cancelled: with a
+	// cancellable one pgconn would start a watcher goroutine per query,
+	// which costs throughput. One watcher for the whole run sends
+	// PostgreSQL cancel requests instead when ctx ends.
+	qctx := context.WithoutCancel(ctx)
+	runDone := make(chan struct{})
+	defer close(runDone)
+	go func() {
+		select {
+		case <-ctx.Done():
+			for _, wk := range workers {
+				if c := wk.current(); c != nil {
+					_ = c.CancelRequest(qctx)
+				}
+			}
+		case <-runDone:
+		}
+	}()
+	var wg sync.WaitGroup
+	for wi := range o.Workers {
+		res := make([]opResult, len(ops))
+		for i := range res {
+			res[i].hist = NewHistogram()
+		}
+		results[wi] = res
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(o.Seed, uint64(wi)+1))
+			wk := workers[wi]
+			for ctx.Err() == nil {
+				now := time.Now()
+				measuring := !now.Before(measureFrom)
+				if measuring {
+					if o.Iterations > 0 {
+						if remaining.Add(-1) < 0 {
+							break
+						}
+					} else if !now.Before(deadline) {
+						break
+					}
+				}
+				k := pick(cum, rng.Float64()*total)
+				start := time.Now()
+				err := wk.exec(qctx, k, values[k], rng)
+				el := time.Since(start)
+				if measuring {
+					r := &res[k]
+					r.count++
+					if err != nil {
+						r.errors++
+						if r.first == "" {
+							r.first = err.Error()
+						}
+					} else {
+						RecordLatency(r.hist, el)
+					}
+				}
+				if err != nil && wk.conn.IsClosed() && ctx.Err() == nil {
+					// A broken session would fail every later iteration.
+					wk.close(ctx)
+					if wk.connect(ctx) != nil {
+						return
+					}
+				}
+			}
+			end := time.Now().UnixNano()
+			for {
+				cur := lastEnd.Load()
+				if end <= cur || lastEnd.CompareAndSwap(cur, end) {
+					break
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return Report{}, fmt.Errorf("loadgen: run interrupted: %w", err)
+	}
+	elapsed := time.Unix(0, lastEnd.Load()).Sub(measureFrom)
+	if elapsed <= 0 {
+		elapsed = time.Nanosecond
+	}
+	rep := Report{Workers: o.Workers, DurationMS: float64(elapsed) / float64(time.Millisecond), StartedAt: measureFrom.UTC()}
+	all := &opResult{hist: NewHistogram()}
+	for k, op := range ops {
+		merged := &opResult{hist: NewHistogram()}
+		for wi := range results {
+			r := results[wi][k]
+			merged.hist.Merge(r.hist)
+			merged.count += r.count
+			merged.errors += r.errors
+			if merged.first == "" {
+				merged.first = r.first
+			}
+		}
+		all.hist.Merge(merged.hist)
+		all.count += merged.count
+		all.errors += merged.errors
+		if all.first == "" {
+			all.first = merged.first
+		}
+		rep.Ops = append(rep.Ops, stats(op.name, op.units, merged, elapsed))
+	}
+	rep.Total = stats("total", 1, all, elapsed)
+	return rep, nil
+}
+
+func stats(name string, units int, r *opResult, elapsed time.Duration) OpStats {
+	s := OpStats{Operation: name, Units: units, Count: r.count, Errors: r.errors, FirstError: r.first}
+	if r.hist.TotalCount() > 0 {
+		s.AvgMS = r.hist.Mean() / 1000
+		s.P50MS = MS(r.hist.ValueAtQuantile(50))
+		s.P95MS = MS(r.hist.ValueAtQuantile(95))
+		s.P99MS = MS(r.hist.ValueAtQuantile(99))
+		s.MaxMS = MS(r.hist.Max())
+	}
+	if r.count > 0 {
+		s.ErrorRate = float64(r.errors) / float64(r.count)
+	}
+	s.Throughput = float64(r.count-r.errors) / elapsed.Seconds()
+	return s
+}
+
+func pick(cum []float64, x float64) int {
+	i := sort.SearchFloat64s(cum, x)
+	if i >= len(cum) {
+		i = len(cum) - 1
+	}
+	// SearchFloat64s finds the first cum >= x; x == cum[i] belongs to i+1.
+	if cum[i] == x && i+1 < len(cum) {
+		i++
+	}
+	return i
+}
+
+// worker is one client: its own session, every statement prepared once.
+// Parameters travel in text format, as loaded from their sources, so no
+// value is decoded or re-encoded per iteration (pgbench does the same).
+type worker struct {
+	mu  sync.Mutex // guards conn against the cancel watcher
+	cfg *pgx.ConnConfig
+	// blocking: read and write the socket with blocking syscalls.
+	blocking bool
+	ops      []compiledOp
+	conn     *pgconn.PgConn
+	stmts    [][]*pgconn.StatementDescription
+	rows     []int
+	args     [][]byte
+}
+
+func (w *worker) connect(ctx context.Context) error {
+	c, err := pgconn.ConnectConfig(ctx, &w.cfg.Copy().Config)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	w.mu.Lock()
+	w.conn = c
+	w.mu.Unlock()
+	w.stmts = make([][]*pgconn.StatementDescription, len(w.ops))
+	for k, op := range w.ops {
+		for i, st := range op.stmts {
+			sd, err := c.Prepare(ctx, fmt.Sprintf("fkr_lg_%d_%d", k, i), st.sql, nil)
+			if err != nil {
+				return fmt.Errorf("operation %q statement %d: prepare: %w", op.name, i+1, err)
+			}
+			w.stmts[k] = append(w.stmts[k], sd)
+		}
+	}
+	return nil
+}
+
+func (w *worker) current() *pgconn.PgConn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.conn
+}
+
+func (w *worker) close(ctx context.Context) {
+	if w.conn != nil {
+		_ = w.conn.Close(ctx)
+	}
+}
+
+func (w *worker) exec(ctx context.Context, k int, vals [][][][]byte, rng *rand.Rand) error {
+	op := &w.ops[k]
+	// Draw one row per source so correlated names stay correlated.
+	w.rows = w.rows[:0]
+	for _, v := range vals {
+		w.rows = append(w.rows, rng.IntN(len(v)))
+	}
+	bind := func(st *compiledStmt) [][]byte {
+		args := w.args[:0]
+		for _, a := range st.args {
+			args = append(args, vals[a.source][w.rows[a.source]][a.column])
+		}
+		w.args = args
+		return args
+	}
+	if len(op.stmts) == 1 {
+		_, err := w.conn.ExecStatement(ctx, w.stmts[k][0], bind(&op.stmts[0]), nil, nil).Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", op.name, err)
+		}
+		return nil
+	}
+	b := &pgconn.Batch{}
+	for i := range op.stmts {
+		b.ExecStatement(w.stmts[k][i], bind(&op.stmts[i]), nil, nil)
+	}
+	if err := w.conn.ExecBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("%s: %w", op.name, err)
+	}
+	return nil
+}
+
+// loadSources runs every parameter SELECT once; values[op][source][row][col].
+func loadSources(ctx context.Context, pool *pgxpool.Pool, ops []compiledOp, maxRows int) ([][][][][]byte, error) {
+	cache := map[string][][][]byte{}
+	out := make([][][][][]byte, len(ops))
+	for k, op := range ops {
+		out[k] = make([][][][]byte, len(op.sources))
+		for s, src := range op.sources {
+			rows, ok := cache[src.Select]
+			if !ok {
+				var err error
+				rows, err = loadSource(ctx, pool, src, maxRows)
+				if err != nil {
+					return nil, fmt.Errorf("loadgen: operation %q: %w", op.name, err)
+				}
+				cache[src.Select] = rows
+			}
+			if len(rows) > 0 && len(rows[0]) < len(src.Names) {
+				return nil, fmt.Errorf("loadgen: operation %q: parameter source for %v returns %d columns, needs %d", op.name, src.Names, len(rows[0]), len(src.Names))
+			}
+			out[k][s] = rows
+		}
+	}
+	return out, nil
+}
+
+// loadSource reads the values in text format: they are sent back as text
+// parameters, which the server parses into each parameter's type.
+func loadSource(ctx context.Context, pool *pgxpool.Pool, src Param, maxRows int) ([][][]byte, error) {
+	rows, err := pool.Query(ctx, src.Select, pgx.QueryResultFormats{pgx.TextFormatCode})
+	if err != nil {
+		return nil, fmt.Errorf("parameter source for %v: %w", src.Names, err)
+	}
+	defer rows.Close()
+	var out [][][]byte
+	for rows.Next() && len(out) < maxRows {
+		raw := rows.RawValues()
+		row := make([][]byte, len(raw))
+		for i, v := range raw {
+			if v != nil {
+				row[i] = append([]byte{}, v...)
+			}
+		}
+		out = append(out, row)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("parameter source for %v: %w", src.Names, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("parameter source for %v returned no rows: %s", src.Names, src.Select)
+	}
+	return out, nil
+}
+
+// Bound is one statement of an operation with sample parameter values, in
+// text form (nil for NULL).
+type Bound struct {
+	SQL  string `json:"sql"`
+	Args []any  `json:"args"`
+}
+
+// SampleOp is one operation's statements bound to one draw of parameters.
+type SampleOp struct {
+	Operation  string  `json:"operation"`
+	Statements []Bound `json:"statements"`
+}
+
+// Sample binds every operation's statements to the first row of each of its
+// parameter sources, for EXPLAIN of the representative queries.
+func Sample(ctx context.Context, pool *pgxpool.Pool, w Workload) ([]SampleOp, error) {
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	ops := make([]compiledOp, len(w.Operations))
+	for i, op := range w.Operations {
+		c, err := w.compile(op)
+		if err != nil {
+			return nil, err
+		}
+		ops[i] = c
+	}
+	values, err := loadSources(ctx, pool, ops, 1)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SampleOp, len(ops))
+	for k, op := range ops {
+		out[k].Operation = op.name
+		for _, st := range op.stmts {
+			b := Bound{SQL: st.sql}
+			for _, a := range st.args {
+				var v any
+				if raw := values[k][a.source][0][a.column]; raw != nil {
+					v = string(raw)
+				}
+				b.Args = append(b.Args, v)
+			}
+			out[k].Statements = append(out[k].Statements, b)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,196 @@
+package monitor
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Date(2026, 1, 5, 2, 0, 0, 0, time.UTC)
+
+func base() Baseline {
+	return Baseline{CapturedAt: t0, Values: map[string]float64{
+		"latency_ms@pg/public.orders": 10, "error_rate_pct@pg/app": 1,
+	}}
+}
+
+// healthy is a sample where nothing breaches and every rule has data.
+func healthy(i int) Sample {
+	return Sample{At: t0.Add(time.Duration(i+1) * 5 * time.Minute), Values: map[string]float64{
+		"latency_ms@pg/public.orders": 12, "error_rate_pct@pg/app": 1.5,
+		"fk_violations@pg": 0, "smoke_failures@smoke": 0,
+	}}
+}
+
+type step struct {
+	set     map[string]float64
+	missing map[string]string
+	want    Action
+	rule    string
+}
+
+func TestEvaluatorMatrix(t *testing.T) {
+	ev := Evaluator{Rules: DefaultMatrix(Thresholds{}), InconclusiveLimit: 3}
+	require.NoError(t, ValidateRules(ev.Rules))
+	slow := map[string]float64{"latency_ms@pg/public.orders": 31} // +21 ms
+	errs := map[string]float64{"error_rate_pct@pg/app": 6.5}      // +5.5 points
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"clean window continues", []step{{want: ActionContinue}, {want: ActionContinue}, {want: ActionContinue}, {want: ActionContinue}}},
+		{"latency > 20ms fires only after 3 consecutive checks", []step{
+			{set: slow, want: ActionContinue}, {set: slow, want: ActionContinue}, {set: slow, want: ActionRollback, rule: RuleLatency}}},
+		{"exactly 20ms is not a breach", []step{
+			{set: map[string]float64{"latency_ms@pg/public.orders": 30}, want: ActionContinue},
+			{set: map[string]float64{"latency_ms@pg/public.orders": 30}, want: ActionContinue},
+			{set: map[string]float64{"latency_ms@pg/public.orders": 30}, want: ActionContinue}}},
+		{"a healthy check in between resets persistence", []step{
+			{set: slow, want: ActionContinue}, {set: slow, want: ActionContinue}, {want: ActionContinue},
+			{set: slow, want: ActionContinue}, {set: slow, want: ActionContinue}, {set: slow, want: ActionRollback, rule: RuleLatency}}},
+		{"error rate +5.5 points rolls back after 3", []step{
+			{set: errs, want: ActionContinue}, {set: errs, want: ActionContinue}, {set: errs, want: ActionRollback, rule: RuleErrorRate}}},
+		{"investigate fires while a rollback row is still below persistence", []step{
+			{set: merge(errs, map[string]float64{"fk_violations@pg": 5}), want: ActionInvestigate, rule: RuleFKViolations}}},
+		{"rollback wins over investigate in the same check", []step{
+			{set: errs, want: ActionContinue}, {set: errs, want: ActionContinue},
+			{set: merge(errs, map[string]float64{"fk_violations@pg": 5}), want: ActionRollback, rule: RuleErrorRate}}},
+		{"one FK violation per hour is fine, two investigate", []step{
+			{set: map[string]float64{"fk_violations@pg": 1}, want: ActionContinue},
+			{want: ActionContinue},
+			{set: map[string]float64{"fk_violations@pg": 1}, want: ActionInvestigate, rule: RuleFKViolations}}},
+		{"FK violations an hour apart do not add up", append(append([]step{{set: map[string]float64{"fk_violations@pg": 1}, want: ActionContinue}},
+			repeat(step{want: ActionContinue}, 12)...), step{set: map[string]float64{"fk_violations@pg": 1}, want: ActionContinue})},
+		{"smoke failing twice rolls back", []step{
+			{set: map[string]float64{"smoke_failures@smoke": 1}, want: ActionContinue},
+			{set: map[string]float64{"smoke_failures@smoke": 1}, want: ActionRollback, rule: RuleSmokeFailing}}},
+		{"missing data is inconclusive and gates after the limit, never rolls back", []step{
+			{missing: map[string]string{"latency_ms@pg": "not loaded"}, want: ActionContinue},
+			{missing: map[string]string{"latency_ms@pg": "not loaded"}, want: ActionContinue},
+			{missing: map[string]string{"latency_ms@pg": "not loaded"}, want: ActionInconclusive},
+			{missing: map[string]string{"latency_ms@pg": "not loaded"}, want: ActionContinue}}},
+		{"a complete check resets the inconclusive streak", []step{
+			{missing: map[string]string{"error_rate_pct@pg/app": "no transactions"}, want: ActionContinue},
+			{missing: map[string]string{"error_rate_pct@pg/app": "no transactions"}, want: ActionContinue},
+			{want: ActionContinue},
+			{missing: map[string]string{"error_rate_pct@pg/app": "no transactions"}, want: ActionContinue},
+			{missing: map[string]string{"error_rate_pct@pg/app": "no transactions"}, want: ActionContinue},
+			{missing: map[string]string{"error_rate_pct@pg/app": "no transactions"}, want: ActionInconclusive}}},
+		{"missing data neither breaks nor extends a breach streak", []step{
+			{set: slow, want: ActionContinue}, {set: slow, want: ActionContinue},
+			{missing: map[string]string{"latency_ms@pg": "no calls"}, want: ActionContinue},
+			{set: slow, want: ActionRollback, rule: RuleLatency}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var st State
+			for i, s := range tc.steps {
+				smp := healthy(i)
+				for k, v := range s.set {
+					smp.Values[k] = v
+				}
+				for k, why := range s.missing {
+					for vk := range smp.Values {
+						if vk == k || len(vk) > len(k) && vk[:len(k)+1] == k+"/" {
+							delete(smp.Values, vk)
+						}
+					}
+					smp.Missing = map[string]string{k: why}
+				}
+				var d Decision
+				d, st = ev.Evaluate(st, base(), smp)
+				require.Equal(t, s.want, d.Action, "step %d: %s", i, d.Reason)
+				assert.Equal(t, s.rule, d.Rule, "step %d", i)
+				assert.Equal(t, smp.At, d.At)
+				if s.missing != nil && d.Action != ActionInconclusive {
+					assert.True(t, d.Inconclusive, "step %d", i)
+				}
+				// State survives a JSON round trip (heartbeats, child inputs).
+				b, err := json.Marshal(st)
+				require.NoError(t, err)
+				var back State
+				require.NoError(t, json.Unmarshal(b, &back))
+				st = back
+			}
+		})
+	}
+}
+
+func TestEvaluatorFiguresAndReason(t *testing.T) {
+	ev := Evaluator{Rules: DefaultMatrix(Thresholds{Persist: 1})}
+	smp := healthy(0)
+	smp.Values["latency_ms@pg/public.orders"] = 45
+	smp.Values["latency_ms@pg/public.items"] = 50 // no baseline: only judged where one exists
+	d, st := ev.Evaluate(State{}, base(), smp)
+	require.Equal(t, ActionRollback, d.Action, d.Reason)
+	assert.Equal(t, RuleLatency, d.Rule)
+	assert.Equal(t, 35.0, d.Figures[RuleLatency])
+	assert.Equal(t, 20.0, d.Figures[RuleLatency+".threshold"])
+	assert.Equal(t, 45.0, d.Figures["sample:latency_ms@pg/public.orders"])
+	assert.Equal(t, 10.0, d.Figures["baseline:latency_ms@pg/public.orders"])
+	assert.Contains(t, d.Reason, "latency-degradation → rollback")
+	assert.Contains(t, d.Reason, "public.orders rose by 35ms")
+	assert.Zero(t, st.Streaks[RuleLatency], "a fired rule restarts its streak")
+	nf := d.NotifyFigures()
+	require.NotEmpty(t, nf)
+	assert.Equal(t, "latency-degradation latency_ms@pg/public.orders", nf[0].Name)
+	assert.Equal(t, 35.0, nf[0].Value)
+	assert.Equal(t, 20.0, nf[0].Threshold)
+}
+
+func TestEvaluatorUncoveredRules(t *testing.T) {
+	ev := Evaluator{Rules: DefaultMatrix(Thresholds{})}
+	smp := Sample{At: t0, Values: map[string]float64{"latency_ms@pg/public.orders": 11, "error_rate_pct@pg/app": 1}}
+	d, _ := ev.Evaluate(State{}, base(), smp)
+	assert.Equal(t, ActionContinue, d.Action)
+	assert.False(t, d.Inconclusive)
+	assert.ElementsMatch(t, []string{RuleFKViolations, RuleSmokeFailing, RuleSmokePassing}, d.Uncovered)
+}
+
+func TestValidateRules(t *testing.T) {
+	err := ValidateRules([]Rule{{Name: "a", Metric: "m", Op: "!=", Action: "panic"}, {Name: "a", Op: ">", Action: ActionRollback}})
+	require.Error(t, err)
+	for _, want := range []string{`op "!="`, `action "panic"`, "duplicate name", "no metric"} {
+		assert.Contains(t, err.Error(), want)
+	}
+}
+
+func merge(a, b map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func repeat(s step, n int) []step {
+	out := make([]step, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+func TestEvaluatorWindowRestartsAfterFiring(t *testing.T) {
+	ev := Evaluator{Rules: DefaultMatrix(Thresholds{})}
+	var st State
+	var d Decision
+	for i, v := range []float64{1, 1, 0, 0, 1, 1} {
+		smp := healthy(i)
+		smp.Values["fk_violations@pg"] = v
+		d, st = ev.Evaluate(st, base(), smp)
+		switch i {
+		case 1, 5:
+			assert.Equal(t, ActionInvestigate, d.Action, "check %d", i)
+			assert.Equal(t, 2.0, d.Figures[RuleFKViolations])
+		default:
+			assert.Equal(t, ActionContinue, d.Action, "check %d: the violations already reported do not fire again", i)
+		}
+	}
+}

@@ -1,0 +1,220 @@
+// Package monitor is the seeds' 24-hour watch after a production deploy:
+// the Rollback Decision Matrix as data, a baseline captured before the
+// deploy, samples taken every interval from PostgreSQL, Prometheus and HTTP
+// smoke checks, and a pure Evaluator that turns (state, baseline, sample)
+// into a decision: continue, investigate, rollback, or an inconclusive gate.
+//
+// The package knows nothing about Temporal: the watcher activity calls
+// Collect and Evaluate; the workflow only sees the decisions.
+package monitor
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Action is what a matrix row asks for.
+type Action string
+
+const (
+	// ActionContinue: nothing fired; keep watching.
+	ActionContinue Action = "continue"
+	// ActionInvestigate opens a human gate (continue or rollback).
+	ActionInvestigate Action = "investigate"
+	// ActionRollback drops the rollout's constraints without asking.
+	ActionRollback Action = "rollback"
+	// ActionInconclusive is never a rule's action: the Evaluator returns it
+	// when data has been missing for InconclusiveLimit consecutive checks,
+	// and the caller opens a human gate. Missing data never rolls back and
+	// never passes silently.
+	ActionInconclusive Action = "inconclusive"
+)
+
+// Metric names the sources report. A series is a metric name optionally
+// followed by "@" and a label naming where it comes from
+// ("latency_ms@postgres/public.orders"); a rule on "latency_ms" looks at
+// every series of that metric and fires on the worst.
+const (
+	// MetricLatencyMS is the mean latency of the tracked operations (ms).
+	MetricLatencyMS = "latency_ms"
+	// MetricErrorRatePct is the share of failed operations, in percent.
+	MetricErrorRatePct = "error_rate_pct"
+	// MetricThroughput is operations per second (reported, not a rule).
+	MetricThroughput = "throughput_per_s"
+	// MetricFKViolations counts SQLSTATE 23503 errors since the last sample.
+	MetricFKViolations = "fk_violations"
+	// MetricSmokeFailures counts failing smoke checks in this sample.
+	MetricSmokeFailures = "smoke_failures"
+)
+
+// Basis says what a rule compares.
+type Basis string
+
+const (
+	// BasisAbsolute compares the sampled value itself.
+	BasisAbsolute Basis = ""
+	// BasisBaseline compares the increase over the baseline
+	// (sample - baseline), e.g. "latency degradation > 20 ms".
+	BasisBaseline Basis = "baseline"
+)
+
+// Rule is one row of the decision matrix.
+type Rule struct {
+	// Name identifies the row in decisions, notifications and reports.
+	Name string `json:"name" yaml:"name"`
+	// Metric is the metric name the row watches (see Metric* constants).
+	Metric string `json:"metric" yaml:"metric"`
+	// Op is ">", ">=", "<" or "<=".
+	Op string `json:"op" yaml:"op"`
+	// Threshold is compared with the figure by Op.
+	Threshold float64 `json:"threshold" yaml:"threshold"`
+	// Basis: absolute value, or increase over the baseline.
+	Basis Basis `json:"basis,omitempty" yaml:"basis,omitempty"`
+	// Over, when set ("1h"), compares the sum of the metric over the
+	// samples of that trailing window (FK violations per hour) instead of
+	// the latest sample.
+	Over Duration `json:"over,omitempty" yaml:"over,omitempty"`
+	// Action when the row fires.
+	Action Action `json:"action" yaml:"action"`
+	// Persist is how many consecutive checks must breach before the row
+	// fires (anti-flapping; 0 or 1 = the first breach fires).
+	Persist int `json:"persist,omitempty" yaml:"persist,omitempty"`
+	// Unit is for humans ("ms", "%", "/h").
+	Unit string `json:"unit,omitempty" yaml:"unit,omitempty"`
+}
+
+// Thresholds are the seeds' figures the default matrix is built from.
+type Thresholds struct {
+	// LatencyIncreaseMS rolls back above this degradation (seeds: 20).
+	LatencyIncreaseMS float64 `json:"latency_increase_ms,omitempty"`
+	// ErrorRateIncreasePct rolls back above this increase in percentage
+	// points of the error rate (seeds: 5).
+	ErrorRateIncreasePct float64 `json:"error_rate_increase_pct,omitempty"`
+	// FKViolationsPerHour investigates above this count in any trailing
+	// hour (seeds: 1).
+	FKViolationsPerHour float64 `json:"fk_violations_per_hour,omitempty"`
+	// Persist is the consecutive breaches latency and error rate need
+	// (default 3: a single slow interval is not a regression).
+	Persist int `json:"persist,omitempty"`
+	// SmokePersist is the consecutive failing checks before a smoke
+	// failure rolls back (default 2: one flaky request is not an outage,
+	// two in a row are).
+	SmokePersist int `json:"smoke_persist,omitempty"`
+}
+
+// SeedThresholds are the figures of the seeds' Rollback Decision Matrix.
+func SeedThresholds() Thresholds {
+	return Thresholds{LatencyIncreaseMS: 20, ErrorRateIncreasePct: 5, FKViolationsPerHour: 1, Persist: 3, SmokePersist: 2}
+}
+
+// Rule names of the default matrix.
+const (
+	RuleLatency      = "latency-degradation"
+	RuleErrorRate    = "error-rate-increase"
+	RuleFKViolations = "fk-violations"
+	RuleSmokeFailing = "smoke-tests-failing"
+	RuleSmokePassing = "all-smoke-tests-pass"
+)
+
+// DefaultMatrix reproduces the seeds' Rollback Decision Matrix; zero
+// thresholds take the seeds' figures.
+//
+//	| Performance degradation >20ms | Rollback    |  latency_ms increase over baseline > 20, 3 checks in a row
+//	| Error rate increase >5%       | Rollback    |  error_rate_pct increase (percentage points) > 5, 3 in a row
+//	| FK violation errors >1/hour   | Investigate |  sum of fk_violations over the trailing hour > 1
+//	| All smoke tests pass          | Continue    |  smoke_failures <= 0 (informational)
+//	  (not in the seeds) smoke failing              smoke_failures > 0, 2 in a row → rollback
+//	| Critical user complaints      | Rollback    |  not a metric: the rollout's manual rollback Update
+//
+// Smoke failures are not in the seeds' table; the seeds treat passing
+// smoke tests as the condition to continue, so we read a smoke test that
+// keeps failing as the opposite: the deployment broke the application.
+func DefaultMatrix(th Thresholds) []Rule {
+	def := SeedThresholds()
+	if th.LatencyIncreaseMS <= 0 {
+		th.LatencyIncreaseMS = def.LatencyIncreaseMS
+	}
+	if th.ErrorRateIncreasePct <= 0 {
+		th.ErrorRateIncreasePct = def.ErrorRateIncreasePct
+	}
+	if th.FKViolationsPerHour <= 0 {
+		th.FKViolationsPerHour = def.FKViolationsPerHour
+	}
+	if th.Persist <= 0 {
+		th.Persist = def.Persist
+	}
+	if th.SmokePersist <= 0 {
+		th.SmokePersist = def.SmokePersist
+	}
+	return []Rule{
+		{Name: RuleLatency, Metric: MetricLatencyMS, Op: ">", Threshold: th.LatencyIncreaseMS, Basis: BasisBaseline, Action: ActionRollback, Persist: th.Persist, Unit: "ms"},
+		{Name: RuleErrorRate, Metric: MetricErrorRatePct, Op: ">", Threshold: th.ErrorRateIncreasePct, Basis: BasisBaseline, Action: ActionRollback, Persist: th.Persist, Unit: "%"},
+		{Name: RuleFKViolations, Metric: MetricFKViolations, Op: ">", Threshold: th.FKViolationsPerHour, Over: Duration(time.Hour), Action: ActionInvestigate, Persist: 1, Unit: "/h"},
+		{Name: RuleSmokeFailing, Metric: MetricSmokeFailures, Op: ">", Threshold: 0, Action: ActionRollback, Persist: th.SmokePersist},
+		{Name: RuleSmokePassing, Metric: MetricSmokeFailures, Op: "<=", Threshold: 0, Action: ActionContinue},
+	}
+}
+
+// ValidateRules names every problem of a matrix at once.
+func ValidateRules(rules []Rule) error {
+	var probs []string
+	seen := map[string]bool{}
+	for i, r := range rules {
+		where := fmt.Sprintf("rule %d (%s)", i, r.Name)
+		if r.Name == "" {
+			probs = append(probs, fmt.Sprintf("rule %d: no name", i))
+		} else if seen[r.Name] {
+			probs = append(probs, where+": duplicate name")
+		}
+		seen[r.Name] = true
+		if r.Metric == "" {
+			probs = append(probs, where+": no metric")
+		}
+		if _, ok := ops[r.Op]; !ok {
+			probs = append(probs, fmt.Sprintf("%s: op %q (want >, >=, <, <=)", where, r.Op))
+		}
+		switch r.Action {
+		case ActionContinue, ActionInvestigate, ActionRollback:
+		default:
+			probs = append(probs, fmt.Sprintf("%s: action %q (want rollback, investigate or continue)", where, r.Action))
+		}
+		if r.Basis != BasisAbsolute && r.Basis != BasisBaseline {
+			probs = append(probs, fmt.Sprintf("%s: basis %q (want empty or baseline)", where, r.Basis))
+		}
+		if r.Persist < 0 || r.Over < 0 {
+			probs = append(probs, where+": negative persist or window")
+		}
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("invalid decision matrix: %s", strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+var ops = map[string]func(a, b float64) bool{
+	">":  func(a, b float64) bool { return a > b },
+	">=": func(a, b float64) bool { return a >= b },
+	"<":  func(a, b float64) bool { return a < b },
+	"<=": func(a, b float64) bool { return a <= b },
+}
+
+// Duration is a time.Duration that reads and writes as "1h" in JSON/YAML.
+type Duration time.Duration
+
+// MarshalText writes the Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", string(b), err)
+	}
+	*d = Duration(v)
+	return nil
+}

@@ -1,0 +1,313 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fkrollout/fkrollout/internal/plan"
+)
+
+// Source measures some metrics. Cumulative sources (pg_stat_statements,
+// pg_stat_database, a server log) report deltas: Collect returns a new
+// cursor that the caller keeps (in the watcher's heartbeat) and passes to
+// the next call. A nil cursor primes the source: it returns the cursor and
+// no values.
+type Source interface {
+	// Name is the configured source name.
+	Name() string
+	// Provides lists the metric names this source measures, so a check
+	// knows what is missing when a source returns nothing.
+	Provides() []string
+	// Collect measures since cursor.
+	Collect(ctx context.Context, cursor json.RawMessage) (Reading, error)
+}
+
+// Reading is one source's measurement.
+type Reading struct {
+	Values  map[string]float64 `json:"values,omitempty"`
+	Missing map[string]string  `json:"missing,omitempty"`
+	Notes   []string           `json:"notes,omitempty"`
+	Cursor  json.RawMessage    `json:"cursor,omitempty"`
+}
+
+// Cursors are the per-source cursors, by source name.
+type Cursors map[string]json.RawMessage
+
+// Collect asks every source and merges the readings into one sample. A
+// source that fails marks all its metrics missing with the error (so the
+// check is inconclusive, not silently passed) and keeps its old cursor.
+func Collect(ctx context.Context, sources []Source, cursors Cursors, at time.Time) (Sample, Cursors) {
+	s := Sample{At: at, Values: map[string]float64{}, Missing: map[string]string{}}
+	next := Cursors{}
+	for _, src := range sources {
+		r, err := src.Collect(ctx, cursors[src.Name()])
+		if err != nil {
+			for _, m := range src.Provides() {
+				s.Missing[m+"@"+src.Name()] = "source error: " + err.Error()
+			}
+			if c, ok := cursors[src.Name()]; ok {
+				next[src.Name()] = c
+			}
+			continue
+		}
+		maps.Copy(s.Values, r.Values)
+		maps.Copy(s.Missing, r.Missing)
+		s.Notes = append(s.Notes, r.Notes...)
+		if r.Cursor != nil {
+			next[src.Name()] = r.Cursor
+		}
+	}
+	if len(s.Missing) == 0 {
+		s.Missing = nil
+	}
+	return s, next
+}
+
+// Prime establishes the cursors of cumulative sources (values discarded).
+func Prime(ctx context.Context, sources []Source) Cursors {
+	_, c := Collect(ctx, sources, nil, time.Time{})
+	return c
+}
+
+// ToBaseline turns a sample into a baseline.
+func ToBaseline(s Sample, period time.Duration) Baseline {
+	return Baseline{CapturedAt: s.At, Period: Duration(period), Values: s.Values, Missing: s.Missing}
+}
+
+// Config is the monitor part of the worker configuration: the named
+// sources a rollout may choose (MonitorRequest.Sources), and defaults.
+// It holds no secret: a postgres source names an environment whose DSN
+// the worker resolves.
+//
+//	monitor:
+//	  sources:
+//	    production-db:
+//	      kind: postgres
+//	      environment: production
+//	      log_path: /var/log/postgresql/postgresql-*.json
+//	      log_format: jsonlog
+//	    app:
+//	      kind: prometheus
+//	      url: http://prometheus:9090
+//	      queries:
+//	        latency_ms: 1000 * histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[5m])) by (le))
+//	        error_rate_pct: 100 * sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))
+//	    smoke:
+//	      kind: http
+//	      checks:
+//	        - {name: health, url: https://apms.example.com/health, expect_status: 200}
+//	        - {name: invalid-data-400, method: POST, url: https://apms.example.com/api/v1/workflow-instances,
+//	           body: '{"configVersionId":"invalid"}', headers: {Content-Type: application/json}, expect_status: 400}
+type Config struct {
+	Sources map[string]SourceConfig `yaml:"sources" json:"sources"`
+}
+
+// DefaultSources are the names of the sources of an environment, sorted:
+// what a rollout that chooses no sources is watched with.
+func (c Config) DefaultSources(env string) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(c.Sources)) {
+		if c.Sources[name].Environment == env {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// Source kinds.
+const (
+	KindPostgres   = "postgres"
+	KindPrometheus = "prometheus"
+	KindHTTP       = "http"
+)
+
+// SourceConfig configures one source; fields by kind.
+type SourceConfig struct {
+	Kind string `yaml:"kind" json:"kind"`
+
+	// Environment is the worker environment the source watches: for
+	// postgres, the one whose DSN it uses (required); for every kind, a
+	// rollout that names no sources watches its environment with all the
+	// sources of that environment (DefaultSources).
+	Environment string `yaml:"environment" json:"environment,omitempty"`
+	// Tables tracked besides the rollout's own ("schema.table").
+	Tables []string `yaml:"tables" json:"tables,omitempty"`
+	// MinCalls below which an interval has no latency data for a table
+	// (default 1).
+	MinCalls int64 `yaml:"min_calls" json:"min_calls,omitempty"`
+	// LogPath is the server log (csvlog or jsonlog), a file or a glob
+	// whose newest match is read; empty: FK violations are not measured by
+	// this source.
+	LogPath string `yaml:"log_path" json:"log_path,omitempty"`
+	// LogFormat is "csvlog" or "jsonlog" (default: by file extension).
+	LogFormat string `yaml:"log_format" json:"log_format,omitempty"`
+	// Probes are statements timed in rolled-back transactions.
+	Probes []Probe `yaml:"probes" json:"probes,omitempty"`
+
+	// prometheus: URL of the server and PromQL per metric name.
+	URL     string            `yaml:"url" json:"url,omitempty"`
+	Queries map[string]string `yaml:"queries" json:"queries,omitempty"`
+
+	// http: the smoke checks.
+	Checks []HTTPCheck `yaml:"checks" json:"checks,omitempty"`
+
+	// Timeout of one collection (default 10s).
+	Timeout string `yaml:"timeout" json:"timeout,omitempty"`
+}
+
+// Validate names every problem of the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(c.Sources)) {
+		sc := c.Sources[name]
+		bad := func(f string, a ...any) {
+			errs = append(errs, fmt.Errorf("monitor source %q: "+f, append([]any{name}, a...)...))
+		}
+		if strings.ContainsAny(name, "@ ") {
+			bad("name must not contain '@' or spaces")
+		}
+		switch sc.Kind {
+		case KindPostgres:
+			if sc.Environment == "" {
+				bad("postgres source needs environment")
+			}
+			if sc.LogFormat != "" && sc.LogFormat != "csvlog" && sc.LogFormat != "jsonlog" {
+				bad("log_format %q (want csvlog or jsonlog)", sc.LogFormat)
+			}
+		case KindPrometheus:
+			if sc.URL == "" || len(sc.Queries) == 0 {
+				bad("prometheus source needs url and queries")
+			}
+		case KindHTTP:
+			if len(sc.Checks) == 0 {
+				bad("http source needs checks")
+			}
+			for i, ch := range sc.Checks {
+				if ch.Name == "" || ch.URL == "" {
+					bad("checks[%d] needs name and url", i)
+				}
+			}
+		default:
+			bad("kind %q (want postgres, prometheus or http)", sc.Kind)
+		}
+		if sc.Timeout != "" {
+			if _, err := time.ParseDuration(sc.Timeout); err != nil {
+				bad("timeout %q is not a duration", sc.Timeout)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (sc SourceConfig) timeout() time.Duration {
+	if d, err := time.ParseDuration(sc.Timeout); err == nil && d > 0 {
+		return d
+	}
+	return 10 * time.Second
+}
+
+// Deps are what building sources needs from the worker.
+type Deps struct {
+	// DB resolves a worker environment name to its database (the worker
+	// keeps the DSNs; they never reach a source's configuration).
+	DB func(ctx context.Context, environment string) (DB, error)
+	// Tables are the rollout's tables, tracked by postgres sources.
+	Tables     []plan.TableName
+	HTTPClient *http.Client
+	Now        func() time.Time
+}
+
+// Build returns the named sources, in the order given. An unknown name is
+// an error naming the configured ones.
+func (c Config) Build(ctx context.Context, names []string, deps Deps) ([]Source, error) {
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no monitor sources chosen (configured: %s)", strings.Join(slices.Sorted(maps.Keys(c.Sources)), ", "))
+	}
+	var out []Source
+	for _, name := range names {
+		sc, ok := c.Sources[name]
+		if !ok {
+			return nil, fmt.Errorf("monitor source %q is not configured on this worker (configured: %s)", name, strings.Join(slices.Sorted(maps.Keys(c.Sources)), ", "))
+		}
+		switch sc.Kind {
+		case KindPostgres:
+			if deps.DB == nil {
+				return nil, fmt.Errorf("monitor source %q: no database resolver", name)
+			}
+			db, err := deps.DB(ctx, sc.Environment)
+			if err != nil {
+				return nil, fmt.Errorf("monitor source %q: %w", name, err)
+			}
+			tables := slices.Clone(deps.Tables)
+			for _, t := range sc.Tables {
+				tn, err := parseTable(t)
+				if err != nil {
+					return nil, fmt.Errorf("monitor source %q: %w", name, err)
+				}
+				tables = append(tables, tn)
+			}
+			src := &PGSource{SourceName: name, DB: db, Tables: dedupTables(tables), MinCalls: sc.MinCalls, Probes: sc.Probes, Now: deps.Now}
+			if sc.LogPath != "" {
+				src.Log = &LogTail{Path: sc.LogPath, Format: sc.LogFormat}
+			}
+			out = append(out, src)
+		case KindPrometheus:
+			src, err := NewPromSource(name, sc.URL, sc.Queries, sc.timeout())
+			if err != nil {
+				return nil, err
+			}
+			src.Now = deps.Now
+			out = append(out, src)
+		case KindHTTP:
+			client := deps.HTTPClient
+			if client == nil {
+				client = &http.Client{Timeout: sc.timeout()}
+			}
+			out = append(out, &HTTPSource{SourceName: name, Checks: sc.Checks, Client: client})
+		default:
+			return nil, fmt.Errorf("monitor source %q: kind %q (want postgres, prometheus or http)", name, sc.Kind)
+		}
+	}
+	return out, nil
+}
+
+// parseTable reads "schema.table" or "table" (public).
+func parseTable(s string) (plan.TableName, error) {
+	schema, name, ok := strings.Cut(s, ".")
+	if !ok {
+		schema, name = "public", s
+	}
+	if schema == "" || name == "" {
+		return plan.TableName{}, fmt.Errorf("table %q: want schema.table", s)
+	}
+	return plan.TableName{Schema: schema, Name: name}, nil
+}
+
+func dedupTables(ts []plan.TableName) []plan.TableName {
+	seen := map[plan.TableName]bool{}
+	var out []plan.TableName
+	for _, t := range ts {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// PlanTables returns every table a plan's constraints touch (both sides),
+// the tables the monitor tracks by default.
+func PlanTables(p plan.Plan) []plan.TableName {
+	var ts []plan.TableName
+	for _, fk := range p.ForeignKeys {
+		ts = append(ts, fk.Table, fk.RefTable)
+	}
+	return dedupTables(ts)
+}

@@ -1,0 +1,303 @@
+package perf_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/fkrollout/fkrollout/internal/loadgen"
+	"github.com/fkrollout/fkrollout/internal/perf"
+	"github.com/fkrollout/fkrollout/internal/pgtest"
+	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const schema = `
+CREATE TABLE workspaces (id bigint PRIMARY KEY, code text NOT NULL);
+INSERT INTO workspaces SELECT g, 'WS-' || g FROM generate_series(1, 200) g;
+CREATE TABLE workflow_instances (id bigserial PRIMARY KEY, workspace_id bigint NOT NULL, status text NOT NULL DEFAULT 'ACTIVE');
+INSERT INTO workflow_instances (workspace_id) SELECT 1 + g % 100 FROM generate_series(1, 20000) g;
+CREATE INDEX ON workflow_instances (workspace_id);
+CREATE TABLE punchlists (id bigserial PRIMARY KEY, workspace_id bigint NOT NULL, note text);
+INSERT INTO punchlists (workspace_id) SELECT 1 + g % 100 FROM generate_series(1, 20000) g;
+ANALYZE;`
+
+var (
+	fkIndexed = plan.ForeignKey{Name: "fk_workflow_instances_workspace", Table: plan.TableName{Schema: "public", Name: "workflow_instances"},
+		Columns: []string{"workspace_id"}, RefTable: plan.TableName{Schema: "public", Name: "workspaces"}, RefColumns: []string{"id"}, OnDelete: plan.ActionRestrict}
+	fkUnindexed = plan.ForeignKey{Name: "fk_punchlists_workspace", Table: plan.TableName{Schema: "public", Name: "punchlists"},
+		Columns: []string{"workspace_id"}, RefTable: plan.TableName{Schema: "public", Name: "workspaces"}, RefColumns: []string{"id"}, OnDelete: plan.ActionCascade}
+)
+
+const workload = `
+params:
+  workspace_id: SELECT id FROM workspaces WHERE id <= 100
+operations:
+  - name: create_workflow
+    statements:
+      - INSERT INTO workflow_instances (workspace_id) VALUES (:workspace_id)
+  - name: bulk_import
+    units: 10
+    statements:
+      - INSERT INTO punchlists (workspace_id) SELECT :workspace_id FROM generate_series(1, 10)
+`
+
+// TestDecisionsFromRealRuns measures a baseline, then the same workload with
+// the constraints plus a trigger that sleeps on every insert into
+// workflow_instances, and checks the verdict the sleep must produce.
+func TestDecisionsFromRealRuns(t *testing.T) {
+	// The machine is shared (2 cores, other test suites running): the
+	// medians are compared and the margins to the limits are wide, so
+	// scheduling noise cannot flip a verdict.
+	cases := []struct {
+		name     string
+		sleepMS  int
+		t        perf.Thresholds
+		verdict  string
+		rowValue string
+	}{
+		{"constraints only", 0, perf.Thresholds{Metric: "p50"}, perf.Pass, perf.RowAcceptable},
+		{"30 ms overhead warns", 30, perf.Thresholds{AcceptableMS: 10, RollbackMS: 60, Metric: "p50"}, perf.Warn, perf.RowWarning},
+		{"40 ms overhead rolls back at the default +20 ms", 40, perf.Thresholds{Metric: "p50"}, perf.Rollback, perf.RowRollback},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := pgtest.New(t)
+			db.Exec(t, schema)
+			w, err := loadgen.ParseWorkload([]byte(workload))
+			require.NoError(t, err)
+			opts := loadgen.RunOptions{Workers: 2, Iterations: 40, Warmup: 0}
+
+			base, err := loadgen.Run(ctx, db.Pool, w, opts)
+			require.NoError(t, err)
+
+			for _, fk := range []plan.ForeignKey{fkIndexed, fkUnindexed} {
+				db.Exec(t, fk.AddSQL(true))
+				db.Exec(t, fk.ValidateSQL())
+			}
+			if c.sleepMS > 0 {
+				db.Exec(t, fmt.Sprintf(`CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+					BEGIN PERFORM pg_sleep(%g); RETURN NEW; END $$;
+					CREATE TRIGGER slow BEFORE INSERT ON workflow_instances FOR EACH ROW EXECUTE FUNCTION slow();`, float64(c.sleepMS)/1000))
+			}
+			with, err := loadgen.Run(ctx, db.Pool, w, opts)
+			require.NoError(t, err)
+
+			cmp := perf.Compare(base, with, c.t)
+			assert.Equal(t, c.verdict, cmp.Verdict, cmp.Reason)
+			require.Len(t, cmp.Rows, 2)
+			assert.Equal(t, "create_workflow", cmp.Rows[0].Operation)
+			assert.Equal(t, c.rowValue, cmp.Rows[0].Verdict)
+			// Every insert sleeps: the measured latency cannot be below it.
+			assert.GreaterOrEqual(t, cmp.Rows[0].WithFKsMS, float64(c.sleepMS))
+			// The bulk import pays 10 FK checks per execution but is judged
+			// per unit: it stays acceptable.
+			assert.Equal(t, 10, cmp.Rows[1].Units)
+			assert.Equal(t, perf.RowAcceptable, cmp.Rows[1].Verdict)
+
+			md := cmp.Markdown()
+			assert.Contains(t, md, "| Operation | Baseline | With FKs | Overhead | Acceptable |")
+			assert.Contains(t, md, "| bulk_import (10) |")
+			assert.Contains(t, md, "**Verdict:** "+c.verdict)
+		})
+	}
+}
+
+// TestErrorRateRollsBack: after the constraint, the application's inserts of
+// orphans fail; the error-rate rule of the decision matrix rolls back even
+// though latency did not move.
+func TestErrorRateRollsBack(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	db.Exec(t, schema)
+	w, err := loadgen.ParseWorkload([]byte(`
+operations:
+  - name: create_orphan_sometimes
+    params: {ws: "SELECT g FROM generate_series(150, 250) g"}
+    statements: ["INSERT INTO workflow_instances (workspace_id) VALUES (:ws)"]`))
+	require.NoError(t, err)
+	opts := loadgen.RunOptions{Workers: 2, Iterations: 200}
+	base, err := loadgen.Run(ctx, db.Pool, w, opts)
+	require.NoError(t, err)
+	db.Exec(t, `DELETE FROM workflow_instances WHERE workspace_id > 200`)
+	db.Exec(t, fkIndexed.AddSQL(false))
+	with, err := loadgen.Run(ctx, db.Pool, w, opts)
+	require.NoError(t, err)
+
+	cmp := perf.Compare(base, with, perf.Thresholds{})
+	assert.Equal(t, perf.Rollback, cmp.Verdict)
+	assert.Contains(t, cmp.Reason, "error rate")
+	assert.Contains(t, cmp.Rows[0].Note, "foreign key")
+}
+
+func TestCompareTable(t *testing.T) {
+	rep := func(ops ...loadgen.OpStats) loadgen.Report { return loadgen.Report{Ops: ops} }
+	op := func(name string, units int, avg float64) loadgen.OpStats {
+		return loadgen.OpStats{Operation: name, Units: units, Count: 100, AvgMS: avg, P95MS: avg * 1.5}
+	}
+	// The seeds' own table: all acceptable.
+	cmp := perf.Compare(
+		rep(op("Create workflow", 1, 10), op("Create submission", 1, 15), op("Bulk import", 100, 500), op("Query workflows", 1, 5)),
+		rep(op("Create workflow", 1, 12), op("Create submission", 1, 17), op("Bulk import", 100, 550), op("Query workflows", 1, 6)),
+		perf.Thresholds{})
+	assert.Equal(t, perf.Pass, cmp.Verdict)
+	assert.InDelta(t, 0.5, cmp.Rows[2].PerUnitMS, 1e-9)
+	assert.Contains(t, cmp.Markdown(), "| Bulk import (100) | 500ms (p95 750ms) | 550ms (p95 825ms) | +50.0ms (+0.50ms/unit) | ✅ Yes |")
+
+	// Custom thresholds, boundaries inclusive, and a missing operation.
+	cmp = perf.Compare(rep(op("a", 1, 1), op("b", 1, 1), op("c", 1, 1)), rep(op("a", 1, 3), op("b", 1, 6)), perf.Thresholds{AcceptableMS: 2, RollbackMS: 4})
+	assert.Equal(t, []string{perf.RowAcceptable, perf.RowRollback, perf.RowRollback}, verdicts(cmp))
+	assert.Equal(t, perf.Rollback, cmp.Verdict)
+	assert.Contains(t, cmp.Reason, "c: missing from the with-FKs run")
+
+	cmp = perf.Compare(rep(op("a", 1, 1)), rep(op("a", 1, 4)), perf.Thresholds{AcceptableMS: 2, RollbackMS: 4})
+	assert.Equal(t, perf.Warn, cmp.Verdict)
+	assert.True(t, strings.HasPrefix(cmp.Reason, "above the acceptable limit"))
+
+	assert.Equal(t, perf.Rollback, perf.Compare(rep(), rep(), perf.Thresholds{}).Verdict)
+
+	// A baseline that never succeeded cannot pass silently.
+	broken := loadgen.OpStats{Operation: "a", Units: 1, Count: 10, Errors: 10, ErrorRate: 1, FirstError: "relation missing"}
+	cmp = perf.Compare(rep(broken), rep(op("a", 1, 4)), perf.Thresholds{})
+	assert.Equal(t, perf.Warn, cmp.Verdict)
+	assert.Contains(t, cmp.Rows[0].Note, "no successful execution in the baseline: relation missing")
+}
+
+func verdicts(c perf.Comparison) []string {
+	var out []string
+	for _, r := range c.Rows {
+		out = append(out, r.Verdict)
+	}
+	return out
+}
+
+// TestExplainFKs: the unindexed referencing column is caught scanning
+// sequentially and gets a recommendation; the indexed one is not; building
+// the recommended index on request flips the check; nothing the checks did
+// persists.
+func TestExplainFKs(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	db.Exec(t, schema)
+	fks := []plan.ForeignKey{fkIndexed, fkUnindexed}
+	for _, fk := range fks {
+		db.Exec(t, fk.AddSQL(true))
+		db.Exec(t, fk.ValidateSQL())
+	}
+	before := db.Count(t, `SELECT count(*) FROM workspaces`) + db.Count(t, `SELECT count(*) FROM punchlists`)
+
+	checks, err := perf.ExplainFKs(ctx, db.Pool, fks)
+	require.NoError(t, err)
+	require.Len(t, checks, 2)
+
+	idx, seq := checks[0], checks[1]
+	assert.False(t, idx.SeqScan, idx.ScanNode)
+	assert.NotEmpty(t, idx.ScanNode)
+	assert.Equal(t, "workflow_instances_workspace_id_idx", idx.Index)
+	assert.Empty(t, idx.Recommendation)
+	assert.True(t, idx.Advice.Covered)
+
+	assert.True(t, seq.SeqScan, seq.ScanNode)
+	assert.Equal(t, "Seq Scan", seq.ScanNode)
+	assert.Positive(t, seq.RowsExamined)
+	assert.Equal(t, `CREATE INDEX CONCURRENTLY IF NOT EXISTS "punchlists_workspace_id_fkr_idx" ON "public"."punchlists" ("workspace_id")`, seq.Recommendation)
+	assert.Contains(t, seq.CheckQuery, `SELECT 1 FROM ONLY "public"."punchlists" x WHERE x."workspace_id" = $1 FOR KEY SHARE OF x`)
+
+	// The parent-side delete (of an unreferenced workspace, rolled back)
+	// fired each constraint's own trigger once.
+	for _, c := range checks {
+		assert.EqualValues(t, 1, c.DeleteCalls, c.FK+" "+c.DeleteNote)
+		assert.Empty(t, c.DeleteNote)
+	}
+	assert.Equal(t, before, db.Count(t, `SELECT count(*) FROM workspaces`)+db.Count(t, `SELECT count(*) FROM punchlists`))
+
+	// Only on request: the checks alone built nothing.
+	assert.Zero(t, db.Count(t, `SELECT count(*) FROM pg_indexes WHERE indexname = 'punchlists_workspace_id_fkr_idx'`))
+	built, err := perf.CreateRecommendedIndexes(ctx, db.Pool, checks, 0)
+	require.Error(t, err, "a zero lock timeout is refused")
+	assert.Empty(t, built)
+	built, err = perf.CreateRecommendedIndexes(ctx, db.Pool, checks, 2e9)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"punchlists_workspace_id_fkr_idx"}, built)
+
+	md := perf.Report{FKChecks: checks, IndexesBuilt: built}.Markdown()
+	assert.Contains(t, md, "| public.punchlists.fk_punchlists_workspace | ⚠️ Seq Scan |")
+	assert.Contains(t, md, "`CREATE INDEX CONCURRENTLY IF NOT EXISTS")
+
+	db.Exec(t, `ANALYZE punchlists`)
+	again, err := perf.ExplainFKs(ctx, db.Pool, fks)
+	require.NoError(t, err)
+	assert.False(t, again[1].SeqScan, again[1].ScanNode)
+	assert.Equal(t, "punchlists_workspace_id_fkr_idx", again[1].Index)
+	assert.Empty(t, perf.NeedIndex(again))
+}
+
+func TestExplainFKsBeforeConstraintAndAllReferenced(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	db.Exec(t, schema)
+	db.Exec(t, `DELETE FROM workspaces WHERE id > 100`) // every parent is now referenced
+	checks, err := perf.ExplainFKs(ctx, db.Pool, []plan.ForeignKey{fkUnindexed})
+	require.NoError(t, err)
+	assert.True(t, checks[0].SeqScan)
+	assert.Contains(t, checks[0].DeleteNote, "constraint not present")
+
+	db.Exec(t, fkIndexed.AddSQL(false))
+	checks, err = perf.ExplainFKs(ctx, db.Pool, []plan.ForeignKey{fkIndexed})
+	require.NoError(t, err)
+	assert.Contains(t, checks[0].DeleteNote, "RESTRICT forbids")
+
+	bad := fkIndexed
+	bad.RefColumns = []string{"nope"}
+	_, err = perf.ExplainFKs(ctx, db.Pool, []plan.ForeignKey{bad})
+	assert.ErrorContains(t, err, `referenced column public.workspaces.nope does not exist`)
+}
+
+func TestExplainWorkload(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	db.Exec(t, schema)
+	db.Exec(t, fkIndexed.AddSQL(false))
+	w, err := loadgen.ParseWorkload([]byte(workload + `
+  - name: query_notes
+    sql: SELECT * FROM punchlists WHERE note = 'x' AND workspace_id = :workspace_id`))
+	require.NoError(t, err)
+	samples, err := loadgen.Sample(ctx, db.Pool, w)
+	require.NoError(t, err)
+	checks, err := perf.ExplainWorkload(ctx, db.Pool, samples, perf.ExplainOptions{})
+	require.NoError(t, err)
+	require.Len(t, checks, 3)
+	assert.Contains(t, checks[0].TriggerMS, fkIndexed.Name, "the insert pays the FK check")
+	assert.Equal(t, []string{"punchlists"}, checks[2].SeqScans)
+	for _, c := range checks {
+		assert.Empty(t, c.Error)
+	}
+	// Rolled back.
+	assert.EqualValues(t, 20000, db.Count(t, `SELECT count(*) FROM workflow_instances`))
+}
+
+// TestExplainCompositeKeyWithQuotes: a two-column key whose values carry
+// quotes and a mixed-case schema reach the checks intact.
+func TestExplainCompositeKeyWithQuotes(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	db.Exec(t, `CREATE SCHEMA "Sales";
+		CREATE TABLE "Sales"."Accounts" (region text, code int, PRIMARY KEY (region, code));
+		INSERT INTO "Sales"."Accounts" VALUES ('O''Brien; DROP TABLE x --', 1), ('north', 2);
+		CREATE TABLE "Sales"."Orders" (id int PRIMARY KEY, region text, code int);
+		INSERT INTO "Sales"."Orders" SELECT g, 'north', 2 FROM generate_series(1, 5000) g;
+		ANALYZE "Sales"."Orders";`)
+	fk := plan.ForeignKey{Name: "Orders_Account", Table: plan.TableName{Schema: "Sales", Name: "Orders"}, Columns: []string{"region", "code"},
+		RefTable: plan.TableName{Schema: "Sales", Name: "Accounts"}, RefColumns: []string{"region", "code"}}
+	db.Exec(t, fk.AddSQL(false))
+	checks, err := perf.ExplainFKs(ctx, db.Pool, []plan.ForeignKey{fk})
+	require.NoError(t, err)
+	c := checks[0]
+	assert.True(t, c.SeqScan)
+	assert.EqualValues(t, 1, c.DeleteCalls, c.DeleteNote)
+	assert.Equal(t, `CREATE INDEX CONCURRENTLY IF NOT EXISTS "Orders_region_code_fkr_idx" ON "Sales"."Orders" ("region", "code")`, c.Recommendation)
+	assert.EqualValues(t, 2, db.Count(t, `SELECT count(*) FROM "Sales"."Accounts"`))
+}

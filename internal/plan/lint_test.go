@@ -1,0 +1,127 @@
+package plan
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func goodFK(name string, p Priority) ForeignKey {
+	return ForeignKey{Name: name, Table: TableName{"public", "child_" + name}, Columns: []string{"parent_id"},
+		RefTable: TableName{"public", "parent"}, RefColumns: []string{"id"}, OnDelete: ActionRestrict, Priority: p}
+}
+
+func rules(fs []Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Rule)
+	}
+	return out
+}
+
+func TestLintCleanPlan(t *testing.T) {
+	p := Plan{Name: "ok", ForeignKeys: []ForeignKey{goodFK("a", PriorityCritical), goodFK("b", PriorityHigh), goodFK("c", PriorityHigh), goodFK("d", PriorityLow)}}
+	assert.Empty(t, Lint(p))
+	assert.NoError(t, Validate(p))
+	_, sql := Generate(p, "ok", fixedNow)
+	assert.Empty(t, LintSQL(string(sql)), string(sql))
+}
+
+func TestLintPlanRules(t *testing.T) {
+	long := strings.Repeat("x", 64)
+	tests := []struct {
+		name   string
+		mutate func(p *Plan)
+		rule   string
+		sev    Severity
+	}{
+		{"missing on delete", func(p *Plan) { p.ForeignKeys[0].OnDelete = "" }, RuleMissingOnDelete, SeverityError},
+		{"priority order", func(p *Plan) { p.ForeignKeys[0].Priority = PriorityLow }, RulePriorityOrder, SeverityWarning},
+		{"duplicate name same table", func(p *Plan) { p.ForeignKeys[1] = p.ForeignKeys[0]; p.ForeignKeys[1].Priority = PriorityHigh }, RuleDuplicateName, SeverityError},
+		{"duplicate name other table", func(p *Plan) { p.ForeignKeys[1].Name = p.ForeignKeys[0].Name }, RuleDuplicateName, SeverityWarning},
+		{"long name", func(p *Plan) { p.ForeignKeys[0].Name = long }, RuleNameTooLong, SeverityError},
+		{"long column", func(p *Plan) { p.ForeignKeys[0].Columns = []string{long} }, RuleNameTooLong, SeverityError},
+		{"column count", func(p *Plan) { p.ForeignKeys[0].Columns = []string{"a", "b"} }, RuleColumnCount, SeverityError},
+		{"empty columns", func(p *Plan) { p.ForeignKeys[0].RefColumns = nil }, RuleEmptyColumns, SeverityError},
+		{"invalid priority", func(p *Plan) { p.ForeignKeys[1].Priority = 9 }, RuleInvalidPriority, SeverityError},
+		{"set null", func(p *Plan) { p.ForeignKeys[0].OnDelete = ActionSetNull }, RuleSetNull, SeverityInfo},
+		{"match partial", func(p *Plan) { p.ForeignKeys[0].Match = MatchPartial }, RuleMatchPartial, SeverityError},
+		{"missing name", func(p *Plan) { p.ForeignKeys[0].Name = "" }, RuleMissingName, SeverityError},
+		{"missing table", func(p *Plan) { p.ForeignKeys[0].RefTable = TableName{} }, RuleMissingTable, SeverityError},
+		{"invalid action", func(p *Plan) { p.ForeignKeys[0].OnUpdate = "set_null" }, RuleInvalidAction, SeverityError},
+		{"initially deferred", func(p *Plan) { p.ForeignKeys[0].InitiallyDeferred = true }, RuleDeferredNotDefer, SeverityError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Plan{Name: "t", ForeignKeys: []ForeignKey{goodFK("a", PriorityCritical), goodFK("b", PriorityHigh)}}
+			tt.mutate(&p)
+			fs := Lint(p)
+			require.Contains(t, rules(fs), tt.rule)
+			for _, f := range fs {
+				if f.Rule == tt.rule {
+					assert.Equal(t, tt.sev, f.Severity)
+					assert.NotEmpty(t, f.Message)
+					assert.Contains(t, f.String(), tt.rule)
+				}
+			}
+			if tt.sev == SeverityError {
+				assert.ErrorContains(t, Validate(p), tt.rule)
+			} else {
+				assert.NoError(t, Validate(p))
+			}
+		})
+	}
+}
+
+func TestLintSQLRules(t *testing.T) {
+	const add = "ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x) REFERENCES b(id) ON DELETE CASCADE NOT VALID;\n"
+	const val = "ALTER TABLE a VALIDATE CONSTRAINT f;\n"
+	tests := []struct {
+		name string
+		sql  string
+		rule string
+		line int
+	}{
+		{"missing not valid", "ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x) REFERENCES b(id) ON DELETE CASCADE;\n" + val, RuleMissingNotValid, 1},
+		{"missing on delete", "ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x) REFERENCES b(id) NOT VALID;\n" + val, RuleMissingOnDelete, 1},
+		{"same transaction", "BEGIN;\n" + add + val + "COMMIT;\n", RuleSameTransaction, 3},
+		{"missing validate", add, RuleMissingValidate, 1},
+		{"validate unknown", add + val + "ALTER TABLE a VALIDATE CONSTRAINT g;\n", RuleValidateUnknown, 3},
+		{"validate on other table", add + val + "ALTER TABLE z VALIDATE CONSTRAINT f;\n", RuleValidateUnknown, 3},
+		{"validate before add", val + add, RuleValidateUnknown, 1},
+		{"priority order", "-- Priority 4: LOW\n" + add + "-- Priority 1: CRITICAL\n" + strings.ReplaceAll(add, " f ", " g ") + val + "ALTER TABLE a VALIDATE CONSTRAINT g;\n", RulePriorityOrder, 4},
+		{"non fk statement", add + "CREATE INDEX i ON a (x);\n" + val, RuleNonFKStatement, 2},
+		{"drop", add + val + "DROP TABLE old;\n", RuleNonFKStatement, 3},
+		{"duplicate", add + add + val, RuleDuplicateName, 2},
+		{"long identifier", "ALTER TABLE a ADD CONSTRAINT " + strings.Repeat("n", 70) + " FOREIGN KEY (x) REFERENCES b(id) ON DELETE CASCADE NOT VALID;", RuleNameTooLong, 1},
+		{"column count", "ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x, y) REFERENCES b(id) ON DELETE CASCADE NOT VALID;\n" + val, RuleColumnCount, 1},
+		{"set null", "ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x) REFERENCES b(id) ON DELETE SET NULL NOT VALID;\n" + val, RuleSetNull, 1},
+		{"match partial", "ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x) REFERENCES b(id) MATCH PARTIAL ON DELETE CASCADE NOT VALID;\n" + val, RuleParseError, 0}, // the parser itself says "MATCH PARTIAL not yet implemented"
+		{"parse error", "ALTER TABLE a ADD CONSTRAINT;", RuleParseError, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := LintSQL(tt.sql)
+			require.Contains(t, rules(fs), tt.rule, "%v", fs)
+			for _, f := range fs {
+				if f.Rule == tt.rule {
+					assert.Equal(t, tt.line, f.Line, f.String())
+				}
+			}
+		})
+	}
+	// Separate transactions are fine.
+	assert.Empty(t, LintSQL("BEGIN;\n"+add+"COMMIT;\nBEGIN;\n"+val+"COMMIT;\n"))
+}
+
+func TestSorted(t *testing.T) {
+	p := Plan{ForeignKeys: []ForeignKey{goodFK("l1", PriorityLow), goodFK("c1", PriorityCritical), goodFK("l2", PriorityLow), goodFK("h1", PriorityHigh), goodFK("c2", PriorityCritical)}}
+	var names []string
+	for _, fk := range p.Sorted() {
+		names = append(names, fk.Name)
+	}
+	assert.Equal(t, []string{"c1", "c2", "h1", "l1", "l2"}, names)
+	assert.Equal(t, "l1", p.ForeignKeys[0].Name, "Sorted must not reorder the receiver")
+}

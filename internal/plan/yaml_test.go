@@ -1,0 +1,204 @@
+package plan
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseTableName(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    TableName
+		wantErr bool
+	}{
+		{"orders", TableName{"", "orders"}, false},
+		{"Public.Orders", TableName{"public", "orders"}, false},
+		{`"My Schema"."Odd.Table"`, TableName{"My Schema", "Odd.Table"}, false},
+		{`"a""b".c`, TableName{`a"b`, "c"}, false},
+		{` s . "T" `, TableName{"s", "T"}, false},
+		{"a.b.c", TableName{}, true},
+		{`"unterminated`, TableName{}, true},
+		{`""`, TableName{}, true},
+		{"a.", TableName{}, true},
+		{"bad-name", TableName{}, true},
+		{`"x"y`, TableName{}, true},
+		{"1abc", TableName{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseTableName(tt.in)
+			if tt.wantErr {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestTableNameJSONRoundTrip(t *testing.T) {
+	for _, tn := range []TableName{{"public", "orders"}, {"My Schema", "Odd.Table"}, {`a"b`, "select"}, {"", "x"}, {"s", ""}, {}, {"UP", "Ünï"}} {
+		b, err := json.Marshal(tn)
+		require.NoError(t, err)
+		var back TableName
+		require.NoError(t, json.Unmarshal(b, &back), string(b))
+		assert.Equal(t, tn, back, string(b))
+	}
+	b, _ := json.Marshal(TableName{"Sales", "orders"})
+	assert.Equal(t, `"\"Sales\".orders"`, string(b))
+	var tn TableName
+	require.NoError(t, json.Unmarshal([]byte(`{"schema":"Sales","name":"Orders"}`), &tn))
+	assert.Equal(t, TableName{"Sales", "Orders"}, tn, "object form is literal")
+	assert.Error(t, json.Unmarshal([]byte(`{"schema":"s","nme":"x"}`), &tn))
+}
+
+func TestPlanJSONRoundTrip(t *testing.T) {
+	p, err := ParseSQL(readTestdata(t, "seeds_migration.sql"))
+	require.NoError(t, err)
+	p.Name = "seeds"
+	p.ForeignKeys = append(p.ForeignKeys, ForeignKey{Name: "Odd", Table: TableName{"My Schema", "Odd.Table"}, Columns: []string{"A", "b"},
+		RefTable: TableName{"public", "select"}, RefColumns: []string{"id", `x"y`}, OnDelete: ActionSetNull, OnUpdate: ActionCascade,
+		Match: MatchFull, Deferrable: true, InitiallyDeferred: true, Priority: PriorityLow, Comment: "two\nlines"})
+	b, err := json.Marshal(p)
+	require.NoError(t, err)
+	var back Plan
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.Equal(t, p, back)
+
+	// The JSON text is also a valid plan file... as long as identifiers are
+	// plain; EncodeYAML is the faithful text form.
+	y, err := EncodeYAML(p)
+	require.NoError(t, err)
+	back, err = ParseYAML(y)
+	require.NoError(t, err, string(y))
+	assert.Equal(t, p, back)
+}
+
+func TestParseYAML(t *testing.T) {
+	const doc = `
+name: add_master_tables_fks
+foreign_keys:
+  - name: fk_workflow_instances_config_version
+    table: public.workflow_instances
+    columns: [config_version_id]
+    references: config_versions
+    ref_columns: [id]
+    on_delete: RESTRICT
+    on_update: no_action
+    match: full
+    deferrable: true
+    initially_deferred: true
+    priority: 2
+    comment: Workflow instances must reference valid config version
+  - name: '"Odd"'
+    table: {schema: My Schema, name: Odd.Table}
+    columns: ['"tenantId"', Order_ID]
+    references: '"My Schema"."Parent"'
+    ref_columns: ['"tenantId"', id]
+    on_delete: set null
+    priority: low
+  - name: no_priority
+    table: a
+    columns: [x]
+    references: b
+    ref_columns: [id]
+`
+	p, err := ParseYAML([]byte(doc))
+	require.NoError(t, err)
+	require.Len(t, p.ForeignKeys, 3)
+	assert.Equal(t, "add_master_tables_fks", p.Name)
+	assert.Equal(t, ForeignKey{Name: "fk_workflow_instances_config_version", Table: TableName{"public", "workflow_instances"},
+		Columns: []string{"config_version_id"}, RefTable: TableName{"public", "config_versions"}, RefColumns: []string{"id"},
+		OnDelete: ActionRestrict, OnUpdate: ActionNoAction, Match: MatchFull, Deferrable: true, InitiallyDeferred: true,
+		Priority: PriorityHigh, Comment: "Workflow instances must reference valid config version"}, p.ForeignKeys[0])
+	assert.Equal(t, ForeignKey{Name: "Odd", Table: TableName{"My Schema", "Odd.Table"}, Columns: []string{"tenantId", "order_id"},
+		RefTable: TableName{"My Schema", "Parent"}, RefColumns: []string{"tenantId", "id"}, OnDelete: ActionSetNull, Priority: PriorityLow}, p.ForeignKeys[1])
+	assert.Equal(t, PriorityCritical, p.ForeignKeys[2].Priority)
+	assert.Equal(t, TableName{"public", "a"}, p.ForeignKeys[2].Table)
+
+	// JSON is YAML.
+	pj, err := ParseYAML([]byte(`{"name":"j","foreign_keys":[{"name":"f","table":"s.t","columns":["x"],"references":"u","ref_columns":["id"],"on_delete":"CASCADE","priority":"MEDIUM"}]}`))
+	require.NoError(t, err)
+	assert.Equal(t, TableName{"s", "t"}, pj.ForeignKeys[0].Table)
+	assert.Equal(t, PriorityMedium, pj.ForeignKeys[0].Priority)
+}
+
+func TestParseYAMLErrors(t *testing.T) {
+	base := "foreign_keys:\n  - name: f\n    table: t\n    columns: [x]\n    references: u\n    ref_columns: [id]\n"
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"unknown field", base + "    on_delet: CASCADE\n", "on_delet"},
+		{"unknown top field", "nmae: x\n" + base, "nmae"},
+		{"unknown table field", "foreign_keys:\n  - name: f\n    table: {schema: s, nam: t}\n    columns: [x]\n    references: u\n    ref_columns: [id]\n", "nam"},
+		{"bad priority", base + "    priority: URGENT\n", "priority"},
+		{"bad action", base + "    on_delete: EXPLODE\n", "EXPLODE"},
+		{"bad match", base + "    match: PARTIALLY\n", "PARTIALLY"},
+		{"no ref columns", "foreign_keys:\n  - name: f\n    table: t\n    columns: [x]\n    references: u\n", "ref_columns are required"},
+		{"no name", "foreign_keys:\n  - table: t\n    columns: [x]\n    references: u\n    ref_columns: [id]\n", "name is required"},
+		{"no table", "foreign_keys:\n  - name: f\n    columns: [x]\n    references: u\n    ref_columns: [id]\n", "table is required"},
+		{"bad table", "foreign_keys:\n  - name: f\n    table: a.b.c\n    columns: [x]\n    references: u\n    ref_columns: [id]\n", "a.b.c"},
+		{"empty", "", "empty"},
+		{"no fks", "name: x\n", "foreign_keys is empty"},
+		{"two docs", base + "---\n" + base, "more than one"},
+		{"not yaml", "{[", "parse plan"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseYAML([]byte(tt.doc))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestLoadAndParseAuto(t *testing.T) {
+	dir := t.TempDir()
+	seeds := readTestdata(t, "seeds_migration.sql")
+	mig := filepath.Join(dir, "20251229010228_add_master_tables_fks", "migration.sql")
+	require.NoError(t, os.MkdirAll(filepath.Dir(mig), 0o755))
+	require.NoError(t, os.WriteFile(mig, []byte(seeds), 0o644))
+	p, err := Load(mig)
+	require.NoError(t, err)
+	assert.Equal(t, "add_master_tables_fks", p.Name)
+	assert.Len(t, p.ForeignKeys, 16)
+
+	y, err := EncodeYAML(p)
+	require.NoError(t, err)
+	for _, ext := range []string{".yaml", ".yml", ".json"} {
+		path := filepath.Join(dir, "plan"+ext)
+		data := y
+		if ext == ".json" {
+			data, _ = json.Marshal(p)
+		}
+		require.NoError(t, os.WriteFile(path, data, 0o644))
+		got, err := Load(path)
+		require.NoError(t, err, ext)
+		assert.Equal(t, p, got, ext)
+	}
+	_, err = Load(filepath.Join(dir, "plan.txt"))
+	assert.Error(t, err)
+
+	for name, text := range map[string]string{"sql": seeds, "yaml": string(y), "json": mustJSON(t, p)} {
+		got, err := ParseAuto(text)
+		require.NoError(t, err, name)
+		assert.Len(t, got.ForeignKeys, 16, name)
+	}
+	// A YAML plan whose first key looks like a SQL keyword is still YAML.
+	_, err = ParseAuto("set: 1\n")
+	assert.ErrorContains(t, err, "parse plan")
+	_, err = ParseAuto("/* c */ alter table a add constraint f foreign key (x) references b(id);")
+	assert.NoError(t, err)
+}
+
+func mustJSON(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
+}

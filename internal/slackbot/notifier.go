@@ -1,0 +1,257 @@
+package slackbot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/slack-go/slack"
+)
+
+// NewClient builds the Web API client from the configuration. extra options
+// come last so tests can override the HTTP client.
+func NewClient(cfg Config, extra ...slack.Option) *slack.Client {
+	opts := []slack.Option{
+		// A hung Slack must not hang a notification activity past its own timeout.
+		slack.OptionHTTPClient(&http.Client{Timeout: 15 * time.Second}),
+	}
+	if cfg.APIURL != "" {
+		opts = append(opts, slack.OptionAPIURL(cfg.APIURL))
+	}
+	if cfg.AppToken != "" {
+		opts = append(opts, slack.OptionAppLevelToken(cfg.AppToken))
+	}
+	return slack.New(cfg.BotToken, append(opts, extra...)...)
+}
+
+// RetryPolicy bounds how long a Slack call may keep retrying. Slack's
+// Retry-After is honoured; a Retry-After longer than MaxWait is returned to the
+// caller at once (as an error wrapping *slack.RateLimitedError), because
+// waiting minutes inside a rollout step helps no one.
+type RetryPolicy struct {
+	MaxAttempts int           // total attempts, including the first
+	MaxWait     time.Duration // longest single wait we accept
+	Backoff     time.Duration // base wait for 5xx and network errors
+}
+
+// DefaultRetryPolicy suits a notification activity with a ~1 minute timeout.
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{MaxAttempts: 4, MaxWait: 30 * time.Second, Backoff: 500 * time.Millisecond}
+}
+
+// PostResult identifies the posted message. For KindStarted it is the thread
+// parent: the workflow stores it and passes it back as Event.Thread. For
+// KindGateOpened it is the gate message: passed back as Event.Message when the
+// gate is decided, so the buttons can be removed.
+type PostResult struct {
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
+}
+
+// Ref returns the result as a MessageRef.
+func (p PostResult) Ref() MessageRef { return MessageRef{Channel: p.Channel, TS: p.TS} }
+
+// Notifier posts rollout events. It holds no per-rollout state: thread and
+// message timestamps travel in the events, so any worker can post any event.
+// Every method is bounded by ctx; callers on a safety path (rollback) should
+// post with a short deadline after the safety action, never before it.
+type Notifier struct {
+	api     *slack.Client
+	channel string
+	onCall  string
+	retry   RetryPolicy
+	log     *slog.Logger
+}
+
+var _ notify.Notifier = (*Notifier)(nil)
+
+// Notify implements notify.Notifier for the workflow's Notify activity: the
+// receipt's Ref is what the workflow stores (thread parent, gate message).
+func (n *Notifier) Notify(ctx context.Context, ev notify.Event) (notify.Receipt, error) {
+	res, err := n.Post(ctx, ev)
+	if err != nil {
+		return notify.Receipt{}, err
+	}
+	return notify.Receipt{Ref: res.Ref()}, nil
+}
+
+// NewNotifier builds a notifier posting to cfg.Channel.
+func NewNotifier(api *slack.Client, cfg Config, log *slog.Logger) *Notifier {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Notifier{api: api, channel: cfg.Channel, onCall: cfg.OnCallGroup, retry: DefaultRetryPolicy(), log: log}
+}
+
+// WithRetry returns a copy of n using policy p.
+func (n *Notifier) WithRetry(p RetryPolicy) *Notifier {
+	c := *n
+	c.retry = p
+	return &c
+}
+
+// Post renders ev and posts it: KindStarted as a new thread parent in the
+// channel, everything else as a reply in ev.Thread (or in the channel when the
+// thread is unknown). For KindGateDecided with ev.Message and ev.Gate set, the
+// gate message is first updated in place to its decided form, so decisions
+// taken from the CLI or UI also remove the buttons.
+func (n *Notifier) Post(ctx context.Context, ev Event) (PostResult, error) {
+	if ev.RolloutID == "" {
+		return PostResult{}, errors.New("slack post: event has no rollout id")
+	}
+	var (
+		blocks   []slack.Block
+		fallback string
+		opts     []slack.MsgOption
+	)
+	switch ev.Kind {
+	case KindStarted:
+		blocks, fallback = StartedBlocks(ev), "FK rollout "+ev.RolloutID+" started"
+	case KindGateOpened:
+		if ev.Gate == nil {
+			return PostResult{}, fmt.Errorf("slack post %s: gate-opened event without gate", ev.RolloutID)
+		}
+		blocks = GateBlocks(ev)
+		fallback = fmt.Sprintf("Rollout %s waits for a %s decision (gate %s)", ev.RolloutID, ev.Gate.Kind, ev.Gate.ID)
+	case KindGateDecided:
+		if ev.Decision == nil {
+			return PostResult{}, fmt.Errorf("slack post %s: gate-decided event without decision", ev.RolloutID)
+		}
+		if !ev.Message.IsZero() && ev.Gate != nil {
+			if err := n.UpdateDecided(ctx, ev.Message.Channel, ev.Message.TS, ev, *ev.Decision); err != nil {
+				// The thread reply below still tells the channel; log and go on.
+				n.log.WarnContext(ctx, "slack: update decided gate message", "rollout", ev.RolloutID, "err", err)
+			}
+		}
+		blocks = []slack.Block{section(DecisionText(*ev.Decision))}
+		fallback = fmt.Sprintf("Rollout %s: gate decided (%s)", ev.RolloutID, ev.Decision.Choice)
+	case KindRolledBack:
+		blocks = RollbackBlocks(ev, n.onCall)
+		fallback = "Rollout " + ev.RolloutID + " rolled back"
+		opts = append(opts, slack.MsgOptionBroadcast())
+	case KindFailed:
+		blocks, fallback = LineBlocks(ev), "Rollout "+ev.RolloutID+" failed"
+		opts = append(opts, slack.MsgOptionBroadcast())
+	case KindPhase, KindCompleted:
+		blocks, fallback = LineBlocks(ev), fmt.Sprintf("Rollout %s: %s", ev.RolloutID, ev.Kind)
+		if ev.Kind == KindCompleted {
+			opts = append(opts, slack.MsgOptionBroadcast())
+		}
+	default:
+		return PostResult{}, fmt.Errorf("slack post %s: unknown event kind %q", ev.RolloutID, ev.Kind)
+	}
+
+	channel := n.channel
+	if ev.Kind != KindStarted && !ev.Thread.IsZero() {
+		channel = ev.Thread.Channel
+		opts = append(opts, slack.MsgOptionTS(ev.Thread.TS))
+	} else if ev.Kind != KindStarted {
+		// No thread (e.g. the started post failed): broadcast is meaningless.
+		opts = nil
+	}
+	opts = append(opts, slack.MsgOptionText(fallback, false), slack.MsgOptionBlocks(blocks...),
+		slack.MsgOptionDisableLinkUnfurl())
+
+	var res PostResult
+	err := n.call(ctx, "chat.postMessage", func(ctx context.Context) error {
+		ch, ts, err := n.api.PostMessageContext(ctx, channel, opts...)
+		res = PostResult{Channel: ch, TS: ts}
+		return err
+	})
+	if err != nil {
+		return PostResult{}, fmt.Errorf("slack post %s %s: %w", ev.Kind, ev.RolloutID, err)
+	}
+	return res, nil
+}
+
+// UpdateDecided rewrites the gate message (channel, ts) in place: the gate
+// body from ev.Gate without buttons, plus the decision line.
+func (n *Notifier) UpdateDecided(ctx context.Context, channel, ts string, ev Event, d GateDecision) error {
+	if ev.Gate == nil {
+		return fmt.Errorf("slack update %s: no gate to render", ev.RolloutID)
+	}
+	return n.updateBlocks(ctx, channel, ts, DecidedBlocks(gateBody(ev), d),
+		fmt.Sprintf("Gate %s decided: %s", ev.Gate.ID, d.Choice))
+}
+
+func (n *Notifier) updateBlocks(ctx context.Context, channel, ts string, blocks []slack.Block, fallback string) error {
+	if channel == "" || ts == "" {
+		return errors.New("slack update: message channel and ts are required")
+	}
+	err := n.call(ctx, "chat.update", func(ctx context.Context) error {
+		_, _, _, err := n.api.UpdateMessageContext(ctx, channel, ts,
+			slack.MsgOptionText(fallback, false), slack.MsgOptionBlocks(blocks...))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("slack update %s/%s: %w", channel, ts, err)
+	}
+	return nil
+}
+
+// call runs fn with bounded retries. Rate limits wait Slack's Retry-After;
+// 5xx and network errors back off; Slack API errors (channel_not_found,
+// invalid_auth...) are final. It never sleeps past ctx's deadline.
+func (n *Notifier) call(ctx context.Context, op string, fn func(context.Context) error) error {
+	return retryCall(ctx, n.retry, n.log, op, fn)
+}
+
+func retryCall(ctx context.Context, p RetryPolicy, log *slog.Logger, op string, fn func(context.Context) error) error {
+	if p.MaxAttempts < 1 {
+		p.MaxAttempts = 1
+	}
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		wait, ok := retryWait(err, attempt, p)
+		if !ok || attempt >= p.MaxAttempts {
+			return err
+		}
+		if p.MaxWait > 0 && wait > p.MaxWait {
+			return fmt.Errorf("%s: retry-after %s exceeds limit %s: %w", op, wait, p.MaxWait, err)
+		}
+		if dl, has := ctx.Deadline(); has && time.Until(dl) < wait {
+			return fmt.Errorf("%s: retry in %s would pass the deadline: %w", op, wait, err)
+		}
+		log.WarnContext(ctx, "slack call retrying", "op", op, "attempt", attempt, "wait", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: %w (last error: %v)", op, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+func retryWait(err error, attempt int, p RetryPolicy) (time.Duration, bool) {
+	if rl, ok := errors.AsType[*slack.RateLimitedError](err); ok {
+		if rl.RetryAfter <= 0 {
+			return time.Second, true
+		}
+		return rl.RetryAfter, true
+	}
+	if sc, ok := errors.AsType[slack.StatusCodeError](err); ok {
+		switch {
+		case sc.Code == http.StatusTooManyRequests: // 429 without Retry-After
+			return time.Second, true
+		case sc.Code >= 500:
+			return p.Backoff * time.Duration(1<<(attempt-1)), true
+		}
+		return 0, false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return 0, false
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return p.Backoff * time.Duration(1<<(attempt-1)), true
+	}
+	return 0, false
+}

@@ -1,0 +1,568 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
+
+	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+// Demo approver identities used by --demo-auto-approve. They are separate
+// people as far as the policy knows, so four-eyes still holds: the
+// requester never approves their own rollout.
+const (
+	demoApprover  = "demo-approver"
+	demoApprover2 = "demo-approver-2"
+)
+
+// workflowCommands are the Temporal-facing commands.
+func workflowCommands() []command {
+	return []command{
+		{name: "start", summary: "start a rollout from a plan file (prints the workflow id and UI link)", run: cmdStart},
+		{name: "status", summary: "show a rollout's status (phase, constraints, open gates)", run: cmdStatus},
+		{name: "watch", summary: "follow a rollout until it ends, printing progress", run: cmdWatch},
+		{name: "approve", summary: "approve a gate: approve <id> <gate> --reason ...", run: decideCmd(workflows.ChoiceApprove)},
+		{name: "reject", summary: "reject a gate: reject <id> <gate> --reason ...", run: decideCmd(workflows.ChoiceReject)},
+		{name: "decide", summary: "decide a gate with any offered choice: decide <id> <gate> <choice>", run: cmdDecide},
+		{name: "remediate", summary: "decide a remediation gate: remediate <id> <gate> delete|set-null|accept-debt|re-audit|abort", run: cmdDecide},
+		{name: "pause", summary: "pause a rollout before its next step", run: controlCmd(workflows.UpdatePause)},
+		{name: "resume", summary: "resume a paused rollout", run: controlCmd(workflows.UpdateResume)},
+		{name: "abort", summary: "abort a rollout (--rollback drops what it created)", run: controlCmd(workflows.UpdateAbort)},
+		// "revert", not "rollback": the engine command rollback works on a
+		// database directly; revert asks a running rollout to roll itself back.
+		{name: "revert", summary: "roll a running rollout back now (critical user complaints); --reason required", run: controlCmd(workflows.UpdateRollback)},
+	}
+}
+
+// temporalFlags are shared by every workflow command.
+type temporalFlags struct {
+	uiURL string
+}
+
+func (t *temporalFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.uiURL, "ui", envOr("FKROLLOUT_UI_URL", "http://localhost:8233"), "Temporal UI base URL for links")
+}
+
+// dial connects with the standard TEMPORAL_* variables.
+func dial(ctx context.Context) (client.Client, string, error) {
+	opts, err := envconfig.LoadDefaultClientOptions()
+	if err != nil {
+		return nil, "", fmt.Errorf("temporal client configuration (TEMPORAL_*): %w", err)
+	}
+	opts.Logger = quietLogger{}
+	c, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, "", fmt.Errorf("connect to temporal at %s: %w", orDefault(opts.HostPort, client.DefaultHostPort), err)
+	}
+	ns := opts.Namespace
+	if ns == "" {
+		ns = client.DefaultNamespace
+	}
+	return c, ns, nil
+}
+
+func uiLink(base, ns, id string) string {
+	return strings.TrimRight(base, "/") + "/namespaces/" + ns + "/workflows/" + id
+}
+
+func envOr(k, d string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return d
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func defaultActor() string {
+	if v := os.Getenv("FKROLLOUT_ACTOR"); v != "" {
+		return v
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return ""
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return usageError{msg: "help requested"}
+		}
+		return usageError{msg: err.Error()}
+	}
+	return nil
+}
+
+// interleave lets flags follow positional arguments (approve ID GATE --reason x).
+func interleave(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// startOptions are the flags of start.
+type startOptions struct {
+	planFile, inputFile, id, requester, envs, window, approvers, monitor, taskQueue string
+	windowNow, dryRun, wait, demo                                                   bool
+	minProd                                                                         int
+	gateTimeout                                                                     string
+}
+
+func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o startOptions
+	var tf temporalFlags
+	fs := newFlags("start", stderr)
+	fs.StringVar(&o.planFile, "plan", "", "plan file: migration SQL or plan YAML (required unless --input has one)")
+	fs.StringVar(&o.inputFile, "input", "", "full workflow input JSON (as pasted into the Temporal UI); flags override it")
+	fs.StringVar(&o.id, "id", "", "rollout (workflow) id (default fkrollout-<time>)")
+	fs.StringVar(&o.requester, "requester", defaultActor(), "who requests the rollout (four-eyes: cannot approve it)")
+	fs.StringVar(&o.envs, "environments", "staging,production", "environments in order (names the worker is configured with)")
+	fs.StringVar(&o.window, "window", "", "maintenance window of the last environment: HH:MM/DURATION[/TZ], e.g. 02:00/2h/Asia/Jakarta")
+	fs.BoolVar(&o.windowNow, "window-now", false, "a 2h maintenance window that opens now (demos)")
+	fs.StringVar(&o.approvers, "approvers", "", "comma-separated approver identities (default: anyone but the requester)")
+	fs.IntVar(&o.minProd, "min-approvals-last", 1, "distinct approvers needed to promote to the last environment")
+	fs.StringVar(&o.gateTimeout, "gate-timeout", "", "gate timeout, e.g. 24h (default: wait)")
+	fs.StringVar(&o.monitor, "monitor", "", "watch duration after the last environment, e.g. 24h (default: off)")
+	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", workflows.DefaultTaskQueue), "worker task queue")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "checks, statistics and audit only; nothing changes")
+	fs.BoolVar(&o.wait, "wait", false, "follow the rollout until it ends (like watch)")
+	fs.BoolVar(&o.demo, "demo-auto-approve", false, "DEMO ONLY: follow the rollout and approve every gate as "+demoApprover+" (and "+demoApprover2+"); remediation deletes orphans")
+	tf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	in, err := buildInput(o, time.Now())
+	if err != nil {
+		return usageError{msg: err.Error()}
+	}
+	c, ns, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := o.id
+	if id == "" {
+		id = "fkrollout-" + time.Now().UTC().Format("20060102-150405")
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                o.taskQueue,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// Without this the SDK hands back the existing run of the same id.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		StaticSummary:                            fmt.Sprintf("fkrollout by %s: %s", in.Requester, strings.Join(envNames(in), " → ")),
+	}, workflows.WorkflowName, in)
+	if err != nil {
+		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &already) {
+			return fmt.Errorf("a rollout with id %q already exists; pick another --id", id)
+		}
+		return fmt.Errorf("start rollout: %w", err)
+	}
+	fmt.Fprintf(stdout, "rollout started: %s\n", run.GetID())
+	fmt.Fprintf(stdout, "Temporal UI:     %s\n", uiLink(tf.uiURL, ns, run.GetID()))
+	if !o.wait && !o.demo {
+		fmt.Fprintf(stdout, "follow it with:  starter watch %s\n", run.GetID())
+		return nil
+	}
+	return watch(ctx, c, run.GetID(), stdout, o.demo, time.Second)
+}
+
+func envNames(in workflows.Input) []string {
+	var n []string
+	for _, e := range in.Environments {
+		n = append(n, e.Name)
+	}
+	return n
+}
+
+// buildInput turns flags (and an optional input file) into workflow input.
+func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
+	var in workflows.Input
+	if o.inputFile != "" {
+		b, err := os.ReadFile(o.inputFile)
+		if err != nil {
+			return in, fmt.Errorf("--input: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			return in, fmt.Errorf("--input %s: %w", o.inputFile, err)
+		}
+	}
+	if o.planFile != "" {
+		b, err := os.ReadFile(o.planFile)
+		if err != nil {
+			return in, fmt.Errorf("--plan: %w", err)
+		}
+		in.Plan = string(b)
+	}
+	if strings.TrimSpace(in.Plan) == "" {
+		return in, errors.New("--plan is required (a migration .sql or a plan .yaml)")
+	}
+	if o.requester != "" {
+		in.Requester = o.requester
+	}
+	if in.Requester == "" {
+		return in, errors.New("--requester is required (set FKROLLOUT_ACTOR or pass --requester)")
+	}
+	if len(in.Environments) == 0 || o.inputFile == "" {
+		in.Environments = nil
+		for _, e := range strings.Split(o.envs, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				in.Environments = append(in.Environments, workflows.EnvironmentInput{Name: e})
+			}
+		}
+	}
+	if len(in.Environments) == 0 {
+		return in, errors.New("--environments: name at least one environment")
+	}
+	last := &in.Environments[len(in.Environments)-1]
+	switch {
+	case o.windowNow:
+		start := now.UTC().Add(-time.Minute)
+		last.MaintenanceWindow = &workflows.MaintenanceWindow{Start: start.Format("15:04"), Duration: "2h", Timezone: "UTC", NotifyBefore: "0s"}
+	case o.window != "":
+		parts := strings.SplitN(o.window, "/", 3)
+		if len(parts) < 2 {
+			return in, fmt.Errorf("--window %q: want HH:MM/DURATION[/TZ]", o.window)
+		}
+		w := &workflows.MaintenanceWindow{Start: parts[0], Duration: parts[1], Timezone: "UTC"}
+		if len(parts) == 3 {
+			w.Timezone = parts[2]
+		}
+		last.MaintenanceWindow = w
+	}
+	var approvers []string
+	for _, a := range strings.Split(o.approvers, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			approvers = append(approvers, a)
+		}
+	}
+	if o.demo {
+		approvers = append(approvers, demoApprover, demoApprover2)
+	}
+	if o.inputFile == "" || len(approvers) > 0 {
+		in.Approval.Default = workflows.GateRule{Approvers: approvers, Timeout: o.gateTimeout}
+		if o.minProd > 1 && len(in.Environments) > 1 {
+			if in.Approval.Gates == nil {
+				in.Approval.Gates = map[string]workflows.GateRule{}
+			}
+			in.Approval.Gates["promotion/"+last.Name] = workflows.GateRule{Approvers: approvers, MinApprovals: o.minProd, Timeout: o.gateTimeout}
+		}
+	}
+	if o.monitor != "" {
+		in.Monitor = workflows.MonitorInput{Enabled: true, Duration: o.monitor}
+	}
+	if o.dryRun {
+		in.DryRun = true
+	}
+	return in, nil
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var tf temporalFlags
+	var asJSON bool
+	fs := newFlags("status", stderr)
+	fs.BoolVar(&asJSON, "json", false, "print the full status as JSON")
+	tf.register(fs)
+	pos, err := interleave(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{msg: "usage: status <rollout-id> [--json]"}
+	}
+	c, ns, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := queryStatus(ctx, c, pos[0])
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	fmt.Fprint(stdout, st.Summary())
+	fmt.Fprintf(stdout, "  UI: %s\n", uiLink(tf.uiURL, ns, pos[0]))
+	return nil
+}
+
+func queryStatus(ctx context.Context, c client.Client, id string) (*workflows.Status, error) {
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("no rollout with id %q", id)
+		}
+		return nil, fmt.Errorf("query status of %s: %w", id, err)
+	}
+	var st workflows.Status
+	if err := v.Get(&st); err != nil {
+		return nil, fmt.Errorf("decode status of %s: %w", id, err)
+	}
+	return &st, nil
+}
+
+func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var demo bool
+	var every time.Duration
+	fs := newFlags("watch", stderr)
+	fs.BoolVar(&demo, "demo-auto-approve", false, "DEMO ONLY: approve every open gate as "+demoApprover+"/"+demoApprover2)
+	fs.DurationVar(&every, "every", time.Second, "poll interval")
+	pos, err := interleave(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{msg: "usage: watch <rollout-id> [--demo-auto-approve]"}
+	}
+	c, _, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return watch(ctx, c, pos[0], stdout, demo, every)
+}
+
+// watch prints new timeline lines until the rollout ends; with demo it
+// decides open gates as the demo approvers.
+func watch(ctx context.Context, c client.Client, id string, stdout io.Writer, demo bool, every time.Duration) error {
+	printed := 0
+	decided := map[string]bool{}
+	for {
+		st, err := queryStatus(ctx, c, id)
+		if err != nil {
+			return err
+		}
+		start := printed - st.TimelineDropped
+		if start < 0 {
+			start = 0
+		}
+		for _, e := range st.Timeline[min(start, len(st.Timeline)):] {
+			env := e.Environment
+			if env == "" {
+				env = "-"
+			}
+			fmt.Fprintf(stdout, "%s  %-11s %s\n", e.Time.Local().Format("15:04:05"), env, e.Message)
+		}
+		printed = st.TimelineDropped + len(st.Timeline)
+		if st.State.Terminal() {
+			fmt.Fprintf(stdout, "\n%s", st.Summary())
+			switch st.State {
+			case workflows.StateCompleted, workflows.StateCompletedWithDebt, workflows.StateDryRunDone:
+				return nil
+			}
+			return fmt.Errorf("rollout ended %s", st.State)
+		}
+		if demo {
+			for _, g := range st.OpenGates {
+				for _, actor := range []string{demoApprover, demoApprover2} {
+					key := g.ID + "/" + actor
+					if decided[key] {
+						continue
+					}
+					decided[key] = true
+					choice := demoChoice(g)
+					view, err := decide(ctx, c, id, workflows.DecisionInput{GateID: g.ID, Choice: choice, Actor: actor, Reason: "demo auto-approve", Via: "cli-demo"})
+					if err != nil {
+						fmt.Fprintf(stdout, "demo: %s %s on %s refused: %v\n", actor, choice, g.ID, err)
+						continue
+					}
+					if view.Status != workflows.GateOpen {
+						break
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+func demoChoice(g workflows.Gate) string {
+	switch g.Kind {
+	case notify.GateRemediation:
+		return workflows.ChoiceDelete
+	case notify.GatePromotion:
+		return workflows.ChoiceApprove
+	}
+	for _, c := range []string{workflows.ChoiceRetry, workflows.ChoiceContinue, workflows.ChoiceApprove} {
+		if slices.Contains(g.Choices, c) {
+			return c
+		}
+	}
+	return g.Choices[0]
+}
+
+// decide sends the gate Update and waits for its result; a validator
+// rejection comes back as an error carrying the workflow's reason.
+func decide(ctx context.Context, c client.Client, id string, in workflows.DecisionInput) (workflows.GateView, error) {
+	var view workflows.GateView
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   id,
+		UpdateName:   workflows.UpdateDecide,
+		UpdateID:     "cli/" + in.GateID + "/" + in.Actor + "/" + in.Choice,
+		Args:         []any{in},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, &view)
+	}
+	return view, updateError(id, err)
+}
+
+func updateError(id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no running rollout with id %q", id)
+	}
+	return fmt.Errorf("rejected: %w", err)
+}
+
+func decideCmd(choice string) func(context.Context, []string, io.Writer, io.Writer) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		return decideWith(ctx, append([]string{}, args...), choice, stdout, stderr)
+	}
+}
+
+func cmdDecide(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return decideWith(ctx, args, "", stdout, stderr)
+}
+
+func decideWith(ctx context.Context, args []string, choice string, stdout, stderr io.Writer) error {
+	var actor, reason, constraints string
+	fs := newFlags("decide", stderr)
+	fs.StringVar(&actor, "actor", defaultActor(), "who decides (FKROLLOUT_ACTOR)")
+	fs.StringVar(&reason, "reason", "", "why (recorded with the decision)")
+	fs.StringVar(&constraints, "constraints", "", "remediation: only these constraints (comma-separated)")
+	pos, err := interleave(fs, args)
+	if err != nil {
+		return err
+	}
+	want := 2
+	if choice == "" {
+		want = 3
+	}
+	if len(pos) != want {
+		if choice == "" {
+			return usageError{msg: "usage: decide <rollout-id> <gate-id> <choice> [--actor A] [--reason R] [--constraints a,b]"}
+		}
+		return usageError{msg: fmt.Sprintf("usage: %s <rollout-id> <gate-id> [--actor A] [--reason R]", choice)}
+	}
+	if choice == "" {
+		choice = pos[2]
+	}
+	in := workflows.DecisionInput{GateID: pos[1], Choice: choice, Actor: actor, Reason: reason, Via: "cli"}
+	if constraints != "" {
+		in.Constraints = strings.Split(constraints, ",")
+	}
+	c, _, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	view, err := decide(ctx, c, pos[0], in)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, view.Message)
+	return nil
+}
+
+func controlCmd(kind string) func(context.Context, []string, io.Writer, io.Writer) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		var actor, reason string
+		var rollback bool
+		fs := newFlags(kind, stderr)
+		fs.StringVar(&actor, "actor", defaultActor(), "who asks (FKROLLOUT_ACTOR)")
+		fs.StringVar(&reason, "reason", "", "why (required for rollback)")
+		if kind == workflows.UpdateAbort {
+			fs.BoolVar(&rollback, "rollback", false, "drop every constraint this rollout created before stopping")
+		}
+		pos, err := interleave(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError{msg: fmt.Sprintf("usage: %s <rollout-id> [--actor A] [--reason R]", kind)}
+		}
+		c, _, err := dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID:   pos[0],
+			UpdateName:   kind,
+			Args:         []any{workflows.ControlInput{Actor: actor, Reason: reason, Rollback: rollback, Via: "cli"}},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
+		var ack workflows.Ack
+		if err == nil {
+			err = h.Get(ctx, &ack)
+		}
+		if err := updateError(pos[0], err); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, ack.Message)
+		return nil
+	}
+}
+
+// quietLogger keeps the SDK's info chatter out of CLI output.
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(string, ...any)  {}
+func (quietLogger) Error(msg string, kv ...any) {
+	fmt.Fprintln(os.Stderr, append([]any{"temporal:", msg}, kv...)...)
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+func TestBuildInput(t *testing.T) {
+	dir := t.TempDir()
+	planFile := filepath.Join(dir, "migration.sql")
+	require.NoError(t, os.WriteFile(planFile, []byte("ALTER TABLE a ADD CONSTRAINT fk_a_b FOREIGN KEY (b_id) REFERENCES b(id) NOT VALID;"), 0o600))
+	now := time.Date(2026, 5, 1, 13, 37, 0, 0, time.UTC)
+
+	t.Run("demo flags", func(t *testing.T) {
+		in, err := buildInput(startOptions{planFile: planFile, requester: "rita", envs: "staging, production", windowNow: true, demo: true, minProd: 2}, now)
+		require.NoError(t, err)
+		assert.Equal(t, "rita", in.Requester)
+		require.Len(t, in.Environments, 2)
+		assert.Nil(t, in.Environments[0].MaintenanceWindow)
+		assert.Equal(t, "13:36", in.Environments[1].MaintenanceWindow.Start)
+		assert.Equal(t, []string{demoApprover, demoApprover2}, in.Approval.Default.Approvers)
+		assert.Equal(t, 2, in.Approval.Gates["promotion/production"].MinApprovals)
+		assert.NotContains(t, in.Approval.Default.Approvers, "rita", "the demo never lets the requester approve")
+	})
+	t.Run("window with zone", func(t *testing.T) {
+		in, err := buildInput(startOptions{planFile: planFile, requester: "rita", envs: "production", window: "02:00/2h/Asia/Jakarta"}, now)
+		require.NoError(t, err)
+		assert.Equal(t, &workflows.MaintenanceWindow{Start: "02:00", Duration: "2h", Timezone: "Asia/Jakarta"}, in.Environments[0].MaintenanceWindow)
+	})
+	t.Run("input file", func(t *testing.T) {
+		in, err := buildInput(startOptions{inputFile: "../workflows/testdata/example-input.json"}, now)
+		require.NoError(t, err)
+		assert.Equal(t, "rita@example.com", in.Requester)
+		assert.Equal(t, 2, in.Approval.Gates["promotion/production"].MinApprovals)
+		assert.True(t, in.Monitor.Enabled)
+	})
+	for name, o := range map[string]startOptions{
+		"no plan":      {requester: "rita", envs: "staging"},
+		"no requester": {planFile: planFile, envs: "staging"},
+		"bad window":   {planFile: planFile, requester: "rita", envs: "staging", window: "0200"},
+		"no envs":      {planFile: planFile, requester: "rita", envs: " , "},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := buildInput(o, now)
+			assert.Error(t, err)
+		})
+	}
+}
+
+func TestCommandsExitCodes(t *testing.T) {
+	var out, errb bytes.Buffer
+	// Bad usage: exit 2 before any connection is attempted.
+	assert.Equal(t, 2, run(context.Background(), []string{"approve", "only-id"}, &out, &errb))
+	assert.Contains(t, errb.String(), "usage: approve")
+	errb.Reset()
+	assert.Equal(t, 2, run(context.Background(), []string{"start", "--requester", "rita"}, &out, &errb))
+	assert.Contains(t, errb.String(), "--plan is required")
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/fkrollout/fkrollout/internal/devserver"
+	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+// stubActivities stand in for the engine so this test is about the CLI
+// against a real server: one constraint, orphans until remediated.
+func registerStubs(w worker.Worker) {
+	var mu sync.Mutex
+	orphans := int64(2)
+	fk := plan.ForeignKey{Name: "fk_a_b", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"b_id"},
+		RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, Priority: plan.PriorityHigh}
+	reg := func(name string, fn any) { w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
+	reg(workflows.ActParsePlan, func(ctx context.Context, in workflows.ParsePlanInput) (workflows.ParsePlanResult, error) {
+		return workflows.ParsePlanResult{Plan: plan.Plan{Name: "cli", ForeignKeys: []plan.ForeignKey{fk}}}, nil
+	})
+	reg(workflows.ActCheckPlan, func(ctx context.Context, in workflows.EnvInput) (workflows.CheckResult, error) {
+		return workflows.CheckResult{}, nil
+	})
+	reg(workflows.ActTakeStats, func(ctx context.Context, in workflows.StatsInput) (workflows.StatsResult, error) {
+		return workflows.StatsResult{Snapshot: json.RawMessage(`{}`)}, nil
+	})
+	reg(workflows.ActAudit, func(ctx context.Context, in workflows.AuditInput) ([]workflows.AuditFigure, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return []workflows.AuditFigure{{FK: fk.Name, Orphans: orphans, Samples: []string{`{"b_id":"x"}`}}}, nil
+	})
+	reg(workflows.ActBackup, func(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
+		return workflows.BackupResult{}, nil
+	})
+	reg(workflows.ActApply, func(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
+		return workflows.ConstraintResult{FK: in.FK.Name, Action: "created"}, nil
+	})
+	reg(workflows.ActRemediate, func(ctx context.Context, in workflows.RemediateInput) (workflows.RemediationResult, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		n := orphans
+		orphans = 0
+		return workflows.RemediationResult{FK: in.FK.Name, Mode: in.Mode, Affected: n, Quarantined: n}, nil
+	})
+	reg(workflows.ActValidate, func(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
+		return workflows.ConstraintResult{FK: in.FK.Name, Action: "validated"}, nil
+	})
+	reg(workflows.ActBehaviour, func(ctx context.Context, in workflows.BehaviourInput) ([]workflows.BehaviourResult, error) {
+		return []workflows.BehaviourResult{{FK: fk.Name, Passed: true}}, nil
+	})
+	reg(workflows.ActRollback, func(ctx context.Context, in workflows.RollbackInput) ([]workflows.ConstraintResult, error) {
+		return []workflows.ConstraintResult{{FK: fk.Name, Action: "dropped"}}, nil
+	})
+	reg(workflows.ActDeployHooks, func(ctx context.Context, in workflows.HooksInput) ([]workflows.HookResult, error) { return nil, nil })
+	reg(workflows.ActSmokeChecks, func(ctx context.Context, in workflows.HooksInput) ([]workflows.SmokeResult, error) { return nil, nil })
+	reg(workflows.ActNotify, func(ctx context.Context, ev notify.Event) (notify.Receipt, error) { return notify.Receipt{}, nil })
+}
+
+func starterRun(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := run(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestCLIAgainstDevServer drives a rollout with the CLI only: start, a
+// refused approval (four-eyes) with its reason and exit 1, status, the
+// remediation and promotion decisions, unknown rollouts, and the search
+// attributes the workflow keeps.
+func TestCLIAgainstDevServer(t *testing.T) {
+	srv := devserver.Start(t)
+	t.Setenv("TEMPORAL_ADDRESS", srv.FrontendHostPort())
+	t.Setenv("TEMPORAL_NAMESPACE", "default")
+	tq := "cli-test"
+	w := worker.New(srv.Client(), tq, worker.Options{})
+	workflows.Register(w)
+	registerStubs(w)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+
+	planFile := filepath.Join(t.TempDir(), "plan.sql")
+	require.NoError(t, os.WriteFile(planFile, []byte("-- any text; the stub parses it"), 0o600))
+	code, out, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-rollout", "--requester", "rita",
+		"--approvers", "alice,bob", "--environments", "staging,production", "--task-queue", tq, "--ui", "http://ui.test")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "rollout started: cli-rollout")
+	assert.Contains(t, out, "http://ui.test/namespaces/default/workflows/cli-rollout")
+
+	code, _, errOut = starterRun(t, "start", "--plan", planFile, "--id", "cli-rollout", "--requester", "rita", "--task-queue", tq)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "already exists")
+
+	waitGate := func(id string) {
+		require.Eventually(t, func() bool {
+			_, out, _ := starterRun(t, "status", "cli-rollout")
+			return strings.Contains(out, "open gate "+id)
+		}, 30*time.Second, 200*time.Millisecond, "gate %s never opened", id)
+	}
+	waitGate("staging/remediation/1")
+
+	code, _, errOut = starterRun(t, "remediate", "cli-rollout", "staging/remediation/1", "delete", "--actor", "rita")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "four-eyes")
+	code, _, errOut = starterRun(t, "approve", "cli-rollout", "staging/remediation/1", "--actor", "mallory")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "not offered")
+	code, out, errOut = starterRun(t, "remediate", "cli-rollout", "staging/remediation/1", "delete", "--actor", "alice", "--reason", "import bug")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "decided: delete")
+
+	waitGate("production/promotion/2")
+	code, _, errOut = starterRun(t, "approve", "cli-rollout", "production/promotion/2", "--actor", "mallory")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "not an allowed approver")
+
+	// Search attributes are visible to list queries while the gate is open.
+	c := srv.Client()
+	require.Eventually(t, func() bool {
+		n, err := c.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default",
+			Query: "RolloutStatus = 'waiting-for-approval' AND Requester = 'rita' AND RolloutEnvironment = 'production' AND RolloutPhase = 'promotion'"})
+		return err == nil && n.Count == 1
+	}, 15*time.Second, 200*time.Millisecond, "search attributes not upserted")
+
+	code, out, errOut = starterRun(t, "approve", "cli-rollout", "production/promotion/2", "--actor", "bob", "--reason", "staging clean")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "decided: approve")
+
+	code, out, errOut = starterRun(t, "watch", "cli-rollout", "--every", "100ms")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "rollout completed")
+
+	if *record {
+		writeHistory(t, c, "cli-rollout", "../workflows/testdata/history-cli-rollout.json")
+	}
+
+	code, _, errOut = starterRun(t, "status", "no-such-rollout")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, `no rollout with id "no-such-rollout"`)
+	code, _, errOut = starterRun(t, "pause", "no-such-rollout", "--actor", "alice")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "no-such-rollout")
+}
+
+var record = flag.Bool("record", false, "write the run's history to ../workflows/testdata for the replay test")
+
+// writeHistory saves a workflow's history as `temporal workflow show
+// --output json` does, the format the replayer reads.
+func writeHistory(t *testing.T, c client.Client, id, path string) {
+	t.Helper()
+	it := c.GetWorkflowHistory(context.Background(), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var h historypb.History
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+}

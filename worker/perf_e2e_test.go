@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/fkrollout/fkrollout/activities"
+	"github.com/fkrollout/fkrollout/internal/devserver"
+	"github.com/fkrollout/fkrollout/internal/perf"
+	"github.com/fkrollout/fkrollout/internal/pgtest"
+	sqlassets "github.com/fkrollout/fkrollout/sql"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+// TestE2EPerfPhaseOnStaging runs the demo plan with the perf phase on a
+// real dev server and a real staging database: baseline before the
+// constraints, EXPLAIN with index creation requested, the with-FKs run and
+// the verdict in the status. The thresholds are wide on purpose (the
+// machine is shared): the test checks the wiring and the figures' shape,
+// not a timing; the verdicts' logic is covered by workflows/perf_test.go.
+func TestE2EPerfPhaseOnStaging(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	srv := devserver.Start(t)
+	c := srv.Client()
+
+	staging := pgtest.New(t)
+	seedDemo(t, staging, nil)
+	pw := "pw-" + randHex(8)
+	cfg := testConfig(t, map[string]string{"staging": withPassword(staging.DSN, pw)}, nil)
+
+	tq := "e2e-perf-" + randHex(4)
+	w := worker.New(c, tq, worker.Options{})
+	workflows.Register(w)
+	acts := activities.New(cfg, nil, discardLogger())
+	defer acts.Close()
+	acts.Register(w)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+
+	indexesBefore := staging.Count(t, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'")
+	in := workflows.Input{
+		Plan:         sqlassets.Migration,
+		Requester:    rita,
+		Environments: []workflows.EnvironmentInput{{Name: "staging"}},
+		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}},
+		Thresholds:   workflows.Thresholds{MaxOverheadMS: 1000, RollbackOverheadMS: 5000},
+		Perf:         &workflows.PerfInput{Enabled: true, Workers: 2, Iterations: 150, Warmup: "0s", CreateIndexes: true},
+	}
+	id := "e2e-perf-" + randHex(4)
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.WorkflowName, in)
+	require.NoError(t, err)
+	var st workflows.Status
+	require.NoError(t, run.Get(ctx, &st))
+	assert.Equal(t, workflows.StateCompleted, st.State, st.Summary())
+
+	p := st.Environments["staging"].Perf
+	require.NotNil(t, p)
+	require.NotNil(t, p.Baseline)
+	require.NotNil(t, p.WithFKs)
+	assert.Equal(t, int64(150), p.Baseline.Total.Count)
+	assert.Equal(t, int64(150), p.WithFKs.Total.Count)
+	assert.Zero(t, p.Baseline.Total.Errors, p.Baseline.Total.FirstError)
+	assert.Zero(t, p.WithFKs.Total.Errors, p.WithFKs.Total.FirstError)
+	require.NotNil(t, p.Comparison)
+	assert.Len(t, p.Comparison.Rows, 4)
+	assert.Equal(t, perf.Pass, p.Verdict, p.Markdown)
+	require.NotNil(t, p.Explain)
+	assert.Len(t, p.Explain.FKChecks, 16)
+	assert.NotEmpty(t, p.Explain.IndexesBuilt)
+	assert.Equal(t, indexesBefore+int64(len(p.Explain.IndexesBuilt)), staging.Count(t, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'"))
+	assert.Contains(t, p.Markdown, "| create_workflow |")
+
+	// Perf inputs and reports carry no secret either.
+	text := decodedHistory(t, historyJSON(t, ctx, c, id))
+	for _, s := range cfg.Secrets() {
+		assert.NotContains(t, text, s)
+	}
+	assert.NotContains(t, text, pw)
+	assert.Contains(t, text, workflows.ActPerfRun)
+}

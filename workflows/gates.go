@@ -1,0 +1,401 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fkrollout/fkrollout/internal/notify"
+)
+
+// rule resolves the policy of a gate: "kind/environment" wins over "kind",
+// which wins over the default.
+func (p ApprovalPolicy) rule(kind notify.GateKind, env string) GateRule {
+	r, ok := p.Gates[string(kind)+"/"+env]
+	if !ok {
+		r, ok = p.Gates[string(kind)]
+	}
+	if !ok {
+		r = p.Default
+	}
+	if r.MinApprovals < 1 {
+		r.MinApprovals = 1
+	}
+	if r.OnTimeout == "" {
+		if kind == notify.GatePromotion {
+			r.OnTimeout = ChoiceReject
+		} else {
+			r.OnTimeout = ChoiceAbort
+		}
+	}
+	return r
+}
+
+// allows reports whether actor (with roles) is an approver under r.
+func (r GateRule) allows(actor string, roles []string) bool {
+	if len(r.Approvers) == 0 {
+		return true
+	}
+	for _, a := range r.Approvers {
+		if role, ok := strings.CutPrefix(a, "role:"); ok {
+			if slices.ContainsFunc(roles, func(x string) bool { return strings.EqualFold(x, role) }) {
+				return true
+			}
+			continue
+		}
+		if strings.EqualFold(a, actor) {
+			return true
+		}
+	}
+	return false
+}
+
+var choiceLabels = map[string]notify.Choice{
+	ChoiceApprove:    {ID: ChoiceApprove, Label: "Approve", Style: "primary"},
+	ChoiceReject:     {ID: ChoiceReject, Label: "Reject", Style: "danger", NeedsReason: true},
+	ChoiceDelete:     {ID: ChoiceDelete, Label: "Delete orphans", Style: "danger", Confirm: "Delete the orphaned rows (copied to fkrollout.quarantine first)?"},
+	ChoiceSetNull:    {ID: ChoiceSetNull, Label: "Set NULL", Style: "danger", Confirm: "Set the orphaned references to NULL (originals copied to fkrollout.quarantine first)?"},
+	ChoiceAcceptDebt: {ID: ChoiceAcceptDebt, Label: "Accept as debt", NeedsReason: true},
+	ChoiceReAudit:    {ID: ChoiceReAudit, Label: "Re-audit (parents restored)"},
+	ChoiceAbort:      {ID: ChoiceAbort, Label: "Abort", Style: "danger", NeedsReason: true},
+	ChoiceContinue:   {ID: ChoiceContinue, Label: "Continue", Style: "primary"},
+	ChoiceRollback:   {ID: ChoiceRollback, Label: "Roll back", Style: "danger", NeedsReason: true, Confirm: "Drop every constraint this rollout created?"},
+	ChoiceRetry:      {ID: ChoiceRetry, Label: "Retry"},
+	// The perf phase's override of a warning (workflows/perf.go).
+	ChoiceApproveOverride: {ID: ChoiceApproveOverride, Label: "Approve despite perf warning", Style: "danger", NeedsReason: true,
+		Confirm: "The perf phase measured an overhead above the acceptable limit. Promote anyway?"},
+}
+
+func notifyChoices(ids []string) []notify.Choice {
+	out := make([]notify.Choice, 0, len(ids))
+	for _, id := range ids {
+		c, ok := choiceLabels[id]
+		if !ok {
+			c = notify.Choice{ID: id, Label: id}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// openGate registers a new open gate. Gate IDs are deterministic:
+// <environment>/<kind>/<sequence>.
+func (w *rollout) openGate(ctx workflow.Context, kind notify.GateKind, env, title, summary string, choices []string, detail *notify.Gate) *Gate {
+	w.gateSeq++
+	rule := w.in.Approval.rule(kind, env)
+	g := &Gate{
+		ID:          fmt.Sprintf("%s/%s/%d", env, kind, w.gateSeq),
+		Kind:        kind,
+		Environment: env,
+		Title:       title,
+		Summary:     summary,
+		Choices:     choices,
+		Status:      GateOpen,
+		Rule:        rule,
+		OpenedAt:    workflow.Now(ctx),
+	}
+	if d, _ := time.ParseDuration(rule.Timeout); d > 0 {
+		dl := g.OpenedAt.Add(d)
+		g.Deadline = &dl
+	}
+	if detail == nil {
+		detail = &notify.Gate{}
+	}
+	detail.ID, detail.Kind, detail.Title, detail.Summary = g.ID, kind, title, summary
+	detail.Choices = notifyChoices(choices)
+	g.Detail = detail
+	w.gates = append(w.gates, g)
+	w.event(ctx, env, "gate", fmt.Sprintf("gate %s opened: %s", g.ID, title))
+	return g
+}
+
+// awaitGate waits for a decision, the gate's timeout (a labelled timer that
+// applies the configured default) or a stop request.
+func (w *rollout) awaitGate(ctx workflow.Context, g *Gate) (Decision, error) {
+	prev := w.st.State
+	w.setState(ctx, StateWaitingForGate)
+	r := w.notify(ctx, notify.Event{Kind: notify.KindGateOpened, Environment: g.Environment, Phase: w.st.Phase, Text: g.Title, Gate: g.Detail})
+	g.Message = r.Ref
+
+	fired := false
+	var cancelTimer workflow.CancelFunc
+	if g.Deadline != nil {
+		tctx, cancel := workflow.WithCancel(ctx)
+		cancelTimer = cancel
+		timer := workflow.NewTimerWithOptions(tctx, g.Deadline.Sub(g.OpenedAt), workflow.TimerOptions{
+			Summary: fmt.Sprintf("gate %s times out → %s", g.ID, g.Rule.OnTimeout),
+		})
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			if timer.Get(gctx, nil) == nil {
+				fired = true
+			}
+		})
+	}
+	err := workflow.Await(ctx, func() bool { return g.Status != GateOpen || fired || w.stop != nil })
+	if cancelTimer != nil {
+		cancelTimer()
+	}
+	if err != nil {
+		return Decision{}, err
+	}
+	if g.Status == GateOpen {
+		if w.stop != nil {
+			g.Status = GateCancelled
+			w.event(ctx, g.Environment, "gate", fmt.Sprintf("gate %s cancelled: rollout is stopping", g.ID))
+			return Decision{}, errStopped
+		}
+		d := Decision{GateID: g.ID, Action: g.Rule.OnTimeout, Actor: "timeout", Via: "timer",
+			Reason: fmt.Sprintf("no decision within %s; default applied", g.Rule.Timeout), Time: workflow.Now(ctx)}
+		g.Status, g.Decision = GateTimedOut, &d
+		w.decisions = append(w.decisions, d)
+		w.event(ctx, g.Environment, "gate", fmt.Sprintf("gate %s timed out → %s", g.ID, d.Action))
+	}
+	w.setState(ctx, prev)
+	if w.st.State == StateWaitingForGate {
+		w.setState(ctx, StateRunning)
+	}
+	d := *g.Decision
+	w.notify(ctx, notify.Event{Kind: notify.KindGateDecided, Environment: g.Environment, Phase: w.st.Phase,
+		Text: fmt.Sprintf("%s: %s by %s", g.ID, d.Action, d.Actor), Gate: g.Detail, Message: g.Message,
+		Decision: &notify.Decision{Actor: d.Actor, Choice: d.Action, Reason: d.Reason, Time: d.Time, SlackUser: d.SlackUser, Via: d.Via}})
+	return d, nil
+}
+
+func (w *rollout) findGate(id string) *Gate {
+	for _, g := range w.gates {
+		if g.ID == id {
+			return g
+		}
+	}
+	return nil
+}
+
+func (w *rollout) openGateIDs() []string {
+	var ids []string
+	for _, g := range w.gates {
+		if g.Status == GateOpen {
+			ids = append(ids, g.ID)
+		}
+	}
+	return ids
+}
+
+// validateDecision is the update validator: it must not change state.
+func (w *rollout) validateDecision(in DecisionInput) error {
+	if strings.TrimSpace(in.Actor) == "" {
+		return fmt.Errorf("actor is required")
+	}
+	g := w.findGate(in.GateID)
+	if g == nil {
+		open := w.openGateIDs()
+		if len(open) == 0 {
+			return fmt.Errorf("unknown gate %q: no gate is open", in.GateID)
+		}
+		return fmt.Errorf("unknown gate %q (open gates: %s)", in.GateID, strings.Join(open, ", "))
+	}
+	if g.Status != GateOpen {
+		if g.Decision != nil {
+			return fmt.Errorf("gate %s is closed (%s: %s by %s at %s)", g.ID, g.Status, g.Decision.Action, g.Decision.Actor, g.Decision.Time.UTC().Format(time.RFC3339))
+		}
+		return fmt.Errorf("gate %s is closed (%s)", g.ID, g.Status)
+	}
+	// Before "not offered": a plain approve under a perf warning gets the reason.
+	if err := w.perfValidateDecision(g, in); err != nil {
+		return err
+	}
+	if !slices.Contains(g.Choices, in.Choice) {
+		return fmt.Errorf("choice %q is not offered by gate %s (choices: %s)", in.Choice, g.ID, strings.Join(g.Choices, ", "))
+	}
+	isRequester := strings.EqualFold(strings.TrimSpace(in.Actor), strings.TrimSpace(w.in.Requester))
+	if isRequester && !g.Rule.AllowRequester && !conservative(in.Choice) {
+		return fmt.Errorf("four-eyes: %s requested this rollout and cannot choose %q on its gate %s; another approver must", in.Actor, in.Choice, g.ID)
+	}
+	if !g.Rule.allows(in.Actor, in.Roles) && !(isRequester && conservative(in.Choice)) {
+		return fmt.Errorf("%s is not an allowed approver for gate %s (allowed: %s)", in.Actor, g.ID, strings.Join(g.Rule.Approvers, ", "))
+	}
+	for _, v := range g.Votes {
+		if strings.EqualFold(v.Actor, in.Actor) {
+			return fmt.Errorf("%s already decided on gate %s (%s at %s); a second vote by the same person does not count", in.Actor, g.ID, v.Action, v.Time.UTC().Format(time.RFC3339))
+		}
+	}
+	for _, c := range in.Constraints {
+		if !w.hasFK(c) {
+			return fmt.Errorf("constraint %q is not in the plan", c)
+		}
+	}
+	return nil
+}
+
+// applyDecision records a validated vote and closes the gate when the
+// choice is conservative or has MinApprovals distinct votes.
+func (w *rollout) applyDecision(ctx workflow.Context, in DecisionInput) GateView {
+	g := w.findGate(in.GateID)
+	d := Decision{GateID: g.ID, Action: in.Choice, Actor: strings.TrimSpace(in.Actor), Roles: in.Roles, Reason: in.Reason,
+		Via: in.Via, SlackUser: in.SlackUser, Time: workflow.Now(ctx)}
+	g.Votes = append(g.Votes, d)
+	w.decisions = append(w.decisions, d)
+	agree := 0
+	for _, v := range g.Votes {
+		if v.Action == in.Choice {
+			agree++
+		}
+	}
+	if conservative(in.Choice) || agree >= g.Rule.MinApprovals {
+		g.Status, g.Decision = GateDecided, &d
+		if len(in.Constraints) > 0 {
+			w.gateScope[g.ID] = in.Constraints
+		}
+		w.event(ctx, g.Environment, "gate", fmt.Sprintf("gate %s decided: %s by %s (%s)", g.ID, d.Action, d.Actor, orNone(d.Reason)))
+		return GateView{GateID: g.ID, Status: g.Status, Decision: &d, Message: fmt.Sprintf("gate %s decided: %s", g.ID, d.Action)}
+	}
+	waiting := g.Rule.MinApprovals - agree
+	w.event(ctx, g.Environment, "gate", fmt.Sprintf("gate %s: %s votes %s; %d more approval(s) needed", g.ID, d.Actor, d.Action, waiting))
+	return GateView{GateID: g.ID, Status: g.Status, Waiting: waiting,
+		Message: fmt.Sprintf("vote recorded; gate %s needs %d more distinct approver(s) for %s", g.ID, waiting, in.Choice)}
+}
+
+// validateControl checks pause/resume/abort/rollback requests.
+func (w *rollout) validateControl(kind string, in ControlInput) error {
+	if strings.TrimSpace(in.Actor) == "" {
+		return fmt.Errorf("actor is required")
+	}
+	if w.st.State.Terminal() || w.finishing {
+		return fmt.Errorf("rollout is already finishing (%s)", w.st.State)
+	}
+	ops := w.in.Approval.Operators
+	if len(ops) > 0 && !strings.EqualFold(in.Actor, w.in.Requester) &&
+		!slices.ContainsFunc(ops, func(o string) bool { return strings.EqualFold(o, in.Actor) }) {
+		return fmt.Errorf("%s may not %s this rollout (operators: %s, and the requester)", in.Actor, kind, strings.Join(ops, ", "))
+	}
+	switch kind {
+	case UpdatePause:
+		if w.paused {
+			return fmt.Errorf("rollout is already paused")
+		}
+	case UpdateResume:
+		if !w.paused {
+			return fmt.Errorf("rollout is not paused")
+		}
+	case UpdateAbort, UpdateRollback:
+		if w.stop != nil {
+			return fmt.Errorf("rollout is already stopping (%s requested by %s)", w.stop.kind, w.stop.in.Actor)
+		}
+		if kind == UpdateRollback && strings.TrimSpace(in.Reason) == "" {
+			return fmt.Errorf("a rollback needs a reason")
+		}
+	}
+	return nil
+}
+
+// applyControl performs a validated control request.
+func (w *rollout) applyControl(ctx workflow.Context, kind string, in ControlInput) Ack {
+	d := Decision{Action: kind, Actor: strings.TrimSpace(in.Actor), Reason: in.Reason, Via: in.Via, Time: workflow.Now(ctx)}
+	if kind == UpdateAbort && in.Rollback {
+		d.Action = "abort+rollback"
+	}
+	w.decisions = append(w.decisions, d)
+	switch kind {
+	case UpdatePause:
+		w.paused = true
+		w.st.Paused = true
+		w.event(ctx, w.st.Environment, "control", fmt.Sprintf("paused by %s (%s)", d.Actor, orNone(in.Reason)))
+		return Ack{Accepted: true, Message: "paused: the rollout holds before its next step"}
+	case UpdateResume:
+		w.paused = false
+		w.st.Paused = false
+		w.event(ctx, w.st.Environment, "control", fmt.Sprintf("resumed by %s", d.Actor))
+		return Ack{Accepted: true, Message: "resumed"}
+	}
+	w.stop = &stopRequest{kind: kind, in: in, rollback: kind == UpdateRollback || in.Rollback}
+	if w.cancelStep != nil {
+		w.cancelStep()
+	}
+	w.event(ctx, w.st.Environment, "control", fmt.Sprintf("%s requested by %s (%s)", d.Action, d.Actor, orNone(in.Reason)))
+	if w.stop.rollback {
+		return Ack{Accepted: true, Message: "stopping: this rollout's constraints will be dropped in every environment it touched"}
+	}
+	return Ack{Accepted: true, Message: "stopping: the current step is cancelled; applied constraints stay"}
+}
+
+// setupHandlers registers the query, the updates (with validators) and the
+// signal equivalents.
+func (w *rollout) setupHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (*Status, error) { return w.snapshot(), nil }); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
+		func(ctx workflow.Context, in DecisionInput) (GateView, error) { return w.applyDecision(ctx, in), nil },
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in DecisionInput) error { return w.validateDecision(in) },
+			Description: "Decide a gate: gate_id, choice, actor, reason"}); err != nil {
+		return err
+	}
+	for _, kind := range []string{UpdatePause, UpdateResume, UpdateAbort, UpdateRollback} {
+		kind := kind
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, kind,
+			func(ctx workflow.Context, in ControlInput) (Ack, error) { return w.applyControl(ctx, kind, in), nil },
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in ControlInput) error { return w.validateControl(kind, in) },
+				Description: kind + " the rollout: actor, reason"}); err != nil {
+			return err
+		}
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalDecide), func(c workflow.ReceiveChannel, _ bool) {
+			var in DecisionInput
+			c.Receive(ctx, &in)
+			if in.Via == "" {
+				in.Via = "signal"
+			}
+			if err := w.validateDecision(in); err != nil {
+				w.refuse(ctx, SignalDecide, in.Actor, in.GateID, err)
+				return
+			}
+			w.applyDecision(ctx, in)
+		})
+		// A slice, not a map: registration order must be the same on replay.
+		for _, ks := range [][2]string{{UpdatePause, SignalPause}, {UpdateResume, SignalResume}, {UpdateAbort, SignalAbort}, {UpdateRollback, SignalRollback}} {
+			kind, sig := ks[0], ks[1]
+			sel.AddReceive(workflow.GetSignalChannel(ctx, sig), func(c workflow.ReceiveChannel, _ bool) {
+				var in ControlInput
+				c.Receive(ctx, &in)
+				if in.Via == "" {
+					in.Via = "signal"
+				}
+				if err := w.validateControl(kind, in); err != nil {
+					w.refuse(ctx, sig, in.Actor, "", err)
+					return
+				}
+				w.applyControl(ctx, kind, in)
+			})
+		}
+		// A client whose decide Update was refused (Slack) reports it here,
+		// because a rejected Update leaves no trace in history. Record only.
+		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalRecordRefusal), func(c workflow.ReceiveChannel, _ bool) {
+			var r Refusal
+			c.Receive(ctx, &r)
+			w.refuse(ctx, r.Signal, r.Actor, r.GateID, fmt.Errorf("%s", r.Reason))
+		})
+		for {
+			sel.Select(ctx)
+		}
+	})
+	return nil
+}
+
+func (w *rollout) refuse(ctx workflow.Context, signal, actor, gate string, err error) {
+	w.refusals = append(w.refusals, Refusal{Signal: signal, Actor: actor, GateID: gate, Reason: err.Error(), Time: workflow.Now(ctx)})
+	if len(w.refusals) > 100 {
+		w.refusals = w.refusals[len(w.refusals)-100:]
+	}
+	w.event(ctx, w.st.Environment, "control", fmt.Sprintf("signal %s from %s refused: %v", signal, actor, err))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no reason given"
+	}
+	return s
+}

@@ -1,0 +1,371 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fkrollout/fkrollout/internal/monitor"
+	"github.com/fkrollout/fkrollout/internal/notify"
+)
+
+var monitorT0 = time.Date(2026, 1, 10, 2, 0, 0, 0, time.UTC)
+
+// monitorScripted is a monitor source whose n-th check (1-based; 0 primes)
+// reads what script returns: the watcher, evaluator and workflow are real,
+// only the measurements are made up.
+type monitorScripted struct {
+	script func(n int) monitor.Reading
+	mu     sync.Mutex
+	n      int
+}
+
+func (s *monitorScripted) Name() string { return "monitorScripted" }
+func (s *monitorScripted) Provides() []string {
+	return []string{monitor.MetricLatencyMS, monitor.MetricErrorRatePct, monitor.MetricFKViolations, monitor.MetricSmokeFailures}
+}
+func (s *monitorScripted) Collect(context.Context, json.RawMessage) (monitor.Reading, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.n
+	s.n++
+	if n == 0 {
+		return monitor.Reading{Cursor: json.RawMessage(`{}`)}, nil
+	}
+	return s.script(n), nil
+}
+
+// monitorHealthyReading is a check where nothing breaches.
+func monitorHealthyReading() monitor.Reading {
+	return monitor.Reading{Values: map[string]float64{
+		"latency_ms@pg/public.orders": 12, "error_rate_pct@pg/db": 1,
+		"fk_violations@pg": 0, "smoke_failures@smoke": 0,
+	}}
+}
+
+func monitorWithValues(r monitor.Reading, kv map[string]float64) monitor.Reading {
+	for k, v := range kv {
+		r.Values[k] = v
+	}
+	return r
+}
+
+type monitorHarness struct {
+	env           *testsuite.TestWorkflowEnvironment
+	start         time.Time
+	baselineCalls int
+	watchCalls    int
+	notes         []string
+}
+
+// newMonitorHarness registers the workflow and the two monitor activities.
+// The watch activity runs the real monitor.Watch loop on a fake clock that
+// starts at the workflow's time, so 24 hours of 5-minute checks take
+// milliseconds, while the workflow's window timer is skipped by the test
+// environment.
+func newMonitorHarness(t *testing.T, start time.Time, script func(n int) monitor.Reading) *monitorHarness {
+	var ts testsuite.WorkflowTestSuite
+	h := &monitorHarness{env: ts.NewTestWorkflowEnvironment(), start: start}
+	h.env.SetStartTime(start)
+	h.env.SetTestTimeout(30 * time.Second)
+	h.env.RegisterWorkflowWithOptions(MonitorWorkflow, workflow.RegisterOptions{Name: MonitorWorkflowName})
+	src := &monitorScripted{script: script}
+	h.env.RegisterActivityWithOptions(func(ctx context.Context, in MonitorBaselineInput) (monitor.Baseline, error) {
+		h.baselineCalls++
+		return monitor.Baseline{CapturedAt: monitorT0, Values: map[string]float64{"latency_ms@pg/public.orders": 10, "error_rate_pct@pg/db": 1}}, nil
+	}, activity.RegisterOptions{Name: MonitorActCaptureBaseline})
+	h.env.RegisterActivityWithOptions(func(ctx context.Context, in MonitorWatchInput) (MonitorWatchResult, error) {
+		h.watchCalls++
+		iv, err := time.ParseDuration(in.Interval)
+		require.NoError(t, err)
+		var mu sync.Mutex
+		// The fake clock starts at the workflow's start (the baseline
+		// activity takes no workflow time in the test environment).
+		clock := h.start
+		w := monitor.Watch{Sources: []monitor.Source{src}, Evaluator: in.Evaluator, Baseline: in.Baseline, Interval: iv, Deadline: in.Deadline,
+			Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
+			Sleep: func(ctx context.Context, d time.Duration) error {
+				mu.Lock()
+				defer mu.Unlock()
+				clock = clock.Add(d)
+				return nil
+			},
+			BeatEvery: iv,
+			OnCheck: func(s monitor.Sample, d monitor.Decision) {
+				if d.Inconclusive {
+					h.notes = append(h.notes, d.Reason)
+				}
+			}}
+		return w.Run(ctx, monitor.Progress{State: in.State})
+	}, activity.RegisterOptions{Name: MonitorActWatch})
+	return h
+}
+
+func (h *monitorHarness) run(t *testing.T, req MonitorRequest) MonitorOutcome {
+	h.env.ExecuteWorkflow(MonitorWorkflowName, req)
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	var out MonitorOutcome
+	require.NoError(t, h.env.GetWorkflowResult(&out))
+	return out
+}
+
+func monitorReq() MonitorRequest {
+	return MonitorRequest{RolloutID: "r1", Environment: "production", Duration: "24h", Interval: "5m",
+		Thresholds: MonitorThresholds(Thresholds{RollbackOverheadMS: 20, ErrorRateIncreasePct: 5, FKViolationsPerHour: 1}, MonitorConfig{}),
+		Config:     MonitorConfig{Sources: []string{"monitorScripted"}, InconclusiveLimit: 3}}
+}
+
+func TestMonitorWorkflowMatrix(t *testing.T) {
+	slow := map[string]float64{"latency_ms@pg/public.orders": 35} // +25 ms over the 10 ms baseline
+	cases := []struct {
+		name       string
+		script     func(n int) monitor.Reading
+		wantStatus string
+		wantRule   string
+		wantCheck  int // the check that decided (0: the window ended)
+	}{
+		{name: "clean 24h window completes", script: func(int) monitor.Reading { return monitorHealthyReading() },
+			wantStatus: MonitorOutcomeClean},
+		{name: "latency > 20 ms for 3 checks rolls back", script: func(n int) monitor.Reading {
+			if n >= 100 {
+				return monitorWithValues(monitorHealthyReading(), slow)
+			}
+			return monitorHealthyReading()
+		}, wantStatus: MonitorOutcomeRollback, wantRule: monitor.RuleLatency, wantCheck: 102},
+		{name: "two slow checks then a good one never fire", script: func(n int) monitor.Reading {
+			if n%3 != 0 {
+				return monitorWithValues(monitorHealthyReading(), slow)
+			}
+			return monitorHealthyReading()
+		}, wantStatus: MonitorOutcomeClean},
+		{name: "error rate +5 points for 3 checks rolls back", script: func(n int) monitor.Reading {
+			if n >= 7 {
+				return monitorWithValues(monitorHealthyReading(), map[string]float64{"error_rate_pct@pg/db": 6.5})
+			}
+			return monitorHealthyReading()
+		}, wantStatus: MonitorOutcomeRollback, wantRule: monitor.RuleErrorRate, wantCheck: 9},
+		{name: "FK violations > 1 per hour investigate", script: func(n int) monitor.Reading {
+			if n == 50 || n == 55 {
+				return monitorWithValues(monitorHealthyReading(), map[string]float64{"fk_violations@pg": 1})
+			}
+			return monitorHealthyReading()
+		}, wantStatus: MonitorOutcomeInvestigate, wantRule: monitor.RuleFKViolations, wantCheck: 55},
+		{name: "smoke tests failing twice roll back", script: func(n int) monitor.Reading {
+			if n >= 200 {
+				return monitorWithValues(monitorHealthyReading(), map[string]float64{"smoke_failures@smoke": 1})
+			}
+			return monitorHealthyReading()
+		}, wantStatus: MonitorOutcomeRollback, wantRule: monitor.RuleSmokeFailing, wantCheck: 201},
+		{name: "missing data opens the inconclusive gate after the limit and never rolls back", script: func(n int) monitor.Reading {
+			if n >= 30 {
+				// Latency is unmeasured while the error rate breaches badly:
+				// the measured breach still counts; here only latency is
+				// missing and everything else is healthy.
+				r := monitorHealthyReading()
+				delete(r.Values, "latency_ms@pg/public.orders")
+				r.Missing = map[string]string{"latency_ms@pg": "pg_stat_statements is not loaded"}
+				return r
+			}
+			return monitorHealthyReading()
+		}, wantStatus: MonitorOutcomeInconclusive, wantCheck: 32},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newMonitorHarness(t, monitorT0, tc.script)
+			out := h.run(t, monitorReq())
+			assert.Equal(t, tc.wantStatus, out.Status, out.Reason)
+			assert.Equal(t, tc.wantRule, out.Rule)
+			assert.Equal(t, 1, h.baselineCalls)
+			assert.Equal(t, monitorT0.Add(24*time.Hour), out.Deadline)
+			require.NotNil(t, out.Baseline)
+			if tc.wantCheck > 0 {
+				assert.Equal(t, tc.wantCheck, out.State.Checks)
+				assert.Equal(t, monitorT0.Add(time.Duration(tc.wantCheck)*5*time.Minute), out.At, "decision time")
+				assert.NotEmpty(t, out.Reason)
+			}
+			switch tc.wantStatus {
+			case MonitorOutcomeRollback, MonitorOutcomeInvestigate:
+				require.NotEmpty(t, out.NotifyFigures)
+				assert.Contains(t, out.NotifyFigures[0].Name, tc.wantRule)
+				assert.Greater(t, out.NotifyFigures[0].Value, out.NotifyFigures[0].Threshold)
+				assert.Contains(t, out.Figures, tc.wantRule)
+			case MonitorOutcomeInconclusive:
+				assert.Contains(t, out.Reason, "pg_stat_statements is not loaded")
+				assert.Len(t, h.notes, 3, "each inconclusive check is seen (and notified by the activity)")
+			case MonitorOutcomeClean:
+				assert.Contains(t, out.Reason, "no matrix row fired")
+			}
+		})
+	}
+}
+
+// After an investigate gate the parent resumes with the outcome: the
+// deadline stays, the baseline is not captured again, the counters go on.
+func TestMonitorWorkflowResumeAfterInvestigate(t *testing.T) {
+	script := func(n int) monitor.Reading {
+		if n == 50 || n == 55 {
+			return monitorWithValues(monitorHealthyReading(), map[string]float64{"fk_violations@pg": 1})
+		}
+		return monitorHealthyReading()
+	}
+	h := newMonitorHarness(t, monitorT0, script)
+	first := h.run(t, monitorReq())
+	require.Equal(t, MonitorOutcomeInvestigate, first.Status)
+	require.Equal(t, 55, first.State.Checks)
+
+	// A new child run (fresh test environment, same source script position).
+	// The human answered 10 minutes later; a new child run continues.
+	h2 := newMonitorHarness(t, first.At.Add(10*time.Minute), func(n int) monitor.Reading { return script(n + 55) })
+	out := h2.run(t, first.MonitorResume(monitorReq()))
+	assert.Equal(t, MonitorOutcomeClean, out.Status, out.Reason)
+	assert.Equal(t, first.Deadline, out.Deadline)
+	assert.Zero(t, h2.baselineCalls, "the baseline is carried, not recaptured")
+	// 55 checks, a 10-minute pause at the gate, then every 5 minutes from
+	// 4h45 to the 24 h mark: 55 + (1440-285)/5 = 286.
+	assert.Equal(t, 286, out.State.Checks, "checks continue from the first run's counters to the 24 h mark")
+}
+
+func TestMonitorWorkflowWatcherFailureIsInconclusive(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.SetStartTime(monitorT0)
+	env.RegisterWorkflowWithOptions(MonitorWorkflow, workflow.RegisterOptions{Name: MonitorWorkflowName})
+	env.RegisterActivityWithOptions(func(context.Context, MonitorBaselineInput) (monitor.Baseline, error) {
+		return monitor.Baseline{}, nil
+	}, activity.RegisterOptions{Name: MonitorActCaptureBaseline})
+	env.RegisterActivityWithOptions(func(context.Context, MonitorWatchInput) (MonitorWatchResult, error) {
+		return MonitorWatchResult{}, nil
+	}, activity.RegisterOptions{Name: MonitorActWatch})
+	env.OnActivity(MonitorActWatch, mock.Anything, mock.Anything).Return(MonitorWatchResult{},
+		temporal.NewNonRetryableApplicationError("monitor source \"prom\" is not configured on this worker", ErrTypeConfig, nil))
+	env.ExecuteWorkflow(MonitorWorkflowName, monitorReq())
+	require.NoError(t, env.GetWorkflowError())
+	var out MonitorOutcome
+	require.NoError(t, env.GetWorkflowResult(&out))
+	assert.Equal(t, MonitorOutcomeInconclusive, out.Status)
+	assert.Contains(t, out.Reason, "not configured")
+	assert.Contains(t, out.Reason, "no data is not a pass")
+}
+
+// When the watcher is still running at the end of the window the durable
+// timer ends the watch as clean and cancels the watcher.
+func TestMonitorWorkflowTimerEndsWindow(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.SetStartTime(monitorT0)
+	env.RegisterWorkflowWithOptions(MonitorWorkflow, workflow.RegisterOptions{Name: MonitorWorkflowName})
+	env.RegisterActivityWithOptions(func(context.Context, MonitorWatchInput) (MonitorWatchResult, error) {
+		return MonitorWatchResult{}, nil
+	}, activity.RegisterOptions{Name: MonitorActWatch})
+	env.OnActivity(MonitorActWatch, mock.Anything, mock.Anything).After(25*time.Hour).Return(MonitorWatchResult{Decision: monitor.Decision{Action: monitor.ActionRollback}}, nil)
+	req := monitorReq()
+	req.Baseline = &monitor.Baseline{CapturedAt: monitorT0}
+	env.ExecuteWorkflow(MonitorWorkflowName, req)
+	require.NoError(t, env.GetWorkflowError())
+	var out MonitorOutcome
+	require.NoError(t, env.GetWorkflowResult(&out))
+	assert.Equal(t, MonitorOutcomeClean, out.Status, out.Reason)
+	assert.Equal(t, monitorT0.Add(24*time.Hour), out.Ended)
+}
+
+func TestMonitorWorkflowRejectsBadInput(t *testing.T) {
+	for name, mut := range map[string]func(*MonitorRequest){
+		"bad interval": func(r *MonitorRequest) { r.Interval = "often" },
+		"bad rule": func(r *MonitorRequest) {
+			r.Config.Rules = []monitor.Rule{{Name: "x", Metric: "m", Op: "~", Action: monitor.ActionRollback}}
+		},
+		"zero duration": func(r *MonitorRequest) { r.Duration = "0s" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var ts testsuite.WorkflowTestSuite
+			env := ts.NewTestWorkflowEnvironment()
+			env.RegisterWorkflowWithOptions(MonitorWorkflow, workflow.RegisterOptions{Name: MonitorWorkflowName})
+			req := monitorReq()
+			mut(&req)
+			env.ExecuteWorkflow(MonitorWorkflowName, req)
+			err := env.GetWorkflowError()
+			require.Error(t, err)
+			var ae *temporal.ApplicationError
+			require.True(t, errors.As(err, &ae))
+			assert.Equal(t, ErrTypeConfig, ae.Type())
+		})
+	}
+}
+
+func TestHealthCheckWorkflow(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(HealthCheckWorkflow, workflow.RegisterOptions{Name: HealthCheckWorkflowName})
+	var events []notify.Event
+	env.RegisterActivityWithOptions(func(_ context.Context, in HealthEnvInput) (HealthReport, error) {
+		if in.Environment == "broken" {
+			return HealthReport{}, temporal.NewNonRetryableApplicationError("environment \"broken\" is not configured", ErrTypeConfig, nil)
+		}
+		return HealthReport{Environment: in.Environment, ForeignKeys: 2, Validated: 1, NotValid: []string{"public.orders.fk_c"}}, nil
+	}, activity.RegisterOptions{Name: HealthActCheck})
+	env.RegisterActivityWithOptions(func(_ context.Context, ev notify.Event) (notify.Receipt, error) {
+		events = append(events, ev)
+		return notify.Receipt{}, nil
+	}, activity.RegisterOptions{Name: ActNotify})
+	env.ExecuteWorkflow(HealthCheckWorkflowName, HealthCheckInput{Environments: []string{"production", "broken"}})
+	require.NoError(t, env.GetWorkflowError())
+	var res HealthCheckResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	assert.False(t, res.Healthy)
+	require.Len(t, res.Reports, 2)
+	assert.Contains(t, res.Summary, "production: 2 foreign keys, 1 validated, NOT VALID: public.orders.fk_c")
+	assert.Contains(t, res.Summary, "broken: check failed")
+	require.Len(t, events, 1)
+	assert.Equal(t, notify.KindFailed, events[0].Kind)
+}
+
+// "Critical user complaints" is the parent's manual rollback Update: the
+// parent cancels the monitor child, which stops at once (the watcher is
+// cancelled) instead of watching out its window.
+func TestMonitorWorkflowCancelledByParentOnManualRollback(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.SetStartTime(monitorT0)
+	env.RegisterWorkflowWithOptions(MonitorWorkflow, workflow.RegisterOptions{Name: MonitorWorkflowName})
+	env.RegisterActivityWithOptions(func(context.Context, MonitorWatchInput) (MonitorWatchResult, error) {
+		return MonitorWatchResult{}, nil
+	}, activity.RegisterOptions{Name: MonitorActWatch})
+	env.OnActivity(MonitorActWatch, mock.Anything, mock.Anything).After(48*time.Hour).Return(MonitorWatchResult{}, nil)
+	parent := func(ctx workflow.Context) (string, error) {
+		cctx, cancel := workflow.WithCancel(ctx)
+		cctx = workflow.WithChildOptions(cctx, workflow.ChildWorkflowOptions{WorkflowID: "r1/monitor-1", WaitForCancellation: true})
+		req := monitorReq()
+		req.Baseline = &monitor.Baseline{CapturedAt: monitorT0}
+		f := workflow.ExecuteChildWorkflow(cctx, MonitorWorkflowName, req)
+		rolledBack := false
+		workflow.Go(ctx, func(g workflow.Context) {
+			_ = workflow.Sleep(g, 2*time.Hour) // a complaint arrives
+			rolledBack = true
+			cancel()
+		})
+		var out MonitorOutcome
+		err := f.Get(ctx, &out)
+		if rolledBack && temporal.IsCanceledError(err) {
+			return "manual rollback at " + workflow.Now(ctx).Sub(monitorT0).String(), nil
+		}
+		return "child ended: " + out.Status, err
+	}
+	env.RegisterWorkflowWithOptions(parent, workflow.RegisterOptions{Name: "parent"})
+	env.ExecuteWorkflow("parent")
+	require.NoError(t, env.GetWorkflowError())
+	var res string
+	require.NoError(t, env.GetWorkflowResult(&res))
+	assert.Equal(t, "manual rollback at 2h0m0s", res)
+}

@@ -1,0 +1,796 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/plan"
+)
+
+// errStopped unwinds the story after an abort or rollback request.
+var errStopped = errors.New("rollout stopped on request")
+
+// stopRequest is a pending abort or rollback.
+type stopRequest struct {
+	kind     string
+	in       ControlInput
+	rollback bool
+}
+
+// rollout is the workflow's state. Handlers and the story share it; the
+// SDK runs them on one thread, so there are no data races.
+type rollout struct {
+	in        Input
+	id        string
+	plan      plan.Plan
+	fks       []plan.ForeignKey // priority order
+	windows   map[string]window
+	st        Status
+	gates     []*Gate
+	gateScope map[string][]string // gate ID → constraints a decision was limited to
+	decisions []Decision
+	refusals  []Refusal
+	gateSeq   int
+	paused    bool
+	stop      *stopRequest
+	finishing bool
+	// cancelStep cancels the activity in flight (abort).
+	cancelStep workflow.CancelFunc
+	thread     notify.MessageRef
+	// touched are the environments where constraints may have been created.
+	touched []string
+	// pub is what was last published as search attributes.
+	pub struct {
+		phase, env string
+		state      RolloutState
+		requester  bool
+	}
+}
+
+// Register is what the worker calls: the workflows under their stable names.
+func Register(r interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+}) {
+	r.RegisterWorkflowWithOptions(Rollout, workflow.RegisterOptions{Name: WorkflowName})
+	// The production monitor (a child of the rollout) and the monthly FK
+	// health check (started by a Schedule) run on the same worker.
+	r.RegisterWorkflowWithOptions(MonitorWorkflow, workflow.RegisterOptions{Name: MonitorWorkflowName})
+	r.RegisterWorkflowWithOptions(HealthCheckWorkflow, workflow.RegisterOptions{Name: HealthCheckWorkflowName})
+}
+
+// Rollout is the FKRollout workflow. The rollout ID is the workflow ID.
+func Rollout(ctx workflow.Context, in Input) (*Status, error) {
+	info := workflow.GetInfo(ctx)
+	w := &rollout{in: in, id: info.WorkflowExecution.ID, windows: map[string]window{}, gateScope: map[string][]string{}}
+	w.st = Status{RolloutID: w.id, Requester: in.Requester, DryRun: in.DryRun, State: StateRunning, Phase: PhaseStarting,
+		Environments: map[string]EnvReport{}, StartedAt: workflow.Now(ctx)}
+	for _, e := range in.Environments {
+		w.st.EnvironmentOrder = append(w.st.EnvironmentOrder, e.Name)
+	}
+	if err := w.setupHandlers(ctx); err != nil {
+		return nil, err
+	}
+	if err := w.validateInput(); err != nil {
+		w.st.State, w.st.Error = StateFailed, err.Error()
+		w.publish(ctx)
+		return w.snapshot(), temporal.NewNonRetryableApplicationError(err.Error(), "InputError", nil)
+	}
+	err := w.story(ctx)
+	switch {
+	case err == nil:
+	case errors.Is(err, errStopped):
+		w.finishStop(ctx)
+	default:
+		w.finishing = true
+		w.st.State, w.st.Error = StateFailed, err.Error()
+		w.event(ctx, w.st.Environment, w.st.Phase, "failed: "+err.Error())
+		w.publish(ctx)
+		w.notify(ctx, notify.Event{Kind: notify.KindFailed, Environment: w.st.Environment, Phase: w.st.Phase, Text: err.Error()})
+		return w.snapshot(), err
+	}
+	w.finishing = true
+	// Handlers are non-blocking, but this keeps it true if one ever blocks.
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	return w.snapshot(), nil
+}
+
+func (w *rollout) validateInput() error {
+	var errs []string
+	if strings.TrimSpace(w.in.Plan) == "" {
+		errs = append(errs, "plan is empty: paste the plan YAML or migration SQL")
+	}
+	if strings.TrimSpace(w.in.Requester) == "" {
+		errs = append(errs, "requester is required (four-eyes needs to know who asked)")
+	}
+	if len(w.in.Environments) == 0 {
+		errs = append(errs, "environments: name at least one, e.g. [{\"name\":\"staging\"},{\"name\":\"production\"}]")
+	}
+	seen := map[string]bool{}
+	for i, e := range w.in.Environments {
+		if e.Name == "" {
+			errs = append(errs, fmt.Sprintf("environments[%d].name is empty", i))
+			continue
+		}
+		if seen[e.Name] {
+			errs = append(errs, fmt.Sprintf("environment %q is listed twice", e.Name))
+		}
+		seen[e.Name] = true
+		if e.MaintenanceWindow != nil {
+			win, err := parseWindow(e.MaintenanceWindow)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("environment %q: %v", e.Name, err))
+			} else {
+				w.windows[e.Name] = win
+			}
+		}
+	}
+	rules := []GateRule{w.in.Approval.Default}
+	keys := make([]string, 0, len(w.in.Approval.Gates))
+	for k := range w.in.Approval.Gates {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		kind, _, _ := strings.Cut(k, "/")
+		switch notify.GateKind(kind) {
+		case notify.GateRemediation, notify.GatePromotion, notify.GateApproval, notify.GateInvestigate:
+		default:
+			errs = append(errs, fmt.Sprintf("approval.gates key %q: want promotion, remediation, approval or investigate, optionally /<environment>", k))
+		}
+		rules = append(rules, w.in.Approval.Gates[k])
+	}
+	for _, r := range rules {
+		if r.Timeout != "" {
+			if d, err := time.ParseDuration(r.Timeout); err != nil || d <= 0 {
+				errs = append(errs, fmt.Sprintf("approval timeout %q: want a positive duration such as 24h", r.Timeout))
+			}
+		}
+		if r.OnTimeout != "" && choiceLabels[r.OnTimeout].ID == "" {
+			errs = append(errs, fmt.Sprintf("approval on_timeout %q is not a choice", r.OnTimeout))
+		}
+		if r.MinApprovals > 1 && len(r.Approvers) > 0 && len(r.Approvers) < r.MinApprovals && !slices.ContainsFunc(r.Approvers, func(a string) bool { return strings.HasPrefix(a, "role:") }) {
+			errs = append(errs, fmt.Sprintf("approval rule needs %d approvers but lists only %d", r.MinApprovals, len(r.Approvers)))
+		}
+	}
+	if w.in.Monitor.Enabled {
+		errs = append(errs, w.in.Monitor.problems()...)
+		for name, v := range map[string]string{"monitor.duration": w.in.Monitor.Duration, "monitor.interval": w.in.Monitor.Interval} {
+			if v == "" {
+				continue
+			}
+			if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+				errs = append(errs, fmt.Sprintf("%s %q: want a positive duration", name, v))
+			}
+		}
+	}
+	errs = append(errs, w.perfValidateInput()...)
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return fmt.Errorf("invalid rollout input: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// story is the runbook, top to bottom.
+func (w *rollout) story(ctx workflow.Context) error {
+	w.upsertStatic(ctx)
+	w.enter(ctx, "", PhaseParse)
+	var parsed ParsePlanResult
+	if err := w.step(ctx, "", "parse and lint the plan", ActParsePlan, shortActivity, ParsePlanInput{Text: w.in.Plan}, &parsed); err != nil {
+		return err
+	}
+	w.plan = parsed.Plan
+	w.fks = sortedFKs(parsed.Plan.ForeignKeys)
+	w.st.PlanName = parsed.Plan.Name
+	w.st.Findings = parsed.Findings
+	for _, fk := range w.fks {
+		cs := ConstraintStatus{Name: fk.Name, Table: fk.Table.String(), References: fk.RefTable.String(), Priority: fk.Priority.String(),
+			Environments: map[string]ConstraintEnvState{}}
+		for _, e := range w.in.Environments {
+			cs.Environments[e.Name] = ConstraintEnvState{State: CPlanned, Since: workflow.Now(ctx)}
+		}
+		w.st.Constraints = append(w.st.Constraints, cs)
+	}
+	r := w.notify(ctx, notify.Event{Kind: notify.KindStarted, Text: fmt.Sprintf("rollout of %d constraints started by %s", len(w.fks), w.in.Requester),
+		Start: &notify.StartInfo{PlanSummary: planSummary(w.plan), Constraints: len(w.fks), Environments: w.st.EnvironmentOrder, Requester: w.in.Requester, DryRun: w.in.DryRun}})
+	w.thread = r.Ref
+
+	for i, env := range w.in.Environments {
+		if i > 0 && !w.in.DryRun {
+			ok, err := w.promotion(ctx, w.in.Environments[i-1].Name, env.Name)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return nil
+			}
+		}
+		if err := w.environment(ctx, env, i == len(w.in.Environments)-1); err != nil {
+			return err
+		}
+	}
+	if w.in.DryRun {
+		w.finish(ctx, StateDryRunDone, "dry run completed: nothing was changed")
+		return nil
+	}
+	last := w.in.Environments[len(w.in.Environments)-1].Name
+	w.enter(ctx, last, PhaseMonitor)
+	mon, err := w.runMonitor(ctx, last)
+	if err != nil {
+		return err
+	}
+	w.st.Monitor = &mon
+	if mon.Status == MonitorRollback {
+		w.stop = &stopRequest{kind: "monitor", in: ControlInput{Actor: "monitor", Reason: mon.Reason}, rollback: true}
+		return errStopped
+	}
+	state := StateCompleted
+	for _, e := range w.in.Environments {
+		if w.st.Counts(e.Name)[CDebt] > 0 {
+			state = StateCompletedWithDebt
+		}
+	}
+	w.finish(ctx, state, fmt.Sprintf("rollout %s: %d constraints in %d environments", state, len(w.fks), len(w.in.Environments)))
+	return nil
+}
+
+func (w *rollout) finish(ctx workflow.Context, state RolloutState, text string) {
+	w.finishing = true
+	w.enter(ctx, w.st.Environment, PhaseDone)
+	w.setState(ctx, state)
+	w.event(ctx, "", PhaseDone, text)
+	w.notify(ctx, notify.Event{Kind: notify.KindCompleted, Text: text})
+}
+
+// environment runs one environment's phases.
+func (w *rollout) environment(ctx workflow.Context, env EnvironmentInput, last bool) error {
+	name := env.Name
+	rep := w.report(name)
+	w.notify(ctx, notify.Event{Kind: notify.KindPhase, Environment: name, Phase: PhaseCheck, Text: "starting environment " + name})
+
+	w.enter(ctx, name, PhaseCheck)
+	var check CheckResult
+	if err := w.step(ctx, name, "check the plan against "+name+"'s catalog", ActCheckPlan, shortActivity, w.envInput(name), &check); err != nil {
+		return err
+	}
+	rep = w.report(name)
+	rep.Problems = check.Problems
+	w.setReport(name, rep)
+	if len(check.Problems) > 0 {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan does not fit %s: %s", name, problemsText(check.Problems)), ErrTypePlan, nil)
+	}
+
+	w.enter(ctx, name, PhaseStatsBefore)
+	var before StatsResult
+	if err := w.step(ctx, name, "catalog statistics before", ActTakeStats, shortActivity, StatsInput{Environment: name, Plan: w.plan}, &before); err != nil {
+		return err
+	}
+	rep = w.report(name)
+	rep.StatsBefore = &before
+	w.setReport(name, rep)
+
+	w.enter(ctx, name, PhaseAudit)
+	first, err := w.audit(ctx, name, w.fks)
+	if err != nil {
+		return err
+	}
+	rep = w.report(name)
+	rep.FirstAudit = first
+	w.setReport(name, rep)
+	if w.in.DryRun {
+		rep.Done = true
+		w.setReport(name, rep)
+		w.event(ctx, name, PhaseAudit, fmt.Sprintf("dry run: %d orphans found; nothing changed", totalOrphans(first)))
+		return nil
+	}
+
+	if err := w.waitWindow(ctx, name); err != nil {
+		return err
+	}
+	if last {
+		// The monitor's baseline, measured before this environment changes.
+		if err := w.captureBaseline(ctx, name); err != nil {
+			return err
+		}
+	}
+	w.enter(ctx, name, PhaseBackup)
+	var bk BackupResult
+	if err := w.step(ctx, name, "back up "+name+" before any change", ActBackup, longActivity, BackupInput{Environment: name, RolloutID: w.id, Plan: w.plan}, &bk); err != nil {
+		return err
+	}
+	rep = w.report(name)
+	rep.Backup = &bk
+	w.setReport(name, rep)
+
+	// Perf baseline (perf.go): same data and settings, before any constraint.
+	if err := w.runPerfBaseline(ctx, name); err != nil {
+		return err
+	}
+
+	w.enter(ctx, name, PhaseApply)
+	w.touched = append(w.touched, name)
+	for _, fk := range w.fks {
+		var res ConstraintResult
+		if err := w.step(ctx, name, "ADD CONSTRAINT "+fk.Name+" NOT VALID", ActApply, ddlActivity, ConstraintInput{Environment: name, RolloutID: w.id, FK: fk}, &res); err != nil {
+			return err
+		}
+		rep = w.report(name)
+		rep.Applied = append(rep.Applied, res)
+		w.setReport(name, rep)
+		w.setC(ctx, name, fk.Name, CApplied, 0, res.Action)
+	}
+
+	if err := w.remediateAndValidate(ctx, name); err != nil {
+		return err
+	}
+
+	w.enter(ctx, name, PhaseBehaviour)
+	validated := w.inState(name, CValidated)
+	if len(validated) > 0 {
+		var beh []BehaviourResult
+		if err := w.step(ctx, name, fmt.Sprintf("behaviour tests of %d constraints", len(validated)), ActBehaviour, longActivity, BehaviourInput{Environment: name, FKs: validated}, &beh); err != nil {
+			return err
+		}
+		rep = w.report(name)
+		rep.Behaviour = beh
+		w.setReport(name, rep)
+		var failed []string
+		for _, b := range beh {
+			if b.Passed {
+				w.setC(ctx, name, b.FK, CTested, 0, "")
+			} else {
+				failed = append(failed, b.FK)
+			}
+		}
+		if len(failed) > 0 {
+			if _, err := w.askProblem(ctx, name, fmt.Sprintf("behaviour tests failed in %s: %s", name, strings.Join(failed, ", ")),
+				[]string{ChoiceContinue, ChoiceRollback, ChoiceAbort}); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Perf with FKs and the verdict (perf.go); a rollback verdict stops here.
+	if err := w.runPerfCompare(ctx, name); err != nil {
+		return err
+	}
+
+	w.enter(ctx, name, PhaseStatsAfter)
+	var after StatsResult
+	if err := w.step(ctx, name, "catalog statistics after", ActTakeStats, shortActivity, StatsInput{Environment: name, Plan: w.plan, Before: before.Snapshot}, &after); err != nil {
+		return err
+	}
+	rep = w.report(name)
+	rep.StatsAfter = &after
+	w.setReport(name, rep)
+
+	if err := w.hooksAndSmoke(ctx, name); err != nil {
+		return err
+	}
+	rep = w.report(name)
+	rep.Done = true
+	w.setReport(name, rep)
+	w.event(ctx, name, PhaseDone, fmt.Sprintf("%s done: %d validated, %d debt", name, len(w.inState(name, CValidated, CTested)), len(w.inState(name, CDebt))))
+	return nil
+}
+
+// remediateAndValidate loops audit → remediation gate → validate until
+// every constraint is validated or accepted as debt. A VALIDATE that still
+// finds orphans (23503) sends the constraint back to the audit and the gate.
+func (w *rollout) remediateAndValidate(ctx workflow.Context, name string) error {
+	for {
+		pending := w.inState(name, CApplied)
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := w.remediationLoop(ctx, name, pending); err != nil {
+			return err
+		}
+		w.enter(ctx, name, PhaseValidate)
+		reaudit := false
+		for _, fk := range w.inState(name, CApplied) {
+			if err := w.waitWindow(ctx, name); err != nil {
+				return err
+			}
+			var res ConstraintResult
+			err := w.step(ctx, name, "VALIDATE CONSTRAINT "+fk.Name, ActValidate, validateActivity, ConstraintInput{Environment: name, RolloutID: w.id, FK: fk}, &res)
+			if isType(err, ErrTypeOrphans) {
+				w.event(ctx, name, PhaseValidate, fmt.Sprintf("VALIDATE %s found orphans (23503): re-auditing and reopening the remediation gate", fk.Name))
+				w.setC(ctx, name, fk.Name, CApplied, 0, "VALIDATE found orphans")
+				reaudit = true
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			rep := w.report(name)
+			rep.Validated = append(rep.Validated, res)
+			w.setReport(name, rep)
+			w.setC(ctx, name, fk.Name, CValidated, 0, "")
+		}
+		if !reaudit {
+			return nil
+		}
+	}
+}
+
+// remediationLoop audits fks and, while orphans remain that nobody
+// accepted, asks a human what to do about them.
+func (w *rollout) remediationLoop(ctx workflow.Context, name string, fks []plan.ForeignKey) error {
+	for {
+		w.enter(ctx, name, PhaseReaudit)
+		figs, err := w.audit(ctx, name, fks)
+		if err != nil {
+			return err
+		}
+		var dirty []AuditFigure
+		for _, f := range figs {
+			w.setOrphans(name, f.FK, f.Orphans)
+			if f.Orphans > 0 {
+				dirty = append(dirty, f)
+			}
+		}
+		if len(dirty) == 0 {
+			return nil
+		}
+		w.enter(ctx, name, PhaseRemediation)
+		detail := &notify.Gate{Remediation: &notify.RemediationData{}}
+		var lines []string
+		for _, f := range dirty {
+			detail.Remediation.FKs = append(detail.Remediation.FKs, notify.OrphanReport{Constraint: f.FK, Table: f.Table, Columns: f.Columns,
+				RefTable: f.References, Orphans: f.Orphans, Samples: f.Samples, Nullable: f.Nullable})
+			lines = append(lines, fmt.Sprintf("%s: %d orphans (e.g. %s)", f.FK, f.Orphans, strings.Join(f.Samples, "; ")))
+		}
+		g := w.openGate(ctx, notify.GateRemediation, name, fmt.Sprintf("%d constraint(s) in %s have orphans", len(dirty), name),
+			strings.Join(lines, "\n"), []string{ChoiceDelete, ChoiceSetNull, ChoiceAcceptDebt, ChoiceReAudit, ChoiceAbort}, detail)
+		d, err := w.awaitGate(ctx, g)
+		if err != nil {
+			return err
+		}
+		scope := w.gateScope[g.ID]
+		var targets []plan.ForeignKey
+		for _, f := range dirty {
+			if len(scope) == 0 || slices.Contains(scope, f.FK) {
+				if fk, ok := w.fk(f.FK); ok {
+					targets = append(targets, fk)
+				}
+			}
+		}
+		switch d.Action {
+		case ChoiceAbort:
+			w.stop = &stopRequest{kind: UpdateAbort, in: ControlInput{Actor: d.Actor, Reason: d.Reason, Via: d.Via}}
+			return errStopped
+		case ChoiceReAudit:
+			continue
+		case ChoiceAcceptDebt:
+			for _, fk := range targets {
+				w.setC(ctx, name, fk.Name, CDebt, -1, "orphans accepted as debt by "+d.Actor+": stays NOT VALID, still guards new writes")
+			}
+			fks = w.inState(name, CApplied)
+			if len(fks) == 0 {
+				return nil
+			}
+		case ChoiceDelete, ChoiceSetNull:
+			mode := "delete"
+			if d.Action == ChoiceSetNull {
+				mode = "set_null"
+			}
+			for _, fk := range targets {
+				var res RemediationResult
+				err := w.step(ctx, name, fmt.Sprintf("%s orphans of %s (quarantined first)", mode, fk.Name), ActRemediate, longActivity,
+					RemediateInput{Environment: name, RolloutID: w.id, FK: fk, Mode: mode}, &res)
+				if isType(err, ErrTypeRemediation) {
+					w.event(ctx, name, PhaseRemediation, fmt.Sprintf("%s of %s refused: %v; the gate reopens", mode, fk.Name, err))
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				rep := w.report(name)
+				rep.Remediations = append(rep.Remediations, res)
+				w.setReport(name, rep)
+				w.event(ctx, name, PhaseRemediation, fmt.Sprintf("%s: %s %d rows (%d quarantined)", fk.Name, mode, res.Affected, res.Quarantined))
+			}
+		}
+	}
+}
+
+func (w *rollout) audit(ctx workflow.Context, name string, fks []plan.ForeignKey) ([]AuditFigure, error) {
+	var figs []AuditFigure
+	if err := w.step(ctx, name, fmt.Sprintf("orphan audit of %d constraints", len(fks)), ActAudit, longActivity, AuditInput{Environment: name, FKs: fks}, &figs); err != nil {
+		return nil, err
+	}
+	rep := w.report(name)
+	rep.LastAudit = figs
+	rep.AuditRounds++
+	w.setReport(name, rep)
+	w.event(ctx, name, PhaseAudit, fmt.Sprintf("audit round %d: %d orphans", rep.AuditRounds, totalOrphans(figs)))
+	return figs, nil
+}
+
+// promotion opens the gate between two environments with what the first
+// proved. It returns false when promotion was rejected.
+func (w *rollout) promotion(ctx workflow.Context, from, to string) (bool, error) {
+	w.enter(ctx, to, PhasePromotion)
+	rep := w.report(from)
+	pd := &notify.PromotionData{From: from, To: to}
+	for _, fk := range w.inState(from, CValidated, CTested) {
+		pd.Validated = append(pd.Validated, fk.Name)
+	}
+	for _, fk := range w.inState(from, CDebt) {
+		pd.NotValid = append(pd.NotValid, fk.Name)
+		pd.Warnings = append(pd.Warnings, fk.Name+" stays NOT VALID (orphans accepted as debt)")
+	}
+	for _, b := range rep.Behaviour {
+		for _, c := range b.Cases {
+			pd.Tests = append(pd.Tests, notify.TestResult{Name: b.FK + ": " + c.Name, Passed: c.Passed, Detail: c.Detail})
+		}
+		if !b.Passed {
+			pd.Warnings = append(pd.Warnings, "behaviour tests failed for "+b.FK)
+		}
+	}
+	var lines []string
+	if rep.StatsAfter != nil {
+		for _, r := range rep.StatsAfter.Comparison {
+			lines = append(lines, fmt.Sprintf("%s: %s → %s (%s)", r.Metric, r.Before, r.After, r.Change))
+		}
+		for _, u := range rep.StatsAfter.Unindexed {
+			pd.Warnings = append(pd.Warnings, "no index supports "+u)
+		}
+	}
+	summary := fmt.Sprintf("%s: %d validated, %d debt, %d remediations.\n%s", from, len(pd.Validated), len(pd.NotValid), len(rep.Remediations), strings.Join(lines, "\n"))
+	// The perf table; an open perf warning turns approve into approve-override.
+	summary, choices := w.perfPromotion(from, pd, summary, []string{ChoiceApprove, ChoiceReject})
+	g := w.openGate(ctx, notify.GatePromotion, to, fmt.Sprintf("promote from %s to %s", from, to), summary,
+		choices, &notify.Gate{Promotion: pd})
+	d, err := w.awaitGate(ctx, g)
+	if err != nil {
+		return false, err
+	}
+	d = w.perfGateOutcome(ctx, from, d)
+	if d.Action != ChoiceApprove && d.Action != ChoiceApproveOverride {
+		w.finish(ctx, StateRejected, fmt.Sprintf("promotion to %s rejected by %s: %s", to, d.Actor, orNone(d.Reason)))
+		return false, nil
+	}
+	return true, nil
+}
+
+// hooksAndSmoke runs the configured deploy hooks, then the smoke checks;
+// a failure asks a human (retry, continue, roll back, abort).
+func (w *rollout) hooksAndSmoke(ctx workflow.Context, name string) error {
+	for {
+		w.enter(ctx, name, PhaseDeployHooks)
+		var hooks []HookResult
+		if err := w.step(ctx, name, "deploy hooks from worker configuration", ActDeployHooks, longActivity, HooksInput{Environment: name, RolloutID: w.id}, &hooks); err != nil {
+			return err
+		}
+		rep := w.report(name)
+		rep.Hooks = hooks
+		w.setReport(name, rep)
+		if failed := failedHooks(hooks); failed != "" {
+			retry, err := w.problemGateRetry(ctx, name, "deploy hook failed in "+name+": "+failed)
+			if err != nil {
+				return err
+			}
+			if retry {
+				continue
+			}
+		}
+		w.enter(ctx, name, PhaseSmoke)
+		var smoke []SmokeResult
+		if err := w.step(ctx, name, "smoke checks", ActSmokeChecks, shortActivity, HooksInput{Environment: name, RolloutID: w.id}, &smoke); err != nil {
+			return err
+		}
+		rep = w.report(name)
+		rep.Smoke = smoke
+		w.setReport(name, rep)
+		if failed := failedSmoke(smoke); failed != "" {
+			retry, err := w.problemGateRetry(ctx, name, "smoke checks failed in "+name+": "+failed)
+			if err != nil {
+				return err
+			}
+			if retry {
+				continue
+			}
+		}
+		return nil
+	}
+}
+
+// problemGateRetry also offers retry and reports whether it was chosen.
+func (w *rollout) problemGateRetry(ctx workflow.Context, name, title string) (bool, error) {
+	c, err := w.askProblem(ctx, name, title, []string{ChoiceRetry, ChoiceContinue, ChoiceRollback, ChoiceAbort})
+	return c == ChoiceRetry, err
+}
+
+func (w *rollout) askProblem(ctx workflow.Context, name, title string, choices []string) (string, error) {
+	g := w.openGate(ctx, notify.GateApproval, name, title, title, choices, nil)
+	d, err := w.awaitGate(ctx, g)
+	if err != nil {
+		return "", err
+	}
+	switch d.Action {
+	case ChoiceRollback:
+		w.stop = &stopRequest{kind: UpdateRollback, in: ControlInput{Actor: d.Actor, Reason: d.Reason, Via: d.Via}, rollback: true}
+		return "", errStopped
+	case ChoiceAbort:
+		w.stop = &stopRequest{kind: UpdateAbort, in: ControlInput{Actor: d.Actor, Reason: d.Reason, Via: d.Via}}
+		return "", errStopped
+	}
+	return d.Action, nil
+}
+
+// waitWindow holds until the environment's maintenance window is open,
+// notifying before it opens. No window: returns at once.
+func (w *rollout) waitWindow(ctx workflow.Context, name string) error {
+	win, ok := w.windows[name]
+	if !ok {
+		return nil
+	}
+	now := workflow.Now(ctx)
+	opens, closes, inside := win.at(now)
+	rep := w.report(name)
+	rep.WindowOpens, rep.WindowCloses = &opens, &closes
+	w.setReport(name, rep)
+	if inside {
+		return nil
+	}
+	prevPhase := w.st.Phase
+	w.enter(ctx, name, PhaseWindow)
+	w.setState(ctx, StateWaitingForWindow)
+	w.event(ctx, name, PhaseWindow, fmt.Sprintf("waiting for the maintenance window (%s): opens %s", win.label, opens.Format(time.RFC3339)))
+	if win.notifyBefore > 0 && opens.Sub(now) > win.notifyBefore {
+		if err := w.sleep(ctx, opens.Add(-win.notifyBefore).Sub(now), fmt.Sprintf("%s window notice %s before it opens", name, win.notifyBefore)); err != nil {
+			return err
+		}
+		w.notify(ctx, notify.Event{Kind: notify.KindPhase, Environment: name, Phase: PhaseWindow,
+			Text: fmt.Sprintf("maintenance window for %s opens at %s (in %s)", name, opens.Format(time.RFC3339), win.notifyBefore)})
+		now = workflow.Now(ctx)
+	}
+	if err := w.sleep(ctx, opens.Sub(now), fmt.Sprintf("%s maintenance window opens %s", name, opens.Format("2006-01-02 15:04 MST"))); err != nil {
+		return err
+	}
+	w.setState(ctx, StateRunning)
+	w.event(ctx, name, PhaseWindow, "maintenance window open until "+closes.Format(time.RFC3339))
+	w.enter(ctx, name, prevPhase)
+	return nil
+}
+
+// sleep is a labelled durable timer that a stop request interrupts.
+func (w *rollout) sleep(ctx workflow.Context, d time.Duration, label string) error {
+	if d <= 0 {
+		return nil
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	done := false
+	f := workflow.NewTimerWithOptions(tctx, d, workflow.TimerOptions{Summary: label})
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		_ = f.Get(gctx, nil)
+		done = true
+	})
+	if err := workflow.Await(ctx, func() bool { return done || w.stop != nil }); err != nil {
+		return err
+	}
+	if w.stop != nil {
+		return errStopped
+	}
+	return nil
+}
+
+// finishStop ends the rollout after an abort or rollback: with rollback,
+// every touched environment loses exactly this rollout's constraints, in
+// reverse order; the notification goes out after, never before.
+func (w *rollout) finishStop(ctx workflow.Context) {
+	w.finishing = true
+	req := w.stop
+	if !req.rollback {
+		w.setState(ctx, StateAborted)
+		w.enter(ctx, w.st.Environment, PhaseDone)
+		text := fmt.Sprintf("aborted by %s: %s", req.in.Actor, orNone(req.in.Reason))
+		w.event(ctx, "", PhaseDone, text)
+		w.notify(ctx, notify.Event{Kind: notify.KindFailed, Text: text, Decision: &notify.Decision{Actor: req.in.Actor, Choice: "abort", Reason: req.in.Reason, Time: workflow.Now(ctx), Via: req.in.Via}})
+		return
+	}
+	// The request cancelled the story's context chain only for the step in
+	// flight; rollback runs on a context the stop cannot cancel.
+	rctx, _ := workflow.NewDisconnectedContext(ctx)
+	var dropped []string
+	var failures []string
+	for i := len(w.touched) - 1; i >= 0; i-- {
+		name := w.touched[i]
+		w.enter(rctx, name, PhaseRollback)
+		var res []ConstraintResult
+		actx := workflow.WithActivityOptions(rctx, withSummary(ddlActivity, "drop this rollout's constraints in "+name))
+		if err := workflow.ExecuteActivity(actx, ActRollback, RollbackInput{Environment: name, RolloutID: w.id, Plan: w.plan}).Get(actx, &res); err != nil {
+			failures = append(failures, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		rep := w.report(name)
+		rep.RolledBack = res
+		w.setReport(name, rep)
+		for _, r := range res {
+			w.setC(rctx, name, r.FK, CRolledBack, 0, r.Action)
+			dropped = append(dropped, name+":"+r.FK)
+		}
+	}
+	w.enter(rctx, w.st.Environment, PhaseDone)
+	if len(failures) > 0 {
+		w.st.Error = "rollback incomplete: " + strings.Join(failures, "; ")
+		w.setState(rctx, StateFailed)
+	} else {
+		w.setState(rctx, StateRolledBack)
+	}
+	w.event(rctx, "", PhaseRollback, fmt.Sprintf("rolled back by %s (%s): %d constraints dropped", req.in.Actor, orNone(req.in.Reason), len(dropped)))
+	w.notify(rctx, notify.Event{Kind: notify.KindRolledBack, Text: "rolled back: " + orNone(req.in.Reason),
+		Rollback: w.rollbackInfo(req, dropped)})
+}
+
+func failedHooks(hs []HookResult) string {
+	var f []string
+	for _, h := range hs {
+		if !h.OK {
+			f = append(f, fmt.Sprintf("%s (exit %d)", h.Name, h.ExitCode))
+		}
+	}
+	return strings.Join(f, ", ")
+}
+
+func failedSmoke(ss []SmokeResult) string {
+	var f []string
+	for _, s := range ss {
+		if !s.OK {
+			f = append(f, fmt.Sprintf("%s (got %d, want %d)", s.Name, s.Status, s.Expected))
+		}
+	}
+	return strings.Join(f, ", ")
+}
+
+func problemsText(ps []Problem) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, fmt.Sprintf("%s: %s", p.FK, p.Message))
+	}
+	return strings.Join(s, "; ")
+}
+
+func totalOrphans(figs []AuditFigure) int64 {
+	var n int64
+	for _, f := range figs {
+		n += f.Orphans
+	}
+	return n
+}
+
+func planSummary(p plan.Plan) string {
+	counts := map[plan.Priority]int{}
+	for _, fk := range p.ForeignKeys {
+		counts[fk.Priority]++
+	}
+	var parts []string
+	for _, pr := range []plan.Priority{plan.PriorityCritical, plan.PriorityHigh, plan.PriorityMedium, plan.PriorityLow} {
+		if counts[pr] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[pr], pr))
+		}
+	}
+	name := p.Name
+	if name == "" {
+		name = "plan"
+	}
+	return fmt.Sprintf("%s: %d foreign keys (%s)", name, len(p.ForeignKeys), strings.Join(parts, ", "))
+}
+
+// sortedFKs orders by priority, keeping plan order within a priority.
+func sortedFKs(in []plan.ForeignKey) []plan.ForeignKey {
+	out := slices.Clone(in)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Priority < out[j].Priority })
+	return out
+}

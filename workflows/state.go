@@ -1,0 +1,287 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/plan"
+)
+
+// Activity option presets. Transient database errors are retried with
+// backoff; plan, configuration and orphan errors are not (retrying cannot
+// fix them). After the retries a step asks a human instead of failing.
+var (
+	retryPolicy = &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        30 * time.Second,
+		MaximumAttempts:        6,
+		NonRetryableErrorTypes: []string{ErrTypePlan, ErrTypeConfig, ErrTypeOrphans, ErrTypeRemediation},
+	}
+	shortActivity = workflow.ActivityOptions{StartToCloseTimeout: 2 * time.Minute, RetryPolicy: retryPolicy}
+	// longActivity: audits, backups, remediation, behaviour tests heartbeat
+	// their progress; a dead worker is noticed within HeartbeatTimeout.
+	longActivity = workflow.ActivityOptions{StartToCloseTimeout: 4 * time.Hour, HeartbeatTimeout: time.Minute, RetryPolicy: retryPolicy}
+	// ddlActivity: ADD CONSTRAINT ... NOT VALID and DROP, bounded by
+	// lock_timeout and dbx's retries.
+	ddlActivity = workflow.ActivityOptions{StartToCloseTimeout: 15 * time.Minute, HeartbeatTimeout: 30 * time.Second, RetryPolicy: retryPolicy}
+	// validateActivity: VALIDATE CONSTRAINT can take hours on a big table;
+	// the activity heartbeats every few seconds while it runs, so a crashed
+	// worker's validation is retried by another within 10 s.
+	validateActivity = workflow.ActivityOptions{StartToCloseTimeout: 12 * time.Hour, HeartbeatTimeout: 10 * time.Second, RetryPolicy: retryPolicy}
+	notifyActivity   = workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumAttempts: 3}}
+)
+
+func withSummary(o workflow.ActivityOptions, summary string) workflow.ActivityOptions {
+	o.Summary = summary
+	return o
+}
+
+// isType reports whether err is an application error of the given type.
+func isType(err error, typ string) bool {
+	var ae *temporal.ApplicationError
+	return err != nil && errors.As(err, &ae) && ae.Type() == typ
+}
+
+// step runs one activity between checkpoints (pause, stop). When retries
+// are exhausted on a transient error, a human decides: retry, roll back or
+// abort. Plan, configuration and orphan errors go back to the caller.
+func (w *rollout) step(ctx workflow.Context, env, summary, act string, opts workflow.ActivityOptions, in, out any) error {
+	for {
+		if err := w.checkpoint(ctx); err != nil {
+			return err
+		}
+		sctx, cancel := workflow.WithCancel(ctx)
+		w.cancelStep = cancel
+		actx := workflow.WithActivityOptions(sctx, withSummary(opts, summary))
+		err := workflow.ExecuteActivity(actx, act, in).Get(actx, out)
+		cancel()
+		w.cancelStep = nil
+		if err == nil {
+			return nil
+		}
+		if w.stop != nil {
+			return errStopped
+		}
+		for _, t := range []string{ErrTypeOrphans, ErrTypeRemediation, ErrTypePlan, ErrTypeConfig} {
+			if isType(err, t) {
+				return err
+			}
+		}
+		w.event(ctx, env, w.st.Phase, fmt.Sprintf("%s failed after retries: %v", summary, err))
+		if _, err := w.askProblem(ctx, orGlobal(env), fmt.Sprintf("%s failed: %v", summary, rootCause(err)), []string{ChoiceRetry, ChoiceRollback, ChoiceAbort}); err != nil {
+			return err
+		}
+	}
+}
+
+func orGlobal(env string) string {
+	if env == "" {
+		return "rollout"
+	}
+	return env
+}
+
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// checkpoint holds while paused and unwinds on a stop request.
+func (w *rollout) checkpoint(ctx workflow.Context) error {
+	if w.stop != nil {
+		return errStopped
+	}
+	if w.paused {
+		prev := w.st.State
+		w.setState(ctx, StatePaused)
+		if err := workflow.Await(ctx, func() bool { return !w.paused || w.stop != nil }); err != nil {
+			return err
+		}
+		w.setState(ctx, prev)
+	}
+	if w.stop != nil {
+		return errStopped
+	}
+	return nil
+}
+
+// enter moves to a phase of an environment.
+func (w *rollout) enter(ctx workflow.Context, env, phase string) {
+	if env != "" {
+		w.st.Environment = env
+		rep := w.report(env)
+		rep.Phase = phase
+		w.setReport(env, rep)
+	}
+	if w.st.Phase != phase {
+		w.st.Phase = phase
+		w.event(ctx, env, phase, "phase "+phase)
+	}
+	w.publish(ctx)
+}
+
+func (w *rollout) setState(ctx workflow.Context, s RolloutState) {
+	w.st.State = s
+	w.publish(ctx)
+}
+
+// publish keeps search attributes and the UI's current details in step.
+// Upserts only on change: each is a history event.
+func (w *rollout) publish(ctx workflow.Context) {
+	var ups []temporal.SearchAttributeUpdate
+	if w.pub.phase != w.st.Phase {
+		ups = append(ups, SearchPhase.ValueSet(w.st.Phase))
+		w.pub.phase = w.st.Phase
+	}
+	if w.pub.env != w.st.Environment {
+		ups = append(ups, SearchEnvironment.ValueSet(w.st.Environment))
+		w.pub.env = w.st.Environment
+	}
+	if w.pub.state != w.st.State {
+		ups = append(ups, SearchStatus.ValueSet(string(w.st.State)))
+		w.pub.state = w.st.State
+	}
+	if !w.pub.requester && w.in.Requester != "" {
+		ups = append(ups, SearchRequester.ValueSet(w.in.Requester))
+		w.pub.requester = true
+	}
+	if len(ups) > 0 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+		}
+	}
+	w.st.UpdatedAt = workflow.Now(ctx)
+	snap := w.snapshot()
+	workflow.SetCurrentDetails(ctx, snap.Markdown())
+}
+
+func (w *rollout) upsertStatic(ctx workflow.Context) { w.publish(ctx) }
+
+// event appends to the timeline (bounded).
+func (w *rollout) event(ctx workflow.Context, env, phase, msg string) {
+	w.st.Timeline = append(w.st.Timeline, TimelineEntry{Time: workflow.Now(ctx), Environment: env, Phase: phase, Message: msg})
+	if n := len(w.st.Timeline); n > maxTimeline {
+		w.st.TimelineDropped += n - maxTimeline
+		w.st.Timeline = slices.Clone(w.st.Timeline[n-maxTimeline:])
+	}
+	workflow.GetLogger(ctx).Info(msg, "environment", env, "phase", phase)
+}
+
+// notify sends an event through the Notify activity. It never fails the
+// rollout: a notification that cannot be delivered is recorded and the
+// rollout goes on. It runs on a context a stop request cannot cancel.
+func (w *rollout) notify(ctx workflow.Context, ev notify.Event) notify.Receipt {
+	ev.RolloutID = w.id
+	ev.Thread = w.thread
+	ev.Time = workflow.Now(ctx)
+	nctx, _ := workflow.NewDisconnectedContext(ctx)
+	nctx = workflow.WithActivityOptions(nctx, withSummary(notifyActivity, "notify: "+string(ev.Kind)+" "+ev.Text))
+	var r notify.Receipt
+	if err := workflow.ExecuteActivity(nctx, ActNotify, ev).Get(nctx, &r); err != nil {
+		w.event(ctx, ev.Environment, ev.Phase, fmt.Sprintf("notification %s not delivered: %v", ev.Kind, err))
+	}
+	return r
+}
+
+// snapshot is a copy of the status for the query and the result.
+func (w *rollout) snapshot() *Status {
+	s := w.st
+	s.Gates = make([]Gate, 0, len(w.gates))
+	s.OpenGates = []Gate{}
+	for _, g := range w.gates {
+		s.Gates = append(s.Gates, *g)
+		if g.Status == GateOpen {
+			s.OpenGates = append(s.OpenGates, *g)
+		}
+	}
+	s.Decisions = slices.Clone(w.decisions)
+	if s.Decisions == nil {
+		s.Decisions = []Decision{}
+	}
+	s.Refusals = slices.Clone(w.refusals)
+	return &s
+}
+
+func (w *rollout) report(env string) EnvReport {
+	r, ok := w.st.Environments[env]
+	if !ok {
+		r = EnvReport{Name: env}
+	}
+	return r
+}
+
+func (w *rollout) setReport(env string, r EnvReport) { w.st.Environments[env] = r }
+
+// setC sets a constraint's state in an environment; orphans < 0 keeps the
+// last audited count.
+func (w *rollout) setC(ctx workflow.Context, env, fk string, state ConstraintState, orphans int64, detail string) {
+	for i := range w.st.Constraints {
+		c := &w.st.Constraints[i]
+		if c.Name != fk {
+			continue
+		}
+		cur := c.Environments[env]
+		if orphans >= 0 && state != CApplied {
+			cur.Orphans = orphans
+		}
+		if cur.State != state {
+			cur.Since = workflow.Now(ctx)
+		}
+		cur.State, cur.Detail = state, detail
+		c.Environments[env] = cur
+	}
+	w.publish(ctx)
+}
+
+func (w *rollout) setOrphans(env, fk string, n int64) {
+	for i := range w.st.Constraints {
+		c := &w.st.Constraints[i]
+		if c.Name == fk {
+			cur := c.Environments[env]
+			cur.Orphans = n
+			c.Environments[env] = cur
+		}
+	}
+}
+
+// inState returns the plan's constraints in one of the states, in
+// priority order.
+func (w *rollout) inState(env string, states ...ConstraintState) []plan.ForeignKey {
+	var out []plan.ForeignKey
+	for _, fk := range w.fks {
+		for _, c := range w.st.Constraints {
+			if c.Name == fk.Name && slices.Contains(states, c.Environments[env].State) {
+				out = append(out, fk)
+			}
+		}
+	}
+	return out
+}
+
+func (w *rollout) fk(name string) (plan.ForeignKey, bool) {
+	for _, fk := range w.fks {
+		if fk.Name == name {
+			return fk, true
+		}
+	}
+	return plan.ForeignKey{}, false
+}
+
+func (w *rollout) hasFK(name string) bool { _, ok := w.fk(name); return ok }
+
+func (w *rollout) envInput(env string) EnvInput {
+	return EnvInput{Environment: env, RolloutID: w.id, Plan: w.plan}
+}

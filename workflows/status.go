@@ -1,0 +1,305 @@
+package workflows
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fkrollout/fkrollout/internal/notify"
+)
+
+// RolloutState is the coarse state (search attribute RolloutStatus).
+type RolloutState string
+
+const (
+	StateRunning           RolloutState = "running"
+	StatePaused            RolloutState = "paused"
+	StateWaitingForGate    RolloutState = "waiting-for-approval"
+	StateWaitingForWindow  RolloutState = "waiting-for-window"
+	StateCompleted         RolloutState = "completed"
+	StateCompletedWithDebt RolloutState = "completed-with-debt"
+	StateDryRunDone        RolloutState = "dry-run-completed"
+	StateRejected          RolloutState = "rejected"
+	StateAborted           RolloutState = "aborted"
+	StateRolledBack        RolloutState = "rolled-back"
+	StateFailed            RolloutState = "failed"
+)
+
+// Terminal reports whether the rollout has ended.
+func (s RolloutState) Terminal() bool {
+	switch s {
+	case StateCompleted, StateCompletedWithDebt, StateDryRunDone, StateRejected, StateAborted, StateRolledBack, StateFailed:
+		return true
+	}
+	return false
+}
+
+// Phases, in the order an environment goes through them (RolloutPhase).
+const (
+	PhaseStarting    = "starting"
+	PhaseParse       = "parse-plan"
+	PhaseCheck       = "plan-check"
+	PhaseStatsBefore = "stats-before"
+	PhaseAudit       = "audit"
+	PhaseWindow      = "maintenance-window"
+	PhaseBackup      = "backup"
+	PhaseApply       = "apply-not-valid"
+	PhaseReaudit     = "re-audit"
+	PhaseRemediation = "remediation"
+	PhaseValidate    = "validate"
+	PhaseBehaviour   = "behaviour-tests"
+	PhaseStatsAfter  = "stats-after"
+	PhaseDeployHooks = "deploy-hooks"
+	PhaseSmoke       = "smoke-checks"
+	PhasePromotion   = "promotion"
+	PhaseMonitor     = "monitor"
+	PhaseRollback    = "rollback"
+	PhaseDone        = "done"
+)
+
+// ConstraintState is one constraint's progress in one environment.
+type ConstraintState string
+
+const (
+	CPlanned    ConstraintState = "planned"
+	CApplied    ConstraintState = "applied"
+	CValidated  ConstraintState = "validated"
+	CTested     ConstraintState = "tested"
+	CRolledBack ConstraintState = "rolled-back"
+	// CDebt: orphans accepted as technical debt; the constraint stays NOT
+	// VALID and still guards every new write.
+	CDebt ConstraintState = "debt"
+)
+
+// Status is what the status query returns, and the workflow's result.
+type Status struct {
+	RolloutID   string       `json:"rollout_id"`
+	Requester   string       `json:"requester"`
+	DryRun      bool         `json:"dry_run,omitempty"`
+	State       RolloutState `json:"state"`
+	Phase       string       `json:"phase"`
+	Environment string       `json:"environment,omitempty"`
+	PlanName    string       `json:"plan_name,omitempty"`
+	Paused      bool         `json:"paused,omitempty"`
+	// Environments in rollout order.
+	EnvironmentOrder []string             `json:"environment_order"`
+	Constraints      []ConstraintStatus   `json:"constraints"`
+	OpenGates        []Gate               `json:"open_gates"`
+	Gates            []Gate               `json:"gates"`
+	Decisions        []Decision           `json:"decisions"`
+	Refusals         []Refusal            `json:"refusals,omitempty"`
+	Environments     map[string]EnvReport `json:"environments"`
+	Findings         []Finding            `json:"findings,omitempty"`
+	Monitor          *MonitorResult       `json:"monitor,omitempty"`
+	Timeline         []TimelineEntry      `json:"timeline"`
+	// TimelineDropped counts the oldest entries dropped to bound the size.
+	TimelineDropped int       `json:"timeline_dropped,omitempty"`
+	Error           string    `json:"error,omitempty"`
+	StartedAt       time.Time `json:"started_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// ConstraintStatus is one planned constraint across environments.
+type ConstraintStatus struct {
+	Name         string                        `json:"name"`
+	Table        string                        `json:"table"`
+	References   string                        `json:"references"`
+	Priority     string                        `json:"priority"`
+	Environments map[string]ConstraintEnvState `json:"environments"`
+}
+
+// ConstraintEnvState is one constraint in one environment.
+type ConstraintEnvState struct {
+	State   ConstraintState `json:"state"`
+	Orphans int64           `json:"orphans"`
+	Detail  string          `json:"detail,omitempty"`
+	Since   time.Time       `json:"since"`
+}
+
+// EnvReport is everything one environment produced.
+type EnvReport struct {
+	Name         string              `json:"name"`
+	Phase        string              `json:"phase"`
+	Done         bool                `json:"done"`
+	Problems     []Problem           `json:"problems,omitempty"`
+	StatsBefore  *StatsResult        `json:"stats_before,omitempty"`
+	StatsAfter   *StatsResult        `json:"stats_after,omitempty"`
+	FirstAudit   []AuditFigure       `json:"first_audit,omitempty"`
+	LastAudit    []AuditFigure       `json:"last_audit,omitempty"`
+	AuditRounds  int                 `json:"audit_rounds"`
+	Backup       *BackupResult       `json:"backup,omitempty"`
+	Applied      []ConstraintResult  `json:"applied,omitempty"`
+	Validated    []ConstraintResult  `json:"validated,omitempty"`
+	Remediations []RemediationResult `json:"remediations,omitempty"`
+	Behaviour    []BehaviourResult   `json:"behaviour,omitempty"`
+	Hooks        []HookResult        `json:"hooks,omitempty"`
+	Smoke        []SmokeResult       `json:"smoke,omitempty"`
+	RolledBack   []ConstraintResult  `json:"rolled_back,omitempty"`
+	// Perf is the perf phase's result in the environment it measured.
+	Perf *PerfReport `json:"perf,omitempty"`
+	// Window is the maintenance window currently waited for or used.
+	WindowOpens  *time.Time `json:"window_opens,omitempty"`
+	WindowCloses *time.Time `json:"window_closes,omitempty"`
+}
+
+// Gate is a human decision point.
+type Gate struct {
+	ID          string          `json:"id"`
+	Kind        notify.GateKind `json:"kind"`
+	Environment string          `json:"environment"`
+	Title       string          `json:"title"`
+	Summary     string          `json:"summary,omitempty"`
+	Choices     []string        `json:"choices"`
+	Status      GateStatus      `json:"status"`
+	Rule        GateRule        `json:"rule"`
+	OpenedAt    time.Time       `json:"opened_at"`
+	Deadline    *time.Time      `json:"deadline,omitempty"`
+	// Votes are the decisions received so far (MinApprovals > 1).
+	Votes    []Decision `json:"votes,omitempty"`
+	Decision *Decision  `json:"decision,omitempty"`
+	// Detail is what the notification shows (orphans, staging results).
+	Detail *notify.Gate `json:"detail,omitempty"`
+	// Message is where the notifier posted it (updated in place on decision).
+	Message notify.MessageRef `json:"message"`
+}
+
+// GateStatus is a gate's lifecycle.
+type GateStatus string
+
+const (
+	GateOpen      GateStatus = "open"
+	GateDecided   GateStatus = "decided"
+	GateTimedOut  GateStatus = "timed-out"
+	GateCancelled GateStatus = "cancelled"
+)
+
+// GateView answers a decide update.
+type GateView struct {
+	GateID string     `json:"gate_id"`
+	Status GateStatus `json:"status"`
+	// Waiting is how many more approvals the leading choice needs.
+	Waiting  int       `json:"waiting,omitempty"`
+	Decision *Decision `json:"decision,omitempty"`
+	Message  string    `json:"message"`
+}
+
+// Decision is a recorded vote or control action, with actor, time, reason.
+type Decision struct {
+	GateID    string    `json:"gate_id,omitempty"`
+	Action    string    `json:"action"`
+	Actor     string    `json:"actor"`
+	Roles     []string  `json:"roles,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Via       string    `json:"via,omitempty"`
+	SlackUser string    `json:"slack_user,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
+// Refusal is a signal the validator refused.
+type Refusal struct {
+	Signal string    `json:"signal"`
+	Actor  string    `json:"actor"`
+	GateID string    `json:"gate_id,omitempty"`
+	Reason string    `json:"reason"`
+	Time   time.Time `json:"time"`
+}
+
+// TimelineEntry is one line of the story.
+type TimelineEntry struct {
+	Time        time.Time `json:"time"`
+	Environment string    `json:"environment,omitempty"`
+	Phase       string    `json:"phase,omitempty"`
+	Message     string    `json:"message"`
+}
+
+// maxTimeline bounds the status size (and so the query and result size).
+const maxTimeline = 300
+
+// OpenGateIDs lists the open gates' IDs.
+func (s *Status) OpenGateIDs() []string {
+	ids := make([]string, 0, len(s.OpenGates))
+	for _, g := range s.OpenGates {
+		ids = append(ids, g.ID)
+	}
+	return ids
+}
+
+// Counts returns, per environment, how many constraints are in each state.
+func (s *Status) Counts(env string) map[ConstraintState]int {
+	m := map[ConstraintState]int{}
+	for _, c := range s.Constraints {
+		if st, ok := c.Environments[env]; ok {
+			m[st.State]++
+		}
+	}
+	return m
+}
+
+// Markdown is the short status shown as the workflow's current details in
+// the Temporal UI.
+func (s *Status) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**%s** · phase `%s`", s.State, s.Phase)
+	if s.Environment != "" {
+		fmt.Fprintf(&b, " · environment `%s`", s.Environment)
+	}
+	if s.Paused {
+		b.WriteString(" · ⏸ paused")
+	}
+	b.WriteString("\n\n| environment | planned | applied | validated | tested | debt | rolled back |\n|---|---|---|---|---|---|---|\n")
+	for _, env := range s.EnvironmentOrder {
+		c := s.Counts(env)
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d |\n", env, c[CPlanned], c[CApplied], c[CValidated], c[CTested], c[CDebt], c[CRolledBack])
+	}
+	b.WriteString(s.perfMarkdown())
+	for _, g := range s.OpenGates {
+		fmt.Fprintf(&b, "\n⏳ gate `%s`: %s — choices: %s", g.ID, g.Title, strings.Join(g.Choices, ", "))
+		if g.Deadline != nil {
+			fmt.Fprintf(&b, " (times out %s → %s)", g.Deadline.UTC().Format(time.RFC3339), g.Rule.OnTimeout)
+		}
+	}
+	if s.Monitor != nil {
+		b.WriteString(s.Monitor.markdown())
+	}
+	if s.Error != "" {
+		fmt.Fprintf(&b, "\n\n❌ %s", s.Error)
+	}
+	return b.String()
+}
+
+// Summary is a plain multi-line summary (CLI watch, Slack slash command).
+func (s *Status) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rollout %s: %s (phase %s", s.RolloutID, s.State, s.Phase)
+	if s.Environment != "" {
+		fmt.Fprintf(&b, ", %s", s.Environment)
+	}
+	b.WriteString(")\n")
+	for _, env := range s.EnvironmentOrder {
+		c := s.Counts(env)
+		keys := make([]string, 0, len(c))
+		for k, n := range c {
+			keys = append(keys, fmt.Sprintf("%s=%d", k, n))
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(&b, "  %-12s %s\n", env, strings.Join(keys, " "))
+	}
+	for _, g := range s.OpenGates {
+		fmt.Fprintf(&b, "  open gate %s: %s [%s]\n", g.ID, g.Title, strings.Join(g.Choices, "|"))
+	}
+	if m := s.Monitor; m != nil {
+		fmt.Fprintf(&b, "  monitor: %s", m.Status)
+		if m.Rule != "" {
+			fmt.Fprintf(&b, " (rule %s)", m.Rule)
+		}
+		if m.Reason != "" {
+			fmt.Fprintf(&b, ": %s", m.Reason)
+		}
+		b.WriteString("\n")
+	}
+	if s.Error != "" {
+		fmt.Fprintf(&b, "  error: %s\n", s.Error)
+	}
+	return b.String()
+}
