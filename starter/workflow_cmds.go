@@ -429,6 +429,11 @@ func demoChoice(g workflows.Gate) string {
 	case notify.GateRemediation:
 		return workflows.ChoiceDelete
 	case notify.GatePromotion:
+		// A perf warning refuses a plain approve; the demo overrides it
+		// (the reason "demo auto-approve" is recorded).
+		if slices.Contains(g.Choices, workflows.ChoiceApproveOverride) {
+			return workflows.ChoiceApproveOverride
+		}
 		return workflows.ChoiceApprove
 	}
 	for _, c := range []string{workflows.ChoiceRetry, workflows.ChoiceContinue, workflows.ChoiceApprove} {

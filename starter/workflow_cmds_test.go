@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 
@@ -64,4 +65,28 @@ func TestCommandsExitCodes(t *testing.T) {
 	errb.Reset()
 	assert.Equal(t, 2, run(context.Background(), []string{"start", "--requester", "rita"}, &out, &errb))
 	assert.Contains(t, errb.String(), "--plan is required")
+}
+
+// TestDemoChoice: the demo's auto-approver must pick a choice each gate
+// offers, including the explicit override a perf warning requires, or
+// `make demo` would wait at that gate forever.
+func TestDemoChoice(t *testing.T) {
+	cases := []struct {
+		name string
+		gate workflows.Gate
+		want string
+	}{
+		{"remediation deletes", workflows.Gate{Kind: notify.GateRemediation, Choices: []string{"delete", "set-null", "accept-debt", "re-audit", "abort"}}, workflows.ChoiceDelete},
+		{"promotion approves", workflows.Gate{Kind: notify.GatePromotion, Choices: []string{"approve", "reject"}}, workflows.ChoiceApprove},
+		{"promotion with perf warning overrides", workflows.Gate{Kind: notify.GatePromotion, Choices: []string{"approve", "approve-override", "reject"}}, workflows.ChoiceApproveOverride},
+		{"failure gate retries", workflows.Gate{Kind: notify.GateApproval, Choices: []string{"retry", "rollback", "abort"}}, workflows.ChoiceRetry},
+		{"perf problem overrides", workflows.Gate{Kind: notify.GateApproval, Choices: []string{"approve-override", "rollback", "abort"}}, workflows.ChoiceApproveOverride},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := demoChoice(tc.gate)
+			assert.Equal(t, tc.want, got)
+			assert.Contains(t, tc.gate.Choices, got)
+		})
+	}
 }
