@@ -158,7 +158,9 @@ func ensureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 }
 
 // serveMetrics exposes the SDK's metrics (workflow/activity task latency,
-// failures, poller counts) in Prometheus format on /metrics.
+// failures, poller counts) and the rollouts' own (workflows/metrics.go) in
+// Prometheus format on /metrics, every name prefixed "fkrollout_". The
+// server's Addr is the address actually bound (addr may say port 0).
 func serveMetrics(addr string, log *slog.Logger) (client.MetricsHandler, *http.Server, error) {
 	reg := prom.NewRegistry()
 	reporter := tallyprom.NewReporter(tallyprom.Options{Registerer: reg})
@@ -174,7 +176,7 @@ func serveMetrics(addr string, log *slog.Logger) (client.MetricsHandler, *http.S
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server", "error", err)

@@ -109,6 +109,7 @@ func (w *rollout) openGate(ctx workflow.Context, kind notify.GateKind, env, titl
 	g.Detail = detail
 	w.gates = append(w.gates, g)
 	w.event(ctx, env, "gate", fmt.Sprintf("gate %s opened: %s", g.ID, title))
+	countMetric(ctx, MetricGatesOpened, map[string]string{"kind": string(kind), "environment": env})
 	return g
 }
 
@@ -158,6 +159,12 @@ func (w *rollout) awaitGate(ctx workflow.Context, g *Gate) (Decision, error) {
 		w.setState(ctx, StateRunning)
 	}
 	d := *g.Decision
+	via := d.Via
+	if via == "" {
+		via = "unknown"
+	}
+	countMetric(ctx, MetricGateDecisions, map[string]string{"kind": string(g.Kind), "choice": d.Action, "via": via})
+	timeMetric(ctx, MetricGateWait, map[string]string{"kind": string(g.Kind)}, d.Time.Sub(g.OpenedAt))
 	w.notify(ctx, notify.Event{Kind: notify.KindGateDecided, Environment: g.Environment, Phase: w.st.Phase,
 		Text: fmt.Sprintf("%s: %s by %s", g.ID, d.Action, d.Actor), Gate: g.Detail, Message: g.Message,
 		Decision: &notify.Decision{Actor: d.Actor, Choice: d.Action, Reason: d.Reason, Time: d.Time, SlackUser: d.SlackUser, Via: d.Via}})

@@ -703,6 +703,7 @@ func (w *rollout) finishStop(ctx workflow.Context) {
 	// The request cancelled the story's context chain only for the step in
 	// flight; rollback runs on a context the stop cannot cancel.
 	rctx, _ := workflow.NewDisconnectedContext(ctx)
+	countMetric(rctx, MetricRollbacks, map[string]string{"trigger": req.kind})
 	var dropped []string
 	var failures []string
 	for i := len(w.touched) - 1; i >= 0; i-- {

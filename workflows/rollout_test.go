@@ -14,8 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"github.com/uber-go/tally/v4"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	sdktally "go.temporal.io/sdk/contrib/tally"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -237,19 +239,23 @@ type harness struct {
 	// results of updates, by "gate actor choice".
 	accepted map[string]GateView
 	rejected map[string]string
+	// metrics records what the workflow emitted through the SDK's handler.
+	metrics tally.TestScope
 	// at registers a one-off callback at a test time offset.
 }
 
 func newHarness(t *testing.T, script func(h *harness, g Gate) []DecisionInput) *harness {
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	metrics := tally.NewTestScope("", nil)
+	s.SetMetricsHandler(sdktally.NewMetricsHandler(metrics))
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(start)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "rollout-test-1"})
 	env.SetTestTimeout(30 * time.Second)
 	Register(env)
 	h := &harness{t: t, env: env, fake: newFake(), script: script, sent: map[string]bool{},
-		accepted: map[string]GateView{}, rejected: map[string]string{}}
+		accepted: map[string]GateView{}, rejected: map[string]string{}, metrics: metrics}
 	h.fake.register(env)
 	return h
 }
@@ -699,4 +705,73 @@ func TestValidationContinuesInNextWindow(t *testing.T) {
 	for fk, s := range stateIn(st, "production") {
 		assert.Equal(t, CTested, s, fk)
 	}
+}
+
+// counter sums a counter the workflow emitted with the given tags (a subset).
+func (h *harness) counter(name string, tags map[string]string) int64 {
+	var n int64
+	for _, c := range h.metrics.Snapshot().Counters() {
+		if c.Name() != name {
+			continue
+		}
+		match := true
+		for k, v := range tags {
+			if c.Tags()[k] != v {
+				match = false
+			}
+		}
+		if match {
+			n += c.Value()
+		}
+	}
+	return n
+}
+
+// TestRolloutMetrics: an SRE's dashboard counts gates, decisions, constraint
+// transitions, rollbacks by trigger and rollouts by final state.
+func TestRolloutMetrics(t *testing.T) {
+	h := newHarness(t, func(h *harness, g Gate) []DecisionInput { return nil })
+	h.fake.orphans["staging"] = map[string]int64{"fk_stages_instance": 1}
+	h.env.RegisterDelayedCallback(func() {
+		h.control(UpdateAbort, ControlInput{Actor: requester, Reason: "wrong plan", Rollback: true, Via: "cli"})
+	}, time.Hour)
+	st, err := h.run(testInput())
+	require.NoError(t, err)
+	require.Equal(t, StateRolledBack, st.State)
+	n := int64(len(testPlan().ForeignKeys))
+
+	assert.Equal(t, int64(1), h.counter(MetricGatesOpened, map[string]string{"kind": "remediation", "environment": "staging"}))
+	assert.Zero(t, h.counter(MetricGateDecisions, nil), "the gate was cancelled by the abort, not decided")
+	assert.Equal(t, n, h.counter(MetricConstraintTransitions, map[string]string{"environment": "staging", "state": string(CApplied)}))
+	assert.Equal(t, n, h.counter(MetricConstraintTransitions, map[string]string{"environment": "staging", "state": string(CRolledBack)}))
+	assert.Zero(t, h.counter(MetricConstraintTransitions, map[string]string{"environment": "production"}))
+	assert.Equal(t, int64(1), h.counter(MetricRollbacks, map[string]string{"trigger": UpdateAbort}))
+	assert.Equal(t, int64(1), h.counter(MetricRolloutsFinished, map[string]string{"state": string(StateRolledBack)}))
+	assert.Equal(t, int64(1), h.counter(MetricRolloutsFinished, nil), "counted once")
+}
+
+// TestGateDecisionMetrics: decisions are counted by kind, choice and channel,
+// and the time a gate waited for people is recorded.
+func TestGateDecisionMetrics(t *testing.T) {
+	h := newHarness(t, approveAll)
+	h.fake.orphans["staging"] = map[string]int64{}
+	h.fake.orphans["production"] = map[string]int64{}
+	h.drive()
+	st, err := h.run(testInput())
+	require.NoError(t, err)
+	require.True(t, st.State == StateCompleted || st.State == StateCompletedWithDebt, st.State)
+	assert.Equal(t, int64(1), h.counter(MetricGatesOpened, map[string]string{"kind": "promotion"}))
+	assert.Equal(t, int64(1), h.counter(MetricGateDecisions, map[string]string{"kind": "promotion", "choice": ChoiceApprove}))
+	var waited int
+	for _, tm := range h.metrics.Snapshot().Timers() {
+		if tm.Name() == MetricGateWait && tm.Tags()["kind"] == "promotion" {
+			waited += len(tm.Values())
+			for _, v := range tm.Values() {
+				assert.Positive(t, v, "the promotion gate waited for the approvers")
+			}
+		}
+	}
+	assert.Equal(t, 1, waited)
+	assert.Equal(t, int64(1), h.counter(MetricRolloutsFinished, map[string]string{"state": string(st.State)}))
+	assert.Zero(t, h.counter(MetricRollbacks, nil))
 }

@@ -153,6 +153,9 @@ func (w *rollout) publish(ctx workflow.Context) {
 	if w.pub.state != w.st.State {
 		ups = append(ups, SearchStatus.ValueSet(string(w.st.State)))
 		w.pub.state = w.st.State
+		if w.st.State.Terminal() {
+			countMetric(ctx, MetricRolloutsFinished, map[string]string{"state": string(w.st.State)})
+		}
 	}
 	if !w.pub.requester && w.in.Requester != "" {
 		ups = append(ups, SearchRequester.ValueSet(w.in.Requester))
@@ -239,6 +242,7 @@ func (w *rollout) setC(ctx workflow.Context, env, fk string, state ConstraintSta
 		}
 		if cur.State != state {
 			cur.Since = workflow.Now(ctx)
+			countMetric(ctx, MetricConstraintTransitions, map[string]string{"environment": env, "state": string(state)})
 		}
 		cur.State, cur.Detail = state, detail
 		c.Environments[env] = cur
