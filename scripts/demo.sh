@@ -45,15 +45,18 @@ eval "$(go run ./scripts/demodb)"
 export FKROLLOUT_DSN_STAGING FKROLLOUT_DSN_PRODUCTION
 export FKROLLOUT_BACKUP_DIR=$OUT/backups
 export FKROLLOUT_TASK_QUEUE=${FKROLLOUT_TASK_QUEUE:-fkrollout-demo}
+export FKROLLOUT_CONFIG=${FKROLLOUT_CONFIG:-$PWD/scripts/demo-config.yaml}
 
 echo "== starting the worker (log $OUT/worker.log)"
 "$BIN/worker" >"$OUT/worker.log" 2>&1 &
 PIDS+=($!)
 
-echo "== starting the rollout (approvals by demo identities; production window open now)"
+echo "== starting the rollout (approvals by demo identities; production window open now;"
+echo "   staging perf phase 2 x 5 s; production monitored for 1 minute, a check every 15 s)"
 id="fkrollout-demo-$(date -u +%Y%m%d-%H%M%S)"
 "$BIN/starter" start --plan sql/migration.sql --id "$id" --requester demo-requester \
   --environments staging,production --window-now --min-approvals-last 2 \
+  --perf 5s --monitor 1m --monitor-interval 15s --monitor-baseline 15s \
   --task-queue "$FKROLLOUT_TASK_QUEUE" --demo-auto-approve
 echo
 echo "Rollout $id finished. History: $UI_URL/namespaces/default/workflows/$id"

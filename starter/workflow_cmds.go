@@ -139,6 +139,7 @@ func interleave(fs *flag.FlagSet, args []string) ([]string, error) {
 // startOptions are the flags of start.
 type startOptions struct {
 	planFile, inputFile, id, requester, envs, window, approvers, monitor, taskQueue string
+	monitorInterval, monitorBaseline, perf, perfWorkload                             string
 	windowNow, dryRun, wait, demo                                                   bool
 	minProd                                                                         int
 	gateTimeout                                                                     string
@@ -159,6 +160,10 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.minProd, "min-approvals-last", 1, "distinct approvers needed to promote to the last environment")
 	fs.StringVar(&o.gateTimeout, "gate-timeout", "", "gate timeout, e.g. 24h (default: wait)")
 	fs.StringVar(&o.monitor, "monitor", "", "watch duration after the last environment, e.g. 24h (default: off)")
+	fs.StringVar(&o.monitorInterval, "monitor-interval", "", "time between monitor checks (default 5m)")
+	fs.StringVar(&o.monitorBaseline, "monitor-baseline", "", "how long the production baseline is measured before the deploy (default 5m)")
+	fs.StringVar(&o.perf, "perf", "", "run the staging perf phase, each measured run lasting this long, e.g. 30s (default: off)")
+	fs.StringVar(&o.perfWorkload, "perf-workload", "demo", "perf workload name from the worker configuration (perf.workloads); demo is built in")
 	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", workflows.DefaultTaskQueue), "worker task queue")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "checks, statistics and audit only; nothing changes")
 	fs.BoolVar(&o.wait, "wait", false, "follow the rollout until it ends (like watch)")
@@ -289,7 +294,19 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 		}
 	}
 	if o.monitor != "" {
-		in.Monitor = workflows.MonitorInput{Enabled: true, Duration: o.monitor}
+		in.Monitor = workflows.MonitorInput{Enabled: true, Duration: o.monitor, Interval: o.monitorInterval, BaselinePeriod: o.monitorBaseline}
+	} else if o.monitorInterval != "" || o.monitorBaseline != "" {
+		return in, errors.New("--monitor-interval and --monitor-baseline need --monitor")
+	}
+	if o.perf != "" {
+		if d, err := time.ParseDuration(o.perf); err != nil || d <= 0 {
+			return in, fmt.Errorf("--perf %q: want a positive duration such as 30s", o.perf)
+		}
+		warmup := "5s"
+		if d, _ := time.ParseDuration(o.perf); d < 20*time.Second {
+			warmup = "2s"
+		}
+		in.Perf = &workflows.PerfInput{Enabled: true, Workload: o.perfWorkload, Duration: o.perf, Warmup: warmup}
 	}
 	if o.dryRun {
 		in.DryRun = true

@@ -44,11 +44,21 @@ func TestBuildInput(t *testing.T) {
 		assert.Equal(t, 2, in.Approval.Gates["promotion/production"].MinApprovals)
 		assert.True(t, in.Monitor.Enabled)
 	})
+	t.Run("perf and a short monitor", func(t *testing.T) {
+		in, err := buildInput(startOptions{planFile: planFile, requester: "rita", envs: "staging,production", perf: "10s", perfWorkload: "demo",
+			monitor: "1m", monitorInterval: "15s", monitorBaseline: "15s"}, now)
+		require.NoError(t, err)
+		require.NotNil(t, in.Perf)
+		assert.Equal(t, workflows.PerfInput{Enabled: true, Workload: "demo", Duration: "10s", Warmup: "2s"}, *in.Perf)
+		assert.Equal(t, workflows.MonitorInput{Enabled: true, Duration: "1m", Interval: "15s", BaselinePeriod: "15s"}, in.Monitor)
+	})
 	for name, o := range map[string]startOptions{
-		"no plan":      {requester: "rita", envs: "staging"},
-		"no requester": {planFile: planFile, envs: "staging"},
-		"bad window":   {planFile: planFile, requester: "rita", envs: "staging", window: "0200"},
-		"no envs":      {planFile: planFile, requester: "rita", envs: " , "},
+		"bad perf duration":            {planFile: planFile, requester: "rita", envs: "staging", perf: "fast"},
+		"monitor interval without one": {planFile: planFile, requester: "rita", envs: "staging", monitorInterval: "1m"},
+		"no plan":                      {requester: "rita", envs: "staging"},
+		"no requester":                 {planFile: planFile, envs: "staging"},
+		"bad window":                   {planFile: planFile, requester: "rita", envs: "staging", window: "0200"},
+		"no envs":                      {planFile: planFile, requester: "rita", envs: " , "},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := buildInput(o, now)

@@ -178,10 +178,15 @@ func (p *PGSource) Collect(ctx context.Context, raw json.RawMessage) (Reading, e
 		r.Values[MetricErrorRatePct+dbSeries] = 100 * float64(dr) / float64(dc+dr)
 	}
 
-	if pgss.reason != "" {
+	switch {
+	case pgss.reason != "" && len(p.Probes) > 0:
+		// The probes are this source's latency measure: statement
+		// statistics would add to them, their absence is not missing data.
+		r.Notes = append(r.Notes, "statement latency from probes only: "+pgss.reason)
+	case pgss.reason != "":
 		r.Missing[MetricLatencyMS+"@"+p.SourceName] = pgss.reason
 		r.Missing[MetricThroughput+"@"+p.SourceName] = pgss.reason
-	} else {
+	default:
 		minCalls := max(p.MinCalls, 1)
 		for _, t := range p.Tables {
 			key := t.String()
