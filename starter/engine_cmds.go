@@ -146,6 +146,23 @@ func wrap(fn func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 }
 
+// open parses the flags, loads the plan and connects: the start of every
+// command that reads a plan and a database. The caller closes the pool.
+func (f *engineFlags) open(ctx context.Context, args []string) (plan.Plan, *pgxpool.Pool, error) {
+	if err := f.parse(args); err != nil {
+		return plan.Plan{}, nil, err
+	}
+	p, err := plan.Load(f.planPath)
+	if err != nil {
+		return plan.Plan{}, nil, err
+	}
+	pool, err := f.connect(ctx)
+	if err != nil {
+		return plan.Plan{}, nil, err
+	}
+	return p, pool, nil
+}
+
 // connect opens a pool from --dsn or $FKROLLOUT_DSN. Errors never contain
 // the DSN itself.
 func (f *engineFlags) connect(ctx context.Context) (*pgxpool.Pool, error) {
@@ -310,14 +327,7 @@ var cmdAudit = wrap(func(ctx context.Context, args []string, stdout, stderr io.W
 	f.fs.DurationVar(&o.StatementTimeout, "timeout", 5*time.Minute, "statement_timeout of each audit query")
 	f.fs.IntVar(&o.Parallelism, "parallel", 4, "foreign keys audited at once")
 	allow := f.fs.Bool("allow-orphans", false, "exit 0 even when orphans are found")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	p, err := plan.Load(f.planPath)
-	if err != nil {
-		return err
-	}
-	pool, err := f.connect(ctx)
+	p, pool, err := f.open(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -480,14 +490,7 @@ var (
 
 var cmdVerify = wrap(func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newEngineFlags("verify", stderr).withPlan().withDB()
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	p, err := plan.Load(f.planPath)
-	if err != nil {
-		return err
-	}
-	pool, err := f.connect(ctx)
+	p, pool, err := f.open(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -527,16 +530,9 @@ func yesNo(b bool) string {
 
 var cmdRollback = wrap(func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newEngineFlags("rollback", stderr).withPlan().withDB().withRollout().withLock()
-	if err := f.parse(args); err != nil {
-		return err
-	}
 	// Rollback only needs the plan to parse: it drops what this rollout
 	// owns, even when the database has drifted from the plan since.
-	p, err := plan.Load(f.planPath)
-	if err != nil {
-		return err
-	}
-	pool, err := f.connect(ctx)
+	p, pool, err := f.open(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -551,14 +547,7 @@ var cmdRollback = wrap(func(ctx context.Context, args []string, stdout, stderr i
 
 var cmdBehave = wrap(func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newEngineFlags("behave", stderr).withPlan().withDB()
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	p, err := plan.Load(f.planPath)
-	if err != nil {
-		return err
-	}
-	pool, err := f.connect(ctx)
+	p, pool, err := f.open(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -630,14 +619,7 @@ var cmdIndexes = wrap(func(ctx context.Context, args []string, stdout, stderr io
 	f := newEngineFlags("indexes", stderr).withPlan().withDB()
 	create := f.fs.Bool("create", false, "create the missing indexes (CREATE INDEX CONCURRENTLY)")
 	lockTimeout := f.fs.Duration("lock-timeout", 5*time.Second, "lock_timeout of each CREATE INDEX")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	p, err := plan.Load(f.planPath)
-	if err != nil {
-		return err
-	}
-	pool, err := f.connect(ctx)
+	p, pool, err := f.open(ctx, args)
 	if err != nil {
 		return err
 	}

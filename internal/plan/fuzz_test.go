@@ -4,10 +4,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	sqlassets "github.com/fkrollout/fkrollout/sql"
 )
 
 func FuzzParseSQL(f *testing.F) {
-	for _, name := range []string{"seeds_migration.sql", "seeds_generated.golden"} {
+	f.Add(sqlassets.Migration)
+	for _, name := range []string{"seeds_generated.golden"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
 			f.Add(string(b))
 		}
@@ -43,7 +46,7 @@ func FuzzParseSQL(f *testing.F) {
 }
 
 func FuzzParseYAML(f *testing.F) {
-	p, err := ParseSQL(string(mustRead(f, "seeds_migration.sql")))
+	p, err := ParseSQL(sqlassets.Migration)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -65,12 +68,4 @@ func FuzzParseYAML(f *testing.F) {
 			t.Fatalf("re-parse of encoded plan: %v\n%s", err, y)
 		}
 	})
-}
-
-func mustRead(f *testing.F, name string) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		f.Fatal(err)
-	}
-	return b
 }

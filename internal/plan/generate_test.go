@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	sqlassets "github.com/fkrollout/fkrollout/sql"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -16,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 var fixedNow = time.Date(2025, 12, 29, 1, 2, 28, 0, time.UTC)
 
 func TestGenerateGolden(t *testing.T) {
-	p, err := ParseSQL(readTestdata(t, "seeds_migration.sql"))
+	p, err := ParseSQL(sqlassets.Migration)
 	require.NoError(t, err)
 	p.ForeignKeys = append(p.ForeignKeys, ForeignKey{Name: "FK_Lines_Order", Table: TableName{"Sales", "OrderLines"}, Columns: []string{"tenantId", "order_id"},
 		RefTable: TableName{"Sales", "Orders"}, RefColumns: []string{"tenantId", "id"}, OnDelete: ActionSetNull, OnUpdate: ActionCascade,

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	sqlassets "github.com/fkrollout/fkrollout/sql"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,7 +20,7 @@ func readTestdata(t testing.TB, name string) string {
 }
 
 func TestParseSQLSeeds(t *testing.T) {
-	p, err := ParseSQL(readTestdata(t, "seeds_migration.sql"))
+	p, err := ParseSQL(sqlassets.Migration)
 	require.NoError(t, err)
 	require.Len(t, p.ForeignKeys, 16)
 
@@ -62,7 +64,7 @@ func TestParseSQLSeeds(t *testing.T) {
 	assert.Equal(t, "Workflow instances must reference valid config version", p.ForeignKeys[0].Comment)
 	assert.Equal(t, "Workflow stage actions belong to stage", p.ForeignKeys[15].Comment)
 	// The seeds pass their own checklist.
-	assert.Empty(t, LintSQL(readTestdata(t, "seeds_migration.sql")))
+	assert.Empty(t, LintSQL(sqlassets.Migration))
 }
 
 func TestParseSQLCases(t *testing.T) {
@@ -142,7 +144,7 @@ ALTER TABLE a ADD CONSTRAINT f4 FOREIGN KEY (x) REFERENCES b(id) ON DELETE CASCA
 }
 
 func TestParseSQLBOM(t *testing.T) {
-	p, err := ParseSQL("\uFEFF" + readTestdata(t, "seeds_migration.sql"))
+	p, err := ParseSQL("\uFEFF" + sqlassets.Migration)
 	require.NoError(t, err)
 	assert.Len(t, p.ForeignKeys, 16)
 }

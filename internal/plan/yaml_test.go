@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	sqlassets "github.com/fkrollout/fkrollout/sql"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -59,7 +61,7 @@ func TestTableNameJSONRoundTrip(t *testing.T) {
 }
 
 func TestPlanJSONRoundTrip(t *testing.T) {
-	p, err := ParseSQL(readTestdata(t, "seeds_migration.sql"))
+	p, err := ParseSQL(sqlassets.Migration)
 	require.NoError(t, err)
 	p.Name = "seeds"
 	p.ForeignKeys = append(p.ForeignKeys, ForeignKey{Name: "Odd", Table: TableName{"My Schema", "Odd.Table"}, Columns: []string{"A", "b"},
@@ -160,7 +162,7 @@ func TestParseYAMLErrors(t *testing.T) {
 
 func TestLoadAndParseAuto(t *testing.T) {
 	dir := t.TempDir()
-	seeds := readTestdata(t, "seeds_migration.sql")
+	seeds := sqlassets.Migration
 	mig := filepath.Join(dir, "20251229010228_add_master_tables_fks", "migration.sql")
 	require.NoError(t, os.MkdirAll(filepath.Dir(mig), 0o755))
 	require.NoError(t, os.WriteFile(mig, []byte(seeds), 0o644))
