@@ -149,10 +149,18 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, p plan.Plan, o Options) ([]R
 	if err := meta.EnsureSchema(ctx, pool); err != nil {
 		return nil, err
 	}
+	return inOrder(p, func(fk plan.ForeignKey, done, total int) (Result, error) {
+		return applyOne(ctx, pool, fk, o, done, total)
+	})
+}
+
+// inOrder runs one step per plan constraint in priority order and stops at
+// the first error, returning the results so far.
+func inOrder(p plan.Plan, step func(fk plan.ForeignKey, done, total int) (Result, error)) ([]Result, error) {
 	fks := ordered(p)
 	out := make([]Result, 0, len(fks))
 	for i, fk := range fks {
-		r, err := applyOne(ctx, pool, fk, o, i, len(fks))
+		r, err := step(fk, i, len(fks))
 		out = append(out, r)
 		if err != nil {
 			return out, err
@@ -358,16 +366,9 @@ func refuseAdoption(ctx context.Context, q catalog.Querier, lfk plan.ForeignKey,
 // Validate validates every plan constraint, one at a time in priority
 // order, and stops at the first error.
 func Validate(ctx context.Context, pool *pgxpool.Pool, p plan.Plan, o Options) ([]Result, error) {
-	fks := ordered(p)
-	out := make([]Result, 0, len(fks))
-	for i, fk := range fks {
-		r, err := validateOne(ctx, pool, fk, o, i, len(fks))
-		out = append(out, r)
-		if err != nil {
-			return out, err
-		}
-	}
-	return out, nil
+	return inOrder(p, func(fk plan.ForeignKey, done, total int) (Result, error) {
+		return validateOne(ctx, pool, fk, o, done, total)
+	})
 }
 
 // ValidateOne runs VALIDATE CONSTRAINT (SHARE UPDATE EXCLUSIVE: reads and
