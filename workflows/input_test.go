@@ -26,4 +26,10 @@ func TestExampleInputIsValid(t *testing.T) {
 	assert.Equal(t, "abort", in.Approval.rule("remediation", "staging").OnTimeout)
 	assert.True(t, in.Approval.rule("remediation", "staging").allows("someone", []string{"DBA"}), "roles match case-insensitively")
 	assert.False(t, in.Approval.rule("remediation", "staging").allows("mallory@example.com", nil))
+	require.NotNil(t, in.Perf)
+	assert.True(t, in.Perf.Enabled)
+
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	assert.Contains(t, string(readme), string(bytes.TrimSpace(b)), "README shows this file verbatim")
 }
