@@ -139,7 +139,7 @@ func interleave(fs *flag.FlagSet, args []string) ([]string, error) {
 // startOptions are the flags of start.
 type startOptions struct {
 	planFile, inputFile, id, requester, envs, window, approvers, monitor, taskQueue string
-	monitorInterval, monitorBaseline, perf, perfWorkload                             string
+	monitorInterval, monitorBaseline, perf, perfWorkload                            string
 	windowNow, dryRun, wait, demo                                                   bool
 	minProd                                                                         int
 	gateTimeout                                                                     string
