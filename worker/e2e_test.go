@@ -103,6 +103,51 @@ func windowNow() *workflows.MaintenanceWindow {
 	return &workflows.MaintenanceWindow{Start: time.Now().UTC().Add(-time.Minute).Format("15:04"), Duration: "2h", NotifyBefore: "0s"}
 }
 
+// startRolloutWorker runs a worker in the test process on a fresh task queue
+// "<queuePrefix>-<random>", with the rollout workflows and the activities
+// built from cfg, n and log registered as main registers them, and stops it
+// when the test ends. Each register adds registrations to the worker before
+// it starts (withMonitorActivities). It returns the task queue.
+func startRolloutWorker(t *testing.T, c client.Client, queuePrefix string, cfg *config.Config, n notify.Notifier, log *slog.Logger,
+	register ...func(*activities.Activities, worker.Worker)) string {
+	t.Helper()
+	tq := queuePrefix + "-" + randHex(4)
+	w := worker.New(c, tq, worker.Options{})
+	workflows.Register(w)
+	acts := activities.New(cfg, n, log)
+	t.Cleanup(acts.Close)
+	acts.Register(w)
+	for _, r := range register {
+		r(acts, w)
+	}
+	require.NoError(t, w.Start(), "start worker on %s", tq)
+	t.Cleanup(w.Stop)
+	return tq
+}
+
+// withMonitorActivities registers the production monitor's activities on
+// the rollout activities' pools and notifier, as main does.
+func withMonitorActivities(acts *activities.Activities, w worker.Worker) {
+	activities.NewMonitorActivities(acts, acts.Config.Monitor).Register(w)
+}
+
+// startRollout starts the rollout workflow id with input in on task queue tq.
+func startRollout(t *testing.T, ctx context.Context, c client.Client, tq, id string, in workflows.Input) client.WorkflowRun {
+	t.Helper()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.WorkflowName, in)
+	require.NoError(t, err, "start rollout %s", id)
+	return run
+}
+
+// stagingThenProduction is a rollout over staging, then production in a
+// maintenance window open now.
+func stagingThenProduction() []workflows.EnvironmentInput {
+	return []workflows.EnvironmentInput{
+		{Name: "staging"},
+		{Name: "production", MaintenanceWindow: windowNow()},
+	}
+}
+
 func update(ctx context.Context, c client.Client, id, name string, arg any, out any) error {
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	if err != nil {
@@ -136,30 +181,19 @@ func TestE2ERolloutOverStagingAndProduction(t *testing.T) {
 	pw := "pw-" + randHex(8)
 	cfg := testConfig(t, map[string]string{"staging": withPassword(staging.DSN, pw), "production": withPassword(production.DSN, pw)}, nil)
 
-	tq := "e2e-" + randHex(4)
-	w := worker.New(c, tq, worker.Options{})
-	workflows.Register(w)
-	acts := activities.New(cfg, nil, discardLogger())
-	defer acts.Close()
-	acts.Register(w)
-	require.NoError(t, w.Start())
-	defer w.Stop()
+	tq := startRolloutWorker(t, c, "e2e", cfg, nil, discardLogger())
 
 	in := workflows.Input{
-		Plan:      sqlassets.Migration,
-		Requester: rita,
-		Environments: []workflows.EnvironmentInput{
-			{Name: "staging"},
-			{Name: "production", MaintenanceWindow: windowNow()},
-		},
+		Plan:         sqlassets.Migration,
+		Requester:    rita,
+		Environments: stagingThenProduction(),
 		Approval: workflows.ApprovalPolicy{
 			Default: workflows.GateRule{Approvers: []string{alice, bob, rita}},
 			Gates:   map[string]workflows.GateRule{"promotion/production": {Approvers: []string{alice, bob, rita}, MinApprovals: 2}},
 		},
 	}
 	id := "e2e-rollout-" + randHex(4)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.WorkflowName, in)
-	require.NoError(t, err)
+	run := startRollout(t, ctx, c, tq, id, in)
 
 	// Drive the gates like approvers would.
 	refusals := map[string]string{}
@@ -310,22 +344,14 @@ func TestE2EAbortWithRollbackDropsOnlyTheRollout(t *testing.T) {
 	before := staging.Count(t, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'")
 	cfg := testConfig(t, map[string]string{"staging": staging.DSN}, nil)
 
-	tq := "e2e-abort-" + randHex(4)
-	w := worker.New(c, tq, worker.Options{})
-	workflows.Register(w)
-	acts := activities.New(cfg, nil, discardLogger())
-	defer acts.Close()
-	acts.Register(w)
-	require.NoError(t, w.Start())
-	defer w.Stop()
+	tq := startRolloutWorker(t, c, "e2e-abort", cfg, nil, discardLogger())
 
 	id := "e2e-abort-" + randHex(4)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.WorkflowName, workflows.Input{
+	run := startRollout(t, ctx, c, tq, id, workflows.Input{
 		Plan: sqlassets.Migration, Requester: rita,
 		Environments: []workflows.EnvironmentInput{{Name: "staging"}},
 		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice}}},
 	})
-	require.NoError(t, err)
 	waitFor(t, ctx, c, id, func(st *workflows.Status) bool { return len(st.OpenGates) > 0 })
 	p, err := plan.ParseAuto(sqlassets.Migration)
 	require.NoError(t, err)

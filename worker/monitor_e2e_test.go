@@ -12,10 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/fkrollout/fkrollout/activities"
 	"github.com/fkrollout/fkrollout/internal/devserver"
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/pgtest"
@@ -54,15 +51,7 @@ func TestE2EMonitorRollsBackOnRealServer(t *testing.T) {
 	}}
 	require.NoError(t, cfg.Validate())
 
-	tq := "e2e-monitor-" + randHex(4)
-	w := worker.New(c, tq, worker.Options{})
-	workflows.Register(w)
-	acts := activities.New(cfg, nil, discardLogger())
-	defer acts.Close()
-	acts.Register(w)
-	activities.NewMonitorActivities(acts, cfg.Monitor).Register(w)
-	require.NoError(t, w.Start())
-	defer w.Stop()
+	tq := startRolloutWorker(t, c, "e2e-monitor", cfg, nil, discardLogger(), withMonitorActivities)
 
 	in := workflows.Input{
 		Plan:         sqlassets.Migration,
@@ -73,8 +62,7 @@ func TestE2EMonitorRollsBackOnRealServer(t *testing.T) {
 			Rules: []monitor.Rule{{Name: "app-health-failing", Metric: monitor.MetricSmokeFailures, Op: ">", Threshold: 0, Action: monitor.ActionRollback, Persist: 2}}},
 	}
 	id := "e2e-monitor-" + randHex(4)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.WorkflowName, in)
-	require.NoError(t, err)
+	run := startRollout(t, ctx, c, tq, id, in)
 
 	// Once the watch runs and the constraints are in, the application breaks.
 	require.Eventually(t, func() bool {

@@ -7,10 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/fkrollout/fkrollout/activities"
 	"github.com/fkrollout/fkrollout/internal/devserver"
 	"github.com/fkrollout/fkrollout/internal/perf"
 	"github.com/fkrollout/fkrollout/internal/pgtest"
@@ -35,14 +32,7 @@ func TestE2EPerfPhaseOnStaging(t *testing.T) {
 	pw := "pw-" + randHex(8)
 	cfg := testConfig(t, map[string]string{"staging": withPassword(staging.DSN, pw)}, nil)
 
-	tq := "e2e-perf-" + randHex(4)
-	w := worker.New(c, tq, worker.Options{})
-	workflows.Register(w)
-	acts := activities.New(cfg, nil, discardLogger())
-	defer acts.Close()
-	acts.Register(w)
-	require.NoError(t, w.Start())
-	defer w.Stop()
+	tq := startRolloutWorker(t, c, "e2e-perf", cfg, nil, discardLogger())
 
 	indexesBefore := staging.Count(t, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'")
 	in := workflows.Input{
@@ -54,8 +44,7 @@ func TestE2EPerfPhaseOnStaging(t *testing.T) {
 		Perf:         &workflows.PerfInput{Enabled: true, Workers: 2, Iterations: 150, Warmup: "0s", CreateIndexes: true},
 	}
 	id := "e2e-perf-" + randHex(4)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.WorkflowName, in)
-	require.NoError(t, err)
+	run := startRollout(t, ctx, c, tq, id, in)
 	var st workflows.Status
 	require.NoError(t, run.Get(ctx, &st))
 	assert.Equal(t, workflows.StateCompleted, st.State, st.Summary())
