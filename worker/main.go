@@ -67,6 +67,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log.Info("configuration loaded", "config", cfg)
+	if len(cfg.Environments) == 0 {
+		// Still useful (health-check schedules, gates of other workers'
+		// rollouts), but every rollout activity would fail: say why now.
+		log.Warn("no environments configured: rollouts naming an environment will fail; set FKROLLOUT_DSN_<ENV> or environments in " + config.EnvVar)
+	}
 
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
