@@ -16,11 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/fkrollout/fkrollout/activities"
 	"github.com/fkrollout/fkrollout/internal/config"
@@ -298,14 +295,7 @@ func decideE2E(ctx context.Context, c client.Client, id string, g workflows.Gate
 // `temporal workflow show --output json` writes (and the replayer reads).
 func historyJSON(t *testing.T, ctx context.Context, c client.Client, id string) string {
 	t.Helper()
-	it := c.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var h historypb.History
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(t, err)
-		h.Events = append(h.Events, ev)
-	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	b, err := devserver.HistoryJSON(ctx, c, id)
 	require.NoError(t, err)
 	return string(b)
 }

@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	enums "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/fkrollout/fkrollout/workflows"
 )
@@ -96,3 +99,23 @@ func (nopLogger) Debug(string, ...any) {}
 func (nopLogger) Info(string, ...any)  {}
 func (nopLogger) Warn(string, ...any)  {}
 func (nopLogger) Error(string, ...any) {}
+
+// HistoryJSON returns a workflow's whole history in the JSON of `temporal
+// workflow show --output json`: what the replayer reads and what tests scan
+// for secrets.
+func HistoryJSON(ctx context.Context, c client.Client, workflowID string) ([]byte, error) {
+	it := c.GetWorkflowHistory(ctx, workflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var h historypb.History
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: %w", workflowID, err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: encode: %w", workflowID, err)
+	}
+	return b, nil
+}
