@@ -299,11 +299,12 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 		return in, errors.New("--monitor-interval and --monitor-baseline need --monitor")
 	}
 	if o.perf != "" {
-		if d, err := time.ParseDuration(o.perf); err != nil || d <= 0 {
+		d, err := time.ParseDuration(o.perf)
+		if err != nil || d <= 0 {
 			return in, fmt.Errorf("--perf %q: want a positive duration such as 30s", o.perf)
 		}
-		warmup := "5s"
-		if d, _ := time.ParseDuration(o.perf); d < 20*time.Second {
+		warmup := "5s" // short demo runs get a shorter warm-up
+		if d < 20*time.Second {
 			warmup = "2s"
 		}
 		in.Perf = &workflows.PerfInput{Enabled: true, Workload: o.perfWorkload, Duration: o.perf, Warmup: warmup}
