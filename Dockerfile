@@ -6,7 +6,9 @@ RUN go mod download
 COPY . .
 RUN CGO_ENABLED=1 go build -trimpath -o /out/ ./worker ./starter ./scripts/demodb
 
-# pg_dump must be at least the server's major version (backups).
+# pg_dump must be at least the server's major version (backups): 15, as the
+# postgres:15 service of docker-compose.yml. bash (part of every Debian
+# image) serves the compose health check; there is no curl or wget.
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates postgresql-client-15 \
@@ -14,6 +16,7 @@ RUN apt-get update \
 COPY --from=build /out/ /usr/local/bin/
 COPY sql/ /app/sql/
 WORKDIR /app
-ENV FKROLLOUT_BACKUP_DIR=/var/backups/fkrollout
+ENV FKROLLOUT_BACKUP_DIR=/var/backups/fkrollout \
+    FKROLLOUT_REPORT_DIR=/var/backups/fkrollout/reports
 VOLUME /var/backups/fkrollout
 ENTRYPOINT ["worker"]

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,7 @@ func workflowCommands() []command {
 		{name: "start", summary: "start a rollout from a plan file (prints the workflow id and UI link)", run: cmdStart},
 		{name: "status", summary: "show a rollout's status (phase, constraints, open gates)", run: cmdStatus},
 		{name: "watch", summary: "follow a rollout until it ends, printing progress", run: cmdWatch},
+		{name: "report", summary: "print a rollout's completion report (markdown); --out FILE also writes it", run: cmdReport},
 		{name: "approve", summary: "approve a gate: approve <id> <gate> --reason ...", run: decideCmd(workflows.ChoiceApprove)},
 		{name: "reject", summary: "reject a gate: reject <id> <gate> --reason ...", run: decideCmd(workflows.ChoiceReject)},
 		{name: "decide", summary: "decide a gate with any offered choice: decide <id> <gate> <choice>", run: cmdDecide},
@@ -140,7 +142,8 @@ func interleave(fs *flag.FlagSet, args []string) ([]string, error) {
 type startOptions struct {
 	planFile, inputFile, id, requester, envs, window, approvers, monitor, taskQueue string
 	monitorInterval, monitorBaseline, perf, perfWorkload                            string
-	windowNow, dryRun, wait, demo                                                   bool
+	windowNow, dryRun, wait                                                         bool
+	follow                                                                          followOptions
 	minProd                                                                         int
 	gateTimeout                                                                     string
 }
@@ -167,7 +170,7 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", workflows.DefaultTaskQueue), "worker task queue")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "checks, statistics and audit only; nothing changes")
 	fs.BoolVar(&o.wait, "wait", false, "follow the rollout until it ends (like watch)")
-	fs.BoolVar(&o.demo, "demo-auto-approve", false, "DEMO ONLY: follow the rollout and approve every gate as "+demoApprover+" (and "+demoApprover2+"); remediation deletes orphans")
+	o.follow.register(fs)
 	tf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -203,11 +206,15 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "rollout started: %s\n", run.GetID())
 	fmt.Fprintf(stdout, "Temporal UI:     %s\n", uiLink(tf.uiURL, ns, run.GetID()))
-	if !o.wait && !o.demo {
+	if !o.wait && !o.follow.demo && !o.follow.interactive {
 		fmt.Fprintf(stdout, "follow it with:  starter watch %s\n", run.GetID())
 		return nil
 	}
-	return watch(ctx, c, run.GetID(), stdout, o.demo, time.Second)
+	f, err := o.follow.follower(c, run.GetID(), stdout, uiLink(tf.uiURL, ns, run.GetID()))
+	if err != nil {
+		return err
+	}
+	return f.run(ctx)
 }
 
 func envNames(in workflows.Input) []string {
@@ -281,7 +288,7 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 			approvers = append(approvers, a)
 		}
 	}
-	if o.demo {
+	if o.follow.demo || o.follow.interactive {
 		approvers = append(approvers, demoApprover, demoApprover2)
 	}
 	if o.inputFile == "" || len(approvers) > 0 {
@@ -364,82 +371,62 @@ func queryStatus(ctx context.Context, c client.Client, id string) (*workflows.St
 }
 
 func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var demo bool
+	var fo followOptions
+	var tf temporalFlags
 	var every time.Duration
 	fs := newFlags("watch", stderr)
-	fs.BoolVar(&demo, "demo-auto-approve", false, "DEMO ONLY: approve every open gate as "+demoApprover+"/"+demoApprover2)
+	fo.register(fs)
+	tf.register(fs)
 	fs.DurationVar(&every, "every", time.Second, "poll interval")
 	pos, err := interleave(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{msg: "usage: watch <rollout-id> [--demo-auto-approve]"}
+		return usageError{msg: "usage: watch <rollout-id> [--demo-auto-approve|--interactive] [--progress auto|live|lines]"}
 	}
-	c, _, err := dial(ctx)
+	c, ns, err := dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	return watch(ctx, c, pos[0], stdout, demo, every)
+	f, err := fo.follower(c, pos[0], stdout, uiLink(tf.uiURL, ns, pos[0]))
+	if err != nil {
+		return err
+	}
+	f.every = every
+	return f.run(ctx)
 }
 
-// watch prints new timeline lines until the rollout ends; with demo it
-// decides open gates as the demo approvers.
-func watch(ctx context.Context, c client.Client, id string, stdout io.Writer, demo bool, every time.Duration) error {
-	printed := 0
-	decided := map[string]bool{}
-	for {
-		st, err := queryStatus(ctx, c, id)
-		if err != nil {
-			return err
-		}
-		start := printed - st.TimelineDropped
-		if start < 0 {
-			start = 0
-		}
-		for _, e := range st.Timeline[min(start, len(st.Timeline)):] {
-			env := e.Environment
-			if env == "" {
-				env = "-"
-			}
-			fmt.Fprintf(stdout, "%s  %-11s %s\n", e.Time.Local().Format("15:04:05"), env, e.Message)
-		}
-		printed = st.TimelineDropped + len(st.Timeline)
-		if st.State.Terminal() {
-			fmt.Fprintf(stdout, "\n%s", st.Summary())
-			switch st.State {
-			case workflows.StateCompleted, workflows.StateCompletedWithDebt, workflows.StateDryRunDone:
-				return nil
-			}
-			return fmt.Errorf("rollout ended %s", st.State)
-		}
-		if demo {
-			for _, g := range st.OpenGates {
-				for _, actor := range []string{demoApprover, demoApprover2} {
-					key := g.ID + "/" + actor
-					if decided[key] {
-						continue
-					}
-					decided[key] = true
-					choice := demoChoice(g)
-					view, err := decide(ctx, c, id, workflows.DecisionInput{GateID: g.ID, Choice: choice, Actor: actor, Reason: "demo auto-approve", Via: "cli-demo"})
-					if err != nil {
-						fmt.Fprintf(stdout, "demo: %s %s on %s refused: %v\n", actor, choice, g.ID, err)
-						continue
-					}
-					if view.Status != workflows.GateOpen {
-						break
-					}
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(every):
-		}
+// followOptions are the flags of start --wait and watch.
+type followOptions struct {
+	demo, interactive bool
+	progress          string
+}
+
+func (o *followOptions) register(fs *flag.FlagSet) {
+	fs.BoolVar(&o.demo, "demo-auto-approve", false, "DEMO ONLY: follow the rollout and decide every gate as "+demoApprover+" (and "+demoApprover2+"); remediation deletes orphans")
+	fs.BoolVar(&o.interactive, "interactive", false, "DEMO: follow the rollout and ask at the terminal how to decide each gate (sent as "+demoApprover+"/"+demoApprover2+")")
+	fs.StringVar(&o.progress, "progress", "auto", "progress display: live (redrawn in place), lines (timeline lines), auto (live on a terminal)")
+}
+
+func (o *followOptions) follower(c client.Client, id string, stdout io.Writer, ui string) (*follower, error) {
+	if o.demo && o.interactive {
+		return nil, usageError{msg: "--demo-auto-approve and --interactive exclude each other"}
 	}
+	live, err := progressMode(o.progress, stdout)
+	if err != nil {
+		return nil, err
+	}
+	f := &follower{c: c, id: id, out: stdout, live: live, every: time.Second, ui: ui}
+	switch {
+	case o.demo:
+		f.gates = gatesDemo
+	case o.interactive:
+		f.gates = gatesAsk
+		f.in = bufio.NewReader(os.Stdin)
+	}
+	return f, nil
 }
 
 func demoChoice(g workflows.Gate) string {

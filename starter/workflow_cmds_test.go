@@ -22,7 +22,7 @@ func TestBuildInput(t *testing.T) {
 	now := time.Date(2026, 5, 1, 13, 37, 0, 0, time.UTC)
 
 	t.Run("demo flags", func(t *testing.T) {
-		in, err := buildInput(startOptions{planFile: planFile, requester: "rita", envs: "staging, production", windowNow: true, demo: true, minProd: 2}, now)
+		in, err := buildInput(startOptions{planFile: planFile, requester: "rita", envs: "staging, production", windowNow: true, follow: followOptions{demo: true}, minProd: 2}, now)
 		require.NoError(t, err)
 		assert.Equal(t, "rita", in.Requester)
 		require.Len(t, in.Environments, 2)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -72,6 +73,9 @@ func registerStubs(w worker.Worker) {
 	reg(workflows.ActDeployHooks, func(ctx context.Context, in workflows.HooksInput) ([]workflows.HookResult, error) { return nil, nil })
 	reg(workflows.ActSmokeChecks, func(ctx context.Context, in workflows.HooksInput) ([]workflows.SmokeResult, error) { return nil, nil })
 	reg(workflows.ActNotify, func(ctx context.Context, ev notify.Event) (notify.Receipt, error) { return notify.Receipt{}, nil })
+	reg(workflows.ActPublishReport, func(ctx context.Context, in workflows.ReportInput) (workflows.ReportResult, error) {
+		return workflows.ReportResult{Path: "/reports/" + in.RolloutID + ".md", Posted: true}, nil
+	})
 }
 
 func starterRun(t *testing.T, args ...string) (int, string, string) {
@@ -153,6 +157,21 @@ func TestCLIAgainstDevServer(t *testing.T) {
 		writeHistory(t, c, "cli-rollout", "../workflows/testdata/history-cli-rollout.json")
 	}
 
+	// The completion report, from the finished rollout's result.
+	reportFile := filepath.Join(t.TempDir(), "out", "report.md")
+	code, out, errOut = starterRun(t, "report", "cli-rollout", "--out", reportFile)
+	require.Equal(t, 0, code, errOut)
+	for _, want := range []string{"# ✅ FK Rollout cli — COMPLETED", "| staging/remediation/1 | delete | alice | cli | import bug |",
+		"| production/promotion/2 | approve | bob | cli | staging clean |", "## Success Metrics"} {
+		assert.Contains(t, out, want)
+	}
+	saved, err := os.ReadFile(reportFile)
+	require.NoError(t, err)
+	assert.Equal(t, out, string(saved))
+	code, _, errOut = starterRun(t, "report", "no-such-rollout")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, `no rollout with id "no-such-rollout"`)
+
 	code, _, errOut = starterRun(t, "status", "no-such-rollout")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, `no rollout with id "no-such-rollout"`)
@@ -170,4 +189,53 @@ func writeHistory(t *testing.T, c client.Client, id, path string) {
 	b, err := devserver.HistoryJSON(context.Background(), c, id)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path, b, 0o644))
+}
+
+// TestInteractiveFollowOnDevServer: the live progress display and gates
+// decided at the terminal (a scripted terminal: an unknown choice, then
+// set-null, then Enter for the default), as the demo approvers.
+func TestInteractiveFollowOnDevServer(t *testing.T) {
+	srv := devserver.Start(t)
+	t.Setenv("TEMPORAL_ADDRESS", srv.FrontendHostPort())
+	t.Setenv("TEMPORAL_NAMESPACE", "default")
+	tq := "cli-interactive"
+	w := worker.New(srv.Client(), tq, worker.Options{})
+	workflows.Register(w)
+	registerStubs(w)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+
+	planFile := filepath.Join(t.TempDir(), "plan.sql")
+	require.NoError(t, os.WriteFile(planFile, []byte("-- stub"), 0o600))
+	code, _, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-interactive", "--requester", "rita",
+		"--approvers", demoApprover+","+demoApprover2, "--min-approvals-last", "2", "--environments", "staging,production", "--task-queue", tq)
+	require.Equal(t, 0, code, errOut)
+
+	var out bytes.Buffer
+	f := &follower{c: srv.Client(), id: "cli-interactive", out: &out, live: true, every: 100 * time.Millisecond,
+		gates: gatesAsk, in: bufio.NewReader(strings.NewReader("bogus\nset-null\n\n")), ui: "http://ui.test/x"}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, f.run(ctx))
+
+	got := out.String()
+	assert.Contains(t, got, "── gate staging/remediation/1 ──")
+	assert.Contains(t, got, `"bogus" is not offered here`)
+	assert.Contains(t, got, "── gate production/promotion/2 ──")
+	assert.Contains(t, got, "\x1b[", "the frame is redrawn in place")
+	assert.Contains(t, got, "UI: http://ui.test/x")
+	assert.Contains(t, got, "[████████████████████]  1/1", "a full progress bar once an environment is done")
+	assert.Contains(t, got, "rollout cli-interactive: completed")
+
+	st, err := queryStatus(ctx, srv.Client(), "cli-interactive")
+	require.NoError(t, err)
+	var votes []string
+	for _, d := range st.Decisions {
+		votes = append(votes, d.GateID+" "+d.Action+" "+d.Actor+" "+d.Via)
+	}
+	assert.Equal(t, []string{
+		"staging/remediation/1 set-null " + demoApprover + " cli-interactive",
+		"production/promotion/2 approve " + demoApprover + " cli-interactive",
+		"production/promotion/2 approve " + demoApprover2 + " cli-interactive",
+	}, votes, "the typed choice, then Enter (the default) with the second demo approver's vote")
 }

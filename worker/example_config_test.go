@@ -38,6 +38,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, env["APMS_PRODUCTION_DSN"], prod.DSN)
 	assert.True(t, prod.FullBackup)
+	assert.Equal(t, "/var/lib/fkrollout/reports", cfg.ReportDir)
 	require.Len(t, prod.DeployHooks, 2)
 	assert.Equal(t, []string{"pm2", "restart", "apms-api-production"}, prod.DeployHooks[1].Command)
 	assert.Len(t, prod.SmokeChecks, 2)

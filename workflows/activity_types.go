@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/plan"
 )
 
@@ -27,12 +28,15 @@ const (
 	ActDeployHooks = "RunDeployHooks"
 	ActSmokeChecks = "RunSmokeChecks"
 	ActNotify      = "Notify"
+	// ActPublishReport writes the completion report to the worker's
+	// report directory and posts it through the notifier.
+	ActPublishReport = "PublishReport"
 )
 
 // ActivityNames lists every activity the workflow schedules (the worker
 // test checks each is registered).
 var ActivityNames = []string{ActParsePlan, ActCheckPlan, ActTakeStats, ActAudit, ActBackup, ActApply,
-	ActRemediate, ActValidate, ActBehaviour, ActRollback, ActVerify, ActDeployHooks, ActSmokeChecks, ActNotify}
+	ActRemediate, ActValidate, ActBehaviour, ActRollback, ActVerify, ActDeployHooks, ActSmokeChecks, ActNotify, ActPublishReport}
 
 // Application error types activities return. Non-retryable: retrying
 // cannot fix them.
@@ -253,4 +257,21 @@ type SmokeResult struct {
 	Status   int    `json:"status"`
 	Expected int    `json:"expected"`
 	Detail   string `json:"detail,omitempty"`
+}
+
+// ReportInput is the completion report to publish.
+type ReportInput struct {
+	RolloutID string            `json:"rollout_id"`
+	State     string            `json:"state"`
+	Markdown  string            `json:"markdown"`
+	Thread    notify.MessageRef `json:"thread"`
+}
+
+// ReportResult says where the report went. A notifier failure does not
+// fail the activity (the file is the record); it is reported here.
+type ReportResult struct {
+	Path      string `json:"path"`
+	SizeBytes int    `json:"size_bytes"`
+	Posted    bool   `json:"posted"`
+	PostError string `json:"post_error,omitempty"`
 }

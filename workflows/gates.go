@@ -333,6 +333,10 @@ func (w *rollout) setupHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (*Status, error) { return w.snapshot(), nil }); err != nil {
 		return err
 	}
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryReport, func() (string, error) { return w.snapshot().Report(), nil },
+		workflow.QueryHandlerOptions{Description: "The completion report (markdown), so far while running"}); err != nil {
+		return err
+	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
 		func(ctx workflow.Context, in DecisionInput) (GateView, error) { return w.applyDecision(ctx, in), nil },
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in DecisionInput) error { return w.validateDecision(in) },

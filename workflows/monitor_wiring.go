@@ -122,6 +122,23 @@ func (w *rollout) rollbackInfo(req *stopRequest, dropped []string) *notify.Rollb
 	return rb
 }
 
+// rollbackRecord is what the report and the status say about a rollback.
+func (w *rollout) rollbackRecord(ctx workflow.Context, req *stopRequest, dropped, failures []string) *RollbackRecord {
+	info := w.rollbackInfo(req, dropped)
+	rec := &RollbackRecord{Trigger: req.kind, Rule: info.Rule, Actor: req.in.Actor, Reason: req.in.Reason,
+		At: workflow.Now(ctx), Figures: info.Figures, Dropped: dropped, Failures: failures}
+	switch {
+	case req.kind == "monitor" && rec.Rule != "":
+	case req.kind == "perf":
+		rec.Rule = "performance: overhead above thresholds.rollback_overhead_ms"
+	case req.kind == UpdateRollback:
+		rec.Rule = "manual rollback (decision matrix: critical user complaints)"
+	case req.kind == UpdateAbort:
+		rec.Rule = "abort with rollback"
+	}
+	return rec
+}
+
 // markdown is the monitor's line in the UI's current details.
 func (m *MonitorResult) markdown() string {
 	var b strings.Builder

@@ -71,7 +71,7 @@ func Rollout(ctx workflow.Context, in Input) (*Status, error) {
 	info := workflow.GetInfo(ctx)
 	w := &rollout{in: in, id: info.WorkflowExecution.ID, windows: map[string]window{}, gateScope: map[string][]string{}}
 	w.st = Status{RolloutID: w.id, Requester: in.Requester, DryRun: in.DryRun, State: StateRunning, Phase: PhaseStarting,
-		Environments: map[string]EnvReport{}, StartedAt: workflow.Now(ctx)}
+		Environments: map[string]EnvReport{}, StartedAt: workflow.Now(ctx), Thresholds: in.Thresholds}
 	for _, e := range in.Environments {
 		w.st.EnvironmentOrder = append(w.st.EnvironmentOrder, e.Name)
 	}
@@ -94,9 +94,11 @@ func Rollout(ctx workflow.Context, in Input) (*Status, error) {
 		w.event(ctx, w.st.Environment, w.st.Phase, "failed: "+err.Error())
 		w.publish(ctx)
 		w.notify(ctx, notify.Event{Kind: notify.KindFailed, Environment: w.st.Environment, Phase: w.st.Phase, Text: err.Error()})
+		w.publishReport(ctx)
 		return w.snapshot(), err
 	}
 	w.finishing = true
+	w.publishReport(ctx)
 	// Handlers are non-blocking, but this keeps it true if one ever blocks.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return w.snapshot(), nil
@@ -723,6 +725,7 @@ func (w *rollout) finishStop(ctx workflow.Context) {
 			dropped = append(dropped, name+":"+r.FK)
 		}
 	}
+	w.st.Rollback = w.rollbackRecord(rctx, req, dropped, failures)
 	w.enter(rctx, w.st.Environment, PhaseDone)
 	if len(failures) > 0 {
 		w.st.Error = "rollback incomplete: " + strings.Join(failures, "; ")

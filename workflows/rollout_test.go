@@ -40,6 +40,7 @@ type fakeEngine struct {
 	calls           []string
 	hookFailures    int
 	notifications   []notify.Event
+	reports         []ReportInput
 	now             func() time.Time
 }
 
@@ -177,6 +178,12 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.notifications = append(f.notifications, ev)
 		return notify.Receipt{Ref: notify.MessageRef{Channel: "C1", TS: fmt.Sprint(len(f.notifications))}}, nil
 	}, ActNotify)
+	reg(func(ctx context.Context, in ReportInput) (ReportResult, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.reports = append(f.reports, in)
+		return ReportResult{Path: "/reports/" + in.RolloutID + ".md", Posted: true}, nil
+	}, ActPublishReport)
 }
 
 func (f *fakeEngine) count(call string) int {

@@ -129,8 +129,21 @@ func (w *rollout) enter(ctx workflow.Context, env, phase string) {
 	if w.st.Phase != phase {
 		w.st.Phase = phase
 		w.event(ctx, env, phase, "phase "+phase)
+		w.markPhase(ctx, env, phase)
 	}
 	w.publish(ctx)
+}
+
+// markPhase closes the current phase span and opens the next one.
+func (w *rollout) markPhase(ctx workflow.Context, env, phase string) {
+	now := workflow.Now(ctx)
+	if n := len(w.st.Phases); n > 0 && w.st.Phases[n-1].Ended.IsZero() {
+		w.st.Phases[n-1].Ended = now
+	}
+	if phase == PhaseDone || len(w.st.Phases) >= maxPhases {
+		return
+	}
+	w.st.Phases = append(w.st.Phases, PhaseSpan{Environment: env, Phase: phase, Started: now})
 }
 
 func (w *rollout) setState(ctx workflow.Context, s RolloutState) {

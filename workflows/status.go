@@ -92,7 +92,15 @@ type Status struct {
 	Environments     map[string]EnvReport `json:"environments"`
 	Findings         []Finding            `json:"findings,omitempty"`
 	Monitor          *MonitorResult       `json:"monitor,omitempty"`
-	Timeline         []TimelineEntry      `json:"timeline"`
+	// Thresholds are the input's acceptance figures (the report's targets).
+	Thresholds Thresholds `json:"thresholds"`
+	// Phases is where the time went: one span per phase entered.
+	Phases []PhaseSpan `json:"phases,omitempty"`
+	// ReportPath is where the worker wrote the completion report.
+	ReportPath string `json:"report_path,omitempty"`
+	// Rollback is set when the rollout dropped its constraints.
+	Rollback *RollbackRecord `json:"rollback,omitempty"`
+	Timeline []TimelineEntry `json:"timeline"`
 	// TimelineDropped counts the oldest entries dropped to bound the size.
 	TimelineDropped int       `json:"timeline_dropped,omitempty"`
 	Error           string    `json:"error,omitempty"`
@@ -204,6 +212,35 @@ type Refusal struct {
 	Reason string    `json:"reason"`
 	Time   time.Time `json:"time"`
 }
+
+// PhaseSpan is one stretch of time spent in a phase; Ended is zero while
+// the rollout is still in it.
+type PhaseSpan struct {
+	Environment string    `json:"environment,omitempty"`
+	Phase       string    `json:"phase"`
+	Started     time.Time `json:"started"`
+	Ended       time.Time `json:"ended,omitempty"`
+}
+
+// RollbackRecord says why and what the rollout rolled back.
+type RollbackRecord struct {
+	// Trigger: monitor, perf, rollback (the manual update), abort.
+	Trigger string `json:"trigger"`
+	// Rule is the decision-matrix row that fired (monitor), or the
+	// human-readable cause.
+	Rule    string          `json:"rule"`
+	Actor   string          `json:"actor"`
+	Reason  string          `json:"reason,omitempty"`
+	At      time.Time       `json:"at"`
+	Figures []notify.Figure `json:"figures,omitempty"`
+	// Dropped are "<environment>:<constraint>" pairs.
+	Dropped []string `json:"dropped,omitempty"`
+	// Failures are environments whose rollback did not complete.
+	Failures []string `json:"failures,omitempty"`
+}
+
+// maxPhases bounds Status.Phases (remediation loops re-enter phases).
+const maxPhases = 200
 
 // TimelineEntry is one line of the story.
 type TimelineEntry struct {

@@ -45,6 +45,9 @@ type Config struct {
 	Environments map[string]Environment `yaml:"environments"`
 	// BackupDir is the default directory for backups (default ./backups).
 	BackupDir string `yaml:"backup_dir"`
+	// ReportDir receives each rollout's completion report as
+	// <rollout-id>.md when it ends (default ./reports).
+	ReportDir string `yaml:"report_dir"`
 	// Lock bounds every DDL statement (see dbx.LockPolicy).
 	Lock LockConfig `yaml:"lock"`
 	// Audit tunes the orphan audit.
@@ -238,6 +241,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 		}
 	}
 	set(&c.BackupDir, "FKROLLOUT_BACKUP_DIR")
+	set(&c.ReportDir, "FKROLLOUT_REPORT_DIR")
 	set(&c.TaskQueue, "FKROLLOUT_TASK_QUEUE")
 	set(&c.UIURL, "FKROLLOUT_UI_URL")
 	set(&c.Metrics.ListenAddr, "FKROLLOUT_METRICS_ADDR")
@@ -274,6 +278,9 @@ func (c *Config) defaults() {
 	}
 	if c.BackupDir == "" {
 		c.BackupDir = "backups"
+	}
+	if c.ReportDir == "" {
+		c.ReportDir = "reports"
 	}
 	if c.Audit.SampleLimit == 0 {
 		c.Audit.SampleLimit = 5
@@ -437,6 +444,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("ui_url", c.UIURL),
 		slog.Any("environments", envs),
 		slog.String("backup_dir", c.BackupDir),
+		slog.String("report_dir", c.ReportDir),
 		slog.String("metrics", c.Metrics.ListenAddr),
 	)
 }

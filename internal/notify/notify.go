@@ -25,6 +25,9 @@ const (
 	KindRolledBack  Kind = "rolled-back"
 	KindCompleted   Kind = "completed"
 	KindFailed      Kind = "failed"
+	// KindReport carries the completion report (Event.Report, markdown)
+	// when a rollout ends.
+	KindReport Kind = "report"
 )
 
 // GateKind is the kind of human decision a gate asks for.
@@ -70,7 +73,9 @@ type Event struct {
 	Gate     *Gate         `json:"gate,omitempty"`
 	Decision *Decision     `json:"decision,omitempty"`
 	Rollback *RollbackInfo `json:"rollback,omitempty"`
-	Time     time.Time     `json:"time"`
+	// Report is the completion report's markdown (KindReport).
+	Report string    `json:"report,omitempty"`
+	Time   time.Time `json:"time"`
 }
 
 // StartInfo is shown when a rollout starts.

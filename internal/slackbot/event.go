@@ -38,6 +38,7 @@ const (
 	KindRolledBack  = notify.KindRolledBack
 	KindCompleted   = notify.KindCompleted
 	KindFailed      = notify.KindFailed
+	KindReport      = notify.KindReport
 
 	GateRemediation = notify.GateRemediation
 	GatePromotion   = notify.GatePromotion

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fkrollout/fkrollout/internal/notify"
@@ -110,6 +112,8 @@ func (n *Notifier) Post(ctx context.Context, ev Event) (PostResult, error) {
 		opts     []slack.MsgOption
 	)
 	switch ev.Kind {
+	case KindReport:
+		return n.postReport(ctx, ev)
 	case KindStarted:
 		blocks, fallback = StartedBlocks(ev), "FK rollout "+ev.RolloutID+" started"
 	case KindGateOpened:
@@ -167,6 +171,72 @@ func (n *Notifier) Post(ctx context.Context, ev Event) (PostResult, error) {
 		return PostResult{}, fmt.Errorf("slack post %s %s: %w", ev.Kind, ev.RolloutID, err)
 	}
 	return res, nil
+}
+
+// postReport posts the completion report in the rollout's thread as
+// markdown blocks (Slack renders headings, bold and tables), split at line
+// boundaries into as many replies as Slack's per-message limit needs. The
+// first reply's ref is returned.
+func (n *Notifier) postReport(ctx context.Context, ev Event) (PostResult, error) {
+	if strings.TrimSpace(ev.Report) == "" {
+		return PostResult{}, fmt.Errorf("slack post %s: report event without report", ev.RolloutID)
+	}
+	channel := n.channel
+	var thread []slack.MsgOption
+	if !ev.Thread.IsZero() {
+		channel = ev.Thread.Channel
+		thread = append(thread, slack.MsgOptionTS(ev.Thread.TS))
+	}
+	var first PostResult
+	chunks := ReportChunks(ev.Report, maxMarkdownBlock)
+	for i, chunk := range chunks {
+		fallback := fmt.Sprintf("Completion report of rollout %s (%d/%d)", ev.RolloutID, i+1, len(chunks))
+		opts := append(slices.Clone(thread), slack.MsgOptionText(fallback, false),
+			slack.MsgOptionBlocks(slack.NewMarkdownBlock("", chunk)), slack.MsgOptionDisableLinkUnfurl())
+		var res PostResult
+		err := n.call(ctx, "chat.postMessage", func(ctx context.Context) error {
+			ch, ts, err := n.api.PostMessageContext(ctx, channel, opts...)
+			res = PostResult{Channel: ch, TS: ts}
+			return err
+		})
+		if err != nil {
+			return first, fmt.Errorf("slack post report %s (part %d/%d): %w", ev.RolloutID, i+1, len(chunks), err)
+		}
+		if i == 0 {
+			first = res
+		}
+	}
+	return first, nil
+}
+
+// maxMarkdownBlock stays under Slack's 12 000-character limit for the
+// markdown blocks of one message.
+const maxMarkdownBlock = 11000
+
+// ReportChunks splits markdown at line boundaries into pieces of at most
+// limit bytes (a single longer line is cut).
+func ReportChunks(md string, limit int) []string {
+	var chunks []string
+	var cur strings.Builder
+	for _, line := range strings.SplitAfter(md, "\n") {
+		for len(line) > limit {
+			if cur.Len() > 0 {
+				chunks = append(chunks, cur.String())
+				cur.Reset()
+			}
+			chunks = append(chunks, line[:limit])
+			line = line[limit:]
+		}
+		if cur.Len()+len(line) > limit {
+			chunks = append(chunks, cur.String())
+			cur.Reset()
+		}
+		cur.WriteString(line)
+	}
+	if strings.TrimSpace(cur.String()) != "" {
+		chunks = append(chunks, cur.String())
+	}
+	return chunks
 }
 
 // UpdateDecided rewrites the gate message (channel, ts) in place: the gate

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -786,4 +787,60 @@ func TestConfig(t *testing.T) {
 	assert.NotContains(t, sb.String(), "xoxb-secret-token")
 	assert.NotContains(t, sb.String(), "shh")
 	assert.Contains(t, sb.String(), "[redacted]")
+}
+
+func TestCompletionReportPostedInThreadAsMarkdown(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	thread := MessageRef{Channel: testChannel, TS: "1700000000.000001"}
+	// A report larger than one message: Slack gets it in order, in parts,
+	// each a markdown block, every line intact.
+	var b strings.Builder
+	b.WriteString("# ✅ FK Rollout demo — COMPLETED\n\n| Metric | Target | Actual | Status |\n|---|---|---|---|\n")
+	for i := 0; b.Len() < 2*maxMarkdownBlock+100; i++ {
+		fmt.Fprintf(&b, "| FK Constraints Validated %d | 19 | 19 | ✅ PASS |\n", i)
+	}
+	report := b.String()
+	res, err := f.bot.Notifier.Post(ctx, Event{RolloutID: "fkr-9", Kind: KindReport, Thread: thread, Report: report})
+	require.NoError(t, err)
+
+	posts := f.rec.byMethod("chat.postMessage")
+	require.Len(t, posts, 3)
+	assert.Equal(t, posts[0].TS, res.TS, "the first part's ref is returned")
+	var joined strings.Builder
+	for i, p := range posts {
+		assert.Equal(t, thread.TS, p.Form.Get("thread_ts"), "part %d in the rollout thread", i)
+		assert.Contains(t, p.Form.Get("text"), fmt.Sprintf("Completion report of rollout fkr-9 (%d/3)", i+1))
+		var blocks []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(p.Form.Get("blocks")), &blocks))
+		require.Len(t, blocks, 1)
+		assert.Equal(t, "markdown", blocks[0]["type"])
+		part := blocks[0]["text"].(string)
+		assert.LessOrEqual(t, len(part), maxMarkdownBlock)
+		assert.True(t, strings.HasSuffix(part, "\n"), "parts end at a line boundary")
+		joined.WriteString(part)
+	}
+	assert.Equal(t, report, joined.String())
+
+	_, err = f.bot.Notifier.Post(ctx, Event{RolloutID: "fkr-9", Kind: KindReport, Thread: thread})
+	assert.ErrorContains(t, err, "report event without report")
+}
+
+func TestReportChunks(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    string
+		limit int
+		want  []string
+	}{
+		{"fits", "a\nb\n", 10, []string{"a\nb\n"}},
+		{"splits at lines", "aaa\nbbb\nccc\n", 8, []string{"aaa\nbbb\n", "ccc\n"}},
+		{"cuts a long line", "abcdefghij\nk\n", 4, []string{"abcd", "efgh", "ij\n", "k\n"}},
+		{"empty", "", 4, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, ReportChunks(tc.in, tc.limit))
+		})
+	}
 }

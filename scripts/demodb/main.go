@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fkrollout/fkrollout/internal/demo"
@@ -20,13 +21,50 @@ func main() {
 	admin := flag.String("admin", envOr("FKROLLOUT_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "admin DSN")
 	prefix := flag.String("prefix", "fkr_demo", "database name prefix")
 	orphans := flag.Int("orphans", 3, "orphans injected into staging per affected constraint")
+	check := flag.Bool("check", false, "only check that the admin DSN connects as a superuser; print the server's major version")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	if *check {
+		major, err := checkServer(ctx, *admin)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(major)
+		return
+	}
 	if err := run(ctx, *admin, *prefix, *orphans); err != nil {
 		fmt.Fprintln(os.Stderr, "demodb:", err)
 		os.Exit(1)
 	}
+}
+
+// checkServer connects with the admin DSN and reports the server's major
+// version; it fails with what is wrong when the demo cannot create its
+// databases there.
+func checkServer(ctx context.Context, admin string) (int, error) {
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		return 0, fmt.Errorf("admin DSN (FKROLLOUT_TEST_PG) does not parse: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("cannot connect to PostgreSQL at %s:%d as %q: %w", cfg.Host, cfg.Port, cfg.User, err)
+	}
+	defer conn.Close(ctx)
+	var num int
+	var super, createdb bool
+	err = conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int, rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user`).Scan(&num, &super, &createdb)
+	if err != nil {
+		return 0, fmt.Errorf("query the server version: %w", err)
+	}
+	if !super && !createdb {
+		return 0, fmt.Errorf("PostgreSQL user %q may not create databases (needs CREATEDB or superuser)", cfg.User)
+	}
+	return num / 10000, nil
 }
 
 func envOr(k, d string) string {

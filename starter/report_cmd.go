@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+// cmdReport prints a rollout's completion report (markdown, the seeds'
+// status-report layout) and with --out also writes it to a file.
+func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var out string
+	fs := newFlags("report", stderr)
+	fs.StringVar(&out, "out", "", "also write the report to this file")
+	pos, err := interleave(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{msg: "usage: report <rollout-id> [--out FILE]"}
+	}
+	c, _, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	md, err := fetchReport(ctx, c, pos[0])
+	if err != nil {
+		return err
+	}
+	if out != "" {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+	}
+	_, err = io.WriteString(stdout, md)
+	return err
+}
+
+// fetchReport renders a completed rollout's report from its result, which
+// needs no worker, and asks a running (or failed) one through the report
+// query.
+func fetchReport(ctx context.Context, c client.Client, id string) (string, error) {
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return "", fmt.Errorf("no rollout with id %q", id)
+		}
+		return "", fmt.Errorf("describe %s: %w", id, err)
+	}
+	if desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		var st workflows.Status
+		if err := c.GetWorkflow(ctx, id, "").Get(ctx, &st); err == nil && st.RolloutID != "" {
+			return st.Report(), nil
+		}
+	}
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryReport)
+	if err != nil {
+		return "", fmt.Errorf("query report of %s (a worker must be running to answer): %w", id, err)
+	}
+	var md string
+	if err := v.Get(&md); err != nil {
+		return "", fmt.Errorf("decode report of %s: %w", id, err)
+	}
+	return md, nil
+}

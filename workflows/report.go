@@ -1,0 +1,681 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fkrollout/fkrollout/internal/perf"
+)
+
+// QueryReport returns the completion report (Status.Report) as markdown.
+// It answers while the rollout runs too: the report then shows the phases
+// so far.
+const QueryReport = "report"
+
+// Defaults of the seeds' acceptance figures, used as the report's targets
+// when the input leaves them out (the same defaults the perf phase and the
+// monitor apply).
+const (
+	defaultMaxOverheadMS       = 10
+	defaultRollbackOverheadMS  = 20
+	defaultErrorRateIncrease   = 5
+	defaultFKViolationsPerHour = 1
+	// migrationTargetSeconds is the seeds' "Migration Duration < 60 sec".
+	migrationTargetSeconds = 60
+)
+
+// reportVersion guards the PublishReport step: histories recorded before
+// it existed replay without it.
+const reportVersion = "completion-report"
+
+// publishReport hands the final report to the worker (file + notifier).
+// It never changes the outcome: a report that cannot be written is a
+// timeline line.
+func (w *rollout) publishReport(ctx workflow.Context) {
+	if workflow.GetVersion(ctx, reportVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	rctx, _ := workflow.NewDisconnectedContext(ctx)
+	rctx = workflow.WithActivityOptions(rctx, withSummary(notifyActivity, "completion report: "+string(w.st.State)))
+	snap := w.snapshot()
+	var res ReportResult
+	in := ReportInput{RolloutID: w.id, State: string(snap.State), Markdown: snap.Report(), Thread: w.thread}
+	if err := workflow.ExecuteActivity(rctx, ActPublishReport, in).Get(rctx, &res); err != nil {
+		w.event(ctx, "", w.st.Phase, fmt.Sprintf("completion report not written: %v", err))
+		return
+	}
+	w.st.ReportPath = res.Path
+	msg := "completion report written to " + res.Path
+	if res.PostError != "" {
+		msg += " (not posted: " + res.PostError + ")"
+	}
+	w.event(ctx, "", w.st.Phase, msg)
+}
+
+// Report renders the completion report in the layout of the seeds' status
+// report: per phase status and duration, the database metrics table,
+// critical invariants, the perf table, decisions, the success metrics with
+// target, actual and status, and the rollback with the rule that fired.
+// It is a pure function of the status, so the query, `starter report`, the
+// file the worker writes and the Slack post are the same text.
+func (s *Status) Report() string {
+	var b strings.Builder
+	icon, label := stateBadge(s.State)
+	title := "FK Rollout"
+	if s.PlanName != "" {
+		title += " " + s.PlanName
+	}
+	fmt.Fprintf(&b, "# %s %s — %s\n\n", icon, title, label)
+	fmt.Fprintf(&b, "**Rollout:** `%s`  \n", s.RolloutID)
+	fmt.Fprintf(&b, "**Requester:** %s  \n", orDash(s.Requester))
+	fmt.Fprintf(&b, "**Environments:** %s  \n", strings.Join(s.EnvironmentOrder, " → "))
+	fmt.Fprintf(&b, "**Started:** %s  \n", stamp(s.StartedAt))
+	if s.State.Terminal() {
+		fmt.Fprintf(&b, "**Finished:** %s (%s)  \n", stamp(s.UpdatedAt), span(s.StartedAt, s.UpdatedAt))
+	} else {
+		fmt.Fprintf(&b, "**Now:** phase `%s` in %s (running for %s)  \n", s.Phase, orDash(s.Environment), span(s.StartedAt, s.UpdatedAt))
+	}
+	fmt.Fprintf(&b, "**Status:** %s **%s**\n", icon, label)
+	if s.DryRun {
+		b.WriteString("\n_Dry run: checks, statistics and the audit only; nothing was changed._\n")
+	}
+	if s.Error != "" {
+		fmt.Fprintf(&b, "\n**Error:** %s\n", s.Error)
+	}
+
+	b.WriteString("\n---\n\n## Phases\n\n")
+	s.writePhases(&b)
+	for _, env := range s.EnvironmentOrder {
+		s.writeAudit(&b, env)
+	}
+
+	b.WriteString("\n---\n\n## Current State\n")
+	for _, env := range s.EnvironmentOrder {
+		s.writeMetrics(&b, env)
+	}
+	s.writeInvariants(&b)
+
+	s.writePerf(&b)
+	s.writeDecisions(&b)
+	s.writeSuccessMetrics(&b)
+	s.writeRollback(&b)
+
+	fmt.Fprintf(&b, "\n---\n\n*Report generated: %s*  \n*Rollout ID: %s*  \n*Status: %s*\n", stamp(s.UpdatedAt), s.RolloutID, label)
+	return b.String()
+}
+
+func stateBadge(st RolloutState) (string, string) {
+	label := strings.ToUpper(strings.ReplaceAll(string(st), "-", " "))
+	switch st {
+	case StateCompleted, StateDryRunDone:
+		return "✅", label
+	case StateCompletedWithDebt:
+		return "🟡", label
+	case StateRolledBack:
+		return "↩️", label
+	case StateFailed, StateAborted, StateRejected:
+		return "❌", label
+	case StateWaitingForGate, StateWaitingForWindow, StatePaused:
+		return "⏸", label
+	}
+	return "⏳", label
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+// span renders a duration the way the seeds do ("15 minutes", "~2 seconds").
+func span(from, to time.Time) string {
+	if from.IsZero() || to.IsZero() || to.Before(from) {
+		return "—"
+	}
+	return humanDuration(to.Sub(from))
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm %02ds", int(d.Minutes()), int(d.Seconds())%60)
+	default:
+		return fmt.Sprintf("%dh %02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+// phaseTotal is every span of one (environment, phase) added up.
+type phaseTotal struct {
+	env, phase string
+	spent      time.Duration
+	entered    int
+	open       bool
+}
+
+func (s *Status) phaseTotals() []phaseTotal {
+	var out []phaseTotal
+	index := map[string]int{}
+	for _, p := range s.Phases {
+		key := p.Environment + "\x00" + p.Phase
+		i, ok := index[key]
+		if !ok {
+			i = len(out)
+			index[key] = i
+			out = append(out, phaseTotal{env: p.Environment, phase: p.Phase})
+		}
+		end := p.Ended
+		if end.IsZero() {
+			end = s.UpdatedAt
+			out[i].open = true
+		}
+		if end.After(p.Started) {
+			out[i].spent += end.Sub(p.Started)
+		}
+		out[i].entered++
+	}
+	return out
+}
+
+func (s *Status) writePhases(b *strings.Builder) {
+	totals := s.phaseTotals()
+	if len(totals) == 0 {
+		b.WriteString("No phase started yet.\n")
+		return
+	}
+	b.WriteString("| Environment | Phase | Status | Duration |\n|---|---|---|---|\n")
+	var total time.Duration
+	for _, t := range totals {
+		status := "✅ done"
+		if t.open {
+			switch {
+			case !s.State.Terminal():
+				status = "⏳ " + string(s.State)
+			case s.State == StateFailed || s.State == StateAborted || s.State == StateRejected:
+				status = "❌ " + string(s.State)
+			case s.State == StateRolledBack:
+				status = "↩️ rolled back"
+			}
+		}
+		if t.phase == PhaseRollback {
+			status = "↩️ rolled back"
+		}
+		entered := ""
+		if t.entered > 1 {
+			entered = fmt.Sprintf(" (%d rounds)", t.entered)
+		}
+		total += t.spent
+		fmt.Fprintf(b, "| %s | %s | %s | %s%s |\n", orDash(t.env), t.phase, status, humanDuration(t.spent), entered)
+	}
+	fmt.Fprintf(b, "\n**Total:** %s\n", humanDuration(total))
+}
+
+// writeAudit is the seeds' Phase 1 table: orphans per check, first audit
+// and after remediation.
+func (s *Status) writeAudit(b *strings.Builder, env string) {
+	rep, ok := s.Environments[env]
+	if !ok || len(rep.FirstAudit) == 0 {
+		return
+	}
+	last := map[string]int64{}
+	for _, f := range rep.LastAudit {
+		last[f.FK] = f.Orphans
+	}
+	remediated := map[string]string{}
+	for _, r := range rep.Remediations {
+		remediated[r.FK] = fmt.Sprintf("%s: %d quarantined", r.Mode, r.Quarantined)
+	}
+	fmt.Fprintf(b, "\n### Orphan audit: %s (%d round(s))\n\n", env, rep.AuditRounds)
+	b.WriteString("| Check | Orphans found | After remediation | Status |\n|---|---|---|---|\n")
+	for _, f := range rep.FirstAudit {
+		after, audited := last[f.FK]
+		if !audited {
+			after = f.Orphans
+		}
+		status := "✅ PASS"
+		switch {
+		case after > 0 && s.constraintState(f.FK, env) == CDebt:
+			status = "🟡 accepted as debt"
+		case after > 0:
+			status = "❌ ORPHANS"
+		case f.Orphans > 0:
+			status = "✅ FIXED (" + orDash(remediated[f.FK]) + ")"
+		}
+		check := f.FK
+		if len(f.Columns) > 0 {
+			check = f.Table + "." + strings.Join(f.Columns, ",")
+		}
+		fmt.Fprintf(b, "| %s orphans | %d | %d | %s |\n", check, f.Orphans, after, status)
+	}
+}
+
+func (s *Status) constraintState(fk, env string) ConstraintState {
+	for _, c := range s.Constraints {
+		if c.Name == fk {
+			return c.Environments[env].State
+		}
+	}
+	return ""
+}
+
+// writeMetrics is the seeds' "Database Metrics" table of one environment.
+func (s *Status) writeMetrics(b *strings.Builder, env string) {
+	rep, ok := s.Environments[env]
+	if !ok || rep.StatsBefore == nil {
+		return
+	}
+	fmt.Fprintf(b, "\n### Database Metrics: %s\n\n", env)
+	b.WriteString("| Metric | Before | After | Change |\n|---|---|---|---|\n")
+	rows := []StatRow(nil)
+	if rep.StatsAfter != nil {
+		rows = rep.StatsAfter.Comparison
+	}
+	if len(rows) == 0 {
+		after := "not measured"
+		if rep.StatsAfter != nil {
+			after = fmt.Sprint(rep.StatsAfter.ForeignKeys)
+		}
+		rows = []StatRow{{Metric: "Foreign Keys", Before: fmt.Sprint(rep.StatsBefore.ForeignKeys), After: after, Change: "n/a"}}
+	}
+	for _, r := range rows {
+		if r.Metric == "Orphaned Records" && len(rep.FirstAudit) > 0 {
+			// The audit measures exactly the planned relationships.
+			before, after := totalOrphans(rep.FirstAudit), totalOrphans(rep.FirstAudit)
+			if len(rep.LastAudit) > 0 {
+				after = totalOrphans(rep.LastAudit)
+			}
+			r.Before, r.After = fmt.Sprint(before), fmt.Sprint(after)
+			r.Change = "No change"
+			if after != before {
+				r.Change = fmt.Sprintf("%+d", after-before)
+			}
+		}
+		after := r.After
+		if r.Metric == "Foreign Keys" {
+			after = "**" + after + "**"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", r.Metric, r.Before, after, r.Change)
+	}
+}
+
+// behaviourTally counts behaviour cases by family across environments.
+type behaviourTally struct {
+	passed, failed, skipped int
+}
+
+func (t behaviourTally) total() int { return t.passed + t.failed + t.skipped }
+
+func (t behaviourTally) add(c BehaviourCase) behaviourTally {
+	switch {
+	case c.Outcome == "skipped":
+		t.skipped++
+	case c.Passed:
+		t.passed++
+	default:
+		t.failed++
+	}
+	return t
+}
+
+// behaviour tallies the last environment that ran behaviour tests: orphan
+// inserts, parent deletes that must be refused, and referential actions.
+func (s *Status) behaviour() (env string, insert, protect, actions behaviourTally) {
+	for _, e := range s.EnvironmentOrder {
+		if len(s.Environments[e].Behaviour) > 0 {
+			env = e
+		}
+	}
+	if env == "" {
+		return
+	}
+	for _, r := range s.Environments[env].Behaviour {
+		for _, c := range r.Cases {
+			switch {
+			case c.Name == "insert-orphan-rejected":
+				insert = insert.add(c)
+			case strings.HasSuffix(c.Name, "-restrict") || strings.HasSuffix(c.Name, "-no-action"):
+				protect = protect.add(c)
+			default:
+				actions = actions.add(c)
+			}
+		}
+	}
+	return
+}
+
+func invariantRow(b *strings.Builder, name, okLabel string, t behaviourTally, what string) {
+	if t.total() == 0 {
+		return
+	}
+	status := "✅ " + okLabel
+	switch {
+	case t.failed > 0:
+		status = "❌ BROKEN"
+	case t.passed == 0:
+		status = "⚠️ NOT PROVEN"
+	}
+	detail := fmt.Sprintf("%d/%d %s passed", t.passed, t.total(), what)
+	if t.skipped > 0 {
+		detail += fmt.Sprintf(", %d skipped", t.skipped)
+	}
+	fmt.Fprintf(b, "| %s | %s | %s |\n", name, status, detail)
+}
+
+func (s *Status) lastEnv() string {
+	if len(s.EnvironmentOrder) == 0 {
+		return ""
+	}
+	return s.EnvironmentOrder[len(s.EnvironmentOrder)-1]
+}
+
+func (s *Status) writeInvariants(b *strings.Builder) {
+	b.WriteString("\n### Critical Invariants\n\n| Invariant | Status | Test Result |\n|---|---|---|\n")
+	env, insert, protect, actions := s.behaviour()
+	invariantRow(b, "Orphan prevention", "WORKING", insert, "invalid inserts refused ("+orDash(env)+")")
+	invariantRow(b, "Freeze-by-reference (parent delete refused)", "PROTECTED", protect, "RESTRICT / NO ACTION deletes refused")
+	invariantRow(b, "Referential actions (CASCADE / SET NULL / SET DEFAULT)", "WORKING", actions, "action cases")
+	typeProblems := 0
+	checked := 0
+	for _, e := range s.EnvironmentOrder {
+		rep, ok := s.Environments[e]
+		if !ok || rep.StatsBefore == nil {
+			continue
+		}
+		checked++
+		for _, p := range rep.Problems {
+			if p.Rule == "type-mismatch" {
+				typeProblems++
+			}
+		}
+	}
+	if checked > 0 {
+		status := "✅ VALIDATED"
+		if typeProblems > 0 {
+			status = "❌ MISMATCH"
+		}
+		fmt.Fprintf(b, "| Type consistency | %s | catalog check in %d environment(s): %d type mismatches |\n", status, checked, typeProblems)
+	}
+	last := s.lastEnv()
+	c := s.Counts(last)
+	enforced := c[CValidated] + c[CTested]
+	status := "✅ ENFORCED"
+	switch {
+	case c[CRolledBack] > 0:
+		status = "↩️ ROLLED BACK"
+	case c[CDebt] > 0:
+		status = "🟡 PARTLY (NOT VALID debt)"
+	case enforced < len(s.Constraints):
+		status = "⏳ IN PROGRESS"
+	}
+	fmt.Fprintf(b, "| Referential integrity (%s) | %s | %d/%d constraints validated, %d NOT VALID as debt |\n", orDash(last), status, enforced, len(s.Constraints), c[CDebt])
+	var quarantined, removed int64
+	for _, e := range s.EnvironmentOrder {
+		for _, r := range s.Environments[e].Remediations {
+			quarantined += r.Quarantined
+			removed += r.Affected
+		}
+	}
+	if removed > 0 || quarantined > 0 {
+		status := "✅ KEPT"
+		if quarantined < removed {
+			status = "❌ ROWS LOST"
+		}
+		fmt.Fprintf(b, "| No row lost | %s | %d rows changed by remediation, %d copied to fkrollout.quarantine first |\n", status, removed, quarantined)
+	}
+}
+
+func (s *Status) perfReport() *PerfReport {
+	for _, env := range s.EnvironmentOrder {
+		if p := s.Environments[env].Perf; p != nil {
+			return p
+		}
+	}
+	return nil
+}
+
+func (s *Status) writePerf(b *strings.Builder) {
+	p := s.perfReport()
+	if p == nil {
+		return
+	}
+	fmt.Fprintf(b, "\n---\n\n## Performance (%s, workload %s)\n\n", p.Environment, orDash(p.Workload))
+	if p.Markdown != "" {
+		b.WriteString(strings.TrimSpace(p.Markdown))
+		b.WriteString("\n")
+	} else {
+		b.WriteString("Baseline measured; the with-FKs run did not happen.\n")
+	}
+	if p.Verdict != "" && !strings.Contains(p.Markdown, "**Verdict:**") {
+		fmt.Fprintf(b, "\n**Verdict:** %s — %s\n", p.Verdict, p.Reason)
+	}
+	if o := p.Override; o != nil {
+		fmt.Fprintf(b, "\n**Override:** promoted despite the warning by %s at %s: %s\n", o.Actor, stamp(o.Time), orDash(o.Reason))
+	}
+}
+
+func (s *Status) writeDecisions(b *strings.Builder) {
+	b.WriteString("\n---\n\n## Decisions\n\n")
+	if len(s.Decisions) == 0 {
+		b.WriteString("No human decision was needed.\n")
+		return
+	}
+	b.WriteString("| When | Gate | Decision | Who | Via | Why |\n|---|---|---|---|---|---|\n")
+	for _, d := range s.Decisions {
+		who := d.Actor
+		if len(d.Roles) > 0 {
+			who += " (" + strings.Join(d.Roles, ", ") + ")"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", stamp(d.Time), orDash(d.GateID), d.Action, who, orDash(d.Via), cell(d.Reason))
+	}
+	if len(s.Refusals) > 0 {
+		fmt.Fprintf(b, "\n%d refused attempt(s):\n\n", len(s.Refusals))
+		for _, r := range s.Refusals {
+			fmt.Fprintf(b, "- %s: %s on %s refused — %s\n", stamp(r.Time), r.Actor, orDash(r.GateID), r.Reason)
+		}
+	}
+}
+
+// cell keeps free text from breaking a markdown table.
+func cell(s string) string {
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "\n", " "), "|", "\\|")
+	return orDash(s)
+}
+
+// metricRow is one success-metrics line.
+type metricRow struct {
+	name, target, actual string
+	ok                   *bool
+	note                 string
+}
+
+func yes(v bool) *bool { return &v }
+
+func (s *Status) successMetrics() []metricRow {
+	var rows []metricRow
+	last := s.lastEnv()
+	rep := s.Environments[last]
+	c := s.Counts(last)
+	planned := len(s.Constraints)
+	enforced := c[CValidated] + c[CTested]
+	if planned > 0 {
+		rows = append(rows, metricRow{name: "FK Constraints Validated (" + last + ")", target: fmt.Sprint(planned),
+			actual: fmt.Sprint(enforced), ok: yes(enforced == planned), note: fmt.Sprintf("%d%%", enforced*100/planned)})
+	}
+	typeOK := true
+	for _, e := range s.EnvironmentOrder {
+		for _, p := range s.Environments[e].Problems {
+			if p.Rule == "type-mismatch" {
+				typeOK = false
+			}
+		}
+	}
+	if rep.StatsBefore != nil {
+		actual := "100%"
+		if !typeOK {
+			actual = "mismatches found"
+		}
+		rows = append(rows, metricRow{name: "Type Consistency", target: "100%", actual: actual, ok: yes(typeOK)})
+	}
+	if len(rep.FirstAudit) > 0 {
+		after := totalOrphans(rep.FirstAudit)
+		if len(rep.LastAudit) > 0 {
+			after = totalOrphans(rep.LastAudit)
+		}
+		note := ""
+		if c[CDebt] > 0 {
+			note = "accepted as debt"
+		}
+		rows = append(rows, metricRow{name: "Orphaned Records (" + last + ")", target: "0", actual: fmt.Sprint(after), ok: yes(after == 0), note: note})
+	}
+	_, insert, protect, actions := s.behaviour()
+	tests := behaviourTally{passed: insert.passed + protect.passed + actions.passed, failed: insert.failed + protect.failed + actions.failed,
+		skipped: insert.skipped + protect.skipped + actions.skipped}
+	if tests.total() > 0 {
+		run := tests.passed + tests.failed
+		note := ""
+		if tests.skipped > 0 {
+			note = fmt.Sprintf("%d skipped", tests.skipped)
+		}
+		rows = append(rows, metricRow{name: "FK Tests Passing", target: fmt.Sprintf("%d/%d", run, run),
+			actual: fmt.Sprintf("%d/%d", tests.passed, run), ok: yes(tests.failed == 0 && run > 0), note: note})
+	}
+	if protect.total() > 0 {
+		rows = append(rows, metricRow{name: "Freeze-by-Reference", target: "Protected", actual: map[bool]string{true: "Protected", false: "Not protected"}[protect.failed == 0 && protect.passed > 0],
+			ok: yes(protect.failed == 0 && protect.passed > 0)})
+	}
+	if ms, n := ddlMillis(rep); n > 0 {
+		rows = append(rows, metricRow{name: "Migration Duration (" + last + ", apply + validate)", target: fmt.Sprintf("<%d sec", migrationTargetSeconds),
+			actual: humanDuration(time.Duration(ms) * time.Millisecond), ok: yes(ms < migrationTargetSeconds*1000), note: fmt.Sprintf("%d statements", n)})
+	}
+	if p := s.perfReport(); p != nil && p.Comparison != nil {
+		limit := s.Thresholds.MaxOverheadMS
+		if limit == 0 {
+			limit = defaultMaxOverheadMS
+		}
+		worst := 0.0
+		for _, r := range p.Comparison.Rows {
+			worst = max(worst, r.PerUnitMS)
+		}
+		rows = append(rows, metricRow{name: "Latency Overhead per Operation", target: fmt.Sprintf("<%g ms", limit),
+			actual: fmt.Sprintf("%+.2f ms (worst)", worst), ok: yes(p.Comparison.Verdict == perf.Pass), note: p.Comparison.Verdict})
+	}
+	var smokeOK, smoke int
+	for _, r := range rep.Smoke {
+		smoke++
+		if r.OK {
+			smokeOK++
+		}
+	}
+	if smoke > 0 {
+		rows = append(rows, metricRow{name: "Smoke Checks (" + last + ")", target: fmt.Sprintf("%d/%d", smoke, smoke),
+			actual: fmt.Sprintf("%d/%d", smokeOK, smoke), ok: yes(smokeOK == smoke)})
+	}
+	if m := s.Monitor; m != nil && m.Status != MonitorSkipped {
+		target := fmt.Sprintf("no rollback rule fires (latency +%g ms, errors +%g pts, FK violations >%g/h)",
+			orDefaultF(s.Thresholds.RollbackOverheadMS, defaultRollbackOverheadMS), orDefaultF(s.Thresholds.ErrorRateIncreasePct, defaultErrorRateIncrease),
+			orDefaultF(s.Thresholds.FKViolationsPerHour, defaultFKViolationsPerHour))
+		actual := m.Status
+		if m.Rule != "" {
+			actual += " (" + m.Rule + ")"
+		}
+		var ok *bool
+		switch m.Status {
+		case MonitorPassed:
+			ok = yes(true)
+		case MonitorRollback, MonitorAborted:
+			ok = yes(false)
+		}
+		rows = append(rows, metricRow{name: "Production Monitor (" + span(m.Started, m.Ended) + ")", target: target, actual: actual, ok: ok})
+	}
+	if len(rep.Hooks) > 0 {
+		failed := failedHooks(rep.Hooks)
+		rows = append(rows, metricRow{name: "Deploy Hooks (" + last + ")", target: "all succeed", actual: orText(failed, "all succeeded"), ok: yes(failed == "")})
+	}
+	return rows
+}
+
+func orText(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func orDefaultF(v, d float64) float64 {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+// ddlMillis adds up the apply and validate statements of one environment.
+func ddlMillis(rep EnvReport) (ms int64, n int) {
+	for _, r := range rep.Applied {
+		ms += r.DurationMS
+		n++
+	}
+	for _, r := range rep.Validated {
+		ms += r.DurationMS
+		n++
+	}
+	return ms, n
+}
+
+func (s *Status) writeSuccessMetrics(b *strings.Builder) {
+	rows := s.successMetrics()
+	b.WriteString("\n---\n\n## Success Metrics\n\n")
+	if len(rows) == 0 {
+		b.WriteString("Nothing measured yet.\n")
+		return
+	}
+	b.WriteString("| Metric | Target | Actual | Status |\n|---|---|---|---|\n")
+	for _, r := range rows {
+		status := "⏳ PENDING"
+		if r.ok != nil && *r.ok {
+			status = "✅ PASS"
+		} else if r.ok != nil {
+			status = "❌ FAIL"
+		}
+		if r.note != "" {
+			status += " (" + r.note + ")"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", r.name, r.target, r.actual, status)
+	}
+}
+
+func (s *Status) writeRollback(b *strings.Builder) {
+	r := s.Rollback
+	if r == nil {
+		return
+	}
+	b.WriteString("\n---\n\n## Rollback\n\n")
+	fmt.Fprintf(b, "**Trigger:** %s  \n**Rule fired:** %s  \n**By:** %s at %s  \n**Reason:** %s\n", r.Trigger, orDash(r.Rule), orDash(r.Actor), stamp(r.At), orDash(r.Reason))
+	if len(r.Figures) > 0 {
+		b.WriteString("\n| Figure | Value | Threshold |\n|---|---|---|\n")
+		for _, f := range r.Figures {
+			fmt.Fprintf(b, "| %s | %g %s | %g %s |\n", f.Name, f.Value, f.Unit, f.Threshold, f.Unit)
+		}
+	}
+	if len(r.Dropped) > 0 {
+		fmt.Fprintf(b, "\nDropped (only what this rollout created, reverse priority order): %s\n", strings.Join(r.Dropped, ", "))
+	} else {
+		b.WriteString("\nNothing to drop: this rollout had not created a constraint yet.\n")
+	}
+	if len(r.Failures) > 0 {
+		fmt.Fprintf(b, "\n❌ Rollback incomplete: %s\n", strings.Join(r.Failures, "; "))
+	}
+}
