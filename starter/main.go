@@ -30,7 +30,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := map[string]command{}
-	for _, c := range concat(engineCommands(), workflowCommands(), scheduleCommands()) {
+	for _, c := range concat(engineCommands(), workflowCommands(), scheduleCommands(), fleetCommands()) {
 		cmds[c.name] = c
 	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {

@@ -64,6 +64,7 @@ func Register(r interface {
 	// health check (started by a Schedule) run on the same worker.
 	r.RegisterWorkflowWithOptions(MonitorWorkflow, workflow.RegisterOptions{Name: MonitorWorkflowName})
 	r.RegisterWorkflowWithOptions(HealthCheckWorkflow, workflow.RegisterOptions{Name: HealthCheckWorkflowName})
+	r.RegisterWorkflowWithOptions(FleetRollout, workflow.RegisterOptions{Name: FleetWorkflowName}) // fleet.go: FKRollout children in waves
 }
 
 // Rollout is the FKRollout workflow. The rollout ID is the workflow ID.

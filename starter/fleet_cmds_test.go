@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/fkrollout/fkrollout/internal/devserver"
+	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+func fleetPlanFile(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "migration.sql")
+	require.NoError(t, os.WriteFile(f, []byte("ALTER TABLE a ADD CONSTRAINT fk_a_b FOREIGN KEY (b_id) REFERENCES b(id) NOT VALID;"), 0o600))
+	return f
+}
+
+func parseFleetArgs(t *testing.T, args ...string) (fleetOptions, error) {
+	t.Helper()
+	var errb bytes.Buffer
+	o, _, err := parseFleetStart(args, &errb)
+	return o, err
+}
+
+func TestFleetStartFlags(t *testing.T) {
+	planFile := fleetPlanFile(t)
+	now := time.Date(2026, 5, 1, 13, 37, 0, 0, time.UTC)
+
+	t.Run("flags", func(t *testing.T) {
+		o, err := parseFleetArgs(t, "--plan", planFile, "--targets", "tenant_a, tenant_b,tenant_c,tenant_d", "--canary", "2", "--batch", "3",
+			"--failure-budget", "2", "--requester", "rita", "--approvers", "alice,role:dba", "--min-approvals", "2", "--gate-timeout", "24h",
+			"--window", "02:00/2h/Asia/Jakarta", "--monitor", "1h", "--perf", "30s", "--dry-run")
+		require.NoError(t, err)
+		in, err := buildFleetInput(o, now)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"tenant_a", "tenant_b", "tenant_c", "tenant_d"}, in.Targets)
+		assert.Equal(t, 2, in.Canary)
+		assert.Equal(t, 3, in.BatchSize)
+		assert.Equal(t, 2, in.FailureBudget)
+		assert.Equal(t, "rita", in.Requester)
+		assert.Contains(t, in.Plan, "fk_a_b")
+		assert.True(t, in.DryRun)
+		assert.Equal(t, []string{"alice", "role:dba"}, in.Approval.Default.Approvers)
+		assert.Equal(t, "24h", in.Approval.Default.Timeout)
+		assert.Equal(t, workflows.GateRule{Approvers: []string{"alice", "role:dba"}, MinApprovals: 2, Timeout: "24h"}, in.Approval.Gates["promotion/fleet"])
+		assert.Equal(t, &workflows.MaintenanceWindow{Start: "02:00", Duration: "2h", Timezone: "Asia/Jakarta"}, in.MaintenanceWindow)
+		assert.True(t, in.Monitor.Enabled)
+		require.NotNil(t, in.Perf)
+		assert.Empty(t, in.Perf.Environment, "perf runs in the canary")
+	})
+	t.Run("defaults", func(t *testing.T) {
+		o, err := parseFleetArgs(t, "--plan", planFile, "--targets", "a,b", "--requester", "rita")
+		require.NoError(t, err)
+		in, err := buildFleetInput(o, now)
+		require.NoError(t, err)
+		assert.Zero(t, in.Canary, "0: the workflow's default")
+		assert.Zero(t, in.BatchSize)
+		assert.Zero(t, in.FailureBudget)
+		assert.Nil(t, in.MaintenanceWindow)
+		assert.Empty(t, in.Approval.Gates)
+	})
+	t.Run("input file with overrides", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "fleet.json")
+		require.NoError(t, os.WriteFile(f, []byte(`{"plan":"foreign_keys: []","requester":"rita","targets":["a","b","c"],"canary":1,"batch_size":2,
+			"approval":{"default":{"approvers":["alice"]}}}`), 0o600))
+		o, err := parseFleetArgs(t, "--input", f, "--batch", "1", "--requester", "rex")
+		require.NoError(t, err)
+		in, err := buildFleetInput(o, now)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"a", "b", "c"}, in.Targets)
+		assert.Equal(t, 1, in.Canary)
+		assert.Equal(t, 1, in.BatchSize, "flag overrides the file")
+		assert.Equal(t, "rex", in.Requester)
+		assert.Equal(t, []string{"alice"}, in.Approval.Default.Approvers)
+	})
+	t.Run("documented input", func(t *testing.T) {
+		// docs/FLEET.md's Temporal UI example stays valid input.
+		b, err := os.ReadFile("../docs/FLEET.md")
+		require.NoError(t, err)
+		m := regexp.MustCompile("(?s)```json\n(.*?)```").FindSubmatch(b)
+		require.NotNil(t, m, "a json block in docs/FLEET.md")
+		var in workflows.FleetInput
+		dec := json.NewDecoder(bytes.NewReader(m[1]))
+		dec.DisallowUnknownFields()
+		require.NoError(t, dec.Decode(&in))
+		require.NoError(t, in.Validate())
+		assert.Len(t, in.Targets, 7)
+	})
+
+	errCases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no targets", []string{"--plan", planFile, "--requester", "rita"}, "--targets is required"},
+		{"blank targets", []string{"--plan", planFile, "--requester", "rita", "--targets", " , "}, "--targets is required"},
+		{"duplicate", []string{"--plan", planFile, "--requester", "rita", "--targets", "a,b,a"}, `target "a" is listed twice`},
+		{"canary above targets", []string{"--plan", planFile, "--requester", "rita", "--targets", "a,b", "--canary", "3"}, "canary 3 is more than the 2 targets"},
+		{"negative batch and budget", []string{"--plan", planFile, "--requester", "rita", "--targets", "a,b", "--batch", "-1", "--failure-budget", "-1"}, "batch_size -1"},
+		{"no plan", []string{"--requester", "rita", "--targets", "a"}, "--plan is required"},
+		{"no requester", []string{"--plan", planFile, "--requester", "", "--targets", "a"}, "--requester is required"},
+		{"bad window", []string{"--plan", planFile, "--requester", "rita", "--targets", "a", "--window", "0200"}, "--window"},
+		{"bad timeout", []string{"--plan", planFile, "--requester", "rita", "--targets", "a", "--gate-timeout", "soon"}, `approval timeout "soon"`},
+		{"policy flag with input", []string{"--input", planFile, "--approvers", "alice"}, "--approvers cannot be combined with --input"},
+		{"unreadable input", []string{"--input", filepath.Join(t.TempDir(), "missing.json")}, "--input"},
+	}
+	for _, tc := range errCases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFleetArgs(t, tc.args...)
+			require.NoError(t, err)
+			_, err = buildFleetInput(o, now)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	t.Run("bad flag", func(t *testing.T) {
+		_, err := parseFleetArgs(t, "--canary", "one")
+		require.Error(t, err)
+		assert.IsType(t, usageError{}, err)
+	})
+}
+
+// TestFleetCommandsUsage: bad usage exits 2 before any connection.
+func TestFleetCommandsUsage(t *testing.T) {
+	planFile := fleetPlanFile(t)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"fleet-start", "--plan", planFile, "--requester", "rita"}, "--targets is required"},
+		{[]string{"fleet-start", "--plan", planFile, "--requester", "rita", "--targets", "a,a"}, "listed twice"},
+		{[]string{"fleet-start", "--targets", "a", "stray"}, "flags only"},
+		{[]string{"fleet-status"}, "usage: fleet-status"},
+		{[]string{"fleet-status", "a", "b"}, "usage: fleet-status"},
+	}
+	for _, tc := range cases {
+		var out, errb bytes.Buffer
+		assert.Equal(t, 2, run(context.Background(), tc.args, &out, &errb), tc.args)
+		assert.Contains(t, errb.String(), tc.want, tc.args)
+	}
+	var out bytes.Buffer
+	assert.Equal(t, 0, run(context.Background(), []string{"help"}, &out, &out))
+	assert.Contains(t, out.String(), "fleet-start")
+	assert.Contains(t, out.String(), "fleet-status")
+}
+
+func TestFleetStatusTable(t *testing.T) {
+	at := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	dl := at.Add(24 * time.Hour)
+	st := &workflows.FleetStatus{FleetID: "fl", Requester: "rita", State: workflows.StateWaitingForGate, Phase: "wave-1/2", FailureBudget: 2, Failed: 1,
+		PlanName: "demo", ConstraintCount: 3,
+		Waves: []workflows.FleetWave{{Number: 1, Canary: true, Targets: []string{"a"}}, {Number: 2, Targets: []string{"b", "c"}}},
+		Targets: []workflows.FleetTarget{
+			{Name: "a", Wave: 1, ChildID: "fl/a", State: workflows.StateFailed, Error: "plan does not fit a:\n table missing", Failed: true},
+			{Name: "b", Wave: 2, ChildID: "fl/b", State: workflows.StateRunning},
+			{Name: "c", Wave: 2, ChildID: "fl/c", State: workflows.StatePending},
+		},
+		OpenGate: &workflows.Gate{ID: "fleet/wave/1", Title: "wave 1/2 done", Choices: []string{"approve", "reject", "abort"},
+			Rule: workflows.GateRule{MinApprovals: 2, OnTimeout: "reject"}, Deadline: &dl},
+		Decisions: []workflows.Decision{{GateID: "fleet/wave/1", Action: "approve", Actor: "alice", Reason: "ok", Time: at}},
+	}
+	live := map[string]*workflows.Status{"b": {Phase: workflows.PhaseRemediation,
+		OpenGates: []workflows.Gate{{ID: "b/remediation/1", Title: "orphans", Choices: []string{"delete", "abort"}}}}}
+	var out bytes.Buffer
+	printFleet(&out, st, live)
+	s := out.String()
+	for _, want := range []string{
+		"fleet fl: waiting-for-approval (wave-1/2) requested by rita",
+		"1 failed of budget 2",
+		"plan demo (3 constraints)",
+		"plan does not fit a: table missing",
+		"open gate fleet/wave/1: wave 1/2 done",
+		"2 approvals needed, 0 vote(s) so far",
+		"→ reject",
+		"starter approve fl fleet/wave/1 --reason",
+		"starter decide fl/b b/remediation/1 <delete|abort>",
+		"approve by alice (ok)",
+	} {
+		assert.Contains(t, s, want)
+	}
+	assert.Regexp(t, `1 \(canary\)\s+a\s+failed`, s)
+	assert.Regexp(t, `2\s+b\s+running\s+remediation\s+0\s+0\s+fl/b\s+open gate b/remediation/1`, s)
+	assert.Regexp(t, `2\s+c\s+pending\s+-`, s)
+	assert.Equal(t, "http://ui/namespaces/default/workflows/fl%2Fb", fleetUILink("http://ui/", "default", "fl/b"))
+}
+
+// registerFleetStubs: a clean database for every target (no orphans), so
+// the children run through without gates of their own.
+func registerFleetStubs(w worker.Worker) *[]notify.Event {
+	var mu sync.Mutex
+	var notes []notify.Event
+	fk := plan.ForeignKey{Name: "fk_a_b", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"b_id"},
+		RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, Priority: plan.PriorityHigh}
+	reg := func(name string, fn any) { w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
+	reg(workflows.ActParsePlan, func(ctx context.Context, in workflows.ParsePlanInput) (workflows.ParsePlanResult, error) {
+		return workflows.ParsePlanResult{Plan: plan.Plan{Name: "cli", ForeignKeys: []plan.ForeignKey{fk}}}, nil
+	})
+	reg(workflows.ActCheckPlan, func(ctx context.Context, in workflows.EnvInput) (workflows.CheckResult, error) {
+		return workflows.CheckResult{}, nil
+	})
+	reg(workflows.ActTakeStats, func(ctx context.Context, in workflows.StatsInput) (workflows.StatsResult, error) {
+		return workflows.StatsResult{Snapshot: json.RawMessage(`{}`)}, nil
+	})
+	reg(workflows.ActAudit, func(ctx context.Context, in workflows.AuditInput) ([]workflows.AuditFigure, error) {
+		return []workflows.AuditFigure{{FK: fk.Name}}, nil
+	})
+	reg(workflows.ActBackup, func(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
+		return workflows.BackupResult{}, nil
+	})
+	reg(workflows.ActApply, func(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
+		return workflows.ConstraintResult{FK: in.FK.Name, Action: "created"}, nil
+	})
+	reg(workflows.ActValidate, func(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
+		return workflows.ConstraintResult{FK: in.FK.Name, Action: "validated"}, nil
+	})
+	reg(workflows.ActBehaviour, func(ctx context.Context, in workflows.BehaviourInput) ([]workflows.BehaviourResult, error) {
+		return []workflows.BehaviourResult{{FK: fk.Name, Passed: true}}, nil
+	})
+	reg(workflows.ActDeployHooks, func(ctx context.Context, in workflows.HooksInput) ([]workflows.HookResult, error) { return nil, nil })
+	reg(workflows.ActSmokeChecks, func(ctx context.Context, in workflows.HooksInput) ([]workflows.SmokeResult, error) { return nil, nil })
+	reg(workflows.ActPublishReport, func(ctx context.Context, in workflows.ReportInput) (workflows.ReportResult, error) {
+		return workflows.ReportResult{Path: "/reports/" + in.RolloutID + ".md"}, nil
+	})
+	reg(workflows.ActNotify, func(ctx context.Context, ev notify.Event) (notify.Receipt, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		notes = append(notes, ev)
+		return notify.Receipt{}, nil
+	})
+	return &notes
+}
+
+// TestFleetCLIAgainstDevServer drives a fleet with the CLI only, on a real
+// dev server: fleet-start, fleet-status, the unchanged approve command on
+// the wave gate (four-eyes refusal, then an approver), the children's ids
+// with the ordinary status command, and the search attributes.
+func TestFleetCLIAgainstDevServer(t *testing.T) {
+	srv := devserver.Start(t)
+	t.Setenv("TEMPORAL_ADDRESS", srv.FrontendHostPort())
+	t.Setenv("TEMPORAL_NAMESPACE", "default")
+	tq := "fleet-cli-test"
+	w := worker.New(srv.Client(), tq, worker.Options{})
+	workflows.Register(w)
+	registerFleetStubs(w)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+
+	planFile := fleetPlanFile(t)
+	code, out, errOut := starterRun(t, "fleet-start", "--plan", planFile, "--id", "cli-fleet", "--requester", "rita", "--approvers", "alice,bob",
+		"--targets", "t1,t2,t3", "--canary", "1", "--batch", "2", "--task-queue", tq, "--ui", "http://ui.test")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "fleet started:  cli-fleet")
+	assert.Contains(t, out, "http://ui.test/namespaces/default/workflows/cli-fleet")
+	assert.Contains(t, out, "wave 2/2:       t2, t3")
+
+	code, _, errOut = starterRun(t, "fleet-start", "--plan", planFile, "--id", "cli-fleet", "--requester", "rita", "--targets", "t1", "--task-queue", tq)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "already exists")
+
+	require.Eventually(t, func() bool {
+		_, out, _ := starterRun(t, "fleet-status", "cli-fleet")
+		return strings.Contains(out, "open gate fleet/wave/1")
+	}, 30*time.Second, 200*time.Millisecond, "wave gate never opened")
+	_, out, _ = starterRun(t, "fleet-status", "cli-fleet")
+	assert.Regexp(t, `1 \(canary\)\s+t1\s+completed\s+done\s+1\s+0\s+cli-fleet/t1`, out)
+	assert.Regexp(t, `2\s+t2\s+pending`, out)
+
+	// The canary child is an ordinary rollout under its own id.
+	code, out, errOut = starterRun(t, "status", "cli-fleet/t1")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "rollout cli-fleet/t1: completed")
+
+	// Search attributes while the gate is open.
+	c := srv.Client()
+	require.Eventually(t, func() bool {
+		n, err := c.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default",
+			Query: "RolloutStatus = 'waiting-for-approval' AND Requester = 'rita' AND RolloutPhase = 'wave-1/2'"})
+		return err == nil && n.Count == 1
+	}, 15*time.Second, 200*time.Millisecond, "fleet search attributes not upserted")
+
+	code, _, errOut = starterRun(t, "approve", "cli-fleet", "fleet/wave/1", "--actor", "rita")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "four-eyes")
+	code, _, errOut = starterRun(t, "approve", "cli-fleet", "fleet/wave/1", "--actor", "mallory")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "not an allowed approver")
+	code, out, errOut = starterRun(t, "approve", "cli-fleet", "fleet/wave/1", "--actor", "alice", "--reason", "canary clean")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "gate fleet/wave/1 decided: approve")
+
+	require.Eventually(t, func() bool {
+		_, out, _ := starterRun(t, "fleet-status", "cli-fleet")
+		return strings.Contains(out, "fleet cli-fleet: completed")
+	}, 30*time.Second, 200*time.Millisecond, "fleet never completed")
+	code, out, errOut = starterRun(t, "fleet-status", "cli-fleet", "--json")
+	require.Equal(t, 0, code, errOut)
+	var st workflows.FleetStatus
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	assert.Equal(t, 3, st.Succeeded)
+	require.Len(t, st.Decisions, 1)
+	assert.Equal(t, "alice", st.Decisions[0].Actor)
+	assert.Equal(t, "canary clean", st.Decisions[0].Reason)
+	assert.Equal(t, "cli", st.Decisions[0].Via)
+	for _, tg := range st.Targets {
+		assert.Equal(t, workflows.StateCompleted, tg.State, tg.Name)
+		assert.Equal(t, "/reports/cli-fleet/"+tg.Name+".md", tg.ReportPath)
+	}
+
+	code, _, errOut = starterRun(t, "fleet-status", "cli-fleet/t2")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "is not a fleet rollout")
+	code, _, errOut = starterRun(t, "fleet-status", "no-such-fleet")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, `no fleet with id "no-such-fleet"`)
+}

@@ -1,0 +1,948 @@
+package workflows
+
+// The fleet rollout: one plan over many databases that share a schema
+// (tenants, shards, regions). FKFleetRollout starts one FKRollout child per
+// target database, in waves: a canary wave, then batches. A gate between
+// waves asks a human to go on; a failure budget stops the fleet. See
+// docs/FLEET.md.
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fkrollout/fkrollout/internal/notify"
+)
+
+// Names and defaults of the fleet rollout. The query and update names are
+// the rollout's own (QueryStatus, UpdateDecide, UpdateAbort, their signals):
+// clients that decide an FKRollout gate decide a fleet gate unchanged.
+const (
+	// FleetWorkflowName is the registered workflow type.
+	FleetWorkflowName = "FKFleetRollout"
+	// DefaultFleetCanary is the size of the first wave.
+	DefaultFleetCanary = 1
+	// DefaultFleetBatch is the size of every later wave.
+	DefaultFleetBatch = 5
+	// DefaultFleetFailureBudget: the fleet stops once this many targets failed.
+	DefaultFleetFailureBudget = 1
+	// MaxFleetTargets bounds the fleet's history: every child's result (its
+	// whole Status) is recorded in the fleet's history when it ends.
+	MaxFleetTargets = 200
+	// FleetGateEnvironment is the environment part of wave gate ids
+	// ("fleet/wave/<n>") and the policy key ("promotion/fleet").
+	FleetGateEnvironment = "fleet"
+	// ErrTypeFleetInput fails a fleet whose input is invalid (nothing started).
+	ErrTypeFleetInput = "FleetInputError"
+	// ErrTypeFleetBudget fails a fleet whose failure budget ran out.
+	ErrTypeFleetBudget = "FleetFailureBudgetExhausted"
+)
+
+// Fleet-only states. A target is pending until its wave starts, running
+// while its child runs and skipped when the fleet stopped before its wave;
+// otherwise it takes its child's final state. The fleet itself ends
+// completed-with-failures when some targets failed within the budget.
+const (
+	StatePending               RolloutState = "pending"
+	StateSkipped               RolloutState = "skipped"
+	StateCompletedWithFailures RolloutState = "completed-with-failures"
+)
+
+// FleetInput starts a fleet rollout. Targets are environment NAMES, each
+// configured with its DSN in every worker's configuration, as for
+// FKRollout; never DSNs. Every other field is passed to each child as its
+// FKRollout input with a single environment.
+type FleetInput struct {
+	// Plan is the plan text (YAML or migration SQL), the same for every target.
+	Plan string `json:"plan"`
+	// Requester asked for the fleet; four-eyes applies to the wave gates and
+	// to every child's gates.
+	Requester string `json:"requester"`
+	// Targets are the databases, in rollout order.
+	Targets []string `json:"targets"`
+	// Canary is the size of the first wave (default 1).
+	Canary int `json:"canary,omitempty"`
+	// BatchSize is the size of each later wave (default 5).
+	BatchSize int `json:"batch_size,omitempty"`
+	// FailureBudget: once this many targets have failed, the fleet starts no
+	// more (default 1: the first failure stops it).
+	FailureBudget int `json:"failure_budget,omitempty"`
+	// MaintenanceWindow, when set, applies to every target.
+	MaintenanceWindow *MaintenanceWindow `json:"maintenance_window,omitempty"`
+	// Approval is the policy of the wave gates (key "promotion/fleet", else
+	// "promotion", else the default) and of every child's gates.
+	Approval   ApprovalPolicy `json:"approval"`
+	Thresholds Thresholds     `json:"thresholds"`
+	// Monitor runs in every child after its database is done.
+	Monitor MonitorInput `json:"monitor"`
+	// Perf, when enabled, runs in the target perf.environment names, or in
+	// the canary wave's targets when it names none.
+	Perf   *PerfInput `json:"perf,omitempty"`
+	DryRun bool       `json:"dry_run,omitempty"`
+}
+
+// FleetStatus is what the fleet's status query returns, and its result.
+type FleetStatus struct {
+	FleetID         string       `json:"fleet_id"`
+	Requester       string       `json:"requester"`
+	DryRun          bool         `json:"dry_run,omitempty"`
+	PlanName        string       `json:"plan_name,omitempty"`
+	ConstraintCount int          `json:"constraint_count"`
+	State           RolloutState `json:"state"`
+	// Phase is "wave-<n>/<waves>" while waves run (RolloutPhase).
+	Phase string `json:"phase"`
+	// CurrentWave is the last wave started (1-based; 0 before the first).
+	CurrentWave int           `json:"current_wave"`
+	Waves       []FleetWave   `json:"waves"`
+	Targets     []FleetTarget `json:"targets"`
+	Succeeded   int           `json:"succeeded"`
+	Failed      int           `json:"failed"`
+	// FailureBudget is the effective budget: the fleet stops at Failed >= FailureBudget.
+	FailureBudget int             `json:"failure_budget"`
+	OpenGate      *Gate           `json:"open_gate,omitempty"`
+	Gates         []Gate          `json:"gates"`
+	Decisions     []Decision      `json:"decisions"`
+	Refusals      []Refusal       `json:"refusals,omitempty"`
+	Timeline      []TimelineEntry `json:"timeline"`
+	// TimelineDropped counts the oldest entries dropped to bound the size.
+	TimelineDropped int       `json:"timeline_dropped,omitempty"`
+	Error           string    `json:"error,omitempty"`
+	StartedAt       time.Time `json:"started_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// FleetWave is one wave: the canary, then batches.
+type FleetWave struct {
+	Number  int      `json:"number"`
+	Canary  bool     `json:"canary,omitempty"`
+	Targets []string `json:"targets"`
+	// State: pending, running, completed (every child ended), skipped.
+	State     RolloutState `json:"state"`
+	Succeeded int          `json:"succeeded"`
+	Failed    int          `json:"failed"`
+	StartedAt *time.Time   `json:"started_at,omitempty"`
+	EndedAt   *time.Time   `json:"ended_at,omitempty"`
+	// Gate is the gate opened after this wave ("fleet/wave/<n>"), if any.
+	Gate string `json:"gate,omitempty"`
+}
+
+// FleetTarget is one database of the fleet and its FKRollout child.
+type FleetTarget struct {
+	Name string `json:"name"`
+	Wave int    `json:"wave"`
+	// ChildID is the child's workflow id, "<fleet-id>/<target>": `starter
+	// status <child-id>` shows its full status, and its own gates are
+	// decided there.
+	ChildID string       `json:"child_id"`
+	RunID   string       `json:"run_id,omitempty"`
+	State   RolloutState `json:"state"`
+	// Phase is the child's last phase (known when it ended; query the child
+	// while it runs).
+	Phase  string `json:"phase,omitempty"`
+	Failed bool   `json:"failed,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// Validated (validated or tested), Debt and RolledBack count constraints.
+	Validated  int        `json:"validated"`
+	Debt       int        `json:"debt"`
+	RolledBack int        `json:"rolled_back"`
+	ReportPath string     `json:"report_path,omitempty"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	EndedAt    *time.Time `json:"ended_at,omitempty"`
+}
+
+// FleetWaves splits targets into waves: the first canary targets, then
+// batches of batch. Both sizes must be at least 1.
+func FleetWaves(targets []string, canary, batch int) [][]string {
+	var waves [][]string
+	if canary < 1 || batch < 1 {
+		return nil
+	}
+	rest := targets
+	n := min(canary, len(rest))
+	if n > 0 {
+		waves = append(waves, slices.Clone(rest[:n]))
+		rest = rest[n:]
+	}
+	for len(rest) > 0 {
+		n := min(batch, len(rest))
+		waves = append(waves, slices.Clone(rest[:n]))
+		rest = rest[n:]
+	}
+	return waves
+}
+
+// withDefaults fills the zero sizes.
+func (in FleetInput) withDefaults() FleetInput {
+	if in.Canary == 0 {
+		in.Canary = DefaultFleetCanary
+	}
+	if in.BatchSize == 0 {
+		in.BatchSize = DefaultFleetBatch
+	}
+	if in.FailureBudget == 0 {
+		in.FailureBudget = DefaultFleetFailureBudget
+	}
+	return in
+}
+
+// waveRule is the policy of the wave gates.
+func (in FleetInput) waveRule() GateRule {
+	return in.Approval.rule(notify.GatePromotion, FleetGateEnvironment)
+}
+
+var fleetChoices = []string{ChoiceApprove, ChoiceReject, ChoiceAbort}
+
+// Validate names every problem of the input: the fleet's own fields and
+// whatever FKRollout would refuse in a child's input (plan, requester,
+// approval policy, window, monitor, perf). The workflow runs it before it
+// starts any child; the starter runs it before it starts the workflow.
+func (in FleetInput) Validate() error {
+	in = in.withDefaults()
+	var errs []string
+	if len(in.Targets) == 0 {
+		errs = append(errs, `targets: name at least one database (environment names from the worker configuration), e.g. ["tenant_a","tenant_b"]`)
+	}
+	if len(in.Targets) > MaxFleetTargets {
+		errs = append(errs, fmt.Sprintf("targets: %d targets, at most %d per fleet (split it into several fleets)", len(in.Targets), MaxFleetTargets))
+	}
+	seen := map[string]bool{}
+	for i, t := range in.Targets {
+		switch {
+		case strings.TrimSpace(t) == "":
+			errs = append(errs, fmt.Sprintf("targets[%d] is empty", i))
+			continue
+		case strings.ContainsAny(t, "/ \t\n"):
+			errs = append(errs, fmt.Sprintf("target %q: a name has no '/' or spaces (it names an environment of the worker configuration)", t))
+		}
+		k := strings.ToLower(t)
+		if seen[k] {
+			errs = append(errs, fmt.Sprintf("target %q is listed twice", t))
+		}
+		seen[k] = true
+	}
+	if in.Canary < 0 {
+		errs = append(errs, fmt.Sprintf("canary %d: want 1 or more (0: default %d)", in.Canary, DefaultFleetCanary))
+	} else if len(in.Targets) > 0 && in.Canary > len(in.Targets) {
+		errs = append(errs, fmt.Sprintf("canary %d is more than the %d targets", in.Canary, len(in.Targets)))
+	}
+	if in.BatchSize < 0 {
+		errs = append(errs, fmt.Sprintf("batch_size %d: want 1 or more (0: default %d)", in.BatchSize, DefaultFleetBatch))
+	}
+	if in.FailureBudget < 0 {
+		errs = append(errs, fmt.Sprintf("failure_budget %d: want 1 or more (0: default %d)", in.FailureBudget, DefaultFleetFailureBudget))
+	}
+	if r := in.waveRule(); !slices.Contains(fleetChoices, r.OnTimeout) {
+		errs = append(errs, fmt.Sprintf("wave gate on_timeout %q: a wave gate offers %s", r.OnTimeout, strings.Join(fleetChoices, ", ")))
+	}
+	if in.Perf != nil && in.Perf.Enabled && in.Perf.Environment != "" && !slices.Contains(in.Targets, in.Perf.Environment) {
+		errs = append(errs, fmt.Sprintf("perf.environment %q is not one of the targets", in.Perf.Environment))
+	}
+	// What each child would refuse, checked once on a representative child.
+	probe := "target"
+	if len(in.Targets) > 0 && strings.TrimSpace(in.Targets[0]) != "" {
+		probe = in.Targets[0]
+	}
+	child := in.childInput(probe, true)
+	if child.Perf != nil {
+		child.Perf.Environment = ""
+	}
+	r := &rollout{in: child, windows: map[string]window{}, gateScope: map[string][]string{}}
+	if err := r.validateInput(); err != nil {
+		errs = append(errs, strings.TrimPrefix(err.Error(), "invalid rollout input: "))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid fleet input: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// childInput is one target's FKRollout input: a single environment.
+func (in FleetInput) childInput(target string, canary bool) Input {
+	child := Input{
+		Plan:         in.Plan,
+		Requester:    in.Requester,
+		Environments: []EnvironmentInput{{Name: target}},
+		Approval:     in.Approval,
+		Thresholds:   in.Thresholds,
+		Monitor:      in.Monitor,
+		DryRun:       in.DryRun,
+	}
+	if in.MaintenanceWindow != nil {
+		w := *in.MaintenanceWindow
+		child.Environments[0].MaintenanceWindow = &w
+	}
+	if p := in.Perf; p != nil && p.Enabled && (p.Environment == target || (p.Environment == "" && canary)) {
+		pc := *p
+		pc.Environment = target
+		child.Perf = &pc
+	}
+	return child
+}
+
+// fleet is the workflow's state; handlers and the story share it on the
+// SDK's single workflow thread.
+type fleet struct {
+	in        FleetInput
+	id        string
+	st        FleetStatus
+	gates     []*Gate
+	decisions []Decision
+	refusals  []Refusal
+	// stop is a pending abort (update, signal or the gate's abort choice).
+	stop     *Decision
+	thread   notify.MessageRef
+	finished bool
+	pub      struct {
+		phase     string
+		state     RolloutState
+		requester bool
+	}
+}
+
+// FleetRollout is the FKFleetRollout workflow. The fleet id is the workflow id.
+func FleetRollout(ctx workflow.Context, raw FleetInput) (*FleetStatus, error) {
+	in := raw.withDefaults()
+	f := &fleet{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	now := workflow.Now(ctx)
+	f.st = FleetStatus{FleetID: f.id, Requester: in.Requester, DryRun: in.DryRun, State: StateRunning, Phase: PhaseStarting,
+		FailureBudget: in.FailureBudget, StartedAt: now, Waves: []FleetWave{}, Targets: []FleetTarget{}}
+	if err := f.setupHandlers(ctx); err != nil {
+		return nil, err
+	}
+	if err := raw.Validate(); err != nil {
+		f.finished = true
+		f.st.State, f.st.Error = StateFailed, err.Error()
+		f.event(ctx, PhaseStarting, err.Error())
+		f.publish(ctx)
+		return f.snapshot(), temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeFleetInput, nil)
+	}
+	for i, wave := range FleetWaves(in.Targets, in.Canary, in.BatchSize) {
+		f.st.Waves = append(f.st.Waves, FleetWave{Number: i + 1, Canary: i == 0, Targets: wave, State: StatePending})
+		for _, t := range wave {
+			f.st.Targets = append(f.st.Targets, FleetTarget{Name: t, Wave: i + 1, ChildID: f.childID(t), State: StatePending})
+		}
+	}
+	err := f.story(ctx)
+	f.finished = true
+	for i := range f.st.Waves {
+		if f.st.Waves[i].State == StatePending {
+			f.st.Waves[i].State = StateSkipped
+		}
+	}
+	for i := range f.st.Targets {
+		if f.st.Targets[i].State == StatePending {
+			f.st.Targets[i].State = StateSkipped
+		}
+	}
+	f.st.Phase = PhaseDone
+	f.publish(ctx)
+	if err != nil {
+		f.st.State, f.st.Error = StateFailed, err.Error()
+		f.event(ctx, PhaseDone, "fleet failed: "+err.Error())
+		f.publish(ctx)
+		f.notify(ctx, notify.Event{Kind: notify.KindFailed, Phase: PhaseDone, Text: err.Error()})
+		return f.snapshot(), err
+	}
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	return f.snapshot(), nil
+}
+
+func (f *fleet) childID(target string) string { return f.id + "/" + target }
+
+// story: parse the plan once, then wave, gate, wave, ... until done,
+// stopped or out of budget.
+func (f *fleet) story(ctx workflow.Context) error {
+	f.publish(ctx)
+	f.st.Phase = PhaseParse
+	var parsed ParsePlanResult
+	actx := workflow.WithActivityOptions(ctx, withSummary(shortActivity, "parse and lint the plan once for the fleet"))
+	if err := workflow.ExecuteActivity(actx, ActParsePlan, ParsePlanInput{Text: f.in.Plan}).Get(actx, &parsed); err != nil {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan: %v", rootCause(err)), ErrTypePlan, err)
+	}
+	f.st.PlanName, f.st.ConstraintCount = parsed.Plan.Name, len(parsed.Plan.ForeignKeys)
+	r := f.notify(ctx, notify.Event{Kind: notify.KindStarted,
+		Text: fmt.Sprintf("fleet rollout of %d constraints over %d databases in %d waves started by %s", f.st.ConstraintCount, len(f.in.Targets), len(f.st.Waves), f.in.Requester),
+		Start: &notify.StartInfo{PlanSummary: planSummary(parsed.Plan), Constraints: f.st.ConstraintCount, Environments: slices.Clone(f.in.Targets),
+			Requester: f.in.Requester, DryRun: f.in.DryRun}})
+	f.thread = r.Ref
+	name := f.st.PlanName
+	if name == "" {
+		name = "(unnamed)"
+	}
+	f.event(ctx, PhaseParse, fmt.Sprintf("plan %s: %d constraints; %d targets in %d waves (canary %d, batches of %d), failure budget %d",
+		name, f.st.ConstraintCount, len(f.in.Targets), len(f.st.Waves), f.in.Canary, f.in.BatchSize, f.in.FailureBudget))
+	f.publish(ctx)
+
+	for i := range f.st.Waves {
+		if i > 0 {
+			if f.budgetSpent() {
+				break
+			}
+			if f.stop != nil {
+				break
+			}
+			if !f.in.DryRun {
+				d, err := f.waveGate(ctx, i)
+				if err != nil {
+					return err
+				}
+				if d.Action != ChoiceApprove {
+					if f.stop == nil {
+						f.stop = &d
+					}
+					break
+				}
+			}
+			if f.stop != nil {
+				break
+			}
+		}
+		f.runWave(ctx, i)
+	}
+	return f.finish(ctx)
+}
+
+func (f *fleet) budgetSpent() bool { return f.st.Failed >= f.in.FailureBudget }
+
+// finish sets the final state and notifies.
+func (f *fleet) finish(ctx workflow.Context) error {
+	skipped := 0
+	for _, t := range f.st.Targets {
+		if t.State == StatePending {
+			skipped++
+		}
+	}
+	var text string
+	state := StateCompleted
+	switch {
+	case f.budgetSpent():
+		f.st.Error = fmt.Sprintf("failure budget exhausted: %d of %d allowed databases failed (%s); %d not started",
+			f.st.Failed, f.in.FailureBudget, strings.Join(f.failedNames(), ", "), skipped)
+		return temporal.NewNonRetryableApplicationError(f.st.Error, ErrTypeFleetBudget, nil)
+	case f.stop != nil && f.stop.Action == ChoiceReject:
+		state = StateRejected
+		text = fmt.Sprintf("fleet rejected at %s by %s (%s): %d databases not started", f.stop.GateID, f.stop.Actor, orNone(f.stop.Reason), skipped)
+	case f.stop != nil:
+		state = StateAborted
+		text = fmt.Sprintf("fleet aborted by %s (%s): %d databases not started", f.stop.Actor, orNone(f.stop.Reason), skipped)
+	case f.st.Failed > 0:
+		state = StateCompletedWithFailures
+	case f.in.DryRun:
+		state = StateDryRunDone
+	default:
+		for _, t := range f.st.Targets {
+			if t.State == StateCompletedWithDebt {
+				state = StateCompletedWithDebt
+			}
+		}
+	}
+	if text == "" {
+		text = fmt.Sprintf("fleet %s: %d of %d databases succeeded, %d failed", state, f.st.Succeeded, len(f.st.Targets), f.st.Failed)
+	}
+	f.st.State = state
+	f.event(ctx, PhaseDone, text)
+	kind := notify.KindCompleted
+	if state != StateCompleted && state != StateCompletedWithDebt && state != StateDryRunDone {
+		kind = notify.KindFailed
+	}
+	f.notify(ctx, notify.Event{Kind: kind, Phase: PhaseDone, Text: text})
+	return nil
+}
+
+func (f *fleet) failedNames() []string {
+	var n []string
+	for _, t := range f.st.Targets {
+		if t.Failed {
+			n = append(n, t.Name)
+		}
+	}
+	return n
+}
+
+func (f *fleet) target(name string) *FleetTarget {
+	for i := range f.st.Targets {
+		if f.st.Targets[i].Name == name {
+			return &f.st.Targets[i]
+		}
+	}
+	return nil
+}
+
+// runWave starts every target of wave i at once and waits until each child
+// has ended. The children run on a disconnected context and are abandoned
+// if the fleet closes: nothing the fleet does (or a cancellation or
+// termination of the fleet) stops a child mid-VALIDATE.
+func (f *fleet) runWave(ctx workflow.Context, i int) {
+	wave := &f.st.Waves[i]
+	now := workflow.Now(ctx)
+	wave.State, wave.StartedAt = StateRunning, &now
+	f.st.CurrentWave = wave.Number
+	f.st.Phase = fmt.Sprintf("wave-%d/%d", wave.Number, len(f.st.Waves))
+	kind := "batch"
+	if wave.Canary {
+		kind = "canary"
+	}
+	f.event(ctx, f.st.Phase, fmt.Sprintf("wave %d (%s) starts: %s", wave.Number, kind, strings.Join(wave.Targets, ", ")))
+	f.publish(ctx)
+	f.notify(ctx, notify.Event{Kind: notify.KindPhase, Phase: f.st.Phase, Text: fmt.Sprintf("wave %d/%d (%s) starts: %s", wave.Number, len(f.st.Waves), kind, strings.Join(wave.Targets, ", "))})
+
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	running := 0
+	for _, name := range wave.Targets {
+		t := f.target(name)
+		cctx := workflow.WithChildOptions(dctx, workflow.ChildWorkflowOptions{
+			WorkflowID:        t.ChildID,
+			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+			StaticSummary:     fmt.Sprintf("fkrollout of %s (fleet %s, wave %d/%d)", name, f.id, wave.Number, len(f.st.Waves)),
+		})
+		fut := workflow.ExecuteChildWorkflow(cctx, WorkflowName, f.in.childInput(name, wave.Canary))
+		started := workflow.Now(ctx)
+		t.State, t.StartedAt = StateRunning, &started
+		running++
+		workflow.Go(dctx, func(g workflow.Context) {
+			defer func() { running-- }()
+			var exec workflow.Execution
+			if err := fut.GetChildWorkflowExecution().Get(g, &exec); err != nil {
+				f.childEnded(g, wave, t, nil, fmt.Errorf("child did not start: %w", err))
+				return
+			}
+			t.RunID = exec.RunID
+			f.event(g, f.st.Phase, fmt.Sprintf("%s: child %s started", name, t.ChildID))
+			f.publish(g)
+			var st Status
+			if err := fut.Get(g, &st); err != nil {
+				f.childEnded(g, wave, t, nil, err)
+				return
+			}
+			f.childEnded(g, wave, t, &st, nil)
+		})
+	}
+	_ = workflow.Await(dctx, func() bool { return running == 0 })
+	end := workflow.Now(ctx)
+	wave.State, wave.EndedAt = StateCompleted, &end
+	f.event(ctx, f.st.Phase, fmt.Sprintf("wave %d done: %d succeeded, %d failed (fleet: %d failed of budget %d)",
+		wave.Number, wave.Succeeded, wave.Failed, f.st.Failed, f.in.FailureBudget))
+	f.publish(ctx)
+}
+
+// childFailed is the failure budget's definition of a failed database.
+func childFailed(s RolloutState) bool {
+	switch s {
+	case StateCompleted, StateCompletedWithDebt, StateDryRunDone:
+		return false
+	}
+	return true
+}
+
+// childEnded records a child's outcome: its final Status, or the error it
+// (or its start) ended with.
+func (f *fleet) childEnded(ctx workflow.Context, wave *FleetWave, t *FleetTarget, st *Status, err error) {
+	now := workflow.Now(ctx)
+	t.EndedAt = &now
+	if st != nil {
+		t.State, t.Phase, t.Error, t.ReportPath = st.State, st.Phase, st.Error, st.ReportPath
+		c := st.Counts(t.Name)
+		t.Validated, t.Debt, t.RolledBack = c[CValidated]+c[CTested], c[CDebt], c[CRolledBack]
+	} else {
+		t.State = StateFailed
+		t.Error = childError(err)
+	}
+	t.Failed = childFailed(t.State)
+	if t.Failed {
+		f.st.Failed++
+		wave.Failed++
+		msg := fmt.Sprintf("%s %s", t.Name, t.State)
+		if t.Error != "" {
+			msg += ": " + t.Error
+		}
+		f.event(ctx, f.st.Phase, fmt.Sprintf("%s (failed %d of budget %d)", msg, f.st.Failed, f.in.FailureBudget))
+		if f.budgetSpent() {
+			f.event(ctx, f.st.Phase, "failure budget exhausted: no further database will be started; databases in flight finish on their own")
+		}
+	} else {
+		f.st.Succeeded++
+		wave.Succeeded++
+		f.event(ctx, f.st.Phase, fmt.Sprintf("%s %s: %d validated, %d debt", t.Name, t.State, t.Validated, t.Debt))
+	}
+	f.publish(ctx)
+}
+
+// childError is the child's own failure message, without the SDK's wrapping.
+func childError(err error) string {
+	var ce *temporal.ChildWorkflowExecutionError
+	if errors.As(err, &ce) {
+		if u := errors.Unwrap(ce); u != nil {
+			return u.Error()
+		}
+	}
+	return err.Error()
+}
+
+// waveGate opens fleet/wave/<i> after wave i (1-based, the wave that just
+// ended) and waits for a decision, its timeout or an abort.
+func (f *fleet) waveGate(ctx workflow.Context, next int) (Decision, error) {
+	prev := f.st.Waves[next-1]
+	rule := f.in.waveRule()
+	id := fmt.Sprintf("%s/wave/%d", FleetGateEnvironment, prev.Number)
+	nw := f.st.Waves[next]
+	title := fmt.Sprintf("wave %d/%d done (%d succeeded, %d failed): start wave %d (%d databases: %s)?",
+		prev.Number, len(f.st.Waves), prev.Succeeded, prev.Failed, nw.Number, len(nw.Targets), strings.Join(nw.Targets, ", "))
+	summary := fmt.Sprintf("fleet %s: %d of %d databases done, %d failed (budget %d). Databases of wave %d: %s",
+		f.id, f.st.Succeeded+f.st.Failed, len(f.st.Targets), f.st.Failed, f.in.FailureBudget, prev.Number, f.waveLine(prev))
+	g := &Gate{ID: id, Kind: notify.GatePromotion, Environment: FleetGateEnvironment, Title: title, Summary: summary,
+		Choices: slices.Clone(fleetChoices), Status: GateOpen, Rule: rule, OpenedAt: workflow.Now(ctx)}
+	if d, _ := time.ParseDuration(rule.Timeout); d > 0 {
+		dl := g.OpenedAt.Add(d)
+		g.Deadline = &dl
+	}
+	g.Detail = &notify.Gate{ID: id, Kind: notify.GatePromotion, Title: title, Summary: summary, Choices: notifyChoices(g.Choices)}
+	f.gates = append(f.gates, g)
+	f.st.Waves[next-1].Gate = id
+	f.st.State = StateWaitingForGate
+	f.event(ctx, f.st.Phase, fmt.Sprintf("gate %s opened: %s", id, title))
+	f.publish(ctx)
+	r := f.notify(ctx, notify.Event{Kind: notify.KindGateOpened, Environment: FleetGateEnvironment, Phase: f.st.Phase, Text: title, Gate: g.Detail})
+	g.Message = r.Ref
+
+	fired := false
+	tctx, cancelTimer := workflow.WithCancel(ctx)
+	if g.Deadline != nil {
+		timer := workflow.NewTimerWithOptions(tctx, g.Deadline.Sub(g.OpenedAt), workflow.TimerOptions{
+			Summary: fmt.Sprintf("gate %s times out → %s", id, rule.OnTimeout)})
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			if timer.Get(gctx, nil) == nil {
+				fired = true
+			}
+		})
+	}
+	err := workflow.Await(ctx, func() bool { return g.Status != GateOpen || fired || f.stop != nil })
+	cancelTimer()
+	if err != nil {
+		// The fleet was cancelled: the gate closes and nothing more starts.
+		g.Status = GateCancelled
+		d := Decision{GateID: id, Action: ChoiceAbort, Actor: "temporal", Via: "cancel", Reason: "fleet workflow cancelled", Time: workflow.Now(ctx)}
+		f.stop = &d
+		return d, nil
+	}
+	if g.Status == GateOpen {
+		if f.stop != nil {
+			g.Status = GateCancelled
+			f.event(ctx, f.st.Phase, fmt.Sprintf("gate %s cancelled: fleet is stopping", id))
+			f.st.State = StateRunning
+			return *f.stop, nil
+		}
+		d := Decision{GateID: id, Action: rule.OnTimeout, Actor: "timeout", Via: "timer",
+			Reason: fmt.Sprintf("no decision within %s; default applied", rule.Timeout), Time: workflow.Now(ctx)}
+		g.Status, g.Decision = GateTimedOut, &d
+		f.decisions = append(f.decisions, d)
+		f.event(ctx, f.st.Phase, fmt.Sprintf("gate %s timed out → %s", id, d.Action))
+	}
+	f.st.State = StateRunning
+	d := *g.Decision
+	f.publish(ctx)
+	f.notify(ctx, notify.Event{Kind: notify.KindGateDecided, Environment: FleetGateEnvironment, Phase: f.st.Phase,
+		Text: fmt.Sprintf("%s: %s by %s", id, d.Action, d.Actor), Gate: g.Detail, Message: g.Message,
+		Decision: &notify.Decision{Actor: d.Actor, Choice: d.Action, Reason: d.Reason, Time: d.Time, SlackUser: d.SlackUser, Via: d.Via}})
+	return d, nil
+}
+
+// waveLine is "a completed, b failed: reason" for a wave.
+func (f *fleet) waveLine(w FleetWave) string {
+	parts := make([]string, 0, len(w.Targets))
+	for _, name := range w.Targets {
+		t := f.target(name)
+		s := fmt.Sprintf("%s %s", name, t.State)
+		if t.Error != "" {
+			s += " (" + t.Error + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (f *fleet) findGate(id string) *Gate {
+	for _, g := range f.gates {
+		if g.ID == id {
+			return g
+		}
+	}
+	return nil
+}
+
+// validateDecision is the decide validator: the rollout's rules (known open
+// gate, offered choice, four-eyes, allowed approver, one vote per person).
+func (f *fleet) validateDecision(in DecisionInput) error {
+	if strings.TrimSpace(in.Actor) == "" {
+		return fmt.Errorf("actor is required")
+	}
+	g := f.findGate(in.GateID)
+	if g == nil {
+		var open []string
+		for _, g := range f.gates {
+			if g.Status == GateOpen {
+				open = append(open, g.ID)
+			}
+		}
+		hint := "no gate is open"
+		if len(open) > 0 {
+			hint = "open gates: " + strings.Join(open, ", ")
+		}
+		if !strings.HasPrefix(in.GateID, FleetGateEnvironment+"/") {
+			hint += "; a database's own gates are decided on its child workflow, <fleet-id>/<target>"
+		}
+		return fmt.Errorf("unknown gate %q (%s)", in.GateID, hint)
+	}
+	if g.Status != GateOpen {
+		if g.Decision != nil {
+			return fmt.Errorf("gate %s is closed (%s: %s by %s at %s)", g.ID, g.Status, g.Decision.Action, g.Decision.Actor, g.Decision.Time.UTC().Format(time.RFC3339))
+		}
+		return fmt.Errorf("gate %s is closed (%s)", g.ID, g.Status)
+	}
+	if !slices.Contains(g.Choices, in.Choice) {
+		return fmt.Errorf("choice %q is not offered by gate %s (choices: %s)", in.Choice, g.ID, strings.Join(g.Choices, ", "))
+	}
+	if len(in.Constraints) > 0 {
+		return fmt.Errorf("gate %s is a wave gate: constraints apply to a database's remediation gate, on its child workflow", g.ID)
+	}
+	isRequester := strings.EqualFold(strings.TrimSpace(in.Actor), strings.TrimSpace(f.in.Requester))
+	if isRequester && !g.Rule.AllowRequester && !conservative(in.Choice) {
+		return fmt.Errorf("four-eyes: %s requested this fleet rollout and cannot choose %q on its gate %s; another approver must", in.Actor, in.Choice, g.ID)
+	}
+	if !g.Rule.allows(in.Actor, in.Roles) && !(isRequester && conservative(in.Choice)) {
+		return fmt.Errorf("%s is not an allowed approver for gate %s (allowed: %s)", in.Actor, g.ID, strings.Join(g.Rule.Approvers, ", "))
+	}
+	for _, v := range g.Votes {
+		if strings.EqualFold(v.Actor, in.Actor) {
+			return fmt.Errorf("%s already decided on gate %s (%s at %s); a second vote by the same person does not count", in.Actor, g.ID, v.Action, v.Time.UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
+}
+
+// applyDecision records a validated vote; a conservative choice or
+// MinApprovals agreeing votes close the gate.
+func (f *fleet) applyDecision(ctx workflow.Context, in DecisionInput) GateView {
+	g := f.findGate(in.GateID)
+	d := Decision{GateID: g.ID, Action: in.Choice, Actor: strings.TrimSpace(in.Actor), Roles: in.Roles, Reason: in.Reason,
+		Via: in.Via, SlackUser: in.SlackUser, Time: workflow.Now(ctx)}
+	g.Votes = append(g.Votes, d)
+	f.decisions = append(f.decisions, d)
+	agree := 0
+	for _, v := range g.Votes {
+		if v.Action == in.Choice {
+			agree++
+		}
+	}
+	if conservative(in.Choice) || agree >= g.Rule.MinApprovals {
+		g.Status, g.Decision = GateDecided, &d
+		f.event(ctx, f.st.Phase, fmt.Sprintf("gate %s decided: %s by %s (%s)", g.ID, d.Action, d.Actor, orNone(d.Reason)))
+		f.publish(ctx)
+		return GateView{GateID: g.ID, Status: g.Status, Decision: &d, Message: fmt.Sprintf("gate %s decided: %s", g.ID, d.Action)}
+	}
+	waiting := g.Rule.MinApprovals - agree
+	f.event(ctx, f.st.Phase, fmt.Sprintf("gate %s: %s votes %s; %d more approval(s) needed", g.ID, d.Actor, d.Action, waiting))
+	f.publish(ctx)
+	return GateView{GateID: g.ID, Status: g.Status, Waiting: waiting,
+		Message: fmt.Sprintf("vote recorded; gate %s needs %d more distinct approver(s) for %s", g.ID, waiting, in.Choice)}
+}
+
+// validateAbort checks a fleet abort: the requester or an operator, while
+// the fleet runs, never with rollback (children roll back one by one).
+func (f *fleet) validateAbort(in ControlInput) error {
+	if strings.TrimSpace(in.Actor) == "" {
+		return fmt.Errorf("actor is required")
+	}
+	if f.finished {
+		return fmt.Errorf("fleet is already finishing (%s)", f.st.State)
+	}
+	ops := f.in.Approval.Operators
+	if len(ops) > 0 && !strings.EqualFold(in.Actor, f.in.Requester) &&
+		!slices.ContainsFunc(ops, func(o string) bool { return strings.EqualFold(o, in.Actor) }) {
+		return fmt.Errorf("%s may not abort this fleet (operators: %s, and the requester)", in.Actor, strings.Join(ops, ", "))
+	}
+	if in.Rollback {
+		return fmt.Errorf("a fleet abort does not roll back: it starts no more databases; roll a database back on its child (starter abort <fleet-id>/<target> --rollback)")
+	}
+	if f.stop != nil {
+		return fmt.Errorf("fleet is already stopping (%s by %s)", f.stop.Action, f.stop.Actor)
+	}
+	return nil
+}
+
+func (f *fleet) applyAbort(ctx workflow.Context, in ControlInput) Ack {
+	d := Decision{Action: UpdateAbort, Actor: strings.TrimSpace(in.Actor), Reason: in.Reason, Via: in.Via, Time: workflow.Now(ctx)}
+	f.decisions = append(f.decisions, d)
+	f.stop = &d
+	f.event(ctx, f.st.Phase, fmt.Sprintf("abort requested by %s (%s): no further database will be started", d.Actor, orNone(in.Reason)))
+	f.publish(ctx)
+	return Ack{Accepted: true, Message: "stopping: no further database will be started; databases in flight finish on their own (abort them on <fleet-id>/<target>)"}
+}
+
+// setupHandlers: the status query, decide and abort updates (validated),
+// their signal equivalents, and the refusal record.
+func (f *fleet) setupHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryStatus, func() (*FleetStatus, error) { return f.snapshot(), nil },
+		workflow.QueryHandlerOptions{Description: "The fleet's status: waves, targets and their child workflow ids, gates, decisions"}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
+		func(ctx workflow.Context, in DecisionInput) (GateView, error) { return f.applyDecision(ctx, in), nil },
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in DecisionInput) error { return f.validateDecision(in) },
+			Description: "Decide a wave gate (fleet/wave/<n>): gate_id, choice (approve, reject, abort), actor, reason"}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAbort,
+		func(ctx workflow.Context, in ControlInput) (Ack, error) { return f.applyAbort(ctx, in), nil },
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in ControlInput) error { return f.validateAbort(in) },
+			Description: "Abort the fleet: start no more databases (actor, reason)"}); err != nil {
+		return err
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalDecide), func(c workflow.ReceiveChannel, _ bool) {
+			var in DecisionInput
+			c.Receive(ctx, &in)
+			if in.Via == "" {
+				in.Via = "signal"
+			}
+			if err := f.validateDecision(in); err != nil {
+				f.refuse(ctx, SignalDecide, in.Actor, in.GateID, err)
+				return
+			}
+			f.applyDecision(ctx, in)
+		})
+		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalAbort), func(c workflow.ReceiveChannel, _ bool) {
+			var in ControlInput
+			c.Receive(ctx, &in)
+			if in.Via == "" {
+				in.Via = "signal"
+			}
+			if err := f.validateAbort(in); err != nil {
+				f.refuse(ctx, SignalAbort, in.Actor, "", err)
+				return
+			}
+			f.applyAbort(ctx, in)
+		})
+		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalRecordRefusal), func(c workflow.ReceiveChannel, _ bool) {
+			var r Refusal
+			c.Receive(ctx, &r)
+			f.refuse(ctx, r.Signal, r.Actor, r.GateID, fmt.Errorf("%s", r.Reason))
+		})
+		for {
+			sel.Select(ctx)
+		}
+	})
+	return nil
+}
+
+func (f *fleet) refuse(ctx workflow.Context, signal, actor, gate string, err error) {
+	f.refusals = append(f.refusals, Refusal{Signal: signal, Actor: actor, GateID: gate, Reason: err.Error(), Time: workflow.Now(ctx)})
+	if len(f.refusals) > 100 {
+		f.refusals = f.refusals[len(f.refusals)-100:]
+	}
+	f.event(ctx, f.st.Phase, fmt.Sprintf("signal %s from %s refused: %v", signal, actor, err))
+}
+
+// event appends to the fleet's timeline (bounded).
+func (f *fleet) event(ctx workflow.Context, phase, msg string) {
+	f.st.Timeline = append(f.st.Timeline, TimelineEntry{Time: workflow.Now(ctx), Environment: FleetGateEnvironment, Phase: phase, Message: msg})
+	if n := len(f.st.Timeline); n > maxTimeline {
+		f.st.TimelineDropped += n - maxTimeline
+		f.st.Timeline = slices.Clone(f.st.Timeline[n-maxTimeline:])
+	}
+	workflow.GetLogger(ctx).Info(msg, "fleet", f.id, "phase", phase)
+}
+
+// publish keeps the search attributes (on change only: each upsert is a
+// history event) and the UI's current details in step.
+func (f *fleet) publish(ctx workflow.Context) {
+	var ups []temporal.SearchAttributeUpdate
+	if f.pub.phase != f.st.Phase {
+		ups = append(ups, SearchPhase.ValueSet(f.st.Phase))
+		f.pub.phase = f.st.Phase
+	}
+	if f.pub.state != f.st.State {
+		ups = append(ups, SearchStatus.ValueSet(string(f.st.State)))
+		f.pub.state = f.st.State
+	}
+	if !f.pub.requester && f.in.Requester != "" {
+		ups = append(ups, SearchRequester.ValueSet(f.in.Requester))
+		f.pub.requester = true
+	}
+	if len(ups) > 0 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+		}
+	}
+	f.st.UpdatedAt = workflow.Now(ctx)
+	workflow.SetCurrentDetails(ctx, f.snapshot().Markdown())
+}
+
+// notify sends an event through the Notify activity; it never fails the
+// fleet. Events carry the fleet id: a Slack button decides the fleet's gate.
+func (f *fleet) notify(ctx workflow.Context, ev notify.Event) notify.Receipt {
+	ev.RolloutID = f.id
+	ev.Thread = f.thread
+	ev.Time = workflow.Now(ctx)
+	nctx, _ := workflow.NewDisconnectedContext(ctx)
+	nctx = workflow.WithActivityOptions(nctx, withSummary(notifyActivity, "notify: "+string(ev.Kind)+" "+ev.Text))
+	var r notify.Receipt
+	if err := workflow.ExecuteActivity(nctx, ActNotify, ev).Get(nctx, &r); err != nil {
+		f.event(ctx, ev.Phase, fmt.Sprintf("notification %s not delivered: %v", ev.Kind, err))
+	}
+	return r
+}
+
+// snapshot is a copy of the status for the query and the result.
+func (f *fleet) snapshot() *FleetStatus {
+	s := f.st
+	s.Waves = slices.Clone(f.st.Waves)
+	s.Targets = slices.Clone(f.st.Targets)
+	s.Timeline = slices.Clone(f.st.Timeline)
+	s.Gates = make([]Gate, 0, len(f.gates))
+	s.OpenGate = nil
+	for _, g := range f.gates {
+		s.Gates = append(s.Gates, *g)
+		if g.Status == GateOpen {
+			og := *g
+			s.OpenGate = &og
+		}
+	}
+	s.Decisions = slices.Clone(f.decisions)
+	if s.Decisions == nil {
+		s.Decisions = []Decision{}
+	}
+	s.Refusals = slices.Clone(f.refusals)
+	return &s
+}
+
+// Terminal reports whether the fleet has ended.
+func (s *FleetStatus) Terminal() bool {
+	return s.State.Terminal() || s.State == StateCompletedWithFailures
+}
+
+// Markdown is the fleet's current details in the Temporal UI.
+func (s *FleetStatus) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**fleet %s** · phase `%s` · %d/%d succeeded · failed %d of budget %d", s.State, s.Phase, s.Succeeded, len(s.Targets), s.Failed, s.FailureBudget)
+	b.WriteString("\n\n| wave | target | state | phase | child workflow |\n|---|---|---|---|---|\n")
+	for _, t := range s.Targets {
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | `%s` |\n", t.Wave, t.Name, t.State, t.Phase, t.ChildID)
+	}
+	if g := s.OpenGate; g != nil {
+		fmt.Fprintf(&b, "\n⏳ gate `%s`: %s — choices: %s", g.ID, g.Title, strings.Join(g.Choices, ", "))
+		if g.Deadline != nil {
+			fmt.Fprintf(&b, " (times out %s → %s)", g.Deadline.UTC().Format(time.RFC3339), g.Rule.OnTimeout)
+		}
+	}
+	if s.Error != "" {
+		fmt.Fprintf(&b, "\n\n❌ %s", s.Error)
+	}
+	return b.String()
+}

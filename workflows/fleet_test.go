@@ -1,0 +1,646 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fkrollout/fkrollout/internal/notify"
+)
+
+// fleetKids is the test child registered as "FKRollout": each child takes
+// an hour of workflow time and ends by its target's name: "fail-*" fails
+// the workflow (an error, as FKRollout does for a failed rollout),
+// "reject-*", "rolledback-*", "aborted-*" end in that state, "debt-*"
+// completes with debt, anything else completes.
+type fleetKids struct {
+	mu      sync.Mutex
+	started []kidStart
+}
+
+type kidStart struct {
+	ID  string
+	At  time.Time
+	In  Input
+	End time.Time
+}
+
+func (k *fleetKids) run(ctx workflow.Context, in Input) (*Status, error) {
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	k.mu.Lock()
+	k.started = append(k.started, kidStart{ID: id, At: workflow.Now(ctx), In: in})
+	k.mu.Unlock()
+	if err := workflow.Sleep(ctx, time.Hour); err != nil {
+		return nil, err
+	}
+	env := in.Environments[0].Name
+	st := &Status{RolloutID: id, Requester: in.Requester, State: StateCompleted, Phase: PhaseDone, EnvironmentOrder: []string{env},
+		Constraints: []ConstraintStatus{{Name: "fk_a", Environments: map[string]ConstraintEnvState{env: {State: CTested}}},
+			{Name: "fk_b", Environments: map[string]ConstraintEnvState{env: {State: CValidated}}}}}
+	prefix, _, _ := strings.Cut(env, "-")
+	switch prefix {
+	case "fail":
+		return st, temporal.NewNonRetryableApplicationError("plan does not fit "+env+": table missing", ErrTypePlan, nil)
+	case "reject":
+		st.State, st.Phase = StateRejected, PhaseDone
+	case "rolledback":
+		st.State, st.Phase, st.Error = StateRolledBack, PhaseDone, "monitor: latency"
+		st.Constraints[0].Environments[env] = ConstraintEnvState{State: CRolledBack}
+	case "aborted":
+		st.State = StateAborted
+	case "debt":
+		st.State = StateCompletedWithDebt
+		st.Constraints[1].Environments[env] = ConstraintEnvState{State: CDebt}
+	}
+	return st, nil
+}
+
+func (k *fleetKids) list() []kidStart {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]kidStart(nil), k.started...)
+}
+
+func (k *fleetKids) byID(id string) (kidStart, bool) {
+	for _, s := range k.list() {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return kidStart{}, false
+}
+
+type fleetHarness struct {
+	t        *testing.T
+	env      *testsuite.TestWorkflowEnvironment
+	kids     *fleetKids
+	mu       sync.Mutex
+	notes    []notify.Event
+	accepted map[string]GateView
+	rejected map[string]string
+	updates  int
+}
+
+const fleetID = "fleet-test-1"
+
+func newFleetHarness(t *testing.T) *fleetHarness {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	env := s.NewTestWorkflowEnvironment()
+	env.SetStartTime(start)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: fleetID})
+	env.SetTestTimeout(30 * time.Second)
+	h := &fleetHarness{t: t, env: env, kids: &fleetKids{}, accepted: map[string]GateView{}, rejected: map[string]string{}}
+	env.RegisterWorkflowWithOptions(FleetRollout, workflow.RegisterOptions{Name: FleetWorkflowName})
+	env.RegisterWorkflowWithOptions(h.kids.run, workflow.RegisterOptions{Name: WorkflowName})
+	env.RegisterActivityWithOptions(func(ctx context.Context, in ParsePlanInput) (ParsePlanResult, error) {
+		if strings.Contains(in.Text, "broken") {
+			return ParsePlanResult{}, temporal.NewNonRetryableApplicationError("line 1: not a plan", ErrTypePlan, nil)
+		}
+		return ParsePlanResult{Plan: testPlan()}, nil
+	}, activity.RegisterOptions{Name: ActParsePlan})
+	env.RegisterActivityWithOptions(func(ctx context.Context, ev notify.Event) (notify.Receipt, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.notes = append(h.notes, ev)
+		return notify.Receipt{Ref: notify.MessageRef{Channel: "C1", TS: fmt.Sprint(len(h.notes))}}, nil
+	}, activity.RegisterOptions{Name: ActNotify})
+	return h
+}
+
+func fleetInput(targets ...string) FleetInput {
+	return FleetInput{
+		Plan:      "foreign_keys: [...]",
+		Requester: requester,
+		Targets:   targets,
+		Approval:  ApprovalPolicy{Default: GateRule{Approvers: []string{alice, bob, requester, "role:dba"}}},
+	}
+}
+
+// at runs fn at a workflow-time offset from the start.
+func (h *fleetHarness) at(d time.Duration, fn func()) { h.env.RegisterDelayedCallback(fn, d) }
+
+func (h *fleetHarness) decide(d DecisionInput) {
+	key := d.GateID + " " + d.Actor + " " + d.Choice
+	h.updates++ // update ids must be unique; results are kept by key
+	h.env.UpdateWorkflow(UpdateDecide, fmt.Sprintf("%s #%d", key, h.updates), &testsuite.TestUpdateCallback{
+		OnAccept: func() {},
+		OnReject: func(err error) { h.rejected[key] = err.Error() },
+		OnComplete: func(v any, err error) {
+			if gv, ok := v.(GateView); ok && err == nil {
+				h.accepted[key] = gv
+			}
+		},
+	}, d)
+}
+
+func (h *fleetHarness) abort(in ControlInput) {
+	key := "abort " + in.Actor
+	h.env.UpdateWorkflow(UpdateAbort, key, &testsuite.TestUpdateCallback{
+		OnAccept: func() {}, OnReject: func(err error) { h.rejected[key] = err.Error() }, OnComplete: func(any, error) {},
+	}, in)
+}
+
+func (h *fleetHarness) status() *FleetStatus {
+	v, err := h.env.QueryWorkflow(QueryStatus)
+	require.NoError(h.t, err)
+	var st FleetStatus
+	require.NoError(h.t, v.Get(&st))
+	return &st
+}
+
+// approveEvery approves every open wave gate as alice each hour.
+func (h *fleetHarness) approveEvery() {
+	var tick func()
+	sent := map[string]bool{}
+	tick = func() {
+		if h.env.IsWorkflowCompleted() {
+			return
+		}
+		if g := h.status().OpenGate; g != nil && !sent[g.ID] {
+			sent[g.ID] = true
+			h.decide(DecisionInput{GateID: g.ID, Choice: ChoiceApprove, Actor: alice, Reason: "wave looks good"})
+		}
+		h.env.RegisterDelayedCallback(tick, 30*time.Minute)
+	}
+	h.env.RegisterDelayedCallback(tick, 30*time.Minute)
+}
+
+func (h *fleetHarness) run(in FleetInput) (*FleetStatus, error) {
+	h.env.ExecuteWorkflow(FleetWorkflowName, in)
+	require.True(h.t, h.env.IsWorkflowCompleted())
+	err := h.env.GetWorkflowError()
+	st := h.status()
+	return st, err
+}
+
+func targetStates(st *FleetStatus) map[string]RolloutState {
+	m := map[string]RolloutState{}
+	for _, t := range st.Targets {
+		m[t.Name] = t.State
+	}
+	return m
+}
+
+func TestFleetWaves(t *testing.T) {
+	ts := []string{"a", "b", "c", "d", "e", "f", "g"}
+	cases := []struct {
+		canary, batch int
+		want          [][]string
+	}{
+		{1, 5, [][]string{{"a"}, {"b", "c", "d", "e", "f"}, {"g"}}},
+		{1, 3, [][]string{{"a"}, {"b", "c", "d"}, {"e", "f", "g"}}},
+		{2, 10, [][]string{{"a", "b"}, {"c", "d", "e", "f", "g"}}},
+		{7, 1, [][]string{ts}},
+		{1, 1, [][]string{{"a"}, {"b"}, {"c"}, {"d"}, {"e"}, {"f"}, {"g"}}},
+		{0, 1, nil},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("canary %d batch %d", tc.canary, tc.batch), func(t *testing.T) {
+			assert.Equal(t, tc.want, FleetWaves(ts, tc.canary, tc.batch))
+		})
+	}
+}
+
+// TestFleetCanaryThenBatches: waves run in order, each wave's databases at
+// once, the next wave only after its gate is approved; every child gets a
+// single-environment FKRollout input derived from the fleet's.
+func TestFleetCanaryThenBatches(t *testing.T) {
+	h := newFleetHarness(t)
+	h.approveEvery()
+	in := fleetInput("t1", "t2", "t3", "t4", "t5", "t6")
+	in.BatchSize = 3
+	in.MaintenanceWindow = &MaintenanceWindow{Start: "02:00", Duration: "2h", Timezone: "UTC"}
+	in.Thresholds = Thresholds{MaxOverheadMS: 10}
+	in.Monitor = MonitorInput{Enabled: true, Duration: "1h", Interval: "5m"}
+	in.Perf = &PerfInput{Enabled: true, Workload: "demo", Duration: "10s"}
+	in.DryRun = false
+	st, err := h.run(in)
+	require.NoError(t, err)
+
+	assert.Equal(t, StateCompleted, st.State)
+	assert.Equal(t, PhaseDone, st.Phase)
+	assert.Equal(t, 6, st.Succeeded)
+	assert.Zero(t, st.Failed)
+	assert.Equal(t, 1, st.FailureBudget)
+	require.Len(t, st.Waves, 3)
+	assert.Equal(t, []string{"t1"}, st.Waves[0].Targets)
+	assert.True(t, st.Waves[0].Canary)
+	assert.Equal(t, []string{"t2", "t3", "t4"}, st.Waves[1].Targets)
+	assert.Equal(t, []string{"t5", "t6"}, st.Waves[2].Targets)
+	assert.Equal(t, "fleet/wave/1", st.Waves[0].Gate)
+	assert.Equal(t, "fleet/wave/2", st.Waves[1].Gate)
+	assert.Empty(t, st.Waves[2].Gate, "no gate after the last wave")
+	require.Len(t, st.Gates, 2)
+	for _, g := range st.Gates {
+		assert.Equal(t, GateDecided, g.Status)
+		assert.Equal(t, alice, g.Decision.Actor)
+	}
+	require.Len(t, st.Decisions, 2)
+	assert.Equal(t, "wave looks good", st.Decisions[0].Reason)
+
+	kids := h.kids.list()
+	require.Len(t, kids, 6)
+	at := map[string]time.Time{}
+	for _, k := range kids {
+		at[k.ID] = k.At
+		require.Len(t, k.In.Environments, 1)
+		assert.Equal(t, fleetID+"/"+k.In.Environments[0].Name, k.ID, "child id is <fleet-id>/<target>")
+		assert.Equal(t, "02:00", k.In.Environments[0].MaintenanceWindow.Start, "window applied to every target")
+		assert.Equal(t, requester, k.In.Requester)
+		assert.Equal(t, in.Plan, k.In.Plan)
+		assert.Equal(t, in.Thresholds, k.In.Thresholds)
+		assert.True(t, k.In.Monitor.Enabled)
+		if k.In.Environments[0].Name == "t1" {
+			require.NotNil(t, k.In.Perf, "perf runs in the canary")
+			assert.Equal(t, "t1", k.In.Perf.Environment)
+		} else {
+			assert.Nil(t, k.In.Perf, "perf only in the canary")
+		}
+	}
+	// Canary first; a wave's databases start together; the next wave starts
+	// after the previous one ended and its gate was decided.
+	c := func(n string) time.Time { return at[fleetID+"/"+n] }
+	assert.Equal(t, start, c("t1"))
+	assert.Equal(t, c("t2"), c("t3"))
+	assert.Equal(t, c("t2"), c("t4"))
+	assert.GreaterOrEqual(t, c("t2").Sub(c("t1")), time.Hour)
+	assert.Equal(t, c("t5"), c("t6"))
+	assert.GreaterOrEqual(t, c("t5").Sub(c("t2")), time.Hour)
+	assert.True(t, st.Gates[0].Decision.Time.Before(c("t2")) || st.Gates[0].Decision.Time.Equal(c("t2")))
+
+	for _, tg := range st.Targets {
+		assert.Equal(t, fleetID+"/"+tg.Name, tg.ChildID)
+		assert.Equal(t, StateCompleted, tg.State)
+		assert.Equal(t, PhaseDone, tg.Phase)
+		assert.Equal(t, 2, tg.Validated)
+		assert.NotNil(t, tg.EndedAt)
+		assert.NotEmpty(t, tg.RunID)
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var kinds []notify.Kind
+	for _, n := range h.notes {
+		assert.Equal(t, fleetID, n.RolloutID)
+		kinds = append(kinds, n.Kind)
+	}
+	assert.Equal(t, notify.KindStarted, kinds[0])
+	assert.Contains(t, kinds, notify.KindGateOpened)
+	assert.Contains(t, kinds, notify.KindGateDecided)
+	assert.Equal(t, notify.KindCompleted, kinds[len(kinds)-1])
+}
+
+// TestFleetGateBlocksAndValidates: the gate holds the next wave until a
+// decision that passes the validator: four-eyes, the approver list, known
+// gates and choices, one vote per person, min_approvals. The status query
+// shows the fleet meanwhile.
+func TestFleetGateBlocksAndValidates(t *testing.T) {
+	h := newFleetHarness(t)
+	in := fleetInput("c1", "b1", "b2")
+	in.BatchSize = 2
+	in.Approval.Gates = map[string]GateRule{"promotion/fleet": {Approvers: []string{alice, bob, requester}, MinApprovals: 2}}
+	var during *FleetStatus
+	h.at(5*time.Hour, func() {
+		during = h.status()
+		h.decide(DecisionInput{GateID: "fleet/wave/1", Choice: ChoiceApprove, Actor: requester})
+		h.decide(DecisionInput{GateID: "fleet/wave/1", Choice: ChoiceApprove, Actor: mallory})
+		h.decide(DecisionInput{GateID: "fleet/wave/9", Choice: ChoiceApprove, Actor: alice})
+		h.decide(DecisionInput{GateID: "c1/remediation/1", Choice: ChoiceDelete, Actor: alice})
+		h.decide(DecisionInput{GateID: "fleet/wave/1", Choice: ChoiceDelete, Actor: alice})
+		h.decide(DecisionInput{GateID: "fleet/wave/1", Choice: ChoiceApprove, Actor: alice, Reason: "canary clean"})
+	})
+	h.at(6*time.Hour, func() {
+		h.decide(DecisionInput{GateID: "fleet/wave/1", Choice: ChoiceReject, Actor: alice}) // second vote, other choice
+		h.decide(DecisionInput{GateID: "fleet/wave/1", Choice: ChoiceApprove, Actor: "BOB@example.com", Reason: "ok", Via: "cli"})
+	})
+	h.at(6*time.Hour+time.Minute, func() {
+		h.decide(DecisionInput{GateID: "fleet/wave/1", Choice: ChoiceApprove, Actor: alice})
+	})
+	st, err := h.run(in)
+	require.NoError(t, err)
+	assert.Equal(t, StateCompleted, st.State)
+
+	require.NotNil(t, during)
+	assert.Equal(t, StateWaitingForGate, during.State)
+	assert.Equal(t, "wave-1/2", during.Phase)
+	assert.Equal(t, 1, during.CurrentWave)
+	require.NotNil(t, during.OpenGate)
+	assert.Equal(t, "fleet/wave/1", during.OpenGate.ID)
+	assert.Equal(t, []string{ChoiceApprove, ChoiceReject, ChoiceAbort}, during.OpenGate.Choices)
+	assert.Equal(t, 2, during.OpenGate.Rule.MinApprovals)
+	assert.Contains(t, during.OpenGate.Title, "start wave 2 (2 databases: b1, b2)")
+	assert.Equal(t, map[string]RolloutState{"c1": StateCompleted, "b1": StatePending, "b2": StatePending}, targetStates(during))
+	assert.Equal(t, StateCompleted, during.Waves[0].State)
+	assert.Equal(t, StatePending, during.Waves[1].State)
+	assert.Equal(t, fleetID+"/b1", during.Targets[1].ChildID)
+	assert.Equal(t, 1, during.FailureBudget)
+	assert.Equal(t, start, during.StartedAt)
+	assert.True(t, during.UpdatedAt.After(start))
+	assert.NotEmpty(t, during.Timeline)
+
+	assert.Contains(t, h.rejected["fleet/wave/1 "+requester+" approve"], "four-eyes")
+	assert.Contains(t, h.rejected["fleet/wave/1 "+mallory+" approve"], "not an allowed approver")
+	assert.Contains(t, h.rejected["fleet/wave/9 "+alice+" approve"], "unknown gate")
+	assert.Contains(t, h.rejected["fleet/wave/9 "+alice+" approve"], "open gates: fleet/wave/1")
+	assert.Contains(t, h.rejected["c1/remediation/1 "+alice+" delete"], "child workflow")
+	assert.Contains(t, h.rejected["fleet/wave/1 "+alice+" delete"], "not offered")
+	assert.Contains(t, h.rejected["fleet/wave/1 "+alice+" reject"], "already decided")
+	assert.Equal(t, 1, h.accepted["fleet/wave/1 "+alice+" approve"].Waiting, "min_approvals 2: one more needed")
+	assert.Equal(t, GateDecided, h.accepted["fleet/wave/1 BOB@example.com approve"].Status)
+	assert.Contains(t, h.rejected["fleet/wave/1 "+alice+" approve"], "closed", "a late vote on a decided gate")
+
+	// Wave 2 started only when bob's vote closed the gate, at 6h.
+	k, ok := h.kids.byID(fleetID + "/b1")
+	require.True(t, ok)
+	assert.Equal(t, start.Add(6*time.Hour), k.At)
+	require.Len(t, st.Decisions, 2)
+	assert.Equal(t, alice, st.Decisions[0].Actor)
+	assert.Equal(t, "canary clean", st.Decisions[0].Reason)
+	assert.Equal(t, "cli", st.Decisions[1].Via)
+	assert.Equal(t, start.Add(6*time.Hour), st.Decisions[1].Time)
+	require.Len(t, st.Gates[0].Votes, 2)
+}
+
+// TestFleetGateOutcomes: reject and abort at the gate (the requester may
+// choose them), a role approver, the gate's timeout applying on_timeout,
+// and the signal fallback with its refusal record.
+func TestFleetGateOutcomes(t *testing.T) {
+	cases := []struct {
+		name      string
+		gates     map[string]GateRule
+		decide    []DecisionInput
+		signal    []DecisionInput
+		wantState RolloutState
+		wantKids  int
+		wantGate  GateStatus
+		refusal   string
+	}{
+		{name: "requester rejects", decide: []DecisionInput{{GateID: "fleet/wave/1", Choice: ChoiceReject, Actor: requester, Reason: "canary slow"}},
+			wantState: StateRejected, wantKids: 1, wantGate: GateDecided},
+		{name: "abort", decide: []DecisionInput{{GateID: "fleet/wave/1", Choice: ChoiceAbort, Actor: bob}},
+			wantState: StateAborted, wantKids: 1, wantGate: GateDecided},
+		{name: "role approver", decide: []DecisionInput{{GateID: "fleet/wave/1", Choice: ChoiceApprove, Actor: "dana@example.com", Roles: []string{"DBA"}}},
+			wantState: StateCompleted, wantKids: 3, wantGate: GateDecided},
+		{name: "timeout rejects by default", gates: map[string]GateRule{"promotion": {Timeout: "3h"}},
+			wantState: StateRejected, wantKids: 1, wantGate: GateTimedOut},
+		{name: "timeout approves when configured", gates: map[string]GateRule{"promotion/fleet": {Timeout: "3h", OnTimeout: ChoiceApprove}},
+			wantState: StateCompleted, wantKids: 3, wantGate: GateTimedOut},
+		{name: "signal fallback", signal: []DecisionInput{
+			{GateID: "fleet/wave/1", Choice: ChoiceApprove, Actor: requester},
+			{GateID: "fleet/wave/1", Choice: ChoiceApprove, Actor: alice}},
+			wantState: StateCompleted, wantKids: 3, wantGate: GateDecided, refusal: "four-eyes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newFleetHarness(t)
+			in := fleetInput("c1", "b1", "b2")
+			in.Approval.Gates = tc.gates
+			h.at(2*time.Hour, func() {
+				for _, d := range tc.decide {
+					h.decide(d)
+				}
+				for _, d := range tc.signal {
+					h.env.SignalWorkflow(SignalDecide, d)
+				}
+			})
+			st, err := h.run(in)
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantState, st.State, st.Error)
+			assert.Len(t, h.kids.list(), tc.wantKids)
+			require.Len(t, st.Gates, 1)
+			assert.Equal(t, tc.wantGate, st.Gates[0].Status)
+			if tc.wantKids == 1 {
+				assert.Equal(t, map[string]RolloutState{"c1": StateCompleted, "b1": StateSkipped, "b2": StateSkipped}, targetStates(st))
+				assert.Equal(t, StateSkipped, st.Waves[1].State)
+			}
+			if tc.wantGate == GateTimedOut {
+				assert.Equal(t, "timeout", st.Gates[0].Decision.Actor)
+				assert.Equal(t, start.Add(4*time.Hour), st.Gates[0].Decision.Time, "canary 1h, then the 3h timer")
+			}
+			if tc.refusal != "" {
+				require.Len(t, st.Refusals, 1)
+				assert.Equal(t, SignalDecide, st.Refusals[0].Signal)
+				assert.Contains(t, st.Refusals[0].Reason, tc.refusal)
+				assert.Equal(t, "signal", st.Gates[0].Decision.Via)
+			}
+		})
+	}
+}
+
+// TestFleetFailureBudget: failed, rolled-back, aborted and rejected
+// children and child errors all count; once the budget is spent no
+// further database starts and the fleet fails; within budget it goes on.
+func TestFleetFailureBudget(t *testing.T) {
+	cases := []struct {
+		name      string
+		targets   []string
+		canary    int
+		batch     int
+		budget    int
+		wantErr   string
+		wantState RolloutState
+		wantKids  []string
+		failed    int
+		succeeded int
+	}{
+		{name: "canary fails with the default budget", targets: []string{"fail-c", "ok1", "ok2"},
+			wantErr: "failure budget exhausted: 1 of 1", wantState: StateFailed, wantKids: []string{"fail-c"}, failed: 1},
+		{name: "budget 2 spent in wave 2 stops wave 3", targets: []string{"ok0", "fail-a", "rolledback-b", "ok1", "ok2"}, batch: 2, budget: 2,
+			wantErr: "failure budget exhausted: 2 of 2", wantState: StateFailed, wantKids: []string{"ok0", "fail-a", "rolledback-b"}, failed: 2, succeeded: 1},
+		{name: "within budget the fleet finishes", targets: []string{"ok0", "fail-a", "ok1", "ok2"}, batch: 2, budget: 2,
+			wantState: StateCompletedWithFailures, wantKids: []string{"ok0", "fail-a", "ok1", "ok2"}, failed: 1, succeeded: 3},
+		{name: "every failed outcome counts, debt does not", targets: []string{"fail-a", "reject-b", "rolledback-c", "aborted-d", "debt-e", "ok"},
+			canary: 6, budget: 10, wantState: StateCompletedWithFailures, wantKids: []string{"fail-a", "reject-b", "rolledback-c", "aborted-d", "debt-e", "ok"}, failed: 4, succeeded: 2},
+		{name: "all succeed with debt", targets: []string{"debt-a", "ok"}, canary: 2,
+			wantState: StateCompletedWithDebt, wantKids: []string{"debt-a", "ok"}, succeeded: 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newFleetHarness(t)
+			h.approveEvery()
+			in := fleetInput(tc.targets...)
+			in.Canary, in.BatchSize, in.FailureBudget = tc.canary, tc.batch, tc.budget
+			st, err := h.run(in)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				var ae *temporal.ApplicationError
+				require.True(t, errors.As(err, &ae))
+				assert.Equal(t, ErrTypeFleetBudget, ae.Type())
+			} else {
+				require.NoError(t, err)
+			}
+			assert.Equal(t, tc.wantState, st.State)
+			assert.Equal(t, tc.failed, st.Failed)
+			assert.Equal(t, tc.succeeded, st.Succeeded)
+			var ids []string
+			for _, k := range h.kids.list() {
+				ids = append(ids, strings.TrimPrefix(k.ID, fleetID+"/"))
+			}
+			assert.ElementsMatch(t, tc.wantKids, ids)
+			for _, tg := range st.Targets {
+				started := false
+				for _, k := range tc.wantKids {
+					started = started || k == tg.Name
+				}
+				if !started {
+					assert.Equal(t, StateSkipped, tg.State, tg.Name)
+					continue
+				}
+				prefix, _, _ := strings.Cut(tg.Name, "-")
+				wantFailed := map[string]bool{"fail": true, "reject": true, "rolledback": true, "aborted": true}[prefix]
+				assert.Equal(t, wantFailed, tg.Failed, tg.Name)
+				if prefix == "fail" {
+					assert.Equal(t, StateFailed, tg.State)
+					assert.Contains(t, tg.Error, "plan does not fit "+tg.Name)
+				}
+				if prefix == "rolledback" {
+					assert.Equal(t, 1, tg.RolledBack)
+				}
+			}
+		})
+	}
+}
+
+// TestFleetAbortLetsInFlightFinish: an abort during a wave starts nothing
+// more but does not cancel the children in flight; a rollback abort is
+// refused with the way to do it.
+func TestFleetAbortLetsInFlightFinish(t *testing.T) {
+	h := newFleetHarness(t)
+	h.approveEvery()
+	in := fleetInput("c1", "b1", "b2", "b3")
+	in.BatchSize = 2
+	h.at(time.Hour+45*time.Minute, func() {
+		h.abort(ControlInput{Actor: alice, Reason: "nope", Rollback: true})
+		h.abort(ControlInput{Actor: requester, Reason: "pager went off"})
+	})
+	st, err := h.run(in)
+	require.NoError(t, err)
+	assert.Contains(t, h.rejected["abort "+alice], "does not roll back")
+	assert.Equal(t, StateAborted, st.State)
+	assert.Equal(t, map[string]RolloutState{"c1": StateCompleted, "b1": StateCompleted, "b2": StateCompleted, "b3": StateSkipped}, targetStates(st))
+	assert.Equal(t, UpdateAbort, st.Decisions[len(st.Decisions)-1].Action)
+}
+
+// TestFleetInputValidation: every problem is named, and an invalid fleet
+// fails before it starts any child.
+func TestFleetInputValidation(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(in *FleetInput)
+		want []string
+	}{
+		{"no targets", func(in *FleetInput) { in.Targets = nil }, []string{"targets: name at least one"}},
+		{"duplicate target", func(in *FleetInput) { in.Targets = []string{"a", "b", "A"} }, []string{`target "A" is listed twice`}},
+		{"empty and odd names", func(in *FleetInput) { in.Targets = []string{"a", " ", "x/y"} }, []string{"targets[1] is empty", `target "x/y"`}},
+		{"batch size", func(in *FleetInput) { in.BatchSize = -1 }, []string{"batch_size -1"}},
+		{"budget", func(in *FleetInput) { in.FailureBudget = -2 }, []string{"failure_budget -2"}},
+		{"canary negative", func(in *FleetInput) { in.Canary = -1 }, []string{"canary -1"}},
+		{"canary above targets", func(in *FleetInput) { in.Canary = 4 }, []string{"canary 4 is more than the 3 targets"}},
+		{"too many", func(in *FleetInput) {
+			in.Targets = nil
+			for i := 0; i <= MaxFleetTargets; i++ {
+				in.Targets = append(in.Targets, fmt.Sprintf("t%d", i))
+			}
+		}, []string{fmt.Sprintf("at most %d", MaxFleetTargets)}},
+		{"wave gate timeout choice", func(in *FleetInput) {
+			in.Approval.Gates = map[string]GateRule{"promotion/fleet": {Timeout: "1h", OnTimeout: ChoiceDelete}}
+		}, []string{`wave gate on_timeout "delete"`}},
+		{"perf environment", func(in *FleetInput) { in.Perf = &PerfInput{Enabled: true, Environment: "staging"} }, []string{`perf.environment "staging" is not one of the targets`}},
+		{"child input problems", func(in *FleetInput) {
+			in.Plan, in.Requester = " ", ""
+			in.MaintenanceWindow = &MaintenanceWindow{Start: "25:00", Duration: "2h"}
+			in.Approval.Gates = map[string]GateRule{"bogus": {}}
+		}, []string{"plan is empty", "requester is required", `approval.gates key "bogus"`, "25:00"}},
+		{"all at once", func(in *FleetInput) {
+			in.Targets = []string{"a", "a"}
+			in.BatchSize, in.FailureBudget, in.Canary = -1, -1, 3
+		}, []string{"listed twice", "batch_size -1", "failure_budget -1", "canary 3 is more than the 2 targets"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := fleetInput("a", "b", "c")
+			tc.edit(&in)
+			err := in.Validate()
+			require.Error(t, err)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+	require.NoError(t, fleetInput("a").Validate())
+
+	t.Run("the workflow fails before any child", func(t *testing.T) {
+		h := newFleetHarness(t)
+		in := fleetInput("a", "a", "b")
+		in.BatchSize = -3
+		st, err := h.run(in)
+		require.Error(t, err)
+		var ae *temporal.ApplicationError
+		require.True(t, errors.As(err, &ae))
+		assert.Equal(t, ErrTypeFleetInput, ae.Type())
+		assert.Contains(t, err.Error(), `target "a" is listed twice`)
+		assert.Contains(t, err.Error(), "batch_size -3")
+		assert.Empty(t, h.kids.list())
+		assert.Equal(t, StateFailed, st.State)
+		assert.Empty(t, h.notes, "nothing announced")
+	})
+	t.Run("a broken plan fails before any child", func(t *testing.T) {
+		h := newFleetHarness(t)
+		in := fleetInput("a", "b")
+		in.Plan = "broken"
+		_, err := h.run(in)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "not a plan")
+		assert.Empty(t, h.kids.list())
+	})
+}
+
+// TestFleetDryRunHasNoGates: a dry run changes nothing, so its waves run
+// back to back.
+func TestFleetDryRunHasNoGates(t *testing.T) {
+	h := newFleetHarness(t)
+	in := fleetInput("a", "b", "c")
+	in.BatchSize = 1
+	in.DryRun = true
+	st, err := h.run(in)
+	require.NoError(t, err)
+	assert.Equal(t, StateDryRunDone, st.State)
+	assert.Empty(t, st.Gates)
+	for _, k := range h.kids.list() {
+		assert.True(t, k.In.DryRun)
+	}
+	assert.Len(t, h.kids.list(), 3)
+}
+
+// TestFleetCancelNeverCancelsChildren: cancelling the fleet while a wave
+// runs leaves its children to finish (they are on a disconnected context
+// and abandoned); nothing further starts and the fleet ends aborted.
+func TestFleetCancelNeverCancelsChildren(t *testing.T) {
+	h := newFleetHarness(t)
+	h.approveEvery()
+	in := fleetInput("c1", "b1", "b2")
+	in.BatchSize = 1
+	h.at(90*time.Minute+5*time.Minute, func() { h.env.CancelWorkflow() })
+	st, err := h.run(in)
+	require.NoError(t, err)
+	assert.Equal(t, StateAborted, st.State)
+	assert.Equal(t, map[string]RolloutState{"c1": StateCompleted, "b1": StateCompleted, "b2": StateSkipped}, targetStates(st))
+	assert.Len(t, h.kids.list(), 2)
+}
