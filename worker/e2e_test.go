@@ -70,6 +70,7 @@ func testConfig(t *testing.T, dsns map[string]string, extra map[string]string) *
 	t.Helper()
 	env := map[string]string{
 		"FKROLLOUT_BACKUP_DIR":           t.TempDir(),
+		"FKROLLOUT_REPORT_DIR":           t.TempDir(),
 		"FKROLLOUT_SLACK_BOT_TOKEN":      "xoxb-e2e-" + randHex(8),
 		"FKROLLOUT_SLACK_SIGNING_SECRET": "sign-" + randHex(8),
 	}

@@ -280,7 +280,23 @@ slack:
 	for _, p := range later {
 		assert.Equal(t, parent.TS, p.Form.Get("thread_ts"), "reply in the thread: %s", p.Form.Get("text"))
 	}
-	assert.Contains(t, slacktest.Text(t, slacktest.Blocks(t, later[len(later)-1])), "completed", "completion posted in the thread")
+	// The completion notice, then the completion report (one or more
+	// parts, each a reply in the thread) close the thread.
+	var completion bool
+	var report strings.Builder
+	for _, p := range later {
+		if strings.HasPrefix(p.Form.Get("text"), "Completion report of rollout "+id) {
+			report.WriteString(slacktest.Text(t, slacktest.Blocks(t, p)))
+			continue
+		}
+		if strings.Contains(slacktest.Text(t, slacktest.Blocks(t, p)), "completed") {
+			completion = true
+		}
+	}
+	assert.True(t, completion, "completion notice posted in the thread")
+	assert.Contains(t, report.String(), "FK Rollout — COMPLETED", "completion report posted in the thread")
+	assert.Contains(t, report.String(), "## Success Metrics", "the report carries its success-metrics table")
+	assert.True(t, strings.HasPrefix(later[len(later)-1].Form.Get("text"), "Completion report of rollout"), "the report is the last post")
 
 	// The Slack secrets never reached the history.
 	text := decodedHistory(t, historyJSON(t, ctx, c, id))
