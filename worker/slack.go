@@ -42,6 +42,11 @@ func setupSlack(cfg *config.Config, c client.Client, log *slog.Logger) (notify.N
 	if err != nil {
 		return nil, nil, err
 	}
+	if !scfg.SocketMode && scfg.ListenAddr == "" {
+		// The worker serves interactions only on listen_addr: without it
+		// every button click would go nowhere.
+		return nil, nil, errors.New(`slack: slack.listen_addr is required unless socket_mode is on: the address Slack posts button clicks to, e.g. ":8090"`)
+	}
 	return bot.Notifier, bot, nil
 }
 

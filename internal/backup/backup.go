@@ -201,7 +201,7 @@ func binary(path, name string) (string, error) {
 	}
 	p, err := exec.LookPath(name)
 	if err != nil {
-		return "", fmt.Errorf("backup: %s not found in PATH (set its path in the worker config): %w", name, err)
+		return "", fmt.Errorf("backup: %s not found in PATH (install the PostgreSQL client of the server's major version on the worker host and put it first in PATH): %w", name, err)
 	}
 	return p, nil
 }
