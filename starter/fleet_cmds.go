@@ -260,9 +260,7 @@ func cmdFleetStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return writeJSON(stdout, st)
 	}
 	live := map[string]*workflows.Status{}
 	if children {

@@ -345,9 +345,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return writeJSON(stdout, st)
 	}
 	fmt.Fprint(stdout, st.Summary())
 	fmt.Fprintf(stdout, "  UI: %s\n", uiLink(tf.uiURL, ns, pos[0]))

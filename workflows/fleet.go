@@ -698,11 +698,8 @@ func (f *fleet) validateDecision(in DecisionInput) error {
 		}
 		return fmt.Errorf("unknown gate %q (%s)", in.GateID, hint)
 	}
-	if g.Status != GateOpen {
-		if g.Decision != nil {
-			return fmt.Errorf("gate %s is closed (%s: %s by %s at %s)", g.ID, g.Status, g.Decision.Action, g.Decision.Actor, g.Decision.Time.UTC().Format(time.RFC3339))
-		}
-		return fmt.Errorf("gate %s is closed (%s)", g.ID, g.Status)
+	if err := g.closedError(); err != nil {
+		return err
 	}
 	if !slices.Contains(g.Choices, in.Choice) {
 		return fmt.Errorf("choice %q is not offered by gate %s (choices: %s)", in.Choice, g.ID, strings.Join(g.Choices, ", "))
@@ -710,46 +707,23 @@ func (f *fleet) validateDecision(in DecisionInput) error {
 	if len(in.Constraints) > 0 {
 		return fmt.Errorf("gate %s is a wave gate: constraints apply to a database's remediation gate, on its child workflow", g.ID)
 	}
-	isRequester := strings.EqualFold(strings.TrimSpace(in.Actor), strings.TrimSpace(f.in.Requester))
-	if isRequester && !g.Rule.AllowRequester && !conservative(in.Choice) {
-		return fmt.Errorf("four-eyes: %s requested this fleet rollout and cannot choose %q on its gate %s; another approver must", in.Actor, in.Choice, g.ID)
-	}
-	if !g.Rule.allows(in.Actor, in.Roles) && !(isRequester && conservative(in.Choice)) {
-		return fmt.Errorf("%s is not an allowed approver for gate %s (allowed: %s)", in.Actor, g.ID, strings.Join(g.Rule.Approvers, ", "))
-	}
-	for _, v := range g.Votes {
-		if strings.EqualFold(v.Actor, in.Actor) {
-			return fmt.Errorf("%s already decided on gate %s (%s at %s); a second vote by the same person does not count", in.Actor, g.ID, v.Action, v.Time.UTC().Format(time.RFC3339))
-		}
-	}
-	return nil
+	return g.checkVoter(in, f.in.Requester, "fleet rollout")
 }
 
 // applyDecision records a validated vote; a conservative choice or
 // MinApprovals agreeing votes close the gate.
 func (f *fleet) applyDecision(ctx workflow.Context, in DecisionInput) GateView {
 	g := f.findGate(in.GateID)
-	d := Decision{GateID: g.ID, Action: in.Choice, Actor: strings.TrimSpace(in.Actor), Roles: in.Roles, Reason: in.Reason,
-		Via: in.Via, SlackUser: in.SlackUser, Time: workflow.Now(ctx)}
-	g.Votes = append(g.Votes, d)
+	d, waiting := g.vote(ctx, in)
 	f.decisions = append(f.decisions, d)
-	agree := 0
-	for _, v := range g.Votes {
-		if v.Action == in.Choice {
-			agree++
-		}
-	}
-	if conservative(in.Choice) || agree >= g.Rule.MinApprovals {
-		g.Status, g.Decision = GateDecided, &d
+	if waiting == 0 {
 		f.event(ctx, f.st.Phase, fmt.Sprintf("gate %s decided: %s by %s (%s)", g.ID, d.Action, d.Actor, orNone(d.Reason)))
 		f.publish(ctx)
 		return GateView{GateID: g.ID, Status: g.Status, Decision: &d, Message: fmt.Sprintf("gate %s decided: %s", g.ID, d.Action)}
 	}
-	waiting := g.Rule.MinApprovals - agree
 	f.event(ctx, f.st.Phase, fmt.Sprintf("gate %s: %s votes %s; %d more approval(s) needed", g.ID, d.Actor, d.Action, waiting))
 	f.publish(ctx)
-	return GateView{GateID: g.ID, Status: g.Status, Waiting: waiting,
-		Message: fmt.Sprintf("vote recorded; gate %s needs %d more distinct approver(s) for %s", g.ID, waiting, in.Choice)}
+	return g.pendingView(waiting, in.Choice)
 }
 
 // validateAbort checks a fleet abort: the requester or an operator, while

@@ -203,11 +203,8 @@ func (w *rollout) validateDecision(in DecisionInput) error {
 		}
 		return fmt.Errorf("unknown gate %q (open gates: %s)", in.GateID, strings.Join(open, ", "))
 	}
-	if g.Status != GateOpen {
-		if g.Decision != nil {
-			return fmt.Errorf("gate %s is closed (%s: %s by %s at %s)", g.ID, g.Status, g.Decision.Action, g.Decision.Actor, g.Decision.Time.UTC().Format(time.RFC3339))
-		}
-		return fmt.Errorf("gate %s is closed (%s)", g.ID, g.Status)
+	if err := g.closedError(); err != nil {
+		return err
 	}
 	// Before "not offered": a plain approve under a perf warning gets the reason.
 	if err := w.perfValidateDecision(g, in); err != nil {
@@ -216,17 +213,8 @@ func (w *rollout) validateDecision(in DecisionInput) error {
 	if !slices.Contains(g.Choices, in.Choice) {
 		return fmt.Errorf("choice %q is not offered by gate %s (choices: %s)", in.Choice, g.ID, strings.Join(g.Choices, ", "))
 	}
-	isRequester := strings.EqualFold(strings.TrimSpace(in.Actor), strings.TrimSpace(w.in.Requester))
-	if isRequester && !g.Rule.AllowRequester && !conservative(in.Choice) {
-		return fmt.Errorf("four-eyes: %s requested this rollout and cannot choose %q on its gate %s; another approver must", in.Actor, in.Choice, g.ID)
-	}
-	if !g.Rule.allows(in.Actor, in.Roles) && !(isRequester && conservative(in.Choice)) {
-		return fmt.Errorf("%s is not an allowed approver for gate %s (allowed: %s)", in.Actor, g.ID, strings.Join(g.Rule.Approvers, ", "))
-	}
-	for _, v := range g.Votes {
-		if strings.EqualFold(v.Actor, in.Actor) {
-			return fmt.Errorf("%s already decided on gate %s (%s at %s); a second vote by the same person does not count", in.Actor, g.ID, v.Action, v.Time.UTC().Format(time.RFC3339))
-		}
+	if err := g.checkVoter(in, w.in.Requester, "rollout"); err != nil {
+		return err
 	}
 	for _, c := range in.Constraints {
 		if !w.hasFK(c) {
@@ -240,10 +228,59 @@ func (w *rollout) validateDecision(in DecisionInput) error {
 // choice is conservative or has MinApprovals distinct votes.
 func (w *rollout) applyDecision(ctx workflow.Context, in DecisionInput) GateView {
 	g := w.findGate(in.GateID)
-	d := Decision{GateID: g.ID, Action: in.Choice, Actor: strings.TrimSpace(in.Actor), Roles: in.Roles, Reason: in.Reason,
+	d, waiting := g.vote(ctx, in)
+	w.decisions = append(w.decisions, d)
+	if waiting == 0 {
+		if len(in.Constraints) > 0 {
+			w.gateScope[g.ID] = in.Constraints
+		}
+		w.event(ctx, g.Environment, "gate", fmt.Sprintf("gate %s decided: %s by %s (%s)", g.ID, d.Action, d.Actor, orNone(d.Reason)))
+		return GateView{GateID: g.ID, Status: g.Status, Decision: &d, Message: fmt.Sprintf("gate %s decided: %s", g.ID, d.Action)}
+	}
+	w.event(ctx, g.Environment, "gate", fmt.Sprintf("gate %s: %s votes %s; %d more approval(s) needed", g.ID, d.Actor, d.Action, waiting))
+	return g.pendingView(waiting, in.Choice)
+}
+
+// The policy every gate shares, rollout or fleet.
+
+// closedError refuses a decision on a gate that is no longer open (nil
+// while it is).
+func (g *Gate) closedError() error {
+	if g.Status == GateOpen {
+		return nil
+	}
+	if g.Decision != nil {
+		return fmt.Errorf("gate %s is closed (%s: %s by %s at %s)", g.ID, g.Status, g.Decision.Action, g.Decision.Actor, g.Decision.Time.UTC().Format(time.RFC3339))
+	}
+	return fmt.Errorf("gate %s is closed (%s)", g.ID, g.Status)
+}
+
+// checkVoter applies four-eyes (the requester of this `what` may only
+// choose conservatively, unless the rule allows them), the rule's
+// approvers and one vote per person.
+func (g *Gate) checkVoter(in DecisionInput, requester, what string) error {
+	isRequester := strings.EqualFold(strings.TrimSpace(in.Actor), strings.TrimSpace(requester))
+	if isRequester && !g.Rule.AllowRequester && !conservative(in.Choice) {
+		return fmt.Errorf("four-eyes: %s requested this %s and cannot choose %q on its gate %s; another approver must", in.Actor, what, in.Choice, g.ID)
+	}
+	if !g.Rule.allows(in.Actor, in.Roles) && !(isRequester && conservative(in.Choice)) {
+		return fmt.Errorf("%s is not an allowed approver for gate %s (allowed: %s)", in.Actor, g.ID, strings.Join(g.Rule.Approvers, ", "))
+	}
+	for _, v := range g.Votes {
+		if strings.EqualFold(v.Actor, in.Actor) {
+			return fmt.Errorf("%s already decided on gate %s (%s at %s); a second vote by the same person does not count", in.Actor, g.ID, v.Action, v.Time.UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
+}
+
+// vote records a validated vote. A conservative choice, or MinApprovals
+// agreeing votes, decide the gate (waiting 0); otherwise waiting is how many
+// more distinct approvers the choice needs.
+func (g *Gate) vote(ctx workflow.Context, in DecisionInput) (d Decision, waiting int) {
+	d = Decision{GateID: g.ID, Action: in.Choice, Actor: strings.TrimSpace(in.Actor), Roles: in.Roles, Reason: in.Reason,
 		Via: in.Via, SlackUser: in.SlackUser, Time: workflow.Now(ctx)}
 	g.Votes = append(g.Votes, d)
-	w.decisions = append(w.decisions, d)
 	agree := 0
 	for _, v := range g.Votes {
 		if v.Action == in.Choice {
@@ -252,16 +289,15 @@ func (w *rollout) applyDecision(ctx workflow.Context, in DecisionInput) GateView
 	}
 	if conservative(in.Choice) || agree >= g.Rule.MinApprovals {
 		g.Status, g.Decision = GateDecided, &d
-		if len(in.Constraints) > 0 {
-			w.gateScope[g.ID] = in.Constraints
-		}
-		w.event(ctx, g.Environment, "gate", fmt.Sprintf("gate %s decided: %s by %s (%s)", g.ID, d.Action, d.Actor, orNone(d.Reason)))
-		return GateView{GateID: g.ID, Status: g.Status, Decision: &d, Message: fmt.Sprintf("gate %s decided: %s", g.ID, d.Action)}
+		return d, 0
 	}
-	waiting := g.Rule.MinApprovals - agree
-	w.event(ctx, g.Environment, "gate", fmt.Sprintf("gate %s: %s votes %s; %d more approval(s) needed", g.ID, d.Actor, d.Action, waiting))
+	return d, g.Rule.MinApprovals - agree
+}
+
+// pendingView answers a vote that did not decide the gate yet.
+func (g *Gate) pendingView(waiting int, choice string) GateView {
 	return GateView{GateID: g.ID, Status: g.Status, Waiting: waiting,
-		Message: fmt.Sprintf("vote recorded; gate %s needs %d more distinct approver(s) for %s", g.ID, waiting, in.Choice)}
+		Message: fmt.Sprintf("vote recorded; gate %s needs %d more distinct approver(s) for %s", g.ID, waiting, choice)}
 }
 
 // validateControl checks pause/resume/abort/rollback requests.
