@@ -317,6 +317,12 @@ func TestFleetCLIAgainstDevServer(t *testing.T) {
 	assert.Equal(t, "alice", st.Decisions[0].Actor)
 	assert.Equal(t, "canary clean", st.Decisions[0].Reason)
 	assert.Equal(t, "cli", st.Decisions[0].Via)
+	// The two refused approvals are on record, with who and why.
+	require.Len(t, st.Refusals, 2, "refused CLI decisions are recorded")
+	assert.Equal(t, workflows.Refusal{Signal: "cli:approve", Actor: "rita", GateID: "fleet/wave/1", Reason: st.Refusals[0].Reason, Time: st.Refusals[0].Time}, st.Refusals[0])
+	assert.Contains(t, st.Refusals[0].Reason, "four-eyes")
+	assert.Equal(t, "mallory", st.Refusals[1].Actor)
+	assert.Contains(t, st.Refusals[1].Reason, "not an allowed approver")
 	for _, tg := range st.Targets {
 		assert.Equal(t, workflows.StateCompleted, tg.State, tg.Name)
 		assert.Equal(t, "/reports/cli-fleet/"+tg.Name+".md", tg.ReportPath)

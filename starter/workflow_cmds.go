@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/workflows"
@@ -461,7 +462,22 @@ func decide(ctx context.Context, c client.Client, id string, in workflows.Decisi
 	if err == nil {
 		err = h.Get(ctx, &view)
 	}
+	recordRefusal(ctx, c, id, in, err)
 	return view, updateError(id, err)
+}
+
+// recordRefusal signals a decision the workflow's validator refused back to
+// the workflow, as the Slack path does: a rejected Update leaves no trace
+// in history, and the SRE reading status.refusals should see who tried
+// what. The signal only records; a failure to send it is not the user's
+// error (the refusal itself is what they are told).
+func recordRefusal(ctx context.Context, c client.Client, id string, in workflows.DecisionInput, err error) {
+	appErr, ok := errors.AsType[*temporal.ApplicationError](err)
+	if !ok {
+		return
+	}
+	rec := workflows.Refusal{Signal: "cli:" + in.Choice, Actor: in.Actor, GateID: in.GateID, Reason: appErr.Message()}
+	_ = c.SignalWorkflow(ctx, id, "", workflows.SignalRecordRefusal, rec)
 }
 
 func updateError(id string, err error) error {

@@ -162,7 +162,9 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	code, out, errOut = starterRun(t, "report", "cli-rollout", "--out", reportFile)
 	require.Equal(t, 0, code, errOut)
 	for _, want := range []string{"# ✅ FK Rollout cli — COMPLETED", "| staging/remediation/1 | delete | alice | cli | import bug |",
-		"| production/promotion/2 | approve | bob | cli | staging clean |", "## Success Metrics"} {
+		"| production/promotion/2 | approve | bob | cli | staging clean |", "## Success Metrics",
+		// The CLI records what the validator refused, like the Slack path.
+		"3 refused attempt(s)", "rita on staging/remediation/1 refused — four-eyes", "mallory on production/promotion/2 refused"} {
 		assert.Contains(t, out, want)
 	}
 	saved, err := os.ReadFile(reportFile)
