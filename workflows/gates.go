@@ -81,6 +81,34 @@ func notifyChoices(ids []string) []notify.Choice {
 	return out
 }
 
+// timeoutChoices are the choices each gate kind can offer that a timeout
+// may apply (approve-override needs a person; abort stops any gate).
+var timeoutChoices = map[notify.GateKind][]string{
+	notify.GateRemediation: {ChoiceDelete, ChoiceSetNull, ChoiceAcceptDebt, ChoiceReAudit, ChoiceAbort},
+	notify.GatePromotion:   {ChoiceApprove, ChoiceReject, ChoiceAbort},
+	notify.GateApproval:    {ChoiceRetry, ChoiceContinue, ChoiceRollback, ChoiceAbort},
+	notify.GateInvestigate: {ChoiceContinue, ChoiceRollback, ChoiceAbort},
+}
+
+// timeoutFallbackVersion marks histories in which a timeout whose
+// on_timeout the gate does not offer applies timeoutFallback.
+const timeoutFallbackVersion = "timeout-fallback"
+
+// timeoutFallback is what a timed-out gate applies: its rule's on_timeout
+// when the gate offers it (abort is understood by every gate), else the
+// conservative choice: reject on a promotion, abort elsewhere. A default
+// rule covers every kind of gate, so "continue" or "approve" there must
+// not slip past a gate that never offered it.
+func timeoutFallback(g *Gate) string {
+	if g.Rule.OnTimeout == ChoiceAbort || slices.Contains(g.Choices, g.Rule.OnTimeout) {
+		return g.Rule.OnTimeout
+	}
+	if slices.Contains(g.Choices, ChoiceReject) {
+		return ChoiceReject
+	}
+	return ChoiceAbort
+}
+
 // openGate registers a new open gate. Gate IDs are deterministic:
 // <environment>/<kind>/<sequence>.
 func (w *rollout) openGate(ctx workflow.Context, kind notify.GateKind, env, title, summary string, choices []string, detail *notify.Gate) *Gate {
@@ -150,6 +178,11 @@ func (w *rollout) awaitGate(ctx workflow.Context, g *Gate) (Decision, error) {
 		}
 		d := Decision{GateID: g.ID, Action: g.Rule.OnTimeout, Actor: "timeout", Via: "timer",
 			Reason: fmt.Sprintf("no decision within %s; default applied", g.Rule.Timeout), Time: workflow.Now(ctx)}
+		if fb := timeoutFallback(g); fb != d.Action &&
+			workflow.GetVersion(ctx, timeoutFallbackVersion, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+			d.Reason = fmt.Sprintf("no decision within %s; on_timeout %q is not offered by this gate, so the conservative %q applies", g.Rule.Timeout, d.Action, fb)
+			d.Action = fb
+		}
 		g.Status, g.Decision = GateTimedOut, &d
 		w.decisions = append(w.decisions, d)
 		w.event(ctx, g.Environment, "gate", fmt.Sprintf("gate %s timed out → %s", g.ID, d.Action))

@@ -148,7 +148,12 @@ func (w *rollout) validateInput() error {
 		default:
 			errs = append(errs, fmt.Sprintf("approval.gates key %q: want promotion, remediation, approval or investigate, optionally /<environment>", k))
 		}
-		rules = append(rules, w.in.Approval.Gates[k])
+		r := w.in.Approval.Gates[k]
+		if offered, ok := timeoutChoices[notify.GateKind(kind)]; ok && r.OnTimeout != "" && choiceLabels[r.OnTimeout].ID != "" &&
+			!slices.Contains(offered, r.OnTimeout) {
+			errs = append(errs, fmt.Sprintf("approval.gates[%s].on_timeout %q: a %s gate offers %s", k, r.OnTimeout, kind, strings.Join(offered, ", ")))
+		}
+		rules = append(rules, r)
 	}
 	for _, r := range rules {
 		if r.Timeout != "" {

@@ -465,6 +465,41 @@ func TestGateTimeoutAppliesDefault(t *testing.T) {
 	assert.Zero(t, h.fake.count(ActApply+" production"), "nothing applied in production after a rejected promotion")
 }
 
+// A default rule covers every kind of gate. Its on_timeout "approve" suits
+// the promotion gate, but the remediation gate never offers it: there the
+// timeout applies the conservative abort instead of slipping past.
+func TestGateTimeoutFallsBackWhenDefaultNotOffered(t *testing.T) {
+	h := newHarness(t, func(h *harness, g Gate) []DecisionInput { return nil })
+	h.fake.orphans["staging"] = map[string]int64{"fk_stages_instance": 1}
+	in := testInput()
+	in.Approval.Default = GateRule{Approvers: []string{alice, bob}, Timeout: "1h", OnTimeout: ChoiceApprove}
+	h.drive()
+	st, err := h.run(in)
+	require.NoError(t, err)
+	assert.Equal(t, StateAborted, st.State)
+	require.NotEmpty(t, st.Gates)
+	g := st.Gates[0]
+	assert.Equal(t, notify.GateRemediation, g.Kind)
+	assert.Equal(t, GateTimedOut, g.Status)
+	require.NotNil(t, g.Decision)
+	assert.Equal(t, ChoiceAbort, g.Decision.Action)
+	assert.Contains(t, g.Decision.Reason, `on_timeout "approve" is not offered by this gate, so the conservative "abort" applies`)
+	assert.Zero(t, h.fake.count(ActRemediate+" staging"), "no orphan row touched by a timeout")
+}
+
+func TestOnTimeoutMustBeOfferedByTheGateKind(t *testing.T) {
+	h := newHarness(t, nil)
+	in := testInput()
+	in.Approval.Gates["promotion/production"] = GateRule{Timeout: "72h", OnTimeout: ChoiceDelete}
+	in.Approval.Gates["investigate"] = GateRule{Timeout: "1h", OnTimeout: ChoiceRollback}
+	st, err := h.run(in)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `approval.gates[promotion/production].on_timeout "delete": a promotion gate offers approve, reject, abort`)
+	assert.NotContains(t, err.Error(), "investigate", "rollback is an investigate choice")
+	assert.Equal(t, StateFailed, st.State)
+	assert.Empty(t, h.fake.calls)
+}
+
 func TestValidateOrphansReopenRemediationGate(t *testing.T) {
 	h := newHarness(t, approveAll)
 	h.fake.orphans["staging"] = map[string]int64{}
