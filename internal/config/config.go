@@ -161,7 +161,8 @@ type MetricsConfig struct {
 	ListenAddr string `yaml:"listen_addr"`
 }
 
-// PrometheusConfig is the server the monitor queries.
+// PrometheusConfig is the server the monitor queries: the default url of
+// every prometheus monitor source.
 type PrometheusConfig struct {
 	URL string `yaml:"url"`
 }
@@ -290,6 +291,14 @@ func (c *Config) defaults() {
 	}
 	if c.Audit.RemediationBatch == 0 {
 		c.Audit.RemediationBatch = 1000
+	}
+	// prometheus.url (FKROLLOUT_PROMETHEUS_URL) is the server of every
+	// prometheus monitor source that names none.
+	for name, sc := range c.Monitor.Sources {
+		if sc.Kind == monitor.KindPrometheus && sc.URL == "" && c.Prometheus.URL != "" {
+			sc.URL = c.Prometheus.URL
+			c.Monitor.Sources[name] = sc
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -60,4 +61,43 @@ monitor:
 			assert.Equal(t, "jsonlog", c.Monitor.Sources["pg-production"].LogFormat)
 		})
 	}
+}
+
+// prometheus.url (FKROLLOUT_PROMETHEUS_URL) is the server of every
+// prometheus source that names none; a source's own url wins.
+func TestPrometheusURLIsTheSourcesDefault(t *testing.T) {
+	const file = `
+environments:
+  production:
+    dsn: postgres://app@prod:5432/apms
+prometheus:
+  url: http://from-file:9090
+monitor:
+  sources:
+    app:
+      kind: prometheus
+      environment: production
+      queries: {error_rate_pct: "sum(rate(errors[5m]))"}
+    own:
+      kind: prometheus
+      environment: production
+      url: http://own:9090
+      queries: {error_rate_pct: "sum(rate(errors[5m]))"}
+`
+	path := filepath.Join(t.TempDir(), "fkrollout.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(file), 0o600))
+	c, err := LoadFrom(path, lookupFrom(nil))
+	require.NoError(t, err)
+	assert.Equal(t, "http://from-file:9090", c.Monitor.Sources["app"].URL)
+	assert.Equal(t, "http://own:9090", c.Monitor.Sources["own"].URL)
+
+	c, err = LoadFrom(path, lookupFrom(map[string]string{"FKROLLOUT_PROMETHEUS_URL": "http://from-env:9090"}))
+	require.NoError(t, err)
+	assert.Equal(t, "http://from-env:9090", c.Monitor.Sources["app"].URL, "the variable wins over the file")
+
+	noDefault := filepath.Join(t.TempDir(), "fkrollout.yaml")
+	require.NoError(t, os.WriteFile(noDefault, []byte(strings.Replace(file, "prometheus:\n  url: http://from-file:9090\n", "", 1)), 0o600))
+	_, err = LoadFrom(noDefault, lookupFrom(nil))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `monitor source "app": prometheus source needs url and queries`)
 }
