@@ -328,6 +328,18 @@ func TestFleetCLIAgainstDevServer(t *testing.T) {
 		assert.Equal(t, "/reports/cli-fleet/"+tg.Name+".md", tg.ReportPath)
 	}
 
+	var result workflows.FleetStatus
+	require.NoError(t, c.GetWorkflow(context.Background(), "cli-fleet", "").Get(context.Background(), &result))
+	assert.Equal(t, "/reports/cli-fleet.md", result.ReportPath, "the fleet's own report was handed to the worker")
+
+	// starter report works on a fleet id: the fleet's completion report.
+	code, out, errOut = starterRun(t, "report", "cli-fleet")
+	require.Equal(t, 0, code, errOut)
+	for _, want := range []string{"FK Fleet Rollout", "— COMPLETED", "| 1 (canary) | t1 | completed |", "`fleet/wave/1`: approve by alice",
+		"| fleet/wave/1 | approve | alice | cli | canary clean |", "2 refused attempt(s)", "| Databases Succeeded | 3 | 3 | ✅ PASS (100%) |"} {
+		assert.Contains(t, out, want)
+	}
+
 	code, _, errOut = starterRun(t, "fleet-status", "cli-fleet/t2")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "is not a fleet rollout")

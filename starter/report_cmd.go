@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -62,9 +63,17 @@ func fetchReport(ctx context.Context, c client.Client, id string) (string, error
 		return "", fmt.Errorf("describe %s: %w", id, err)
 	}
 	if desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-		var st workflows.Status
-		if err := c.GetWorkflow(ctx, id, "").Get(ctx, &st); err == nil && st.RolloutID != "" {
-			return st.Report(), nil
+		var raw json.RawMessage
+		if err := c.GetWorkflow(ctx, id, "").Get(ctx, &raw); err == nil {
+			// A rollout's result is its Status, a fleet's its FleetStatus.
+			var fleet workflows.FleetStatus
+			if json.Unmarshal(raw, &fleet) == nil && fleet.FleetID != "" {
+				return fleet.Report(), nil
+			}
+			var st workflows.Status
+			if json.Unmarshal(raw, &st) == nil && st.RolloutID != "" {
+				return st.Report(), nil
+			}
 		}
 	}
 	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryReport)

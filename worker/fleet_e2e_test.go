@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +84,13 @@ func TestE2EFleetRollout(t *testing.T) {
 	assert.Equal(t, 3, st.Succeeded)
 	require.Len(t, st.Decisions, 1)
 	assert.Equal(t, alice, st.Decisions[0].Actor)
+	// The worker wrote the fleet's completion report next to the children's.
+	require.NotEmpty(t, st.ReportPath)
+	fleetReport, err := os.ReadFile(st.ReportPath)
+	require.NoError(t, err)
+	assert.Contains(t, string(fleetReport), "# ✅ FK Fleet Rollout")
+	assert.Contains(t, string(fleetReport), "| Databases Succeeded | 3 | 3 | ✅ PASS (100%) |")
+	assert.Contains(t, string(fleetReport), fmt.Sprintf("| FK Constraints Validated (all databases) | %d | %d |", 3*len(p.ForeignKeys), 3*len(p.ForeignKeys)))
 	b, cc := st.Targets[1], st.Targets[2]
 	require.NotNil(t, b.StartedAt)
 	require.NotNil(t, cc.StartedAt)

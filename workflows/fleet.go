@@ -111,10 +111,12 @@ type FleetStatus struct {
 	Refusals      []Refusal       `json:"refusals,omitempty"`
 	Timeline      []TimelineEntry `json:"timeline"`
 	// TimelineDropped counts the oldest entries dropped to bound the size.
-	TimelineDropped int       `json:"timeline_dropped,omitempty"`
-	Error           string    `json:"error,omitempty"`
-	StartedAt       time.Time `json:"started_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	TimelineDropped int    `json:"timeline_dropped,omitempty"`
+	Error           string `json:"error,omitempty"`
+	// ReportPath is where the worker wrote the fleet's completion report.
+	ReportPath string    `json:"report_path,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // FleetWave is one wave: the canary, then batches.
@@ -147,7 +149,9 @@ type FleetTarget struct {
 	Phase  string `json:"phase,omitempty"`
 	Failed bool   `json:"failed,omitempty"`
 	Error  string `json:"error,omitempty"`
-	// Validated (validated or tested), Debt and RolledBack count constraints.
+	// Planned is the child's number of constraints (known when it ended);
+	// Validated (validated or tested), Debt and RolledBack count them.
+	Planned    int        `json:"planned,omitempty"`
 	Validated  int        `json:"validated"`
 	Debt       int        `json:"debt"`
 	RolledBack int        `json:"rolled_back"`
@@ -347,8 +351,12 @@ func FleetRollout(ctx workflow.Context, raw FleetInput) (*FleetStatus, error) {
 		f.event(ctx, PhaseDone, "fleet failed: "+err.Error())
 		f.publish(ctx)
 		f.notify(ctx, notify.Event{Kind: notify.KindFailed, Phase: PhaseDone, Text: err.Error()})
+		f.publishReport(ctx)
+		f.publish(ctx)
 		return f.snapshot(), err
 	}
+	f.publishReport(ctx)
+	f.publish(ctx)
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return f.snapshot(), nil
 }
@@ -548,6 +556,7 @@ func (f *fleet) childEnded(ctx workflow.Context, wave *FleetWave, t *FleetTarget
 	if st != nil {
 		t.State, t.Phase, t.Error, t.ReportPath = st.State, st.Phase, st.Error, st.ReportPath
 		c := st.Counts(t.Name)
+		t.Planned = len(st.Constraints)
 		t.Validated, t.Debt, t.RolledBack = c[CValidated]+c[CTested], c[CDebt], c[CRolledBack]
 	} else {
 		t.State = StateFailed
@@ -763,6 +772,10 @@ func (f *fleet) applyAbort(ctx workflow.Context, in ControlInput) Ack {
 func (f *fleet) setupHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryStatus, func() (*FleetStatus, error) { return f.snapshot(), nil },
 		workflow.QueryHandlerOptions{Description: "The fleet's status: waves, targets and their child workflow ids, gates, decisions"}); err != nil {
+		return err
+	}
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryReport, func() (string, error) { return f.snapshot().Report(), nil },
+		workflow.QueryHandlerOptions{Description: "The fleet's completion report (markdown): waves, databases, decisions, success metrics"}); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,

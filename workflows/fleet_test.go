@@ -91,6 +91,7 @@ type fleetHarness struct {
 	kids     *fleetKids
 	mu       sync.Mutex
 	notes    []notify.Event
+	reports  []ReportInput
 	accepted map[string]GateView
 	rejected map[string]string
 	updates  int
@@ -120,7 +121,21 @@ func newFleetHarness(t *testing.T) *fleetHarness {
 		h.notes = append(h.notes, ev)
 		return notify.Receipt{Ref: notify.MessageRef{Channel: "C1", TS: fmt.Sprint(len(h.notes))}}, nil
 	}, activity.RegisterOptions{Name: ActNotify})
+	env.RegisterActivityWithOptions(func(ctx context.Context, in ReportInput) (ReportResult, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.reports = append(h.reports, in)
+		return ReportResult{Path: "/reports/" + in.RolloutID + ".md", Posted: true}, nil
+	}, activity.RegisterOptions{Name: ActPublishReport})
 	return h
+}
+
+// report is the one fleet report the worker was handed.
+func (h *fleetHarness) report() ReportInput {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.Len(h.t, h.reports, 1, "one fleet completion report")
+	return h.reports[0]
 }
 
 func fleetInput(targets ...string) FleetInput {
@@ -304,6 +319,29 @@ func TestFleetCanaryThenBatches(t *testing.T) {
 	assert.Contains(t, kinds, notify.KindGateOpened)
 	assert.Contains(t, kinds, notify.KindGateDecided)
 	assert.Equal(t, notify.KindCompleted, kinds[len(kinds)-1])
+	h.mu.Unlock()
+
+	// The fleet's completion report: handed to the worker, the same text
+	// the report query gives, and its path in the status.
+	rep := h.report()
+	assert.Equal(t, fleetID, rep.RolloutID)
+	assert.Equal(t, notify.MessageRef{Channel: "C1", TS: "1"}, rep.Thread, "posted in the fleet's thread")
+	assert.Equal(t, "/reports/"+fleetID+".md", st.ReportPath)
+	for _, want := range []string{
+		"# ✅ FK Fleet Rollout", "**Status:** ✅ **COMPLETED** · 6 succeeded · 0 failed (budget 1)",
+		"| 1 (canary) | t1 | completed | 1 | 0 |", "`fleet/wave/1`: approve by " + alice,
+		"| 3 | t6 | ✅ completed | 2 | 0 | 0 |", "| 3 | t6 | ✅ completed | 2 | 0 | 0 | 1h 00m | `" + fleetID + "/t6` |",
+		"| fleet/wave/2 | approve | " + alice, "| Databases Succeeded | 6 | 6 | ✅ PASS (100%) |",
+		"| FK Constraints Validated (all databases) | 12 | 12 | ✅ PASS (100%, 0 as debt) |",
+	} {
+		assert.Contains(t, rep.Markdown, want)
+	}
+	v, err := h.env.QueryWorkflow(QueryReport)
+	require.NoError(t, err)
+	var md string
+	require.NoError(t, v.Get(&md))
+	assert.Equal(t, rep.Markdown, md, "the query answers the report the worker wrote")
+	h.mu.Lock()
 }
 
 // TestFleetGateBlocksAndValidates: the gate holds the next wave until a
@@ -494,6 +532,16 @@ func TestFleetFailureBudget(t *testing.T) {
 				ids = append(ids, strings.TrimPrefix(k.ID, fleetID+"/"))
 			}
 			assert.ElementsMatch(t, tc.wantKids, ids)
+			rep := h.report().Markdown
+			assert.Contains(t, rep, fmt.Sprintf("%d succeeded · %d failed", tc.succeeded, tc.failed))
+			if tc.wantErr != "" {
+				assert.Contains(t, rep, "**Error:** "+tc.wantErr)
+				assert.Contains(t, rep, "| Failed Databases (budget) | < ")
+				assert.Contains(t, rep, "| skipped |", "the databases never started are in the report")
+			}
+			if tc.failed > 0 {
+				assert.Contains(t, rep, "What went wrong:")
+			}
 			for _, tg := range st.Targets {
 				started := false
 				for _, k := range tc.wantKids {

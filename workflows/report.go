@@ -118,6 +118,8 @@ func stateBadge(st RolloutState) (string, string) {
 		return "↩️", label
 	case StateFailed, StateAborted, StateRejected:
 		return "❌", label
+	case StateCompletedWithFailures:
+		return "⚠️", label
 	case StateWaitingForGate, StateWaitingForWindow, StatePaused:
 		return "⏸", label
 	}
@@ -467,23 +469,26 @@ func (s *Status) writePerf(b *strings.Builder) {
 	}
 }
 
-func (s *Status) writeDecisions(b *strings.Builder) {
+func (s *Status) writeDecisions(b *strings.Builder) { writeDecisions(b, s.Decisions, s.Refusals) }
+
+// writeDecisions is the Decisions section of a rollout's or a fleet's report.
+func writeDecisions(b *strings.Builder, decisions []Decision, refusals []Refusal) {
 	b.WriteString("\n---\n\n## Decisions\n\n")
-	if len(s.Decisions) == 0 {
+	if len(decisions) == 0 {
 		b.WriteString("No human decision was needed.\n")
 		return
 	}
 	b.WriteString("| When | Gate | Decision | Who | Via | Why |\n|---|---|---|---|---|---|\n")
-	for _, d := range s.Decisions {
+	for _, d := range decisions {
 		who := d.Actor
 		if len(d.Roles) > 0 {
 			who += " (" + strings.Join(d.Roles, ", ") + ")"
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", stamp(d.Time), orDash(d.GateID), d.Action, who, orDash(d.Via), cell(d.Reason))
 	}
-	if len(s.Refusals) > 0 {
-		fmt.Fprintf(b, "\n%d refused attempt(s):\n\n", len(s.Refusals))
-		for _, r := range s.Refusals {
+	if len(refusals) > 0 {
+		fmt.Fprintf(b, "\n%d refused attempt(s):\n\n", len(refusals))
+		for _, r := range refusals {
 			fmt.Fprintf(b, "- %s: %s on %s refused — %s\n", stamp(r.Time), r.Actor, orDash(r.GateID), r.Reason)
 		}
 	}
@@ -635,8 +640,10 @@ func ddlMillis(rep EnvReport) (ms int64, n int) {
 	return ms, n
 }
 
-func (s *Status) writeSuccessMetrics(b *strings.Builder) {
-	rows := s.successMetrics()
+func (s *Status) writeSuccessMetrics(b *strings.Builder) { writeSuccessMetrics(b, s.successMetrics()) }
+
+// writeSuccessMetrics is the Success Metrics table of a report.
+func writeSuccessMetrics(b *strings.Builder, rows []metricRow) {
 	b.WriteString("\n---\n\n## Success Metrics\n\n")
 	if len(rows) == 0 {
 		b.WriteString("Nothing measured yet.\n")
