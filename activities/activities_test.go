@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -179,4 +180,20 @@ func TestEveryWorkflowActivityIsRegistered(t *testing.T) {
 		assert.Contains(t, names, n)
 	}
 	_ = context.Background()
+}
+
+// A worker serving a fleet holds few connections per database: at most 4,
+// handed back after a minute idle (a finished or gated rollout does not
+// keep its database's connection slots).
+func TestEnvironmentPoolGivesIdleConnectionsBack(t *testing.T) {
+	db := pgtest.New(t)
+	a := New(cfgWith(map[string]config.Environment{"tenant_a": {DSN: db.DSN}}), nil, nil)
+	defer a.Close()
+	p, err := a.pool(context.Background(), "tenant_a")
+	require.NoError(t, err)
+	assert.Equal(t, int32(4), p.Config().MaxConns)
+	assert.Equal(t, time.Minute, p.Config().MaxConnIdleTime)
+	again, err := a.pool(context.Background(), "tenant_a")
+	require.NoError(t, err)
+	assert.Same(t, p, again, "one pool per environment")
 }
