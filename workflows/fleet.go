@@ -829,10 +829,7 @@ func (f *fleet) setupHandlers(ctx workflow.Context) error {
 }
 
 func (f *fleet) refuse(ctx workflow.Context, signal, actor, gate string, err error) {
-	f.refusals = append(f.refusals, Refusal{Signal: signal, Actor: actor, GateID: gate, Reason: err.Error(), Time: workflow.Now(ctx)})
-	if len(f.refusals) > 100 {
-		f.refusals = f.refusals[len(f.refusals)-100:]
-	}
+	f.refusals = appendRefusal(f.refusals, Refusal{Signal: signal, Actor: actor, GateID: gate, Reason: err.Error(), Time: workflow.Now(ctx)})
 	f.event(ctx, f.st.Phase, fmt.Sprintf("signal %s from %s refused: %v", signal, actor, err))
 }
 

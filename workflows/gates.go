@@ -466,10 +466,7 @@ func (w *rollout) setupHandlers(ctx workflow.Context) error {
 }
 
 func (w *rollout) refuse(ctx workflow.Context, signal, actor, gate string, err error) {
-	w.refusals = append(w.refusals, Refusal{Signal: signal, Actor: actor, GateID: gate, Reason: err.Error(), Time: workflow.Now(ctx)})
-	if len(w.refusals) > 100 {
-		w.refusals = w.refusals[len(w.refusals)-100:]
-	}
+	w.refusals = appendRefusal(w.refusals, Refusal{Signal: signal, Actor: actor, GateID: gate, Reason: err.Error(), Time: workflow.Now(ctx)})
 	w.event(ctx, w.st.Environment, "control", fmt.Sprintf("signal %s from %s refused: %v", signal, actor, err))
 }
 
@@ -478,4 +475,14 @@ func orNone(s string) string {
 		return "no reason given"
 	}
 	return s
+}
+
+// appendRefusal records a refusal, keeping the newest 100 so a client
+// retrying in a loop cannot grow the status without bound.
+func appendRefusal(list []Refusal, r Refusal) []Refusal {
+	list = append(list, r)
+	if len(list) > 100 {
+		list = list[len(list)-100:]
+	}
+	return list
 }
