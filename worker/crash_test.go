@@ -96,6 +96,7 @@ func crashOnce(t *testing.T, srv *testsuite.DevServer, bin string) {
 		"FKROLLOUT_DSN_STAGING=" + db.DSN,
 		"FKROLLOUT_TASK_QUEUE=" + tq,
 		"FKROLLOUT_BACKUP_DIR=" + filepath.Join(dir, "backups"),
+		"FKROLLOUT_REPORT_DIR=" + filepath.Join(dir, "reports"),
 	}
 	w1 := startWorker(t, bin, env)
 

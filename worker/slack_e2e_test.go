@@ -103,6 +103,7 @@ slack:
 		"FKROLLOUT_DSN_STAGING":          staging.DSN,
 		"FKROLLOUT_DSN_PRODUCTION":       production.DSN,
 		"FKROLLOUT_BACKUP_DIR":           t.TempDir(),
+		"FKROLLOUT_REPORT_DIR":           t.TempDir(),
 		"FKROLLOUT_SLACK_BOT_TOKEN":      botToken,
 		"FKROLLOUT_SLACK_SIGNING_SECRET": secret,
 	}
