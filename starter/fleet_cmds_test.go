@@ -8,19 +8,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/fkrollout/fkrollout/internal/devserver"
-	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/internal/plan"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 
@@ -200,52 +196,6 @@ func TestFleetStatusTable(t *testing.T) {
 	assert.Equal(t, "http://ui/namespaces/default/workflows/fl%2Fb", fleetUILink("http://ui/", "default", "fl/b"))
 }
 
-// registerFleetStubs: a clean database for every target (no orphans), so
-// the children run through without gates of their own.
-func registerFleetStubs(w worker.Worker) *[]notify.Event {
-	var mu sync.Mutex
-	var notes []notify.Event
-	fk := plan.ForeignKey{Name: "fk_a_b", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"b_id"},
-		RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, Priority: plan.PriorityHigh}
-	reg := func(name string, fn any) { w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
-	reg(workflows.ActParsePlan, func(ctx context.Context, in workflows.ParsePlanInput) (workflows.ParsePlanResult, error) {
-		return workflows.ParsePlanResult{Plan: plan.Plan{Name: "cli", ForeignKeys: []plan.ForeignKey{fk}}}, nil
-	})
-	reg(workflows.ActCheckPlan, func(ctx context.Context, in workflows.EnvInput) (workflows.CheckResult, error) {
-		return workflows.CheckResult{}, nil
-	})
-	reg(workflows.ActTakeStats, func(ctx context.Context, in workflows.StatsInput) (workflows.StatsResult, error) {
-		return workflows.StatsResult{Snapshot: json.RawMessage(`{}`)}, nil
-	})
-	reg(workflows.ActAudit, func(ctx context.Context, in workflows.AuditInput) ([]workflows.AuditFigure, error) {
-		return []workflows.AuditFigure{{FK: fk.Name}}, nil
-	})
-	reg(workflows.ActBackup, func(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
-		return workflows.BackupResult{}, nil
-	})
-	reg(workflows.ActApply, func(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
-		return workflows.ConstraintResult{FK: in.FK.Name, Action: "created"}, nil
-	})
-	reg(workflows.ActValidate, func(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
-		return workflows.ConstraintResult{FK: in.FK.Name, Action: "validated"}, nil
-	})
-	reg(workflows.ActBehaviour, func(ctx context.Context, in workflows.BehaviourInput) ([]workflows.BehaviourResult, error) {
-		return []workflows.BehaviourResult{{FK: fk.Name, Passed: true}}, nil
-	})
-	reg(workflows.ActDeployHooks, func(ctx context.Context, in workflows.HooksInput) ([]workflows.HookResult, error) { return nil, nil })
-	reg(workflows.ActSmokeChecks, func(ctx context.Context, in workflows.HooksInput) ([]workflows.SmokeResult, error) { return nil, nil })
-	reg(workflows.ActPublishReport, func(ctx context.Context, in workflows.ReportInput) (workflows.ReportResult, error) {
-		return workflows.ReportResult{Path: "/reports/" + in.RolloutID + ".md"}, nil
-	})
-	reg(workflows.ActNotify, func(ctx context.Context, ev notify.Event) (notify.Receipt, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		notes = append(notes, ev)
-		return notify.Receipt{}, nil
-	})
-	return &notes
-}
-
 // TestFleetCLIAgainstDevServer drives a fleet with the CLI only, on a real
 // dev server: fleet-start, fleet-status, the unchanged approve command on
 // the wave gate (four-eyes refusal, then an approver), the children's ids
@@ -257,7 +207,7 @@ func TestFleetCLIAgainstDevServer(t *testing.T) {
 	tq := "fleet-cli-test"
 	w := worker.New(srv.Client(), tq, worker.Options{})
 	workflows.Register(w)
-	registerFleetStubs(w)
+	registerStubs(w, 0) // clean databases: the children run through without gates of their own
 	require.NoError(t, w.Start())
 	defer w.Stop()
 

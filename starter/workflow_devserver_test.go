@@ -26,11 +26,11 @@ import (
 	"github.com/fkrollout/fkrollout/workflows"
 )
 
-// stubActivities stand in for the engine so this test is about the CLI
-// against a real server: one constraint, orphans until remediated.
-func registerStubs(w worker.Worker) {
+// registerStubs stands in for the engine so these tests are about the CLI
+// against a real server: one constraint, with the given orphans until
+// remediated (shared by every rollout the worker runs).
+func registerStubs(w worker.Worker, orphans int64) {
 	var mu sync.Mutex
-	orphans := int64(2)
 	fk := plan.ForeignKey{Name: "fk_a_b", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"b_id"},
 		RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, Priority: plan.PriorityHigh}
 	reg := func(name string, fn any) { w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
@@ -98,7 +98,7 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	tq := "cli-test"
 	w := worker.New(srv.Client(), tq, worker.Options{})
 	workflows.Register(w)
-	registerStubs(w)
+	registerStubs(w, 2)
 	require.NoError(t, w.Start())
 	defer w.Stop()
 
@@ -203,7 +203,7 @@ func TestInteractiveFollowOnDevServer(t *testing.T) {
 	tq := "cli-interactive"
 	w := worker.New(srv.Client(), tq, worker.Options{})
 	workflows.Register(w)
-	registerStubs(w)
+	registerStubs(w, 2)
 	require.NoError(t, w.Start())
 	defer w.Stop()
 
