@@ -77,6 +77,7 @@ type Finding struct {
 type EnvInput struct {
 	Environment string    `json:"environment"`
 	RolloutID   string    `json:"rollout_id"`
+	RunID       string    `json:"run_id,omitempty"`
 	Plan        plan.Plan `json:"plan"`
 }
 
@@ -167,6 +168,9 @@ type BackupArtifact struct {
 type ConstraintInput struct {
 	Environment string          `json:"environment"`
 	RolloutID   string          `json:"rollout_id"`
+	// RunID binds ownership to this run of the rollout: a later run reusing
+	// the workflow id never owns (or drops) what an earlier run created.
+	RunID string `json:"run_id,omitempty"`
 	FK          plan.ForeignKey `json:"fk"`
 }
 
@@ -183,6 +187,7 @@ type ConstraintResult struct {
 type RemediateInput struct {
 	Environment string          `json:"environment"`
 	RolloutID   string          `json:"rollout_id"`
+	RunID       string          `json:"run_id,omitempty"`
 	FK          plan.ForeignKey `json:"fk"`
 	// Mode is "delete" or "set_null".
 	Mode string `json:"mode"`
@@ -222,6 +227,7 @@ type BehaviourCase struct {
 type RollbackInput struct {
 	Environment string    `json:"environment"`
 	RolloutID   string    `json:"rollout_id"`
+	RunID       string    `json:"run_id,omitempty"`
 	Plan        plan.Plan `json:"plan"`
 }
 

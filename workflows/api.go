@@ -12,6 +12,7 @@ package workflows
 import (
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/fkrollout/fkrollout/internal/identity"
 	"github.com/fkrollout/fkrollout/internal/monitor"
 )
 
@@ -103,6 +104,10 @@ type Input struct {
 	// Perf is the perf phase (baseline vs with-FKs workload on staging);
 	// see PerfInput. Off when absent. Skipped in a dry run.
 	Perf *PerfInput `json:"perf,omitempty"`
+	// RequesterProof is the requester's signature over the start (see
+	// StartClaim). Without it the requester is unverified: four-eyes then
+	// asks every proceeding choice for at least two distinct approvers.
+	RequesterProof *identity.Proof `json:"requester_proof,omitempty"`
 }
 
 // EnvironmentInput is one environment by name.
@@ -233,6 +238,10 @@ type DecisionInput struct {
 	// Constraints restricts a remediation choice to these constraint names
 	// (default: every constraint with orphans).
 	Constraints []string `json:"constraints,omitempty"`
+	// Proof signs the fields above (see DecisionClaim); the validator
+	// refuses a decision without a valid one unless the worker trusts
+	// client identities (development mode).
+	Proof *identity.Proof `json:"proof,omitempty"`
 }
 
 // ControlInput pauses, resumes, aborts or rolls back.
@@ -242,6 +251,8 @@ type ControlInput struct {
 	// Rollback (abort only) drops what this rollout created before stopping.
 	Rollback bool   `json:"rollback,omitempty"`
 	Via      string `json:"via,omitempty"`
+	// Proof signs the request (see ControlClaim).
+	Proof *identity.Proof `json:"proof,omitempty"`
 }
 
 // Ack answers a control update.

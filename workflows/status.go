@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fkrollout/fkrollout/internal/identity"
 	"github.com/fkrollout/fkrollout/internal/notify"
 )
 
@@ -211,6 +212,10 @@ type Refusal struct {
 	GateID string    `json:"gate_id,omitempty"`
 	Reason string    `json:"reason"`
 	Time   time.Time `json:"time"`
+	// Proof (record-refusal only) is the worker's Slack signer or the
+	// actor's own key: unsigned records are dropped, so nobody can write
+	// refusals in someone else's name.
+	Proof *identity.Proof `json:"proof,omitempty"`
 }
 
 // PhaseSpan is one stretch of time spent in a phase; Ended is zero while
