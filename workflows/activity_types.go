@@ -166,12 +166,12 @@ type BackupArtifact struct {
 
 // ConstraintInput applies or validates one constraint.
 type ConstraintInput struct {
-	Environment string          `json:"environment"`
-	RolloutID   string          `json:"rollout_id"`
+	Environment string `json:"environment"`
+	RolloutID   string `json:"rollout_id"`
 	// RunID binds ownership to this run of the rollout: a later run reusing
 	// the workflow id never owns (or drops) what an earlier run created.
-	RunID string `json:"run_id,omitempty"`
-	FK          plan.ForeignKey `json:"fk"`
+	RunID string          `json:"run_id,omitempty"`
+	FK    plan.ForeignKey `json:"fk"`
 }
 
 // ConstraintResult is what one DDL step did.
