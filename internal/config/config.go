@@ -29,6 +29,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/dbx"
 	"github.com/fkrollout/fkrollout/internal/monitor"
+	"github.com/fkrollout/fkrollout/internal/policy"
 )
 
 // EnvVar names the variable holding the configuration file path.
@@ -87,6 +88,9 @@ type Config struct {
 	SlackSecrets SlackSecrets `yaml:"-"`
 	// Perf names the perf phase's workloads (see perf.go).
 	Perf PerfConfig `yaml:"perf"`
+	// Policy says who may decide which gate, per environment; a rollout's
+	// input may only tighten it (see internal/policy).
+	Policy policy.Config `yaml:"policy"`
 }
 
 // Environment is one target database and what runs around it.
@@ -340,6 +344,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Monitor.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	srcs := make([]string, 0, len(c.Monitor.Sources))

@@ -1,0 +1,214 @@
+// Package policy is the worker's approval policy: who may decide which gate
+// in which environment, how many distinct approvers a proceeding choice
+// needs, which remediation choices exist, what a gate timeout may do, which
+// environment must come first, who may pause, abort and roll back, and where
+// the perf phase may run.
+//
+// It lives in the worker configuration, never in the rollout input: a
+// rollout's input may only tighten it (workflows.ResolvePolicy). The package
+// is pure types and checks so the workflow code may import it.
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fkrollout/fkrollout/internal/identity"
+)
+
+// Gate kinds a rule can name (notify.GateKind values).
+var GateKinds = []string{"remediation", "promotion", "approval", "investigate"}
+
+// Choices that proceed (change data or move on). A gate timeout may apply
+// one only when the environment's timeout_may_proceed lists it.
+var ProceedingChoices = []string{"approve", "delete", "set-null", "accept-debt", "continue", "approve-override"}
+
+// RemediationChoices are every remediation choice fkrollout knows.
+var RemediationChoices = []string{"delete", "set-null", "accept-debt", "re-audit", "abort"}
+
+// Config is the `policy:` section of the worker configuration.
+//
+//	policy:
+//	  trust_client_identity: false    # development only: believe the actor a client names
+//	  max_clock_skew: 5m
+//	  identities:
+//	    alice@example.com: {public_keys: ["ed25519:…"], roles: [dba]}
+//	  operators: [oncall@example.com]  # may pause, abort and roll back any rollout
+//	  environments:
+//	    staging:    {approvers: [alice@example.com, "role:dba"], perf: true}
+//	    production: {approvers: ["role:dba"], min_approvals: 2, requires: [staging]}
+type Config struct {
+	// TrustClientIdentity believes the actor and roles a client names
+	// without a signature: the raw Temporal UI/CLI path then decides gates.
+	// Development only (make demo); the worker logs a warning at start.
+	TrustClientIdentity bool `yaml:"trust_client_identity" json:"trust_client_identity"`
+	// MaxClockSkew is how old (or how far in the future) a signed request
+	// may be (default 5m). Nonces are remembered for twice as long.
+	MaxClockSkew string `yaml:"max_clock_skew" json:"max_clock_skew,omitempty"`
+	// Identities by name: their public keys (the CLI signs with the private
+	// half) and roles. Slack users map to these names in slack.users.
+	Identities map[string]Identity `yaml:"identities" json:"identities,omitempty"`
+	// Operators may pause, resume, abort and roll back every rollout.
+	Operators []string `yaml:"operators" json:"operators,omitempty"`
+	// Environments by name. A rollout naming an environment missing here
+	// is refused at start: no approver means nobody approves.
+	Environments map[string]Environment `yaml:"environments" json:"environments,omitempty"`
+}
+
+// Identity is one person or automation.
+type Identity struct {
+	PublicKeys []string `yaml:"public_keys" json:"public_keys,omitempty"`
+	Roles      []string `yaml:"roles" json:"roles,omitempty"`
+}
+
+// Environment is the policy of one environment.
+type Environment struct {
+	// Approvers are identities or "role:<name>" (roles from identities or
+	// from the Slack user groups in slack.approver_groups).
+	Approvers []string `yaml:"approvers" json:"approvers,omitempty"`
+	// MinApprovals distinct approvers must agree on a proceeding choice
+	// (default 1).
+	MinApprovals int `yaml:"min_approvals" json:"min_approvals,omitempty"`
+	// AllowRequester lets the requester approve their own rollout here.
+	AllowRequester bool `yaml:"allow_requester" json:"allow_requester,omitempty"`
+	// Gates override approvers, min_approvals and timeouts per gate kind.
+	Gates map[string]GateRule `yaml:"gates" json:"gates,omitempty"`
+	// RemediationChoices offered at this environment's remediation gates
+	// (default: all of delete, set-null, accept-debt, re-audit, abort).
+	RemediationChoices []string `yaml:"remediation_choices" json:"remediation_choices,omitempty"`
+	// TimeoutMayProceed lists the proceeding choices a gate timeout may
+	// apply here (default none: a timeout only rejects or aborts).
+	TimeoutMayProceed []string `yaml:"timeout_may_proceed" json:"timeout_may_proceed,omitempty"`
+	// Requires lists environments that must complete earlier in the same
+	// rollout (production: [staging]).
+	Requires []string `yaml:"requires" json:"requires,omitempty"`
+	// Operators may pause, resume, abort and roll back rollouts here, on
+	// top of the global operators.
+	Operators []string `yaml:"operators" json:"operators,omitempty"`
+	// Perf allows the perf phase (it writes the workload's rows) here.
+	Perf bool `yaml:"perf" json:"perf,omitempty"`
+}
+
+// GateRule overrides the environment's rule for one gate kind.
+type GateRule struct {
+	Approvers    []string `yaml:"approvers" json:"approvers,omitempty"`
+	MinApprovals int      `yaml:"min_approvals" json:"min_approvals,omitempty"`
+	// Timeout, e.g. "24h"; empty waits forever.
+	Timeout string `yaml:"timeout" json:"timeout,omitempty"`
+	// OnTimeout is applied when the gate times out (default: reject on a
+	// promotion, abort elsewhere).
+	OnTimeout string `yaml:"on_timeout" json:"on_timeout,omitempty"`
+}
+
+// Skew returns MaxClockSkew (default 5 minutes).
+func (c Config) Skew() time.Duration {
+	if d, err := time.ParseDuration(c.MaxClockSkew); err == nil && d > 0 {
+		return d
+	}
+	return 5 * time.Minute
+}
+
+// Validate lists every mistake in the section at once.
+func (c Config) Validate() error {
+	var errs []string
+	if c.MaxClockSkew != "" {
+		if d, err := time.ParseDuration(c.MaxClockSkew); err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("policy.max_clock_skew %q: want a positive duration such as 5m", c.MaxClockSkew))
+		}
+	}
+	for _, name := range sortedKeys(c.Identities) {
+		id := c.Identities[name]
+		if strings.TrimSpace(name) == "" || strings.HasPrefix(name, "role:") || strings.ContainsAny(name, " \t\n") {
+			errs = append(errs, fmt.Sprintf("policy.identities %q: an identity is a name without spaces, not a role", name))
+		}
+		for _, k := range id.PublicKeys {
+			if _, err := identity.ParsePublicKey(k); err != nil {
+				errs = append(errs, fmt.Sprintf("policy.identities[%s]: %v", name, err))
+			}
+		}
+	}
+	known := func(where, who string) {
+		if strings.HasPrefix(who, "role:") {
+			if strings.TrimPrefix(who, "role:") == "" {
+				errs = append(errs, fmt.Sprintf("%s: empty role", where))
+			}
+			return
+		}
+		if _, ok := c.Identities[who]; !ok && !c.TrustClientIdentity {
+			errs = append(errs, fmt.Sprintf("%s: %q is not in policy.identities (it could never prove who it is)", where, who))
+		}
+	}
+	for _, o := range c.Operators {
+		known("policy.operators", o)
+	}
+	for _, name := range sortedKeys(c.Environments) {
+		e := c.Environments[name]
+		where := "policy.environments[" + name + "]"
+		if len(e.Approvers) == 0 {
+			errs = append(errs, where+".approvers: list at least one identity or role (no approver means nobody approves)")
+		}
+		for _, a := range e.Approvers {
+			known(where+".approvers", a)
+		}
+		for _, o := range e.Operators {
+			known(where+".operators", o)
+		}
+		if e.MinApprovals < 0 {
+			errs = append(errs, where+".min_approvals: must not be negative")
+		}
+		for _, ch := range e.RemediationChoices {
+			if !slices.Contains(RemediationChoices, ch) {
+				errs = append(errs, fmt.Sprintf("%s.remediation_choices: %q is not one of %s", where, ch, strings.Join(RemediationChoices, ", ")))
+			}
+		}
+		if len(e.RemediationChoices) > 0 && !slices.Contains(e.RemediationChoices, "abort") {
+			errs = append(errs, where+".remediation_choices: abort must stay available")
+		}
+		for _, ch := range e.TimeoutMayProceed {
+			if !slices.Contains(ProceedingChoices, ch) || ch == "approve-override" {
+				errs = append(errs, fmt.Sprintf("%s.timeout_may_proceed: %q is not a choice a timeout may apply", where, ch))
+			}
+		}
+		for _, r := range e.Requires {
+			if r == name {
+				errs = append(errs, where+".requires: an environment cannot require itself")
+			} else if _, ok := c.Environments[r]; !ok {
+				errs = append(errs, fmt.Sprintf("%s.requires: %q is not a policy environment", where, r))
+			}
+		}
+		for _, kind := range sortedKeys(e.Gates) {
+			g := e.Gates[kind]
+			gw := where + ".gates[" + kind + "]"
+			if !slices.Contains(GateKinds, kind) {
+				errs = append(errs, fmt.Sprintf("%s: want one of %s", gw, strings.Join(GateKinds, ", ")))
+			}
+			for _, a := range g.Approvers {
+				known(gw+".approvers", a)
+			}
+			if g.Timeout != "" {
+				if d, err := time.ParseDuration(g.Timeout); err != nil || d <= 0 {
+					errs = append(errs, fmt.Sprintf("%s.timeout %q: want a positive duration such as 24h", gw, g.Timeout))
+				}
+			}
+			if slices.Contains(ProceedingChoices, g.OnTimeout) && !slices.Contains(e.TimeoutMayProceed, g.OnTimeout) {
+				errs = append(errs, fmt.Sprintf("%s.on_timeout %q proceeds: list it in timeout_may_proceed to allow that", gw, g.OnTimeout))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid policy: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
