@@ -197,3 +197,53 @@ func TestEnvironmentPoolGivesIdleConnectionsBack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Same(t, p, again, "one pool per environment")
 }
+
+// The workflow's run id reaches ownership: a later run of the same rollout
+// id neither owns nor rolls back what an earlier run created, and its
+// remediation's quarantine rows carry its own run id.
+func TestActivitiesBindOwnershipToRun(t *testing.T) {
+	db := pgtest.New(t)
+	db.Exec(t, `CREATE TABLE parent (id int PRIMARY KEY);
+		CREATE TABLE child (id int PRIMARY KEY, parent_id int NOT NULL);
+		INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1, 1), (2, 99);`)
+	env, _ := newEnv(t, cfgWith(map[string]config.Environment{"prod": {DSN: db.DSN}}))
+	p := plan.Plan{ForeignKeys: []plan.ForeignKey{childParentFK()}}
+	constraint := func(run string) workflows.ConstraintInput {
+		return workflows.ConstraintInput{Environment: "prod", RolloutID: "r-1", RunID: run, FK: childParentFK()}
+	}
+	do := func(act string, in, out any) {
+		t.Helper()
+		v, err := env.ExecuteActivity(act, in)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(out))
+	}
+
+	var cr workflows.ConstraintResult
+	do(workflows.ActApply, constraint("run-a"), &cr)
+	assert.Equal(t, "created", cr.Action)
+	var rem workflows.RemediationResult
+	do(workflows.ActRemediate, workflows.RemediateInput{Environment: "prod", RolloutID: "r-1", RunID: "run-a", FK: childParentFK(), Mode: "delete"}, &rem)
+	assert.Equal(t, int64(1), db.Count(t, `SELECT count(*) FROM fkrollout.quarantine WHERE rollout_id = 'r-1' AND run_id = 'run-a'`))
+	do(workflows.ActValidate, constraint("run-a"), &cr)
+	assert.Equal(t, "validated", cr.Action)
+	assert.Equal(t, int64(1), db.Count(t, `SELECT count(*) FROM fkrollout.constraints WHERE rollout_id = 'r-1' AND run_id = 'run-a'`))
+
+	do(workflows.ActApply, constraint("run-b"), &cr)
+	assert.Equal(t, "exists-same", cr.Action)
+	var vs []workflows.Verification
+	do(workflows.ActVerify, workflows.EnvInput{Environment: "prod", RolloutID: "r-1", RunID: "run-b", Plan: p}, &vs)
+	require.Len(t, vs, 1)
+	assert.False(t, vs[0].Owned)
+	assert.Equal(t, "r-1", vs[0].OwnerRollout)
+
+	var rb []workflows.ConstraintResult
+	do(workflows.ActRollback, workflows.RollbackInput{Environment: "prod", RolloutID: "r-1", RunID: "run-b", Plan: p}, &rb)
+	require.Len(t, rb, 1)
+	assert.Equal(t, "not-owned", rb[0].Action)
+	assert.Equal(t, int64(1), db.Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = 'fk_child_parent' AND convalidated"))
+
+	do(workflows.ActRollback, workflows.RollbackInput{Environment: "prod", RolloutID: "r-1", RunID: "run-a", Plan: p}, &rb)
+	require.Len(t, rb, 1)
+	assert.Equal(t, "dropped", rb[0].Action)
+	assert.Zero(t, db.Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = 'fk_child_parent'"))
+}

@@ -220,12 +220,14 @@ func safeName(s string) string {
 	}, s)
 }
 
-func (a *Activities) migrateOptions(ctx context.Context, rolloutID string, hb *heartbeater) (migrate.Options, error) {
+// migrateOptions binds ownership to the workflow run (runID) as well as the
+// rollout: a rollout id can be reused once its run has closed.
+func (a *Activities) migrateOptions(ctx context.Context, rolloutID, runID string, hb *heartbeater) (migrate.Options, error) {
 	lock, err := a.Config.LockPolicy()
 	if err != nil {
 		return migrate.Options{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
 	}
-	return migrate.Options{RolloutID: rolloutID, Lock: lock, Progress: func(ev migrate.Event) {
+	return migrate.Options{RolloutID: rolloutID, RunID: runID, Lock: lock, Progress: func(ev migrate.Event) {
 		if hb != nil {
 			hb.set(ev)
 		}
@@ -257,7 +259,7 @@ func (a *Activities) ddl(ctx context.Context, in workflows.ConstraintInput, what
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: 1, Item: in.FK.Name, Note: what})
 	defer hb.end()
-	opts, err := a.migrateOptions(ctx, in.RolloutID, hb)
+	opts, err := a.migrateOptions(ctx, in.RolloutID, in.RunID, hb)
 	if err != nil {
 		return workflows.ConstraintResult{}, err
 	}
@@ -303,7 +305,7 @@ func (a *Activities) Remediate(ctx context.Context, in workflows.RemediateInput)
 	}
 	hb := a.startHeartbeat(ctx, Progress{Item: in.FK.Name, Note: in.Mode})
 	defer hb.end()
-	r, err := audit.Remediate(ctx, pool, in.FK, audit.Mode(in.Mode), in.RolloutID, audit.RemediateOptions{BatchSize: a.Config.Audit.RemediationBatch, Lock: lock})
+	r, err := audit.Remediate(ctx, pool, in.FK, audit.Mode(in.Mode), in.RolloutID, audit.RemediateOptions{BatchSize: a.Config.Audit.RemediationBatch, Lock: lock, RunID: in.RunID})
 	if err != nil {
 		return workflows.RemediationResult{}, a.clean(fmt.Errorf("remediate %s on %s: %w", in.FK.Name, in.Environment, err))
 	}
@@ -354,7 +356,7 @@ func (a *Activities) Rollback(ctx context.Context, in workflows.RollbackInput) (
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.Plan.ForeignKeys), Note: "rollback"})
 	defer hb.end()
-	opts, err := a.migrateOptions(ctx, in.RolloutID, hb)
+	opts, err := a.migrateOptions(ctx, in.RolloutID, in.RunID, hb)
 	if err != nil {
 		return nil, err
 	}
@@ -377,13 +379,14 @@ func (a *Activities) Rollback(ctx context.Context, in workflows.RollbackInput) (
 	return out, nil
 }
 
-// Verify reads every planned constraint back from the catalog.
+// Verify reads every planned constraint back from the catalog; Owned means
+// created by this run of the rollout.
 func (a *Activities) Verify(ctx context.Context, in workflows.EnvInput) ([]workflows.Verification, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
 		return nil, err
 	}
-	vs, err := migrate.Verify(ctx, pool, in.Plan)
+	vs, err := migrate.VerifyRun(ctx, pool, in.Plan, migrate.Options{RolloutID: in.RolloutID, RunID: in.RunID})
 	if err != nil {
 		return nil, a.clean(fmt.Errorf("verify on %s: %w", in.Environment, err))
 	}

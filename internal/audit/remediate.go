@@ -33,6 +33,10 @@ type RemediateOptions struct {
 	BatchSize int `json:"batch_size"`
 	// Lock is the lock_timeout/retry policy of each batch transaction.
 	Lock dbx.LockPolicy `json:"lock"`
+	// RunID is the run of the rollout remediating, recorded on every
+	// quarantine row: a workflow id can be reused once its run has closed,
+	// and the quarantine should say which run removed a row.
+	RunID string `json:"run_id,omitempty"`
 }
 
 // RemediationResult counts what one remediation did.
@@ -107,12 +111,12 @@ func Remediate(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, mode
 	nextSQL := "SELECT " + selectList + " FROM " + fk.Table.Sanitize() + " c WHERE " + info.after(2) + " AND " + pred +
 		" ORDER BY " + info.orderBy() + " LIMIT $1 FOR UPDATE OF c"
 	var changeSQL string
-	args := []any{nil, rolloutID, fk.Name, fk.Table.Schema, fk.Table.Name}
+	args := []any{nil, rolloutID, fk.Name, fk.Table.Schema, fk.Table.Name, o.RunID}
 	switch mode {
 	case ModeDelete:
 		changeSQL = `WITH d AS (DELETE FROM ` + fk.Table.Sanitize() + ` c WHERE c.ctid = ANY($1::text[]::tid[]) AND ` + pred + ` RETURNING c.*),
-q AS (INSERT INTO ` + meta.QuarantineTable + ` (rollout_id, constraint_name, table_schema, table_name, action, row_data)
-      SELECT $2, $3, $4, $5, 'delete', to_jsonb(d) FROM d RETURNING 1)
+q AS (INSERT INTO ` + meta.QuarantineTable + ` (rollout_id, run_id, constraint_name, table_schema, table_name, action, row_data)
+      SELECT $2, NULLIF($6::text, ''), $3, $4, $5, 'delete', to_jsonb(d) FROM d RETURNING 1)
 SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM d)`
 	case ModeSetNull:
 		sets := make([]string, len(fk.Columns))
@@ -120,8 +124,8 @@ SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM d)`
 			sets[i] = quote(c) + " = NULL"
 		}
 		changeSQL = `WITH old AS (SELECT c.ctid AS tid, to_jsonb(c) AS row_data FROM ` + fk.Table.Sanitize() + ` c WHERE c.ctid = ANY($1::text[]::tid[]) AND ` + pred + `),
-q AS (INSERT INTO ` + meta.QuarantineTable + ` (rollout_id, constraint_name, table_schema, table_name, action, row_data, fk_columns)
-      SELECT $2, $3, $4, $5, 'set_null', row_data, $6::text[] FROM old RETURNING 1),
+q AS (INSERT INTO ` + meta.QuarantineTable + ` (rollout_id, run_id, constraint_name, table_schema, table_name, action, row_data, fk_columns)
+      SELECT $2, NULLIF($6::text, ''), $3, $4, $5, 'set_null', row_data, $7::text[] FROM old RETURNING 1),
 u AS (UPDATE ` + fk.Table.Sanitize() + ` c SET ` + strings.Join(sets, ", ") + ` FROM old WHERE c.ctid = old.tid RETURNING 1)
 SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM u)`
 		args = append(args, fk.Columns)
@@ -193,13 +197,22 @@ SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM u)`
 	}
 }
 
-// Restore puts the rows quarantined for (rolloutID, constraintName) back:
-// deleted rows are re-inserted (jsonb_populate_record, identity values
-// kept), nulled FK columns are restored by primary key where they are still
-// NULL. Restored quarantine entries are removed in the same transaction, so
-// a second Restore does nothing. A set_null entry whose row has since been
-// deleted or re-pointed stays in quarantine and is not counted.
+// Restore puts the rows quarantined for (rolloutID, constraintName) back,
+// whichever run of the rollout quarantined them: deleted rows are
+// re-inserted (jsonb_populate_record, identity values kept), nulled FK
+// columns are restored by primary key where they are still NULL. Restored
+// quarantine entries are removed in the same transaction, so a second
+// Restore does nothing. A set_null entry whose row has since been deleted
+// or re-pointed stays in quarantine and is not counted.
 func Restore(ctx context.Context, pool *pgxpool.Pool, rolloutID, constraintName string) (int64, error) {
+	return RestoreRun(ctx, pool, rolloutID, "", constraintName)
+}
+
+// RestoreRun is Restore limited to the rows run runID of the rollout
+// quarantined, plus rows quarantined before runs were recorded (run_id
+// NULL, which may be that run's if it was in flight during the upgrade).
+// An empty runID restores every run's rows, like Restore.
+func RestoreRun(ctx context.Context, pool *pgxpool.Pool, rolloutID, runID, constraintName string) (int64, error) {
 	if rolloutID == "" || constraintName == "" {
 		return 0, errors.New("restore: rollout id and constraint name are required")
 	}
@@ -210,6 +223,12 @@ func Restore(ctx context.Context, pool *pgxpool.Pool, rolloutID, constraintName 
 	if !exists {
 		return 0, nil
 	}
+	// Rows from a quarantine another role can write would be inserted into
+	// production tables: check its owner (and add run_id if missing).
+	if err := meta.EnsureSchema(ctx, pool); err != nil {
+		return 0, fmt.Errorf("restore %s: %w", constraintName, err)
+	}
+	sel := quarantineSelector{rolloutID: rolloutID, runID: runID, constraintName: constraintName}
 	var restored int64
 	err := dbx.InLockedTx(ctx, pool, dbx.DefaultLockPolicy(), nil, func(ctx context.Context, tx pgx.Tx) error {
 		restored = 0
@@ -219,7 +238,7 @@ func Restore(ctx context.Context, pool *pgxpool.Pool, rolloutID, constraintName 
 			columns []string
 		}
 		rows, err := tx.Query(ctx, `SELECT DISTINCT table_schema, table_name, action, coalesce(fk_columns, '{}')
-			FROM `+meta.QuarantineTable+` WHERE rollout_id = $1 AND constraint_name = $2 ORDER BY 1, 2, 3`, rolloutID, constraintName)
+			FROM `+meta.QuarantineTable+` q WHERE `+sel.where()+` ORDER BY 1, 2, 3`, sel.args()...)
 		if err != nil {
 			return err
 		}
@@ -232,7 +251,7 @@ func Restore(ctx context.Context, pool *pgxpool.Pool, rolloutID, constraintName 
 			return err
 		}
 		for _, g := range groups {
-			n, err := restoreGroup(ctx, tx, rolloutID, constraintName, g.table, g.action, g.columns)
+			n, err := restoreGroup(ctx, tx, sel, g.table, g.action, g.columns)
 			if err != nil {
 				return fmt.Errorf("%s rows of %s: %w", g.action, g.table, err)
 			}
@@ -246,13 +265,25 @@ func Restore(ctx context.Context, pool *pgxpool.Pool, rolloutID, constraintName 
 	return restored, nil
 }
 
-func restoreGroup(ctx context.Context, tx pgx.Tx, rolloutID, constraintName string, t plan.TableName, action string, fkCols []string) (int64, error) {
-	info, err := loadTable(ctx, tx, plan.ForeignKey{Name: constraintName, Table: t, RefTable: t})
+// quarantineSelector picks the quarantine rows of one restore; its where()
+// uses parameters $1..$3 and the alias q.
+type quarantineSelector struct {
+	rolloutID, runID, constraintName string
+}
+
+func (s quarantineSelector) where() string {
+	return `q.rollout_id = $1 AND q.constraint_name = $2 AND ($3::text = '' OR q.run_id IS NULL OR q.run_id = $3::text)`
+}
+
+func (s quarantineSelector) args() []any { return []any{s.rolloutID, s.constraintName, s.runID} }
+
+func restoreGroup(ctx context.Context, tx pgx.Tx, sel quarantineSelector, t plan.TableName, action string, fkCols []string) (int64, error) {
+	info, err := loadTable(ctx, tx, plan.ForeignKey{Name: sel.constraintName, Table: t, RefTable: t})
 	if err != nil {
 		return 0, err
 	}
-	match := `q.rollout_id = $1 AND q.constraint_name = $2 AND q.table_schema = $3 AND q.table_name = $4`
-	args := []any{rolloutID, constraintName, t.Schema, t.Name}
+	match := sel.where() + ` AND q.table_schema = $4 AND q.table_name = $5`
+	args := append(sel.args(), t.Schema, t.Name)
 	var n int64
 	switch action {
 	case string(ModeDelete):
@@ -295,7 +326,7 @@ SELECT count(*) FROM ins`, args...).Scan(&n)
 		args = append(args, fkCols)
 		err := tx.QueryRow(ctx, `WITH u AS (UPDATE `+t.Sanitize()+` c SET `+strings.Join(sets, ", ")+`
         FROM `+meta.QuarantineTable+` q CROSS JOIN LATERAL jsonb_populate_record(NULL::`+t.Sanitize()+`, q.row_data) r
-        WHERE `+match+` AND q.action = 'set_null' AND q.fk_columns = $5::text[]
+        WHERE `+match+` AND q.action = 'set_null' AND q.fk_columns = $6::text[]
           AND `+strings.Join(keyEq, " AND ")+` AND `+strings.Join(isNull, " AND ")+`
         RETURNING q.id),
 d AS (DELETE FROM `+meta.QuarantineTable+` WHERE id IN (SELECT id FROM u) RETURNING 1)

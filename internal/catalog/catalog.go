@@ -65,7 +65,10 @@ type ConstraintState struct {
 	SameDefinition bool   `json:"same_definition"`
 	Definition     string `json:"definition,omitempty"` // pg_get_constraintdef
 	OwnerRollout   string `json:"owner_rollout,omitempty"`
-	Partitioned    bool   `json:"partitioned"`
+	// OwnerRun is the run of OwnerRollout that created the constraint; ""
+	// for ownership recorded before runs were (see Owner.Owns).
+	OwnerRun    string `json:"owner_run,omitempty"`
+	Partitioned bool   `json:"partitioned"`
 	// Kind is pg_constraint.contype when a constraint of another kind
 	// (p, u, c, x) holds the name; "f" for a foreign key.
 	Kind string `json:"kind,omitempty"`
@@ -475,30 +478,69 @@ func lookupIn(ctx context.Context, q Querier, fk plan.ForeignKey, rel relation) 
 	if err != nil {
 		return st, err
 	}
-	st.OwnerRollout = owner
+	st.OwnerRollout, st.OwnerRun = owner.RolloutID, owner.RunID
 	return st, nil
 }
 
-// OwnerOf returns the rollout id recorded in fkrollout.constraints for the
-// constraint, or "" when none (or the bookkeeping schema does not exist yet).
-func OwnerOf(ctx context.Context, q Querier, t plan.TableName, name string) (string, error) {
-	var present bool
-	if err := q.QueryRow(ctx, `SELECT to_regclass('fkrollout.constraints') IS NOT NULL`).Scan(&present); err != nil {
-		return "", fmt.Errorf("look up fkrollout.constraints: %w", err)
+// Owner returns who fkrollout.constraints records as the constraint's creator.
+func (s ConstraintState) Owner() Owner { return Owner{RolloutID: s.OwnerRollout, RunID: s.OwnerRun} }
+
+// Owner is an ownership row of fkrollout.constraints: the rollout and the
+// run of it that created the constraint. The zero Owner means none.
+type Owner struct {
+	RolloutID string `json:"rollout_id,omitempty"`
+	// RunID is "" for rows written before ownership was bound to runs.
+	RunID string `json:"run_id,omitempty"`
+}
+
+// Owns reports whether the constraint belongs to run runID of rollout
+// rolloutID. A workflow id can be reused once its run has closed, so the
+// rollout id alone does not identify who created a constraint: a new run
+// must never own (and so never roll back) what an earlier run created.
+//
+// Two cases match by rollout id alone:
+//   - a row without a run id, written before runs were recorded: a rollout
+//     in flight during the upgrade keeps its constraints and can still roll
+//     them back;
+//   - runID == "": a caller that names no run (an operator's manual
+//     rollback by rollout id) acts on every run of that rollout.
+func (o Owner) Owns(rolloutID, runID string) bool {
+	if rolloutID == "" || o.RolloutID != rolloutID {
+		return false
+	}
+	return o.RunID == "" || runID == "" || o.RunID == runID
+}
+
+// OwnerOf returns the rollout and run recorded in fkrollout.constraints for
+// the constraint, or the zero Owner when none (or the bookkeeping schema does
+// not exist yet). Compare with Owner.Owns, never by rollout id alone.
+func OwnerOf(ctx context.Context, q Querier, t plan.TableName, name string) (Owner, error) {
+	// The run_id column may not exist yet either (a database whose
+	// bookkeeping predates it and that no run has touched since): every row
+	// is then a row without a run.
+	var present, hasRun bool
+	if err := q.QueryRow(ctx, `SELECT to_regclass('fkrollout.constraints') IS NOT NULL,
+		EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass('fkrollout.constraints') AND attname = 'run_id' AND NOT attisdropped)`).
+		Scan(&present, &hasRun); err != nil {
+		return Owner{}, fmt.Errorf("look up fkrollout.constraints: %w", err)
 	}
 	if !present {
-		return "", nil
+		return Owner{}, nil
 	}
-	var owner string
-	err := q.QueryRow(ctx, `SELECT rollout_id FROM fkrollout.constraints WHERE table_schema = $1 AND table_name = $2 AND constraint_name = $3`,
-		t.Schema, t.Name, name).Scan(&owner)
+	run := "''"
+	if hasRun {
+		run = "coalesce(run_id, '')"
+	}
+	var o Owner
+	err := q.QueryRow(ctx, `SELECT rollout_id, `+run+` FROM fkrollout.constraints WHERE table_schema = $1 AND table_name = $2 AND constraint_name = $3`,
+		t.Schema, t.Name, name).Scan(&o.RolloutID, &o.RunID)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
+		return Owner{}, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("look up owner of %s on %s: %w", name, t, err)
+		return Owner{}, fmt.Errorf("look up owner of %s on %s: %w", name, t, err)
 	}
-	return owner, nil
+	return o, nil
 }
 
 // planDefinition renders fk the way pg_get_constraintdef would, for messages.

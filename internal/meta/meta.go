@@ -6,7 +6,9 @@ package meta
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -20,11 +22,22 @@ var (
 	QuarantineTable  = pgx.Identifier{Schema, "quarantine"}.Sanitize()
 )
 
-// ddl is idempotent. The advisory lock serialises concurrent first runs
-// (CREATE ... IF NOT EXISTS alone can still race on the catalog).
+// ErrForeignOwner: the bookkeeping schema or one of its tables belongs to a
+// role the worker's role is not a member of.
+var ErrForeignOwner = errors.New("fkrollout bookkeeping owned by another role")
+
+// lock serialises concurrent first runs (CREATE ... IF NOT EXISTS alone can
+// still race on the catalog).
+const lock = `SELECT pg_advisory_xact_lock(7426110011)`
+
+// createSchema runs only when the schema is missing: CREATE SCHEMA checks
+// the database's CREATE privilege even when the schema exists, which a
+// worker using a schema its DBA created for its role need not have.
+const createSchema = `CREATE SCHEMA IF NOT EXISTS fkrollout`
+
+// ddl is idempotent. It runs only after checkOwners: CREATE ... IF NOT
+// EXISTS silently accepts objects someone else created.
 const ddl = `
-SELECT pg_advisory_xact_lock(7426110011);
-CREATE SCHEMA IF NOT EXISTS fkrollout;
 COMMENT ON SCHEMA fkrollout IS 'fkrollout bookkeeping: constraint ownership and remediation quarantine';
 CREATE TABLE IF NOT EXISTS fkrollout.constraints (
     table_schema    text        NOT NULL,
@@ -36,6 +49,12 @@ CREATE TABLE IF NOT EXISTS fkrollout.constraints (
     created_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (table_schema, table_name, constraint_name)
 );
+-- run_id: the run of the rollout that created the constraint. A workflow id
+-- can be reused once its run has closed, so ownership is bound to the run:
+-- a later run must not own, and so must not roll back, what an earlier one
+-- created. NULL for rows written before this column existed; those stay
+-- matched by rollout_id alone (catalog.Owner.Owns).
+ALTER TABLE fkrollout.constraints ADD COLUMN IF NOT EXISTS run_id text;
 CREATE TABLE IF NOT EXISTS fkrollout.quarantine (
     id              bigserial   PRIMARY KEY,
     rollout_id      text        NOT NULL,
@@ -49,10 +68,32 @@ CREATE TABLE IF NOT EXISTS fkrollout.quarantine (
 -- fk_columns: for set_null, the columns remediation nulled (so a restore
 -- puts back exactly those); NULL for delete.
 ALTER TABLE fkrollout.quarantine ADD COLUMN IF NOT EXISTS fk_columns text[];
+-- run_id: the run whose remediation quarantined the row (NULL before runs
+-- were recorded).
+ALTER TABLE fkrollout.quarantine ADD COLUMN IF NOT EXISTS run_id text;
 CREATE INDEX IF NOT EXISTS quarantine_rollout_idx ON fkrollout.quarantine (rollout_id, constraint_name);
 `
 
-// EnsureSchema creates fkrollout's schema and tables when missing.
+// owners lists the bookkeeping objects that exist and belong to a role the
+// current user is not a member of (superusers are members of every role).
+const owners = `
+SELECT o.kind, o.name, pg_catalog.pg_get_userbyid(o.owner)::text, current_user::text
+FROM (
+    SELECT 1 AS ord, 'schema' AS kind, n.nspname::text AS name, n.nspowner AS owner
+    FROM pg_catalog.pg_namespace n WHERE n.nspname = 'fkrollout'
+  UNION ALL
+    SELECT 2, 'table', n.nspname || '.' || c.relname, c.relowner
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'fkrollout' AND c.relname IN ('constraints', 'quarantine')
+) o
+WHERE NOT pg_catalog.pg_has_role(current_user, o.owner, 'MEMBER')
+ORDER BY o.ord, o.name`
+
+// EnsureSchema creates fkrollout's schema and tables when missing, and adds
+// columns later versions need. It refuses to use a schema or table that a
+// role outside the worker's own owns: that role could rewrite the ownership
+// rows (making a rollback drop a constraint fkrollout never created) or the
+// quarantine (making a restore insert rows of its choosing).
 func EnsureSchema(ctx context.Context, db interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }) error {
@@ -61,11 +102,55 @@ func EnsureSchema(ctx context.Context, db interface {
 		return fmt.Errorf("ensure fkrollout schema: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, lock); err != nil {
+		return fmt.Errorf("ensure fkrollout schema: %w", err)
+	}
+	if err := checkOwners(ctx, tx); err != nil {
+		return err
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'fkrollout')`).Scan(&exists); err != nil {
+		return fmt.Errorf("ensure fkrollout schema: %w", err)
+	}
+	if !exists {
+		if _, err := tx.Exec(ctx, createSchema); err != nil {
+			return fmt.Errorf("ensure fkrollout schema: %w", err)
+		}
+	}
 	if _, err := tx.Exec(ctx, ddl); err != nil {
 		return fmt.Errorf("ensure fkrollout schema: %w", err)
+	}
+	// Again after the DDL, in the same transaction: another role may have
+	// created the schema between the first check and CREATE ... IF NOT EXISTS.
+	if err := checkOwners(ctx, tx); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("ensure fkrollout schema: commit: %w", err)
 	}
 	return nil
+}
+
+func checkOwners(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, owners)
+	if err != nil {
+		return fmt.Errorf("ensure fkrollout schema: check owners: %w", err)
+	}
+	var problems []string
+	for rows.Next() {
+		var kind, name, owner, me string
+		if err := rows.Scan(&kind, &name, &owner, &me); err != nil {
+			rows.Close()
+			return fmt.Errorf("ensure fkrollout schema: check owners: %w", err)
+		}
+		problems = append(problems, fmt.Sprintf("%s %s is owned by role %s, which this worker's role %s is not a member of", kind, name, owner, me))
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("ensure fkrollout schema: check owners: %w", err)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: someone else could rewrite ownership or quarantine rows; drop it or change its owner",
+		ErrForeignOwner, strings.Join(problems, "; "))
 }

@@ -36,10 +36,16 @@ var ErrDefinitionConflict = errors.New("constraint exists with a different defin
 // would then drop it too.
 var ErrNotOwned = errors.New("constraint not owned by this rollout")
 
-// Options for Apply, Validate and Rollback.
+// Options for Apply, Validate, Verify and Rollback.
 type Options struct {
 	RolloutID string
-	Lock      dbx.LockPolicy
+	// RunID is the run of the rollout (the Temporal run id). A workflow id
+	// can be reused once its run has closed; ownership is recorded per run
+	// so a later run never owns, and so never rolls back, a constraint an
+	// earlier run created. Empty means "any run of RolloutID" (operators'
+	// manual commands); see catalog.Owner.Owns.
+	RunID string
+	Lock  dbx.LockPolicy
 	// Progress, when set, sees every start, attempt and finish.
 	Progress func(Event)
 }
@@ -74,7 +80,8 @@ type Result struct {
 	Action     string `json:"action"`
 	Attempts   int    `json:"attempts"`
 	DurationMS int64  `json:"duration_ms"`
-	// Owned: the constraint is recorded as this rollout's after the step.
+	// Owned: the constraint is recorded as this run's (catalog.Owner.Owns)
+	// after the step.
 	Owned bool `json:"owned"`
 	// Partitions lists the leaf partitions handled for a partitioned table.
 	Partitions []string `json:"partitions,omitempty"`
@@ -87,8 +94,12 @@ type Verification struct {
 	Exists         bool   `json:"exists"`
 	Validated      bool   `json:"validated"`
 	SameDefinition bool   `json:"same_definition"`
-	Owned          bool   `json:"owned"`
-	OwnerRollout   string `json:"owner_rollout,omitempty"`
+	// Owned: see VerifyRun.
+	Owned        bool   `json:"owned"`
+	OwnerRollout string `json:"owner_rollout,omitempty"`
+	// OwnerRun is the run of OwnerRollout that created the constraint ("" when
+	// recorded before runs were).
+	OwnerRun string `json:"owner_run,omitempty"`
 }
 
 // ordered returns the plan's FKs in priority order (stable).
@@ -192,8 +203,8 @@ func applyOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Opt
 	t := newTracker(o, "apply", fk, done, total)
 	defer func() { t.finish(&r, err) }()
 	err = dbx.InLockedTx(ctx, pool, o.Lock, t.observe, func(ctx context.Context, tx pgx.Tx) error {
-		action, owned, err := addIfAbsent(ctx, tx, fk, o.RolloutID, true)
-		r.Action, r.Owned = action, owned
+		action, owned, note, err := addIfAbsent(ctx, tx, fk, o, true)
+		r.Action, r.Owned, r.Note = action, owned, note
 		return err
 	})
 	if err != nil {
@@ -204,39 +215,78 @@ func applyOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Opt
 
 // addIfAbsent re-reads the state inside the transaction and adds the
 // constraint plus its ownership row when absent.
-func addIfAbsent(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey, rollout string, notValid bool) (action string, owned bool, err error) {
+func addIfAbsent(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey, o Options, notValid bool) (action string, owned bool, note string, err error) {
 	st, err := catalog.Lookup(ctx, tx, fk)
 	if err != nil {
-		return "", false, err
+		return "", false, "", err
 	}
 	if st.Exists {
 		if !st.SameDefinition {
-			return "", false, fmt.Errorf("%w: %s has %q, plan wants %q (%v)", ErrDefinitionConflict, fk.ID(), st.Definition, catalog.PlanDefinition(fk), st.Differences)
+			return "", false, "", fmt.Errorf("%w: %s has %q, plan wants %q (%v)", ErrDefinitionConflict, fk.ID(), st.Definition, catalog.PlanDefinition(fk), st.Differences)
 		}
-		if st.OwnerRollout == rollout {
-			// Ours from an earlier attempt whose result was lost.
-			return ActionCreated, true, nil
+		owner := st.Owner()
+		switch {
+		case owner.RolloutID == o.RolloutID && (o.RunID == "" || owner.RunID == o.RunID):
+			// Ours from an earlier attempt of this run whose result was lost.
+			return ActionCreated, true, "", nil
+		case owner.Owns(o.RolloutID, o.RunID):
+			// Recorded for this rollout before runs were: it stays the
+			// rollout's (a rollback of it drops it), but this run did not
+			// create it.
+			return ActionExistsSame, true, "recorded for this rollout before runs were recorded", nil
+		case owner.RolloutID == o.RolloutID:
+			return ActionExistsSame, false, fmt.Sprintf("created by run %s of this rollout, not by this run", owner.RunID), nil
 		}
-		return ActionExistsSame, false, nil
+		return ActionExistsSame, false, "", nil
+	}
+	// The constraint does not exist, so an ownership row under its name is
+	// stale (the constraint was dropped by hand): remove it now, before the
+	// ADD, while "no live constraint" still means exactly that. claim then
+	// never has to take a row over.
+	if err := dropStaleOwnership(ctx, tx, fk); err != nil {
+		return "", false, "", err
 	}
 	if _, err := tx.Exec(ctx, fk.AddSQL(notValid)); err != nil {
-		return "", false, err
+		return "", false, "", err
 	}
-	if err := claim(ctx, tx, fk, rollout); err != nil {
-		return "", false, err
+	if err := claim(ctx, tx, fk, o); err != nil {
+		return "", false, "", err
 	}
-	return ActionCreated, true, nil
+	return ActionCreated, true, "", nil
 }
 
-func claim(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey, rollout string) error {
-	// A stale row (its constraint dropped by hand) is taken over.
-	_, err := tx.Exec(ctx, `INSERT INTO `+meta.ConstraintsTable+` (table_schema, table_name, constraint_name, rollout_id, definition, priority)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (table_schema, table_name, constraint_name) DO UPDATE
-		SET rollout_id = EXCLUDED.rollout_id, definition = EXCLUDED.definition, priority = EXCLUDED.priority, created_at = now()`,
-		fk.Table.Schema, fk.Table.Name, fk.Name, rollout, catalog.PlanDefinition(fk), int(fk.Priority))
+// dropStaleOwnership deletes the ownership row of fk only when no constraint
+// of that name exists on the table: a row whose constraint is live is never
+// removed, whoever owns it.
+func dropStaleOwnership(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey) error {
+	_, err := tx.Exec(ctx, `DELETE FROM `+meta.ConstraintsTable+` k
+		WHERE k.table_schema = $1 AND k.table_name = $2 AND k.constraint_name = $3
+		  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = to_regclass($4) AND c.conname = $3)`,
+		fk.Table.Schema, fk.Table.Name, fk.Name, fk.Table.Sanitize())
+	if err != nil {
+		return fmt.Errorf("remove stale ownership of %s: %w", fk.ID(), err)
+	}
+	return nil
+}
+
+// claim records this run as the creator of fk, which the caller has just
+// added. It never takes over an existing row: after dropStaleOwnership one
+// can only come from a concurrent writer, and that is an error, not a
+// transfer of ownership.
+func claim(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey, o Options) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO `+meta.ConstraintsTable+` (table_schema, table_name, constraint_name, rollout_id, run_id, definition, priority)
+		VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)
+		ON CONFLICT (table_schema, table_name, constraint_name) DO NOTHING`,
+		fk.Table.Schema, fk.Table.Name, fk.Name, o.RolloutID, o.RunID, catalog.PlanDefinition(fk), int(fk.Priority))
 	if err != nil {
 		return fmt.Errorf("record ownership of %s: %w", fk.ID(), err)
+	}
+	if tag.RowsAffected() != 1 {
+		owner, err := catalog.OwnerOf(ctx, tx, fk.Table, fk.Name)
+		if err != nil {
+			return fmt.Errorf("record ownership of %s: %w", fk.ID(), err)
+		}
+		return fmt.Errorf("record ownership of %s: already recorded for rollout %q run %q; refusing to take it over", fk.ID(), owner.RolloutID, owner.RunID)
 	}
 	return nil
 }
@@ -281,8 +331,8 @@ func applyPartitioned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKe
 		// re-read in the tx; no DDL when it exists).
 		t := newTracker(o, "apply", fk, done, total)
 		err = dbx.InLockedTx(ctx, pool, o.Lock, t.observe, func(ctx context.Context, tx pgx.Tx) error {
-			a, owned, err := addIfAbsent(ctx, tx, fk, o.RolloutID, false)
-			r.Action, r.Owned = a, owned
+			a, owned, note, err := addIfAbsent(ctx, tx, fk, o, false)
+			r.Action, r.Owned, r.Note = a, owned, note
 			return err
 		})
 		t.finish(&r, err)
@@ -301,7 +351,7 @@ func applyPartitioned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKe
 		lfk := fk
 		lfk.Table = leaf
 		r.Partitions = append(r.Partitions, leaf.String())
-		if err := refuseAdoption(ctx, pool, lfk, o.RolloutID); err != nil {
+		if err := refuseAdoption(ctx, pool, lfk, o); err != nil {
 			return r, fmt.Errorf("apply %s: %w", fk.ID(), err)
 		}
 		lr, err := applyOne(ctx, pool, lfk, o, done, total)
@@ -309,7 +359,7 @@ func applyPartitioned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKe
 		if err != nil {
 			return r, fmt.Errorf("apply %s (partition %s): %w", fk.ID(), leaf, err)
 		}
-		if lr.Action == ActionExistsSame {
+		if lr.Action == ActionExistsSame && !lr.Owned {
 			return r, fmt.Errorf("apply %s: %w: partition %s already has %q", fk.ID(), ErrNotOwned, leaf, fk.Name)
 		}
 		vr, err := validateOne(ctx, pool, lfk, o, done, total)
@@ -322,8 +372,8 @@ func applyPartitioned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKe
 	err = dbx.InLockedTx(ctx, pool, o.Lock, t.observe, func(ctx context.Context, tx pgx.Tx) error {
 		// Validating form: NOT VALID is refused on partitioned tables; with
 		// every leaf constraint validated the parent add attaches them.
-		a, owned, err := addIfAbsent(ctx, tx, fk, o.RolloutID, false)
-		r.Action, r.Owned = a, owned
+		a, owned, note, err := addIfAbsent(ctx, tx, fk, o, false)
+		r.Action, r.Owned, r.Note = a, owned, note
 		return err
 	})
 	t.finish(&r, err)
@@ -336,9 +386,9 @@ func applyPartitioned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKe
 }
 
 // refuseAdoption fails when the leaf has a foreign key of the same
-// definition that this rollout does not own: the parent add would attach
+// definition that this run does not own: the parent add would attach
 // (adopt) it, whatever its name, and rolling back would drop it.
-func refuseAdoption(ctx context.Context, q catalog.Querier, lfk plan.ForeignKey, rollout string) error {
+func refuseAdoption(ctx context.Context, q catalog.Querier, lfk plan.ForeignKey, o Options) error {
 	rows, err := q.Query(ctx, `SELECT c.conname::text FROM pg_catalog.pg_constraint c
 		WHERE c.conrelid = $1::regclass AND c.contype = 'f' AND c.confrelid = $2::regclass
 		  AND c.conname <> $3`, lfk.Table.Sanitize(), lfk.RefTable.Sanitize(), lfk.Name)
@@ -356,7 +406,7 @@ func refuseAdoption(ctx context.Context, q catalog.Querier, lfk plan.ForeignKey,
 		if err != nil {
 			return err
 		}
-		if st.SameDefinition && st.OwnerRollout != rollout {
+		if st.SameDefinition && !st.Owner().Owns(o.RolloutID, o.RunID) {
 			return fmt.Errorf("%w: partition %s has foreign key %q with the same definition; adding the parent constraint would adopt it", ErrNotOwned, lfk.Table, n)
 		}
 	}
@@ -393,7 +443,7 @@ func validateOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o 
 		if !st.SameDefinition {
 			return fmt.Errorf("%w: %s has %q", ErrDefinitionConflict, fk.ID(), st.Definition)
 		}
-		r.Owned = st.OwnerRollout != "" && st.OwnerRollout == o.RolloutID
+		r.Owned = st.Owner().Owns(o.RolloutID, o.RunID)
 		if st.Validated {
 			r.Action = ActionAlreadyValidated
 			return nil
@@ -420,16 +470,29 @@ func validateOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o 
 	return r, nil
 }
 
-// Verify reads the state of every plan constraint.
+// Verify reads the state of every plan constraint. Owned means recorded by
+// any rollout; VerifyRun answers for one run.
 func Verify(ctx context.Context, pool *pgxpool.Pool, p plan.Plan) ([]Verification, error) {
+	return VerifyRun(ctx, pool, p, Options{})
+}
+
+// VerifyRun reads the state of every plan constraint. With o.RolloutID set,
+// Owned means owned by that rollout's run o.RunID (catalog.Owner.Owns): a
+// constraint another run of the same rollout created is not owned. Without
+// it, Owned means recorded by any rollout.
+func VerifyRun(ctx context.Context, pool *pgxpool.Pool, p plan.Plan, o Options) ([]Verification, error) {
 	out := make([]Verification, 0, len(p.ForeignKeys))
 	for _, fk := range ordered(p) {
 		st, err := catalog.Lookup(ctx, pool, fk)
 		if err != nil {
 			return out, fmt.Errorf("verify %s: %w", fk.ID(), err)
 		}
+		owned := st.OwnerRollout != ""
+		if o.RolloutID != "" {
+			owned = st.Owner().Owns(o.RolloutID, o.RunID)
+		}
 		out = append(out, Verification{FK: fk.ID(), Exists: st.Exists, Validated: st.Validated, SameDefinition: st.SameDefinition,
-			Owned: st.OwnerRollout != "", OwnerRollout: st.OwnerRollout})
+			Owned: owned, OwnerRollout: st.OwnerRollout, OwnerRun: st.OwnerRun})
 	}
 	return out, nil
 }
@@ -440,21 +503,35 @@ type owned struct {
 	created  time.Time
 }
 
+// ownedBy is the SQL form of catalog.Owner.Owns over fkrollout.constraints,
+// with the rollout id in parameter $<r> and the run id ("" for any run) in
+// $<r+1>. Rows without a run id were written before runs were recorded and
+// stay their rollout's, so a rollout in flight during the upgrade can still
+// roll back what it created.
+func ownedBy(r int) string {
+	return fmt.Sprintf(`rollout_id = $%d AND ($%d::text = '' OR run_id IS NULL OR run_id = $%d::text)`, r, r+1, r+1)
+}
+
 // Rollback drops exactly the constraints fkrollout.constraints records for
-// rolloutID (only those of the plan when it is not empty), in reverse
-// priority order, each in its own transaction together with deleting its
-// ownership row. Plan constraints without an ownership row are never
-// dropped ("not-owned"). Safe to run again.
+// rolloutID and its run o.RunID (every run when o.RunID is empty; see
+// catalog.Owner.Owns), only those of the plan when it is not empty, in
+// reverse priority order, each in its own transaction together with
+// deleting its ownership row. Plan constraints this run does not own are
+// never dropped: they are reported "not-owned" when they exist and "absent"
+// when they do not; only a constraint actually dropped is "dropped". Safe
+// to run again.
 func Rollback(ctx context.Context, pool *pgxpool.Pool, rolloutID string, p plan.Plan, o Options) ([]Result, error) {
 	if rolloutID == "" {
 		return nil, errors.New("rollback: rollout id is required")
 	}
+	// rolloutID decides; o.RolloutID is not consulted.
+	o.RolloutID = rolloutID
 	if err := meta.EnsureSchema(ctx, pool); err != nil {
 		return nil, err
 	}
 	rows, err := pool.Query(ctx, `SELECT table_schema, table_name, constraint_name, priority, created_at
-		FROM `+meta.ConstraintsTable+` WHERE rollout_id = $1
-		ORDER BY priority DESC, created_at DESC, table_schema, table_name, constraint_name`, rolloutID)
+		FROM `+meta.ConstraintsTable+` WHERE `+ownedBy(1)+`
+		ORDER BY priority DESC, created_at DESC, table_schema, table_name, constraint_name`, rolloutID, o.RunID)
 	if err != nil {
 		return nil, fmt.Errorf("rollback: read ownership: %w", err)
 	}
@@ -485,7 +562,7 @@ func Rollback(ctx context.Context, pool *pgxpool.Pool, rolloutID string, p plan.
 				todo = append(todo, w)
 			}
 		}
-		// Plan constraints this rollout does not own are reported, never dropped.
+		// Plan constraints this run does not own are reported, never dropped.
 		for _, fk := range slices.Backward(ordered(p)) {
 			if slices.ContainsFunc(todo, func(w owned) bool { return w.fk.Table == fk.Table && w.fk.Name == fk.Name }) {
 				continue
@@ -498,11 +575,15 @@ func Rollback(ctx context.Context, pool *pgxpool.Pool, rolloutID string, p plan.
 			if st.Exists {
 				a = ActionNotOwned
 			}
-			out = append(out, Result{FK: fk.ID(), Table: fk.Table.String(), Action: a})
+			r := Result{FK: fk.ID(), Table: fk.Table.String(), Action: a}
+			if owner := st.Owner(); st.Exists && owner.RolloutID == rolloutID {
+				r.Note = fmt.Sprintf("created by run %s of this rollout, not by this run", owner.RunID)
+			}
+			out = append(out, r)
 		}
 	}
 	for i, w := range todo {
-		r, err := dropOwned(ctx, pool, w.fk, rolloutID, o, i, len(todo))
+		r, err := dropOwned(ctx, pool, w.fk, o, i, len(todo))
 		out = append(out, r)
 		if err != nil {
 			return out, err
@@ -535,17 +616,17 @@ func inPlan(ctx context.Context, q catalog.Querier, w plan.ForeignKey, p plan.Pl
 	return false, nil
 }
 
-func dropOwned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, rollout string, o Options, done, total int) (r Result, err error) {
+func dropOwned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Options, done, total int) (r Result, err error) {
 	r = Result{FK: fk.ID(), Table: fk.Table.String()}
 	t := newTracker(o, "drop", fk, done, total)
 	defer func() { t.finish(&r, err) }()
 	err = dbx.InLockedTx(ctx, pool, o.Lock, t.observe, func(ctx context.Context, tx pgx.Tx) error {
-		// Re-check inside the transaction: still ours?
+		// Re-check inside the transaction: still this run's?
 		owner, err := catalog.OwnerOf(ctx, tx, fk.Table, fk.Name)
 		if err != nil {
 			return err
 		}
-		if owner != rollout {
+		if !owner.Owns(o.RolloutID, o.RunID) {
 			r.Action = ActionNotOwned
 			return nil
 		}
@@ -566,8 +647,8 @@ func dropOwned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, roll
 		} else {
 			r.Action = ActionAbsent
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM `+meta.ConstraintsTable+` WHERE table_schema = $1 AND table_name = $2 AND constraint_name = $3 AND rollout_id = $4`,
-			fk.Table.Schema, fk.Table.Name, fk.Name, rollout)
+		_, err = tx.Exec(ctx, `DELETE FROM `+meta.ConstraintsTable+` WHERE table_schema = $1 AND table_name = $2 AND constraint_name = $3 AND `+ownedBy(4),
+			fk.Table.Schema, fk.Table.Name, fk.Name, o.RolloutID, o.RunID)
 		if err != nil {
 			return fmt.Errorf("remove ownership of %s: %w", fk.ID(), err)
 		}
