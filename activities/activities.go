@@ -30,6 +30,9 @@ type Activities struct {
 	Log      *slog.Logger
 	// HeartbeatEvery is how often long activities heartbeat (default 2s).
 	HeartbeatEvery time.Duration
+	// SlackSigner is the public key of the worker's Slack handler, put in
+	// every rollout's effective policy ("" when Slack decisions are off).
+	SlackSigner string
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
@@ -60,6 +63,7 @@ func (a *Activities) Register(r Registerer) {
 
 func (a *Activities) byName() map[string]any {
 	return map[string]any{
+		workflows.ActResolvePolicy: a.ResolvePolicy,
 		workflows.ActParsePlan:     a.ParsePlan,
 		workflows.ActCheckPlan:     a.CheckPlan,
 		workflows.ActTakeStats:     a.TakeStats,

@@ -108,6 +108,15 @@ type Input struct {
 	// StartClaim). Without it the requester is unverified: four-eyes then
 	// asks every proceeding choice for at least two distinct approvers.
 	RequesterProof *identity.Proof `json:"requester_proof,omitempty"`
+	// FleetScope is set by a fleet on its children: RequesterProof then
+	// signs the fleet's start (FleetStartClaim), not this child's.
+	FleetScope *FleetScope `json:"fleet_scope,omitempty"`
+}
+
+// FleetScope is what a fleet's start proof covers: its targets. The fleet
+// id is the child id without its "/<target>" suffix.
+type FleetScope struct {
+	Targets []string `json:"targets"`
 }
 
 // EnvironmentInput is one environment by name.

@@ -1,6 +1,12 @@
 package workflows
 
-import "github.com/fkrollout/fkrollout/internal/identity"
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/fkrollout/fkrollout/internal/identity"
+)
 
 // The claims every client signs. Clients (CLI, Slack) and the validators
 // build them here, so a signed request and its check can never disagree on
@@ -32,4 +38,30 @@ func StartClaim(workflowID string, in Input) identity.Claim {
 		envs = append(envs, e.Name)
 	}
 	return identity.Claim{Action: "start", WorkflowID: workflowID, Actor: in.Requester, Digest: identity.StartDigest(in.Plan, envs)}
+}
+
+// FleetStartClaim is what the requester signs to start a fleet.
+func FleetStartClaim(fleetID string, in FleetInput) identity.Claim {
+	return StartClaim(fleetID, in.policyInput())
+}
+
+// startClaimFor is the claim a rollout's start proof must match: its own
+// start, or for a fleet's child, the fleet's start (the child's id is
+// <fleet-id>/<target> and its target one of the fleet's).
+func startClaimFor(workflowID string, in Input) (identity.Claim, error) {
+	if in.FleetScope == nil {
+		return StartClaim(workflowID, in), nil
+	}
+	if len(in.Environments) != 1 || !slices.Contains(in.FleetScope.Targets, in.Environments[0].Name) {
+		return identity.Claim{}, fmt.Errorf("fleet_scope: the rollout's one environment must be a target of the fleet")
+	}
+	fleetID, ok := strings.CutSuffix(workflowID, "/"+in.Environments[0].Name)
+	if !ok {
+		return identity.Claim{}, fmt.Errorf("fleet_scope: workflow id %q is not <fleet-id>/%s", workflowID, in.Environments[0].Name)
+	}
+	envs := make([]EnvironmentInput, 0, len(in.FleetScope.Targets))
+	for _, t := range in.FleetScope.Targets {
+		envs = append(envs, EnvironmentInput{Name: t})
+	}
+	return StartClaim(fleetID, Input{Plan: in.Plan, Requester: in.Requester, Environments: envs}), nil
 }

@@ -7,6 +7,7 @@ package workflows
 // docs/FLEET.md.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fkrollout/fkrollout/internal/identity"
 	"github.com/fkrollout/fkrollout/internal/notify"
 )
 
@@ -85,6 +87,9 @@ type FleetInput struct {
 	// the canary wave's targets when it names none.
 	Perf   *PerfInput `json:"perf,omitempty"`
 	DryRun bool       `json:"dry_run,omitempty"`
+	// RequesterProof is the requester's signature over the fleet's start
+	// (FleetStartClaim); each child verifies it against the fleet's scope.
+	RequesterProof *identity.Proof `json:"requester_proof,omitempty"`
 }
 
 // FleetStatus is what the fleet's status query returns, and its result.
@@ -266,6 +271,17 @@ func (in FleetInput) Validate() error {
 	return nil
 }
 
+// policyInput is the fleet as the worker's policy sees it: every target
+// is an environment whose policy must exist.
+func (in FleetInput) policyInput() Input {
+	envs := make([]EnvironmentInput, 0, len(in.Targets))
+	for _, t := range in.Targets {
+		envs = append(envs, EnvironmentInput{Name: t})
+	}
+	return Input{Plan: in.Plan, Requester: in.Requester, Environments: envs, Approval: in.Approval,
+		Perf: in.Perf, DryRun: in.DryRun, RequesterProof: in.RequesterProof}
+}
+
 // childInput is one target's FKRollout input: a single environment.
 func (in FleetInput) childInput(target string, canary bool) Input {
 	child := Input{
@@ -276,6 +292,10 @@ func (in FleetInput) childInput(target string, canary bool) Input {
 		Thresholds:   in.Thresholds,
 		Monitor:      in.Monitor,
 		DryRun:       in.DryRun,
+	}
+	if in.RequesterProof != nil {
+		child.RequesterProof = in.RequesterProof
+		child.FleetScope = &FleetScope{Targets: in.Targets}
 	}
 	if in.MaintenanceWindow != nil {
 		w := *in.MaintenanceWindow
@@ -292,6 +312,7 @@ func (in FleetInput) childInput(target string, canary bool) Input {
 // fleet is the workflow's state; handlers and the story share it on the
 // SDK's single workflow thread.
 type fleet struct {
+	guard
 	in        FleetInput
 	id        string
 	st        FleetStatus
@@ -325,6 +346,13 @@ func FleetRollout(ctx workflow.Context, raw FleetInput) (*FleetStatus, error) {
 		f.event(ctx, PhaseStarting, err.Error())
 		f.publish(ctx)
 		return f.snapshot(), temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeFleetInput, nil)
+	}
+	if err := f.resolve(ctx, f.id, in.policyInput(), []string{FleetGateEnvironment}); err != nil {
+		f.finished = true
+		f.st.State, f.st.Error = StateFailed, err.Error()
+		f.event(ctx, PhaseStarting, err.Error())
+		f.publish(ctx)
+		return f.snapshot(), temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePolicy, nil)
 	}
 	for i, wave := range FleetWaves(in.Targets, in.Canary, in.BatchSize) {
 		f.st.Waves = append(f.st.Waves, FleetWave{Number: i + 1, Canary: i == 0, Targets: wave, State: StatePending})
@@ -598,6 +626,9 @@ func childError(err error) string {
 func (f *fleet) waveGate(ctx workflow.Context, next int) (Decision, error) {
 	prev := f.st.Waves[next-1]
 	rule := f.in.waveRule()
+	if f.pol != nil {
+		rule = f.pol.Approval.rule(notify.GatePromotion, FleetGateEnvironment)
+	}
 	id := fmt.Sprintf("%s/wave/%d", FleetGateEnvironment, prev.Number)
 	nw := f.st.Waves[next]
 	title := fmt.Sprintf("wave %d/%d done (%d succeeded, %d failed): start wave %d (%d databases: %s)?",
@@ -686,9 +717,10 @@ func (f *fleet) findGate(id string) *Gate {
 
 // validateDecision is the decide validator: the rollout's rules (known open
 // gate, offered choice, four-eyes, allowed approver, one vote per person).
-func (f *fleet) validateDecision(in DecisionInput) error {
-	if strings.TrimSpace(in.Actor) == "" {
-		return fmt.Errorf("actor is required")
+func (f *fleet) validateDecision(ctx workflow.Context, in DecisionInput) error {
+	in, err := f.admitDecision(ctx, f.id, in)
+	if err != nil {
+		return err
 	}
 	g := f.findGate(in.GateID)
 	if g == nil {
@@ -716,12 +748,15 @@ func (f *fleet) validateDecision(in DecisionInput) error {
 	if len(in.Constraints) > 0 {
 		return fmt.Errorf("gate %s is a wave gate: constraints apply to a database's remediation gate, on its child workflow", g.ID)
 	}
-	return g.checkVoter(in, f.in.Requester, "fleet rollout")
+	return g.checkVoter(in, f.in.Requester, "fleet rollout", f.strict())
 }
 
 // applyDecision records a validated vote; a conservative choice or
 // MinApprovals agreeing votes close the gate.
-func (f *fleet) applyDecision(ctx workflow.Context, in DecisionInput) GateView {
+func (f *fleet) applyDecision(ctx workflow.Context, in DecisionInput, defaultVia string) GateView {
+	in, _ = f.admitDecision(ctx, f.id, in) // validated: this only puts in the proven identity
+	f.remember(in.Proof, workflow.Now(ctx))
+	in.Via = cmp.Or(in.Via, defaultVia)
 	g := f.findGate(in.GateID)
 	d, waiting := g.vote(ctx, in)
 	f.decisions = append(f.decisions, d)
@@ -737,15 +772,19 @@ func (f *fleet) applyDecision(ctx workflow.Context, in DecisionInput) GateView {
 
 // validateAbort checks a fleet abort: the requester or an operator, while
 // the fleet runs, never with rollback (children roll back one by one).
-func (f *fleet) validateAbort(in ControlInput) error {
-	if strings.TrimSpace(in.Actor) == "" {
-		return fmt.Errorf("actor is required")
+func (f *fleet) validateAbort(ctx workflow.Context, in ControlInput) error {
+	in, roles, err := f.admitControl(ctx, f.id, UpdateAbort, in)
+	if err != nil {
+		return err
 	}
 	if f.finished {
 		return fmt.Errorf("fleet is already finishing (%s)", f.st.State)
 	}
-	ops := f.in.Approval.Operators
-	if len(ops) > 0 && !strings.EqualFold(in.Actor, f.in.Requester) &&
+	if f.strict() {
+		if err := f.mayControl(UpdateAbort, false, in.Actor, roles, f.in.Requester, append(slices.Clone(f.in.Targets), FleetGateEnvironment)); err != nil {
+			return err
+		}
+	} else if ops := f.in.Approval.Operators; len(ops) > 0 && !strings.EqualFold(in.Actor, f.in.Requester) &&
 		!slices.ContainsFunc(ops, func(o string) bool { return strings.EqualFold(o, in.Actor) }) {
 		return fmt.Errorf("%s may not abort this fleet (operators: %s, and the requester)", in.Actor, strings.Join(ops, ", "))
 	}
@@ -758,7 +797,10 @@ func (f *fleet) validateAbort(in ControlInput) error {
 	return nil
 }
 
-func (f *fleet) applyAbort(ctx workflow.Context, in ControlInput) Ack {
+func (f *fleet) applyAbort(ctx workflow.Context, in ControlInput, defaultVia string) Ack {
+	in, _, _ = f.admitControl(ctx, f.id, UpdateAbort, in) // validated: this only puts in the proven actor
+	f.remember(in.Proof, workflow.Now(ctx))
+	in.Via = cmp.Or(in.Via, defaultVia)
 	d := Decision{Action: UpdateAbort, Actor: strings.TrimSpace(in.Actor), Reason: in.Reason, Via: in.Via, Time: workflow.Now(ctx)}
 	f.decisions = append(f.decisions, d)
 	f.stop = &d
@@ -779,14 +821,16 @@ func (f *fleet) setupHandlers(ctx workflow.Context) error {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
-		func(ctx workflow.Context, in DecisionInput) (GateView, error) { return f.applyDecision(ctx, in), nil },
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in DecisionInput) error { return f.validateDecision(in) },
+		func(ctx workflow.Context, in DecisionInput) (GateView, error) {
+			return f.applyDecision(ctx, in, ""), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in DecisionInput) error { return f.validateDecision(ctx, in) },
 			Description: "Decide a wave gate (fleet/wave/<n>): gate_id, choice (approve, reject, abort), actor, reason"}); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAbort,
-		func(ctx workflow.Context, in ControlInput) (Ack, error) { return f.applyAbort(ctx, in), nil },
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in ControlInput) error { return f.validateAbort(in) },
+		func(ctx workflow.Context, in ControlInput) (Ack, error) { return f.applyAbort(ctx, in, ""), nil },
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in ControlInput) error { return f.validateAbort(ctx, in) },
 			Description: "Abort the fleet: start no more databases (actor, reason)"}); err != nil {
 		return err
 	}
@@ -795,30 +839,28 @@ func (f *fleet) setupHandlers(ctx workflow.Context) error {
 		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalDecide), func(c workflow.ReceiveChannel, _ bool) {
 			var in DecisionInput
 			c.Receive(ctx, &in)
-			if in.Via == "" {
-				in.Via = "signal"
-			}
-			if err := f.validateDecision(in); err != nil {
+			if err := f.validateDecision(ctx, in); err != nil {
 				f.refuse(ctx, SignalDecide, in.Actor, in.GateID, err)
 				return
 			}
-			f.applyDecision(ctx, in)
+			f.applyDecision(ctx, in, "signal")
 		})
 		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalAbort), func(c workflow.ReceiveChannel, _ bool) {
 			var in ControlInput
 			c.Receive(ctx, &in)
-			if in.Via == "" {
-				in.Via = "signal"
-			}
-			if err := f.validateAbort(in); err != nil {
+			if err := f.validateAbort(ctx, in); err != nil {
 				f.refuse(ctx, SignalAbort, in.Actor, "", err)
 				return
 			}
-			f.applyAbort(ctx, in)
+			f.applyAbort(ctx, in, "signal")
 		})
 		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalRecordRefusal), func(c workflow.ReceiveChannel, _ bool) {
 			var r Refusal
 			c.Receive(ctx, &r)
+			if !f.admitRefusal(ctx, f.id, r) {
+				f.droppedRefusals++
+				return
+			}
 			f.refuse(ctx, r.Signal, r.Actor, r.GateID, fmt.Errorf("%s", r.Reason))
 		})
 		for {

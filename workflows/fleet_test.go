@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/policy"
 )
 
 // fleetKids is the test child registered as "FKRollout": each child takes
@@ -95,6 +96,7 @@ type fleetHarness struct {
 	accepted map[string]GateView
 	rejected map[string]string
 	updates  int
+	policy   policy.Config
 }
 
 const fleetID = "fleet-test-1"
@@ -106,7 +108,8 @@ func newFleetHarness(t *testing.T) *fleetHarness {
 	env.SetStartTime(start)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: fleetID})
 	env.SetTestTimeout(30 * time.Second)
-	h := &fleetHarness{t: t, env: env, kids: &fleetKids{}, accepted: map[string]GateView{}, rejected: map[string]string{}}
+	h := &fleetHarness{t: t, env: env, kids: &fleetKids{}, accepted: map[string]GateView{}, rejected: map[string]string{},
+		policy: policy.Config{TrustClientIdentity: true}}
 	env.RegisterWorkflowWithOptions(FleetRollout, workflow.RegisterOptions{Name: FleetWorkflowName})
 	env.RegisterWorkflowWithOptions(h.kids.run, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterActivityWithOptions(func(ctx context.Context, in ParsePlanInput) (ParsePlanResult, error) {
@@ -115,6 +118,13 @@ func newFleetHarness(t *testing.T) *fleetHarness {
 		}
 		return ParsePlanResult{Plan: testPlan()}, nil
 	}, activity.RegisterOptions{Name: ActParsePlan})
+	env.RegisterActivityWithOptions(func(ctx context.Context, req PolicyRequest) (*EffectivePolicy, error) {
+		eff, err := ResolvePolicy(h.policy, req, "", env.Now())
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePolicy, nil)
+		}
+		return eff, nil
+	}, activity.RegisterOptions{Name: ActResolvePolicy})
 	env.RegisterActivityWithOptions(func(ctx context.Context, ev notify.Event) (notify.Receipt, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -34,10 +35,12 @@ func (p ApprovalPolicy) rule(kind notify.GateKind, env string) GateRule {
 	return r
 }
 
-// allows reports whether actor (with roles) is an approver under r.
-func (r GateRule) allows(actor string, roles []string) bool {
+// admits reports whether actor (with roles) is an approver under r. An
+// empty list admits anyone only in histories recorded before the worker's
+// policy existed; under the policy (strict) it admits nobody.
+func (r GateRule) admits(actor string, roles []string, strict bool) bool {
 	if len(r.Approvers) == 0 {
-		return true
+		return !strict
 	}
 	for _, a := range r.Approvers {
 		if role, ok := strings.CutPrefix(a, "role:"); ok {
@@ -99,8 +102,8 @@ const timeoutFallbackVersion = "timeout-fallback"
 // conservative choice: reject on a promotion, abort elsewhere. A default
 // rule covers every kind of gate, so "continue" or "approve" there must
 // not slip past a gate that never offered it.
-func timeoutFallback(g *Gate) string {
-	if g.Rule.OnTimeout == ChoiceAbort || slices.Contains(g.Choices, g.Rule.OnTimeout) {
+func timeoutFallback(g *Gate, may func(env, choice string) bool) string {
+	if g.Rule.OnTimeout == ChoiceAbort || (slices.Contains(g.Choices, g.Rule.OnTimeout) && may(g.Environment, g.Rule.OnTimeout)) {
 		return g.Rule.OnTimeout
 	}
 	if slices.Contains(g.Choices, ChoiceReject) {
@@ -113,7 +116,7 @@ func timeoutFallback(g *Gate) string {
 // <environment>/<kind>/<sequence>.
 func (w *rollout) openGate(ctx workflow.Context, kind notify.GateKind, env, title, summary string, choices []string, detail *notify.Gate) *Gate {
 	w.gateSeq++
-	rule := w.in.Approval.rule(kind, env)
+	rule := w.approval().rule(kind, env)
 	g := &Gate{
 		ID:          fmt.Sprintf("%s/%s/%d", env, kind, w.gateSeq),
 		Kind:        kind,
@@ -178,7 +181,7 @@ func (w *rollout) awaitGate(ctx workflow.Context, g *Gate) (Decision, error) {
 		}
 		d := Decision{GateID: g.ID, Action: g.Rule.OnTimeout, Actor: "timeout", Via: "timer",
 			Reason: fmt.Sprintf("no decision within %s; default applied", g.Rule.Timeout), Time: workflow.Now(ctx)}
-		if fb := timeoutFallback(g); fb != d.Action &&
+		if fb := timeoutFallback(g, w.timeoutMayApply); fb != d.Action &&
 			workflow.GetVersion(ctx, timeoutFallbackVersion, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
 			d.Reason = fmt.Sprintf("no decision within %s; on_timeout %q is not offered by this gate, so the conservative %q applies", g.Rule.Timeout, d.Action, fb)
 			d.Action = fb
@@ -224,9 +227,10 @@ func (w *rollout) openGateIDs() []string {
 }
 
 // validateDecision is the update validator: it must not change state.
-func (w *rollout) validateDecision(in DecisionInput) error {
-	if strings.TrimSpace(in.Actor) == "" {
-		return fmt.Errorf("actor is required")
+func (w *rollout) validateDecision(ctx workflow.Context, in DecisionInput) error {
+	in, err := w.admitDecision(ctx, w.id, in)
+	if err != nil {
+		return err
 	}
 	g := w.findGate(in.GateID)
 	if g == nil {
@@ -246,7 +250,7 @@ func (w *rollout) validateDecision(in DecisionInput) error {
 	if !slices.Contains(g.Choices, in.Choice) {
 		return fmt.Errorf("choice %q is not offered by gate %s (choices: %s)", in.Choice, g.ID, strings.Join(g.Choices, ", "))
 	}
-	if err := g.checkVoter(in, w.in.Requester, "rollout"); err != nil {
+	if err := g.checkVoter(in, w.in.Requester, "rollout", w.strict()); err != nil {
 		return err
 	}
 	for _, c := range in.Constraints {
@@ -259,7 +263,10 @@ func (w *rollout) validateDecision(in DecisionInput) error {
 
 // applyDecision records a validated vote and closes the gate when the
 // choice is conservative or has MinApprovals distinct votes.
-func (w *rollout) applyDecision(ctx workflow.Context, in DecisionInput) GateView {
+func (w *rollout) applyDecision(ctx workflow.Context, in DecisionInput, defaultVia string) GateView {
+	in, _ = w.admitDecision(ctx, w.id, in) // validated: this only puts in the proven identity
+	w.remember(in.Proof, workflow.Now(ctx))
+	in.Via = cmp.Or(in.Via, defaultVia)
 	g := w.findGate(in.GateID)
 	d, waiting := g.vote(ctx, in)
 	w.decisions = append(w.decisions, d)
@@ -291,13 +298,13 @@ func (g *Gate) closedError() error {
 // checkVoter applies four-eyes (the requester of this `what` may only
 // choose conservatively, unless the rule allows them), the rule's
 // approvers and one vote per person.
-func (g *Gate) checkVoter(in DecisionInput, requester, what string) error {
+func (g *Gate) checkVoter(in DecisionInput, requester, what string, strict bool) error {
 	isRequester := strings.EqualFold(strings.TrimSpace(in.Actor), strings.TrimSpace(requester))
 	if isRequester && !g.Rule.AllowRequester && !conservative(in.Choice) {
 		return fmt.Errorf("four-eyes: %s requested this %s and cannot choose %q on its gate %s; another approver must", in.Actor, what, in.Choice, g.ID)
 	}
-	if !g.Rule.allows(in.Actor, in.Roles) && !(isRequester && conservative(in.Choice)) {
-		return fmt.Errorf("%s is not an allowed approver for gate %s (allowed: %s)", in.Actor, g.ID, strings.Join(g.Rule.Approvers, ", "))
+	if !g.Rule.admits(in.Actor, in.Roles, strict) && !(isRequester && conservative(in.Choice)) {
+		return fmt.Errorf("%s is not an allowed approver for gate %s (allowed: %s)", in.Actor, g.ID, orNoneList(g.Rule.Approvers))
 	}
 	for _, v := range g.Votes {
 		if strings.EqualFold(v.Actor, in.Actor) {
@@ -334,15 +341,19 @@ func (g *Gate) pendingView(waiting int, choice string) GateView {
 }
 
 // validateControl checks pause/resume/abort/rollback requests.
-func (w *rollout) validateControl(kind string, in ControlInput) error {
-	if strings.TrimSpace(in.Actor) == "" {
-		return fmt.Errorf("actor is required")
+func (w *rollout) validateControl(ctx workflow.Context, kind string, in ControlInput) error {
+	in, roles, err := w.admitControl(ctx, w.id, kind, in)
+	if err != nil {
+		return err
 	}
 	if w.st.State.Terminal() || w.finishing {
 		return fmt.Errorf("rollout is already finishing (%s)", w.st.State)
 	}
-	ops := w.in.Approval.Operators
-	if len(ops) > 0 && !strings.EqualFold(in.Actor, w.in.Requester) &&
+	if w.strict() {
+		if err := w.mayControl(kind, in.Rollback, in.Actor, roles, w.in.Requester, w.rolloutEnvs()); err != nil {
+			return err
+		}
+	} else if ops := w.approval().Operators; len(ops) > 0 && !strings.EqualFold(in.Actor, w.in.Requester) &&
 		!slices.ContainsFunc(ops, func(o string) bool { return strings.EqualFold(o, in.Actor) }) {
 		return fmt.Errorf("%s may not %s this rollout (operators: %s, and the requester)", in.Actor, kind, strings.Join(ops, ", "))
 	}
@@ -367,7 +378,10 @@ func (w *rollout) validateControl(kind string, in ControlInput) error {
 }
 
 // applyControl performs a validated control request.
-func (w *rollout) applyControl(ctx workflow.Context, kind string, in ControlInput) Ack {
+func (w *rollout) applyControl(ctx workflow.Context, kind string, in ControlInput, defaultVia string) Ack {
+	in, _, _ = w.admitControl(ctx, w.id, kind, in) // validated: this only puts in the proven actor
+	w.remember(in.Proof, workflow.Now(ctx))
+	in.Via = cmp.Or(in.Via, defaultVia)
 	d := Decision{Action: kind, Actor: strings.TrimSpace(in.Actor), Reason: in.Reason, Via: in.Via, Time: workflow.Now(ctx)}
 	if kind == UpdateAbort && in.Rollback {
 		d.Action = "abort+rollback"
@@ -407,16 +421,20 @@ func (w *rollout) setupHandlers(ctx workflow.Context) error {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
-		func(ctx workflow.Context, in DecisionInput) (GateView, error) { return w.applyDecision(ctx, in), nil },
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in DecisionInput) error { return w.validateDecision(in) },
+		func(ctx workflow.Context, in DecisionInput) (GateView, error) {
+			return w.applyDecision(ctx, in, ""), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in DecisionInput) error { return w.validateDecision(ctx, in) },
 			Description: "Decide a gate: gate_id, choice, actor, reason"}); err != nil {
 		return err
 	}
 	for _, kind := range []string{UpdatePause, UpdateResume, UpdateAbort, UpdateRollback} {
 		kind := kind
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, kind,
-			func(ctx workflow.Context, in ControlInput) (Ack, error) { return w.applyControl(ctx, kind, in), nil },
-			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in ControlInput) error { return w.validateControl(kind, in) },
+			func(ctx workflow.Context, in ControlInput) (Ack, error) {
+				return w.applyControl(ctx, kind, in, ""), nil
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in ControlInput) error { return w.validateControl(ctx, kind, in) },
 				Description: kind + " the rollout: actor, reason"}); err != nil {
 			return err
 		}
@@ -426,14 +444,12 @@ func (w *rollout) setupHandlers(ctx workflow.Context) error {
 		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalDecide), func(c workflow.ReceiveChannel, _ bool) {
 			var in DecisionInput
 			c.Receive(ctx, &in)
-			if in.Via == "" {
-				in.Via = "signal"
-			}
-			if err := w.validateDecision(in); err != nil {
+			// Via is part of what was signed: default it only after the check.
+			if err := w.validateDecision(ctx, in); err != nil {
 				w.refuse(ctx, SignalDecide, in.Actor, in.GateID, err)
 				return
 			}
-			w.applyDecision(ctx, in)
+			w.applyDecision(ctx, in, "signal")
 		})
 		// A slice, not a map: registration order must be the same on replay.
 		for _, ks := range [][2]string{{UpdatePause, SignalPause}, {UpdateResume, SignalResume}, {UpdateAbort, SignalAbort}, {UpdateRollback, SignalRollback}} {
@@ -441,14 +457,11 @@ func (w *rollout) setupHandlers(ctx workflow.Context) error {
 			sel.AddReceive(workflow.GetSignalChannel(ctx, sig), func(c workflow.ReceiveChannel, _ bool) {
 				var in ControlInput
 				c.Receive(ctx, &in)
-				if in.Via == "" {
-					in.Via = "signal"
-				}
-				if err := w.validateControl(kind, in); err != nil {
+				if err := w.validateControl(ctx, kind, in); err != nil {
 					w.refuse(ctx, sig, in.Actor, "", err)
 					return
 				}
-				w.applyControl(ctx, kind, in)
+				w.applyControl(ctx, kind, in, "signal")
 			})
 		}
 		// A client whose decide Update was refused (Slack) reports it here,
@@ -456,6 +469,10 @@ func (w *rollout) setupHandlers(ctx workflow.Context) error {
 		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalRecordRefusal), func(c workflow.ReceiveChannel, _ bool) {
 			var r Refusal
 			c.Receive(ctx, &r)
+			if !w.admitRefusal(ctx, w.id, r) {
+				w.droppedRefusals++
+				return
+			}
 			w.refuse(ctx, r.Signal, r.Actor, r.GateID, fmt.Errorf("%s", r.Reason))
 		})
 		for {

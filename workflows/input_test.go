@@ -24,8 +24,8 @@ func TestExampleInputIsValid(t *testing.T) {
 	assert.Contains(t, w.windows, "production")
 	assert.Equal(t, 2, in.Approval.rule("promotion", "production").MinApprovals)
 	assert.Equal(t, "abort", in.Approval.rule("remediation", "staging").OnTimeout)
-	assert.True(t, in.Approval.rule("remediation", "staging").allows("someone", []string{"DBA"}), "roles match case-insensitively")
-	assert.False(t, in.Approval.rule("remediation", "staging").allows("mallory@example.com", nil))
+	assert.True(t, in.Approval.rule("remediation", "staging").admits("someone", []string{"DBA"}, true), "roles match case-insensitively")
+	assert.False(t, in.Approval.rule("remediation", "staging").admits("mallory@example.com", nil, true))
 	require.NotNil(t, in.Perf)
 	assert.True(t, in.Perf.Enabled)
 

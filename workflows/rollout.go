@@ -28,8 +28,10 @@ type stopRequest struct {
 // rollout is the workflow's state. Handlers and the story share it; the
 // SDK runs them on one thread, so there are no data races.
 type rollout struct {
+	guard
 	in        Input
 	id        string
+	runID     string
 	plan      plan.Plan
 	fks       []plan.ForeignKey // priority order
 	windows   map[string]window
@@ -70,7 +72,7 @@ func Register(r interface {
 // Rollout is the FKRollout workflow. The rollout ID is the workflow ID.
 func Rollout(ctx workflow.Context, in Input) (*Status, error) {
 	info := workflow.GetInfo(ctx)
-	w := &rollout{in: in, id: info.WorkflowExecution.ID, windows: map[string]window{}, gateScope: map[string][]string{}}
+	w := &rollout{in: in, id: info.WorkflowExecution.ID, runID: info.WorkflowExecution.RunID, windows: map[string]window{}, gateScope: map[string][]string{}}
 	w.st = Status{RolloutID: w.id, Requester: in.Requester, DryRun: in.DryRun, State: StateRunning, Phase: PhaseStarting,
 		Environments: map[string]EnvReport{}, StartedAt: workflow.Now(ctx), Thresholds: in.Thresholds}
 	for _, e := range in.Environments {
@@ -83,6 +85,11 @@ func Rollout(ctx workflow.Context, in Input) (*Status, error) {
 		w.st.State, w.st.Error = StateFailed, err.Error()
 		w.publish(ctx)
 		return w.snapshot(), temporal.NewNonRetryableApplicationError(err.Error(), "InputError", nil)
+	}
+	if err := w.resolvePolicy(ctx, nil); err != nil {
+		w.st.State, w.st.Error = StateFailed, err.Error()
+		w.publish(ctx)
+		return w.snapshot(), temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePolicy, nil)
 	}
 	err := w.story(ctx)
 	switch {
@@ -327,7 +334,7 @@ func (w *rollout) environment(ctx workflow.Context, env EnvironmentInput, last b
 	w.touched = append(w.touched, name)
 	for _, fk := range w.fks {
 		var res ConstraintResult
-		if err := w.step(ctx, name, "ADD CONSTRAINT "+fk.Name+" NOT VALID", ActApply, ddlActivity, ConstraintInput{Environment: name, RolloutID: w.id, FK: fk}, &res); err != nil {
+		if err := w.step(ctx, name, "ADD CONSTRAINT "+fk.Name+" NOT VALID", ActApply, ddlActivity, ConstraintInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk}, &res); err != nil {
 			return err
 		}
 		rep = w.report(name)
@@ -409,7 +416,7 @@ func (w *rollout) remediateAndValidate(ctx workflow.Context, name string) error 
 				return err
 			}
 			var res ConstraintResult
-			err := w.step(ctx, name, "VALIDATE CONSTRAINT "+fk.Name, ActValidate, validateActivity, ConstraintInput{Environment: name, RolloutID: w.id, FK: fk}, &res)
+			err := w.step(ctx, name, "VALIDATE CONSTRAINT "+fk.Name, ActValidate, validateActivity, ConstraintInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk}, &res)
 			if isType(err, ErrTypeOrphans) {
 				w.event(ctx, name, PhaseValidate, fmt.Sprintf("VALIDATE %s found orphans (23503): re-auditing and reopening the remediation gate", fk.Name))
 				w.setC(ctx, name, fk.Name, CApplied, 0, "VALIDATE found orphans")
@@ -458,7 +465,7 @@ func (w *rollout) remediationLoop(ctx workflow.Context, name string, fks []plan.
 			lines = append(lines, fmt.Sprintf("%s: %d orphans (e.g. %s)", f.FK, f.Orphans, strings.Join(f.Samples, "; ")))
 		}
 		g := w.openGate(ctx, notify.GateRemediation, name, fmt.Sprintf("%d constraint(s) in %s have orphans", len(dirty), name),
-			strings.Join(lines, "\n"), []string{ChoiceDelete, ChoiceSetNull, ChoiceAcceptDebt, ChoiceReAudit, ChoiceAbort}, detail)
+			strings.Join(lines, "\n"), w.remediationChoices(name), detail)
 		d, err := w.awaitGate(ctx, g)
 		if err != nil {
 			return err
@@ -494,7 +501,7 @@ func (w *rollout) remediationLoop(ctx workflow.Context, name string, fks []plan.
 			for _, fk := range targets {
 				var res RemediationResult
 				err := w.step(ctx, name, fmt.Sprintf("%s orphans of %s (quarantined first)", mode, fk.Name), ActRemediate, longActivity,
-					RemediateInput{Environment: name, RolloutID: w.id, FK: fk, Mode: mode}, &res)
+					RemediateInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk, Mode: mode}, &res)
 				if isType(err, ErrTypeRemediation) {
 					w.event(ctx, name, PhaseRemediation, fmt.Sprintf("%s of %s refused: %v; the gate reopens", mode, fk.Name, err))
 					continue
@@ -719,14 +726,20 @@ func (w *rollout) finishStop(ctx workflow.Context) {
 		w.enter(rctx, name, PhaseRollback)
 		var res []ConstraintResult
 		actx := workflow.WithActivityOptions(rctx, withSummary(ddlActivity, "drop this rollout's constraints in "+name))
-		if err := workflow.ExecuteActivity(actx, ActRollback, RollbackInput{Environment: name, RolloutID: w.id, Plan: w.plan}).Get(actx, &res); err != nil {
+		if err := workflow.ExecuteActivity(actx, ActRollback, RollbackInput{Environment: name, RolloutID: w.id, RunID: w.runID, Plan: w.plan}).Get(actx, &res); err != nil {
 			failures = append(failures, fmt.Sprintf("%s: %v", name, err))
 			continue
 		}
 		rep := w.report(name)
 		rep.RolledBack = res
 		w.setReport(name, rep)
+		// Only what this run dropped counts: another run's constraint
+		// ("not-owned") or one already gone ("absent") stays as it is.
 		for _, r := range res {
+			if r.Action != "dropped" {
+				w.event(rctx, name, PhaseRollback, fmt.Sprintf("%s not dropped: %s", r.FK, r.Action))
+				continue
+			}
 			w.setC(rctx, name, r.FK, CRolledBack, 0, r.Action)
 			dropped = append(dropped, name+":"+r.FK)
 		}

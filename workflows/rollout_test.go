@@ -24,6 +24,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/policy"
 )
 
 // fakeEngine is an in-memory stand-in for the databases, so the workflow's
@@ -42,11 +43,15 @@ type fakeEngine struct {
 	notifications   []notify.Event
 	reports         []ReportInput
 	now             func() time.Time
+	// policy is the worker policy ResolvePolicy applies: development mode
+	// (the input's rules) unless a test sets one.
+	policy      policy.Config
+	slackSigner string
 }
 
 func newFake() *fakeEngine {
 	return &fakeEngine{orphans: map[string]map[string]int64{}, validateOrphans: map[string]int{},
-		constraints: map[string]string{}}
+		constraints: map[string]string{}, policy: policy.Config{TrustClientIdentity: true}}
 }
 
 func (f *fakeEngine) record(act, env string, ctx context.Context) {
@@ -55,6 +60,16 @@ func (f *fakeEngine) record(act, env string, ctx context.Context) {
 
 func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 	reg := func(fn any, name string) { env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
+	reg(func(ctx context.Context, req PolicyRequest) (*EffectivePolicy, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.record(ActResolvePolicy, "", ctx)
+		eff, err := ResolvePolicy(f.policy, req, f.slackSigner, env.Now())
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePolicy, nil)
+		}
+		return eff, nil
+	}, ActResolvePolicy)
 	reg(func(ctx context.Context, in ParsePlanInput) (ParsePlanResult, error) {
 		if !strings.Contains(in.Text, "foreign_keys") {
 			return ParsePlanResult{}, temporal.NewNonRetryableApplicationError("plan: no foreign_keys", ErrTypePlan, nil)

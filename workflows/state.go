@@ -300,5 +300,5 @@ func (w *rollout) fk(name string) (plan.ForeignKey, bool) {
 func (w *rollout) hasFK(name string) bool { _, ok := w.fk(name); return ok }
 
 func (w *rollout) envInput(env string) EnvInput {
-	return EnvInput{Environment: env, RolloutID: w.id, Plan: w.plan}
+	return EnvInput{Environment: env, RolloutID: w.id, RunID: w.runID, Plan: w.plan}
 }
