@@ -7,6 +7,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fkrollout/fkrollout/internal/mdtext"
 	"github.com/fkrollout/fkrollout/internal/perf"
 )
 
@@ -61,29 +62,34 @@ func (w *rollout) publishReport(ctx workflow.Context) {
 // target, actual and status, and the rollback with the rule that fired.
 // It is a pure function of the status, so the query, `starter report`, the
 // file the worker writes and the Slack post are the same text.
+//
+// Every string a person or a plan supplied (plan name, ids, actors, reasons,
+// environment, constraint and table names, error texts) is escaped with
+// md or cell on its way in, so it reads as text wherever the markdown is
+// rendered: no link, image, HTML, emphasis or extra table cell.
 func (s *Status) Report() string {
 	var b strings.Builder
 	icon, label := stateBadge(s.State)
 	title := "FK Rollout"
 	if s.PlanName != "" {
-		title += " " + s.PlanName
+		title += " " + md(s.PlanName)
 	}
 	fmt.Fprintf(&b, "# %s %s — %s\n\n", icon, title, label)
-	fmt.Fprintf(&b, "**Rollout:** `%s`  \n", s.RolloutID)
-	fmt.Fprintf(&b, "**Requester:** %s  \n", orDash(s.Requester))
-	fmt.Fprintf(&b, "**Environments:** %s  \n", strings.Join(s.EnvironmentOrder, " → "))
+	fmt.Fprintf(&b, "**Rollout:** %s  \n", md(s.RolloutID))
+	fmt.Fprintf(&b, "**Requester:** %s  \n", orDash(md(s.Requester)))
+	fmt.Fprintf(&b, "**Environments:** %s  \n", mdJoin(s.EnvironmentOrder, " → "))
 	fmt.Fprintf(&b, "**Started:** %s  \n", stamp(s.StartedAt))
 	if s.State.Terminal() {
 		fmt.Fprintf(&b, "**Finished:** %s (%s)  \n", stamp(s.UpdatedAt), span(s.StartedAt, s.UpdatedAt))
 	} else {
-		fmt.Fprintf(&b, "**Now:** phase `%s` in %s (running for %s)  \n", s.Phase, orDash(s.Environment), span(s.StartedAt, s.UpdatedAt))
+		fmt.Fprintf(&b, "**Now:** phase %s in %s (running for %s)  \n", mdtext.Code(s.Phase), orDash(md(s.Environment)), span(s.StartedAt, s.UpdatedAt))
 	}
 	fmt.Fprintf(&b, "**Status:** %s **%s**\n", icon, label)
 	if s.DryRun {
 		b.WriteString("\n_Dry run: checks, statistics and the audit only; nothing was changed._\n")
 	}
 	if s.Error != "" {
-		fmt.Fprintf(&b, "\n**Error:** %s\n", s.Error)
+		fmt.Fprintf(&b, "\n**Error:** %s\n", md(s.Error))
 	}
 
 	b.WriteString("\n---\n\n## Phases\n\n")
@@ -103,8 +109,29 @@ func (s *Status) Report() string {
 	s.writeSuccessMetrics(&b)
 	s.writeRollback(&b)
 
-	fmt.Fprintf(&b, "\n---\n\n*Report generated: %s*  \n*Rollout ID: %s*  \n*Status: %s*\n", stamp(s.UpdatedAt), s.RolloutID, label)
+	fmt.Fprintf(&b, "\n---\n\n*Report generated: %s*  \n*Rollout ID: %s*  \n*Status: %s*\n", stamp(s.UpdatedAt), md(s.RolloutID), label)
 	return b.String()
+}
+
+// md escapes user-supplied text for the report's prose and headings.
+func md(s string) string { return mdtext.Markdown(s) }
+
+// mdJoin escapes each item and joins them.
+func mdJoin(items []string, sep string) string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = md(it)
+	}
+	return strings.Join(out, sep)
+}
+
+// cellJoin escapes each item for a table cell and joins them.
+func cellJoin(items []string, sep string) string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = mdtext.TableCell(it)
+	}
+	return strings.Join(out, sep)
 }
 
 func stateBadge(st RolloutState) (string, string) {
@@ -221,7 +248,7 @@ func (s *Status) writePhases(b *strings.Builder) {
 			entered = fmt.Sprintf(" (%d rounds)", t.entered)
 		}
 		total += t.spent
-		fmt.Fprintf(b, "| %s | %s | %s | %s%s |\n", orDash(t.env), t.phase, status, humanDuration(t.spent), entered)
+		fmt.Fprintf(b, "| %s | %s | %s | %s%s |\n", cell(t.env), cell(t.phase), status, humanDuration(t.spent), entered)
 	}
 	fmt.Fprintf(b, "\n**Total:** %s\n", humanDuration(total))
 }
@@ -239,9 +266,9 @@ func (s *Status) writeAudit(b *strings.Builder, env string) {
 	}
 	remediated := map[string]string{}
 	for _, r := range rep.Remediations {
-		remediated[r.FK] = fmt.Sprintf("%s: %d quarantined", r.Mode, r.Quarantined)
+		remediated[r.FK] = fmt.Sprintf("%s: %d quarantined", mdtext.TableCell(r.Mode), r.Quarantined)
 	}
-	fmt.Fprintf(b, "\n### Orphan audit: %s (%d round(s))\n\n", env, rep.AuditRounds)
+	fmt.Fprintf(b, "\n### Orphan audit: %s (%d round(s))\n\n", md(env), rep.AuditRounds)
 	b.WriteString("| Check | Orphans found | After remediation | Status |\n|---|---|---|---|\n")
 	for _, f := range rep.FirstAudit {
 		after, audited := last[f.FK]
@@ -257,9 +284,9 @@ func (s *Status) writeAudit(b *strings.Builder, env string) {
 		case f.Orphans > 0:
 			status = "✅ FIXED (" + orDash(remediated[f.FK]) + ")"
 		}
-		check := f.FK
+		check := mdtext.TableCell(f.FK)
 		if len(f.Columns) > 0 {
-			check = f.Table + "." + strings.Join(f.Columns, ",")
+			check = mdtext.TableCell(f.Table) + "." + cellJoin(f.Columns, ",")
 		}
 		fmt.Fprintf(b, "| %s orphans | %d | %d | %s |\n", check, f.Orphans, after, status)
 	}
@@ -280,7 +307,7 @@ func (s *Status) writeMetrics(b *strings.Builder, env string) {
 	if !ok || rep.StatsBefore == nil {
 		return
 	}
-	fmt.Fprintf(b, "\n### Database Metrics: %s\n\n", env)
+	fmt.Fprintf(b, "\n### Database Metrics: %s\n\n", md(env))
 	b.WriteString("| Metric | Before | After | Change |\n|---|---|---|---|\n")
 	rows := []StatRow(nil)
 	if rep.StatsAfter != nil {
@@ -306,11 +333,11 @@ func (s *Status) writeMetrics(b *strings.Builder, env string) {
 				r.Change = fmt.Sprintf("%+d", after-before)
 			}
 		}
-		after := r.After
+		after := mdtext.TableCell(r.After)
 		if r.Metric == "Foreign Keys" {
 			after = "**" + after + "**"
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", r.Metric, r.Before, after, r.Change)
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", mdtext.TableCell(r.Metric), mdtext.TableCell(r.Before), after, mdtext.TableCell(r.Change))
 	}
 }
 
@@ -387,7 +414,7 @@ func (s *Status) lastEnv() string {
 func (s *Status) writeInvariants(b *strings.Builder) {
 	b.WriteString("\n### Critical Invariants\n\n| Invariant | Status | Test Result |\n|---|---|---|\n")
 	env, insert, protect, actions := s.behaviour()
-	invariantRow(b, "Orphan prevention", "WORKING", insert, "invalid inserts refused ("+orDash(env)+")")
+	invariantRow(b, "Orphan prevention", "WORKING", insert, "invalid inserts refused ("+cell(env)+")")
 	invariantRow(b, "Freeze-by-reference (parent delete refused)", "PROTECTED", protect, "RESTRICT / NO ACTION deletes refused")
 	invariantRow(b, "Referential actions (CASCADE / SET NULL / SET DEFAULT)", "WORKING", actions, "action cases")
 	typeProblems := 0
@@ -423,7 +450,7 @@ func (s *Status) writeInvariants(b *strings.Builder) {
 	case enforced < len(s.Constraints):
 		status = "⏳ IN PROGRESS"
 	}
-	fmt.Fprintf(b, "| Referential integrity (%s) | %s | %d/%d constraints validated, %d NOT VALID as debt |\n", orDash(last), status, enforced, len(s.Constraints), c[CDebt])
+	fmt.Fprintf(b, "| Referential integrity (%s) | %s | %d/%d constraints validated, %d NOT VALID as debt |\n", cell(last), status, enforced, len(s.Constraints), c[CDebt])
 	var quarantined, removed int64
 	for _, e := range s.EnvironmentOrder {
 		for _, r := range s.Environments[e].Remediations {
@@ -454,7 +481,7 @@ func (s *Status) writePerf(b *strings.Builder) {
 	if p == nil {
 		return
 	}
-	fmt.Fprintf(b, "\n---\n\n## Performance (%s, workload %s)\n\n", p.Environment, orDash(p.Workload))
+	fmt.Fprintf(b, "\n---\n\n## Performance (%s, workload %s)\n\n", md(p.Environment), orDash(md(p.Workload)))
 	if p.Markdown != "" {
 		b.WriteString(strings.TrimSpace(p.Markdown))
 		b.WriteString("\n")
@@ -462,10 +489,10 @@ func (s *Status) writePerf(b *strings.Builder) {
 		b.WriteString("Baseline measured; the with-FKs run did not happen.\n")
 	}
 	if p.Verdict != "" && !strings.Contains(p.Markdown, "**Verdict:**") {
-		fmt.Fprintf(b, "\n**Verdict:** %s — %s\n", p.Verdict, p.Reason)
+		fmt.Fprintf(b, "\n**Verdict:** %s — %s\n", md(p.Verdict), md(p.Reason))
 	}
 	if o := p.Override; o != nil {
-		fmt.Fprintf(b, "\n**Override:** promoted despite the warning by %s at %s: %s\n", o.Actor, stamp(o.Time), orDash(o.Reason))
+		fmt.Fprintf(b, "\n**Override:** promoted despite the warning by %s at %s: %s\n", md(o.Actor), stamp(o.Time), orDash(md(o.Reason)))
 	}
 }
 
@@ -480,25 +507,23 @@ func writeDecisions(b *strings.Builder, decisions []Decision, refusals []Refusal
 	}
 	b.WriteString("| When | Gate | Decision | Who | Via | Why |\n|---|---|---|---|---|---|\n")
 	for _, d := range decisions {
-		who := d.Actor
+		who := cell(d.Actor)
 		if len(d.Roles) > 0 {
-			who += " (" + strings.Join(d.Roles, ", ") + ")"
+			who += " (" + cellJoin(d.Roles, ", ") + ")"
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", stamp(d.Time), orDash(d.GateID), d.Action, who, orDash(d.Via), cell(d.Reason))
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", stamp(d.Time), cell(d.GateID), cell(d.Action), who, cell(d.Via), cell(d.Reason))
 	}
 	if len(refusals) > 0 {
 		fmt.Fprintf(b, "\n%d refused attempt(s):\n\n", len(refusals))
 		for _, r := range refusals {
-			fmt.Fprintf(b, "- %s: %s on %s refused — %s\n", stamp(r.Time), r.Actor, orDash(r.GateID), r.Reason)
+			fmt.Fprintf(b, "- %s: %s on %s refused — %s\n", stamp(r.Time), orDash(md(r.Actor)), orDash(md(r.GateID)), orDash(md(r.Reason)))
 		}
 	}
 }
 
-// cell keeps free text from breaking a markdown table.
-func cell(s string) string {
-	s = strings.ReplaceAll(strings.ReplaceAll(s, "\n", " "), "|", "\\|")
-	return orDash(s)
-}
+// cell is user text in a table cell: escaped, one line, "|" kept inside the
+// cell, "—" when empty.
+func cell(s string) string { return orDash(mdtext.TableCell(s)) }
 
 // metricRow is one success-metrics line.
 type metricRow struct {
@@ -512,12 +537,13 @@ func yes(v bool) *bool { return &v }
 func (s *Status) successMetrics() []metricRow {
 	var rows []metricRow
 	last := s.lastEnv()
+	lastCell := mdtext.TableCell(last) // names go into table cells
 	rep := s.Environments[last]
 	c := s.Counts(last)
 	planned := len(s.Constraints)
 	enforced := c[CValidated] + c[CTested]
 	if planned > 0 {
-		rows = append(rows, metricRow{name: "FK Constraints Validated (" + last + ")", target: fmt.Sprint(planned),
+		rows = append(rows, metricRow{name: "FK Constraints Validated (" + lastCell + ")", target: fmt.Sprint(planned),
 			actual: fmt.Sprint(enforced), ok: yes(enforced == planned), note: fmt.Sprintf("%d%%", enforced*100/planned)})
 	}
 	typeOK := true
@@ -544,7 +570,7 @@ func (s *Status) successMetrics() []metricRow {
 		if c[CDebt] > 0 {
 			note = "accepted as debt"
 		}
-		rows = append(rows, metricRow{name: "Orphaned Records (" + last + ")", target: "0", actual: fmt.Sprint(after), ok: yes(after == 0), note: note})
+		rows = append(rows, metricRow{name: "Orphaned Records (" + lastCell + ")", target: "0", actual: fmt.Sprint(after), ok: yes(after == 0), note: note})
 	}
 	_, insert, protect, actions := s.behaviour()
 	tests := behaviourTally{passed: insert.passed + protect.passed + actions.passed, failed: insert.failed + protect.failed + actions.failed,
@@ -563,7 +589,7 @@ func (s *Status) successMetrics() []metricRow {
 			ok: yes(protect.failed == 0 && protect.passed > 0)})
 	}
 	if ms, n := ddlMillis(rep); n > 0 {
-		rows = append(rows, metricRow{name: "Migration Duration (" + last + ", apply + validate)", target: fmt.Sprintf("<%d sec", migrationTargetSeconds),
+		rows = append(rows, metricRow{name: "Migration Duration (" + lastCell + ", apply + validate)", target: fmt.Sprintf("<%d sec", migrationTargetSeconds),
 			actual: humanDuration(time.Duration(ms) * time.Millisecond), ok: yes(ms < migrationTargetSeconds*1000), note: fmt.Sprintf("%d statements", n)})
 	}
 	if p := s.perfReport(); p != nil && p.Comparison != nil {
@@ -586,7 +612,7 @@ func (s *Status) successMetrics() []metricRow {
 		}
 	}
 	if smoke > 0 {
-		rows = append(rows, metricRow{name: "Smoke Checks (" + last + ")", target: fmt.Sprintf("%d/%d", smoke, smoke),
+		rows = append(rows, metricRow{name: "Smoke Checks (" + lastCell + ")", target: fmt.Sprintf("%d/%d", smoke, smoke),
 			actual: fmt.Sprintf("%d/%d", smokeOK, smoke), ok: yes(smokeOK == smoke)})
 	}
 	if m := s.Monitor; m != nil && m.Status != MonitorSkipped {
@@ -595,7 +621,7 @@ func (s *Status) successMetrics() []metricRow {
 			orDefaultF(s.Thresholds.FKViolationsPerHour, defaultFKViolationsPerHour))
 		actual := m.Status
 		if m.Rule != "" {
-			actual += " (" + m.Rule + ")"
+			actual += " (" + mdtext.TableCell(m.Rule) + ")"
 		}
 		var ok *bool
 		switch m.Status {
@@ -607,8 +633,8 @@ func (s *Status) successMetrics() []metricRow {
 		rows = append(rows, metricRow{name: "Production Monitor (" + span(m.Started, m.Ended) + ")", target: target, actual: actual, ok: ok})
 	}
 	if len(rep.Hooks) > 0 {
-		failed := failedHooks(rep.Hooks)
-		rows = append(rows, metricRow{name: "Deploy Hooks (" + last + ")", target: "all succeed", actual: orText(failed, "all succeeded"), ok: yes(failed == "")})
+		failed := mdtext.TableCell(failedHooks(rep.Hooks))
+		rows = append(rows, metricRow{name: "Deploy Hooks (" + lastCell + ")", target: "all succeed", actual: orText(failed, "all succeeded"), ok: yes(failed == "")})
 	}
 	return rows
 }
@@ -670,19 +696,21 @@ func (s *Status) writeRollback(b *strings.Builder) {
 		return
 	}
 	b.WriteString("\n---\n\n## Rollback\n\n")
-	fmt.Fprintf(b, "**Trigger:** %s  \n**Rule fired:** %s  \n**By:** %s at %s  \n**Reason:** %s\n", r.Trigger, orDash(r.Rule), orDash(r.Actor), stamp(r.At), orDash(r.Reason))
+	fmt.Fprintf(b, "**Trigger:** %s  \n**Rule fired:** %s  \n**By:** %s at %s  \n**Reason:** %s\n",
+		md(r.Trigger), orDash(md(r.Rule)), orDash(md(r.Actor)), stamp(r.At), orDash(md(r.Reason)))
 	if len(r.Figures) > 0 {
 		b.WriteString("\n| Figure | Value | Threshold |\n|---|---|---|\n")
 		for _, f := range r.Figures {
-			fmt.Fprintf(b, "| %s | %g %s | %g %s |\n", f.Name, f.Value, f.Unit, f.Threshold, f.Unit)
+			unit := mdtext.TableCell(f.Unit)
+			fmt.Fprintf(b, "| %s | %g %s | %g %s |\n", mdtext.TableCell(f.Name), f.Value, unit, f.Threshold, unit)
 		}
 	}
 	if len(r.Dropped) > 0 {
-		fmt.Fprintf(b, "\nDropped (only what this rollout created, reverse priority order): %s\n", strings.Join(r.Dropped, ", "))
+		fmt.Fprintf(b, "\nDropped (only what this rollout created, reverse priority order): %s\n", mdJoin(r.Dropped, ", "))
 	} else {
 		b.WriteString("\nNothing to drop: this rollout had not created a constraint yet.\n")
 	}
 	if len(r.Failures) > 0 {
-		fmt.Fprintf(b, "\n❌ Rollback incomplete: %s\n", strings.Join(r.Failures, "; "))
+		fmt.Fprintf(b, "\n❌ Rollback incomplete: %s\n", mdJoin(r.Failures, "; "))
 	}
 }

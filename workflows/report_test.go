@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -239,4 +240,78 @@ func TestReportRendersFigures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReportEscapesUserText: names, reasons, actors and errors that look
+// like markdown or HTML render as inert text: no link, image, raw HTML,
+// Slack mention or extra table cell, and no newline that starts a heading.
+func TestReportEscapesUserText(t *testing.T) {
+	const evil = "[click](http://evil) <!channel> | x"
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	s := &Status{RolloutID: "r-" + evil, Requester: evil, State: StateRolledBack, PlanName: evil,
+		EnvironmentOrder: []string{"staging"}, StartedAt: t0, UpdatedAt: t0.Add(time.Minute),
+		Error:       "boom\n# Pwned <img src=x onerror=alert(1)> ![i](http://evil/i.png) *bold* `code` www.evil.example",
+		Constraints: []ConstraintStatus{{Name: evil, Environments: map[string]ConstraintEnvState{"staging": {State: CRolledBack}}}},
+		Environments: map[string]EnvReport{"staging": {
+			FirstAudit:   []AuditFigure{{FK: evil, Table: evil, Columns: []string{evil, "b_id"}, Orphans: 2}},
+			Remediations: []RemediationResult{{FK: evil, Mode: evil, Affected: 2, Quarantined: 2}},
+		}},
+		Phases: []PhaseSpan{{Environment: "staging", Phase: PhaseAudit, Started: t0, Ended: t0.Add(time.Second)}},
+		Decisions: []Decision{{GateID: evil, Action: ChoiceApprove, Actor: evil, Roles: []string{evil}, Reason: evil + "\nsecond | line",
+			Via: evil, Time: t0}},
+		Refusals: []Refusal{{Signal: "slack:approve", Actor: evil, GateID: evil, Reason: evil, Time: t0}},
+		Rollback: &RollbackRecord{Trigger: "rollback", Rule: evil, Actor: evil, Reason: evil, At: t0,
+			Dropped: []string{"staging:" + evil}, Failures: []string{evil}},
+	}
+	md := s.Report()
+
+	// What a renderer sees as markup: the text without backslash-escaped
+	// characters (they render as themselves).
+	active := regexp.MustCompile(`\\[[:punct:]]`).ReplaceAllString(md, "")
+	for _, bad := range []string{"[", "](", "<", "http://", "www.", "*bold*", "`"} {
+		assert.NotContains(t, active, bad, "active markdown from user text")
+	}
+	assert.Contains(t, md, `# ↩️ FK Rollout \[click\]\(http\://evil\) \<!channel\> | x — ROLLED BACK`)
+	assert.Contains(t, md, `**Rollout:** r-\[click\]\(http\://evil\) \<!channel\> | x`)
+	assert.Contains(t, md, `**Reason:** \[click\]\(http\://evil\) \<!channel\> | x`)
+	assert.Contains(t, md, `**Error:** boom \# Pwned \<img src=x onerror=alert\(1\)\>`)
+	assert.Contains(t, md, `\<!channel\> \| x second \| line |`, "the reason's second line stays in its cell")
+	assert.Contains(t, md, `- 2026-03-02 10:00:00 UTC: \[click\]\(http\://evil\) \<!channel\> | x on `)
+
+	for _, line := range strings.Split(md, "\n") {
+		assert.False(t, strings.HasPrefix(line, "# Pwned"), "a newline in user text starts no heading")
+		if !strings.HasPrefix(line, "|") {
+			continue
+		}
+		assert.True(t, strings.HasSuffix(line, "|"), "table row is closed: %q", line)
+		if strings.Contains(line, "click") {
+			// Every row with user text has as many cells as its header.
+			assert.Contains(t, []int{4, 5, 7}, unescapedPipes(line), "cells of %q", line)
+		}
+	}
+	decisionRow := ""
+	for _, line := range strings.Split(md, "\n") {
+		if strings.HasPrefix(line, "| 2026-03-02 10:00:00 UTC |") {
+			decisionRow = line
+		}
+	}
+	require.NotEmpty(t, decisionRow)
+	assert.Equal(t, 7, unescapedPipes(decisionRow), "six cells: %q", decisionRow)
+}
+
+// unescapedPipes counts the cell separators of a table row: "|" not
+// escaped by an odd run of backslashes.
+func unescapedPipes(line string) int {
+	n, slashes := 0, 0
+	for _, c := range line {
+		switch {
+		case c == '\\':
+			slashes++
+			continue
+		case c == '|' && slashes%2 == 0:
+			n++
+		}
+		slashes = 0
+	}
+	return n
 }
