@@ -14,10 +14,11 @@ import (
 
 // Approver is who clicked, as the workflow's policy knows them.
 type Approver struct {
-	// Identity is the configured identity (users map), or "slack:<user id>"
-	// for an unmapped user, so the workflow validator can refuse it by name.
+	// Identity is the configured identity (Config.Users). A Slack user
+	// without one is never resolved to an Approver: it cannot decide.
 	Identity string `json:"identity"`
-	// Roles are the configured names of the approver user groups the user is in.
+	// Roles are the configured names of the approver user groups the user
+	// is in (Config.ApproverGroups); the only source of roles.
 	Roles []string `json:"roles,omitempty"`
 	// SlackUser is the Slack user ID.
 	SlackUser string `json:"slack_user"`
@@ -64,14 +65,24 @@ func NewDirectory(api groupLister, cfg Config, log *slog.Logger) (*Directory, er
 	}, nil
 }
 
-// Resolve maps a Slack user ID. A group lookup failure is not fatal: the
-// stale cache is used if there is one, otherwise the roles are left out and
-// the validator decides with what it has (usually: refused).
-func (d *Directory) Resolve(ctx context.Context, userID string) Approver {
-	a := Approver{SlackUser: userID, Identity: d.users[userID]}
-	if a.Identity == "" {
-		a.Identity = "slack:" + userID
+// Lookup returns the identity a Slack user is mapped to in Config.Users;
+// false for an unmapped user (no API call).
+func (d *Directory) Lookup(userID string) (string, bool) {
+	id := d.users[userID]
+	return id, id != ""
+}
+
+// Resolve maps a mapped Slack user to its identity and roles; false for an
+// unmapped user, who never acts as anyone (no group is looked up for them).
+// A group lookup failure is not fatal: the stale cache is used if there is
+// one, otherwise that role is left out and the validator decides with what
+// it has (usually: refused).
+func (d *Directory) Resolve(ctx context.Context, userID string) (Approver, bool) {
+	identity, ok := d.Lookup(userID)
+	if !ok {
+		return Approver{SlackUser: userID}, false
 	}
+	a := Approver{SlackUser: userID, Identity: identity}
 	ids := make([]string, 0, len(d.groups))
 	for id := range d.groups {
 		ids = append(ids, id)
@@ -87,7 +98,7 @@ func (d *Directory) Resolve(ctx context.Context, userID string) Approver {
 			a.Roles = append(a.Roles, d.groups[id])
 		}
 	}
-	return a
+	return a, true
 }
 
 func (d *Directory) members(ctx context.Context, group string) (map[string]bool, error) {

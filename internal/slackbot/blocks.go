@@ -3,10 +3,13 @@ package slackbot
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/fkrollout/fkrollout/internal/mdtext"
 )
 
 // Block Kit limits we must stay under, or Slack rejects the whole message.
@@ -268,7 +271,7 @@ func investigateBlocks(inv *InvestigateData) []slack.Block {
 func figuresText(figs []Figure) string {
 	var b strings.Builder
 	for _, f := range figs {
-		fmt.Fprintf(&b, "• %s: *%s* (threshold %s)\n", esc(f.Name), num(f.Value, f.Unit), num(f.Threshold, f.Unit))
+		fmt.Fprintf(&b, "• %s: *%s* (threshold %s)\n", esc(f.Name), esc(num(f.Value, f.Unit)), esc(num(f.Threshold, f.Unit)))
 	}
 	return strings.TrimSuffix(b.String(), "\n")
 }
@@ -309,7 +312,7 @@ func VoteBlocks(body []slack.Block, d GateDecision, waiting int) []slack.Block {
 // DecisionText is the one line shown in place of the buttons.
 func DecisionText(d GateDecision) string {
 	who := esc(orDash(d.Actor))
-	if d.SlackUser != "" {
+	if slackUserID.MatchString(d.SlackUser) {
 		who = "<@" + d.SlackUser + ">"
 	}
 	at := slackDate(d.Time)
@@ -425,7 +428,7 @@ func footer(ev Event) slack.Block {
 		parts = append(parts, "phase *"+esc(ev.Phase)+"*")
 	}
 	if ev.UILink != "" {
-		parts = append(parts, "<"+ev.UILink+"|Open in Temporal UI>")
+		parts = append(parts, "<"+linkTarget(ev.UILink)+"|Open in Temporal UI>")
 	}
 	return contextBlock(strings.Join(parts, " · "))
 }
@@ -468,9 +471,20 @@ func capBlocks(b []slack.Block, n int) []slack.Block {
 }
 
 // esc escapes the three characters mrkdwn treats as control characters, so
-// table names or reasons cannot forge mentions or links.
-func esc(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+// plan names, table names, reasons or ids cannot forge mentions or links.
+// Every user- or plan-supplied string that goes into mrkdwn (sections,
+// context blocks, fields, message text, response_url answers) goes through it.
+func esc(s string) string { return mdtext.Slack(s) }
+
+// slackUserID is the shape of a Slack user ID. A decision's slack_user comes
+// from any client (the CLI may name one): only a real ID becomes a mention,
+// anything else is shown as text.
+var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
+
+// linkTarget makes a URL safe inside <url|label>: "|" would end the URL
+// and start the label, and &, <, > must be escaped like all mrkdwn.
+func linkTarget(u string) string {
+	return esc(strings.ReplaceAll(u, "|", "%7C"))
 }
 
 func truncate(s string, n int) string {

@@ -23,7 +23,10 @@ type Bot struct {
 	Notifier     *Notifier
 	Directory    *Directory
 	Interactions *Interactions
-	log          *slog.Logger
+	// HTTP is the endpoint Run serves on listen_addr (HTTP mode); set
+	// HTTP.Rejected before Run to count rejected requests.
+	HTTP *Handler
+	log  *slog.Logger
 }
 
 // New validates cfg and builds the bot. dec may be nil for a process that
@@ -44,16 +47,30 @@ func New(cfg Config, dec Decider, log *slog.Logger, extra ...slack.Option) (*Bot
 	if err != nil {
 		return nil, err
 	}
+	x := NewInteractions(api, dec, dir, log)
 	return &Bot{
 		cfg: cfg, API: api, Directory: dir, log: log,
 		Notifier:     NewNotifier(api, cfg, log),
-		Interactions: NewInteractions(api, dec, dir, log),
+		Interactions: x,
+		HTTP:         NewHandler(cfg.SigningSecret, x, cfg.RateLimit, log),
 	}, nil
 }
 
-// Handler is the HTTP endpoint for interactions and slash commands, for
-// mounting on the worker's own server.
-func (b *Bot) Handler() http.Handler { return NewHandler(b.cfg.SigningSecret, b.Interactions, b.log) }
+// Handler is the HTTP endpoint for interactions and slash commands (the
+// bot's one Handler, so its replay set and rate limits are shared by every
+// use), for mounting on the worker's own server.
+func (b *Bot) Handler() http.Handler { return b.HTTP }
+
+// HTTP server limits of the interaction endpoint: Slack sends small bodies
+// and wants its answer within 3 seconds, so anything slower is a client
+// holding a connection open.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 10 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
 
 // Run receives interactions until ctx ends: over Socket Mode when configured,
 // otherwise over HTTP on cfg.ListenAddr (nothing to run when it is empty: the
@@ -75,7 +92,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("slack listen %s: %w", b.cfg.ListenAddr, err)
 	}
-	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := newServer(b.Handler())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	b.log.InfoContext(ctx, "slack interactions listening", "addr", ln.Addr().String())
@@ -86,5 +103,18 @@ func (b *Bot) Run(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return srv.Shutdown(sctx)
+	}
+}
+
+// newServer is the HTTP server of the interaction endpoint. The body limit
+// is the Handler's (http.MaxBytesReader, 1 MiB).
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 	}
 }

@@ -13,8 +13,11 @@ import (
 var knownKeys = map[string]bool{
 	"bot_token": true, "signing_secret": true, "app_token": true, "socket_mode": true,
 	"listen_addr": true, "channel": true, "on_call_group": true, "users": true,
-	"approver_groups": true, "group_cache_ttl": true, "api_url": true,
+	"approver_groups": true, "group_cache_ttl": true, "api_url": true, "rate_limit": true,
 }
+
+// knownRateLimitKeys are the keys of `slack.rate_limit`.
+var knownRateLimitKeys = map[string]bool{"per_second": true, "burst": true}
 
 // DecodeConfig reads the worker configuration file's `slack:` section (kept
 // as a raw yaml.Node by internal/config). A missing section is a disabled,
@@ -36,8 +39,16 @@ func DecodeConfig(node *yaml.Node) (Config, error) {
 	}
 	var unknown []string
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i].Value; !knownKeys[k] {
+		k := n.Content[i].Value
+		if !knownKeys[k] {
 			unknown = append(unknown, fmt.Sprintf("%q (line %d)", k, n.Content[i].Line))
+		}
+		if v := n.Content[i+1]; k == "rate_limit" && v.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				if sk := v.Content[j].Value; !knownRateLimitKeys[sk] {
+					unknown = append(unknown, fmt.Sprintf("%q (line %d)", "rate_limit."+sk, v.Content[j].Line))
+				}
+			}
 		}
 	}
 	if len(unknown) > 0 {

@@ -13,9 +13,12 @@ import (
 	"github.com/slack-go/slack"
 )
 
-// Decision is what a click asks the workflow to record. The worker's Decider
-// sends it as the gate Update with UpdateID as the Temporal update ID, so a
-// double click or a Slack retry lands on the same Update and decides once.
+// Decision is what a click asks the workflow to record: the fields of
+// workflows.DecisionInput without its proof (this package does not import
+// the workflows). The worker's Decider signs it, as the Slack signer, into
+// the gate Update's argument and sends it with UpdateID as the Temporal
+// update ID, so a double click or a Slack retry lands on the same Update and
+// decides once. It is only built for a user mapped in Config.Users.
 type Decision struct {
 	GateID    string   `json:"gate_id"`
 	Choice    string   `json:"choice"`
@@ -46,7 +49,8 @@ type Decider interface {
 	// *RefusedError when its validator rejected it (not allowed, four-eyes,
 	// already decided, unknown gate), or any other error when it could not ask.
 	Decide(ctx context.Context, rolloutID string, d Decision) (Outcome, error)
-	// Status returns a short markdown summary of the rollout.
+	// Status returns a short mrkdwn summary of the rollout, user-supplied
+	// text in it escaped (it is posted as is).
 	Status(ctx context.Context, rolloutID string) (string, error)
 }
 
@@ -205,6 +209,12 @@ func (x *Interactions) handleBlockActions(ic slack.InteractionCallback) {
 		blocks := ic.Message.Blocks.BlockSet
 		responseURL := ic.ResponseURL
 
+		// An unmapped user is told at once, before any reason dialog:
+		// nothing they click reaches the workflow.
+		if x.dec != nil && !x.mapped(user) {
+			x.async("unmapped", func(ctx context.Context) { x.refuseUnmapped(ctx, v.RolloutID, v.GateID, v.Choice, user, responseURL) })
+			continue
+		}
 		if v.NeedsReason {
 			x.stash(channel, ts, blocks)
 			meta := modalMeta{RolloutID: v.RolloutID, GateID: v.GateID, Choice: v.Choice, Label: v.Label,
@@ -219,7 +229,7 @@ func (x *Interactions) handleBlockActions(ic slack.InteractionCallback) {
 				// trigger_id expires 3 s after the click: one attempt, no retries.
 				if _, err := x.api.OpenViewContext(ctx, triggerID, ReasonModal(label, string(b))); err != nil {
 					x.log.ErrorContext(ctx, "slack: open reason modal", "rollout", v.RolloutID, "gate", v.GateID, "err", err)
-					x.respond(ctx, responseURL, ":warning: Could not open the reason dialog ("+err.Error()+"). Try again, or decide from the CLI.")
+					x.respond(ctx, responseURL, ":warning: Could not open the reason dialog ("+esc(err.Error())+"). Try again, or decide from the CLI.")
 				}
 			})
 			continue
@@ -258,9 +268,14 @@ func (x *Interactions) decide(ctx context.Context, rolloutID, gateID, choice, us
 		x.respond(ctx, responseURL, ":warning: This worker does not accept decisions from Slack. Use the CLI or the Temporal UI.")
 		return
 	}
-	ap := Approver{SlackUser: user, Identity: "slack:" + user}
-	if x.dir != nil {
-		ap = x.dir.Resolve(ctx, user)
+	if x.dir == nil {
+		x.refuseUnmapped(ctx, rolloutID, gateID, choice, user, responseURL)
+		return
+	}
+	ap, ok := x.dir.Resolve(ctx, user)
+	if !ok {
+		x.refuseUnmapped(ctx, rolloutID, gateID, choice, user, responseURL)
+		return
 	}
 	d := Decision{GateID: gateID, Choice: choice, Actor: ap.Identity, Roles: ap.Roles, SlackUser: user,
 		Reason: reason, Via: "slack", UpdateID: UpdateID(gateID, user, choice)}
@@ -301,10 +316,30 @@ func (x *Interactions) decide(ctx context.Context, rolloutID, gateID, choice, us
 		esc(choiceLabel(choice)), esc(gateID), esc(rolloutID)))
 }
 
+// mapped reports whether user has an identity in Config.Users.
+func (x *Interactions) mapped(user string) bool {
+	if x.dir == nil {
+		return false
+	}
+	_, ok := x.dir.Lookup(user)
+	return ok
+}
+
+// refuseUnmapped answers a click by a Slack user without a configured
+// identity. Such a click never counts, and nothing is sent to Temporal: the
+// worker signs decisions only for users it can name.
+func (x *Interactions) refuseUnmapped(ctx context.Context, rolloutID, gateID, choice, user, responseURL string) {
+	x.log.WarnContext(ctx, "slack: click by an unmapped Slack user refused; add the user to slack.users to let them decide",
+		"rollout", rolloutID, "gate", gateID, "choice", choice, "user", user)
+	x.respond(ctx, responseURL, fmt.Sprintf(":no_entry: Your choice *%s* on gate `%s` of rollout `%s` was not sent: "+
+		"your Slack user %s is not mapped to an fkrollout identity; ask the worker's operator to add it to slack.users.",
+		esc(choiceLabel(choice)), esc(gateID), esc(rolloutID), esc(user)))
+}
+
 func (x *Interactions) update(ctx context.Context, log *slog.Logger, channel, ts, fallback string, blocks []slack.Block) {
 	err := retryCall(ctx, x.retry, x.log, "chat.update", func(ctx context.Context) error {
 		_, _, _, err := x.api.UpdateMessageContext(ctx, channel, ts,
-			slack.MsgOptionText(fallback, false), slack.MsgOptionBlocks(blocks...))
+			slack.MsgOptionText(esc(fallback), false), slack.MsgOptionBlocks(blocks...))
 		return err
 	})
 	if err != nil {
@@ -332,7 +367,7 @@ func (x *Interactions) respond(ctx context.Context, responseURL, text string) {
 func (x *Interactions) HandleSlash(cmd slack.SlashCommand) any {
 	fields := strings.Fields(cmd.Text)
 	usage := SlashAck{ResponseType: slack.ResponseTypeEphemeral,
-		Text: "Usage: `" + orDefault(cmd.Command, "/fkrollout") + " status <rollout-id>`"}
+		Text: "Usage: `" + esc(orDefault(cmd.Command, "/fkrollout")) + " status &lt;rollout-id&gt;`"}
 	if len(fields) != 2 || fields[0] != "status" {
 		return usage
 	}

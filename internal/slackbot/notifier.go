@@ -158,7 +158,9 @@ func (n *Notifier) Post(ctx context.Context, ev Event) (PostResult, error) {
 		// No thread (e.g. the started post failed): broadcast is meaningless.
 		opts = nil
 	}
-	opts = append(opts, slack.MsgOptionText(fallback, false), slack.MsgOptionBlocks(blocks...),
+	// The fallback text is mrkdwn too (and what notifications show): the
+	// rollout and gate ids in it are escaped like everything else.
+	opts = append(opts, slack.MsgOptionText(esc(fallback), false), slack.MsgOptionBlocks(blocks...),
 		slack.MsgOptionDisableLinkUnfurl())
 
 	var res PostResult
@@ -191,7 +193,7 @@ func (n *Notifier) postReport(ctx context.Context, ev Event) (PostResult, error)
 	chunks := ReportChunks(ev.Report, maxMarkdownBlock)
 	for i, chunk := range chunks {
 		fallback := fmt.Sprintf("Completion report of rollout %s (%d/%d)", ev.RolloutID, i+1, len(chunks))
-		opts := append(slices.Clone(thread), slack.MsgOptionText(fallback, false),
+		opts := append(slices.Clone(thread), slack.MsgOptionText(esc(fallback), false),
 			slack.MsgOptionBlocks(slack.NewMarkdownBlock("", chunk)), slack.MsgOptionDisableLinkUnfurl())
 		var res PostResult
 		err := n.call(ctx, "chat.postMessage", func(ctx context.Context) error {
@@ -255,7 +257,7 @@ func (n *Notifier) updateBlocks(ctx context.Context, channel, ts string, blocks 
 	}
 	err := n.call(ctx, "chat.update", func(ctx context.Context) error {
 		_, _, _, err := n.api.UpdateMessageContext(ctx, channel, ts,
-			slack.MsgOptionText(fallback, false), slack.MsgOptionBlocks(blocks...))
+			slack.MsgOptionText(esc(fallback), false), slack.MsgOptionBlocks(blocks...))
 		return err
 	})
 	if err != nil {

@@ -108,7 +108,7 @@ func testConfig(rec *recorder) Config {
 	return Config{
 		BotToken: "xoxb-test", SigningSecret: testSecret, Channel: testChannel, OnCallGroup: testOnCall,
 		APIURL: rec.apiURL(),
-		Users:  map[string]string{"U0ALICE": "alice@example.com", "U0BOB": "bob@example.com"},
+		Users:  map[string]string{"U0ALICE": "alice@example.com", "U0BOB": "bob@example.com", "U0DAVE": "dave@example.com"},
 	}
 }
 
@@ -319,39 +319,76 @@ func TestRefusedClickGetsEphemeralReasonAndKeepsButtons(t *testing.T) {
 		if d.Actor == "alice@example.com" {
 			return Refused("four-eyes: alice@example.com requested this rollout and cannot approve it")
 		}
-		if strings.HasPrefix(d.Actor, "slack:") {
-			return Refused(d.Actor + " is not an approver for gate " + d.GateID)
-		}
 		return nil
 	}
 	msg, raw := postGate(t, f, promotionEvent(MessageRef{}))
 	approve := buttons(mustBlocks(t, raw))[actionPrefix+ChoiceApprove]
 
-	for _, tc := range []struct{ user, want string }{
-		{"U0ALICE", "four-eyes"},
-		{"U0MALLORY", "slack:U0MALLORY is not an approver"},
-	} {
+	w := serve(t, f.handler, signedRequest(testSecret, time.Now(),
+		interactionBody(t, click("U0ALICE", msg, raw, approve, f.rec.responseURL("U0ALICE")))))
+	require.Equal(t, http.StatusOK, w.Code)
+	resp := waitResponse(t, f.rec)
+	assert.Equal(t, "ephemeral", resp.JSON["response_type"])
+	assert.Contains(t, resp.JSON["text"], "was refused")
+	assert.Contains(t, resp.JSON["text"], "four-eyes")
+	f.bot.Interactions.Wait()
+	assert.Len(t, f.dec.decisions(), 1, "refusals are decided (and recorded) by the workflow")
+	assert.Empty(t, f.rec.byMethod("chat.update"), "a refused click leaves the buttons live")
+}
+
+// TestUnmappedUserIsRefusedLocally: a Slack user missing from slack.users
+// never acts as anyone. The click (and a reason-needing click, before any
+// dialog opens) is answered with an explanation; nothing reaches the
+// Decider, and the refusal is logged.
+func TestUnmappedUserIsRefusedLocally(t *testing.T) {
+	var logs syncBuffer
+	f := newFixture(t, func(c *Config) { c.ApproverGroups = map[string]string{"S0DBA": "dba"} })
+	f.bot.Interactions.log = slog.New(slog.NewJSONHandler(&logs, nil))
+	f.rec.groups["S0DBA"] = []string{"U0MALLORY"} // group membership alone grants nothing
+	msg, raw := postGate(t, f, promotionEvent(MessageRef{}))
+	btns := buttons(mustBlocks(t, raw))
+
+	for _, choice := range []string{ChoiceApprove, ChoiceReject} {
 		w := serve(t, f.handler, signedRequest(testSecret, time.Now(),
-			interactionBody(t, click(tc.user, msg, raw, approve, f.rec.responseURL(tc.user)))))
+			interactionBody(t, click("U0MALLORY", msg, raw, btns[actionPrefix+choice], f.rec.responseURL("m-"+choice)))))
 		require.Equal(t, http.StatusOK, w.Code)
 		resp := waitResponse(t, f.rec)
 		assert.Equal(t, "ephemeral", resp.JSON["response_type"])
-		assert.Contains(t, resp.JSON["text"], "was refused")
-		assert.Contains(t, resp.JSON["text"], tc.want)
+		assert.Contains(t, resp.JSON["text"], "your Slack user U0MALLORY is not mapped to an fkrollout identity; ask the worker's operator to add it to slack.users")
 	}
 	f.bot.Interactions.Wait()
-	assert.Len(t, f.dec.decisions(), 2, "refusals are decided (and recorded) by the workflow")
-	assert.Empty(t, f.rec.byMethod("chat.update"), "a refused click leaves the buttons live")
+	assert.Empty(t, f.dec.decisions(), "nothing is sent to Temporal for an unmapped user")
+	assert.Empty(t, f.rec.byMethod("views.open"), "no reason dialog for a click that cannot count")
+	assert.Empty(t, f.rec.byMethod("chat.update"))
+	assert.Empty(t, f.rec.byMethod("usergroups.users.list"), "no group lookup for an unmapped user")
+	assert.Contains(t, logs.String(), "unmapped Slack user refused")
+	assert.Contains(t, logs.String(), `"user":"U0MALLORY"`)
+
+	// A reason dialog opened before the user was removed from slack.users
+	// is refused at submission too.
+	meta, _ := json.Marshal(modalMeta{RolloutID: "fkr-demo-1", GateID: "promotion-production", Choice: ChoiceReject,
+		Channel: msg.Channel, TS: msg.TS, ResponseURL: f.rec.responseURL("m-modal")})
+	w := serve(t, f.handler, signedRequest(testSecret, time.Now(), interactionBody(t, map[string]any{
+		"type": "view_submission", "user": map[string]any{"id": "U0MALLORY"},
+		"view": map[string]any{"id": "V1", "type": "modal", "callback_id": reasonCallbackID, "private_metadata": string(meta),
+			"state": map[string]any{"values": map[string]any{reasonBlockID: map[string]any{
+				reasonActionID: map[string]any{"type": "plain_text_input", "value": "no"}}}}},
+	})))
+	require.Equal(t, http.StatusOK, w.Code)
+	assert.Contains(t, waitResponse(t, f.rec).JSON["text"], "is not mapped to an fkrollout identity")
+	f.bot.Interactions.Wait()
+	assert.Empty(t, f.dec.decisions())
 }
 
 func TestDoubleClickUsesTheSameUpdateID(t *testing.T) {
 	f := newFixture(t)
 	msg, raw := postGate(t, f, promotionEvent(MessageRef{}))
 	btns := buttons(mustBlocks(t, raw))
-	body := interactionBody(t, click("U0BOB", msg, raw, btns[actionPrefix+ChoiceApprove], f.rec.responseURL("d")))
-
-	// A double click and a Slack retry of the same delivery.
+	// A triple click: three deliveries (each its own signed request) of the
+	// same user's same choice. A replayed delivery is refused by the handler
+	// (TestHandlerRefusesReplays); these are distinct requests.
 	for i := 0; i < 3; i++ {
+		body := interactionBody(t, click("U0BOB", msg, raw, btns[actionPrefix+ChoiceApprove], f.rec.responseURL(fmt.Sprintf("d%d", i))))
 		require.Equal(t, http.StatusOK, serve(t, f.handler, signedRequest(testSecret, time.Now(), body)).Code)
 	}
 	f.bot.Interactions.Wait()
@@ -694,7 +731,7 @@ func TestSlashStatus(t *testing.T) {
 
 	w = slash("approve fkr-6", "s3")
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &ack))
-	assert.Contains(t, ack.Text, "Usage: `/fkrollout status <rollout-id>`")
+	assert.Contains(t, ack.Text, "Usage: `/fkrollout status &lt;rollout-id&gt;`")
 
 	// Slash commands are verified like everything else.
 	req := signedRequest("wrong", time.Now(), "command=%2Ffkrollout&text=status+fkr-6")
@@ -714,17 +751,28 @@ func TestDirectoryMapsUsersAndCachesGroups(t *testing.T) {
 	dir.now = func() time.Time { return now }
 	ctx := context.Background()
 
-	assert.Equal(t, Approver{Identity: "bob@example.com", Roles: []string{"dba"}, SlackUser: "U0BOB"}, dir.Resolve(ctx, "U0BOB"))
-	assert.Equal(t, Approver{Identity: "slack:U0DAVE", Roles: []string{"dba"}, SlackUser: "U0DAVE"}, dir.Resolve(ctx, "U0DAVE"))
-	assert.Equal(t, Approver{Identity: "slack:U0ERIN", Roles: []string{"sre"}, SlackUser: "U0ERIN"}, dir.Resolve(ctx, "U0ERIN"))
-	assert.Equal(t, Approver{Identity: "alice@example.com", SlackUser: "U0ALICE"}, dir.Resolve(ctx, "U0ALICE"))
+	resolve := func(user string) Approver {
+		a, ok := dir.Resolve(ctx, user)
+		require.True(t, ok, user)
+		return a
+	}
+	assert.Equal(t, Approver{Identity: "bob@example.com", Roles: []string{"dba"}, SlackUser: "U0BOB"}, resolve("U0BOB"))
+	assert.Equal(t, Approver{Identity: "dave@example.com", Roles: []string{"dba"}, SlackUser: "U0DAVE"}, resolve("U0DAVE"))
+	assert.Equal(t, Approver{Identity: "alice@example.com", SlackUser: "U0ALICE"}, resolve("U0ALICE"))
 	assert.Len(t, rec.byMethod("usergroups.users.list"), 2, "one call per group while cached")
+
+	// Erin is in a group but not in slack.users: no identity, no roles.
+	a, ok := dir.Resolve(ctx, "U0ERIN")
+	assert.False(t, ok)
+	assert.Equal(t, Approver{SlackUser: "U0ERIN"}, a)
+	_, ok = dir.Lookup("U0ERIN")
+	assert.False(t, ok)
 
 	rec.mu.Lock()
 	rec.groups["S0DBA"] = []string{"U0DAVE"} // Bob left the DBA group
 	rec.mu.Unlock()
 	now = now.Add(6 * time.Minute)
-	assert.Empty(t, dir.Resolve(ctx, "U0BOB").Roles, "membership refreshed after the TTL")
+	assert.Empty(t, resolve("U0BOB").Roles, "membership refreshed after the TTL")
 	assert.Len(t, rec.byMethod("usergroups.users.list"), 4)
 
 	// Slack down after the TTL: the stale membership is used rather than none.
@@ -732,7 +780,7 @@ func TestDirectoryMapsUsersAndCachesGroups(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		rec.failNext("usergroups.users.list", failure{status: http.StatusInternalServerError})
 	}
-	assert.Equal(t, []string{"dba"}, dir.Resolve(ctx, "U0DAVE").Roles)
+	assert.Equal(t, []string{"dba"}, resolve("U0DAVE").Roles)
 }
 
 func TestClickCarriesGroupRoles(t *testing.T) {
@@ -745,7 +793,7 @@ func TestClickCarriesGroupRoles(t *testing.T) {
 	f.bot.Interactions.Wait()
 	ds := f.dec.decisions()
 	require.Len(t, ds, 1)
-	assert.Equal(t, "slack:U0DAVE", ds[0].Actor)
+	assert.Equal(t, "dave@example.com", ds[0].Actor)
 	assert.Equal(t, []string{"dba"}, ds[0].Roles)
 }
 

@@ -22,30 +22,51 @@ const queryWorkflowMetadata = "__temporal_workflow_metadata"
 // Temporal itself deduplicates double clicks and Slack retries.
 type TemporalDecider struct {
 	Client client.Client
-	// UpdateName is the gate Update (workflows.UpdateDecide). Its input has
-	// Decision's JSON shape (workflows.DecisionInput).
+	// UpdateName is the gate Update (workflows.UpdateDecide).
 	UpdateName string
-	// Summarize renders "/fkrollout status"; nil uses the workflow's current
-	// details (workflow.SetCurrentDetails), which the workflow keeps as a
-	// short markdown status.
+	// Prepare turns a decision into the Update's argument and the run it is
+	// for. The worker signs the decision there (workflows.DecisionInput with
+	// a proof over the claim, which names the run), keeping this package
+	// free of the workflow's types. nil sends Decision itself, which has
+	// DecisionInput's JSON shape without a proof, to the current run.
+	Prepare func(ctx context.Context, rolloutID string, d Decision) (PreparedUpdate, error)
+	// Summarize renders "/fkrollout status" as mrkdwn (user text escaped);
+	// nil uses the workflow's current details (workflow.SetCurrentDetails),
+	// which the workflow keeps as a short markdown status.
 	Summarize func(ctx context.Context, c client.Client, rolloutID string) (string, error)
+}
+
+// PreparedUpdate is what Prepare returns: the Update's argument and the run
+// it was prepared (signed) for; the Update is sent to that run only, so a
+// proof for one run never lands on another.
+type PreparedUpdate struct {
+	Arg   any
+	RunID string
 }
 
 var _ Decider = (*TemporalDecider)(nil)
 
 // Decide sends the Update and waits for its outcome. A validator rejection
-// (policy, four-eyes, closed gate) and a rollout that does not exist or has
-// ended come back as *RefusedError; anything else (server unreachable,
-// timeout) as a plain error.
+// (policy, four-eyes, closed gate, bad proof) and a rollout that does not
+// exist or has ended come back as *RefusedError; anything else (server
+// unreachable, timeout, a failing Prepare) as a plain error.
 func (d *TemporalDecider) Decide(ctx context.Context, rolloutID string, dec Decision) (Outcome, error) {
 	if dec.UpdateID == "" {
 		return Outcome{}, errors.New("decide: decision has no update id")
 	}
+	up := PreparedUpdate{Arg: dec}
+	if d.Prepare != nil {
+		var err error
+		if up, err = d.Prepare(ctx, rolloutID, dec); err != nil {
+			return Outcome{}, classify(rolloutID, err)
+		}
+	}
 	h, err := d.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		UpdateID:     dec.UpdateID,
 		WorkflowID:   rolloutID,
+		RunID:        up.RunID,
 		UpdateName:   d.UpdateName,
-		Args:         []any{dec},
+		Args:         []any{up.Arg},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	// The gate Update returns a view of the gate (workflows.GateView); only
@@ -84,7 +105,7 @@ func (d *TemporalDecider) Status(ctx context.Context, rolloutID string) (string,
 		return "", fmt.Errorf("status of %s: decode metadata: %w", rolloutID, err)
 	}
 	if s := strings.TrimSpace(md.GetCurrentDetails()); s != "" {
-		return s, nil
+		return esc(s), nil // markdown for the UI, with plan names and reasons in it
 	}
 	return fmt.Sprintf("Rollout `%s` is running (no details yet).", esc(rolloutID)), nil
 }

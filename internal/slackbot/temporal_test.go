@@ -125,6 +125,40 @@ func TestTemporalDeciderOnDevServer(t *testing.T) {
 	_, err = d.Decide(ctx, run.GetID(), decision("erin@example.com", "U0ERIN", "promotion"))
 	require.ErrorAs(t, err, &refused, "a rollout that has ended")
 
+	t.Run("Prepare makes the Update's argument and pins the run", func(t *testing.T) {
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "fkr-slack-prepare", TaskQueue: queue}, "SlackbotGateTest", "carol@example.com")
+		require.NoError(t, err)
+		var prepared []string
+		d := &TemporalDecider{Client: c, UpdateName: "decide", Prepare: func(ctx context.Context, rolloutID string, dec Decision) (PreparedUpdate, error) {
+			desc, err := c.DescribeWorkflowExecution(ctx, rolloutID, "")
+			if err != nil {
+				return PreparedUpdate{}, err
+			}
+			prepared = append(prepared, desc.WorkflowExecutionInfo.Execution.RunId)
+			dec.Actor = "signed:" + dec.Actor // what the worker sends, not what the click said
+			return PreparedUpdate{Arg: dec, RunID: desc.WorkflowExecutionInfo.Execution.RunId}, nil
+		}}
+		wrong := &TemporalDecider{Client: c, UpdateName: "decide", Prepare: func(context.Context, string, Decision) (PreparedUpdate, error) {
+			return PreparedUpdate{Arg: decision("bob@example.com", "U0BOB", "promotion"), RunID: "00000000-0000-0000-0000-000000000000"}, nil
+		}}
+		var refused *RefusedError
+		_, err = wrong.Decide(ctx, run.GetID(), decision("bob@example.com", "U0BOB", "promotion"))
+		require.ErrorAs(t, err, &refused, "a proof for another run never lands on this one")
+
+		_, err = d.Decide(ctx, "fkr-no-such-rollout", decision("bob@example.com", "U0BOB", "promotion"))
+		require.ErrorAs(t, err, &refused, "Prepare's not-found is a refusal")
+		assert.Contains(t, refused.Reason, "fkr-no-such-rollout")
+
+		out, err := d.Decide(ctx, run.GetID(), decision("bob@example.com", "U0BOB", "promotion"))
+		require.NoError(t, err)
+		assert.True(t, out.Closed)
+		assert.Equal(t, []string{run.GetRunID()}, prepared)
+		status, err := d.Status(ctx, run.GetID())
+		require.NoError(t, err)
+		assert.Contains(t, status, "approved by signed:bob@example.com", "the prepared argument was sent")
+		require.NoError(t, c.TerminateWorkflow(ctx, run.GetID(), "", "test done"))
+	})
+
 	t.Run("signed Slack clicks through the handler", func(t *testing.T) {
 		// The whole Slack path on real wires: gate message posted to the local
 		// Slack API, signed HTTP interactions, Updates on the dev server,
