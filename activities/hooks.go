@@ -6,15 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/workflows"
 )
@@ -37,7 +40,7 @@ func (a *Activities) RunDeployHooks(ctx context.Context, in workflows.HooksInput
 	defer hb.end()
 	for i, h := range env.DeployHooks {
 		hb.set(Progress{Done: i, Total: len(env.DeployHooks), Item: h.Name})
-		res := a.runHook(ctx, in, h.Name, h.Command, h.Dir, h.Env, h.TimeoutOr(10*time.Minute))
+		res := a.runHook(ctx, in, h, h.TimeoutOr(10*time.Minute))
 		out = append(out, res)
 		if !res.OK {
 			break
@@ -46,20 +49,19 @@ func (a *Activities) RunDeployHooks(ctx context.Context, in workflows.HooksInput
 	return out, nil
 }
 
-func (a *Activities) runHook(ctx context.Context, in workflows.HooksInput, name string, argv []string, dir string, extra map[string]string, timeout time.Duration) workflows.HookResult {
+func (a *Activities) runHook(ctx context.Context, in workflows.HooksInput, h config.Hook, timeout time.Duration) workflows.HookResult {
 	start := time.Now()
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(hctx, argv[0], argv[1:]...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "FKROLLOUT_ROLLOUT_ID="+in.RolloutID, "FKROLLOUT_ENVIRONMENT="+in.Environment)
-	for k, v := range extra {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	env, secrets := hookEnv(h, in, os.LookupEnv)
+	redact := func(s string) string { return redactValues(a.redact(s), secrets) }
+	cmd := exec.CommandContext(hctx, h.Command[0], h.Command[1:]...)
+	cmd.Dir = h.Dir
+	cmd.Env = env
 	var buf tailBuffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
-	res := workflows.HookResult{Name: name, OK: err == nil, Output: a.redact(buf.String()), DurationMS: time.Since(start).Milliseconds()}
+	res := workflows.HookResult{Name: h.Name, OK: err == nil, Output: redact(buf.String()), DurationMS: time.Since(start).Milliseconds()}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -67,13 +69,63 @@ func (a *Activities) runHook(ctx context.Context, in workflows.HooksInput, name 
 		res.ExitCode = ee.ExitCode()
 	default:
 		res.ExitCode = -1
-		res.Output = strings.TrimSpace(res.Output + "\n" + a.redact(err.Error()))
+		res.Output = strings.TrimSpace(res.Output + "\n" + redact(err.Error()))
 	}
 	if hctx.Err() == context.DeadlineExceeded {
 		res.Output = strings.TrimSpace(res.Output + fmt.Sprintf("\n(timed out after %s)", timeout))
 	}
-	a.Log.InfoContext(ctx, "deploy hook finished", "environment", in.Environment, "hook", name, "ok", res.OK, "exit_code", res.ExitCode, "attempt", activity.GetInfo(ctx).Attempt)
+	a.Log.InfoContext(ctx, "deploy hook finished", "environment", in.Environment, "hook", h.Name, "ok", res.OK, "exit_code", res.ExitCode, "attempt", activity.GetInfo(ctx).Attempt)
 	return res
+}
+
+// hookBaseEnv are the worker variables every hook gets (when set): enough
+// to find programs and run them in the worker's locale and time zone.
+var hookBaseEnv = []string{"PATH", "HOME", "LANG", "TZ"}
+
+// hookEnv is a hook's whole environment, and the values in it that count
+// as secrets (its env: map and what it inherits). The worker's own
+// environment holds every DSN, the Slack tokens and whatever credentials
+// its host injects; a hook sees none of it unless its configuration names
+// the variable. Later sources win: base, inherit_env, env:, and the
+// worker's FKROLLOUT_ROLLOUT_ID / FKROLLOUT_ENVIRONMENT last, so a hook can
+// rely on them.
+func hookEnv(h config.Hook, in workflows.HooksInput, lookup func(string) (string, bool)) (env, secrets []string) {
+	vars := map[string]string{}
+	for _, k := range hookBaseEnv {
+		if v, ok := lookup(k); ok {
+			vars[k] = v
+		}
+	}
+	for _, k := range h.InheritEnv {
+		if v, ok := lookup(k); ok {
+			vars[k] = v
+			secrets = append(secrets, v)
+		}
+	}
+	for k, v := range h.Env {
+		vars[k] = v
+		secrets = append(secrets, v)
+	}
+	vars["FKROLLOUT_ROLLOUT_ID"] = in.RolloutID
+	vars["FKROLLOUT_ENVIRONMENT"] = in.Environment
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		env = append(env, k+"="+vars[k])
+	}
+	return env, secrets
+}
+
+// redactValues replaces each value (longest first, so one that contains
+// another goes whole) with the marker a.redact uses. Values shorter than 4
+// characters are left, as a.redact leaves them: they would mangle output.
+func redactValues(s string, values []string) string {
+	values = slices.Clone(values)
+	slices.SortFunc(values, func(a, b string) int { return len(b) - len(a) })
+	for _, v := range values {
+		if len(v) >= 4 {
+			s = strings.ReplaceAll(s, v, "[redacted]")
+		}
+	}
+	return s
 }
 
 // tailBuffer keeps the last maxOutput bytes written to it.

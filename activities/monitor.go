@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/audit"
+	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/plan"
@@ -30,6 +31,9 @@ type MonitorActivities struct {
 	Config monitor.Config
 	// Pool resolves a worker environment to its database.
 	Pool func(ctx context.Context, env string) (*pgxpool.Pool, error)
+	// StatsPool is what postgres sources read through: the environment's
+	// monitor_dsn when configured (a read-only role). Nil: Pool.
+	StatsPool func(ctx context.Context, env string) (*pgxpool.Pool, error)
 	// Notifier receives inconclusive-check notices (best effort).
 	Notifier notify.Notifier
 	Log      *slog.Logger
@@ -69,7 +73,7 @@ func NewMonitorActivities(base *Activities, cfg monitor.Config) *MonitorActiviti
 			cfg.Sources[name] = sc
 		}
 	}
-	return &MonitorActivities{Config: cfg, Pool: base.pool, Notifier: base.Notifier, Log: base.Log}
+	return &MonitorActivities{Config: cfg, Pool: base.pool, StatsPool: base.monitorPool, Notifier: base.Notifier, Log: base.Log}
 }
 
 // Register registers the monitor activities under their names.
@@ -77,6 +81,12 @@ func (m *MonitorActivities) Register(r Registerer) {
 	r.RegisterActivityWithOptions(m.MonitorCaptureBaseline, activity.RegisterOptions{Name: workflows.MonitorActCaptureBaseline})
 	r.RegisterActivityWithOptions(m.MonitorWatch, activity.RegisterOptions{Name: workflows.MonitorActWatch})
 	r.RegisterActivityWithOptions(m.HealthCheck, activity.RegisterOptions{Name: workflows.HealthActCheck})
+}
+
+// monitorPool is the pool the monitor's postgres sources read through: the
+// environment's monitor_dsn when configured, else its main pool.
+func (a *Activities) monitorPool(ctx context.Context, env string) (*pgxpool.Pool, error) {
+	return a.dsnPool(ctx, env, "monitor_dsn", config.Environment.MonitorDSNOrMain)
 }
 
 func (m *MonitorActivities) now() time.Time {
@@ -113,6 +123,9 @@ func (m *MonitorActivities) sources(ctx context.Context, env string, names []str
 			Tables: tables,
 			Now:    m.Now,
 			DB: func(ctx context.Context, env string) (monitor.DB, error) {
+				if m.StatsPool != nil {
+					return m.StatsPool(ctx, env)
+				}
 				if m.Pool == nil {
 					return nil, errors.New("no database pools configured")
 				}

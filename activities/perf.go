@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/loadgen"
 	"github.com/fkrollout/fkrollout/internal/perf"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
@@ -106,7 +108,7 @@ func (a *Activities) PerfRun(ctx context.Context, in workflows.PerfRunInput) (lo
 	if err != nil {
 		return loadgen.Report{}, err
 	}
-	pool, err := a.pool(ctx, in.Environment)
+	pool, err := a.perfPool(ctx, in.Environment)
 	if err != nil {
 		return loadgen.Report{}, err
 	}
@@ -157,7 +159,7 @@ func (a *Activities) PerfExplain(ctx context.Context, in workflows.PerfExplainIn
 	if err != nil {
 		return out, err
 	}
-	pool, err := a.pool(ctx, in.Environment)
+	pool, err := a.perfPool(ctx, in.Environment)
 	if err != nil {
 		return out, err
 	}
@@ -177,9 +179,15 @@ func (a *Activities) PerfExplain(ctx context.Context, in workflows.PerfExplainIn
 	}
 	if in.CreateIndexes && len(out.Recommended) > 0 {
 		hb.set(Progress{Total: len(out.Recommended), Note: "CREATE INDEX CONCURRENTLY (requested by the rollout)"})
+		// DDL: through the environment's main DSN (table owner's rights),
+		// never the perf role, which only writes rows.
+		ddl, err := a.pool(ctx, in.Environment)
+		if err != nil {
+			return out, err
+		}
 		// Idempotent under retry: stats.CreateIndex uses IF NOT EXISTS and
 		// a re-run's EXPLAIN no longer recommends a built index.
-		built, err := perf.CreateRecommendedIndexes(ctx, pool, checks, policy.LockTimeout)
+		built, err := perf.CreateRecommendedIndexes(ctx, ddl, checks, policy.LockTimeout)
 		out.IndexesBuilt = built
 		if err != nil {
 			return out, a.perfErr(fmt.Errorf("create recommended indexes on %s: %w", in.Environment, err))
@@ -213,4 +221,45 @@ func (a *Activities) perfErr(err error) error {
 		return temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypePlan, nil)
 	}
 	return a.clean(err)
+}
+
+// perfPool is the pool the perf phase's workload and EXPLAINs run through:
+// the environment's perf_dsn when configured, else its main pool.
+func (a *Activities) perfPool(ctx context.Context, env string) (*pgxpool.Pool, error) {
+	return a.dsnPool(ctx, env, "perf_dsn", config.Environment.PerfDSNOrMain)
+}
+
+// dsnPool returns the pool of one of an environment's optional DSNs
+// (perf_dsn, monitor_dsn; pick returns it or the main DSN), kept apart from
+// the main pool and closed with it. The same DSN as the main one shares the
+// main pool.
+func (a *Activities) dsnPool(ctx context.Context, env, field string, pick func(config.Environment) string) (*pgxpool.Pool, error) {
+	e, err := a.Config.Environment(env)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+	}
+	dsn := pick(e)
+	if dsn == e.DSN {
+		return a.pool(ctx, env)
+	}
+	key := field + "\x00" + env
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p, ok := a.pools[key]; ok {
+		return p, nil
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("environment %q: %s does not parse", env, field), workflows.ErrTypeConfig, nil)
+	}
+	// As the main pool (activities.go): few connections, given back soon.
+	cfg.MaxConns = 4
+	cfg.MaxConnIdleTime = time.Minute
+	cfg.ConnConfig.RuntimeParams["application_name"] = "fkrollout-worker-" + strings.TrimSuffix(field, "_dsn")
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, a.clean(fmt.Errorf("connect to %s (%s): %w", env, field, err))
+	}
+	a.pools[key] = p
+	return p, nil
 }

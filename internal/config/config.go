@@ -100,6 +100,20 @@ type Environment struct {
 	DSN string `yaml:"dsn"`
 	// DSNEnv names an environment variable holding the DSN.
 	DSNEnv string `yaml:"dsn_env"`
+	// PerfDSN, when set, is what the perf phase's workload and EXPLAINs
+	// connect with instead of DSN: a role that may write the workload's
+	// tables but change no schema (docs/DATABASE-ROLE.md). Index creation
+	// the rollout asks for still uses DSN. PerfDSNEnv names a variable
+	// holding it (not one starting FKROLLOUT_DSN_, which would declare an
+	// environment).
+	PerfDSN    string `yaml:"perf_dsn"`
+	PerfDSNEnv string `yaml:"perf_dsn_env"`
+	// MonitorDSN, when set, is what the production monitor's postgres
+	// sources read through instead of DSN: a role with pg_read_all_stats
+	// and CONNECT (plus SELECT on what its probes query). MonitorDSNEnv
+	// names a variable holding it.
+	MonitorDSN    string `yaml:"monitor_dsn"`
+	MonitorDSNEnv string `yaml:"monitor_dsn_env"`
 	// Schemas the stats snapshot covers (default: public).
 	Schemas []string `yaml:"schemas"`
 	// BackupDir overrides the global backup directory.
@@ -113,14 +127,43 @@ type Environment struct {
 	SmokeChecks []SmokeCheck `yaml:"smoke_checks"`
 }
 
+// PerfDSNOrMain is the DSN the perf phase runs its workload through:
+// PerfDSN when configured, else DSN.
+func (e Environment) PerfDSNOrMain() string {
+	if e.PerfDSN != "" {
+		return e.PerfDSN
+	}
+	return e.DSN
+}
+
+// MonitorDSNOrMain is the DSN the monitor's postgres sources read through:
+// MonitorDSN when configured, else DSN.
+func (e Environment) MonitorDSNOrMain() string {
+	if e.MonitorDSN != "" {
+		return e.MonitorDSN
+	}
+	return e.DSN
+}
+
 // Hook is a command run by the worker. Commands come only from this
 // configuration, never from workflow input.
+//
+// A hook does not inherit the worker's environment (which holds every
+// environment's DSN and the Slack tokens): it gets PATH, HOME, LANG and TZ
+// when the worker has them, FKROLLOUT_ROLLOUT_ID and FKROLLOUT_ENVIRONMENT,
+// the variables InheritEnv names and Env. Every value of Env and of the
+// inherited variables counts as a secret: it is redacted from the hook's
+// captured output and from anything else the worker reports.
 type Hook struct {
-	Name    string            `yaml:"name"`
-	Command []string          `yaml:"command"`
-	Dir     string            `yaml:"dir"`
-	Env     map[string]string `yaml:"env"`
-	Timeout string            `yaml:"timeout"`
+	Name    string   `yaml:"name"`
+	Command []string `yaml:"command"`
+	Dir     string   `yaml:"dir"`
+	// Env is set for the hook (it wins over an inherited variable).
+	Env map[string]string `yaml:"env"`
+	// InheritEnv names worker variables the hook gets too, e.g. a deploy
+	// token: [DEPLOY_TOKEN]. Unset ones are skipped.
+	InheritEnv []string `yaml:"inherit_env"`
+	Timeout    string   `yaml:"timeout"`
 }
 
 // TimeoutOr returns the hook timeout, or d when unset or unparsable.
@@ -133,10 +176,13 @@ func (h Hook) TimeoutOr(d time.Duration) time.Duration {
 
 // SmokeCheck is one HTTP request and the status it must answer with.
 type SmokeCheck struct {
-	Name         string            `yaml:"name"`
-	Method       string            `yaml:"method"`
-	URL          string            `yaml:"url"`
-	Body         string            `yaml:"body"`
+	Name   string `yaml:"name"`
+	Method string `yaml:"method"`
+	URL    string `yaml:"url"`
+	Body   string `yaml:"body"`
+	// Headers are sent with the request. Their values count as secrets
+	// (Authorization: Bearer ...), redacted from check details and errors;
+	// only descriptive ones (Content-Type, Accept, User-Agent, ...) do not.
 	Headers      map[string]string `yaml:"headers"`
 	ExpectStatus int               `yaml:"expect_status"`
 	Timeout      string            `yaml:"timeout"`
@@ -236,9 +282,19 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 		if e.DSNEnv != "" {
 			if v := get(e.DSNEnv); v != "" {
 				e.DSN = v
-				c.Environments[name] = e
 			}
 		}
+		if e.PerfDSNEnv != "" {
+			if v := get(e.PerfDSNEnv); v != "" {
+				e.PerfDSN = v
+			}
+		}
+		if e.MonitorDSNEnv != "" {
+			if v := get(e.MonitorDSNEnv); v != "" {
+				e.MonitorDSN = v
+			}
+		}
+		c.Environments[name] = e
 	}
 	set := func(dst *string, k string) {
 		if v := get(k); v != "" {
@@ -317,9 +373,34 @@ func (c *Config) Validate() error {
 			// The parse error can echo the DSN; do not include it.
 			errs = append(errs, fmt.Errorf("environment %q: DSN does not parse", name))
 		}
+		for _, d := range []struct{ field, dsn, envVar string }{
+			{"perf_dsn", e.PerfDSN, e.PerfDSNEnv},
+			{"monitor_dsn", e.MonitorDSN, e.MonitorDSNEnv},
+		} {
+			switch {
+			case d.dsn == "" && d.envVar != "":
+				// Falling back to the main DSN would quietly run with
+				// more privilege than configured.
+				errs = append(errs, fmt.Errorf("environment %q: %s_env names %s, which is unset or empty", name, d.field, d.envVar))
+			case d.dsn != "":
+				if _, err := pgx.ParseConfig(d.dsn); err != nil {
+					errs = append(errs, fmt.Errorf("environment %q: %s does not parse", name, d.field))
+				}
+			}
+		}
 		for i, h := range e.DeployHooks {
 			if h.Name == "" || len(h.Command) == 0 {
 				errs = append(errs, fmt.Errorf("environment %q: deploy_hooks[%d] needs a name and a command", name, i))
+			}
+			for k := range h.Env {
+				if !envName(k) {
+					errs = append(errs, fmt.Errorf("environment %q: deploy hook %q: env name %q is not a variable name", name, h.Name, k))
+				}
+			}
+			for _, k := range h.InheritEnv {
+				if !envName(k) {
+					errs = append(errs, fmt.Errorf("environment %q: deploy hook %q: inherit_env entry %q is not a variable name", name, h.Name, k))
+				}
 			}
 			if h.Timeout != "" {
 				if _, err := time.ParseDuration(h.Timeout); err != nil {
@@ -430,19 +511,89 @@ func (c *Config) AuditStatementTimeout() time.Duration {
 }
 
 // Secrets returns every secret string in the configuration (DSNs, their
-// passwords, tokens), for tests that scan histories and logs for leaks.
+// passwords, tokens, deploy hooks' env and inherited values, smoke-check
+// header values), for redaction and for tests that scan histories and logs
+// for leaks.
 func (c *Config) Secrets() []string {
 	var out []string
+	dsn := func(d string) {
+		if d == "" {
+			return
+		}
+		out = append(out, d)
+		if pc, err := pgx.ParseConfig(d); err == nil && pc.Password != "" {
+			out = append(out, pc.Password)
+		}
+	}
 	for _, n := range c.EnvironmentNames() {
 		e := c.Environments[n]
-		out = append(out, e.DSN)
-		if pc, err := pgx.ParseConfig(e.DSN); err == nil && pc.Password != "" {
-			out = append(out, pc.Password)
+		dsn(e.DSN)
+		dsn(e.PerfDSN)
+		dsn(e.MonitorDSN)
+		for _, h := range e.DeployHooks {
+			for _, v := range h.Env {
+				if v != "" {
+					out = append(out, v)
+				}
+			}
+			// What a hook inherits is read from the worker's own
+			// environment when it runs, so that is where it is looked up.
+			for _, k := range h.InheritEnv {
+				if v, ok := os.LookupEnv(k); ok && v != "" {
+					out = append(out, v)
+				}
+			}
+		}
+		for _, s := range e.SmokeChecks {
+			for k, v := range s.Headers {
+				if !plainHeaders[strings.ToLower(k)] {
+					out = append(out, headerSecrets(v)...)
+				}
+			}
 		}
 	}
 	for _, s := range []string{c.SlackSecrets.BotToken, c.SlackSecrets.SigningSecret, c.SlackSecrets.AppToken} {
 		if s != "" {
 			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// envName: a portable environment variable name (letters, digits, '_',
+// not starting with a digit).
+func envName(k string) bool {
+	if k == "" || (k[0] >= '0' && k[0] <= '9') {
+		return false
+	}
+	for _, r := range k {
+		if !(r == '_' || (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9')) {
+			return false
+		}
+	}
+	return true
+}
+
+// plainHeaders describe the request, never authenticate it: their values
+// ("application/json") are not secrets, and redacting them would mangle
+// every message that mentions them. Any other header counts as a secret.
+var plainHeaders = map[string]bool{
+	"accept": true, "accept-encoding": true, "accept-language": true, "cache-control": true,
+	"content-type": true, "content-length": true, "connection": true, "host": true, "user-agent": true,
+}
+
+// headerSecrets is a header value and, for "<scheme> <credential>" values
+// (Bearer, Basic, Token), the credential alone, which a service may echo
+// without its scheme.
+func headerSecrets(v string) []string {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	out := []string{v}
+	if _, cred, ok := strings.Cut(v, " "); ok {
+		if cred = strings.TrimSpace(cred); cred != "" {
+			out = append(out, cred)
 		}
 	}
 	return out

@@ -103,3 +103,95 @@ func TestLogValueHidesDSNs(t *testing.T) {
 	assert.NotContains(t, c.LogValue().String(), "hunter2")
 	assert.Contains(t, c.LogValue().String(), "staging")
 }
+
+func TestPerfAndMonitorDSNs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fkrollout.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+environments:
+  staging:
+    dsn: postgres://fkrollout:main-pw@db/apms
+  production:
+    dsn: postgres://fkrollout:main-pw2@db/apms
+    perf_dsn: postgres://fkrollout_perf:perf-pw@db/apms
+    monitor_dsn_env: PROD_MONITOR_DSN
+`), 0o600))
+	c, err := LoadFrom(path, lookupFrom(map[string]string{"PROD_MONITOR_DSN": "postgres://fkrollout_monitor:mon-pw@db/apms"}))
+	require.NoError(t, err)
+	prod, staging := c.Environments["production"], c.Environments["staging"]
+	assert.Equal(t, "postgres://fkrollout_perf:perf-pw@db/apms", prod.PerfDSNOrMain())
+	assert.Equal(t, "postgres://fkrollout_monitor:mon-pw@db/apms", prod.MonitorDSNOrMain())
+	assert.Equal(t, staging.DSN, staging.PerfDSNOrMain(), "no perf_dsn: the main DSN")
+	assert.Equal(t, staging.DSN, staging.MonitorDSNOrMain(), "no monitor_dsn: the main DSN")
+	secrets := c.Secrets()
+	for _, s := range []string{"perf-pw", "mon-pw", prod.PerfDSN, prod.MonitorDSN} {
+		assert.Contains(t, secrets, s)
+	}
+	assert.NotContains(t, c.LogValue().String(), "pw")
+}
+
+func TestPerfAndMonitorDSNValidation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+environments:
+  production:
+    dsn: postgres://app@db/apms
+    perf_dsn: "postgres://perf:perf-secret@db:notaport/apms"
+    monitor_dsn_env: UNSET_MONITOR_DSN
+`), 0o600))
+	_, err := LoadFrom(path, lookupFrom(nil))
+	require.Error(t, err)
+	assert.ErrorContains(t, err, `environment "production": perf_dsn does not parse`)
+	assert.ErrorContains(t, err, `environment "production": monitor_dsn_env names UNSET_MONITOR_DSN, which is unset or empty`)
+	assert.NotContains(t, err.Error(), "perf-secret", "a DSN that does not parse is never echoed")
+}
+
+func TestHookAndSmokeCheckSecrets(t *testing.T) {
+	t.Setenv("FKR_TEST_DEPLOY_TOKEN", "inherited-deploy-token")
+	path := filepath.Join(t.TempDir(), "fkrollout.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+environments:
+  production:
+    dsn: postgres://app@db/apms
+    deploy_hooks:
+      - name: restart
+        command: [deploy, restart]
+        env: {API_TOKEN: hook-env-token}
+        inherit_env: [FKR_TEST_DEPLOY_TOKEN, FKR_TEST_UNSET]
+    smoke_checks:
+      - name: health
+        url: https://apms.example.com/health
+        headers: {Authorization: "Bearer smoke-bearer-token", Content-Type: application/json}
+`), 0o600))
+	c, err := LoadFrom(path, lookupFrom(nil))
+	require.NoError(t, err)
+	h := c.Environments["production"].DeployHooks[0]
+	assert.Equal(t, []string{"FKR_TEST_DEPLOY_TOKEN", "FKR_TEST_UNSET"}, h.InheritEnv)
+	secrets := c.Secrets()
+	for _, s := range []string{"hook-env-token", "inherited-deploy-token", "Bearer smoke-bearer-token", "smoke-bearer-token"} {
+		assert.Contains(t, secrets, s)
+	}
+	assert.NotContains(t, secrets, "application/json", "descriptive headers are no secret")
+	for _, s := range secrets {
+		assert.NotEmpty(t, s)
+	}
+}
+
+func TestHookEnvNamesAreValidated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+environments:
+  production:
+    dsn: postgres://app@db/apms
+    deploy_hooks:
+      - name: restart
+        command: [deploy]
+        env: {"A=B": x}
+        inherit_env: ["", "1X", OK_NAME]
+`), 0o600))
+	_, err := LoadFrom(path, lookupFrom(nil))
+	require.Error(t, err)
+	assert.ErrorContains(t, err, `env name "A=B" is not a variable name`)
+	assert.ErrorContains(t, err, `inherit_env entry "" is not a variable name`)
+	assert.ErrorContains(t, err, `inherit_env entry "1X" is not a variable name`)
+	assert.NotContains(t, err.Error(), "OK_NAME")
+}

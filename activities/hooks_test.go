@@ -1,0 +1,117 @@
+package activities
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fkrollout/fkrollout/internal/config"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+func runHooks(t *testing.T, cfg *config.Config) []workflows.HookResult {
+	t.Helper()
+	env, _ := newEnv(t, cfg)
+	v, err := env.ExecuteActivity(workflows.ActDeployHooks, workflows.HooksInput{Environment: "production", RolloutID: "r-9"})
+	require.NoError(t, err)
+	var res []workflows.HookResult
+	require.NoError(t, v.Get(&res))
+	return res
+}
+
+// A hook sees the minimal base, the rollout's id and environment, its env:
+// map and what inherit_env names: none of the worker's secrets (every
+// environment's DSN, the Slack tokens, cloud credentials).
+func TestDeployHookEnvironmentIsOnlyWhatItsConfigNames(t *testing.T) {
+	t.Setenv("FKROLLOUT_DSN_PRODUCTION", "postgres://app:dsn-in-worker-env@db/apms")
+	t.Setenv("FKROLLOUT_SLACK_BOT_TOKEN", "xoxb-worker-slack-token")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "aws-worker-secret-key")
+	t.Setenv("DEPLOY_TOKEN", "inherited-deploy-token")
+	t.Setenv("LANG", "C.UTF-8")
+	cfg := cfgWith(map[string]config.Environment{"production": {
+		DSN: "postgres://app:dsn-in-config@db/apms",
+		DeployHooks: []config.Hook{
+			{Name: "env", Command: []string{"env"}},
+			{Name: "inherit", Command: []string{"sh", "-c", `test "$DEPLOY_TOKEN" = inherited-deploy-token && test "$API_URL" = https://api.example.com && echo inherited ok`},
+				Env: map[string]string{"API_URL": "https://api.example.com"}, InheritEnv: []string{"DEPLOY_TOKEN", "NOT_SET_ANYWHERE"}},
+		},
+	}})
+	res := runHooks(t, cfg)
+	require.Len(t, res, 2)
+	require.True(t, res[0].OK, res[0].Output)
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(res[0].Output), "\n") {
+		k, _, _ := strings.Cut(line, "=")
+		names = append(names, k)
+	}
+	// sh may add PWD, SHLVL or _ itself: only what the worker passes is checked.
+	for _, n := range names {
+		assert.Contains(t, []string{"PATH", "HOME", "LANG", "TZ", "FKROLLOUT_ROLLOUT_ID", "FKROLLOUT_ENVIRONMENT", "PWD", "SHLVL", "_"}, n, "variable %s reached the hook", n)
+	}
+	assert.Contains(t, res[0].Output, "FKROLLOUT_ROLLOUT_ID=r-9")
+	assert.Contains(t, res[0].Output, "FKROLLOUT_ENVIRONMENT=production")
+	assert.Contains(t, res[0].Output, "LANG=C.UTF-8")
+	for _, secret := range []string{"dsn-in-worker-env", "xoxb-worker-slack-token", "aws-worker-secret-key", "inherited-deploy-token", "FKROLLOUT_DSN_PRODUCTION", "AWS_SECRET_ACCESS_KEY"} {
+		assert.NotContains(t, res[0].Output, secret)
+	}
+	assert.True(t, res[1].OK, "inherit_env and env reach the hook: %s", res[1].Output)
+	assert.Contains(t, res[1].Output, "inherited ok")
+}
+
+// The hook's own secrets are redacted from what it prints, whether they came
+// from its env: map or from inherit_env.
+func TestDeployHookOutputRedactsItsEnvAndInheritedValues(t *testing.T) {
+	t.Setenv("DEPLOY_TOKEN", "inherited-deploy-token")
+	cfg := cfgWith(map[string]config.Environment{"production": {
+		DSN: "postgres://app@db/apms",
+		DeployHooks: []config.Hook{{Name: "leaky", Command: []string{"sh", "-c", `echo "token=$API_TOKEN deploy=$DEPLOY_TOKEN"; echo "curl: 401 for $API_TOKEN" >&2; exit 1`},
+			Env: map[string]string{"API_TOKEN": "s3cr3t-api-token"}, InheritEnv: []string{"DEPLOY_TOKEN"}}},
+	}})
+	res := runHooks(t, cfg)
+	require.Len(t, res, 1)
+	assert.False(t, res[0].OK)
+	assert.Contains(t, res[0].Output, "token=[redacted] deploy=[redacted]")
+	assert.Contains(t, res[0].Output, "curl: 401 for [redacted]")
+	assert.NotContains(t, res[0].Output, "s3cr3t-api-token")
+	assert.NotContains(t, res[0].Output, "inherited-deploy-token")
+}
+
+func TestHookEnvOrder(t *testing.T) {
+	lookup := func(k string) (string, bool) {
+		v, ok := map[string]string{"PATH": "/bin", "HOME": "/home/w", "SHARED": "from-worker", "SECRET": "worker-only"}[k]
+		return v, ok
+	}
+	env, secrets := hookEnv(config.Hook{Env: map[string]string{"SHARED": "from-hook", "FKROLLOUT_ENVIRONMENT": "spoofed"}, InheritEnv: []string{"SHARED", "MISSING"}},
+		workflows.HooksInput{RolloutID: "r-1", Environment: "staging"}, lookup)
+	assert.Equal(t, []string{"FKROLLOUT_ENVIRONMENT=staging", "FKROLLOUT_ROLLOUT_ID=r-1", "HOME=/home/w", "PATH=/bin", "SHARED=from-hook"}, env)
+	assert.ElementsMatch(t, []string{"from-worker", "from-hook", "spoofed"}, secrets)
+}
+
+// A smoke check's header values (Authorization: Bearer ...) never come back
+// in its detail, even when the service echoes the credential alone.
+func TestSmokeCheckDetailRedactsHeaderValues(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		_, _ = w.Write([]byte(`{"error":"token ` + tok + ` expired","key":"` + r.Header.Get("X-Api-Key") + `","auth":"` + r.Header.Get("Authorization") + `"}`))
+	}))
+	defer srv.Close()
+	cfg := cfgWith(map[string]config.Environment{"production": {DSN: "postgres://x@y/z", SmokeChecks: []config.SmokeCheck{
+		{Name: "authed", URL: srv.URL + "/me", Headers: map[string]string{"Authorization": "Bearer smoke-bearer-123", "X-Api-Key": "smoke-api-key-456"}},
+	}}})
+	env, _ := newEnv(t, cfg)
+	v, err := env.ExecuteActivity(workflows.ActSmokeChecks, workflows.HooksInput{Environment: "production"})
+	require.NoError(t, err)
+	var res []workflows.SmokeResult
+	require.NoError(t, v.Get(&res))
+	require.Len(t, res, 1)
+	assert.False(t, res[0].OK)
+	assert.Equal(t, 401, res[0].Status)
+	assert.Contains(t, res[0].Detail, "token [redacted] expired")
+	assert.NotContains(t, res[0].Detail, "smoke-bearer-123")
+	assert.NotContains(t, res[0].Detail, "smoke-api-key-456")
+}
