@@ -7,6 +7,11 @@
 # FKROLLOUT_DEMO_GATES=auto, the demo approvers decide them. Starts what is
 # missing (dev server, worker), stops what it started; safe to re-run (the
 # demo databases are recreated, every rollout gets a fresh id).
+#
+# The worker does not connect as the admin user: the demo's tables belong to
+# an ordinary role (fkr_demo_owner) and the worker uses a login role
+# (fkrollout_demo) that sql/role.sql makes a member of it, as in production
+# (docs/DATABASE-ROLE.md). Only this script uses the admin DSN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin
@@ -16,6 +21,8 @@ export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:7233}
 UI_URL=${FKROLLOUT_UI_URL:-http://localhost:8233}
 export FKROLLOUT_UI_URL=$UI_URL
 ADMIN_DSN=${FKROLLOUT_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
+DEMO_OWNER=${FKROLLOUT_DEMO_OWNER:-fkr_demo_owner}
+DEMO_ROLE=${FKROLLOUT_DEMO_ROLE:-fkrollout_demo}
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -49,6 +56,8 @@ if ! pg_major=$(go run ./scripts/demodb -check -admin "$ADMIN_DSN" 2>"$OUT/pgche
     "  Docker:         docker run -d --name fkr-pg -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:15" \
     "or point FKROLLOUT_TEST_PG at another server: FKROLLOUT_TEST_PG=postgres://user:pass@host:5432/postgres make demo"
 fi
+command -v psql >/dev/null || fail "psql is not installed (the demo creates the worker's role with sql/role.sql)." \
+  "Debian/Ubuntu: sudo apt-get install postgresql-client-$pg_major    macOS: brew install postgresql@$pg_major"
 command -v pg_dump >/dev/null || fail "pg_dump is not installed (the production phase takes a backup with it)." \
   "Debian/Ubuntu: sudo apt-get install postgresql-client-$pg_major    macOS: brew install postgresql@$pg_major"
 dump_major=$(pg_dump --version | sed -E 's/[^0-9]*([0-9]+).*/\1/')
@@ -87,9 +96,30 @@ else
     fail "the Temporal dev server did not become healthy in 60 s; see $OUT/devserver.log"
 fi
 
-step "creating demo databases fkr_demo_staging (with orphans) and fkr_demo_production"
-dsns=$(go run ./scripts/demodb -admin "$ADMIN_DSN") || fail "could not create the demo databases (see above)."
+step "creating demo databases fkr_demo_staging (with orphans) and fkr_demo_production, tables owned by $DEMO_OWNER"
+# A fresh password per run: the role also works on servers that do not
+# trust local connections. Hex, so it needs no quoting anywhere.
+FKROLLOUT_DEMO_ROLE_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+export FKROLLOUT_DEMO_ROLE_PASSWORD
+dsns=$(go run ./scripts/demodb -admin "$ADMIN_DSN" -owner "$DEMO_OWNER" -user "$DEMO_ROLE") ||
+  fail "could not create the demo databases (see above)."
 eval "$dsns"
+
+step "creating the worker's role $DEMO_ROLE (sql/role.sql: member of $DEMO_OWNER, no superuser)"
+for env in STAGING PRODUCTION; do
+  admin_var=FKROLLOUT_DEMO_ADMIN_DSN_$env
+  db=fkr_demo_$(echo "$env" | tr 'A-Z' 'a-z')
+  psql "${!admin_var}" -X -q -v ON_ERROR_STOP=1 \
+    -v role="$DEMO_ROLE" -v table_owner="$DEMO_OWNER" -v database="$db" \
+    -f sql/role.sql >"$OUT/role-$db.log" 2>&1 ||
+    fail "sql/role.sql failed on $db:" "$(tail -5 "$OUT/role-$db.log")"
+done
+# Through stdin, so the password is in no process's argument list.
+psql "$ADMIN_DSN" -X -q -v ON_ERROR_STOP=1 -v role="$DEMO_ROLE" >"$OUT/role-password.log" 2>&1 <<SQL ||
+ALTER ROLE :"role" PASSWORD '$FKROLLOUT_DEMO_ROLE_PASSWORD';
+SQL
+  fail "could not set the password of $DEMO_ROLE:" "$(tail -5 "$OUT/role-password.log")"
+unset FKROLLOUT_DEMO_ROLE_PASSWORD FKROLLOUT_DEMO_ADMIN_DSN_STAGING FKROLLOUT_DEMO_ADMIN_DSN_PRODUCTION
 export FKROLLOUT_DSN_STAGING FKROLLOUT_DSN_PRODUCTION
 export FKROLLOUT_BACKUP_DIR=$OUT/backups
 export FKROLLOUT_REPORT_DIR=$OUT/reports

@@ -51,9 +51,11 @@ type composeService struct {
 // search attributes workflows.SearchAttributeNames lists, Workflow Updates
 // on); a worker environment that the worker's own loaders (envconfig,
 // internal/config) accept with both demo environments on the postgres
-// service; Prometheus scraping the port the worker serves metrics on; every
-// file the stack mounts, runs or builds from present. When a Compose CLI is
-// installed it must accept the file too.
+// service; a worker that connects as the ordinary role sql/role.sql sets up
+// (db-role one-shot) over tables the seed gives an ordinary owner, never as
+// the superuser; Prometheus scraping the port the worker serves metrics on;
+// every file the stack mounts, runs or builds from present. When a Compose
+// CLI is installed it must accept the file too.
 func TestDockerComposeIsConsistent(t *testing.T) {
 	raw := mustRead(t, "../docker-compose.yml")
 	var compose struct {
@@ -61,7 +63,7 @@ func TestDockerComposeIsConsistent(t *testing.T) {
 	}
 	require.NoError(t, yaml.Unmarshal([]byte(raw), &compose))
 	svc := compose.Services
-	for _, s := range []string{"postgres", "seed", "temporal-postgresql", "temporal-schema", "temporal", "temporal-setup", "temporal-ui", "worker", "starter", "prometheus"} {
+	for _, s := range []string{"postgres", "seed", "db-role", "temporal-postgresql", "temporal-schema", "temporal", "temporal-setup", "temporal-ui", "worker", "starter", "prometheus"} {
 		require.Contains(t, svc, s)
 	}
 
@@ -122,10 +124,11 @@ func TestDockerComposeIsConsistent(t *testing.T) {
 		assert.Equal(t, "service_completed_successfully", deps("temporal")["temporal-schema"])
 		assert.Equal(t, "service_healthy", deps("temporal-setup")["temporal"])
 		assert.Equal(t, map[string]string{
-			"seed":           "service_completed_successfully",
+			"db-role":        "service_completed_successfully",
 			"temporal":       "service_healthy",
 			"temporal-setup": "service_completed_successfully",
 		}, deps("worker"))
+		assert.Equal(t, map[string]string{"seed": "service_completed_successfully"}, deps("db-role"), "the role is granted on the databases the seed creates")
 		assert.Equal(t, "service_completed_successfully", deps("starter")["temporal-setup"])
 		assert.Contains(t, deps("prometheus"), "worker")
 		assert.Equal(t, []string{"cli"}, svc["starter"].Profiles, "the starter runs only with docker compose run")
@@ -230,6 +233,40 @@ func TestDockerComposeIsConsistent(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, seedAdmin.Host, u.Host, "the worker's %s DSN points at the server the seed fills", n)
 			assert.Equal(t, "/fkr_demo_"+n, u.Path, "the worker's %s DSN names the database the seed creates", n)
+		}
+
+		// The worker's role: not the superuser the one-shots use, set up
+		// by sql/role.sql on every database the worker connects to, a
+		// member of the ordinary role that owns the seed's tables.
+		roleScript := svc["db-role"]
+		assert.Equal(t, ".", roleScript.Build, "db-role runs the role.sql baked into the fkrollout image")
+		script := strings.Join(roleScript.Entrypoint, " ")
+		assert.Contains(t, script, "-f /app/sql/role.sql")
+		assert.Contains(t, mustRead(t, "../Dockerfile"), "COPY sql/ /app/sql/")
+		_, err = os.Stat("../sql/role.sql")
+		require.NoError(t, err)
+		psqlVar := func(name string) string {
+			m := regexp.MustCompile(`-v ` + name + `=(\S+)`).FindStringSubmatch(script)
+			require.Len(t, m, 2, "db-role sets psql variable %s", name)
+			return m[1]
+		}
+		seedOwner := ""
+		for i, a := range svc["seed"].Entrypoint {
+			if a == "-owner" && i+1 < len(svc["seed"].Entrypoint) {
+				seedOwner = svc["seed"].Entrypoint[i+1]
+			}
+		}
+		require.NotEmpty(t, seedOwner, "the seed gives the tables an ordinary owner (demodb -owner)")
+		assert.NotEqual(t, seedAdmin.User.Username(), seedOwner)
+		assert.Equal(t, seedOwner, psqlVar("table_owner"), "the worker's role joins the role owning the seed's tables")
+		workerRole := psqlVar("role")
+		for _, n := range cfg.EnvironmentNames() {
+			e, _ := cfg.Environment(n)
+			u, err := url.Parse(e.DSN)
+			require.NoError(t, err)
+			assert.Equal(t, workerRole, u.User.Username(), "the worker's %s DSN uses the role db-role creates", n)
+			assert.NotEqual(t, seedAdmin.User.Username(), u.User.Username(), "the worker is not the superuser")
+			assert.Contains(t, script, "fkr_demo_"+n, "db-role grants on the %s database", n)
 		}
 
 		// Links the worker posts open the UI service.
