@@ -42,6 +42,7 @@ type fleetOptions struct {
 	minApprovals          int
 	wait                  bool
 	every                 time.Duration
+	key                   string
 	set                   map[string]bool
 }
 
@@ -75,6 +76,7 @@ func parseFleetStart(args []string, stderr io.Writer) (fleetOptions, temporalFla
 	fs.BoolVar(&s.dryRun, "dry-run", false, "checks, statistics and audit only on every target; nothing changes (no wave gates)")
 	fs.BoolVar(&o.wait, "wait", false, "follow the fleet until it ends")
 	fs.DurationVar(&o.every, "every", 2*time.Second, "poll interval of --wait")
+	fs.StringVar(&o.key, "key", os.Getenv("FKROLLOUT_KEY"), "the requester's ed25519 private key (FKROLLOUT_KEY): signs the start")
 	tf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return o, tf, err
@@ -186,6 +188,10 @@ func cmdFleetStart(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return usageError{msg: err.Error()}
 	}
+	s, err := loadSigner(o.key, in.Requester)
+	if err != nil {
+		return usageError{msg: err.Error()}
+	}
 	c, ns, err := dial(ctx)
 	if err != nil {
 		return err
@@ -195,6 +201,7 @@ func cmdFleetStart(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if id == "" {
 		id = "fkfleet-" + time.Now().UTC().Format("20060102-150405")
 	}
+	in.RequesterProof = s.sign(workflows.FleetStartClaim(id, in))
 	waves := workflows.FleetWaves(in.Targets, orDefaultInt(in.Canary, workflows.DefaultFleetCanary), orDefaultInt(in.BatchSize, workflows.DefaultFleetBatch))
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       id,

@@ -207,7 +207,7 @@ func TestFleetCLIAgainstDevServer(t *testing.T) {
 	tq := "fleet-cli-test"
 	w := worker.New(srv.Client(), tq, worker.Options{})
 	workflows.Register(w)
-	registerStubs(w, 0) // clean databases: the children run through without gates of their own
+	registerStubs(w, 0, devPolicy) // clean databases: the children run through without gates of their own
 	require.NoError(t, w.Start())
 	defer w.Stop()
 

@@ -253,7 +253,7 @@ func (f *follower) decideAsDemo(ctx context.Context, g workflows.Gate, choice, r
 			continue
 		}
 		f.decided[key] = true
-		view, err := decide(ctx, f.c, f.id, workflows.DecisionInput{GateID: g.ID, Choice: choice, Actor: actor, Reason: reason, Via: via})
+		view, err := decide(ctx, f.c, f.id, workflows.DecisionInput{GateID: g.ID, Choice: choice, Actor: actor, Reason: reason, Via: via}, nil)
 		if err != nil {
 			f.say("demo: %s %s on %s refused: %v", actor, choice, g.ID, err)
 			return

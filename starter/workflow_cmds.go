@@ -48,6 +48,7 @@ func workflowCommands() []command {
 		{name: "abort", summary: "abort a rollout (--rollback drops what it created)", run: controlCmd(workflows.UpdateAbort)},
 		// "revert", not "rollback": the engine command rollback works on a
 		// database directly; revert asks a running rollout to roll itself back.
+		{name: "keygen", summary: "make an approver key pair: the private key signs your decisions, the public key goes into the worker's policy", run: cmdKeygen},
 		{name: "revert", summary: "roll a running rollout back now (critical user complaints); --reason required", run: controlCmd(workflows.UpdateRollback)},
 	}
 }
@@ -173,10 +174,15 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.wait, "wait", false, "follow the rollout until it ends (like watch)")
 	o.follow.register(fs)
 	tf.register(fs)
+	key := keyFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	in, err := buildInput(o, time.Now())
+	if err != nil {
+		return usageError{msg: err.Error()}
+	}
+	s, err := loadSigner(*key, in.Requester)
 	if err != nil {
 		return usageError{msg: err.Error()}
 	}
@@ -189,6 +195,8 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if id == "" {
 		id = "fkrollout-" + time.Now().UTC().Format("20060102-150405")
 	}
+	// The requester signs the start: four-eyes then knows who asked.
+	in.RequesterProof = s.sign(workflows.StartClaim(id, in))
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       id,
 		TaskQueue:                o.taskQueue,
@@ -450,8 +458,11 @@ func demoChoice(g workflows.Gate) string {
 
 // decide sends the gate Update and waits for its result; a validator
 // rejection comes back as an error carrying the workflow's reason.
-func decide(ctx context.Context, c client.Client, id string, in workflows.DecisionInput) (workflows.GateView, error) {
+func decide(ctx context.Context, c client.Client, id string, in workflows.DecisionInput, s *signer) (workflows.GateView, error) {
 	var view workflows.GateView
+	if err := s.signDecision(ctx, c, id, &in); err != nil {
+		return view, err
+	}
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   id,
 		UpdateName:   workflows.UpdateDecide,
@@ -462,7 +473,7 @@ func decide(ctx context.Context, c client.Client, id string, in workflows.Decisi
 	if err == nil {
 		err = h.Get(ctx, &view)
 	}
-	recordRefusal(ctx, c, id, in, err)
+	recordRefusal(ctx, c, id, in, err, s)
 	return view, updateError(id, err)
 }
 
@@ -471,12 +482,14 @@ func decide(ctx context.Context, c client.Client, id string, in workflows.Decisi
 // in history, and the SRE reading status.refusals should see who tried
 // what. The signal only records; a failure to send it is not the user's
 // error (the refusal itself is what they are told).
-func recordRefusal(ctx context.Context, c client.Client, id string, in workflows.DecisionInput, err error) {
+func recordRefusal(ctx context.Context, c client.Client, id string, in workflows.DecisionInput, err error, s *signer) {
 	appErr, ok := errors.AsType[*temporal.ApplicationError](err)
 	if !ok {
 		return
 	}
 	rec := workflows.Refusal{Signal: "cli:" + in.Choice, Actor: in.Actor, GateID: in.GateID, Reason: appErr.Message()}
+	// Under the worker's policy only a signed record is kept.
+	s.signRefusal(ctx, c, id, &rec)
 	_ = c.SignalWorkflow(ctx, id, "", workflows.SignalRecordRefusal, rec)
 }
 
@@ -507,6 +520,7 @@ func decideWith(ctx context.Context, args []string, choice string, stdout, stder
 	fs.StringVar(&actor, "actor", defaultActor(), "who decides (FKROLLOUT_ACTOR)")
 	fs.StringVar(&reason, "reason", "", "why (recorded with the decision)")
 	fs.StringVar(&constraints, "constraints", "", "remediation: only these constraints (comma-separated)")
+	key := keyFlag(fs)
 	pos, err := interleave(fs, args)
 	if err != nil {
 		return err
@@ -528,12 +542,16 @@ func decideWith(ctx context.Context, args []string, choice string, stdout, stder
 	if constraints != "" {
 		in.Constraints = strings.Split(constraints, ",")
 	}
+	s, err := loadSigner(*key, actor)
+	if err != nil {
+		return usageError{msg: err.Error()}
+	}
 	c, _, err := dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	view, err := decide(ctx, c, pos[0], in)
+	view, err := decide(ctx, c, pos[0], in, s)
 	if err != nil {
 		return err
 	}
@@ -551,6 +569,7 @@ func controlCmd(kind string) func(context.Context, []string, io.Writer, io.Write
 		if kind == workflows.UpdateAbort {
 			fs.BoolVar(&rollback, "rollback", false, "drop every constraint this rollout created before stopping")
 		}
+		key := keyFlag(fs)
 		pos, err := interleave(fs, args)
 		if err != nil {
 			return err
@@ -558,15 +577,23 @@ func controlCmd(kind string) func(context.Context, []string, io.Writer, io.Write
 		if len(pos) != 1 {
 			return usageError{msg: fmt.Sprintf("usage: %s <rollout-id> [--actor A] [--reason R]", kind)}
 		}
+		s, err := loadSigner(*key, actor)
+		if err != nil {
+			return usageError{msg: err.Error()}
+		}
 		c, _, err := dial(ctx)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
+		in := workflows.ControlInput{Actor: actor, Reason: reason, Rollback: rollback, Via: "cli"}
+		if err := s.signControl(ctx, c, pos[0], kind, &in); err != nil {
+			return err
+		}
 		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 			WorkflowID:   pos[0],
 			UpdateName:   kind,
-			Args:         []any{workflows.ControlInput{Actor: actor, Reason: reason, Rollback: rollback, Via: "cli"}},
+			Args:         []any{in},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		})
 		var ack workflows.Ack

@@ -18,22 +18,32 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/fkrollout/fkrollout/internal/devserver"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/policy"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 
 // registerStubs stands in for the engine so these tests are about the CLI
 // against a real server: one constraint, with the given orphans until
 // remediated (shared by every rollout the worker runs).
-func registerStubs(w worker.Worker, orphans int64) {
+func registerStubs(w worker.Worker, orphans int64, pol policy.Config) {
 	var mu sync.Mutex
 	fk := plan.ForeignKey{Name: "fk_a_b", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"b_id"},
 		RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, Priority: plan.PriorityHigh}
 	reg := func(name string, fn any) { w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
+	// The real policy check, on the test's policy.
+	reg(workflows.ActResolvePolicy, func(ctx context.Context, req workflows.PolicyRequest) (*workflows.EffectivePolicy, error) {
+		eff, err := workflows.ResolvePolicy(pol, req, "", time.Now())
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypePolicy, nil)
+		}
+		return eff, nil
+	})
 	reg(workflows.ActParsePlan, func(ctx context.Context, in workflows.ParsePlanInput) (workflows.ParsePlanResult, error) {
 		return workflows.ParsePlanResult{Plan: plan.Plan{Name: "cli", ForeignKeys: []plan.ForeignKey{fk}}}, nil
 	})
@@ -78,6 +88,10 @@ func registerStubs(w worker.Worker, orphans int64) {
 	})
 }
 
+// devPolicy is development mode: the CLI tests of the gates' rules send
+// unsigned decisions; TestCLISignedDecisions covers the signed path.
+var devPolicy = policy.Config{TrustClientIdentity: true}
+
 func starterRun(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -98,7 +112,7 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	tq := "cli-test"
 	w := worker.New(srv.Client(), tq, worker.Options{})
 	workflows.Register(w)
-	registerStubs(w, 2)
+	registerStubs(w, 2, devPolicy)
 	require.NoError(t, w.Start())
 	defer w.Stop()
 
@@ -203,7 +217,7 @@ func TestInteractiveFollowOnDevServer(t *testing.T) {
 	tq := "cli-interactive"
 	w := worker.New(srv.Client(), tq, worker.Options{})
 	workflows.Register(w)
-	registerStubs(w, 2)
+	registerStubs(w, 2, devPolicy)
 	require.NoError(t, w.Start())
 	defer w.Stop()
 

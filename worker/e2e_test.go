@@ -91,6 +91,9 @@ func testConfig(t *testing.T, dsns map[string]string, extra map[string]string) *
 		return v, ok
 	})
 	require.NoError(t, err)
+	// The E2E tests of the rollout's phases decide through the raw client:
+	// development mode. The trust model has its own suite (attack_e2e_test.go).
+	cfg.Policy.TrustClientIdentity = true
 	return cfg
 }
 
@@ -113,6 +116,7 @@ func startRolloutWorker(t *testing.T, c client.Client, queuePrefix string, cfg *
 	w := worker.New(c, tq, worker.Options{})
 	workflows.Register(w)
 	acts := activities.New(cfg, n, log)
+	acts.SlackSigner = slackSignerPublicKey(cfg)
 	t.Cleanup(acts.Close)
 	acts.Register(w)
 	for _, r := range register {

@@ -72,6 +72,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 		// rollouts), but every rollout activity would fail: say why now.
 		log.Warn("no environments configured: rollouts naming an environment will fail; set FKROLLOUT_DSN_<ENV> or environments in " + config.EnvVar)
 	}
+	if cfg.Policy.TrustClientIdentity {
+		log.Warn("DEVELOPMENT MODE (policy.trust_client_identity): gates believe the actor any Temporal client names; never use it where it matters")
+	} else if len(cfg.Policy.Environments) == 0 {
+		log.Warn("no approval policy (policy.environments): every rollout will be refused at start, because nobody could approve its gates")
+	}
 
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
@@ -103,6 +108,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	acts := activities.New(cfg, notifier, log)
 	defer acts.Close()
+	// Rollouts record this public key in their effective policy, so the
+	// workflow can check the decisions the Slack handler signs.
+	acts.SlackSigner = slackSignerPublicKey(cfg)
 
 	w := worker.New(c, cfg.TaskQueue, worker.Options{
 		// Activities that are mid-statement get this long to finish on
@@ -168,6 +176,9 @@ func ensureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 // server's Addr is the address actually bound (addr may say port 0).
 func serveMetrics(addr string, log *slog.Logger) (client.MetricsHandler, *http.Server, error) {
 	reg := prom.NewRegistry()
+	if err := registerSlackMetrics(reg); err != nil {
+		return nil, nil, fmt.Errorf("register slack metrics: %w", err)
+	}
 	reporter := tallyprom.NewReporter(tallyprom.Options{Registerer: reg})
 	scope, _ := tally.NewRootScope(tally.ScopeOptions{
 		CachedReporter:  reporter,

@@ -23,6 +23,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/devserver"
+	"github.com/fkrollout/fkrollout/internal/identity"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/pgtest"
 	"github.com/fkrollout/fkrollout/internal/slacktest"
@@ -85,6 +86,10 @@ func TestE2ESlackApprovesPromotion(t *testing.T) {
 	api := slacktest.NewRecorder(t, slacktest.Options{GroupMembers: func(group string) []string { return groups[group] }})
 	addr := freeAddr(t)
 	botToken, secret := "xoxb-e2e-"+randHex(8), "sign-"+randHex(12)
+	// The requester signs the start with her key; Slack users prove who they
+	// are through the worker's Slack handler, which signs their decisions.
+	ritaPub, ritaKey, err := identity.GenerateKey()
+	require.NoError(t, err)
 	cfgFile := filepath.Join(t.TempDir(), "worker.yaml")
 	require.NoError(t, os.WriteFile(cfgFile, []byte(fmt.Sprintf(`
 slack:
@@ -98,7 +103,15 @@ slack:
     U0MALLORY: %s
   approver_groups:
     S0DBA: dba
-`, channel, addr, api.APIURL(), alice, rita, mallory)), 0o600))
+policy:
+  identities:
+    %s: {}
+    %s: {public_keys: [%q]}
+    %s: {}
+  environments:
+    staging: {approvers: [%s]}
+    production: {approvers: [%s, "role:dba"], requires: [staging]}
+`, channel, addr, api.APIURL(), alice, rita, mallory, alice, rita, identity.FormatPublicKey(ritaPub), mallory, alice, alice)), 0o600))
 	env := map[string]string{
 		"FKROLLOUT_DSN_STAGING":          staging.DSN,
 		"FKROLLOUT_DSN_PRODUCTION":       production.DSN,
@@ -149,6 +162,8 @@ slack:
 			Gates:   map[string]workflows.GateRule{"promotion": {Approvers: []string{"role:dba"}}},
 		},
 	}
+	proof := identity.Sign(ritaKey, rita, workflows.StartClaim(id, in), identity.NewNonce(), time.Now())
+	in.RequesterProof = &proof
 	run := startRollout(t, ctx, c, tq, id, in)
 
 	// The promotion gate opens and its message is posted in the rollout's thread.

@@ -119,6 +119,9 @@ func ResolvePolicy(cfg policy.Config, req PolicyRequest, slackSigner string, now
 			}
 		}
 		for _, kind := range policy.GateKinds {
+			if kind == string(notify.GatePromotion) && i == 0 {
+				continue // nothing is promoted into the first environment
+			}
 			r, problems := tighten(cfg, ep, kind, name, in.Approval)
 			errs = append(errs, problems...)
 			eff.Approval.Gates[kind+"/"+name] = r

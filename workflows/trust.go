@@ -127,7 +127,7 @@ func (g *guard) mayControl(kind string, rollback bool, actor string, roles []str
 // admitRefusal checks a record-refusal signal: under the worker's policy
 // only the Slack handler or the refused person's own key may write one.
 func (g *guard) admitRefusal(ctx workflow.Context, workflowID string, r Refusal) bool {
-	if g.pol == nil {
+	if g.pol == nil || (g.pol.TrustClientIdentity && r.Proof == nil) {
 		return true
 	}
 	if r.Proof == nil {
