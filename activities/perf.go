@@ -21,6 +21,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/loadgen"
 	"github.com/fkrollout/fkrollout/internal/perf"
+	"github.com/fkrollout/fkrollout/internal/policy"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/fkrollout/fkrollout/workflows"
 )
@@ -34,38 +35,64 @@ type PerfProgress struct {
 	Operation string  `json:"operation,omitempty"`
 }
 
-// perfWorkload resolves the workload: inline YAML, a configured name, or
-// the built-in demo. A workload that does not parse or validate is a
-// PlanError; an unknown name a ConfigError (neither helps to retry).
-func (a *Activities) perfWorkload(name, inline string) (loadgen.Workload, string, error) {
-	text, label := inline, "inline"
-	if strings.TrimSpace(inline) == "" {
-		if name == "" {
-			name = workflows.PerfDefaultWorkload
+// perfAllowed refuses, in the activity itself, what ResolvePolicy refuses
+// at the start of a rollout, so that a history recorded before the policy
+// existed, or anything else that schedules the activity, cannot get past it
+// either. Inline SQL is never run: whoever can start a workflow could write
+// it. The workload writes rows, so it runs only where
+// policy.environments.<env>.perf is true. Development mode
+// (trust_client_identity) keeps the old behaviour for an environment
+// without a policy entry.
+func (a *Activities) perfAllowed(env, inline string) error {
+	if strings.TrimSpace(inline) != "" {
+		return temporal.NewNonRetryableApplicationError("perf: inline SQL is not accepted; name a workload from the worker configuration (perf.workloads)", workflows.ErrTypeConfig, nil)
+	}
+	var pol policy.Config
+	if a.Config != nil {
+		pol = a.Config.Policy
+	}
+	ep, ok := pol.Environments[env]
+	switch {
+	case ok && ep.Perf:
+		return nil
+	case !ok && pol.TrustClientIdentity:
+		return nil
+	case !ok:
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf: environment %q has no policy on this worker (policy.environments.%s): the perf phase writes rows and runs only where perf: true", env, env), workflows.ErrTypeConfig, nil)
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf: environment %q may not run the perf phase: its workload writes rows (set policy.environments.%s.perf: true to allow it)", env, env), workflows.ErrTypeConfig, nil)
+}
+
+// perfWorkload resolves the workload by name: a configured one, or the
+// built-in demo. Inline YAML never reaches here (perfAllowed). A workload
+// that does not parse or validate is a PlanError; an unknown name a
+// ConfigError (neither helps to retry).
+func (a *Activities) perfWorkload(name string) (loadgen.Workload, string, error) {
+	if name == "" {
+		name = workflows.PerfDefaultWorkload
+	}
+	var text string
+	var err error
+	switch {
+	case a.Config != nil && a.perfConfigured(name):
+		text, err = a.Config.ReadPerfWorkload(name)
+	case name == workflows.PerfDefaultWorkload:
+		text = sqlassets.Workload
+	default:
+		if a.Config == nil {
+			err = fmt.Errorf("perf workload %q is not configured on this worker", name)
+		} else {
+			_, err = a.Config.ReadPerfWorkload(name)
 		}
-		label = name
-		var err error
-		switch {
-		case a.Config != nil && a.perfConfigured(name):
-			text, err = a.Config.ReadPerfWorkload(name)
-		case name == workflows.PerfDefaultWorkload:
-			text = sqlassets.Workload
-		default:
-			if a.Config == nil {
-				err = fmt.Errorf("perf workload %q is not configured on this worker", name)
-			} else {
-				_, err = a.Config.ReadPerfWorkload(name)
-			}
-		}
-		if err != nil {
-			return loadgen.Workload{}, label, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypeConfig, nil)
-		}
+	}
+	if err != nil {
+		return loadgen.Workload{}, name, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypeConfig, nil)
 	}
 	w, err := loadgen.ParseWorkload([]byte(text))
 	if err != nil {
-		return loadgen.Workload{}, label, temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf workload %s: %v", label, err), workflows.ErrTypePlan, nil)
+		return loadgen.Workload{}, name, temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf workload %s: %v", name, err), workflows.ErrTypePlan, nil)
 	}
-	return w, label, nil
+	return w, name, nil
 }
 
 func (a *Activities) perfConfigured(name string) bool {
@@ -100,7 +127,10 @@ func perfOptions(in workflows.PerfRunInput) (loadgen.RunOptions, error) {
 // A retry runs the whole measurement again: a half-measured run is not
 // resumable, and the workload's own writes only add rows to staging.
 func (a *Activities) PerfRun(ctx context.Context, in workflows.PerfRunInput) (loadgen.Report, error) {
-	w, label, err := a.perfWorkload(in.Workload, in.WorkloadYAML)
+	if err := a.perfAllowed(in.Environment, in.WorkloadYAML); err != nil {
+		return loadgen.Report{}, err
+	}
+	w, label, err := a.perfWorkload(in.Workload)
 	if err != nil {
 		return loadgen.Report{}, err
 	}
@@ -155,7 +185,10 @@ func (a *Activities) PerfRun(ctx context.Context, in workflows.PerfRunInput) (lo
 // the result shows the plans the with-FKs run will use).
 func (a *Activities) PerfExplain(ctx context.Context, in workflows.PerfExplainInput) (workflows.PerfExplainResult, error) {
 	var out workflows.PerfExplainResult
-	w, label, err := a.perfWorkload(in.Workload, in.WorkloadYAML)
+	if err := a.perfAllowed(in.Environment, in.WorkloadYAML); err != nil {
+		return out, err
+	}
+	w, label, err := a.perfWorkload(in.Workload)
 	if err != nil {
 		return out, err
 	}
@@ -165,11 +198,11 @@ func (a *Activities) PerfExplain(ctx context.Context, in workflows.PerfExplainIn
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.FKs), Note: "EXPLAIN of the referential checks"})
 	defer hb.end()
-	policy, err := a.Config.LockPolicy()
+	lock, err := a.Config.LockPolicy()
 	if err != nil {
 		return out, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
 	}
-	opts := perf.ExplainOptions{LockTimeout: policy.LockTimeout}
+	opts := perf.ExplainOptions{LockTimeout: lock.LockTimeout}
 	checks, err := perf.ExplainFKsWith(ctx, pool, in.FKs, opts)
 	if err != nil {
 		return out, a.perfErr(fmt.Errorf("explain on %s: %w", in.Environment, err))
@@ -187,7 +220,7 @@ func (a *Activities) PerfExplain(ctx context.Context, in workflows.PerfExplainIn
 		}
 		// Idempotent under retry: stats.CreateIndex uses IF NOT EXISTS and
 		// a re-run's EXPLAIN no longer recommends a built index.
-		built, err := perf.CreateRecommendedIndexes(ctx, ddl, checks, policy.LockTimeout)
+		built, err := perf.CreateRecommendedIndexes(ctx, ddl, checks, lock.LockTimeout)
 		out.IndexesBuilt = built
 		if err != nil {
 			return out, a.perfErr(fmt.Errorf("create recommended indexes on %s: %w", in.Environment, err))

@@ -34,7 +34,7 @@ func TestPerfActivitiesOnDemoDatabase(t *testing.T) {
 	fks := p.ForeignKeys
 	require.Len(t, fks, 16)
 
-	env, _ := newEnv(t, cfgWith(map[string]config.Environment{"staging": {DSN: db.DSN}}))
+	env, _ := newEnv(t, perfCfg(map[string]config.Environment{"staging": {DSN: db.DSN}}, "staging"))
 	run := func(label string) loadgen.Report {
 		t.Helper()
 		v, err := env.ExecuteActivity(workflows.ActPerfRun, workflows.PerfRunInput{Environment: "staging", RolloutID: "r-perf",
@@ -111,10 +111,19 @@ func TestPerfWorkloadResolution(t *testing.T) {
 	db := pgtest.New(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);`)
 	dir := t.TempDir()
-	file := filepath.Join(dir, "reads.yaml")
-	require.NoError(t, os.WriteFile(file, []byte("operations:\n  - name: read\n    params: {id: SELECT id FROM t}\n    sql: SELECT * FROM t WHERE id = :id\n"), 0o600))
-	cfg := cfgWith(map[string]config.Environment{"staging": {DSN: db.DSN}})
-	cfg.Perf.Workloads = map[string]string{"reads": file}
+	write := func(name, text string) string {
+		file := filepath.Join(dir, name+".yaml")
+		require.NoError(t, os.WriteFile(file, []byte(text), 0o600))
+		return file
+	}
+	// "qa" has a perf policy but no database: the configuration's own
+	// lookup refuses it, after the policy let it through.
+	cfg := perfCfg(map[string]config.Environment{"staging": {DSN: db.DSN}}, "staging", "qa")
+	cfg.Perf.Workloads = map[string]string{
+		"reads":   write("reads", "operations:\n  - name: read\n    params: {id: SELECT id FROM t}\n    sql: SELECT * FROM t WHERE id = :id\n"),
+		"bad-yml": write("bad-yml", "operations:\n  - name: x\n    sql: SELECT :nope\n"),
+		"bad-sql": write("bad-sql", "operations:\n  - name: x\n    sql: SELECT * FROM missing_table\n"),
+	}
 	env, _ := newEnv(t, cfg)
 
 	cases := []struct {
@@ -124,10 +133,10 @@ func TestPerfWorkloadResolution(t *testing.T) {
 		errText string
 	}{
 		{name: "configured file", in: workflows.PerfRunInput{Workload: "reads", Iterations: 20}},
-		{name: "inline", in: workflows.PerfRunInput{WorkloadYAML: "operations:\n  - name: one\n    sql: SELECT 1\n", Iterations: 20}},
+		{name: "inline refused", in: workflows.PerfRunInput{WorkloadYAML: "operations:\n  - name: one\n    sql: SELECT 1\n", Iterations: 20}, errType: workflows.ErrTypeConfig, errText: "inline SQL is not accepted"},
 		{name: "unknown name", in: workflows.PerfRunInput{Workload: "checkout", Iterations: 5}, errType: workflows.ErrTypeConfig, errText: `perf workload "checkout" is not configured`},
-		{name: "bad yaml", in: workflows.PerfRunInput{WorkloadYAML: "operations:\n  - name: x\n    sql: SELECT :nope\n", Iterations: 5}, errType: workflows.ErrTypePlan, errText: "no parameter nope"},
-		{name: "bad sql", in: workflows.PerfRunInput{WorkloadYAML: "operations:\n  - name: x\n    sql: SELECT * FROM missing_table\n", Iterations: 5}, errType: workflows.ErrTypePlan, errText: "missing_table"},
+		{name: "bad yaml", in: workflows.PerfRunInput{Workload: "bad-yml", Iterations: 5}, errType: workflows.ErrTypePlan, errText: "no parameter nope"},
+		{name: "bad sql", in: workflows.PerfRunInput{Workload: "bad-sql", Iterations: 5}, errType: workflows.ErrTypePlan, errText: "missing_table"},
 		{name: "no bound", in: workflows.PerfRunInput{Workload: "reads"}, errType: workflows.ErrTypePlan, errText: "duration or an iteration count"},
 		{name: "unknown environment", in: workflows.PerfRunInput{Environment: "qa", Workload: "reads", Iterations: 5}, errType: workflows.ErrTypeConfig, errText: `environment "qa"`},
 	}
