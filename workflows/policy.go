@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fkrollout/fkrollout/internal/identity"
+	"github.com/fkrollout/fkrollout/internal/mdtext"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/policy"
 )
@@ -416,3 +417,81 @@ func (g *guard) remember(proof *identity.Proof, now time.Time) {
 // this run. Histories recorded before the policy existed, and development
 // mode, keep the old rules: an empty approver list admits anyone.
 func (g *guard) strict() bool { return g.pol != nil && !g.pol.TrustClientIdentity }
+
+// PolicyView is the effective policy as status and report show it: the
+// rules, not the keys.
+type PolicyView struct {
+	// Mode is "strict" (signed decisions) or "development" (client-named
+	// actors believed).
+	Mode               string              `json:"mode"`
+	RequesterVerified  bool                `json:"requester_verified"`
+	Gates              map[string]GateRule `json:"gates"`
+	Operators          []string            `json:"operators,omitempty"`
+	EnvOperators       map[string][]string `json:"env_operators,omitempty"`
+	RemediationChoices map[string][]string `json:"remediation_choices,omitempty"`
+	TimeoutMayProceed  map[string][]string `json:"timeout_may_proceed,omitempty"`
+	PerfEnvironments   []string            `json:"perf_environments,omitempty"`
+	Notes              []string            `json:"notes,omitempty"`
+}
+
+func (p *EffectivePolicy) view() *PolicyView {
+	if p == nil {
+		return nil
+	}
+	mode := "strict"
+	if p.TrustClientIdentity {
+		mode = "development"
+	}
+	return &PolicyView{Mode: mode, RequesterVerified: p.RequesterVerified, Gates: p.Approval.Gates, Operators: p.Approval.Operators,
+		EnvOperators: p.EnvOperators, RemediationChoices: p.RemediationChoices, TimeoutMayProceed: p.TimeoutMayProceed,
+		PerfEnvironments: p.PerfEnvironments, Notes: p.Notes}
+}
+
+// Markdown is the policy section of the completion report.
+func (v *PolicyView) Markdown() string {
+	if v == nil {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("## Approval policy\n\n")
+	if v.Mode == "development" {
+		b.WriteString("⚠️ **Development mode**: actors named by clients were believed without a signature.\n\n")
+	} else {
+		b.WriteString("Every decision and control request was signed (an approver's key or the worker's Slack handler).\n\n")
+	}
+	if v.RequesterVerified {
+		b.WriteString("Requester: verified (signed start).\n\n")
+	} else {
+		b.WriteString("Requester: **not verified** (unsigned start): proceeding choices needed two distinct approvers.\n\n")
+	}
+	b.WriteString("| Gate | Approvers | Distinct approvals | Timeout |\n|---|---|---|---|\n")
+	for _, k := range sortedRuleKeys(v.Gates) {
+		r := v.Gates[k]
+		timeout := "waits"
+		if r.Timeout != "" {
+			timeout = r.Timeout + " → " + cmpOrString(r.OnTimeout, "conservative")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s |\n", mdtext.TableCell(k), mdtext.TableCell(orNoneList(r.Approvers)), max(r.MinApprovals, 1), mdtext.TableCell(timeout))
+	}
+	fmt.Fprintf(&b, "\nOperators (pause, abort, roll back): %s\n", mdtext.TableCell(orNoneList(v.Operators)))
+	for _, n := range v.Notes {
+		fmt.Fprintf(&b, "\n- %s", mdtext.TableCell(n))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// gateLine says who may decide a gate, for status and current details.
+func (v *PolicyView) gateLine(g Gate) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprintf(" — who: %s, %d distinct approval(s) to proceed", orNoneList(g.Rule.Approvers), max(g.Rule.MinApprovals, 1))
+}
+
+func cmpOrString(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

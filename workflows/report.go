@@ -496,7 +496,13 @@ func (s *Status) writePerf(b *strings.Builder) {
 	}
 }
 
-func (s *Status) writeDecisions(b *strings.Builder) { writeDecisions(b, s.Decisions, s.Refusals) }
+func (s *Status) writeDecisions(b *strings.Builder) {
+	writeDecisions(b, s.Decisions, s.Refusals)
+	if s.Policy != nil {
+		b.WriteString("\n---\n\n")
+		b.WriteString(s.Policy.Markdown())
+	}
+}
 
 // writeDecisions is the Decisions section of a rollout's or a fleet's report.
 func writeDecisions(b *strings.Builder, decisions []Decision, refusals []Refusal) {

@@ -228,6 +228,8 @@ func (w *rollout) snapshot() *Status {
 		s.Decisions = []Decision{}
 	}
 	s.Refusals = slices.Clone(w.refusals)
+	s.Policy = w.pol.view()
+	s.DroppedRefusals = w.droppedRefusals
 	return &s
 }
 

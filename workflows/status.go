@@ -101,7 +101,12 @@ type Status struct {
 	ReportPath string `json:"report_path,omitempty"`
 	// Rollback is set when the rollout dropped its constraints.
 	Rollback *RollbackRecord `json:"rollback,omitempty"`
-	Timeline []TimelineEntry `json:"timeline"`
+	// Policy is the effective approval policy (absent in rollouts started
+	// before the worker's policy existed).
+	Policy *PolicyView `json:"policy,omitempty"`
+	// DroppedRefusals counts record-refusal signals without a valid proof.
+	DroppedRefusals int             `json:"dropped_refusals,omitempty"`
+	Timeline        []TimelineEntry `json:"timeline"`
 	// TimelineDropped counts the oldest entries dropped to bound the size.
 	TimelineDropped int       `json:"timeline_dropped,omitempty"`
 	Error           string    `json:"error,omitempty"`
@@ -286,6 +291,9 @@ func (s *Status) Markdown() string {
 	if s.Environment != "" {
 		fmt.Fprintf(&b, " · environment `%s`", s.Environment)
 	}
+	if s.Policy != nil && s.Policy.Mode == "development" {
+		b.WriteString(" · ⚠️ development mode: unsigned decisions accepted")
+	}
 	if s.Paused {
 		b.WriteString(" · ⏸ paused")
 	}
@@ -296,7 +304,7 @@ func (s *Status) Markdown() string {
 	}
 	b.WriteString(s.perfMarkdown())
 	for _, g := range s.OpenGates {
-		fmt.Fprintf(&b, "\n⏳ gate `%s`: %s — choices: %s", g.ID, g.Title, strings.Join(g.Choices, ", "))
+		fmt.Fprintf(&b, "\n⏳ gate `%s`: %s — choices: %s%s", g.ID, g.Title, strings.Join(g.Choices, ", "), s.Policy.gateLine(g))
 		if g.Deadline != nil {
 			fmt.Fprintf(&b, " (times out %s → %s)", g.Deadline.UTC().Format(time.RFC3339), g.Rule.OnTimeout)
 		}
