@@ -388,7 +388,7 @@ func (g *guard) check(c identity.Claim, proof *identity.Proof, now time.Time) (s
 		return "", nil, err
 	}
 	if proof != nil {
-		if _, seen := g.nonces[proof.KeyID+"/"+proof.Nonce]; seen {
+		if _, seen := g.nonces[nonceKey(proof)]; seen {
 			return "", nil, fmt.Errorf("%s by %q: this signed request was already used (replay refused)", c.Action, c.Actor)
 		}
 	}
@@ -410,7 +410,14 @@ func (g *guard) remember(proof *identity.Proof, now time.Time) {
 			delete(g.nonces, k)
 		}
 	}
-	g.nonces[proof.KeyID+"/"+proof.Nonce] = proof.SignedAt
+	g.nonces[nonceKey(proof)] = proof.SignedAt
+}
+
+// nonceKey identifies a signed request. The key id is not signed and
+// authenticate matches it to the actor ignoring case, so it is folded here:
+// otherwise "Alice@…" would replay a request "alice@…" signed.
+func nonceKey(proof *identity.Proof) string {
+	return strings.ToLower(proof.KeyID) + "/" + proof.Nonce
 }
 
 // strict reports whether proven identities and the worker's policy govern
