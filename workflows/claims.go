@@ -48,7 +48,7 @@ func FleetStartClaim(fleetID string, in FleetInput) identity.Claim {
 // startClaimFor is the claim a rollout's start proof must match: its own
 // start, or for a fleet's child, the fleet's start (the child's id is
 // <fleet-id>/<target> and its target one of the fleet's).
-func startClaimFor(workflowID string, in Input) (identity.Claim, error) {
+func startClaimFor(workflowID, parentID string, in Input) (identity.Claim, error) {
 	if in.FleetScope == nil {
 		return StartClaim(workflowID, in), nil
 	}
@@ -58,6 +58,11 @@ func startClaimFor(workflowID string, in Input) (identity.Claim, error) {
 	fleetID, ok := strings.CutSuffix(workflowID, "/"+in.Environments[0].Name)
 	if !ok {
 		return identity.Claim{}, fmt.Errorf("fleet_scope: workflow id %q is not <fleet-id>/%s", workflowID, in.Environments[0].Name)
+	}
+	// Only the fleet itself may start a child on its requester's proof: a
+	// copy of the proof from history cannot start another run by hand.
+	if parentID != fleetID {
+		return identity.Claim{}, fmt.Errorf("fleet_scope: this rollout was not started by fleet %q", fleetID)
 	}
 	envs := make([]EnvironmentInput, 0, len(in.FleetScope.Targets))
 	for _, t := range in.FleetScope.Targets {

@@ -29,7 +29,9 @@ const policyVersion = "worker-policy"
 // PolicyRequest asks the worker for the effective policy of a rollout.
 type PolicyRequest struct {
 	WorkflowID string `json:"workflow_id"`
-	Input      Input  `json:"input"`
+	// ParentWorkflowID is the fleet that started this rollout, if any.
+	ParentWorkflowID string `json:"parent_workflow_id,omitempty"`
+	Input            Input  `json:"input"`
 	// GateEnvironments are extra gate environments that need rules (a
 	// fleet's wave gates: "fleet").
 	GateEnvironments []string `json:"gate_environments,omitempty"`
@@ -170,7 +172,7 @@ func ResolvePolicy(cfg policy.Config, req PolicyRequest, slackSigner string, now
 	// The requester is who signed the start, or unverified.
 	switch {
 	case in.RequesterProof != nil:
-		claim, err := startClaimFor(req.WorkflowID, in)
+		claim, err := startClaimFor(req.WorkflowID, req.ParentWorkflowID, in)
 		if err == nil {
 			// A fleet verified freshness at its own start; its children
 			// start waves later, so only the signature counts for them.

@@ -3,6 +3,7 @@ package workflows
 import (
 	"crypto/ed25519"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,8 +89,11 @@ func TestResolvePolicy(t *testing.T) {
 		workflowID string   // default trustWorkflowID
 		gateEnvs   []string // PolicyRequest.GateEnvironments
 		unsigned   bool     // leave the start unsigned (else the requester signs it at now)
-		wantErr    []string
-		check      func(t *testing.T, eff *EffectivePolicy)
+		// parent is the workflow that started this one; default: for an id
+		// "<fleet>/<target>", the fleet. "-" means started by hand.
+		parent  string
+		wantErr []string
+		check   func(t *testing.T, eff *EffectivePolicy)
 	}
 	cases := []tc{
 		{name: "signed start under the worker policy", check: func(t *testing.T, eff *EffectivePolicy) {
@@ -410,6 +414,9 @@ func TestResolvePolicy(t *testing.T) {
 		tc{name: "fleet child under another target's id refused", cfg: fleetCfg, workflowID: "fleet-1/t2", unsigned: true,
 			in:      child("t1", old),
 			wantErr: []string{`requester_proof: fleet_scope: workflow id "fleet-1/t2" is not <fleet-id>/t1`}},
+		tc{name: "fleet child started by hand with the fleet's proof refused", cfg: fleetCfg, workflowID: "fleet-1/t1", unsigned: true,
+			parent: "-", in: child("t1", old),
+			wantErr: []string{`requester_proof: fleet_scope: this rollout was not started by fleet "fleet-1"`}},
 		tc{name: "fleet child of another fleet refused", cfg: fleetCfg, workflowID: "fleet-2/t1", unsigned: true,
 			in:      child("t1", old),
 			wantErr: []string{"requester_proof: the signature does not match"}},
@@ -442,7 +449,14 @@ func TestResolvePolicy(t *testing.T) {
 			if !c.unsigned {
 				keys.signStart(t, id, &in, now)
 			}
-			eff, err := ResolvePolicy(cfg, PolicyRequest{WorkflowID: id, Input: in, GateEnvironments: c.gateEnvs}, "", now)
+			parent := c.parent
+			if fleet, _, ok := strings.Cut(id, "/"); ok && parent == "" {
+				parent = fleet
+			}
+			if parent == "-" {
+				parent = ""
+			}
+			eff, err := ResolvePolicy(cfg, PolicyRequest{WorkflowID: id, ParentWorkflowID: parent, Input: in, GateEnvironments: c.gateEnvs}, "", now)
 			if len(c.wantErr) > 0 {
 				require.Error(t, err)
 				assert.Nil(t, eff)

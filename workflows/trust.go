@@ -22,6 +22,9 @@ func (g *guard) resolve(ctx workflow.Context, workflowID string, in Input, extra
 	actx := workflow.WithActivityOptions(ctx, withSummary(shortActivity, "check the input against the worker's policy"))
 	var eff EffectivePolicy
 	req := PolicyRequest{WorkflowID: workflowID, Input: in, GateEnvironments: extraGateEnvs}
+	if p := workflow.GetInfo(ctx).ParentWorkflowExecution; p != nil {
+		req.ParentWorkflowID = p.ID
+	}
 	if err := workflow.ExecuteActivity(actx, ActResolvePolicy, req).Get(ctx, &eff); err != nil {
 		return fmt.Errorf("policy: %w", rootCause(err))
 	}
