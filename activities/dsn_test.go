@@ -88,7 +88,7 @@ func TestPerfPhaseThroughPerfDSN(t *testing.T) {
 	_, err = perfRole.Pool.Exec(ctx, `CREATE INDEX perf_may_not ON workflow_stages (workflow_instance_id)`)
 	require.Equal(t, "42501", dbx.Code(err), "the perf role has no DDL")
 
-	env, _ := newEnv(t, cfgWith(map[string]config.Environment{"staging": {DSN: main.DSN, PerfDSN: perfRole.DSN}}))
+	env, _ := newEnv(t, perfCfg(map[string]config.Environment{"staging": {DSN: main.DSN, PerfDSN: perfRole.DSN}}, "staging"))
 	v, err := env.ExecuteActivity(workflows.ActPerfRun, workflows.PerfRunInput{Environment: "staging", RolloutID: "r-perf",
 		Label: "baseline", Workload: "demo", Workers: 2, Iterations: 40})
 	require.NoError(t, err)
