@@ -19,7 +19,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/config"
+	"github.com/fkrollout/fkrollout/internal/migrate"
 	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/pgerr"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 
@@ -134,20 +136,37 @@ func (a *Activities) dsn(env string) (string, error) {
 	return e.DSN, nil
 }
 
-// clean removes any configured secret from an error message. Errors that
-// carry no secret keep their chain (and so their retry classification).
+// clean removes any configured secret from an error message and marks
+// deterministic failures (a PostgreSQL error that a retry would repeat, a
+// definition conflict, a constraint another rollout owns) non-retryable,
+// so the workflow asks a human at once instead of retrying for a minute.
 func (a *Activities) clean(err error) error {
+	return a.cleanWith(context.Background(), err, pgerr.Options{})
+}
+
+// cleanWith is clean with a wider notion of deterministic (the audit treats
+// its statement timeout so).
+func (a *Activities) cleanWith(ctx context.Context, err error, o pgerr.Options) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
 	red := a.redact(msg)
-	if red == msg {
-		return err
-	}
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) && ae.NonRetryable() {
+		if red == msg {
+			return err
+		}
 		return temporal.NewNonRetryableApplicationError(red, ae.Type(), nil)
+	}
+	if f, ok := pgerr.Classify(ctx, err, o); ok {
+		return temporal.NewNonRetryableApplicationError(red, workflows.ErrTypeDeterministic, nil, workflows.DeterministicDetail{SQLState: f.SQLState, Reason: f.Reason})
+	}
+	if errors.Is(err, migrate.ErrDefinitionConflict) || errors.Is(err, migrate.ErrNotOwned) {
+		return temporal.NewNonRetryableApplicationError(red, workflows.ErrTypeDeterministic, nil, workflows.DeterministicDetail{Reason: "definition conflict"})
+	}
+	if red == msg {
+		return err
 	}
 	return errors.New(red)
 }

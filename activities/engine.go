@@ -19,6 +19,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/catalog"
 	"github.com/fkrollout/fkrollout/internal/dbx"
 	"github.com/fkrollout/fkrollout/internal/migrate"
+	"github.com/fkrollout/fkrollout/internal/pgerr"
 	"github.com/fkrollout/fkrollout/internal/plan"
 	"github.com/fkrollout/fkrollout/internal/stats"
 	"github.com/fkrollout/fkrollout/workflows"
@@ -146,7 +147,7 @@ func (a *Activities) Audit(ctx context.Context, in workflows.AuditInput) ([]work
 		Progress:         func(done, total int, fk string) { hb.set(Progress{Done: done, Total: total, Item: fk}) },
 	})
 	if err != nil {
-		return nil, a.clean(fmt.Errorf("audit on %s: %w", in.Environment, err))
+		return nil, a.cleanWith(ctx, fmt.Errorf("audit on %s: %w", in.Environment, err), pgerr.Options{StatementTimeout: true})
 	}
 	byKey := map[string]plan.ForeignKey{}
 	for _, fk := range in.FKs {

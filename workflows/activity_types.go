@@ -51,7 +51,18 @@ const (
 	// ErrTypeRemediation: a remediation cannot be done as asked (set-null
 	// on a NOT NULL column).
 	ErrTypeRemediation = "RemediationError"
+	// ErrTypeDeterministic: PostgreSQL refused in a way a retry would repeat
+	// (SQLSTATE 23503, 23502, 23514, 42P01, 42703, 42704, 42830, 42804, …,
+	// a definition conflict, an audit statement timeout). Its details
+	// carry a DeterministicDetail.
+	ErrTypeDeterministic = "DeterministicError"
 )
+
+// DeterministicDetail is the detail of an ErrTypeDeterministic failure.
+type DeterministicDetail struct {
+	SQLState string `json:"sqlstate,omitempty"`
+	Reason   string `json:"reason"`
+}
 
 // ParsePlanInput is the plan text from the workflow input.
 type ParsePlanInput struct {

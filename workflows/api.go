@@ -220,6 +220,12 @@ const (
 	ChoiceContinue   = "continue"
 	ChoiceRollback   = "rollback"
 	ChoiceRetry      = "retry"
+	// ChoiceSkip skips the constraint a failed step was for (recorded as
+	// debt or, when it was never added, as skipped).
+	ChoiceSkip = "skip"
+	// ChoiceDeleteWithDependents deletes orphans together with every row
+	// that references them, all copied to quarantine, children first.
+	ChoiceDeleteWithDependents = "delete-with-dependents"
 )
 
 // conservative choices stop, roll back or only re-read: one allowed person

@@ -67,6 +67,9 @@ var choiceLabels = map[string]notify.Choice{
 	ChoiceContinue:   {ID: ChoiceContinue, Label: "Continue", Style: "primary"},
 	ChoiceRollback:   {ID: ChoiceRollback, Label: "Roll back", Style: "danger", NeedsReason: true, Confirm: "Drop every constraint this rollout created?"},
 	ChoiceRetry:      {ID: ChoiceRetry, Label: "Retry"},
+	ChoiceSkip:       {ID: ChoiceSkip, Label: "Skip this constraint (record as debt)", NeedsReason: true},
+	ChoiceDeleteWithDependents: {ID: ChoiceDeleteWithDependents, Label: "Delete with dependents", Style: "danger", NeedsReason: true,
+		Confirm: "Delete the orphaned rows and every row that references them (all copied to fkrollout.quarantine first, children first)?"},
 	// The perf phase's override of a warning (workflows/perf.go).
 	ChoiceApproveOverride: {ID: ChoiceApproveOverride, Label: "Approve despite perf warning", Style: "danger", NeedsReason: true,
 		Confirm: "The perf phase measured an overhead above the acceptable limit. Promote anyway?"},

@@ -242,6 +242,8 @@ func (s *Status) writePhases(b *strings.Builder) {
 		}
 		if t.phase == PhaseRollback {
 			status = "↩️ rolled back"
+		} else if f := s.phaseFailures(t.env, t.phase); f != "" {
+			status = f
 		}
 		entered := ""
 		if t.entered > 1 {
@@ -290,6 +292,43 @@ func (s *Status) writeAudit(b *strings.Builder, env string) {
 		}
 		fmt.Fprintf(b, "| %s orphans | %d | %d | %s |\n", check, f.Orphans, after, status)
 	}
+}
+
+// phaseFailures is the status cell of a phase that had failed steps, or ""
+// when none failed: a phase whose failure was skipped past is partial, one
+// that ended in a rollback or abort failed, one retried to success is done.
+func (s *Status) phaseFailures(env, phase string) string {
+	var failed, retried, undecided int
+	var skipped, stopped []string
+	for _, f := range s.Environments[env].Failures {
+		if f.Phase != phase {
+			continue
+		}
+		failed++
+		switch f.Outcome {
+		case ChoiceRetry:
+			retried++
+		case ChoiceSkip:
+			skipped = append(skipped, f.What)
+		case ChoiceRollback, ChoiceAbort:
+			stopped = append(stopped, f.Outcome)
+		case "":
+			undecided++
+		}
+	}
+	switch {
+	case failed == 0:
+		return ""
+	case undecided > 0 && !s.State.Terminal():
+		return "⏳ failed step awaiting a decision"
+	case len(stopped) > 0:
+		return fmt.Sprintf("❌ failed (%d failed step(s), then %s)", failed, stopped[len(stopped)-1])
+	case len(skipped) > 0:
+		return fmt.Sprintf("⚠️ partial (%d skipped after failure)", len(skipped))
+	case retried == failed:
+		return fmt.Sprintf("✅ done after %d retried failure(s)", retried)
+	}
+	return fmt.Sprintf("❌ failed (%d failed step(s))", failed)
 }
 
 func (s *Status) constraintState(fk, env string) ConstraintState {

@@ -249,7 +249,7 @@ func (w *rollout) story(ctx workflow.Context) error {
 	}
 	state := StateCompleted
 	for _, e := range w.in.Environments {
-		if w.st.Counts(e.Name)[CDebt] > 0 {
+		if c := w.st.Counts(e.Name); c[CDebt]+c[CSkipped] > 0 {
 			state = StateCompletedWithDebt
 		}
 	}
@@ -334,7 +334,12 @@ func (w *rollout) environment(ctx workflow.Context, env EnvironmentInput, last b
 	w.touched = append(w.touched, name)
 	for _, fk := range w.fks {
 		var res ConstraintResult
-		if err := w.step(ctx, name, "ADD CONSTRAINT "+fk.Name+" NOT VALID", ActApply, ddlActivity, ConstraintInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk}, &res); err != nil {
+		err := w.stepFor(ctx, name, fk.Name, "ADD CONSTRAINT "+fk.Name+" NOT VALID", ActApply, ddlActivity, ConstraintInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk}, &res)
+		if errors.Is(err, errSkipped) {
+			w.setC(ctx, name, fk.Name, CSkipped, -1, "skipped at a failure gate: not added")
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		rep = w.report(name)
@@ -416,7 +421,11 @@ func (w *rollout) remediateAndValidate(ctx workflow.Context, name string) error 
 				return err
 			}
 			var res ConstraintResult
-			err := w.step(ctx, name, "VALIDATE CONSTRAINT "+fk.Name, ActValidate, validateActivity, ConstraintInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk}, &res)
+			err := w.stepFor(ctx, name, fk.Name, "VALIDATE CONSTRAINT "+fk.Name, ActValidate, validateActivity, ConstraintInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk}, &res)
+			if errors.Is(err, errSkipped) {
+				w.setC(ctx, name, fk.Name, CDebt, -1, "VALIDATE skipped at a failure gate: stays NOT VALID, still guards new writes")
+				continue
+			}
 			if isType(err, ErrTypeOrphans) {
 				w.event(ctx, name, PhaseValidate, fmt.Sprintf("VALIDATE %s found orphans (23503): re-auditing and reopening the remediation gate", fk.Name))
 				w.setC(ctx, name, fk.Name, CApplied, 0, "VALIDATE found orphans")
@@ -500,8 +509,12 @@ func (w *rollout) remediationLoop(ctx workflow.Context, name string, fks []plan.
 			}
 			for _, fk := range targets {
 				var res RemediationResult
-				err := w.step(ctx, name, fmt.Sprintf("%s orphans of %s (quarantined first)", mode, fk.Name), ActRemediate, longActivity,
+				err := w.stepFor(ctx, name, fk.Name, fmt.Sprintf("%s orphans of %s (quarantined first)", mode, fk.Name), ActRemediate, longActivity,
 					RemediateInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk, Mode: mode}, &res)
+				if errors.Is(err, errSkipped) {
+					w.setC(ctx, name, fk.Name, CDebt, -1, "remediation skipped at a failure gate: stays NOT VALID, still guards new writes")
+					continue
+				}
 				if isType(err, ErrTypeRemediation) {
 					w.event(ctx, name, PhaseRemediation, fmt.Sprintf("%s of %s refused: %v; the gate reopens", mode, fk.Name, err))
 					continue
@@ -513,6 +526,11 @@ func (w *rollout) remediationLoop(ctx workflow.Context, name string, fks []plan.
 				rep.Remediations = append(rep.Remediations, res)
 				w.setReport(name, rep)
 				w.event(ctx, name, PhaseRemediation, fmt.Sprintf("%s: %s %d rows (%d quarantined)", fk.Name, mode, res.Affected, res.Quarantined))
+			}
+			// Constraints skipped at a failure gate left the loop as debt.
+			fks = w.inState(name, CApplied)
+			if len(fks) == 0 {
+				return nil
 			}
 		}
 	}

@@ -47,11 +47,25 @@ type fakeEngine struct {
 	// (the input's rules) unless a test sets one.
 	policy      policy.Config
 	slackSigner string
+	// failures["Apply staging/fk"] are errors an activity returns (first
+	// one first) before it behaves.
+	failures map[string][]error
+}
+
+// fail pops the next scripted failure of act for env/fk.
+func (f *fakeEngine) fail(act, env, fk string) error {
+	k := act + " " + env + "/" + fk
+	if len(f.failures[k]) == 0 {
+		return nil
+	}
+	err := f.failures[k][0]
+	f.failures[k] = f.failures[k][1:]
+	return err
 }
 
 func newFake() *fakeEngine {
 	return &fakeEngine{orphans: map[string]map[string]int64{}, validateOrphans: map[string]int{},
-		constraints: map[string]string{}, policy: policy.Config{TrustClientIdentity: true}}
+		constraints: map[string]string{}, policy: policy.Config{TrustClientIdentity: true}, failures: map[string][]error{}}
 }
 
 func (f *fakeEngine) record(act, env string, ctx context.Context) {
@@ -113,6 +127,9 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.record(ActApply, in.Environment, ctx)
+		if err := f.fail(ActApply, in.Environment, in.FK.Name); err != nil {
+			return ConstraintResult{}, err
+		}
 		k := in.Environment + "/" + in.FK.Name
 		action := "exists"
 		if _, ok := f.constraints[k]; !ok {
@@ -125,6 +142,9 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.record(ActRemediate, in.Environment, ctx)
+		if err := f.fail(ActRemediate, in.Environment, in.FK.Name); err != nil {
+			return RemediationResult{}, err
+		}
 		n := f.orphans[in.Environment][in.FK.Name]
 		f.orphans[in.Environment][in.FK.Name] = 0
 		return RemediationResult{FK: in.FK.Name, Mode: in.Mode, Quarantined: n, Affected: n, Batches: 1}, nil
@@ -133,6 +153,9 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.record(ActValidate, in.Environment, ctx)
+		if err := f.fail(ActValidate, in.Environment, in.FK.Name); err != nil {
+			return ConstraintResult{}, err
+		}
 		k := in.Environment + "/" + in.FK.Name
 		if f.validateOrphans[k] > 0 {
 			f.validateOrphans[k]--

@@ -52,8 +52,24 @@ func isType(err error, typ string) bool {
 
 // step runs one activity between checkpoints (pause, stop). When retries
 // are exhausted on a transient error, a human decides: retry, roll back or
-// abort. Plan, configuration and orphan errors go back to the caller.
+// abort. A deterministic error (ErrTypeDeterministic) is not retried: the
+// gate opens at once with PostgreSQL's reason. Plan, configuration and
+// orphan errors go back to the caller.
 func (w *rollout) step(ctx workflow.Context, env, summary, act string, opts workflow.ActivityOptions, in, out any) error {
+	return w.stepFor(ctx, env, "", summary, act, opts, in, out)
+}
+
+// errSkipped: at a failure gate a human chose to skip the constraint the
+// step was for; the caller records it as debt and goes on.
+var errSkipped = errors.New("constraint skipped at a failure gate")
+
+// deterministicGateVersion: deterministic failures open a gate at once and
+// per-constraint steps offer skip.
+const deterministicGateVersion = "deterministic-failure-gate"
+
+// stepFor is step for one constraint (fk non-empty): its failure gate
+// also offers skip, which returns errSkipped.
+func (w *rollout) stepFor(ctx workflow.Context, env, fk, summary, act string, opts workflow.ActivityOptions, in, out any) error {
 	for {
 		if err := w.checkpoint(ctx); err != nil {
 			return err
@@ -75,11 +91,44 @@ func (w *rollout) step(ctx workflow.Context, env, summary, act string, opts work
 				return err
 			}
 		}
+		w.failed(env, fmt.Sprintf("%s: %v", summary, rootCause(err)))
+		if isType(err, ErrTypeDeterministic) && workflow.GetVersion(ctx, deterministicGateVersion, workflow.DefaultVersion, 1) == 1 {
+			choices := []string{ChoiceRetry, ChoiceRollback, ChoiceAbort}
+			if fk != "" {
+				choices = append([]string{ChoiceSkip}, choices...)
+			}
+			w.event(ctx, env, w.st.Phase, fmt.Sprintf("%s failed, not retried (%s): %v", summary, deterministicReason(err), rootCause(err)))
+			c, err := w.askProblem(ctx, orGlobal(env), fmt.Sprintf("%s failed (%s, a retry would fail the same way): %v", summary, deterministicReason(err), rootCause(err)), choices)
+			w.failureOutcome(env, c, err)
+			if err != nil {
+				return err
+			}
+			if c == ChoiceSkip {
+				return errSkipped
+			}
+			continue
+		}
 		w.event(ctx, env, w.st.Phase, fmt.Sprintf("%s failed after retries: %v", summary, err))
-		if _, err := w.askProblem(ctx, orGlobal(env), fmt.Sprintf("%s failed: %v", summary, rootCause(err)), []string{ChoiceRetry, ChoiceRollback, ChoiceAbort}); err != nil {
+		c, err := w.askProblem(ctx, orGlobal(env), fmt.Sprintf("%s failed: %v", summary, rootCause(err)), []string{ChoiceRetry, ChoiceRollback, ChoiceAbort})
+		w.failureOutcome(env, c, err)
+		if err != nil {
 			return err
 		}
 	}
+}
+
+// deterministicReason is "SQLSTATE 42703, undefined column" from the
+// failure's details, or "deterministic error".
+func deterministicReason(err error) string {
+	var ae *temporal.ApplicationError
+	var d DeterministicDetail
+	if !errors.As(err, &ae) || !ae.HasDetails() || ae.Details(&d) != nil || d.Reason == "" {
+		return "deterministic error"
+	}
+	if d.SQLState == "" {
+		return d.Reason
+	}
+	return "SQLSTATE " + d.SQLState + ", " + d.Reason
 }
 
 func orGlobal(env string) string {
@@ -242,6 +291,37 @@ func (w *rollout) report(env string) EnvReport {
 }
 
 func (w *rollout) setReport(env string, r EnvReport) { w.st.Environments[env] = r }
+
+// failed records a failed step of env's current phase, so the report says
+// "failed" or "partial" for it instead of "done". It changes no command.
+func (w *rollout) failed(env, what string) {
+	if env == "" {
+		return
+	}
+	rep := w.report(env)
+	rep.Failures = append(rep.Failures, PhaseFailure{Phase: w.st.Phase, What: what})
+	w.setReport(env, rep)
+}
+
+// failureOutcome records what the failure gate decided for env's last
+// failure: the choice, or the stop it turned into.
+func (w *rollout) failureOutcome(env, choice string, err error) {
+	rep := w.report(env)
+	if env == "" || len(rep.Failures) == 0 {
+		return
+	}
+	switch {
+	case err == nil:
+	case w.stop != nil && w.stop.rollback:
+		choice = ChoiceRollback
+	case w.stop != nil:
+		choice = ChoiceAbort
+	default:
+		choice = "unanswered"
+	}
+	rep.Failures[len(rep.Failures)-1].Outcome = choice
+	w.setReport(env, rep)
+}
 
 // setC sets a constraint's state in an environment; orphans < 0 keeps the
 // last audited count.

@@ -71,6 +71,9 @@ const (
 	// CDebt: orphans accepted as technical debt; the constraint stays NOT
 	// VALID and still guards every new write.
 	CDebt ConstraintState = "debt"
+	// CSkipped: a human skipped the constraint at a failure gate before it
+	// was added; it does not exist in the environment.
+	CSkipped ConstraintState = "skipped"
 )
 
 // Status is what the status query returns, and the workflow's result.
@@ -150,11 +153,23 @@ type EnvReport struct {
 	Hooks        []HookResult        `json:"hooks,omitempty"`
 	Smoke        []SmokeResult       `json:"smoke,omitempty"`
 	RolledBack   []ConstraintResult  `json:"rolled_back,omitempty"`
+	// Failures are the steps that failed in this environment, by phase
+	// (the phase table shows such a phase as failed or partial).
+	Failures []PhaseFailure `json:"failures,omitempty"`
 	// Perf is the perf phase's result in the environment it measured.
 	Perf *PerfReport `json:"perf,omitempty"`
 	// Window is the maintenance window currently waited for or used.
 	WindowOpens  *time.Time `json:"window_opens,omitempty"`
 	WindowCloses *time.Time `json:"window_closes,omitempty"`
+}
+
+// PhaseFailure is one failed step of a phase.
+type PhaseFailure struct {
+	Phase string `json:"phase"`
+	What  string `json:"what"`
+	// Outcome is what the failure gate decided: retry, skip, rollback,
+	// abort (empty while undecided).
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Gate is a human decision point.

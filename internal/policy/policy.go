@@ -24,10 +24,10 @@ var GateKinds = []string{"remediation", "promotion", "approval", "investigate"}
 
 // Choices that proceed (change data or move on). A gate timeout may apply
 // one only when the environment's timeout_may_proceed lists it.
-var ProceedingChoices = []string{"approve", "delete", "set-null", "accept-debt", "continue", "approve-override"}
+var ProceedingChoices = []string{"approve", "delete", "delete-with-dependents", "set-null", "accept-debt", "skip", "continue", "approve-override"}
 
 // RemediationChoices are every remediation choice fkrollout knows.
-var RemediationChoices = []string{"delete", "set-null", "accept-debt", "re-audit", "abort"}
+var RemediationChoices = []string{"delete", "delete-with-dependents", "set-null", "accept-debt", "re-audit", "abort"}
 
 // Config is the `policy:` section of the worker configuration.
 //
@@ -77,7 +77,8 @@ type Environment struct {
 	// Gates override approvers, min_approvals and timeouts per gate kind.
 	Gates map[string]GateRule `yaml:"gates" json:"gates,omitempty"`
 	// RemediationChoices offered at this environment's remediation gates
-	// (default: all of delete, set-null, accept-debt, re-audit, abort).
+	// (default: all of delete, delete-with-dependents, set-null, accept-debt,
+	// re-audit, abort).
 	RemediationChoices []string `yaml:"remediation_choices" json:"remediation_choices,omitempty"`
 	// TimeoutMayProceed lists the proceeding choices a gate timeout may
 	// apply here (default none: a timeout only rejects or aborts).
