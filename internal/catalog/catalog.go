@@ -37,6 +37,7 @@ const (
 	RuleRefTableKind       = "ref-table-kind"
 	RuleColumnMissing      = "column-missing"
 	RuleRefColumnMissing   = "ref-column-missing"
+	RuleRefNoPrimaryKey    = "ref-no-primary-key"
 	RuleTypeMismatch       = "type-mismatch"
 	RuleNoUniqueOnRef      = "no-unique-on-ref"
 	RuleSetNullNotNull     = "set-null-not-null"
@@ -83,6 +84,10 @@ type ConstraintState struct {
 type Report struct {
 	Problems []Problem                  `json:"problems"`
 	States   map[string]ConstraintState `json:"states"`
+	// Resolved maps the ID of each foreign key written without referenced
+	// columns to the primary key columns Check used for it. The rollout
+	// needs them in the plan: call ResolveReferences.
+	Resolved map[string][]string `json:"resolved,omitempty"`
 }
 
 // Err is nil when the plan has no problems, else one error listing them all.
@@ -186,6 +191,60 @@ func hasUniqueOn(ctx context.Context, q Querier, rel uint32, attnums []int16) (b
 	return ok, nil
 }
 
+// primaryKeyColumns returns the key columns of rel's primary key in key
+// order (what PostgreSQL uses for REFERENCES without a column list), or nil
+// when it has none.
+func primaryKeyColumns(ctx context.Context, q Querier, rel uint32, t plan.TableName) ([]string, error) {
+	var cols []string
+	err := q.QueryRow(ctx, `SELECT coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
+			FROM unnest(c.conkey) WITH ORDINALITY k(n, ord)
+			JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n), '{}')
+		FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1 AND c.contype = 'p'`, rel).Scan(&cols)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up primary key of %s: %w", t, err)
+	}
+	return cols, nil
+}
+
+// ResolveReferences fills the empty RefColumns of every foreign key in p
+// (REFERENCES written without a column list) with the primary key columns of
+// the referenced table, in key order, as PostgreSQL would. Keys that cannot
+// be resolved (referenced table missing or without a primary key) are all
+// named in one error; those that can are filled in regardless.
+func ResolveReferences(ctx context.Context, q Querier, p *plan.Plan) error {
+	var errs []error
+	for i := range p.ForeignKeys {
+		fk := &p.ForeignKeys[i]
+		if len(fk.RefColumns) > 0 {
+			continue
+		}
+		rel, ok, err := lookupRelation(ctx, q, fk.RefTable)
+		if err != nil {
+			return fmt.Errorf("resolve referenced columns of %s: %w", fk.ID(), err)
+		}
+		if !ok {
+			errs = append(errs, fmt.Errorf("foreign key %s: referenced table %s does not exist, so its primary key cannot stand in for the missing column list", fk.ID(), fk.RefTable))
+			continue
+		}
+		pk, err := primaryKeyColumns(ctx, q, rel.oid, fk.RefTable)
+		if err != nil {
+			return fmt.Errorf("resolve referenced columns of %s: %w", fk.ID(), err)
+		}
+		if len(pk) == 0 {
+			errs = append(errs, fmt.Errorf("foreign key %s: REFERENCES %s has no column list, but %s has no primary key; list the referenced columns", fk.ID(), fk.RefTable, fk.RefTable))
+			continue
+		}
+		fk.RefColumns = pk
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("resolve referenced columns: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
 // Check validates the plan against the catalog and returns every problem at
 // once. The error is only for database failures.
 func Check(ctx context.Context, q Querier, p plan.Plan) (Report, error) {
@@ -209,17 +268,23 @@ func Check(ctx context.Context, q Querier, p plan.Plan) (Report, error) {
 	return r, nil
 }
 
-func checkOne(ctx context.Context, q Querier, fk plan.ForeignKey, r *Report, add func(plan.ForeignKey, string, string, ...any)) error {
+// checkDefinition reports what is wrong with fk whatever the database.
+func checkDefinition(fk plan.ForeignKey, add func(plan.ForeignKey, string, string, ...any)) {
 	if fk.Name == "" {
 		add(fk, RuleNameEmpty, "constraint on %s has no name", fk.Table)
 	} else if len(fk.Name) > MaxIdentifierBytes {
 		add(fk, RuleNameTooLong, "constraint name %q is %d bytes; PostgreSQL would silently truncate it to %d", fk.Name, len(fk.Name), MaxIdentifierBytes)
 	}
-	if len(fk.Columns) == 0 || len(fk.RefColumns) == 0 {
-		add(fk, RuleNoColumns, "foreign key on %s must list its columns and the referenced columns of %s", fk.Table, fk.RefTable)
-	} else if len(fk.Columns) != len(fk.RefColumns) {
-		add(fk, RuleColumnCount, "%d column(s) on %s (%s) but %d referenced column(s) on %s (%s)",
-			len(fk.Columns), fk.Table, strings.Join(fk.Columns, ", "), len(fk.RefColumns), fk.RefTable, strings.Join(fk.RefColumns, ", "))
+	// A truncated table or column name would make PostgreSQL act on another
+	// object than the plan names.
+	others := append([]string{fk.Table.Schema, fk.Table.Name, fk.RefTable.Schema, fk.RefTable.Name}, fk.Columns...)
+	for _, id := range append(others, fk.RefColumns...) {
+		if len(id) > MaxIdentifierBytes {
+			add(fk, RuleNameTooLong, "identifier %q is %d bytes; PostgreSQL would silently truncate it to %d", id, len(id), MaxIdentifierBytes)
+		}
+	}
+	if len(fk.Columns) == 0 {
+		add(fk, RuleNoColumns, "foreign key on %s must list its columns", fk.Table)
 	}
 	for _, pair := range []struct {
 		t    plan.TableName
@@ -235,6 +300,18 @@ func checkOne(ctx context.Context, q Querier, fk plan.ForeignKey, r *Report, add
 	if fk.InitiallyDeferred && !fk.Deferrable {
 		add(fk, RuleDeferred, "INITIALLY DEFERRED requires DEFERRABLE")
 	}
+}
+
+// checkColumnCount runs once the referenced columns are known.
+func checkColumnCount(fk plan.ForeignKey, add func(plan.ForeignKey, string, string, ...any)) {
+	if len(fk.Columns) > 0 && len(fk.RefColumns) > 0 && len(fk.Columns) != len(fk.RefColumns) {
+		add(fk, RuleColumnCount, "%d column(s) on %s (%s) but %d referenced column(s) on %s (%s)",
+			len(fk.Columns), fk.Table, strings.Join(fk.Columns, ", "), len(fk.RefColumns), fk.RefTable, strings.Join(fk.RefColumns, ", "))
+	}
+}
+
+func checkOne(ctx context.Context, q Querier, fk plan.ForeignKey, r *Report, add func(plan.ForeignKey, string, string, ...any)) error {
+	checkDefinition(fk, add)
 
 	child, childOK, err := lookupRelation(ctx, q, fk.Table)
 	if err != nil {
@@ -271,6 +348,25 @@ func checkOne(ctx context.Context, q Querier, fk plan.ForeignKey, r *Report, add
 		add(fk, RuleRefTableKind, "referenced %s is a %s, not a table", fk.RefTable, kindName(parent.relkind))
 		parentOK = false
 	}
+	if parentOK && len(fk.RefColumns) == 0 {
+		// REFERENCES without a column list: the primary key, as PostgreSQL
+		// reads it. fk is a copy; the caller's plan is not changed.
+		pk, err := primaryKeyColumns(ctx, q, parent.oid, fk.RefTable)
+		if err != nil {
+			return err
+		}
+		if len(pk) == 0 {
+			add(fk, RuleRefNoPrimaryKey, "REFERENCES %s has no column list, which means its primary key, but %s has none; list the referenced columns", fk.RefTable, fk.RefTable)
+			parentOK = false
+		} else {
+			if r.Resolved == nil {
+				r.Resolved = map[string][]string{}
+			}
+			r.Resolved[fk.ID()] = pk
+			fk.RefColumns = pk
+		}
+	}
+	checkColumnCount(fk, add)
 
 	var childCols, parentCols map[string]column
 	if childOK {
@@ -451,6 +547,12 @@ func lookupIn(ctx context.Context, q Querier, fk plan.ForeignKey, rel relation) 
 		return st, fmt.Errorf("look up constraint %s on %s: %w", fk.Name, fk.Table, err)
 	}
 	st.Exists, st.Kind, st.Definition = true, kind, def
+	if kind == "f" && len(fk.RefColumns) == 0 {
+		// An unresolved plan key means the referenced primary key.
+		if fk.RefColumns, err = resolvedRefColumns(ctx, q, fk); err != nil {
+			return st, err
+		}
+	}
 	if kind != "f" {
 		st.Differences = []string{"not a foreign key"}
 	} else {
@@ -480,6 +582,16 @@ func lookupIn(ctx context.Context, q Querier, fk plan.ForeignKey, rel relation) 
 	}
 	st.OwnerRollout, st.OwnerRun = owner.RolloutID, owner.RunID
 	return st, nil
+}
+
+// resolvedRefColumns is the primary key of fk.RefTable, nil when the table
+// or its primary key is missing.
+func resolvedRefColumns(ctx context.Context, q Querier, fk plan.ForeignKey) ([]string, error) {
+	rel, ok, err := lookupRelation(ctx, q, fk.RefTable)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return primaryKeyColumns(ctx, q, rel.oid, fk.RefTable)
 }
 
 // Owner returns who fkrollout.constraints records as the constraint's creator.

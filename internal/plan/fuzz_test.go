@@ -10,13 +10,15 @@ import (
 
 func FuzzParseSQL(f *testing.F) {
 	f.Add(sqlassets.Migration)
-	for _, name := range []string{"seeds_generated.golden"} {
+	for _, name := range []string{"seeds_generated.golden", "chinook_fks.sql"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
 			f.Add(string(b))
 		}
 	}
 	f.Add(`ALTER TABLE "a""b".c ADD CONSTRAINT "x;y" FOREIGN KEY (a, b) REFERENCES d(e, f) MATCH FULL ON DELETE SET NULL NOT VALID; BEGIN; ALTER TABLE c VALIDATE CONSTRAINT x; COMMIT;`)
 	f.Add("-- Priority 2: HIGH\n-- c\nALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x) REFERENCES b(id);")
+	f.Add("-- fkrollout:lint missing-validate=off\nALTER TABLE ONLY a ADD FOREIGN KEY (x, y) REFERENCES b;\nCREATE TABLE c (d int REFERENCES e ON DELETE CASCADE, FOREIGN KEY (d) REFERENCES f (g));")
+	f.Add("\\restrict k\nCOPY t (a) FROM stdin;\n1\n\\.\nALTER TABLE t ADD COLUMN z int REFERENCES u, ADD CONSTRAINT v FOREIGN KEY (a) REFERENCES u (id) DEFERRABLE INITIALLY DEFERRED;")
 	f.Fuzz(func(t *testing.T, sql string) {
 		src, err := ParseSQLDetailed(sql)
 		_ = LintSQL(sql)

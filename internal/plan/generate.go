@@ -22,6 +22,7 @@ func Generate(p Plan, name string, now time.Time) (relPath string, content []byt
 	b.WriteString("-- fkrollout migration: " + name + "\n")
 	b.WriteString("-- Constraints are added NOT VALID (short lock, no scan), then validated\n")
 	b.WriteString("-- (scan without blocking writes). Keep the two phases in separate transactions.\n")
+	b.WriteString(directiveText(p.Lint))
 	sorted := p.Sorted()
 	for i, fk := range sorted {
 		if i == 0 || fk.Priority != sorted[i-1].Priority {
@@ -68,9 +69,13 @@ func WriteMigration(dir, name string, p Plan, now time.Time) (string, error) {
 // search_path of whoever runs the file).
 func formatAdd(fk ForeignKey) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "ALTER TABLE %s\nADD CONSTRAINT %s\nFOREIGN KEY (%s)\nREFERENCES %s(%s)\n",
-		fk.Table, QuoteIfNeeded(fk.Name), strings.Join(quoteIfNeededAll(fk.Columns), ", "),
-		fk.RefTable, strings.Join(quoteIfNeededAll(fk.RefColumns), ", "))
+	fmt.Fprintf(&b, "ALTER TABLE %s\nADD CONSTRAINT %s\nFOREIGN KEY (%s)\nREFERENCES %s",
+		fk.Table, QuoteIfNeeded(fk.Name), strings.Join(quoteIfNeededAll(fk.Columns), ", "), fk.RefTable)
+	// Without referenced columns the reference stays implicit (the primary key).
+	if len(fk.RefColumns) > 0 {
+		b.WriteString("(" + strings.Join(quoteIfNeededAll(fk.RefColumns), ", ") + ")")
+	}
+	b.WriteString("\n")
 	if fk.Match != "" {
 		b.WriteString("MATCH " + string(fk.Match) + "\n")
 	}

@@ -1,8 +1,10 @@
 package plan
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,16 +22,24 @@ const (
 	StmtBegin         StatementKind = "begin"
 	StmtCommit        StatementKind = "commit"
 	StmtRollback      StatementKind = "rollback"
+	// StmtCreateTable is a CREATE TABLE: not run; its REFERENCES clauses
+	// are taken as StmtAddForeignKey statements following it.
+	StmtCreateTable StatementKind = "create_table"
+	// StmtAddColumnRefs is ALTER TABLE … ADD COLUMN … REFERENCES: not taken.
+	StmtAddColumnRefs StatementKind = "add_column_references"
 	StmtOther         StatementKind = "other"
 )
 
 // Statement records what the linter needs to know about one statement (or,
-// for an ALTER TABLE with several commands, one command).
+// for an ALTER TABLE with several commands, one command; for a CREATE TABLE,
+// the statement and then each foreign key taken from it).
 type Statement struct {
 	Kind StatementKind `json:"kind"`
-	// Line is the 1-based line of the statement's first token.
+	// Line is the 1-based line of the statement's first token (of the
+	// constraint, for a foreign key inside CREATE TABLE).
 	Line int `json:"line"`
-	// Table and Constraint are set for additions and validations.
+	// Table and Constraint are set for additions and validations; Table
+	// also for CREATE TABLE and ADD COLUMN.
 	Table      TableName `json:"table,omitempty"`
 	Constraint string    `json:"constraint,omitempty"`
 	// FK indexes Source.Plan.ForeignKeys for additions, -1 otherwise.
@@ -39,6 +49,17 @@ type Statement struct {
 	// ExplicitOnDelete: ON DELETE was written (the parse tree cannot tell
 	// an omitted clause from NO ACTION; the token stream can).
 	ExplicitOnDelete bool `json:"explicit_on_delete,omitempty"`
+	// DefaultName: the constraint was unnamed; Constraint is the name
+	// PostgreSQL would give it.
+	DefaultName bool `json:"default_name,omitempty"`
+	// ImplicitRefColumns: REFERENCES without a column list (the referenced
+	// table's primary key); the foreign key's RefColumns stay empty until
+	// the catalog resolves them.
+	ImplicitRefColumns bool `json:"implicit_ref_columns,omitempty"`
+	// InCreateTable: the foreign key is a REFERENCES clause of a CREATE TABLE.
+	InCreateTable bool `json:"in_create_table,omitempty"`
+	// TakenFKs counts the foreign keys taken from a CREATE TABLE.
+	TakenFKs int `json:"taken_fks,omitempty"`
 	// Tx numbers the explicit BEGIN … COMMIT block holding the statement,
 	// 0 outside any.
 	Tx int `json:"tx"`
@@ -46,14 +67,17 @@ type Statement struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// Source is a parsed migration file: the plan plus per-statement facts.
+// Source is a parsed plan file or migration: the plan plus, for SQL, the
+// per-statement facts the linter needs.
 type Source struct {
+	Format     Format      `json:"format"`
 	Plan       Plan        `json:"plan"`
-	Statements []Statement `json:"statements"`
+	Statements []Statement `json:"statements,omitempty"`
 	// HasPriorityHeaders: priorities came from "-- Priority N" comments.
-	HasPriorityHeaders bool `json:"has_priority_headers"`
+	HasPriorityHeaders bool `json:"has_priority_headers,omitempty"`
 	// LongIdentifiers lists identifiers over 63 bytes as written (PostgreSQL
-	// truncates them silently), with their lines.
+	// truncates them silently), with their lines, from the statements that
+	// add or validate foreign keys. The plan keeps them untruncated too.
 	LongIdentifiers []LongIdent `json:"long_identifiers,omitempty"`
 }
 
@@ -66,9 +90,8 @@ type LongIdent struct {
 // MaxIdentLen is PostgreSQL's NAMEDATALEN-1.
 const MaxIdentLen = 63
 
-// ParseSQL reads a migration file in the seeds' format (ALTER TABLE … ADD
-// CONSTRAINT … FOREIGN KEY … NOT VALID, then VALIDATE CONSTRAINT) into a
-// plan. Statements other than FK additions are ignored here; LintSQL
+// ParseSQL reads a migration file into a plan (Parse with FormatSQL).
+// Statements other than foreign key additions are not taken; Source.Lint
 // reports them.
 func ParseSQL(sql string) (Plan, error) {
 	src, err := ParseSQLDetailed(sql)
@@ -78,30 +101,60 @@ func ParseSQL(sql string) (Plan, error) {
 	return src.Plan, nil
 }
 
+// ParseSQLDetailed is Parse(sql, FormatSQL): the plan plus the statement
+// facts Source.Lint uses.
+func ParseSQLDetailed(sql string) (*Source, error) { return Parse(sql, FormatSQL) }
+
 type comment struct {
 	text      string // without the leading "--", trimmed
 	line      int
 	lineStart bool // nothing but whitespace before it on its line
 }
 
-// ParseSQLDetailed is ParseSQL plus the statement facts LintSQL uses.
+type header struct {
+	pos int
+	p   Priority
+}
+
+// sqlFile is the state of parsing one migration file.
+type sqlFile struct {
+	text     string
+	lines    lineIndex
+	toks     []*pg_query.ScanToken
+	comments []comment
+	headers  []header
+	src      *Source
+	tx       int
+	inTx     bool
+}
+
+// span is where one statement is in the text.
+type span struct {
+	start, end int // byte offsets of the raw statement
+	first      int // offset of its first token
+	line       int
+	tx         int // enclosing BEGIN block, 0 outside
+}
+
+// parseSQL reads a migration with PostgreSQL's own parser (pg_query).
 //
 // Priority rule: a comment "-- Priority N: NAME …" (N 1-4, or just a name)
 // sets the priority of the additions after it. Additions before the first
 // such header, or in a file without headers, are CRITICAL. Within a priority
 // the file order is kept (Plan.Sorted is stable).
-func ParseSQLDetailed(sql string) (*Source, error) {
+func parseSQL(sql string) (*Source, error) {
 	// Editors on Windows add a BOM the parser rejects; blank it out without
 	// moving any offset.
 	if strings.HasPrefix(sql, "\uFEFF") {
 		sql = "   " + sql[3:]
 	}
-	lines := newLineIndex(sql)
+	sql, psql := blankPsql(sql)
+	f := &sqlFile{text: sql, lines: newLineIndex(sql), src: &Source{Format: FormatSQL}}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		var pe *parser.Error
 		if errors.As(err, &pe) && pe.Cursorpos > 0 {
-			return nil, fmt.Errorf("parse SQL: line %d: %s", lines.line(byteOffset(sql, pe.Cursorpos-1)), pe.Message)
+			return nil, fmt.Errorf("parse SQL: line %d: %s", f.lines.line(byteOffset(sql, pe.Cursorpos-1)), pe.Message)
 		}
 		return nil, fmt.Errorf("parse SQL: %w", err)
 	}
@@ -109,146 +162,355 @@ func ParseSQLDetailed(sql string) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scan SQL: %w", err)
 	}
-	toks := scan.GetTokens()
-
-	src := &Source{}
-	var comments []comment
-	for _, t := range toks {
-		switch t.Token {
-		case pg_query.Token_SQL_COMMENT:
-			start := int(t.Start)
-			ls := strings.LastIndexByte(sql[:start], '\n') + 1
-			comments = append(comments, comment{
-				text:      strings.TrimSpace(strings.TrimPrefix(sql[start:t.End], "--")),
-				line:      lines.line(start),
-				lineStart: strings.TrimSpace(sql[ls:start]) == "",
-			})
-		case pg_query.Token_IDENT:
-			raw := sql[t.Start:t.End]
-			name := raw
-			if strings.HasPrefix(raw, `"`) {
-				if v, err := ParseIdent(raw); err == nil {
-					name = v
-				}
-			}
-			if len(name) > MaxIdentLen {
-				src.LongIdentifiers = append(src.LongIdentifiers, LongIdent{Ident: name, Line: lines.line(int(t.Start))})
-			}
+	f.toks = scan.GetTokens()
+	if err := f.readComments(); err != nil {
+		return nil, err
+	}
+	if len(tree.GetStmts()) == 0 && len(psql) == 0 {
+		return nil, ErrEmptyPlan
+	}
+	for _, raw := range tree.GetStmts() {
+		if err := f.statement(raw); err != nil {
+			return nil, err
 		}
 	}
-
-	// Headers in source order, so each addition takes the last one above it.
-	type header struct {
-		pos int
-		p   Priority
+	f.src.Statements = mergeByLine(f.src.Statements, psql)
+	if len(f.src.Plan.ForeignKeys) == 0 {
+		return nil, f.noForeignKeys()
 	}
-	var headers []header
-	for _, t := range toks {
+	return f.src, nil
+}
+
+// readComments collects "--" comments, priority headers and lint directives.
+func (f *sqlFile) readComments() error {
+	var opts LintOptions
+	directives := false
+	for _, t := range f.toks {
 		if t.Token != pg_query.Token_SQL_COMMENT {
 			continue
 		}
-		if p, ok := priorityHeader(strings.TrimSpace(strings.TrimPrefix(sql[t.Start:t.End], "--"))); ok {
-			headers = append(headers, header{int(t.Start), p})
+		start := int(t.Start)
+		ls := strings.LastIndexByte(f.text[:start], '\n') + 1
+		c := comment{
+			text:      strings.TrimSpace(strings.TrimPrefix(f.text[start:t.End], "--")),
+			line:      f.lines.line(start),
+			lineStart: strings.TrimSpace(f.text[ls:start]) == "",
 		}
+		f.comments = append(f.comments, c)
+		if p, ok := priorityHeader(c.text); ok {
+			f.headers = append(f.headers, header{start, p})
+		}
+		ok, err := parseDirective(c.text, &opts)
+		if err != nil {
+			return fmt.Errorf("parse SQL: line %d: %w", c.line, err)
+		}
+		directives = directives || ok
 	}
-	src.HasPriorityHeaders = len(headers) > 0
-	priorityAt := func(pos int) Priority {
-		p := PriorityCritical
-		for _, h := range headers {
-			if h.pos < pos {
-				p = h.p
-			}
-		}
-		return p
+	f.src.HasPriorityHeaders = len(f.headers) > 0
+	if directives {
+		f.src.Plan.Lint = &opts
 	}
-
-	tx, txDepth := 0, false
-	for _, raw := range tree.GetStmts() {
-		start := int(raw.StmtLocation)
-		end := len(sql)
-		if raw.StmtLen > 0 {
-			end = start + int(raw.StmtLen)
-		}
-		first := firstToken(toks, start, end)
-		line := lines.line(first)
-		cur := 0
-		if txDepth {
-			cur = tx
-		}
-		node := raw.GetStmt()
-		switch {
-		case node.GetTransactionStmt() != nil:
-			ts := node.GetTransactionStmt()
-			switch ts.Kind {
-			case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
-				tx++
-				txDepth = true
-				src.Statements = append(src.Statements, Statement{Kind: StmtBegin, Line: line, FK: -1, Tx: tx})
-			case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
-				txDepth = false
-				src.Statements = append(src.Statements, Statement{Kind: StmtCommit, Line: line, FK: -1, Tx: cur})
-			case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK:
-				txDepth = false
-				src.Statements = append(src.Statements, Statement{Kind: StmtRollback, Line: line, FK: -1, Tx: cur})
-			default:
-				src.Statements = append(src.Statements, Statement{Kind: StmtOther, Line: line, FK: -1, Tx: cur, Detail: stmtName(node)})
-			}
-		case node.GetAlterTableStmt() != nil && node.GetAlterTableStmt().Objtype == pg_query.ObjectType_OBJECT_TABLE:
-			at := node.GetAlterTableStmt()
-			table := rangeVarName(at.GetRelation())
-			for _, c := range at.GetCmds() {
-				cmd := c.GetAlterTableCmd()
-				if cmd == nil {
-					continue
-				}
-				con := cmd.GetDef().GetConstraint()
-				switch {
-				case cmd.Subtype == pg_query.AlterTableType_AT_AddConstraint && con != nil && con.Contype == pg_query.ConstrType_CONSTR_FOREIGN:
-					// The constraint's own tokens run from its location to
-					// the comma ending this command (or the statement end).
-					cEnd := commandEnd(toks, int(con.Location), end)
-					fk, st, err := foreignKeyFrom(toks, table, con, int(con.Location), cEnd)
-					if err != nil {
-						return nil, fmt.Errorf("parse SQL: line %d: %w", lines.line(max(int(con.Location), first)), err)
-					}
-					fk.Priority = priorityAt(first)
-					fk.Comment = commentAbove(comments, line)
-					st.Line, st.Tx, st.FK = line, cur, len(src.Plan.ForeignKeys)
-					src.Plan.ForeignKeys = append(src.Plan.ForeignKeys, fk)
-					src.Statements = append(src.Statements, st)
-				case cmd.Subtype == pg_query.AlterTableType_AT_ValidateConstraint:
-					src.Statements = append(src.Statements, Statement{Kind: StmtValidate, Line: line, FK: -1, Tx: cur, Table: table, Constraint: cmd.Name})
-				default:
-					src.Statements = append(src.Statements, Statement{Kind: StmtOther, Line: line, FK: -1, Tx: cur, Table: table,
-						Detail: "ALTER TABLE " + strings.TrimPrefix(cmd.Subtype.String(), "AT_")})
-				}
-			}
-		default:
-			src.Statements = append(src.Statements, Statement{Kind: StmtOther, Line: line, FK: -1, Tx: cur, Detail: stmtName(node)})
-		}
-	}
-	return src, nil
+	return nil
 }
 
-func foreignKeyFrom(toks []*pg_query.ScanToken, table TableName, con *pg_query.Constraint, start, end int) (ForeignKey, Statement, error) {
-	st := Statement{Kind: StmtAddForeignKey, Table: table, Constraint: con.Conname, NotValid: con.SkipValidation}
-	fk := ForeignKey{Name: con.Conname, Table: table, Deferrable: con.Deferrable, InitiallyDeferred: con.Initdeferred}
+// noForeignKeys explains a file that parses but adds no foreign key.
+func (f *sqlFile) noForeignKeys() error {
+	n, addCol := 0, 0
+	for _, st := range f.src.Statements {
+		switch st.Kind {
+		case StmtBegin, StmtCommit, StmtRollback:
+		case StmtAddColumnRefs:
+			addCol++
+			n++
+		default:
+			n++
+		}
+	}
+	msg := fmt.Sprintf("none of its %d statement(s) adds a foreign key (fkrollout takes ALTER TABLE … ADD [CONSTRAINT …] FOREIGN KEY and REFERENCES clauses of CREATE TABLE)", n)
+	if addCol > 0 {
+		msg += fmt.Sprintf("; %d ADD COLUMN … REFERENCES are not taken because the column does not exist before the migration runs", addCol)
+	}
+	return fmt.Errorf("%w: %s", ErrNoForeignKeys, msg)
+}
+
+func (f *sqlFile) priorityAt(pos int) Priority {
+	p := PriorityCritical
+	for _, h := range f.headers {
+		if h.pos < pos {
+			p = h.p
+		}
+	}
+	return p
+}
+
+func (f *sqlFile) add(st Statement) { f.src.Statements = append(f.src.Statements, st) }
+
+func (f *sqlFile) statement(raw *pg_query.RawStmt) error {
+	sp := span{start: int(raw.StmtLocation), end: len(f.text)}
+	if raw.StmtLen > 0 {
+		sp.end = sp.start + int(raw.StmtLen)
+	}
+	sp.first = firstToken(f.toks, sp.start, sp.end)
+	sp.line = f.lines.line(sp.first)
+	if f.inTx {
+		sp.tx = f.tx
+	}
+	node := raw.GetStmt()
+	switch {
+	case node.GetTransactionStmt() != nil:
+		f.transaction(node, sp)
+	case node.GetAlterTableStmt() != nil && node.GetAlterTableStmt().Objtype == pg_query.ObjectType_OBJECT_TABLE:
+		return f.alterTable(node.GetAlterTableStmt(), sp)
+	case node.GetCreateStmt() != nil && node.GetCreateStmt().GetRelation().GetRelpersistence() != "t":
+		return f.createTable(node.GetCreateStmt(), sp)
+	default:
+		f.add(Statement{Kind: StmtOther, Line: sp.line, FK: -1, Tx: sp.tx, Detail: stmtName(node)})
+	}
+	return nil
+}
+
+func (f *sqlFile) transaction(node *pg_query.Node, sp span) {
+	switch node.GetTransactionStmt().Kind {
+	case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
+		f.tx++
+		f.inTx = true
+		f.add(Statement{Kind: StmtBegin, Line: sp.line, FK: -1, Tx: f.tx})
+	case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
+		f.inTx = false
+		f.add(Statement{Kind: StmtCommit, Line: sp.line, FK: -1, Tx: sp.tx})
+	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK:
+		f.inTx = false
+		f.add(Statement{Kind: StmtRollback, Line: sp.line, FK: -1, Tx: sp.tx})
+	default:
+		f.add(Statement{Kind: StmtOther, Line: sp.line, FK: -1, Tx: sp.tx, Detail: stmtName(node)})
+	}
+}
+
+func (f *sqlFile) alterTable(at *pg_query.AlterTableStmt, sp span) error {
+	long, found := f.longIdents(sp)
+	table := restoreTable(rangeVarName(at.GetRelation()), long)
+	before := len(f.src.Statements)
+	defer func() { f.keepLongIdents(found, f.src.Statements[before:]) }()
+	for _, c := range at.GetCmds() {
+		cmd := c.GetAlterTableCmd()
+		if cmd == nil {
+			continue
+		}
+		con := cmd.GetDef().GetConstraint()
+		switch {
+		case cmd.Subtype == pg_query.AlterTableType_AT_AddConstraint && con != nil && con.Contype == pg_query.ConstrType_CONSTR_FOREIGN:
+			// The constraint's own tokens run from its location to the
+			// comma ending this command (or the statement end).
+			loc := int(con.Location)
+			fk := fkClause{table: table, con: con, cols: stringList(con.GetFkAttrs()), start: loc, end: commandEnd(f.toks, loc, sp.end), line: sp.line}
+			if err := f.addForeignKey(fk, sp, long); err != nil {
+				return err
+			}
+		case cmd.Subtype == pg_query.AlterTableType_AT_ValidateConstraint:
+			f.add(Statement{Kind: StmtValidate, Line: sp.line, FK: -1, Tx: sp.tx, Table: table, Constraint: restore(cmd.Name, long)})
+		case cmd.Subtype == pg_query.AlterTableType_AT_AddColumn && hasForeignKey(cmd.GetDef().GetColumnDef()):
+			col := cmd.GetDef().GetColumnDef()
+			f.add(Statement{Kind: StmtAddColumnRefs, Line: sp.line, FK: -1, Tx: sp.tx, Table: table,
+				Detail: "ADD COLUMN " + QuoteIfNeeded(col.Colname) + " … REFERENCES " + refTablesOf(col)})
+		default:
+			f.add(Statement{Kind: StmtOther, Line: sp.line, FK: -1, Tx: sp.tx, Table: table,
+				Detail: "ALTER TABLE " + strings.TrimPrefix(cmd.Subtype.String(), "AT_")})
+		}
+	}
+	return nil
+}
+
+// createTable takes the REFERENCES clauses of a CREATE TABLE (column and
+// table constraints); the statement itself is not run.
+func (f *sqlFile) createTable(cs *pg_query.CreateStmt, sp span) error {
+	long, found := f.longIdents(sp)
+	table := restoreTable(rangeVarName(cs.GetRelation()), long)
+	ct := len(f.src.Statements)
+	defer func() { f.keepLongIdents(found, f.src.Statements[ct:]) }()
+	f.add(Statement{Kind: StmtCreateTable, Line: sp.line, FK: -1, Tx: sp.tx, Table: table, Detail: "CREATE TABLE " + table.String()})
+	var clauses []fkClause
+	for _, e := range cs.GetTableElts() {
+		if con := e.GetConstraint(); con != nil && con.Contype == pg_query.ConstrType_CONSTR_FOREIGN {
+			loc := int(con.Location)
+			clauses = append(clauses, fkClause{table: table, con: con, cols: stringList(con.GetFkAttrs()), start: loc, end: commandEnd(f.toks, loc, sp.end), inCreate: true})
+			continue
+		}
+		col := e.GetColumnDef()
+		if col == nil {
+			continue
+		}
+		cons := col.GetConstraints()
+		for i, n := range cons {
+			con := n.GetConstraint()
+			if con == nil || con.Contype != pg_query.ConstrType_CONSTR_FOREIGN {
+				continue
+			}
+			// A column constraint ends at the next constraint of the column
+			// or at the comma ending the column definition.
+			loc := int(con.Location)
+			end := commandEnd(f.toks, loc, sp.end)
+			if i+1 < len(cons) {
+				if next := int(cons[i+1].GetConstraint().GetLocation()); next > loc && next < end {
+					end = next
+				}
+			}
+			clauses = append(clauses, fkClause{table: table, con: con, cols: []string{col.Colname}, start: loc, end: end, inCreate: true})
+		}
+	}
+	for _, c := range clauses {
+		c.line = f.lines.line(c.start)
+		if err := f.addForeignKey(c, sp, long); err != nil {
+			return err
+		}
+	}
+	f.src.Statements[ct].TakenFKs = len(clauses)
+	return nil
+}
+
+// fkClause is one FOREIGN KEY / REFERENCES clause and where it is.
+type fkClause struct {
+	table      TableName
+	con        *pg_query.Constraint
+	cols       []string // referencing columns as parsed (truncated)
+	start, end int      // the clause's tokens
+	line       int      // the line findings point at
+	inCreate   bool
+}
+
+func (f *sqlFile) addForeignKey(c fkClause, sp span, long map[string]string) error {
+	fk, st, err := foreignKeyFrom(f.toks, c)
+	if err != nil {
+		return fmt.Errorf("parse SQL: line %d: %w", f.lines.line(max(c.start, sp.first)), err)
+	}
 	if fk.Name == "" {
-		return fk, st, fmt.Errorf("foreign key on %s has no name (write ADD CONSTRAINT name FOREIGN KEY …)", table)
+		// Computed from the names as PostgreSQL sees them (truncated).
+		fk.Name = defaultFKName(c.table.Name, c.cols, f.nameTaken(c.table.Schema))
+		st.DefaultName = true
+	}
+	fk.Name = restore(fk.Name, long)
+	fk.RefTable = restoreTable(fk.RefTable, long)
+	fk.Columns = restoreAll(fk.Columns, long)
+	fk.RefColumns = restoreAll(fk.RefColumns, long)
+	fk.Priority = f.priorityAt(sp.first)
+	fk.Comment = commentAbove(f.comments, c.line)
+	st.Constraint = fk.Name
+	st.Line, st.Tx, st.FK, st.InCreateTable = c.line, sp.tx, len(f.src.Plan.ForeignKeys), c.inCreate
+	f.src.Plan.ForeignKeys = append(f.src.Plan.ForeignKeys, fk)
+	f.add(st)
+	return nil
+}
+
+// nameTaken reports the names PostgreSQL's ChooseConstraintName would find
+// used in schema: those of the file's earlier foreign keys there.
+func (f *sqlFile) nameTaken(schema string) func(string) bool {
+	return func(name string) bool {
+		for _, fk := range f.src.Plan.ForeignKeys {
+			if fk.Table.Schema == schema && fk.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// longIdents maps each identifier of the statement that PostgreSQL (and so
+// pg_query) truncates to how it was written, so the plan carries the real
+// name and lint can refuse it instead of rolling out a different one.
+func (f *sqlFile) longIdents(sp span) (map[string]string, []LongIdent) {
+	var m map[string]string
+	var found []LongIdent
+	for _, t := range f.toks {
+		if int(t.Start) < sp.start || int(t.Start) >= sp.end || t.Token != pg_query.Token_IDENT {
+			continue
+		}
+		name := f.text[t.Start:t.End]
+		if strings.HasPrefix(name, `"`) {
+			v, err := ParseIdent(name)
+			if err != nil {
+				continue
+			}
+			name = v
+		} else {
+			name = foldIdent(name)
+		}
+		if len(name) <= MaxIdentLen {
+			continue
+		}
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[clipIdent(name, MaxIdentLen)] = name
+		found = append(found, LongIdent{Ident: name, Line: f.lines.line(int(t.Start))})
+	}
+	return m, found
+}
+
+// keepLongIdents records the long identifiers of a statement that added or
+// validated a foreign key; elsewhere they do not reach the rollout.
+func (f *sqlFile) keepLongIdents(found []LongIdent, stmts []Statement) {
+	for _, st := range stmts {
+		if st.Kind == StmtAddForeignKey || st.Kind == StmtValidate {
+			f.src.LongIdentifiers = append(f.src.LongIdentifiers, found...)
+			return
+		}
+	}
+}
+
+func restore(s string, long map[string]string) string {
+	if v, ok := long[s]; ok {
+		return v
+	}
+	return s
+}
+
+func restoreAll(in []string, long map[string]string) []string {
+	if len(long) == 0 {
+		return in
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = restore(s, long)
+	}
+	return out
+}
+
+func restoreTable(t TableName, long map[string]string) TableName {
+	return TableName{Schema: restore(t.Schema, long), Name: restore(t.Name, long)}
+}
+
+func hasForeignKey(col *pg_query.ColumnDef) bool { return refTablesOf(col) != "" }
+
+// refTablesOf lists the tables a column definition's REFERENCES name.
+func refTablesOf(col *pg_query.ColumnDef) string {
+	var out []string
+	for _, n := range col.GetConstraints() {
+		if con := n.GetConstraint(); con != nil && con.Contype == pg_query.ConstrType_CONSTR_FOREIGN {
+			out = append(out, rangeVarName(con.GetPktable()).String())
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// foreignKeyFrom reads one clause. An unnamed constraint gets its name from
+// the caller; REFERENCES without columns leaves RefColumns empty.
+func foreignKeyFrom(toks []*pg_query.ScanToken, c fkClause) (ForeignKey, Statement, error) {
+	con := c.con
+	st := Statement{Kind: StmtAddForeignKey, Table: c.table, Constraint: con.Conname, NotValid: con.SkipValidation}
+	fk := ForeignKey{Name: con.Conname, Table: c.table, Columns: c.cols, Deferrable: con.Deferrable, InitiallyDeferred: con.Initdeferred}
+	label := "foreign key on " + c.table.String()
+	if fk.Name != "" {
+		label = "constraint " + QuoteIfNeeded(fk.Name)
 	}
 	fk.RefTable = rangeVarName(con.GetPktable())
-	fk.Columns = stringList(con.GetFkAttrs())
 	fk.RefColumns = stringList(con.GetPkAttrs())
-	if len(fk.RefColumns) == 0 {
-		return fk, st, fmt.Errorf("constraint %s: REFERENCES %s needs explicit ref columns (the referenced key is not guessed)", fk.Name, fk.RefTable)
-	}
+	st.ImplicitRefColumns = len(fk.RefColumns) == 0
 	if len(con.GetFkDelSetCols()) > 0 {
-		return fk, st, fmt.Errorf("constraint %s: ON DELETE SET NULL/SET DEFAULT with a column list is not supported", fk.Name)
+		return fk, st, fmt.Errorf("%s: ON DELETE SET NULL/SET DEFAULT with a column list is not supported", label)
 	}
 	var explicitDel, explicitUpd, explicitMatch bool
 	var prev pg_query.Token
 	for _, t := range toks {
-		if int(t.Start) < start || int(t.Start) >= end || t.Token == pg_query.Token_SQL_COMMENT || t.Token == pg_query.Token_C_COMMENT {
+		if int(t.Start) < c.start || int(t.Start) >= c.end || t.Token == pg_query.Token_SQL_COMMENT || t.Token == pg_query.Token_C_COMMENT {
 			continue
 		}
 		switch {
@@ -264,12 +526,12 @@ func foreignKeyFrom(toks []*pg_query.ScanToken, table TableName, con *pg_query.C
 	var err error
 	if explicitDel {
 		if fk.OnDelete, err = actionFromCode(con.FkDelAction); err != nil {
-			return fk, st, fmt.Errorf("constraint %s: ON DELETE: %w", fk.Name, err)
+			return fk, st, fmt.Errorf("%s: ON DELETE: %w", label, err)
 		}
 	}
 	if explicitUpd {
 		if fk.OnUpdate, err = actionFromCode(con.FkUpdAction); err != nil {
-			return fk, st, fmt.Errorf("constraint %s: ON UPDATE: %w", fk.Name, err)
+			return fk, st, fmt.Errorf("%s: ON UPDATE: %w", label, err)
 		}
 	}
 	if explicitMatch {
@@ -281,7 +543,7 @@ func foreignKeyFrom(toks []*pg_query.ScanToken, table TableName, con *pg_query.C
 		case "p":
 			fk.Match = MatchPartial
 		default:
-			return fk, st, fmt.Errorf("constraint %s: unknown MATCH code %q", fk.Name, con.FkMatchtype)
+			return fk, st, fmt.Errorf("%s: unknown MATCH code %q", label, con.FkMatchtype)
 		}
 	}
 	st.ExplicitOnDelete = explicitDel
@@ -320,8 +582,8 @@ func stringList(nodes []*pg_query.Node) []string {
 	return out
 }
 
-// stmtName turns the parse node type into words: "CreateIndexStmt"-like
-// names become "IndexStmt"; good enough to tell a reviewer what it is.
+// stmtName turns the parse node type into words ("CREATE INDEX", "COPY",
+// "CREATE SEQ"); good enough to tell a reviewer what it is.
 func stmtName(n *pg_query.Node) string {
 	if n == nil || n.Node == nil {
 		return "empty statement"
@@ -346,7 +608,19 @@ func stmtName(n *pg_query.Node) string {
 	case "SelectStmt":
 		return "SELECT"
 	}
-	return strings.TrimSuffix(name, "Stmt")
+	return camelWords(strings.TrimSuffix(name, "Stmt"))
+}
+
+// camelWords turns "CreateSeq" into "CREATE SEQ".
+func camelWords(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToUpper(b.String())
 }
 
 // priorityHeader recognises "Priority 1: CRITICAL - Workflow Core Integrity",
@@ -396,8 +670,9 @@ func isSeparator(s string) bool {
 	return s != "" && strings.Trim(s, "=-*#~_ ") == ""
 }
 
-// commandEnd is the offset of the first top-level ',' at or after start (the
-// next ALTER TABLE command), or end.
+// commandEnd is the offset of the first ',' at or after start at the same
+// parenthesis depth (the next ALTER TABLE command or CREATE TABLE element),
+// of the ')' closing the enclosing list, or end.
 func commandEnd(toks []*pg_query.ScanToken, start, end int) int {
 	depth := 0
 	for _, t := range toks {
@@ -412,6 +687,9 @@ func commandEnd(toks []*pg_query.ScanToken, start, end int) int {
 			depth++
 		case pg_query.Token_ASCII_41:
 			depth--
+			if depth < 0 {
+				return int(t.Start)
+			}
 		case pg_query.Token_ASCII_44:
 			if depth == 0 {
 				return int(t.Start)
@@ -419,6 +697,73 @@ func commandEnd(toks []*pg_query.ScanToken, start, end int) int {
 		}
 	}
 	return end
+}
+
+// foldIdent folds a bare identifier as PostgreSQL does: ASCII letters only.
+func foldIdent(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, s)
+}
+
+// copyFromStdin is pg_dump's "COPY t (cols) FROM stdin;" line, after which
+// data rows follow up to a line "\.".
+var copyFromStdin = regexp.MustCompile(`(?i)^\s*COPY\s.*\sFROM\s+stdin\s*;\s*$`)
+
+// blankPsql replaces what only psql understands with spaces, keeping every
+// offset and line: meta-command lines (pg_dump writes \restrict, \connect)
+// and COPY … FROM stdin data. Each meta-command becomes a statement so lint
+// can say it was ignored. A line inside a string or function body that
+// starts with a backslash is blanked too; such bodies are never run.
+func blankPsql(sql string) (string, []Statement) {
+	var stmts []Statement
+	b := []byte(sql)
+	inCopy := false
+	line := 0
+	for off := 0; off < len(b); {
+		nl := bytes.IndexByte(b[off:], '\n')
+		eol := len(b)
+		if nl >= 0 {
+			eol = off + nl
+		}
+		line++
+		text := strings.TrimSpace(string(b[off:eol]))
+		switch {
+		case inCopy:
+			inCopy = text != `\.`
+			blank(b[off:eol])
+		case strings.HasPrefix(text, `\`):
+			cmd, _, _ := strings.Cut(text, " ")
+			stmts = append(stmts, Statement{Kind: StmtOther, Line: line, FK: -1, Detail: "psql meta-command " + cmd})
+			blank(b[off:eol])
+		case copyFromStdin.MatchString(text):
+			inCopy = true
+		}
+		off = eol + 1
+	}
+	return string(b), stmts
+}
+
+func blank(b []byte) {
+	for i := range b {
+		if b[i] != '\r' {
+			b[i] = ' '
+		}
+	}
+}
+
+// mergeByLine inserts extra statements among stmts in line order; statements
+// on the same line keep their order.
+func mergeByLine(stmts, extra []Statement) []Statement {
+	if len(extra) == 0 {
+		return stmts
+	}
+	out := append(stmts, extra...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	return out
 }
 
 func firstToken(toks []*pg_query.ScanToken, start, end int) int {

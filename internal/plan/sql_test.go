@@ -123,8 +123,16 @@ ALTER TABLE a ADD CONSTRAINT f4 FOREIGN KEY (x) REFERENCES b(id) ON DELETE CASCA
 			sql:  `ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x) REFERENCES b(id) NOT VALID, ADD COLUMN z int REFERENCES b(id) ON DELETE CASCADE;`,
 			want: []ForeignKey{{Name: "f", Table: TableName{"public", "a"}, Columns: []string{"x"}, RefTable: TableName{"public", "b"}, RefColumns: []string{"id"}, Priority: PriorityCritical}},
 		},
-		{name: "missing ref columns", sql: `ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x) REFERENCES b ON DELETE CASCADE NOT VALID;`, wantErr: "ref columns"},
-		{name: "unnamed constraint", sql: `ALTER TABLE a ADD FOREIGN KEY (x) REFERENCES b(id);`, wantErr: "has no name"},
+		{
+			name: "no ref columns: left empty for the catalog to resolve",
+			sql:  `ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x) REFERENCES b ON DELETE CASCADE NOT VALID;`,
+			want: []ForeignKey{{Name: "f", Table: TableName{"public", "a"}, Columns: []string{"x"}, RefTable: TableName{"public", "b"}, OnDelete: ActionCascade, Priority: PriorityCritical}},
+		},
+		{
+			name: "unnamed constraint gets PostgreSQL's default name",
+			sql:  `ALTER TABLE a ADD FOREIGN KEY (x) REFERENCES b(id);`,
+			want: []ForeignKey{{Name: "a_x_fkey", Table: TableName{"public", "a"}, Columns: []string{"x"}, RefTable: TableName{"public", "b"}, RefColumns: []string{"id"}, Priority: PriorityCritical}},
+		},
 		{name: "syntax error line counts characters, not bytes", sql: "-- ünïcödé ünïcödé ünïcödé ünïcödé\nSELECT 1;\nFOO BAR;", wantErr: "line 3"},
 		{name: "syntax error has a line", sql: "SELECT 1;\nALTER TABLE a ADD CONSTRAINT;", wantErr: "line 2"},
 		{name: "set null column list unsupported", sql: `ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x, y) REFERENCES b(id, z) ON DELETE SET NULL (x) NOT VALID;`, wantErr: "column list"},

@@ -110,10 +110,12 @@ func (t TableName) String() string { return QuoteIfNeeded(t.Schema) + "." + Quot
 
 // ForeignKey is one constraint the rollout adds.
 type ForeignKey struct {
-	Name              string    `json:"name" yaml:"name"`
-	Table             TableName `json:"table" yaml:"table"`
-	Columns           []string  `json:"columns" yaml:"columns"`
-	RefTable          TableName `json:"references" yaml:"references"`
+	Name     string    `json:"name" yaml:"name"`
+	Table    TableName `json:"table" yaml:"table"`
+	Columns  []string  `json:"columns" yaml:"columns"`
+	RefTable TableName `json:"references" yaml:"references"`
+	// RefColumns empty means the primary key of RefTable (REFERENCES
+	// without a column list); catalog.ResolveReferences fills it in.
 	RefColumns        []string  `json:"ref_columns" yaml:"ref_columns"`
 	OnDelete          Action    `json:"on_delete,omitempty" yaml:"on_delete,omitempty"`
 	OnUpdate          Action    `json:"on_update,omitempty" yaml:"on_update,omitempty"`
@@ -158,9 +160,13 @@ func (fk ForeignKey) constraintBody() string {
 	b.WriteString(quoteList(fk.Columns))
 	b.WriteString(") REFERENCES ")
 	b.WriteString(fk.RefTable.Sanitize())
-	b.WriteString(" (")
-	b.WriteString(quoteList(fk.RefColumns))
-	b.WriteString(")")
+	// No referenced columns means the primary key, which is what PostgreSQL
+	// reads from REFERENCES without a list ("()" would not parse).
+	if len(fk.RefColumns) > 0 {
+		b.WriteString(" (")
+		b.WriteString(quoteList(fk.RefColumns))
+		b.WriteString(")")
+	}
 	if fk.EffectiveMatch() == MatchFull {
 		b.WriteString(" MATCH FULL")
 	}
@@ -212,6 +218,10 @@ func quoteList(cols []string) string {
 type Plan struct {
 	Name        string       `json:"name" yaml:"name"`
 	ForeignKeys []ForeignKey `json:"foreign_keys" yaml:"foreign_keys"`
+	// Lint holds the plan's own lint options (a plan file's lint: section or
+	// a migration's "-- fkrollout:lint" directives); nil when none. They
+	// travel with the plan so every later lint applies them.
+	Lint *LintOptions `json:"lint,omitempty" yaml:"lint,omitempty"`
 }
 
 // QuoteIfNeeded leaves a plain lower-case identifier bare and double-quotes

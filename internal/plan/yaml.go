@@ -17,7 +17,7 @@ type fileFK struct {
 	Table             TableName  `yaml:"table"`
 	Columns           []string   `yaml:"columns,flow"`
 	References        TableName  `yaml:"references"`
-	RefColumns        []string   `yaml:"ref_columns,flow"`
+	RefColumns        []string   `yaml:"ref_columns,flow,omitempty"`
 	OnDelete          fileAction `yaml:"on_delete,omitempty"`
 	OnUpdate          fileAction `yaml:"on_update,omitempty"`
 	Match             fileMatch  `yaml:"match,omitempty"`
@@ -28,8 +28,9 @@ type fileFK struct {
 }
 
 type filePlan struct {
-	Name        string   `yaml:"name,omitempty"`
-	ForeignKeys []fileFK `yaml:"foreign_keys"`
+	Name        string       `yaml:"name,omitempty"`
+	Lint        *LintOptions `yaml:"lint,omitempty"`
+	ForeignKeys []fileFK     `yaml:"foreign_keys"`
 }
 
 type fileAction Action
@@ -64,16 +65,24 @@ func (m *fileMatch) UnmarshalYAML(n *yaml.Node) error {
 // clear message; PostgreSQL does not implement it.
 const MatchPartial MatchType = "PARTIAL"
 
-// ParseYAML reads a plan file in YAML or JSON (see the package doc for the
-// format). Unknown fields are errors; tables without a schema get
-// DefaultSchema; a foreign key without a priority is CRITICAL.
+// ParseYAML reads a plan file in YAML or JSON (Parse with FormatYAML; see
+// the package doc for the format). Unknown fields are errors; tables without
+// a schema get DefaultSchema; a foreign key without a priority is CRITICAL.
 func ParseYAML(data []byte) (Plan, error) {
+	src, err := Parse(string(data), FormatYAML)
+	if err != nil {
+		return Plan{}, err
+	}
+	return src.Plan, nil
+}
+
+func parsePlanFile(data []byte) (Plan, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var fp filePlan
 	if err := dec.Decode(&fp); err != nil {
 		if errors.Is(err, io.EOF) {
-			return Plan{}, errors.New("parse plan: empty document")
+			return Plan{}, fmt.Errorf("parse plan: %w", ErrEmptyPlan)
 		}
 		return Plan{}, fmt.Errorf("parse plan: %w", err)
 	}
@@ -82,8 +91,15 @@ func ParseYAML(data []byte) (Plan, error) {
 		return Plan{}, errors.New("parse plan: more than one YAML document")
 	}
 	p := Plan{Name: fp.Name}
+	if fp.Lint != nil {
+		opts, err := normalizeOptions(*fp.Lint)
+		if err != nil {
+			return Plan{}, fmt.Errorf("parse plan: lint: %w", err)
+		}
+		p.Lint = &opts
+	}
 	if len(fp.ForeignKeys) == 0 {
-		return Plan{}, errors.New("parse plan: foreign_keys is empty")
+		return Plan{}, fmt.Errorf("parse plan: %w (foreign_keys is empty)", ErrNoForeignKeys)
 	}
 	for i, f := range fp.ForeignKeys {
 		fk, err := f.toForeignKey()
@@ -97,6 +113,28 @@ func ParseYAML(data []byte) (Plan, error) {
 		p.ForeignKeys = append(p.ForeignKeys, fk)
 	}
 	return p, nil
+}
+
+// normalizeOptions accepts severities in any case and refuses unknown rules
+// and severities, naming them.
+func normalizeOptions(o LintOptions) (LintOptions, error) {
+	out := LintOptions{Strict: o.Strict}
+	var errs []error
+	for id, sev := range o.Severity {
+		v, err := ParseSeverity(string(sev))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rule %s: %w", id, err))
+			continue
+		}
+		if out.Severity == nil {
+			out.Severity = map[string]Severity{}
+		}
+		out.Severity[id] = v
+	}
+	if err := errors.Join(errs...); err != nil {
+		return out, err
+	}
+	return out, out.Validate()
 }
 
 func (f fileFK) toForeignKey() (ForeignKey, error) {
@@ -129,12 +167,11 @@ func (f fileFK) toForeignKey() (ForeignKey, error) {
 	if len(f.Columns) == 0 {
 		return fk, errors.New("columns are required")
 	}
-	if len(f.RefColumns) == 0 {
-		return fk, errors.New("ref_columns are required (the referenced key is not guessed)")
-	}
 	if fk.Columns, err = parseIdents(f.Columns); err != nil {
 		return fk, fmt.Errorf("columns: %w", err)
 	}
+	// No ref_columns means the referenced table's primary key, as SQL's
+	// REFERENCES without a column list; the catalog check resolves it.
 	if fk.RefColumns, err = parseIdents(f.RefColumns); err != nil {
 		return fk, fmt.Errorf("ref_columns: %w", err)
 	}
@@ -149,6 +186,9 @@ func withDefaultSchema(t TableName) TableName {
 }
 
 func parseIdents(in []string) ([]string, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
 	out := make([]string, len(in))
 	for i, s := range in {
 		v, err := ParseIdent(s)
@@ -164,7 +204,7 @@ func parseIdents(in []string) ([]string, error) {
 // again: identifiers are double-quoted where PostgreSQL would fold or reject
 // them bare.
 func EncodeYAML(p Plan) ([]byte, error) {
-	fp := filePlan{Name: p.Name}
+	fp := filePlan{Name: p.Name, Lint: p.Lint}
 	for _, fk := range p.ForeignKeys {
 		pr := fk.Priority
 		fp.ForeignKeys = append(fp.ForeignKeys, fileFK{
@@ -195,6 +235,9 @@ func EncodeYAML(p Plan) ([]byte, error) {
 }
 
 func quoteIfNeededAll(in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
 	out := make([]string, len(in))
 	for i, s := range in {
 		out[i] = QuoteIfNeeded(s)

@@ -142,7 +142,7 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"bad priority", base + "    priority: URGENT\n", "priority"},
 		{"bad action", base + "    on_delete: EXPLODE\n", "EXPLODE"},
 		{"bad match", base + "    match: PARTIALLY\n", "PARTIALLY"},
-		{"no ref columns", "foreign_keys:\n  - name: f\n    table: t\n    columns: [x]\n    references: u\n", "ref_columns are required"},
+		{"no columns", "foreign_keys:\n  - name: f\n    table: t\n    references: u\n    ref_columns: [id]\n", "columns are required"},
 		{"no name", "foreign_keys:\n  - table: t\n    columns: [x]\n    references: u\n    ref_columns: [id]\n", "name is required"},
 		{"no table", "foreign_keys:\n  - name: f\n    columns: [x]\n    references: u\n    ref_columns: [id]\n", "table is required"},
 		{"bad table", "foreign_keys:\n  - name: f\n    table: a.b.c\n    columns: [x]\n    references: u\n    ref_columns: [id]\n", "a.b.c"},
