@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -20,12 +21,22 @@ type Mode string
 const (
 	// ModeDelete deletes orphan rows (the seeds' Step 1.2 option 1).
 	ModeDelete Mode = "delete"
+	// ModeDeleteWithDependents deletes orphan rows together with every row
+	// that existing FK constraints make depend on them (RESTRICT/NO ACTION
+	// and CASCADE dependents deleted, SET NULL dependents nulled), all
+	// copied to quarantine first; see Impact for what that is.
+	ModeDeleteWithDependents Mode = "delete_with_dependents"
 	// ModeSetNull sets every FK column of orphan rows to NULL. Under MATCH
 	// SIMPLE nulling one column would already satisfy the constraint, but a
 	// half-nulled key is misleading data and is a violation under MATCH
 	// FULL, so all FK columns are nulled.
 	ModeSetNull Mode = "set_null"
 )
+
+// Valid reports whether m is one of the modes above.
+func (m Mode) Valid() bool {
+	return m == ModeDelete || m == ModeDeleteWithDependents || m == ModeSetNull
+}
 
 // RemediateOptions tunes remediation.
 type RemediateOptions struct {
@@ -41,34 +52,45 @@ type RemediateOptions struct {
 
 // RemediationResult counts what one remediation did.
 type RemediationResult struct {
-	FK          string `json:"fk"`
-	Mode        Mode   `json:"mode"`
-	Quarantined int64  `json:"quarantined"`
-	Affected    int64  `json:"affected"`
-	Batches     int    `json:"batches"`
+	FK   string `json:"fk"`
+	Mode Mode   `json:"mode"`
+	// Quarantined counts every quarantine row written: the orphans and,
+	// for delete_with_dependents, every dependent row removed or changed.
+	Quarantined int64 `json:"quarantined"`
+	// Affected counts the orphan rows deleted or nulled.
+	Affected int64 `json:"affected"`
+	Batches  int   `json:"batches"`
 }
 
-// Remediate removes the orphans of fk (delete) or detaches them (set_null),
-// batch by batch. Each batch is one short transaction (dbx.InLockedTx, so
-// lock_timeout with retry) that locks up to BatchSize orphan rows with
-// FOR UPDATE, copies them whole (to_jsonb) into fkrollout.quarantine and
-// deletes/updates exactly those rows, re-checking the orphan predicate so a
-// parent inserted meanwhile saves its child. A crash therefore never loses a
-// row: a batch either commits both the copy and the change or neither.
+// Remediate removes the orphans of fk (delete, delete_with_dependents) or
+// detaches them (set_null), batch by batch. Each batch is one short
+// transaction (dbx.InLockedTx, so lock_timeout with retry) that locks up to
+// BatchSize orphan rows with FOR UPDATE, copies every row it removes or
+// changes whole (to_jsonb) into fkrollout.quarantine and deletes/updates
+// exactly those rows, re-checking the orphan predicate so a parent inserted
+// meanwhile saves its child. A crash therefore never loses a row: a batch
+// either commits both the copies and the changes or neither.
 //
 // FOR UPDATE (not SKIP LOCKED) is deliberate: a row a client holds locked
 // makes the batch wait up to lock_timeout and retry, instead of being
 // silently left behind. Re-running when no orphans remain does nothing.
 //
-// set_null is refused, before anything changes, when an FK column is NOT
-// NULL or the table has no primary key (Restore finds rows by primary key).
+// Before anything changes: delete is refused (ErrDependents) when deleting
+// the orphans would remove, change or be blocked by any other row (Impact);
+// delete_with_dependents when Impact finds it impossible for another reason
+// (ErrNotPossible); set_null when an FK column is NOT NULL or the table has
+// no primary key (Restore finds rows by primary key).
+//
+// Every batch ends with a completeness check: a batch in which any table
+// lost or had changed more rows than were copied to quarantine (a trigger,
+// an unforeseen cascade) is rolled back with ErrUncapturedChanges.
 func Remediate(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, mode Mode, rolloutID string, o RemediateOptions) (RemediationResult, error) {
 	res := RemediationResult{FK: fk.ID(), Mode: mode}
 	if err := checkFK(fk); err != nil {
 		return res, err
 	}
-	if mode != ModeDelete && mode != ModeSetNull {
-		return res, fmt.Errorf("remediate %s: unknown mode %q (want %q or %q)", fk.ID(), mode, ModeDelete, ModeSetNull)
+	if !mode.Valid() {
+		return res, fmt.Errorf("remediate %s: unknown mode %q (want %q, %q or %q)", fk.ID(), mode, ModeDelete, ModeDeleteWithDependents, ModeSetNull)
 	}
 	if rolloutID == "" {
 		return res, fmt.Errorf("remediate %s: rollout id is required (quarantine rows are keyed by it)", fk.ID())
@@ -80,6 +102,53 @@ func Remediate(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, mode
 	if err != nil {
 		return res, fmt.Errorf("remediate %s: %w", fk.ID(), err)
 	}
+	if err := precheck(ctx, pool, fk, mode, info); err != nil {
+		return res, fmt.Errorf("remediate %s: %w", fk.ID(), err)
+	}
+	root, err := lookupRelation(ctx, pool, fk.Table)
+	if err != nil {
+		return res, fmt.Errorf("remediate %s: %w", fk.ID(), err)
+	}
+	if err := meta.EnsureSchema(ctx, pool); err != nil {
+		return res, fmt.Errorf("remediate %s: %w", fk.ID(), err)
+	}
+	b := &batchRun{fk: fk, mode: mode, root: root, info: info, pred: orphanPredicate(fk), rolloutID: rolloutID, runID: o.RunID, size: o.BatchSize}
+	var cursor []any // key of the last row of the previous batch; nil = start
+	rescued := 0
+	for {
+		var out batchOutcome
+		err := dbx.InLockedTx(ctx, pool, o.Lock, nil, func(ctx context.Context, tx pgx.Tx) error {
+			var err error
+			out, err = b.run(ctx, tx, cursor)
+			return err
+		})
+		if errors.Is(err, errRescued) && rescued < maxRescueRetries {
+			rescued++ // an orphan of the batch got a parent meanwhile: redo the batch without it
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("remediate %s (%s, batch %d): %w", fk.ID(), mode, res.Batches+1, err)
+		}
+		if out.locked == 0 {
+			if cursor == nil {
+				return res, nil
+			}
+			cursor = nil // end of a pass that found orphans: check again from the start
+			continue
+		}
+		res.Batches++
+		res.Quarantined += out.quarantined
+		res.Affected += out.affected
+		cursor = out.last
+	}
+}
+
+// maxRescueRetries bounds how often one batch is redone because an orphan
+// stopped being one between locking and deleting.
+const maxRescueRetries = 10
+
+// precheck refuses a mode, before anything changes, when it cannot run.
+func precheck(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, mode Mode, info tableInfo) error {
 	if mode == ModeSetNull {
 		var notNull []string
 		for _, c := range fk.Columns {
@@ -88,250 +157,148 @@ func Remediate(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, mode
 			}
 		}
 		if len(notNull) > 0 {
-			return res, fmt.Errorf("remediate %s: set_null impossible, column(s) %s of %s are NOT NULL (use delete)", fk.ID(), strings.Join(notNull, ", "), fk.Table)
+			return fmt.Errorf("set_null impossible, column(s) %s of %s are NOT NULL (use delete)", strings.Join(notNull, ", "), fk.Table)
 		}
 		if len(info.pk) == 0 {
-			return res, fmt.Errorf("remediate %s: set_null needs a primary key on %s to restore rows later (use delete)", fk.ID(), fk.Table)
-		}
-	}
-	if err := meta.EnsureSchema(ctx, pool); err != nil {
-		return res, fmt.Errorf("remediate %s: %w", fk.ID(), err)
-	}
-
-	pred := orphanPredicate(fk)
-	// Batches walk the table in key order (keyset cursor), so each batch
-	// scans forward from the last one instead of re-reading rows already
-	// seen. A pass that found anything is followed by a pass from the start
-	// (orphans written meanwhile behind the cursor); a pass from the start
-	// that finds nothing ends the run.
-	_, keyExprs := info.keyColumns()
-	selectList := "c.ctid::text, " + strings.Join(keyExprs, ", ")
-	firstSQL := "SELECT " + selectList + " FROM " + fk.Table.Sanitize() + " c WHERE " + pred +
-		" ORDER BY " + info.orderBy() + " LIMIT $1 FOR UPDATE OF c"
-	nextSQL := "SELECT " + selectList + " FROM " + fk.Table.Sanitize() + " c WHERE " + info.after(2) + " AND " + pred +
-		" ORDER BY " + info.orderBy() + " LIMIT $1 FOR UPDATE OF c"
-	var changeSQL string
-	args := []any{nil, rolloutID, fk.Name, fk.Table.Schema, fk.Table.Name, o.RunID}
-	switch mode {
-	case ModeDelete:
-		changeSQL = `WITH d AS (DELETE FROM ` + fk.Table.Sanitize() + ` c WHERE c.ctid = ANY($1::text[]::tid[]) AND ` + pred + ` RETURNING c.*),
-q AS (INSERT INTO ` + meta.QuarantineTable + ` (rollout_id, run_id, constraint_name, table_schema, table_name, action, row_data)
-      SELECT $2, NULLIF($6::text, ''), $3, $4, $5, 'delete', to_jsonb(d) FROM d RETURNING 1)
-SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM d)`
-	case ModeSetNull:
-		sets := make([]string, len(fk.Columns))
-		for i, c := range fk.Columns {
-			sets[i] = quote(c) + " = NULL"
-		}
-		changeSQL = `WITH old AS (SELECT c.ctid AS tid, to_jsonb(c) AS row_data FROM ` + fk.Table.Sanitize() + ` c WHERE c.ctid = ANY($1::text[]::tid[]) AND ` + pred + `),
-q AS (INSERT INTO ` + meta.QuarantineTable + ` (rollout_id, run_id, constraint_name, table_schema, table_name, action, row_data, fk_columns)
-      SELECT $2, NULLIF($6::text, ''), $3, $4, $5, 'set_null', row_data, $7::text[] FROM old RETURNING 1),
-u AS (UPDATE ` + fk.Table.Sanitize() + ` c SET ` + strings.Join(sets, ", ") + ` FROM old WHERE c.ctid = old.tid RETURNING 1)
-SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM u)`
-		args = append(args, fk.Columns)
-	}
-
-	var cursor []any // key of the last row of the previous batch; nil = start
-	for {
-		var quarantined, affected int64
-		var locked int
-		var last []any
-		err := dbx.InLockedTx(ctx, pool, o.Lock, nil, func(ctx context.Context, tx pgx.Tx) error {
-			q, qargs := firstSQL, []any{o.BatchSize}
-			if cursor != nil {
-				q, qargs = nextSQL, append([]any{o.BatchSize}, cursor...)
-			}
-			rows, err := tx.Query(ctx, q, qargs...)
-			if err != nil {
-				return fmt.Errorf("lock orphan batch: %w", err)
-			}
-			var tids []string
-			last = nil
-			for rows.Next() {
-				vals := make([]*string, 1+len(keyExprs))
-				dest := make([]any, len(vals))
-				for i := range vals {
-					dest[i] = &vals[i]
-				}
-				if err := rows.Scan(dest...); err != nil {
-					rows.Close()
-					return fmt.Errorf("lock orphan batch: %w", err)
-				}
-				tids = append(tids, *vals[0])
-				last = last[:0]
-				for _, v := range vals[1:] {
-					last = append(last, *v) // key columns are never NULL
-				}
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("lock orphan batch: %w", err)
-			}
-			locked = len(tids)
-			if locked == 0 {
-				return nil
-			}
-			a := append([]any{tids}, args[1:]...)
-			if err := tx.QueryRow(ctx, changeSQL, a...).Scan(&quarantined, &affected); err != nil {
-				return fmt.Errorf("quarantine and %s batch: %w", mode, err)
-			}
-			if quarantined != affected {
-				// Cannot happen with the statement above; refuse to commit if it does.
-				return fmt.Errorf("quarantined %d rows but changed %d; batch rolled back", quarantined, affected)
-			}
-			return nil
-		})
-		if err != nil {
-			return res, fmt.Errorf("remediate %s (%s, batch %d): %w", fk.ID(), mode, res.Batches+1, err)
-		}
-		if locked == 0 {
-			if cursor == nil {
-				return res, nil
-			}
-			cursor = nil // end of a pass that found orphans: check again from the start
-			continue
-		}
-		res.Batches++
-		res.Quarantined += quarantined
-		res.Affected += affected
-		cursor = last
-	}
-}
-
-// Restore puts the rows quarantined for (rolloutID, constraintName) back,
-// whichever run of the rollout quarantined them: deleted rows are
-// re-inserted (jsonb_populate_record, identity values kept), nulled FK
-// columns are restored by primary key where they are still NULL. Restored
-// quarantine entries are removed in the same transaction, so a second
-// Restore does nothing. A set_null entry whose row has since been deleted
-// or re-pointed stays in quarantine and is not counted.
-func Restore(ctx context.Context, pool *pgxpool.Pool, rolloutID, constraintName string) (int64, error) {
-	return RestoreRun(ctx, pool, rolloutID, "", constraintName)
-}
-
-// RestoreRun is Restore limited to the rows run runID of the rollout
-// quarantined, plus rows quarantined before runs were recorded (run_id
-// NULL, which may be that run's if it was in flight during the upgrade).
-// An empty runID restores every run's rows, like Restore.
-func RestoreRun(ctx context.Context, pool *pgxpool.Pool, rolloutID, runID, constraintName string) (int64, error) {
-	if rolloutID == "" || constraintName == "" {
-		return 0, errors.New("restore: rollout id and constraint name are required")
-	}
-	var exists bool
-	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", meta.QuarantineTable).Scan(&exists); err != nil {
-		return 0, fmt.Errorf("restore %s: %w", constraintName, err)
-	}
-	if !exists {
-		return 0, nil
-	}
-	// Rows from a quarantine another role can write would be inserted into
-	// production tables: check its owner (and add run_id if missing).
-	if err := meta.EnsureSchema(ctx, pool); err != nil {
-		return 0, fmt.Errorf("restore %s: %w", constraintName, err)
-	}
-	sel := quarantineSelector{rolloutID: rolloutID, runID: runID, constraintName: constraintName}
-	var restored int64
-	err := dbx.InLockedTx(ctx, pool, dbx.DefaultLockPolicy(), nil, func(ctx context.Context, tx pgx.Tx) error {
-		restored = 0
-		type group struct {
-			table   plan.TableName
-			action  string
-			columns []string
-		}
-		rows, err := tx.Query(ctx, `SELECT DISTINCT table_schema, table_name, action, coalesce(fk_columns, '{}')
-			FROM `+meta.QuarantineTable+` q WHERE `+sel.where()+` ORDER BY 1, 2, 3`, sel.args()...)
-		if err != nil {
-			return err
-		}
-		groups, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (group, error) {
-			var g group
-			err := r.Scan(&g.table.Schema, &g.table.Name, &g.action, &g.columns)
-			return g, err
-		})
-		if err != nil {
-			return err
-		}
-		for _, g := range groups {
-			n, err := restoreGroup(ctx, tx, sel, g.table, g.action, g.columns)
-			if err != nil {
-				return fmt.Errorf("%s rows of %s: %w", g.action, g.table, err)
-			}
-			restored += n
+			return fmt.Errorf("set_null needs a primary key on %s to restore rows later (use delete)", fk.Table)
 		}
 		return nil
-	})
+	}
+	rep, err := impact(ctx, pool, fk, mode, true)
 	if err != nil {
-		return 0, fmt.Errorf("restore %s (rollout %s): %w", constraintName, rolloutID, err)
+		return err
 	}
-	return restored, nil
+	c := rep.Choice(mode)
+	switch {
+	case c.Possible:
+		return nil
+	case mode == ModeDelete && len(rep.Dependents) > 0:
+		return fmt.Errorf("%w: %s", ErrDependents, c.Reason)
+	case mode == ModeDeleteWithDependents && len(rep.Dependents) == 0 && rep.Choice(ModeDelete).Possible:
+		return nil // nothing depends on the orphans (any more): a plain delete, still checked per batch
+	}
+	return fmt.Errorf("%w: %s: %s", ErrNotPossible, mode, c.Reason)
 }
 
-// quarantineSelector picks the quarantine rows of one restore; its where()
-// uses parameters $1..$3 and the alias q.
-type quarantineSelector struct {
-	rolloutID, runID, constraintName string
+// batchRun is one remediation's per-batch work.
+type batchRun struct {
+	fk               plan.ForeignKey
+	mode             Mode
+	root             relation
+	info             tableInfo
+	pred             string
+	rolloutID, runID string
+	size             int
 }
 
-func (s quarantineSelector) where() string {
-	return `q.rollout_id = $1 AND q.constraint_name = $2 AND ($3::text = '' OR q.run_id IS NULL OR q.run_id = $3::text)`
+type batchOutcome struct {
+	locked                int
+	quarantined, affected int64
+	last                  []any
 }
 
-func (s quarantineSelector) args() []any { return []any{s.rolloutID, s.constraintName, s.runID} }
-
-func restoreGroup(ctx context.Context, tx pgx.Tx, sel quarantineSelector, t plan.TableName, action string, fkCols []string) (int64, error) {
-	info, err := loadTable(ctx, tx, plan.ForeignKey{Name: sel.constraintName, Table: t, RefTable: t})
+// run is one batch transaction: lock, remediate, check completeness.
+func (b *batchRun) run(ctx context.Context, tx pgx.Tx, cursor []any) (batchOutcome, error) {
+	var out batchOutcome
+	// Batch statements are short; JIT compiling them would cost more.
+	if _, err := tx.Exec(ctx, "SET LOCAL jit = off"); err != nil {
+		return out, fmt.Errorf("set jit: %w", err)
+	}
+	before, err := statSnapshot(ctx, tx)
 	if err != nil {
-		return 0, err
+		return out, err
 	}
-	match := sel.where() + ` AND q.table_schema = $4 AND q.table_name = $5`
-	args := append(sel.args(), t.Schema, t.Name)
-	var n int64
-	switch action {
-	case string(ModeDelete):
-		rows, err := tx.Query(ctx, `SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum`, t.Sanitize())
-		if err != nil {
-			return 0, err
-		}
-		cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return 0, err
-		}
-		ins := make([]string, len(cols))
-		sel := make([]string, len(cols))
-		for i, c := range cols {
-			ins[i] = quote(c)
-			sel[i] = "r." + quote(c)
-		}
-		// One statement: if any row cannot go back (its key was reused),
-		// nothing is removed from quarantine.
-		err = tx.QueryRow(ctx, `WITH q AS (DELETE FROM `+meta.QuarantineTable+` q WHERE `+match+` AND q.action = 'delete' RETURNING q.id, q.row_data),
-ins AS (INSERT INTO `+t.Sanitize()+` (`+strings.Join(ins, ", ")+`) OVERRIDING SYSTEM VALUE
-        SELECT `+strings.Join(sel, ", ")+` FROM q CROSS JOIN LATERAL jsonb_populate_record(NULL::`+t.Sanitize()+`, q.row_data) r ORDER BY q.id RETURNING 1)
-SELECT count(*) FROM ins`, args...).Scan(&n)
-		return n, err
-	case string(ModeSetNull):
-		if len(info.pk) == 0 {
-			return 0, fmt.Errorf("table %s has no primary key to find rows by", t)
-		}
-		if len(fkCols) == 0 {
-			return 0, errors.New("quarantine entry has no fk_columns")
-		}
-		var sets, isNull, keyEq []string
-		for _, c := range fkCols {
-			sets = append(sets, quote(c)+" = r."+quote(c))
-			isNull = append(isNull, "c."+quote(c)+" IS NULL")
-		}
-		for _, k := range info.pk {
-			keyEq = append(keyEq, "c."+quote(k)+" = r."+quote(k))
-		}
-		args = append(args, fkCols)
-		err := tx.QueryRow(ctx, `WITH u AS (UPDATE `+t.Sanitize()+` c SET `+strings.Join(sets, ", ")+`
-        FROM `+meta.QuarantineTable+` q CROSS JOIN LATERAL jsonb_populate_record(NULL::`+t.Sanitize()+`, q.row_data) r
-        WHERE `+match+` AND q.action = 'set_null' AND q.fk_columns = $6::text[]
-          AND `+strings.Join(keyEq, " AND ")+` AND `+strings.Join(isNull, " AND ")+`
-        RETURNING q.id),
-d AS (DELETE FROM `+meta.QuarantineTable+` WHERE id IN (SELECT id FROM u) RETURNING 1)
-SELECT count(*) FROM d`, args...).Scan(&n)
-		return n, err
+	rows, last, err := b.lock(ctx, tx, cursor)
+	if err != nil {
+		return out, fmt.Errorf("lock orphan batch: %w", err)
 	}
-	return 0, fmt.Errorf("unknown quarantine action %q", action)
+	out.locked, out.last = len(rows), last
+	if len(rows) == 0 {
+		return out, nil
+	}
+	var cp captured
+	if b.mode == ModeSetNull {
+		cp, out.affected, err = b.setNull(ctx, tx, rows)
+	} else {
+		cp, out.affected, err = b.deleteBatch(ctx, tx, rows)
+	}
+	if err != nil {
+		return out, err
+	}
+	if err := checkComplete(ctx, tx, before, cp); err != nil {
+		return out, err
+	}
+	out.quarantined = cp.total()
+	return out, nil
+}
+
+// lock selects and locks the next batch of orphans in key order (keyset
+// cursor), so each batch scans forward from the last one instead of
+// re-reading rows already seen. A pass that found anything is followed by
+// a pass from the start (orphans written meanwhile behind the cursor); a
+// pass from the start that finds nothing ends the run.
+func (b *batchRun) lock(ctx context.Context, tx pgx.Tx, cursor []any) ([]rid, []any, error) {
+	_, keyExprs := b.info.keyColumns()
+	q := "SELECT c.tableoid::oid::text, c.ctid::text, " + strings.Join(keyExprs, ", ") + " FROM " + b.fk.Table.Sanitize() + " c WHERE "
+	args := []any{b.size}
+	if cursor != nil {
+		q += b.info.after(2) + " AND "
+		args = append(args, cursor...)
+	}
+	q += b.pred + " ORDER BY " + b.info.orderBy() + " LIMIT $1 FOR UPDATE OF c"
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var out []rid
+	var last []any
+	vals := make([]*string, 2+len(keyExprs))
+	dest := make([]any, len(vals))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, err
+		}
+		rel, err := strconv.ParseUint(*vals[0], 10, 32)
+		if err != nil {
+			return nil, nil, fmt.Errorf("tableoid %q: %w", *vals[0], err)
+		}
+		out = append(out, rid{rel: uint32(rel), tid: *vals[1]})
+		last = last[:0]
+		for _, v := range vals[2:] {
+			last = append(last, *v) // key columns are never NULL
+		}
+	}
+	return out, last, rows.Err()
+}
+
+// setNull nulls every FK column of the locked orphans, copying each row
+// first.
+func (b *batchRun) setNull(ctx context.Context, tx pgx.Tx, rows []rid) (captured, int64, error) {
+	sets := make([]string, len(b.fk.Columns))
+	for i, c := range b.fk.Columns {
+		sets[i] = quote(c) + " = NULL"
+	}
+	from := b.fk.Table.Sanitize()
+	sql := `WITH old AS (SELECT to_jsonb(c) AS row_data FROM ` + from + ` c WHERE ` + ridFilter("c", 1) + ` AND ` + b.pred + `),
+q AS (INSERT INTO ` + meta.QuarantineTable + ` (rollout_id, run_id, constraint_name, table_schema, table_name, action, row_data, fk_columns)
+      SELECT $3, NULLIF($4::text, ''), $5, $6, $7, 'set_null', row_data, $8::text[] FROM old RETURNING 1),
+u AS (UPDATE ` + from + ` c SET ` + strings.Join(sets, ", ") + ` WHERE ` + ridFilter("c", 1) + ` AND ` + b.pred + ` RETURNING 1)
+SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM u)`
+	tids, keys := ridArgs(rows)
+	var quarantined, affected int64
+	if err := tx.QueryRow(ctx, sql, tids, keys, b.rolloutID, b.runID, b.fk.Name, b.fk.Table.Schema, b.fk.Table.Name, b.fk.Columns).
+		Scan(&quarantined, &affected); err != nil {
+		return nil, 0, fmt.Errorf("quarantine and set_null batch: %w", err)
+	}
+	if quarantined != affected {
+		// Cannot happen with the statement above; refuse to commit if it does.
+		return nil, 0, fmt.Errorf("quarantined %d rows but changed %d; batch rolled back", quarantined, affected)
+	}
+	cp := captured{}
+	cp.add(b.root, 0, affected)
+	return cp, affected, nil
 }

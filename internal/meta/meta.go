@@ -71,6 +71,13 @@ ALTER TABLE fkrollout.quarantine ADD COLUMN IF NOT EXISTS fk_columns text[];
 -- run_id: the run whose remediation quarantined the row (NULL before runs
 -- were recorded).
 ALTER TABLE fkrollout.quarantine ADD COLUMN IF NOT EXISTS run_id text;
+-- depth: how many references away from an orphan of constraint_name the
+-- row was when delete_with_dependents removed or changed it (0 = the orphan
+-- itself); via_constraint: the FK of table_name through which it
+-- referenced a removed row (NULL for the orphans). Restore inserts
+-- shallower rows first and puts nulled values back after every insert.
+ALTER TABLE fkrollout.quarantine ADD COLUMN IF NOT EXISTS depth int NOT NULL DEFAULT 0;
+ALTER TABLE fkrollout.quarantine ADD COLUMN IF NOT EXISTS via_constraint text;
 CREATE INDEX IF NOT EXISTS quarantine_rollout_idx ON fkrollout.quarantine (rollout_id, constraint_name);
 `
 

@@ -68,6 +68,28 @@ func TestEnsureSchemaAddsRunColumns(t *testing.T) {
 		WHERE table_schema = 'fkrollout' AND table_name IN ('constraints', 'quarantine') AND column_name = 'run_id' AND is_nullable = 'YES'`))
 }
 
+// A quarantine written before delete_with_dependents gets depth (0: its
+// rows are orphans) and via_constraint (NULL) without losing a row.
+func TestEnsureSchemaAddsDependencyColumns(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	db.Exec(t, `CREATE SCHEMA fkrollout;
+CREATE TABLE fkrollout.quarantine (
+    id bigserial PRIMARY KEY, rollout_id text NOT NULL, constraint_name text NOT NULL,
+    table_schema text NOT NULL, table_name text NOT NULL,
+    action text NOT NULL CHECK (action IN ('delete', 'set_null')), row_data jsonb NOT NULL,
+    quarantined_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO fkrollout.quarantine (rollout_id, constraint_name, table_schema, table_name, action, row_data)
+VALUES ('r', 'fk', 'public', 't', 'delete', '{"id": 1}');`)
+	for range 2 { // idempotent
+		require.NoError(t, meta.EnsureSchema(ctx, db.Pool))
+	}
+	assert.Equal(t, int64(1), db.Count(t, `SELECT count(*) FROM fkrollout.quarantine WHERE depth = 0 AND via_constraint IS NULL AND run_id IS NULL`))
+	db.Exec(t, `INSERT INTO fkrollout.quarantine (rollout_id, constraint_name, table_schema, table_name, action, row_data, depth, via_constraint)
+VALUES ('r', 'fk', 'public', 'line', 'delete', '{"id": 2}', 2, 'line_fk')`)
+	assert.Equal(t, int64(2), db.Count(t, `SELECT sum(depth) FROM fkrollout.quarantine`))
+}
+
 // Someone else's fkrollout schema or tables could be used to rewrite
 // ownership (a rollback would then drop a constraint fkrollout never
 // created) or the quarantine: EnsureSchema refuses them unless the worker's
