@@ -9,13 +9,16 @@
 // no sequence advances. Caveats: a sequence advanced indirectly (a trigger or
 // a default calling a function that calls nextval) is not rolled back, and
 // triggers with effects outside the transaction (dblink, external calls)
-// would fire; NOTIFY is discarded by the rollback.
+// would fire; NOTIFY is discarded by the rollback. Rows of partitioned
+// tables take their partition key values from the leaf partitions' bounds
+// (catalog only, see partition.go).
 package behave
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -224,6 +227,10 @@ func (r *runner) parentAndChild(ctx context.Context, tx pgx.Tx, fk plan.ForeignK
 	if err != nil {
 		return row{}, row{}, err
 	}
+	ct, err := r.s.table(ctx, tx, fk.Table)
+	if err != nil {
+		return row{}, row{}, err
+	}
 	// Referenced columns that could come out NULL get explicit values: a
 	// NULL key references nothing.
 	fixed := values{}
@@ -236,7 +243,14 @@ func (r *runner) parentAndChild(ctx context.Context, tx pgx.Tx, fk plan.ForeignK
 			fixed[rc] = str(v)
 		}
 	}
-	parent, err = r.s.insertRow(ctx, tx, fk.RefTable, fixed, 0)
+	for _, seed := range childSeeds(ct, fk) {
+		f := maps.Clone(fixed)
+		maps.Copy(f, seed)
+		parent, err = r.s.insertRow(ctx, tx, fk.RefTable, f, 0)
+		if err == nil || !isSynthFailure(err) {
+			break
+		}
+	}
 	if err != nil {
 		return row{}, row{}, err
 	}
@@ -255,20 +269,61 @@ func (r *runner) parentAndChild(ctx context.Context, tx pgx.Tx, fk plan.ForeignK
 	return parent, child, nil
 }
 
+// maxSeeds bounds the parent keys tried for a partitioned child.
+const maxSeeds = 4
+
+// childSeeds lists parent key values to try when the foreign key's columns
+// partition the child, so the child row has a partition to go to: free
+// values first when a route leaves them free (a DEFAULT or hash partition:
+// random keys meet no existing parent), then values from the bounds (which
+// existing parents may already hold). One empty seed otherwise.
+func childSeeds(ct *tableInfo, fk plan.ForeignKey) []values {
+	var free bool
+	var pinned []values
+	for _, rt := range ct.Routes {
+		seed := values{}
+		for i, c := range fk.Columns {
+			if k, ok := rt.keys[c]; ok {
+				seed[fk.RefColumns[i]] = k.pick()
+			}
+		}
+		switch {
+		case len(seed) == 0:
+			free = true
+		case !hasNull(seed): // a NULL key would reference nothing
+			pinned = append(pinned, seed)
+		}
+	}
+	if free || len(pinned) == 0 {
+		pinned = append([]values{{}}, pinned...)
+	}
+	return pinned[:min(len(pinned), maxSeeds)]
+}
+
+func hasNull(v values) bool {
+	for _, x := range v {
+		if x == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // orphan: a child row whose key matches no parent must be rejected with
 // 23503 by this constraint. The same row is first inserted against a real
 // parent and removed again, so the only difference in the orphan insert is
 // the key, and the rejection can be attributed to the foreign key.
 func (r *runner) orphan(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey) (Case, error) {
-	_, child, err := r.parentAndChild(ctx, tx, fk)
+	parent, child, err := r.parentAndChild(ctx, tx, fk)
 	if err != nil {
 		return Case{}, err
 	}
 	ct, pt := r.s.tables[fk.Table], r.s.tables[fk.RefTable]
-	if _, err := tx.Exec(ctx, "DELETE FROM "+fk.Table.Sanitize()+" WHERE ctid = $1::text::tid", child.ctid); err != nil {
+	// ctid alone would also match rows of other partitions.
+	if _, err := tx.Exec(ctx, "DELETE FROM "+fk.Table.Sanitize()+" WHERE tableoid = $1::text::oid AND ctid = $2::text::tid", child.tableoid, child.ctid); err != nil {
 		return Case{}, fmt.Errorf("remove control row: %w", err)
 	}
-	missing, err := absentKey(ctx, tx, pt, fk.RefColumns)
+	missing, err := absentKey(ctx, tx, pt, ct, fk, parent.returned)
 	if err != nil {
 		return Case{}, err
 	}
@@ -290,6 +345,10 @@ func (r *runner) orphan(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey) (Cas
 		return Case{}, rerr
 	}
 	key := strings.Join(shown, ", ")
+	by, lerr := violatedFK(ctx, tx, err)
+	if lerr != nil {
+		return Case{}, lerr
+	}
 	switch {
 	case err == nil:
 		d := fmt.Sprintf("row with %s (no such parent in %s) was accepted", key, fk.RefTable)
@@ -298,8 +357,8 @@ func (r *runner) orphan(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey) (Cas
 		}
 		return Case{Outcome: Failed, Detail: d}, nil
 	case dbx.IsCode(err, dbx.CodeForeignKeyViolation):
-		if name := constraintOf(err); name != fk.Name {
-			return Case{Outcome: Failed, Detail: fmt.Sprintf("orphan row rejected by %s, not by %s", name, fk.Name)}, nil
+		if by != fk.Name {
+			return Case{Outcome: Failed, Detail: fmt.Sprintf("orphan row rejected by %s, not by %s", by, fk.Name)}, nil
 		}
 		return Case{Outcome: Passed, Detail: fmt.Sprintf("row with %s rejected with 23503 by %s", key, fk.Name)}, nil
 	case isSynthFailure(err):
@@ -322,7 +381,7 @@ func (r *runner) parentChange(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey
 	var newKey values
 	if update {
 		verb = "update"
-		if newKey, err = absentKey(ctx, tx, pt, fk.RefColumns); err != nil {
+		if newKey, err = absentKey(ctx, tx, pt, ct, fk, parent.returned); err != nil {
 			return Case{}, err
 		}
 		set, setArgs := assign(pt, fk.RefColumns, newKey, len(args))
@@ -339,15 +398,19 @@ func (r *runner) parentChange(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey
 			return Case{}, rerr
 		}
 	}
+	by, lerr := violatedFK(ctx, tx, err)
+	if lerr != nil {
+		return Case{}, lerr
+	}
 
 	if action == plan.ActionRestrict || action == plan.ActionNoAction {
 		switch {
 		case err == nil:
 			return Case{Outcome: Failed, Detail: fmt.Sprintf("referenced parent %s succeeded; ON %s %s should reject it", verb, strings.ToUpper(verb), action)}, nil
-		case dbx.IsCode(err, dbx.CodeForeignKeyViolation) && constraintOf(err) == fk.Name:
+		case dbx.IsCode(err, dbx.CodeForeignKeyViolation) && by == fk.Name:
 			return Case{Outcome: Passed, Detail: fmt.Sprintf("parent %s rejected with 23503 by %s", verb, fk.Name)}, nil
 		case dbx.IsCode(err, dbx.CodeForeignKeyViolation):
-			return Case{Outcome: Failed, Detail: fmt.Sprintf("parent %s rejected by %s, not by %s", verb, constraintOf(err), fk.Name)}, nil
+			return Case{Outcome: Failed, Detail: fmt.Sprintf("parent %s rejected by %s, not by %s", verb, by, fk.Name)}, nil
 		case isSynthFailure(err):
 			return Case{}, skipf("parent %s failed for another reason: %v", verb, err)
 		}
@@ -451,12 +514,36 @@ func (r *runner) parentChange(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey
 	return Case{}, fmt.Errorf("unknown action %q", action)
 }
 
-// absentKey generates values for the referenced columns that no parent row
-// has (checked, a few tries).
-func absentKey(ctx context.Context, tx pgx.Tx, pt *tableInfo, cols []string) (values, error) {
-	for range 5 {
+// absentKeyTries bounds the keys absentKey proposes.
+const absentKeyTries = 8
+
+// absentKey generates values for fk's referenced columns that no parent row
+// has (checked, a few tries). Columns that partition either table keep the
+// values of base (a row that found its partitions) while another column
+// can make the key absent; when all of them partition, the values come
+// from the partition bounds.
+func absentKey(ctx context.Context, tx pgx.Tx, pt, ct *tableInfo, fk plan.ForeignKey, base values) (values, error) {
+	cols := fk.RefColumns
+	pinned := map[string]bool{}
+	for i, rc := range cols {
+		if pt.PartCols[rc] || ct.PartCols[fk.Columns[i]] {
+			pinned[rc] = true
+		}
+	}
+	allPinned := len(pinned) == len(cols)
+	for try := range absentKeyTries {
 		v := values{}
-		for _, c := range cols {
+		for i, c := range cols {
+			switch {
+			case pinned[c] && !allPinned:
+				v[c] = base[c]
+				continue
+			case pinned[c]:
+				if k, ok := boundChoice(pt, ct, c, fk.Columns[i], try); ok {
+					v[c] = k.pick()
+					continue
+				}
+			}
 			col, _ := pt.col(c)
 			// Attempt 0 values, never a CHECK list's member (those may exist).
 			g, err := generate(col, nil, 0)
@@ -478,6 +565,28 @@ func absentKey(ctx context.Context, tx pgx.Tx, pt *tableInfo, cols []string) (va
 		}
 	}
 	return nil, skipf("cannot find a key absent from %s (%s)", pt.Name, strings.Join(cols, ", "))
+}
+
+// boundChoice is the try-th candidate for referenced column rc (key of pt)
+// with child column c (key of ct): the non-NULL values the partition bounds
+// give, after a generated value (ok false) when both tables have a route
+// leaving the column free (a DEFAULT or hash partition, or no partitioning
+// by it), since a random value is the likeliest to be absent.
+func boundChoice(pt, ct *tableInfo, rc, c string, try int) (k keyChoice, ok bool) {
+	choices := slices.DeleteFunc(append(pt.choicesFor(rc), ct.choicesFor(c)...), func(k keyChoice) bool { return !k.span && k.val == nil })
+	free := pt.leavesFree(rc) && ct.leavesFree(c)
+	n := len(choices) + boolInt(free)
+	if n == 0 {
+		return keyChoice{}, false
+	}
+	i := try % n
+	if free {
+		if i == 0 {
+			return keyChoice{}, false
+		}
+		i--
+	}
+	return choices[i], true
 }
 
 // identity picks columns that find the child row again after its foreign
@@ -541,12 +650,39 @@ func assign(t *tableInfo, cols []string, v values, offset int) (string, []any) {
 	return strings.ReplaceAll(w, " AND ", ", "), a
 }
 
-func constraintOf(err error) string {
+// rootConstraintSQL follows conparentid from a constraint to the one that
+// was declared: PostgreSQL copies a foreign key onto each partition of a
+// partitioned child, and for each partition of a partitioned parent adds
+// one more on the child, named e.g. "..._fkey1" (PostgreSQL 15).
+const rootConstraintSQL = `
+WITH RECURSIVE up AS (
+    SELECT k.oid, k.conname, k.conparentid, 0 AS depth FROM pg_constraint k
+    JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = $1 AND c.relname = $2 AND k.conname = $3 AND k.contype = 'f'
+  UNION ALL
+    SELECT p.oid, p.conname, p.conparentid, up.depth + 1 FROM pg_constraint p JOIN up ON p.oid = up.conparentid
+)
+SELECT conname FROM up WHERE conparentid = 0 ORDER BY depth DESC LIMIT 1`
+
+// violatedFK names the declared foreign key a 23503 came from ("" for
+// other errors). tx must be usable (rolled back to a savepoint).
+func violatedFK(ctx context.Context, tx pgx.Tx, err error) (string, error) {
 	var pg *pgconn.PgError
-	if errors.As(err, &pg) {
-		return pg.ConstraintName
+	if !errors.As(err, &pg) || pg.Code != dbx.CodeForeignKeyViolation {
+		return "", nil
 	}
-	return ""
+	if pg.SchemaName == "" || pg.TableName == "" {
+		return pg.ConstraintName, nil
+	}
+	var root string
+	qerr := tx.QueryRow(ctx, rootConstraintSQL, pg.SchemaName, pg.TableName, pg.ConstraintName).Scan(&root)
+	if errors.Is(qerr, pgx.ErrNoRows) {
+		return pg.ConstraintName, nil
+	}
+	if qerr != nil {
+		return "", fmt.Errorf("look up constraint %s on %s.%s: %w", pg.ConstraintName, pg.SchemaName, pg.TableName, qerr)
+	}
+	return root, nil
 }
 
 func show(s *string) string {

@@ -189,36 +189,15 @@ func TestRun(t *testing.T) {
 		fks[i] = tc.fk
 	}
 
-	before := census(t, db)
+	before := census(t, db, 15, 5)
 	results, err := behave.Run(ctx, db.Pool, fks)
 	require.NoError(t, err)
-	after := census(t, db)
+	after := census(t, db, 15, 5)
 	assert.Equal(t, before, after, "row counts and sequence positions identical after Run")
 
 	require.Len(t, results, len(tests))
 	for i, tc := range tests {
-		res := results[i]
-		t.Run(tc.fk.Name, func(t *testing.T) {
-			assert.Equal(t, tc.fk.ID(), res.FK)
-			got := map[string]behave.Case{}
-			for _, c := range res.Cases {
-				got[c.Name] = c
-				t.Logf("%s: %s — %s", c.Name, c.Outcome, c.Detail)
-			}
-			assert.Len(t, got, len(tc.cases), "cases: %+v", res.Cases)
-			wantPassed := true
-			for name, w := range tc.cases {
-				c, ok := got[name]
-				if !assert.True(t, ok, "case %s missing in %+v", name, res.Cases) {
-					continue
-				}
-				assert.Equal(t, w.outcome, c.Outcome, "%s: %s", name, c.Detail)
-				assert.Contains(t, c.Detail, w.detail, name)
-				assert.NotEmpty(t, c.Detail, name)
-				wantPassed = wantPassed && w.outcome != behave.Failed
-			}
-			assert.Equal(t, wantPassed, res.Passed())
-		})
+		t.Run(tc.fk.Name, func(t *testing.T) { assertCases(t, results[i], tc.fk, tc.cases) })
 	}
 
 	b, err := json.Marshal(results[0])
@@ -226,6 +205,30 @@ func TestRun(t *testing.T) {
 	assert.JSONEq(t, `{"fk":"public.kids_restrict.kids_restrict_fk","cases":[
 		{"name":"insert-orphan-rejected","outcome":"passed","detail":`+jsonString(results[0].Cases[0].Detail)+`},
 		{"name":"on-delete-restrict","outcome":"passed","detail":`+jsonString(results[0].Cases[1].Detail)+`}]}`, string(b))
+}
+
+// assertCases checks that res is fk's and has exactly the wanted cases.
+func assertCases(t *testing.T, res behave.Result, fk plan.ForeignKey, cases map[string]want) {
+	t.Helper()
+	assert.Equal(t, fk.ID(), res.FK)
+	got := map[string]behave.Case{}
+	for _, c := range res.Cases {
+		got[c.Name] = c
+		t.Logf("%s: %s — %s", c.Name, c.Outcome, c.Detail)
+	}
+	assert.Len(t, got, len(cases), "cases: %+v", res.Cases)
+	wantPassed := true
+	for name, w := range cases {
+		c, ok := got[name]
+		if !assert.True(t, ok, "case %s missing in %+v", name, res.Cases) {
+			continue
+		}
+		assert.Equal(t, w.outcome, c.Outcome, "%s: %s", name, c.Detail)
+		assert.Contains(t, c.Detail, w.detail, name)
+		assert.NotEmpty(t, c.Detail, name)
+		wantPassed = wantPassed && w.outcome != behave.Failed
+	}
+	assert.Equal(t, wantPassed, res.Passed())
 }
 
 func jsonString(s string) string { b, _ := json.Marshal(s); return string(b) }
@@ -262,8 +265,9 @@ func TestRunRejectsBadInputBeforeTouchingAnything(t *testing.T) {
 }
 
 // census records every user table's row count and content checksum and
-// every sequence's position.
-func census(t *testing.T, db *pgtest.DB) map[string]string {
+// every sequence's position; at least minTables tables and minSeqs
+// sequences, so a census of the wrong database cannot pass unnoticed.
+func census(t *testing.T, db *pgtest.DB, minTables, minSeqs int) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
@@ -274,7 +278,7 @@ func census(t *testing.T, db *pgtest.DB) map[string]string {
 		return tn, r.Scan(&tn.Schema, &tn.Name)
 	})
 	require.NoError(t, err)
-	require.Greater(t, len(tables), 15)
+	require.Greater(t, len(tables), minTables)
 	for _, tb := range tables {
 		var n int64
 		var sum string
@@ -288,7 +292,7 @@ func census(t *testing.T, db *pgtest.DB) map[string]string {
 		return s, r.Scan(&s[0], &s[1])
 	})
 	require.NoError(t, err)
-	require.Greater(t, len(seqs), 5)
+	require.Greater(t, len(seqs), minSeqs)
 	for _, s := range seqs {
 		out["seq "+s[0]] = s[1]
 	}

@@ -53,6 +53,11 @@ type tableInfo struct {
 	// Allowed maps a column to the values simple CHECK constraints list for
 	// it (col IN (...), col = ANY (ARRAY[...]), col = 'x').
 	Allowed map[string][]string
+	// Routes lead a row of a partitioned table into a leaf partition, best
+	// first (partition.go); PartCols are the columns some level of the
+	// partitioning is keyed on. Both empty for a plain table.
+	Routes   []route
+	PartCols map[string]bool
 }
 
 func (t *tableInfo) col(name string) (column, bool) {
@@ -79,6 +84,9 @@ LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum`
 
+// fksSQL skips the copies PostgreSQL makes of a foreign key that references
+// a partitioned table (one per referenced partition, conparentid set):
+// following those would insert parents straight into a partition.
 const fksSQL = `
 SELECT k.conname,
        array(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o),
@@ -87,13 +95,14 @@ SELECT k.conname,
 FROM pg_constraint k
 JOIN pg_class rc ON rc.oid = k.confrelid
 JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-WHERE k.conrelid = $1 AND k.contype = 'f'
+WHERE k.conrelid = $1 AND k.contype = 'f' AND k.conparentid = 0
 ORDER BY k.conname`
 
 func loadTable(ctx context.Context, tx pgx.Tx, name plan.TableName) (*tableInfo, error) {
 	var oid uint32
-	err := tx.QueryRow(ctx, `SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, name.Schema, name.Name).Scan(&oid)
+	var partitioned bool
+	err := tx.QueryRow(ctx, `SELECT c.oid, c.relkind = 'p' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, name.Schema, name.Name).Scan(&oid, &partitioned)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", name, errNoTable)
 	}
@@ -161,6 +170,11 @@ func loadTable(ctx context.Context, tx pgx.Tx, name plan.TableName) (*tableInfo,
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read CHECK constraints of %s: %w", name, err)
+	}
+	if partitioned {
+		if err := loadRoutes(ctx, tx, t, oid); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }

@@ -44,10 +44,12 @@ type values map[string]*string
 func str(s string) *string { return &s }
 
 // row is an inserted test row: the values it was inserted with, the values
-// read back (defaults applied, canonical text), and its ctid.
+// read back (defaults applied, canonical text), and where it is: its ctid
+// and, since a ctid is only unique within one partition, its tableoid.
 type row struct {
 	sent     values
 	returned values
+	tableoid string
 	ctid     string
 }
 
@@ -137,19 +139,25 @@ func (s *synth) build(ctx context.Context, tx pgx.Tx, t *tableInfo, fixed values
 	for k, v := range fixed {
 		vals[k] = v
 	}
-	// Follow the table's existing foreign keys: a NOT NULL one needs a real
-	// parent row (synthesized, never an existing one), a nullable one is
-	// left NULL.
+	// A partitioned table's key columns come from a leaf's bounds.
+	routed := t.routeValues(fixed, attempt)
+	// Follow the table's existing foreign keys: a NOT NULL one (or one the
+	// partition bounds set) needs a real parent row (synthesized, never an
+	// existing one), a nullable one is left NULL.
 	for _, fk := range t.FKs {
 		set, unset := 0, 0
 		needed := false
-		for _, c := range fk.Columns {
+		seed := values{} // parent key values the partition bounds dictate
+		for i, c := range fk.Columns {
 			if _, ok := vals[c]; ok {
 				set++
 				continue
 			}
 			unset++
-			if col, _ := t.col(c); col.NotNull && (!col.HasDefault || col.usesSequence()) {
+			if v, ok := routed[c]; ok {
+				needed = needed || v != nil
+				seed[fk.RefColumns[i]] = v
+			} else if col, _ := t.col(c); col.NotNull && (!col.HasDefault || col.usesSequence()) {
 				needed = true
 			}
 		}
@@ -161,12 +169,11 @@ func (s *synth) build(ctx context.Context, tx pgx.Tx, t *tableInfo, fixed values
 			for i, c := range fk.Columns {
 				rc := fk.RefColumns[i]
 				if _, ok := vals[rc]; !ok {
-					col, _ := t.col(rc)
-					v, err := generate(col, t.Allowed[rc], attempt)
+					v, err := ownValue(t, rc, routed, attempt)
 					if err != nil {
 						return nil, err
 					}
-					vals[rc] = str(v)
+					vals[rc] = v
 				}
 				vals[c] = vals[rc]
 			}
@@ -175,12 +182,17 @@ func (s *synth) build(ctx context.Context, tx pgx.Tx, t *tableInfo, fixed values
 		if depth >= maxDepth {
 			return nil, skipf("%s needs parent rows more than %d levels deep (via %s)", t.Name, maxDepth, fk.Name)
 		}
-		parent, err := s.insertRow(ctx, tx, fk.RefTable, nil, depth+1)
+		parent, err := s.insertRow(ctx, tx, fk.RefTable, seed, depth+1)
 		if err != nil {
 			return nil, err
 		}
 		for i, c := range fk.Columns {
 			vals[c] = parent.returned[fk.RefColumns[i]]
+		}
+	}
+	for c, v := range routed {
+		if _, ok := vals[c]; !ok {
+			vals[c] = v
 		}
 	}
 	for _, c := range t.Columns {
@@ -196,6 +208,20 @@ func (s *synth) build(ctx context.Context, tx pgx.Tx, t *tableInfo, fixed values
 		}
 	}
 	return vals, nil
+}
+
+// ownValue is the value of column c for a new row: the partition route's,
+// else generated.
+func ownValue(t *tableInfo, c string, routed values, attempt int) (*string, error) {
+	if v, ok := routed[c]; ok {
+		return v, nil
+	}
+	col, _ := t.col(c)
+	v, err := generate(col, t.Allowed[c], attempt)
+	if err != nil {
+		return nil, err
+	}
+	return str(v), nil
 }
 
 // execInsert inserts vals (text cast to each column's type, so any type with
@@ -214,7 +240,7 @@ func execInsert(ctx context.Context, tx pgx.Tx, t *tableInfo, vals values) (row,
 		cols = append(cols, pgx.Identifier{c.Name}.Sanitize())
 		params = append(params, fmt.Sprintf("$%d::text::%s", len(args), c.Type))
 	}
-	ret := []string{"ctid::text"}
+	ret := []string{"tableoid::oid::text", "ctid::text"}
 	for _, c := range t.Columns {
 		ret = append(ret, pgx.Identifier{c.Name}.Sanitize()+"::text")
 	}
@@ -225,7 +251,7 @@ func execInsert(ctx context.Context, tx pgx.Tx, t *tableInfo, vals values) (row,
 		sql = "INSERT INTO " + t.Name.Sanitize() + " (" + strings.Join(cols, ", ") + ") OVERRIDING SYSTEM VALUE VALUES (" +
 			strings.Join(params, ", ") + ") RETURNING " + strings.Join(ret, ", ")
 	}
-	dest := make([]*string, len(t.Columns)+1)
+	dest := make([]*string, len(t.Columns)+2)
 	ptrs := make([]any, len(dest))
 	for i := range dest {
 		ptrs[i] = &dest[i]
@@ -233,9 +259,9 @@ func execInsert(ctx context.Context, tx pgx.Tx, t *tableInfo, vals values) (row,
 	if err := tx.QueryRow(ctx, sql, args...).Scan(ptrs...); err != nil {
 		return row{}, err
 	}
-	r := row{sent: vals, returned: values{}, ctid: *dest[0]}
+	r := row{sent: vals, returned: values{}, tableoid: *dest[0], ctid: *dest[1]}
 	for i, c := range t.Columns {
-		r.returned[c.Name] = dest[i+1]
+		r.returned[c.Name] = dest[i+2]
 	}
 	return r, nil
 }

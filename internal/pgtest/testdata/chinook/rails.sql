@@ -1,0 +1,11 @@
+ALTER TABLE album ADD FOREIGN KEY (artist_id) REFERENCES artist;
+ALTER TABLE customer ADD FOREIGN KEY (support_rep_id) REFERENCES employee;
+ALTER TABLE employee ADD FOREIGN KEY (reports_to) REFERENCES employee;
+ALTER TABLE invoice ADD FOREIGN KEY (customer_id) REFERENCES customer;
+ALTER TABLE invoice_line ADD FOREIGN KEY (invoice_id) REFERENCES invoice;
+ALTER TABLE invoice_line ADD FOREIGN KEY (track_id) REFERENCES track;
+ALTER TABLE playlist_track ADD FOREIGN KEY (playlist_id) REFERENCES playlist;
+ALTER TABLE playlist_track ADD FOREIGN KEY (track_id) REFERENCES track;
+ALTER TABLE track ADD FOREIGN KEY (album_id) REFERENCES album;
+ALTER TABLE track ADD FOREIGN KEY (genre_id) REFERENCES genre;
+ALTER TABLE track ADD FOREIGN KEY (media_type_id) REFERENCES media_type;
