@@ -81,6 +81,8 @@ func (a *Activities) byName() map[string]any {
 		workflows.ActSmokeChecks:   a.RunSmokeChecks,
 		workflows.ActNotify:        a.Notify,
 		workflows.ActPublishReport: a.PublishReport,
+		workflows.ActImpact:        a.RemediationImpact,
+		workflows.ActQuarantine:    a.Quarantine,
 		// The perf phase (perf.go).
 		workflows.ActPerfRun:     a.PerfRun,
 		workflows.ActPerfExplain: a.PerfExplain,

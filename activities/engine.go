@@ -18,6 +18,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/behave"
 	"github.com/fkrollout/fkrollout/internal/catalog"
 	"github.com/fkrollout/fkrollout/internal/dbx"
+	"github.com/fkrollout/fkrollout/internal/meta"
 	"github.com/fkrollout/fkrollout/internal/migrate"
 	"github.com/fkrollout/fkrollout/internal/pgerr"
 	"github.com/fkrollout/fkrollout/internal/plan"
@@ -25,22 +26,44 @@ import (
 	"github.com/fkrollout/fkrollout/workflows"
 )
 
-// ParsePlan parses and lints the plan text from the workflow input. A plan
-// that does not parse or validate is a non-retryable PlanError naming the
-// problem.
+// ParsePlan parses and lints the plan text from the workflow input, in the
+// format the input names (or recognised from the text), with the worker's
+// lint settings; the plan's own lint settings may only tighten them. With
+// an environment it resolves implicit referenced columns to the primary
+// key from that environment's catalog. A plan that does not parse, lint or
+// resolve is a non-retryable PlanError naming every problem.
 func (a *Activities) ParsePlan(ctx context.Context, in workflows.ParsePlanInput) (workflows.ParsePlanResult, error) {
-	p, err := plan.ParseAuto(in.Text)
+	planErr := func(err error) error {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan: %v", a.redact(err.Error())), workflows.ErrTypePlan, nil)
+	}
+	var src *plan.Source
+	var err error
+	if in.Format == "" {
+		src, err = plan.ParseAutoSource(in.Text)
+	} else {
+		src, err = plan.Parse(in.Text, plan.Format(in.Format))
+	}
 	if err != nil {
-		return workflows.ParsePlanResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan: %v", err), workflows.ErrTypePlan, nil)
+		return workflows.ParsePlanResult{}, planErr(err)
 	}
-	if err := plan.Validate(p); err != nil {
-		return workflows.ParsePlanResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan: %v", err), workflows.ErrTypePlan, nil)
+	findings := src.Lint(a.Config.Lint)
+	if err := plan.FindingsError(src.Plan.Name, findings); err != nil {
+		return workflows.ParsePlanResult{}, planErr(err)
 	}
-	if len(p.ForeignKeys) == 0 {
-		return workflows.ParsePlanResult{}, temporal.NewNonRetryableApplicationError("plan: no foreign keys to add", workflows.ErrTypePlan, nil)
+	if in.Environment != "" {
+		pool, err := a.pool(ctx, in.Environment)
+		if err != nil {
+			return workflows.ParsePlanResult{}, err
+		}
+		if err := catalog.ResolveReferences(ctx, pool, &src.Plan); err != nil {
+			return workflows.ParsePlanResult{}, planErr(fmt.Errorf("resolve referenced columns in %s: %w", in.Environment, err))
+		}
 	}
-	res := workflows.ParsePlanResult{Plan: p}
-	for _, f := range plan.Lint(p) {
+	res := workflows.ParsePlanResult{Plan: src.Plan}
+	for _, f := range findings {
+		if f.Severity == plan.SeverityOff {
+			continue
+		}
 		res.Findings = append(res.Findings, workflows.Finding{Severity: string(f.Severity), FK: f.FK, Line: f.Line, Rule: f.Rule, Message: f.Message})
 	}
 	return res, nil
@@ -281,23 +304,30 @@ func toResult(fk plan.ForeignKey, r migrate.Result) workflows.ConstraintResult {
 }
 
 // Remediate quarantines and then deletes (or sets NULL on) one
-// constraint's orphans, in batches.
+// constraint's orphans, in batches; delete_with_dependents also removes or
+// changes every row that references them, children first, each copied to
+// quarantine. A choice that cannot run (dependents a plain delete would
+// hit, a NOT NULL column, a trigger changing rows fkrollout did not copy)
+// is a non-retryable RemediationError: the gate reopens with the reason.
 func (a *Activities) Remediate(ctx context.Context, in workflows.RemediateInput) (workflows.RemediationResult, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
 		return workflows.RemediationResult{}, err
 	}
-	if in.Mode != "delete" && in.Mode != "set_null" {
-		return workflows.RemediationResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("remediation mode %q: want delete or set_null", in.Mode), workflows.ErrTypeRemediation, nil)
+	refused := func(msg string) error {
+		return temporal.NewNonRetryableApplicationError(a.redact(msg), workflows.ErrTypeRemediation, nil)
 	}
-	if in.Mode == "set_null" {
+	mode := audit.Mode(in.Mode)
+	if !mode.Valid() {
+		return workflows.RemediationResult{}, refused(fmt.Sprintf("remediation mode %q: want delete, delete_with_dependents or set_null", in.Mode))
+	}
+	if mode == audit.ModeSetNull {
 		ok, err := nullable(ctx, pool, in.FK)
 		if err != nil {
 			return workflows.RemediationResult{}, a.clean(fmt.Errorf("check nullability of %s: %w", in.FK.Name, err))
 		}
 		if !ok {
-			return workflows.RemediationResult{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("set-null is impossible for %s: %s is NOT NULL", in.FK.Name, strings.Join(in.FK.Columns, ", ")), workflows.ErrTypeRemediation, nil)
+			return workflows.RemediationResult{}, refused(fmt.Sprintf("set-null is impossible for %s: %s is NOT NULL", in.FK.Name, strings.Join(in.FK.Columns, ", ")))
 		}
 	}
 	lock, err := a.Config.LockPolicy()
@@ -306,11 +336,131 @@ func (a *Activities) Remediate(ctx context.Context, in workflows.RemediateInput)
 	}
 	hb := a.startHeartbeat(ctx, Progress{Item: in.FK.Name, Note: in.Mode})
 	defer hb.end()
-	r, err := audit.Remediate(ctx, pool, in.FK, audit.Mode(in.Mode), in.RolloutID, audit.RemediateOptions{BatchSize: a.Config.Audit.RemediationBatch, Lock: lock, RunID: in.RunID})
+	r, err := audit.Remediate(ctx, pool, in.FK, mode, in.RolloutID, audit.RemediateOptions{BatchSize: a.Config.Audit.RemediationBatch, Lock: lock, RunID: in.RunID})
 	if err != nil {
-		return workflows.RemediationResult{}, a.clean(fmt.Errorf("remediate %s on %s: %w", in.FK.Name, in.Environment, err))
+		err = fmt.Errorf("remediate %s on %s: %w", in.FK.Name, in.Environment, err)
+		if errors.Is(err, audit.ErrDependents) || errors.Is(err, audit.ErrNotPossible) || errors.Is(err, audit.ErrUncapturedChanges) || errors.Is(err, audit.ErrTooDeep) {
+			return workflows.RemediationResult{}, refused(err.Error())
+		}
+		return workflows.RemediationResult{}, a.clean(err)
 	}
-	return workflows.RemediationResult{FK: in.FK.Name, Mode: string(r.Mode), Quarantined: r.Quarantined, Affected: r.Affected, Batches: r.Batches}, nil
+	out := workflows.RemediationResult{FK: in.FK.Name, Mode: string(r.Mode), Quarantined: r.Quarantined, Affected: r.Affected, Batches: r.Batches}
+	if mode == audit.ModeDeleteWithDependents {
+		// The per-table split is the quarantine's own count for this run.
+		q, err := quarantineCounts(ctx, pool, in.RolloutID, in.RunID, in.FK.Name)
+		if err != nil {
+			return out, a.clean(fmt.Errorf("count quarantine of %s on %s: %w", in.FK.Name, in.Environment, err))
+		}
+		out.Tables = q.Tables
+	}
+	return out, nil
+}
+
+// RemediationImpact computes, before anyone decides, what remediating one
+// constraint's orphans would do across the foreign-key graph and which
+// choices can run, each impossible one with its reason.
+func (a *Activities) RemediationImpact(ctx context.Context, in workflows.ImpactInput) (workflows.Impact, error) {
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return workflows.Impact{}, err
+	}
+	hb := a.startHeartbeat(ctx, Progress{Item: in.FK.Name, Note: "remediation impact"})
+	defer hb.end()
+	rep, err := audit.Impact(ctx, pool, in.FK, audit.ModeDelete)
+	if err != nil {
+		err = fmt.Errorf("remediation impact of %s on %s: %w", in.FK.Name, in.Environment, err)
+		if errors.Is(err, audit.ErrTooDeep) {
+			return workflows.Impact{}, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypeDeterministic, nil,
+				workflows.DeterministicDetail{Reason: "dependency walk too deep"})
+		}
+		return workflows.Impact{}, a.cleanWith(ctx, err, pgerr.Options{StatementTimeout: true})
+	}
+	return impactFor(in.FK.Name, rep), nil
+}
+
+// impactFor turns the engine's report into the workflow's plain data,
+// choices named as the gate names them.
+func impactFor(fk string, rep audit.ImpactReport) workflows.Impact {
+	out := workflows.Impact{FK: fk, Orphans: rep.Orphans, Nullable: rep.FKColumnsNullable}
+	for _, d := range rep.Dependents {
+		out.Dependents = append(out.Dependents, workflows.ImpactRow{Table: d.Table, Constraint: d.Constraint, Action: d.OnDelete, Rows: d.Rows, Depth: d.Depth})
+	}
+	for _, t := range rep.Triggers {
+		if !t.Enabled {
+			continue
+		}
+		out.Triggers = append(out.Triggers, fmt.Sprintf("%s on %s (%s %s %s)", t.Name, t.Table, t.Timing, strings.Join(t.Events, "/"), t.Level))
+	}
+	choice := map[audit.Mode]string{audit.ModeDelete: workflows.ChoiceDelete, audit.ModeDeleteWithDependents: workflows.ChoiceDeleteWithDependents,
+		audit.ModeSetNull: workflows.ChoiceSetNull}
+	for _, c := range rep.Choices {
+		if id, ok := choice[c.Mode]; ok && !c.Possible {
+			if out.Impossible == nil {
+				out.Impossible = map[string]string{}
+			}
+			// The gate names choices with dashes; the engine names modes.
+			out.Impossible[id] = strings.NewReplacer(string(audit.ModeDeleteWithDependents), workflows.ChoiceDeleteWithDependents,
+				string(audit.ModeSetNull), workflows.ChoiceSetNull).Replace(c.Reason)
+		}
+	}
+	return out
+}
+
+// Quarantine counts the rows this run of the rollout copied to quarantine
+// in an environment, per table; with Restore it first puts them back
+// (parents first, one transaction). A failed restore changes nothing and
+// is reported in the result, not as an error: a rollback must finish.
+func (a *Activities) Quarantine(ctx context.Context, in workflows.QuarantineInput) (workflows.QuarantineResult, error) {
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return workflows.QuarantineResult{}, err
+	}
+	var restored int64
+	var restoreErr string
+	if in.Restore {
+		n, err := audit.RestoreAll(ctx, pool, in.RolloutID, in.RunID)
+		if err != nil {
+			restoreErr = a.redact(err.Error())
+		}
+		for _, v := range n {
+			restored += v
+		}
+	}
+	res, err := quarantineCounts(ctx, pool, in.RolloutID, in.RunID, "")
+	if err != nil {
+		return workflows.QuarantineResult{}, a.clean(fmt.Errorf("count quarantine on %s: %w", in.Environment, err))
+	}
+	res.Restored, res.RestoreError = restored, restoreErr
+	return res, nil
+}
+
+// quarantineCounts counts quarantine rows of a rollout run (and rows from
+// before runs were recorded), per table and change, optionally of one
+// constraint's remediation.
+func quarantineCounts(ctx context.Context, pool *pgxpool.Pool, rolloutID, runID, constraint string) (workflows.QuarantineResult, error) {
+	var res workflows.QuarantineResult
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", meta.QuarantineTable).Scan(&exists); err != nil || !exists {
+		return res, err
+	}
+	rows, err := pool.Query(ctx, `SELECT table_schema, table_name, action, count(*) FROM `+meta.QuarantineTable+`
+		WHERE rollout_id = $1 AND ($2 = '' OR run_id IS NULL OR run_id = $2) AND ($3 = '' OR constraint_name = $3)
+		GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, rolloutID, runID, constraint)
+	if err != nil {
+		return res, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t plan.TableName
+		var c workflows.QuarantineCount
+		if err := rows.Scan(&t.Schema, &t.Name, &c.Action, &c.Rows); err != nil {
+			return res, err
+		}
+		c.Table = t.String()
+		res.Tables = append(res.Tables, c)
+		res.Rows += c.Rows
+	}
+	return res, rows.Err()
 }
 
 // RunBehaviourTests runs the seeds' constraint tests (invalid insert

@@ -9,7 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -48,6 +48,7 @@ func engineCommands() []command {
 		{"validate", "VALIDATE CONSTRAINT every plan foreign key", cmdValidate},
 		{"verify", "show whether every plan foreign key exists, validated, as planned", cmdVerify},
 		{"rollback", "drop the plan foreign keys this rollout created", cmdRollback},
+		{"restore", "put back the rows a rollout's remediation quarantined (parents first)", cmdRestore},
 		{"behave", "prove each foreign key rejects orphans and applies its actions", cmdBehave},
 		{"stats", "census: tables, foreign keys, CHECK constraints, unique indexes", cmdStats},
 		{"indexes", "report (or --create) indexes the referencing columns need", cmdIndexes},
@@ -67,6 +68,8 @@ type engineFlags struct {
 	needRollout bool
 	lockTimeout time.Duration
 	attempts    int
+	// strict lints with the rules that the rollout makes safe as errors.
+	strict bool
 }
 
 func newEngineFlags(name string, stderr io.Writer) *engineFlags {
@@ -77,7 +80,8 @@ func newEngineFlags(name string, stderr io.Writer) *engineFlags {
 }
 
 func (f *engineFlags) withPlan() *engineFlags {
-	f.fs.StringVar(&f.planPath, "plan", "", "plan file: migration .sql or .yaml/.json (required)")
+	f.fs.StringVar(&f.planPath, "plan", "", "plan file: migration .sql or .yaml/.json, type by extension (required)")
+	f.fs.BoolVar(&f.strict, "strict", false, "lint strictly: missing NOT VALID, ON DELETE, names and referenced columns are errors")
 	return f
 }
 
@@ -160,6 +164,11 @@ func (f *engineFlags) open(ctx context.Context, args []string) (plan.Plan, *pgxp
 	if err != nil {
 		return plan.Plan{}, nil, err
 	}
+	// REFERENCES t without columns means t's primary key.
+	if err := catalog.ResolveReferences(ctx, pool, &p); err != nil {
+		pool.Close()
+		return plan.Plan{}, nil, err
+	}
 	return p, pool, nil
 }
 
@@ -188,23 +197,14 @@ func (f *engineFlags) connect(ctx context.Context) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// lintFile reviews a plan file: a .sql migration statement by statement
-// (with line numbers), anything else as a parsed plan.
-func lintFile(path string) (plan.Plan, []plan.Finding, error) {
-	p, err := plan.Load(path)
-	if strings.EqualFold(filepath.Ext(path), ".sql") {
-		data, rerr := os.ReadFile(path)
-		if rerr != nil {
-			return plan.Plan{}, nil, fmt.Errorf("read plan: %w", rerr)
-		}
-		// LintSQL reports parse errors as findings, so a broken file is
-		// described, not just refused.
-		return p, plan.LintSQL(string(data)), nil
-	}
+// lintFile reads a plan file (type by extension) and lints it the way the
+// workflow does: one parser and one rule set for every path.
+func lintFile(path string, strict bool) (plan.Plan, []plan.Finding, error) {
+	src, err := plan.LoadSource(path)
 	if err != nil {
 		return plan.Plan{}, nil, err
 	}
-	return p, plan.Lint(p), nil
+	return src.Plan, src.Lint(plan.LintOptions{Strict: strict}), nil
 }
 
 func lintErrors(fs []plan.Finding) []plan.Finding {
@@ -228,7 +228,7 @@ func findingsError(errs []plan.Finding) error {
 // preflight loads and lints the plan and checks it against the database,
 // reporting every problem at once before anything changes.
 func preflight(ctx context.Context, f *engineFlags, pool *pgxpool.Pool) (plan.Plan, catalog.Report, error) {
-	p, findings, err := lintFile(f.planPath)
+	p, findings, err := lintFile(f.planPath, f.strict)
 	if err != nil {
 		return plan.Plan{}, catalog.Report{}, err
 	}
@@ -238,6 +238,12 @@ func preflight(ctx context.Context, f *engineFlags, pool *pgxpool.Pool) (plan.Pl
 		rep, err = catalog.Check(ctx, pool, p)
 		if err != nil {
 			return p, rep, fmt.Errorf("check plan against database: %w", err)
+		}
+		if rep.Err() == nil {
+			// REFERENCES t without columns means t's primary key.
+			if err := catalog.ResolveReferences(ctx, pool, &p); err != nil {
+				return p, rep, err
+			}
 		}
 	}
 	var msgs []string
@@ -270,10 +276,14 @@ func table(w io.Writer, header string, rows [][]string) {
 
 var cmdLint = wrap(func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newEngineFlags("lint", stderr).withPlan()
+	f.fs.Bool("rules", false, "list every lint rule with its default and strict severity, then exit")
+	if slices.Contains(args, "--rules") || slices.Contains(args, "-rules") {
+		return printRules(stdout, f, args)
+	}
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	p, findings, err := lintFile(f.planPath)
+	p, findings, err := lintFile(f.planPath, f.strict)
 	if err != nil {
 		return err
 	}
@@ -295,6 +305,30 @@ var cmdLint = wrap(func(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	return nil
 })
+
+// printRules lists the lint rules: id, default severity, severity under
+// --strict, whether a plan or the worker may override it, and what it checks.
+func printRules(stdout io.Writer, f *engineFlags, args []string) error {
+	_ = f.fs.Parse(args)
+	rs := plan.Rules()
+	if f.json {
+		return writeJSON(stdout, rs)
+	}
+	rows := make([][]string, 0, len(rs))
+	for _, r := range rs {
+		strict := string(r.Severity)
+		if r.Strict {
+			strict = string(plan.SeverityError)
+		}
+		fixed := "yes"
+		if r.Fixed {
+			fixed = "no"
+		}
+		rows = append(rows, []string{r.ID, string(r.Severity), strict, fixed, r.Description})
+	}
+	table(stdout, "RULE\tDEFAULT\tSTRICT\tOVERRIDABLE\tCHECKS", rows)
+	return nil
+}
 
 var cmdCheck = wrap(func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newEngineFlags("check", stderr).withPlan().withDB()
@@ -385,15 +419,15 @@ func findFK(p plan.Plan, name string) (plan.ForeignKey, error) {
 
 var cmdRemediate = wrap(func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newEngineFlags("remediate-orphans", stderr).withPlan().withDB().withRollout().withLock()
-	mode := f.fs.String("mode", "", "delete | set_null (required)")
+	mode := f.fs.String("mode", "", "delete | delete_with_dependents | set_null (required)")
 	fkName := f.fs.String("fk", "", "foreign key name from the plan (required)")
 	batch := f.fs.Int("batch-size", 1000, "rows per transaction")
 	if err := f.parse(args); err != nil {
 		return err
 	}
 	m := audit.Mode(*mode)
-	if m != audit.ModeDelete && m != audit.ModeSetNull {
-		return usageError{fmt.Sprintf("--mode must be delete or set_null, got %q", *mode)}
+	if !m.Valid() {
+		return usageError{fmt.Sprintf("--mode must be delete, delete_with_dependents or set_null, got %q", *mode)}
 	}
 	if *fkName == "" {
 		return usageError{"--fk is required"}
@@ -423,6 +457,45 @@ var cmdRemediate = wrap(func(ctx context.Context, args []string, stdout, stderr 
 	}
 	fmt.Fprintf(stdout, "%s: %s %d row(s) in %d batch(es); %d copied to fkrollout.quarantine (rollout %s)\n",
 		res.FK, res.Mode, res.Affected, res.Batches, res.Quarantined, f.rolloutID)
+	return nil
+})
+
+var cmdRestore = wrap(func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newEngineFlags("restore", stderr).withDB().withRollout()
+	runID := f.fs.String("run-id", "", "only the rows this run of the rollout quarantined (default: every run's)")
+	fkName := f.fs.String("fk", "", "only the rows remediating this foreign key removed or changed (default: all)")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	pool, err := f.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	var restored map[string]int64
+	if *fkName != "" {
+		n, err := audit.RestoreRun(ctx, pool, f.rolloutID, *runID, *fkName)
+		if err != nil {
+			return err
+		}
+		restored = map[string]int64{*fkName: n}
+	} else if restored, err = audit.RestoreAll(ctx, pool, f.rolloutID, *runID); err != nil {
+		return err
+	}
+	if f.json {
+		return writeJSON(stdout, map[string]any{"rollout_id": f.rolloutID, "restored": restored})
+	}
+	var total int64
+	names := make([]string, 0, len(restored))
+	for n, v := range restored {
+		names = append(names, n)
+		total += v
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(stdout, "%s: %d row(s) put back\n", n, restored[n])
+	}
+	fmt.Fprintf(stdout, "rollout %s: %d row(s) restored from fkrollout.quarantine (parents first, one transaction)\n", f.rolloutID, total)
 	return nil
 })
 
@@ -704,7 +777,7 @@ var cmdGenerate = wrap(func(ctx context.Context, args []string, stdout, stderr i
 	if *dir == "" {
 		return usageError{"--dir is required"}
 	}
-	p, findings, err := lintFile(f.planPath)
+	p, findings, err := lintFile(f.planPath, f.strict)
 	if err != nil {
 		return err
 	}

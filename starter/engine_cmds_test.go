@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -52,6 +53,16 @@ func TestLintCommand(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.sql")
 	require.NoError(t, os.WriteFile(bad, []byte(`ALTER TABLE a ADD CONSTRAINT fk_a_b FOREIGN KEY (b_id) REFERENCES b(id);`), 0o600))
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+		return p
+	}
+	pgDump := write("dump.sql", "SET statement_timeout = 0;\nALTER TABLE ONLY public.orders\n    ADD CONSTRAINT fk_orders_customers FOREIGN KEY (customer_id) REFERENCES public.customers;\n")
+	comments := write("comments.sql", "-- nothing here yet\n/* still nothing */\n")
+	empty := write("empty.sql", "")
+	txt := write("plan.txt", "ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;")
+	long := write("long.sql", "ALTER TABLE a ADD CONSTRAINT "+strings.Repeat("x", 64)+" FOREIGN KEY (b_id) REFERENCES b (id) NOT VALID;")
 	cases := []struct {
 		name     string
 		args     []string
@@ -61,7 +72,14 @@ func TestLintCommand(t *testing.T) {
 	}{
 		{"seeds migration is clean", []string{"lint", "--plan", migrationSQL}, 0, "16 foreign key(s)", ""},
 		{"yaml plan is clean", []string{"lint", "--plan", planYAML}, 0, "16 foreign key(s)", ""},
-		{"missing NOT VALID and ON DELETE", []string{"lint", "--plan", bad}, 1, "missing-not-valid", "lint error"},
+		{"missing NOT VALID and ON DELETE: made safe by the rollout", []string{"lint", "--plan", bad}, 0, "info [missing-not-valid]", ""},
+		{"missing NOT VALID and ON DELETE, strict", []string{"lint", "--plan", bad, "--strict"}, 1, "error [missing-not-valid]", "lint error"},
+		{"pg_dump file, implicit referenced columns", []string{"lint", "--plan", pgDump}, 0, "info [implicit-ref-columns]", ""},
+		{"comment-only file", []string{"lint", "--plan", comments}, 1, "", "plan is empty"},
+		{"empty file", []string{"lint", "--plan", empty}, 1, "", "plan is empty"},
+		{"unknown extension", []string{"lint", "--plan", txt}, 1, "", `".txt"`},
+		{"identifier over 63 bytes", []string{"lint", "--plan", long}, 1, "name-too-long", "lint error"},
+		{"rules", []string{"lint", "--rules"}, 0, "missing-not-valid", ""},
 		{"missing file", []string{"lint", "--plan", filepath.Join(dir, "nope.sql")}, 1, "", "nope.sql"},
 		{"no --plan", []string{"lint"}, 2, "", "--plan is required"},
 		{"unknown flag", []string{"lint", "--plan", migrationSQL, "--bogus"}, 2, "", "bogus"},

@@ -109,11 +109,11 @@ func buildFleetInput(o fleetOptions, now time.Time) (workflows.FleetInput, error
 			return in, fmt.Errorf("--input %s: %w", o.start.inputFile, err)
 		}
 		if o.start.planFile != "" {
-			b, err := os.ReadFile(o.start.planFile)
+			text, format, err := readPlanFile(o.start.planFile)
 			if err != nil {
-				return in, fmt.Errorf("--plan: %w", err)
+				return in, err
 			}
-			in.Plan = string(b)
+			in.Plan, in.PlanFormat = text, format
 		}
 		if o.set["requester"] || in.Requester == "" {
 			in.Requester = o.start.requester
@@ -134,7 +134,7 @@ func buildFleetInput(o fleetOptions, now time.Time) (workflows.FleetInput, error
 		if err != nil {
 			return in, err
 		}
-		in = workflows.FleetInput{Plan: base.Plan, Requester: base.Requester, Approval: base.Approval, Thresholds: base.Thresholds,
+		in = workflows.FleetInput{Plan: base.Plan, PlanFormat: base.PlanFormat, Requester: base.Requester, Approval: base.Approval, Thresholds: base.Thresholds,
 			Monitor: base.Monitor, Perf: base.Perf, DryRun: base.DryRun}
 		if n := len(base.Environments); n > 0 {
 			in.MaintenanceWindow = base.Environments[n-1].MaintenanceWindow

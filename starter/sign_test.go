@@ -79,7 +79,7 @@ func TestCLISignedDecisions(t *testing.T) {
 	require.NoError(t, w.Start())
 	defer w.Stop()
 	planFile := filepath.Join(dir, "plan.sql")
-	require.NoError(t, os.WriteFile(planFile, []byte("-- the stub parses any text"), 0o600))
+	require.NoError(t, os.WriteFile(planFile, []byte("-- the stub parses it\nALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;"), 0o600))
 
 	// Production without staging first: refused at start by the policy.
 	code, _, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-prod-only", "--requester", "rita", "--key", keys["rita"],

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/plan"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 
@@ -249,11 +250,11 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 		}
 	}
 	if o.planFile != "" {
-		b, err := os.ReadFile(o.planFile)
+		text, format, err := readPlanFile(o.planFile)
 		if err != nil {
-			return in, fmt.Errorf("--plan: %w", err)
+			return in, err
 		}
-		in.Plan = string(b)
+		in.Plan, in.PlanFormat = text, format
 	}
 	if strings.TrimSpace(in.Plan) == "" {
 		return in, errors.New("--plan is required (a migration .sql or a plan .yaml)")
@@ -616,4 +617,19 @@ func (quietLogger) Info(string, ...any)  {}
 func (quietLogger) Warn(string, ...any)  {}
 func (quietLogger) Error(msg string, kv ...any) {
 	fmt.Fprintln(os.Stderr, append([]any{"temporal:", msg}, kv...)...)
+}
+
+// readPlanFile reads --plan for a workflow start: its text and its format by
+// extension. It parses the file first, so an empty, comment-only or broken
+// plan is refused here, naming the file, instead of after the start.
+func readPlanFile(path string) (text, format string, err error) {
+	src, err := plan.LoadSource(path)
+	if err != nil {
+		return "", "", fmt.Errorf("--plan: %w", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", fmt.Errorf("--plan: %w", err)
+	}
+	return string(b), string(src.Format), nil
 }

@@ -74,6 +74,12 @@ func registerStubs(w worker.Worker, orphans int64, pol policy.Config) {
 	reg(workflows.ActValidate, func(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
 		return workflows.ConstraintResult{FK: in.FK.Name, Action: "validated"}, nil
 	})
+	reg(workflows.ActImpact, func(ctx context.Context, in workflows.ImpactInput) (workflows.Impact, error) {
+		return workflows.Impact{FK: in.FK.Name, Orphans: orphans, Nullable: true}, nil
+	})
+	reg(workflows.ActQuarantine, func(ctx context.Context, in workflows.QuarantineInput) (workflows.QuarantineResult, error) {
+		return workflows.QuarantineResult{}, nil
+	})
 	reg(workflows.ActBehaviour, func(ctx context.Context, in workflows.BehaviourInput) ([]workflows.BehaviourResult, error) {
 		return []workflows.BehaviourResult{{FK: fk.Name, Passed: true}}, nil
 	})
@@ -116,8 +122,16 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	require.NoError(t, w.Start())
 	defer w.Stop()
 
+	// A comment-only plan is refused before anything starts, naming the file.
+	emptyPlan := filepath.Join(t.TempDir(), "empty.sql")
+	require.NoError(t, os.WriteFile(emptyPlan, []byte("-- TODO: the keys\n"), 0o600))
+	code, _, errOut := starterRun(t, "start", "--plan", emptyPlan, "--id", "cli-empty", "--requester", "rita",
+		"--approvers", "alice,bob", "--environments", "staging", "--task-queue", tq)
+	assert.NotZero(t, code)
+	assert.Contains(t, errOut, "empty.sql: plan is empty")
+
 	planFile := filepath.Join(t.TempDir(), "plan.sql")
-	require.NoError(t, os.WriteFile(planFile, []byte("-- any text; the stub parses it"), 0o600))
+	require.NoError(t, os.WriteFile(planFile, []byte("-- the stub parses it\nALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;"), 0o600))
 	code, out, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-rollout", "--requester", "rita",
 		"--approvers", "alice,bob", "--environments", "staging,production", "--task-queue", tq, "--ui", "http://ui.test")
 	require.Equal(t, 0, code, errOut)
@@ -222,7 +236,7 @@ func TestInteractiveFollowOnDevServer(t *testing.T) {
 	defer w.Stop()
 
 	planFile := filepath.Join(t.TempDir(), "plan.sql")
-	require.NoError(t, os.WriteFile(planFile, []byte("-- stub"), 0o600))
+	require.NoError(t, os.WriteFile(planFile, []byte("-- the stub parses it\nALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;"), 0o600))
 	code, _, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-interactive", "--requester", "rita",
 		"--approvers", demoApprover+","+demoApprover2, "--min-approvals-last", "2", "--environments", "staging,production", "--task-queue", tq)
 	require.Equal(t, 0, code, errOut)

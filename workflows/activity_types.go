@@ -31,12 +31,19 @@ const (
 	// ActPublishReport writes the completion report to the worker's
 	// report directory and posts it through the notifier.
 	ActPublishReport = "PublishReport"
+	// ActImpact computes what remediating one constraint's orphans would
+	// do across the foreign-key graph, before anyone decides.
+	ActImpact = "RemediationImpact"
+	// ActQuarantine counts (and on rollback restores) the rows this run's
+	// remediation copied to quarantine.
+	ActQuarantine = "Quarantine"
 )
 
 // ActivityNames lists every activity the workflow schedules (the worker
 // test checks each is registered).
 var ActivityNames = []string{ActParsePlan, ActCheckPlan, ActTakeStats, ActAudit, ActBackup, ActApply,
-	ActRemediate, ActValidate, ActBehaviour, ActRollback, ActVerify, ActDeployHooks, ActSmokeChecks, ActNotify, ActPublishReport}
+	ActRemediate, ActValidate, ActBehaviour, ActRollback, ActVerify, ActDeployHooks, ActSmokeChecks, ActNotify, ActPublishReport,
+	ActImpact, ActQuarantine}
 
 // Application error types activities return. Non-retryable: retrying
 // cannot fix them.
@@ -67,6 +74,12 @@ type DeterministicDetail struct {
 // ParsePlanInput is the plan text from the workflow input.
 type ParsePlanInput struct {
 	Text string `json:"text"`
+	// Format is "sql", "yaml", "json" or empty (recognised from the text).
+	Format string `json:"format,omitempty"`
+	// Environment, when set, resolves implicit referenced columns
+	// (REFERENCES t without a column list) to t's primary key in its
+	// catalog, so every later step works with explicit columns.
+	Environment string `json:"environment,omitempty"`
 }
 
 // ParsePlanResult is the parsed, validated plan and its lint findings.
@@ -200,8 +213,74 @@ type RemediateInput struct {
 	RolloutID   string          `json:"rollout_id"`
 	RunID       string          `json:"run_id,omitempty"`
 	FK          plan.ForeignKey `json:"fk"`
-	// Mode is "delete" or "set_null".
+	// Mode is "delete", "delete_with_dependents" or "set_null".
 	Mode string `json:"mode"`
+}
+
+// Remediation modes (RemediateInput.Mode).
+const (
+	ModeDelete               = "delete"
+	ModeDeleteWithDependents = "delete_with_dependents"
+	ModeSetNull              = "set_null"
+)
+
+// ImpactInput asks what remediating FK's orphans would do.
+type ImpactInput struct {
+	Environment string          `json:"environment"`
+	FK          plan.ForeignKey `json:"fk"`
+}
+
+// Impact is what remediating one constraint's orphans would do across the
+// foreign-key graph, and which choices are possible.
+type Impact struct {
+	FK      string `json:"fk"`
+	Orphans int64  `json:"orphans"`
+	// Dependents are the rows in other tables (recursively) that deleting
+	// the orphans would block, delete or change.
+	Dependents []ImpactRow `json:"dependents,omitempty"`
+	// Triggers are user triggers on the tables involved.
+	Triggers []string `json:"triggers,omitempty"`
+	Nullable bool     `json:"nullable"`
+	// Impossible maps a choice (delete, delete-with-dependents, set-null)
+	// that cannot be carried out to the reason.
+	Impossible map[string]string `json:"impossible,omitempty"`
+}
+
+// ImpactRow is one (table, constraint) edge of a remediation's impact.
+type ImpactRow struct {
+	Table      string `json:"table"`
+	Constraint string `json:"constraint"`
+	// Action is the edge's ON DELETE action (NO ACTION, RESTRICT,
+	// CASCADE, SET NULL, SET DEFAULT).
+	Action string `json:"action"`
+	Rows   int64  `json:"rows"`
+	Depth  int    `json:"depth"`
+}
+
+// QuarantineInput asks for this run's quarantine; Restore puts it back.
+type QuarantineInput struct {
+	Environment string `json:"environment"`
+	RolloutID   string `json:"rollout_id"`
+	RunID       string `json:"run_id,omitempty"`
+	Restore     bool   `json:"restore,omitempty"`
+}
+
+// QuarantineResult counts quarantined rows per table (after a restore:
+// what is left) and, for a restore, how many rows went back.
+type QuarantineResult struct {
+	Tables   []QuarantineCount `json:"tables,omitempty"`
+	Rows     int64             `json:"rows"`
+	Restored int64             `json:"restored,omitempty"`
+	// RestoreError: the restore failed and changed nothing (for example
+	// a key was reused meanwhile); the rows stay in quarantine.
+	RestoreError string `json:"restore_error,omitempty"`
+}
+
+// QuarantineCount is one table's quarantined rows.
+type QuarantineCount struct {
+	Table  string `json:"table"`
+	Action string `json:"action"`
+	Rows   int64  `json:"rows"`
 }
 
 // RemediationResult is what remediation did (rows quarantined first).
@@ -211,6 +290,9 @@ type RemediationResult struct {
 	Quarantined int64  `json:"quarantined"`
 	Affected    int64  `json:"affected"`
 	Batches     int    `json:"batches"`
+	// Tables counts the rows changed per table when dependents were
+	// removed or changed too (delete_with_dependents).
+	Tables []QuarantineCount `json:"tables,omitempty"`
 }
 
 // BehaviourInput runs the seeds' constraint tests for these constraints.

@@ -86,6 +86,10 @@ type Input struct {
 	// Plan is the plan text: YAML (foreign_keys: ...) or the team's
 	// migration SQL (ALTER TABLE ... ADD CONSTRAINT ... NOT VALID).
 	Plan string `json:"plan"`
+	// PlanFormat is how to read Plan: "sql", "yaml" or "json". The CLI
+	// sets it from the file's extension; when empty (text pasted into the
+	// UI) the format is recognised from the text.
+	PlanFormat string `json:"plan_format,omitempty"`
 	// Requester is who asked for the rollout; with four-eyes they cannot
 	// approve their own gates.
 	Requester string `json:"requester"`

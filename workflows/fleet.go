@@ -63,6 +63,8 @@ const (
 type FleetInput struct {
 	// Plan is the plan text (YAML or migration SQL), the same for every target.
 	Plan string `json:"plan"`
+	// PlanFormat: "sql", "yaml", "json" or empty (recognised from the text).
+	PlanFormat string `json:"plan_format,omitempty"`
 	// Requester asked for the fleet; four-eyes applies to the wave gates and
 	// to every child's gates.
 	Requester string `json:"requester"`
@@ -261,7 +263,7 @@ func (in FleetInput) Validate() error {
 	if child.Perf != nil {
 		child.Perf.Environment = ""
 	}
-	r := &rollout{in: child, windows: map[string]window{}, gateScope: map[string][]string{}}
+	r := &rollout{in: child, windows: map[string]window{}, gateScope: map[string][]string{}, gateImpact: map[string]map[string]Impact{}}
 	if err := r.validateInput(); err != nil {
 		errs = append(errs, strings.TrimPrefix(err.Error(), "invalid rollout input: "))
 	}
@@ -286,6 +288,7 @@ func (in FleetInput) policyInput() Input {
 func (in FleetInput) childInput(target string, canary bool) Input {
 	child := Input{
 		Plan:         in.Plan,
+		PlanFormat:   in.PlanFormat,
 		Requester:    in.Requester,
 		Environments: []EnvironmentInput{{Name: target}},
 		Approval:     in.Approval,
@@ -398,7 +401,7 @@ func (f *fleet) story(ctx workflow.Context) error {
 	f.st.Phase = PhaseParse
 	var parsed ParsePlanResult
 	actx := workflow.WithActivityOptions(ctx, withSummary(shortActivity, "parse and lint the plan once for the fleet"))
-	if err := workflow.ExecuteActivity(actx, ActParsePlan, ParsePlanInput{Text: f.in.Plan}).Get(actx, &parsed); err != nil {
+	if err := workflow.ExecuteActivity(actx, ActParsePlan, ParsePlanInput{Text: f.in.Plan, Format: f.in.PlanFormat}).Get(actx, &parsed); err != nil {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan: %v", rootCause(err)), ErrTypePlan, err)
 	}
 	f.st.PlanName, f.st.ConstraintCount = parsed.Plan.Name, len(parsed.Plan.ForeignKeys)

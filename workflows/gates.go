@@ -261,7 +261,7 @@ func (w *rollout) validateDecision(ctx workflow.Context, in DecisionInput) error
 			return fmt.Errorf("constraint %q is not in the plan", c)
 		}
 	}
-	return nil
+	return w.impossibleChoice(g, in)
 }
 
 // applyDecision records a validated vote and closes the gate when the

@@ -689,8 +689,9 @@ func TestTimeoutMayApplyAndRemediationChoices(t *testing.T) {
 	assert.True(t, (&guard{}).timeoutMayApply("production", ChoiceApprove), "histories before the policy keep the input's rule")
 
 	w := &rollout{guard: g}
-	assert.Equal(t, []string{ChoiceReAudit, ChoiceAbort}, w.remediationChoices("staging"), "abort always stays")
-	assert.Equal(t, []string{ChoiceDelete, ChoiceAbort}, w.remediationChoices("production"))
-	assert.Equal(t, []string{ChoiceAbort}, w.remediationChoices("dr"))
-	assert.Len(t, (&rollout{}).remediationChoices("staging"), 5)
+	assert.Equal(t, []string{ChoiceReAudit, ChoiceAbort}, w.remediationChoices("staging", true), "abort always stays")
+	assert.Equal(t, []string{ChoiceDelete, ChoiceAbort}, w.remediationChoices("production", true))
+	assert.Equal(t, []string{ChoiceAbort}, w.remediationChoices("dr", true))
+	assert.Len(t, (&rollout{}).remediationChoices("staging", false), 5, "histories before the impact keep five choices")
+	assert.Len(t, (&rollout{}).remediationChoices("staging", true), 6)
 }

@@ -96,6 +96,7 @@ func (s *Status) Report() string {
 	s.writePhases(&b)
 	for _, env := range s.EnvironmentOrder {
 		s.writeAudit(&b, env)
+		s.writeQuarantine(&b, env)
 	}
 
 	b.WriteString("\n---\n\n## Current State\n")

@@ -38,12 +38,15 @@ type rollout struct {
 	st        Status
 	gates     []*Gate
 	gateScope map[string][]string // gate ID → constraints a decision was limited to
-	decisions []Decision
-	refusals  []Refusal
-	gateSeq   int
-	paused    bool
-	stop      *stopRequest
-	finishing bool
+	// gateImpact: remediation gate ID → constraint → what remediating it
+	// would do; the decision validator refuses impossible choices with it.
+	gateImpact map[string]map[string]Impact
+	decisions  []Decision
+	refusals   []Refusal
+	gateSeq    int
+	paused     bool
+	stop       *stopRequest
+	finishing  bool
 	// cancelStep cancels the activity in flight (abort).
 	cancelStep workflow.CancelFunc
 	thread     notify.MessageRef
@@ -72,7 +75,7 @@ func Register(r interface {
 // Rollout is the FKRollout workflow. The rollout ID is the workflow ID.
 func Rollout(ctx workflow.Context, in Input) (*Status, error) {
 	info := workflow.GetInfo(ctx)
-	w := &rollout{in: in, id: info.WorkflowExecution.ID, runID: info.WorkflowExecution.RunID, windows: map[string]window{}, gateScope: map[string][]string{}}
+	w := &rollout{in: in, id: info.WorkflowExecution.ID, runID: info.WorkflowExecution.RunID, windows: map[string]window{}, gateScope: map[string][]string{}, gateImpact: map[string]map[string]Impact{}}
 	w.st = Status{RolloutID: w.id, Requester: in.Requester, DryRun: in.DryRun, State: StateRunning, Phase: PhaseStarting,
 		Environments: map[string]EnvReport{}, StartedAt: workflow.Now(ctx), Thresholds: in.Thresholds}
 	for _, e := range in.Environments {
@@ -116,6 +119,11 @@ func (w *rollout) validateInput() error {
 	var errs []string
 	if strings.TrimSpace(w.in.Plan) == "" {
 		errs = append(errs, "plan is empty: paste the plan YAML or migration SQL")
+	}
+	switch w.in.PlanFormat {
+	case "", "sql", "yaml", "json":
+	default:
+		errs = append(errs, fmt.Sprintf("plan_format %q: want sql, yaml or json (or leave it out)", w.in.PlanFormat))
 	}
 	if strings.TrimSpace(w.in.Requester) == "" {
 		errs = append(errs, "requester is required (four-eyes needs to know who asked)")
@@ -199,7 +207,7 @@ func (w *rollout) story(ctx workflow.Context) error {
 	w.upsertStatic(ctx)
 	w.enter(ctx, "", PhaseParse)
 	var parsed ParsePlanResult
-	if err := w.step(ctx, "", "parse and lint the plan", ActParsePlan, shortActivity, ParsePlanInput{Text: w.in.Plan}, &parsed); err != nil {
+	if err := w.step(ctx, "", "parse and lint the plan", ActParsePlan, shortActivity, ParsePlanInput{Text: w.in.Plan, Format: w.in.PlanFormat, Environment: w.in.Environments[0].Name}, &parsed); err != nil {
 		return err
 	}
 	w.plan = parsed.Plan
@@ -395,6 +403,9 @@ func (w *rollout) environment(ctx workflow.Context, env EnvironmentInput, last b
 	if err := w.hooksAndSmoke(ctx, name); err != nil {
 		return err
 	}
+	if w.quarantineTruth(ctx, name) {
+		w.recordQuarantine(ctx, name, false)
+	}
 	rep = w.report(name)
 	rep.Done = true
 	w.setReport(name, rep)
@@ -466,15 +477,30 @@ func (w *rollout) remediationLoop(ctx workflow.Context, name string, fks []plan.
 			return nil
 		}
 		w.enter(ctx, name, PhaseRemediation)
+		impacts, err := w.remediationImpact(ctx, name, dirty)
+		if err != nil {
+			return err
+		}
 		detail := &notify.Gate{Remediation: &notify.RemediationData{}}
 		var lines []string
 		for _, f := range dirty {
-			detail.Remediation.FKs = append(detail.Remediation.FKs, notify.OrphanReport{Constraint: f.FK, Table: f.Table, Columns: f.Columns,
-				RefTable: f.References, Orphans: f.Orphans, Samples: f.Samples, Nullable: f.Nullable})
+			or := notify.OrphanReport{Constraint: f.FK, Table: f.Table, Columns: f.Columns,
+				RefTable: f.References, Orphans: f.Orphans, Samples: f.Samples, Nullable: f.Nullable}
 			lines = append(lines, fmt.Sprintf("%s: %d orphans (e.g. %s)", f.FK, f.Orphans, strings.Join(f.Samples, "; ")))
+			if imp, ok := impacts[f.FK]; ok {
+				or.Nullable, or.Triggers, or.Impossible = imp.Nullable, imp.Triggers, imp.Impossible
+				for _, d := range imp.Dependents {
+					or.Dependents = append(or.Dependents, notify.ImpactRow(d))
+				}
+				lines = append(lines, impactLines(imp)...)
+			}
+			detail.Remediation.FKs = append(detail.Remediation.FKs, or)
 		}
 		g := w.openGate(ctx, notify.GateRemediation, name, fmt.Sprintf("%d constraint(s) in %s have orphans", len(dirty), name),
-			strings.Join(lines, "\n"), w.remediationChoices(name), detail)
+			strings.Join(lines, "\n"), w.remediationChoices(name, impacts != nil), detail)
+		if impacts != nil {
+			w.gateImpact[g.ID] = impacts
+		}
 		d, err := w.awaitGate(ctx, g)
 		if err != nil {
 			return err
@@ -502,11 +528,8 @@ func (w *rollout) remediationLoop(ctx workflow.Context, name string, fks []plan.
 			if len(fks) == 0 {
 				return nil
 			}
-		case ChoiceDelete, ChoiceSetNull:
-			mode := "delete"
-			if d.Action == ChoiceSetNull {
-				mode = "set_null"
-			}
+		case ChoiceDelete, ChoiceSetNull, ChoiceDeleteWithDependents:
+			mode := map[string]string{ChoiceDelete: ModeDelete, ChoiceSetNull: ModeSetNull, ChoiceDeleteWithDependents: ModeDeleteWithDependents}[d.Action]
 			for _, fk := range targets {
 				var res RemediationResult
 				err := w.stepFor(ctx, name, fk.Name, fmt.Sprintf("%s orphans of %s (quarantined first)", mode, fk.Name), ActRemediate, longActivity,
@@ -725,6 +748,17 @@ func (w *rollout) sleep(ctx workflow.Context, d time.Duration, label string) err
 func (w *rollout) finishStop(ctx workflow.Context) {
 	w.finishing = true
 	req := w.stop
+	// The stop cancelled the step in flight; what follows runs on a
+	// context the stop cannot cancel.
+	sctx, _ := workflow.NewDisconnectedContext(ctx)
+	for _, name := range w.touched {
+		if w.quarantineTruth(sctx, name) {
+			w.truthAudit(sctx, name)
+			if !req.rollback {
+				w.recordQuarantine(sctx, name, false)
+			}
+		}
+	}
 	if !req.rollback {
 		w.setState(ctx, StateAborted)
 		w.enter(ctx, w.st.Environment, PhaseDone)
@@ -760,6 +794,10 @@ func (w *rollout) finishStop(ctx workflow.Context) {
 			}
 			w.setC(rctx, name, r.FK, CRolledBack, 0, r.Action)
 			dropped = append(dropped, name+":"+r.FK)
+		}
+		// The constraints are gone: the rows remediation removed can go back.
+		if w.quarantineTruth(rctx, name) {
+			w.recordQuarantine(rctx, name, true)
 		}
 	}
 	w.st.Rollback = w.rollbackRecord(rctx, req, dropped, failures)

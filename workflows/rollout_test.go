@@ -50,6 +50,14 @@ type fakeEngine struct {
 	// failures["Apply staging/fk"] are errors an activity returns (first
 	// one first) before it behaves.
 	failures map[string][]error
+	// impacts["staging/fk"] replaces the default impact (nothing else
+	// touched, nullable).
+	impacts map[string]Impact
+	// quarantined[env] counts rows remediation removed.
+	quarantined map[string]int64
+	// partial["staging/fk"]: rows a failing remediation removed first.
+	partial map[string]int64
+	modes   []string
 }
 
 // fail pops the next scripted failure of act for env/fk.
@@ -65,7 +73,8 @@ func (f *fakeEngine) fail(act, env, fk string) error {
 
 func newFake() *fakeEngine {
 	return &fakeEngine{orphans: map[string]map[string]int64{}, validateOrphans: map[string]int{},
-		constraints: map[string]string{}, policy: policy.Config{TrustClientIdentity: true}, failures: map[string][]error{}}
+		constraints: map[string]string{}, policy: policy.Config{TrustClientIdentity: true}, failures: map[string][]error{},
+		impacts: map[string]Impact{}, quarantined: map[string]int64{}, partial: map[string]int64{}}
 }
 
 func (f *fakeEngine) record(act, env string, ctx context.Context) {
@@ -143,10 +152,16 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		defer f.mu.Unlock()
 		f.record(ActRemediate, in.Environment, ctx)
 		if err := f.fail(ActRemediate, in.Environment, in.FK.Name); err != nil {
+			// Batches committed before the failure stay done.
+			p := f.partial[in.Environment+"/"+in.FK.Name]
+			f.orphans[in.Environment][in.FK.Name] -= p
+			f.quarantined[in.Environment] += p
 			return RemediationResult{}, err
 		}
+		f.modes = append(f.modes, in.Mode)
 		n := f.orphans[in.Environment][in.FK.Name]
 		f.orphans[in.Environment][in.FK.Name] = 0
+		f.quarantined[in.Environment] += n
 		return RemediationResult{FK: in.FK.Name, Mode: in.Mode, Quarantined: n, Affected: n, Batches: 1}, nil
 	}, ActRemediate)
 	reg(func(ctx context.Context, in ConstraintInput) (ConstraintResult, error) {
@@ -210,6 +225,30 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		return []SmokeResult{{Name: "health", OK: true, Status: 200, Expected: 200}}, nil
 	}, ActSmokeChecks)
 	reg(func(ctx context.Context, in EnvInput) ([]Verification, error) { return nil, nil }, ActVerify)
+	reg(func(ctx context.Context, in ImpactInput) (Impact, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.record(ActImpact, in.Environment, ctx)
+		if imp, ok := f.impacts[in.Environment+"/"+in.FK.Name]; ok {
+			return imp, nil
+		}
+		return Impact{FK: in.FK.Name, Orphans: f.orphans[in.Environment][in.FK.Name], Nullable: true,
+			Impossible: map[string]string{ChoiceDeleteWithDependents: "no row references the orphans; delete is enough"}}, nil
+	}, ActImpact)
+	reg(func(ctx context.Context, in QuarantineInput) (QuarantineResult, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.record(ActQuarantine, in.Environment, ctx)
+		res := QuarantineResult{Rows: f.quarantined[in.Environment]}
+		if res.Rows > 0 {
+			res.Tables = []QuarantineCount{{Table: "public.workflow_stages", Action: "delete", Rows: res.Rows}}
+		}
+		if in.Restore {
+			res.Restored, res.Rows, res.Tables = res.Rows, 0, nil
+			f.quarantined[in.Environment] = 0
+		}
+		return res, nil
+	}, ActQuarantine)
 	reg(func(ctx context.Context, ev notify.Event) (notify.Receipt, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()

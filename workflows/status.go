@@ -156,6 +156,11 @@ type EnvReport struct {
 	// Failures are the steps that failed in this environment, by phase
 	// (the phase table shows such a phase as failed or partial).
 	Failures []PhaseFailure `json:"failures,omitempty"`
+	// Quarantine is this run's quarantined rows per table (counted when
+	// the environment finished or the rollout stopped).
+	Quarantine *QuarantineResult `json:"quarantine,omitempty"`
+	// Restored is what a rollback put back from quarantine.
+	Restored *QuarantineResult `json:"restored,omitempty"`
 	// Perf is the perf phase's result in the environment it measured.
 	Perf *PerfReport `json:"perf,omitempty"`
 	// Window is the maintenance window currently waited for or used.

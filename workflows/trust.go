@@ -55,8 +55,11 @@ func (w *rollout) approval() ApprovalPolicy {
 
 // remediationChoices are the choices an environment's remediation gate
 // offers: all of them, or those the worker's policy allows there.
-func (w *rollout) remediationChoices(env string) []string {
+func (w *rollout) remediationChoices(env string, withDependents bool) []string {
 	all := []string{ChoiceDelete, ChoiceSetNull, ChoiceAcceptDebt, ChoiceReAudit, ChoiceAbort}
+	if withDependents {
+		all = []string{ChoiceDelete, ChoiceDeleteWithDependents, ChoiceSetNull, ChoiceAcceptDebt, ChoiceReAudit, ChoiceAbort}
+	}
 	if w.pol == nil {
 		return all
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/dbx"
 	"github.com/fkrollout/fkrollout/internal/monitor"
+	"github.com/fkrollout/fkrollout/internal/plan"
 	"github.com/fkrollout/fkrollout/internal/policy"
 )
 
@@ -91,6 +92,10 @@ type Config struct {
 	// Policy says who may decide which gate, per environment; a rollout's
 	// input may only tighten it (see internal/policy).
 	Policy policy.Config `yaml:"policy"`
+	// Lint sets rule severities for every plan this worker runs (strict,
+	// rules: {missing-on-delete: error}); a plan's own lint section may
+	// only make them stricter.
+	Lint plan.LintOptions `yaml:"lint"`
 }
 
 // Environment is one target database and what runs around it.
@@ -365,6 +370,9 @@ func (c *Config) defaults() {
 // Validate names every problem at once.
 func (c *Config) Validate() error {
 	var errs []error
+	if err := c.Lint.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("lint: %w", err))
+	}
 	for _, name := range c.EnvironmentNames() {
 		e := c.Environments[name]
 		if e.DSN == "" {

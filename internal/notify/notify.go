@@ -123,6 +123,22 @@ type OrphanReport struct {
 	Orphans    int64    `json:"orphans"`
 	Samples    []string `json:"samples,omitempty"`
 	Nullable   bool     `json:"nullable"`
+	// Dependents is the remediation impact: rows in other tables that
+	// deleting the orphans would block, delete or change.
+	Dependents []ImpactRow `json:"dependents,omitempty"`
+	// Triggers are user triggers on the tables involved.
+	Triggers []string `json:"triggers,omitempty"`
+	// Impossible maps a choice that cannot be carried out to the reason.
+	Impossible map[string]string `json:"impossible,omitempty"`
+}
+
+// ImpactRow is one table reached through one constraint.
+type ImpactRow struct {
+	Table      string `json:"table"`
+	Constraint string `json:"constraint"`
+	Action     string `json:"action"`
+	Rows       int64  `json:"rows"`
+	Depth      int    `json:"depth"`
 }
 
 // PromotionData is what one environment proved before the next.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -212,9 +213,33 @@ func remediationBlocks(r *RemediationData) []slack.Block {
 				fmt.Fprintf(&b, " …")
 			}
 		}
+		writeImpact(&b, fk)
 		blocks = append(blocks, section(b.String()))
 	}
 	return blocks
+}
+
+// writeImpact adds what remediating would touch elsewhere and the choices
+// that are impossible, with their reasons.
+func writeImpact(b *strings.Builder, fk OrphanReport) {
+	for i, d := range fk.Dependents {
+		if i == maxSamples {
+			fmt.Fprintf(b, "\n…and %d more dependent tables", len(fk.Dependents)-maxSamples)
+			break
+		}
+		fmt.Fprintf(b, "\n↳ `%s` via `%s` (%s): *%d* rows", esc(d.Table), esc(d.Constraint), esc(d.Action), d.Rows)
+	}
+	if len(fk.Triggers) > 0 {
+		b.WriteString("\ntriggers: `" + esc(strings.Join(fk.Triggers, "`, `")) + "`")
+	}
+	choices := make([]string, 0, len(fk.Impossible))
+	for c := range fk.Impossible {
+		choices = append(choices, c)
+	}
+	sort.Strings(choices)
+	for _, c := range choices {
+		fmt.Fprintf(b, "\n✗ %s: %s", esc(c), esc(truncate(fk.Impossible[c], 200)))
+	}
 }
 
 func promotionBlocks(p *PromotionData) []slack.Block {

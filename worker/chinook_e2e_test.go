@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/fkrollout/fkrollout/internal/audit"
+	"github.com/fkrollout/fkrollout/internal/devserver"
+	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/pgtest"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+// chinookLab is Chinook with its foreign keys dropped, a chain of extra
+// keys and a trigger, and orphans at several levels of the chain.
+type chinookLab struct {
+	db       *pgtest.DB
+	original []pgtest.ChinookFK
+	dump     string
+	// before: every table's rows and checksum after the orphans went in,
+	// before the rollout.
+	before map[string]pgtest.Checksum
+}
+
+// The extra structure real schemas have around the keys being added: an
+// existing CASCADE key (invoice_note), a trigger that records deletions
+// (invoice_audit), and orphans whose rows other rows reference.
+const chinookChain = `
+CREATE TABLE invoice_note (note_id int PRIMARY KEY, invoice_id int NOT NULL REFERENCES invoice (invoice_id) ON DELETE CASCADE, note text NOT NULL);
+CREATE TABLE invoice_audit (id serial PRIMARY KEY, invoice_id int NOT NULL, deleted_by text NOT NULL DEFAULT current_user);
+CREATE FUNCTION record_invoice_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO invoice_audit (invoice_id) VALUES (OLD.invoice_id); RETURN OLD; END $$;
+CREATE TRIGGER invoice_deleted AFTER DELETE ON invoice FOR EACH ROW EXECUTE FUNCTION record_invoice_delete();
+INSERT INTO invoice_note VALUES (1, 1, 'a valid note');
+
+-- An orphan invoice (no customer 9999) with two lines (NO ACTION through a
+-- key this rollout adds) and a note (CASCADE through an existing key).
+INSERT INTO invoice VALUES (100001, 9999, '2024-01-01', NULL, NULL, NULL, NULL, NULL, 1.98);
+INSERT INTO invoice_line VALUES (200001, 100001, 1, 0.99, 1), (200002, 100001, 2, 0.99, 1);
+INSERT INTO invoice_note VALUES (2, 100001, 'note of an orphan invoice');
+-- A leaf orphan: a line of an invoice that does not exist.
+INSERT INTO invoice_line VALUES (200003, 88888, 3, 0.99, 1);
+-- An orphan track (no album 77777) in a playlist and sold on a valid invoice.
+INSERT INTO track VALUES (100001, 'Orphan track', 77777, 1, 1, NULL, 1000, NULL, 0.99);
+INSERT INTO playlist_track VALUES (1, 100001);
+INSERT INTO invoice_line VALUES (200004, 1, 100001, 0.99, 1);
+-- A self-reference orphan: employee 100 reports to nobody that exists, and
+-- a customer's support rep is that employee.
+INSERT INTO employee (employee_id, last_name, first_name, reports_to) VALUES (100, 'Orphan', 'Olive', 5555);
+INSERT INTO customer (customer_id, first_name, last_name, email, support_rep_id) VALUES (100, 'Cora', 'Chain', 'cora@example.com', 100);
+`
+
+// chinookTables are the tables whose data must come back exactly.
+var chinookTables = append(slices.Clone(pgtest.ChinookTables), "invoice_note")
+
+func newChinookLab(t *testing.T) *chinookLab {
+	db := pgtest.New(t)
+	pgtest.LoadChinook(t, db)
+	l := &chinookLab{db: db, original: pgtest.ChinookForeignKeys(t, db), dump: pgtest.DumpForeignKeySQL(t, db)}
+	require.Len(t, l.original, 11)
+	pgtest.DropForeignKeys(t, db)
+	db.Exec(t, chinookChain)
+	l.before = pgtest.TableChecksums(t, db, chinookTables...)
+	return l
+}
+
+// chinookFKs is the live definition of the 11 Chinook keys, by name.
+func (l *chinookLab) defs(t *testing.T) map[string]string {
+	out := map[string]string{}
+	for _, fk := range pgtest.ChinookForeignKeys(t, l.db) {
+		if fk.Table != "invoice_note" {
+			out[fk.Name] = fk.Def
+		}
+	}
+	return out
+}
+
+// quarantine counts quarantined rows of rollout id per table and change.
+func (l *chinookLab) quarantine(t *testing.T, id string) map[string]int64 {
+	rows, err := l.db.Pool.Query(context.Background(), `SELECT table_name || ':' || action, count(*) FROM fkrollout.quarantine WHERE rollout_id = $1 GROUP BY 1`, id)
+	require.NoError(t, err)
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var n int64
+		require.NoError(t, rows.Scan(&k, &n))
+		out[k] = n
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// driveChinook decides gates like approvers who read the impact: at a
+// remediation gate, one constraint at a time, set-null for the
+// self-reference, delete where nothing else is touched, else delete with
+// dependents (after checking that plain delete is refused with the
+// reason). stopAt, when set, is sent instead at the first promotion gate.
+func driveChinook(t *testing.T, ctx context.Context, c client.Client, id string, refusals map[string]string, stopAt *workflows.ControlInput) {
+	decided := map[string]bool{}
+	for ctx.Err() == nil {
+		st := queryStatusT(t, ctx, c, id)
+		if st.State.Terminal() {
+			return
+		}
+		for _, g := range st.OpenGates {
+			if decided[g.ID] {
+				continue
+			}
+			decided[g.ID] = true
+			var view workflows.GateView
+			switch g.Kind {
+			case notify.GateRemediation:
+				fk := g.Detail.Remediation.FKs[0]
+				choice := workflows.ChoiceDelete
+				switch {
+				case fk.Constraint == "employee_reports_to_fkey":
+					choice = workflows.ChoiceSetNull
+				case fk.Impossible[workflows.ChoiceDelete] != "":
+					err := update(ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceDelete,
+						Actor: alice, Reason: "try", Constraints: []string{fk.Constraint}}, &view)
+					require.Error(t, err, "plain delete of %s with dependents must be refused", fk.Constraint)
+					refusals[fk.Constraint] = err.Error()
+					choice = workflows.ChoiceDeleteWithDependents
+				}
+				require.NoError(t, update(ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: choice,
+					Actor: alice, Reason: "orphans of the import", Constraints: []string{fk.Constraint}}, &view), "%s %s", choice, fk.Constraint)
+			case notify.GatePromotion:
+				if stopAt != nil {
+					require.NoError(t, update(ctx, c, id, workflows.UpdateAbort, *stopAt, &view))
+					continue
+				}
+				require.NoError(t, update(ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceApprove, Actor: alice, Reason: "ok"}, &view))
+			default:
+				t.Errorf("unexpected gate %s: %s", g.ID, g.Title)
+				require.NoError(t, update(ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceAbort, Actor: alice, Reason: "unexpected"}, &view))
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestE2EChinookFromPgDump rolls the Chinook keys back out from the
+// migration pg_dump --schema-only writes (no NOT VALID, no ON DELETE,
+// ALTER TABLE ONLY, schema-qualified names) over orphans at several levels
+// of a chain, on a real dev server and worker: every key ends validated
+// with its original definition, every removed or changed row is in
+// quarantine, and restoring after dropping the keys gives back the data
+// exactly.
+func TestE2EChinookFromPgDump(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	srv := devserver.Start(t)
+	c := srv.Client()
+	lab := newChinookLab(t)
+	require.NotContains(t, lab.dump, "NOT VALID")
+	require.NotContains(t, lab.dump, "ON DELETE")
+
+	cfg := testConfig(t, map[string]string{"chinook": pgtest.RoleDSN(t, lab.db)}, nil)
+	tq := startRolloutWorker(t, c, "chinook", cfg, nil, discardLogger())
+	in := workflows.Input{Plan: lab.dump, PlanFormat: "sql", Requester: rita,
+		Environments: []workflows.EnvironmentInput{{Name: "chinook"}},
+		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}}}
+	id := "chinook-pgdump-" + randHex(4)
+	run := startRollout(t, ctx, c, tq, id, in)
+	refusals := map[string]string{}
+	go driveChinook(t, ctx, c, id, refusals, nil)
+	var st workflows.Status
+	require.NoError(t, run.Get(ctx, &st))
+	require.Equal(t, workflows.StateCompleted, st.State, st.Summary())
+
+	// Every key validated, exactly as it was defined before it was dropped.
+	defs := lab.defs(t)
+	for _, fk := range lab.original {
+		assert.Equal(t, fk.Def, defs[fk.Name], fk.Name)
+	}
+	assert.Zero(t, lab.db.Count(t, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND NOT convalidated`))
+
+	// Plain delete was refused, with the reason, where rows reference the orphans.
+	for _, fk := range []string{"invoice_customer_id_fkey", "track_album_id_fkey"} {
+		assert.Contains(t, refusals[fk], "delete is impossible for "+fk, fk)
+	}
+
+	// Quarantine rows = rows removed or changed, table by table.
+	want := map[string]int64{
+		"invoice:delete": 1, "invoice_line:delete": 4, "invoice_note:delete": 1, // the orphan invoice, its lines and note, the leaf line, the track's sale
+		"track:delete": 1, "playlist_track:delete": 1,
+		"employee:set_null": 1,
+	}
+	assert.Equal(t, want, lab.quarantine(t, id))
+	after := pgtest.TableChecksums(t, lab.db, chinookTables...)
+	for _, tbl := range chinookTables {
+		deleted := lab.before[tbl].Rows - after[tbl].Rows
+		assert.Equal(t, want[tbl+":delete"], deleted, "rows removed from %s", tbl)
+	}
+	assert.Equal(t, int64(1), lab.db.Count(t, `SELECT count(*) FROM employee WHERE employee_id = 100 AND reports_to IS NULL`))
+	assert.Equal(t, int64(1), lab.db.Count(t, `SELECT count(*) FROM invoice_audit WHERE invoice_id = 100001`), "the trigger fired once")
+	// The report lists the quarantine and how to restore.
+	assert.Contains(t, st.Report(), "### Quarantine: chinook")
+
+	// Dropping the keys (as a rollback does) and restoring gives back the
+	// data exactly.
+	for name := range defs {
+		lab.db.Exec(t, `DO $$ DECLARE r record; BEGIN FOR r IN SELECT conrelid::regclass AS t FROM pg_constraint WHERE conname = '`+name+`' LOOP EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.t, '`+name+`'); END LOOP; END $$`)
+	}
+	restored, err := audit.RestoreAll(ctx, lab.db.Pool, id, "")
+	require.NoError(t, err)
+	var total int64
+	for _, n := range restored {
+		total += n
+	}
+	assert.Equal(t, int64(9), total)
+	assert.Equal(t, lab.before, pgtest.TableChecksums(t, lab.db, chinookTables...), "restore brings the data back exactly")
+	assert.Zero(t, lab.db.Count(t, `SELECT count(*) FROM fkrollout.quarantine WHERE rollout_id = $1`, id))
+
+	if *record {
+		require.NoError(t, os.WriteFile("../workflows/testdata/history-chinook-pgdump.json", []byte(historyJSON(t, ctx, c, id)), 0o644))
+	}
+}
+
+// TestE2EChinookPrismaRollbackRestores rolls the keys out from a
+// Prisma-style migration over staging, then an operator rolls back at the
+// promotion gate: the keys are dropped and every quarantined row goes back,
+// so both tables and checksums are as before the rollout.
+func TestE2EChinookPrismaRollbackRestores(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	srv := devserver.Start(t)
+	c := srv.Client()
+	staging, production := newChinookLab(t), newChinookLab(t)
+	cfg := testConfig(t, map[string]string{"staging": pgtest.RoleDSN(t, staging.db), "production": pgtest.RoleDSN(t, production.db)}, nil)
+	tq := startRolloutWorker(t, c, "chinook", cfg, nil, discardLogger())
+	in := workflows.Input{Plan: pgtest.ChinookMigration(t, "prisma"), PlanFormat: "sql", Requester: rita,
+		Environments: stagingThenProduction(),
+		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}}}
+	id := "chinook-prisma-" + randHex(4)
+	run := startRollout(t, ctx, c, tq, id, in)
+	go driveChinook(t, ctx, c, id, map[string]string{}, &workflows.ControlInput{Actor: alice, Reason: "found a problem in staging", Rollback: true})
+	var st workflows.Status
+	require.NoError(t, run.Get(ctx, &st))
+	require.Equal(t, workflows.StateRolledBack, st.State, st.Summary())
+
+	rep := st.Environments["staging"]
+	require.NotNil(t, rep.Restored, "the rollback restored the quarantine")
+	assert.Empty(t, rep.Restored.RestoreError)
+	assert.Equal(t, int64(9), rep.Restored.Restored)
+	assert.Equal(t, staging.before, pgtest.TableChecksums(t, staging.db, chinookTables...), "staging's data is back exactly")
+	assert.Empty(t, staging.defs(t), "this rollout's keys are gone")
+	assert.Equal(t, production.before, pgtest.TableChecksums(t, production.db, chinookTables...), "production untouched")
+	assert.Contains(t, st.Report(), "The rollback put **9** quarantined rows back")
+
+	if *record {
+		require.NoError(t, os.WriteFile("../workflows/testdata/history-chinook-rollback.json", []byte(historyJSON(t, ctx, c, id)), 0o644))
+	}
+}
