@@ -19,6 +19,7 @@ type (
 	Choice          = notify.Choice
 	RemediationData = notify.RemediationData
 	OrphanReport    = notify.OrphanReport
+	ImpactRow       = notify.ImpactRow
 	PromotionData   = notify.PromotionData
 	TestResult      = notify.TestResult
 	PerfRow         = notify.PerfRow

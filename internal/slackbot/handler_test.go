@@ -367,7 +367,9 @@ func TestHostileTextCannotPingOrLink(t *testing.T) {
 			Start: &StartInfo{PlanSummary: evil, Requester: evil, Environments: []string{evil}, Constraints: 1}},
 		{RolloutID: evil, Kind: KindGateOpened, Environment: evil, Phase: evil, Thread: thread,
 			Gate: &Gate{ID: evil, Kind: GateRemediation, Title: evil, Summary: evil, Remediation: &RemediationData{
-				FKs: []OrphanReport{{Constraint: evil, Table: evil, Columns: []string{evil}, RefTable: evil, Orphans: 1, Samples: []string{evil}}}}}},
+				FKs: []OrphanReport{{Constraint: evil, Table: evil, Columns: []string{evil}, RefTable: evil, Orphans: 1, Samples: []string{evil},
+					Dependents: []ImpactRow{{Table: evil, Constraint: evil, Action: evil, Rows: 1}}, Triggers: []string{evil},
+					Impossible: map[string]string{evil: evil}}}}}},
 		{RolloutID: evil, Kind: KindGateOpened, Thread: thread, Gate: &Gate{ID: "g", Kind: GatePromotion, Promotion: &PromotionData{
 			From: evil, To: evil, Validated: []string{evil}, NotValid: []string{evil}, Tests: []TestResult{{Name: evil, Detail: evil}},
 			Perf: []PerfRow{{Operation: evil}}, Warnings: []string{evil}}}},

@@ -532,7 +532,10 @@ func TestRemediationGateBlocks(t *testing.T) {
 	ev := Event{RolloutID: "fkr-2", Kind: KindGateOpened, Environment: "staging",
 		Gate: &Gate{ID: "remediation-staging-1", Kind: GateRemediation, Remediation: &RemediationData{FKs: []OrphanReport{
 			{Constraint: "fk_wi_workspace", Table: "public.workflow_instances", Columns: []string{"workspace_id"},
-				RefTable: "public.workspaces", Orphans: 3, Samples: []string{"ws-9", "ws-10", "<!channel>"}, Nullable: false},
+				RefTable: "public.workspaces", Orphans: 3, Samples: []string{"ws-9", "ws-10", "<!channel>"}, Nullable: false,
+				Dependents: []ImpactRow{{Table: "public.workflow_stages", Constraint: "fk_stages_wi", Action: "NO ACTION", Rows: 7, Depth: 1}},
+				Triggers:   []string{"audit_wi on public.workflow_instances (AFTER DELETE ROW)"},
+				Impossible: map[string]string{ChoiceDelete: "7 rows of public.workflow_stages reference the orphans", ChoiceSetNull: "workspace_id is NOT NULL"}},
 			{Constraint: "fk_sub_wi", Table: "public.atp_submissions", Columns: []string{"workflow_instance_id"},
 				RefTable: "public.workflow_instances", Orphans: 12, Nullable: true},
 		}}}}
@@ -546,6 +549,10 @@ func TestRemediationGateBlocks(t *testing.T) {
 	assert.Contains(t, body, "`ws-9`")
 	assert.Contains(t, body, "&lt;!channel&gt;", "data from the database cannot ping the channel")
 	assert.NotContains(t, body, "<!channel>")
+	assert.Contains(t, body, "↳ `public.workflow_stages` via `fk_stages_wi` (NO ACTION): *7* rows", "the remediation impact")
+	assert.Contains(t, body, "triggers: `audit_wi on public.workflow_instances (AFTER DELETE ROW)`")
+	assert.Contains(t, body, "✗ delete: 7 rows of public.workflow_stages reference the orphans")
+	assert.Contains(t, body, "✗ set-null: workspace_id is NOT NULL")
 
 	btns := buttons(b)
 	for _, c := range []struct {
