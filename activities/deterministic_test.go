@@ -26,7 +26,9 @@ func TestDeterministicErrorsAreNotRetried(t *testing.T) {
 		{"undefined column", "42703", func(fk *plan.ForeignKey) { fk.Columns = []string{"nope"} }},
 		{"undefined table", "42P01", func(fk *plan.ForeignKey) { fk.Table.Name = "nope" }},
 		{"type mismatch", "42804", func(fk *plan.ForeignKey) { fk.RefColumns = []string{"code"} }},
-		{"no unique key", "42830", func(fk *plan.ForeignKey) { fk.Columns, fk.RefTable.Name, fk.RefColumns = []string{"label"}, "child", []string{"label"} }},
+		{"no unique key", "42830", func(fk *plan.ForeignKey) {
+			fk.Columns, fk.RefTable.Name, fk.RefColumns = []string{"label"}, "child", []string{"label"}
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
