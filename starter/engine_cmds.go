@@ -55,6 +55,7 @@ func engineCommands() []command {
 		{"backup", "schema dump, constraint snapshot and (--full) data dump", cmdBackup},
 		{"generate", "write the plan as a Prisma migration directory", cmdGenerate},
 		{"demo-db", "create and seed the APMS demo database; prints its DSN", cmdDemoDB},
+		{"discover", "find missing foreign keys and write a prioritised migration", cmdDiscover},
 	}
 }
 
