@@ -83,6 +83,7 @@ func (a *Activities) byName() map[string]any {
 		workflows.ActPublishReport: a.PublishReport,
 		workflows.ActImpact:        a.RemediationImpact,
 		workflows.ActQuarantine:    a.Quarantine,
+		workflows.ActDiscover:      a.DiscoverForeignKeys,
 		// The perf phase (perf.go).
 		workflows.ActPerfRun:     a.PerfRun,
 		workflows.ActPerfExplain: a.PerfExplain,

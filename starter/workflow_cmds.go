@@ -205,7 +205,7 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without this the SDK hands back the existing run of the same id.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		StaticSummary:                            fmt.Sprintf("fkrollout by %s: %s", in.Requester, strings.Join(envNames(in), " → ")),
+		StaticSummary:                            workflows.StaticSummary(planName(in), in),
 	}, workflows.WorkflowName, in)
 	if err != nil {
 		var already *serviceerror.WorkflowExecutionAlreadyStarted
@@ -227,12 +227,20 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return f.run(ctx)
 }
 
-func envNames(in workflows.Input) []string {
-	var n []string
-	for _, e := range in.Environments {
-		n = append(n, e.Name)
+// planName is the plan's name for the static summary; a plan that does
+// not parse here is left to the workflow to refuse, with its reasons.
+func planName(in workflows.Input) string {
+	var src *plan.Source
+	var err error
+	if in.PlanFormat == "" {
+		src, err = plan.ParseAutoSource(in.Plan)
+	} else {
+		src, err = plan.Parse(in.Plan, plan.Format(in.PlanFormat))
 	}
-	return n
+	if err != nil {
+		return ""
+	}
+	return src.Plan.Name
 }
 
 // buildInput turns flags (and an optional input file) into workflow input.

@@ -165,13 +165,31 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "not an allowed approver")
 
-	// Search attributes are visible to list queries while the gate is open.
+	// status shows the gate block: who, votes, deadline, and the exact
+	// ways to decide it.
+	_, out, _ = starterRun(t, "status", "cli-rollout")
+	for _, want := range []string{"rollout cli-rollout: waiting-for-approval · phase promotion · staging → production",
+		"Who: alice, bob; 1 distinct approval(s) to proceed; not rita (requester) except reject",
+		"Last refused: mallory: mallory is not an allowed approver",
+		`{"gate_id":"production/promotion/2","choice":"approve","actor":"you@example.com","reason":"why","via":"ui"}`,
+		`CLI: starter decide cli-rollout production/promotion/2 approve --reason "…"`} {
+		assert.Contains(t, out, want)
+	}
+
+	// Search attributes are visible to list queries while the gate is open;
+	// RolloutEnvironment names production only once work there starts.
 	c := srv.Client()
+	count := func(q string) int64 {
+		n, err := c.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: q})
+		if err != nil {
+			return -1
+		}
+		return n.Count
+	}
 	require.Eventually(t, func() bool {
-		n, err := c.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default",
-			Query: "RolloutStatus = 'waiting-for-approval' AND Requester = 'rita' AND RolloutEnvironment = 'production' AND RolloutPhase = 'promotion'"})
-		return err == nil && n.Count == 1
+		return count("RolloutStatus = 'waiting-for-approval' AND Requester = 'rita' AND RolloutEnvironment = 'staging' AND RolloutPhase = 'promotion'") == 1
 	}, 15*time.Second, 200*time.Millisecond, "search attributes not upserted")
+	assert.Zero(t, count("RolloutEnvironment = 'production'"), "production named while its promotion gate is open")
 
 	code, out, errOut = starterRun(t, "approve", "cli-rollout", "production/promotion/2", "--actor", "bob", "--reason", "staging clean")
 	require.Equal(t, 0, code, errOut)

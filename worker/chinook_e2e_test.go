@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -259,4 +260,66 @@ func TestE2EChinookPrismaRollbackRestores(t *testing.T) {
 	if *record {
 		require.NoError(t, os.WriteFile("../workflows/testdata/history-chinook-rollback.json", []byte(historyJSON(t, ctx, c, id)), 0o644))
 	}
+}
+
+// TestE2EDiscoverThenRollout is the path from a database without its keys
+// to a rollout: the FKDiscover workflow (read-only, against a configured
+// environment) proposes the 11 Chinook keys, and its migration, rolled out
+// as it is, restores them exactly.
+func TestE2EDiscoverThenRollout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	srv := devserver.Start(t)
+	c := srv.Client()
+	db := pgtest.New(t)
+	pgtest.LoadChinook(t, db)
+	original := pgtest.ChinookForeignKeys(t, db)
+	pgtest.DropForeignKeys(t, db)
+	before := pgtest.TableChecksums(t, db)
+
+	cfg := testConfig(t, map[string]string{"chinook": pgtest.RoleDSN(t, db)}, nil)
+	tq := startRolloutWorker(t, c, "discover", cfg, nil, discardLogger())
+
+	bad, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "discover-bad-" + randHex(4), TaskQueue: tq}, workflows.DiscoverWorkflowName,
+		workflows.DiscoverInput{Environment: "nowhere"})
+	require.NoError(t, err)
+	err = bad.Get(ctx, nil)
+	require.Error(t, err, "an environment the worker does not know is refused")
+	assert.Contains(t, err.Error(), `"nowhere"`)
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "discover-" + randHex(4), TaskQueue: tq}, workflows.DiscoverWorkflowName,
+		workflows.DiscoverInput{Environment: "chinook"})
+	require.NoError(t, err)
+	var res workflows.DiscoverResult
+	require.NoError(t, run.Get(ctx, &res))
+	assert.Len(t, res.Candidates, len(original), res.Summary)
+	assert.Equal(t, before, pgtest.TableChecksums(t, db), "discovery is read-only")
+	require.NotEmpty(t, res.Migration)
+	require.Len(t, res.Next, 3)
+
+	in := workflows.Input{Plan: res.Migration, PlanFormat: "sql", Requester: rita,
+		Environments: []workflows.EnvironmentInput{{Name: "chinook"}},
+		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}}}
+	var st workflows.Status
+	require.NoError(t, startRollout(t, ctx, c, tq, "discovered-"+randHex(4), in).Get(ctx, &st))
+	require.Equal(t, workflows.StateCompleted, st.State, st.Summary())
+	got := map[string]string{}
+	for _, fk := range pgtest.ChinookForeignKeys(t, db) {
+		got[fk.Name] = fk.Def
+	}
+	for _, fk := range original {
+		assert.Contains(t, got, fk.Name)
+		if def, ok := got[fk.Name]; ok {
+			// Discovery suggests RESTRICT or SET NULL where Chinook says NO
+			// ACTION; the keys themselves must match.
+			assert.Equal(t, keyPart(fk.Def), keyPart(def), fk.Name)
+		}
+	}
+}
+
+// keyPart is a constraint definition up to its ON DELETE/ON UPDATE clauses.
+func keyPart(def string) string {
+	if i := strings.Index(def, " ON "); i >= 0 {
+		return def[:i]
+	}
+	return def
 }

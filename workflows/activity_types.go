@@ -43,7 +43,7 @@ const (
 // test checks each is registered).
 var ActivityNames = []string{ActParsePlan, ActCheckPlan, ActTakeStats, ActAudit, ActBackup, ActApply,
 	ActRemediate, ActValidate, ActBehaviour, ActRollback, ActVerify, ActDeployHooks, ActSmokeChecks, ActNotify, ActPublishReport,
-	ActImpact, ActQuarantine}
+	ActImpact, ActQuarantine, ActDiscover}
 
 // Application error types activities return. Non-retryable: retrying
 // cannot fix them.
@@ -246,16 +246,10 @@ type Impact struct {
 	Impossible map[string]string `json:"impossible,omitempty"`
 }
 
-// ImpactRow is one (table, constraint) edge of a remediation's impact.
-type ImpactRow struct {
-	Table      string `json:"table"`
-	Constraint string `json:"constraint"`
-	// Action is the edge's ON DELETE action (NO ACTION, RESTRICT,
-	// CASCADE, SET NULL, SET DEFAULT).
-	Action string `json:"action"`
-	Rows   int64  `json:"rows"`
-	Depth  int    `json:"depth"`
-}
+// ImpactRow is one (table, constraint) edge of a remediation's impact:
+// the rows reached through that constraint and its ON DELETE action. The
+// gate's notification carries it unchanged.
+type ImpactRow = notify.ImpactRow
 
 // QuarantineInput asks for this run's quarantine; Restore puts it back.
 type QuarantineInput struct {

@@ -57,6 +57,19 @@ const (
 	SignalRecordRefusal = "record-refusal"
 )
 
+// HandlerDescriptions are what the Temporal UI's Queries and Updates menus
+// show next to each name.
+var HandlerDescriptions = map[string]string{
+	QueryStatus: "Where the rollout is: phase, environment, state, open gates (who may decide, votes, deadline), progress per environment, decisions, timeline (JSON)",
+	QueryReport: "The completion report (markdown), so far while running",
+	UpdateDecide: "Decide an open gate; the answer says whether it was decided or how many approvals it still needs. " +
+		`Input: {"gate_id":"production/promotion/2","choice":"approve","actor":"you@example.com","reason":"why","via":"ui"} (current details show the open gate's payload)`,
+	UpdatePause:    `Hold the rollout before its next step. Input: {"actor":"you@example.com","reason":"why"}`,
+	UpdateResume:   `Release a paused rollout. Input: {"actor":"you@example.com"}`,
+	UpdateAbort:    `Stop the rollout; applied constraints stay ("rollback":true drops them first). Input: {"actor":"you@example.com","reason":"why"}`,
+	UpdateRollback: `Drop every constraint this rollout created and end it as rolled back; reason required. Input: {"actor":"you@example.com","reason":"why"}`,
+}
+
 // Typed search attributes kept up to date by the workflow. They must be
 // registered on the namespace (the dev server: --search-attribute
 // RolloutPhase=Keyword ...; see SearchAttributes).

@@ -152,6 +152,8 @@ func (w *rollout) openGate(ctx workflow.Context, kind notify.GateKind, env, titl
 func (w *rollout) awaitGate(ctx workflow.Context, g *Gate) (Decision, error) {
 	prev := w.st.State
 	w.setState(ctx, StateWaitingForGate)
+	// The Slack message carries the same block as the CLI status.
+	g.Detail.Block = w.gateBlockFor(g)
 	r := w.notify(ctx, notify.Event{Kind: notify.KindGateOpened, Environment: g.Environment, Phase: w.st.Phase, Text: g.Title, Gate: g.Detail})
 	g.Message = r.Ref
 
@@ -278,7 +280,7 @@ func (w *rollout) applyDecision(ctx workflow.Context, in DecisionInput, defaultV
 			w.gateScope[g.ID] = in.Constraints
 		}
 		w.event(ctx, g.Environment, "gate", fmt.Sprintf("gate %s decided: %s by %s (%s)", g.ID, d.Action, d.Actor, orNone(d.Reason)))
-		return GateView{GateID: g.ID, Status: g.Status, Decision: &d, Message: fmt.Sprintf("gate %s decided: %s", g.ID, d.Action)}
+		return GateView{GateID: g.ID, Status: g.Status, Decision: &d, Message: fmt.Sprintf("gate %s decided: %s by %s", g.ID, d.Action, d.Actor)}
 	}
 	w.event(ctx, g.Environment, "gate", fmt.Sprintf("gate %s: %s votes %s; %d more approval(s) needed", g.ID, d.Actor, d.Action, waiting))
 	return g.pendingView(waiting, in.Choice)
@@ -339,7 +341,7 @@ func (g *Gate) vote(ctx workflow.Context, in DecisionInput) (d Decision, waiting
 
 // pendingView answers a vote that did not decide the gate yet.
 func (g *Gate) pendingView(waiting int, choice string) GateView {
-	return GateView{GateID: g.ID, Status: g.Status, Waiting: waiting,
+	return GateView{GateID: g.ID, Status: g.Status, Waiting: waiting, Votes: len(g.Votes), Needed: g.Rule.MinApprovals,
 		Message: fmt.Sprintf("vote recorded; gate %s needs %d more distinct approver(s) for %s", g.ID, waiting, choice)}
 }
 
@@ -416,11 +418,13 @@ func (w *rollout) applyControl(ctx workflow.Context, kind string, in ControlInpu
 // setupHandlers registers the query, the updates (with validators) and the
 // signal equivalents.
 func (w *rollout) setupHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (*Status, error) { return w.snapshot(), nil }); err != nil {
+	// Descriptions are what the Temporal UI's query and update menus show.
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryStatus, func() (*Status, error) { return w.snapshot(), nil },
+		workflow.QueryHandlerOptions{Description: HandlerDescriptions[QueryStatus]}); err != nil {
 		return err
 	}
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryReport, func() (string, error) { return w.snapshot().Report(), nil },
-		workflow.QueryHandlerOptions{Description: "The completion report (markdown), so far while running"}); err != nil {
+		workflow.QueryHandlerOptions{Description: HandlerDescriptions[QueryReport]}); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
@@ -428,7 +432,7 @@ func (w *rollout) setupHandlers(ctx workflow.Context) error {
 			return w.applyDecision(ctx, in, ""), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in DecisionInput) error { return w.validateDecision(ctx, in) },
-			Description: "Decide a gate: gate_id, choice, actor, reason"}); err != nil {
+			Description: HandlerDescriptions[UpdateDecide]}); err != nil {
 		return err
 	}
 	for _, kind := range []string{UpdatePause, UpdateResume, UpdateAbort, UpdateRollback} {
@@ -438,7 +442,7 @@ func (w *rollout) setupHandlers(ctx workflow.Context) error {
 				return w.applyControl(ctx, kind, in, ""), nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in ControlInput) error { return w.validateControl(ctx, kind, in) },
-				Description: kind + " the rollout: actor, reason"}); err != nil {
+				Description: HandlerDescriptions[kind]}); err != nil {
 			return err
 		}
 	}

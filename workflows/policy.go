@@ -490,14 +490,6 @@ func (v *PolicyView) Markdown() string {
 	return b.String()
 }
 
-// gateLine says who may decide a gate, for status and current details.
-func (v *PolicyView) gateLine(g Gate) string {
-	if v == nil {
-		return ""
-	}
-	return fmt.Sprintf(" — who: %s, %d distinct approval(s) to proceed", orNoneList(g.Rule.Approvers), max(g.Rule.MinApprovals, 1))
-}
-
 func cmpOrString(s, d string) string {
 	if s == "" {
 		return d

@@ -52,6 +52,9 @@ type rollout struct {
 	thread     notify.MessageRef
 	// touched are the environments where constraints may have been created.
 	touched []string
+	// saHold is the environment the search attributes keep naming while
+	// a promotion gate out of it is open (searchAttrWorkEnvVersion).
+	saHold string
 	// pub is what was last published as search attributes.
 	pub struct {
 		phase, env string
@@ -69,7 +72,8 @@ func Register(r interface {
 	// health check (started by a Schedule) run on the same worker.
 	r.RegisterWorkflowWithOptions(MonitorWorkflow, workflow.RegisterOptions{Name: MonitorWorkflowName})
 	r.RegisterWorkflowWithOptions(HealthCheckWorkflow, workflow.RegisterOptions{Name: HealthCheckWorkflowName})
-	r.RegisterWorkflowWithOptions(FleetRollout, workflow.RegisterOptions{Name: FleetWorkflowName}) // fleet.go: FKRollout children in waves
+	r.RegisterWorkflowWithOptions(FleetRollout, workflow.RegisterOptions{Name: FleetWorkflowName})        // fleet.go: FKRollout children in waves
+	r.RegisterWorkflowWithOptions(DiscoverWorkflow, workflow.RegisterOptions{Name: DiscoverWorkflowName}) // discover.go: read-only proposals
 }
 
 // Rollout is the FKRollout workflow. The rollout ID is the workflow ID.
@@ -276,6 +280,7 @@ func (w *rollout) finish(ctx workflow.Context, state RolloutState, text string) 
 // environment runs one environment's phases.
 func (w *rollout) environment(ctx workflow.Context, env EnvironmentInput, last bool) error {
 	name := env.Name
+	w.saHold = "" // work in name starts: the search attributes follow
 	rep := w.report(name)
 	w.notify(ctx, notify.Event{Kind: notify.KindPhase, Environment: name, Phase: PhaseCheck, Text: "starting environment " + name})
 
@@ -489,9 +494,7 @@ func (w *rollout) remediationLoop(ctx workflow.Context, name string, fks []plan.
 			lines = append(lines, fmt.Sprintf("%s: %d orphans (e.g. %s)", f.FK, f.Orphans, strings.Join(f.Samples, "; ")))
 			if imp, ok := impacts[f.FK]; ok {
 				or.Nullable, or.Triggers, or.Impossible = imp.Nullable, imp.Triggers, imp.Impossible
-				for _, d := range imp.Dependents {
-					or.Dependents = append(or.Dependents, notify.ImpactRow(d))
-				}
+				or.Dependents = imp.Dependents
 				lines = append(lines, impactLines(imp)...)
 			}
 			detail.Remediation.FKs = append(detail.Remediation.FKs, or)
@@ -575,6 +578,12 @@ func (w *rollout) audit(ctx workflow.Context, name string, fks []plan.ForeignKey
 // promotion opens the gate between two environments with what the first
 // proved. It returns false when promotion was rejected.
 func (w *rollout) promotion(ctx workflow.Context, from, to string) (bool, error) {
+	// List columns keep naming the environment whose work is done until
+	// work in the next one starts (histories before this kept the upsert
+	// of RolloutEnvironment at the promotion).
+	if workflow.GetVersion(ctx, searchAttrWorkEnvVersion, workflow.DefaultVersion, 1) == 1 {
+		w.saHold = from
+	}
 	w.enter(ctx, to, PhasePromotion)
 	rep := w.report(from)
 	pd := &notify.PromotionData{From: from, To: to}
@@ -694,7 +703,7 @@ func (w *rollout) waitWindow(ctx workflow.Context, name string) error {
 	now := workflow.Now(ctx)
 	opens, closes, inside := win.at(now)
 	rep := w.report(name)
-	rep.WindowOpens, rep.WindowCloses = &opens, &closes
+	rep.WindowOpens, rep.WindowCloses, rep.WindowZone = &opens, &closes, win.loc.String()
 	w.setReport(name, rep)
 	if inside {
 		return nil

@@ -208,9 +208,13 @@ func (w *rollout) publish(ctx workflow.Context) {
 		ups = append(ups, SearchPhase.ValueSet(w.st.Phase))
 		w.pub.phase = w.st.Phase
 	}
-	if w.pub.env != w.st.Environment {
-		ups = append(ups, SearchEnvironment.ValueSet(w.st.Environment))
-		w.pub.env = w.st.Environment
+	env := w.st.Environment
+	if w.saHold != "" {
+		env = w.saHold
+	}
+	if w.pub.env != env {
+		ups = append(ups, SearchEnvironment.ValueSet(env))
+		w.pub.env = env
 	}
 	if w.pub.state != w.st.State {
 		ups = append(ups, SearchStatus.ValueSet(string(w.st.State)))
@@ -234,6 +238,10 @@ func (w *rollout) publish(ctx workflow.Context) {
 }
 
 func (w *rollout) upsertStatic(ctx workflow.Context) { w.publish(ctx) }
+
+// searchAttrWorkEnvVersion marks histories in which RolloutEnvironment
+// stays on the finished environment while the promotion gate is open.
+const searchAttrWorkEnvVersion = "search-attributes-follow-work"
 
 // event appends to the timeline (bounded).
 func (w *rollout) event(ctx workflow.Context, env, phase, msg string) {
@@ -279,6 +287,7 @@ func (w *rollout) snapshot() *Status {
 	s.Refusals = slices.Clone(w.refusals)
 	s.Policy = w.pol.view()
 	s.DroppedRefusals = w.droppedRefusals
+	s.Thread = w.thread
 	return &s
 }
 

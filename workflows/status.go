@@ -1,9 +1,6 @@
 package workflows
 
 import (
-	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/fkrollout/fkrollout/internal/identity"
@@ -108,8 +105,10 @@ type Status struct {
 	// before the worker's policy existed).
 	Policy *PolicyView `json:"policy,omitempty"`
 	// DroppedRefusals counts record-refusal signals without a valid proof.
-	DroppedRefusals int             `json:"dropped_refusals,omitempty"`
-	Timeline        []TimelineEntry `json:"timeline"`
+	DroppedRefusals int `json:"dropped_refusals,omitempty"`
+	// Thread is the rollout's Slack thread (gate blocks link into it).
+	Thread   notify.MessageRef `json:"thread,omitempty"`
+	Timeline []TimelineEntry   `json:"timeline"`
 	// TimelineDropped counts the oldest entries dropped to bound the size.
 	TimelineDropped int       `json:"timeline_dropped,omitempty"`
 	Error           string    `json:"error,omitempty"`
@@ -166,6 +165,8 @@ type EnvReport struct {
 	// Window is the maintenance window currently waited for or used.
 	WindowOpens  *time.Time `json:"window_opens,omitempty"`
 	WindowCloses *time.Time `json:"window_closes,omitempty"`
+	// WindowZone is the window's IANA zone: JSON keeps only the offset.
+	WindowZone string `json:"window_zone,omitempty"`
 }
 
 // PhaseFailure is one failed step of a phase.
@@ -213,7 +214,11 @@ type GateView struct {
 	GateID string     `json:"gate_id"`
 	Status GateStatus `json:"status"`
 	// Waiting is how many more approvals the leading choice needs.
-	Waiting  int       `json:"waiting,omitempty"`
+	Waiting int `json:"waiting,omitempty"`
+	// Votes and Needed (a vote that did not decide yet): votes in, and
+	// distinct approvals the gate needs to proceed.
+	Votes    int       `json:"votes,omitempty"`
+	Needed   int       `json:"needed,omitempty"`
 	Decision *Decision `json:"decision,omitempty"`
 	Message  string    `json:"message"`
 }
@@ -301,75 +306,4 @@ func (s *Status) Counts(env string) map[ConstraintState]int {
 		}
 	}
 	return m
-}
-
-// Markdown is the short status shown as the workflow's current details in
-// the Temporal UI.
-func (s *Status) Markdown() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** · phase `%s`", s.State, s.Phase)
-	if s.Environment != "" {
-		fmt.Fprintf(&b, " · environment `%s`", s.Environment)
-	}
-	if s.Policy != nil && s.Policy.Mode == "development" {
-		b.WriteString(" · ⚠️ development mode: unsigned decisions accepted")
-	}
-	if s.Paused {
-		b.WriteString(" · ⏸ paused")
-	}
-	b.WriteString("\n\n| environment | planned | applied | validated | tested | debt | rolled back |\n|---|---|---|---|---|---|---|\n")
-	for _, env := range s.EnvironmentOrder {
-		c := s.Counts(env)
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d |\n", env, c[CPlanned], c[CApplied], c[CValidated], c[CTested], c[CDebt], c[CRolledBack])
-	}
-	b.WriteString(s.perfMarkdown())
-	for _, g := range s.OpenGates {
-		fmt.Fprintf(&b, "\n⏳ gate `%s`: %s — choices: %s%s", g.ID, g.Title, strings.Join(g.Choices, ", "), s.Policy.gateLine(g))
-		if g.Deadline != nil {
-			fmt.Fprintf(&b, " (times out %s → %s)", g.Deadline.UTC().Format(time.RFC3339), g.Rule.OnTimeout)
-		}
-	}
-	if s.Monitor != nil {
-		b.WriteString(s.Monitor.markdown())
-	}
-	if s.Error != "" {
-		fmt.Fprintf(&b, "\n\n❌ %s", s.Error)
-	}
-	return b.String()
-}
-
-// Summary is a plain multi-line summary (CLI watch, Slack slash command).
-func (s *Status) Summary() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "rollout %s: %s (phase %s", s.RolloutID, s.State, s.Phase)
-	if s.Environment != "" {
-		fmt.Fprintf(&b, ", %s", s.Environment)
-	}
-	b.WriteString(")\n")
-	for _, env := range s.EnvironmentOrder {
-		c := s.Counts(env)
-		keys := make([]string, 0, len(c))
-		for k, n := range c {
-			keys = append(keys, fmt.Sprintf("%s=%d", k, n))
-		}
-		sort.Strings(keys)
-		fmt.Fprintf(&b, "  %-12s %s\n", env, strings.Join(keys, " "))
-	}
-	for _, g := range s.OpenGates {
-		fmt.Fprintf(&b, "  open gate %s: %s [%s]\n", g.ID, g.Title, strings.Join(g.Choices, "|"))
-	}
-	if m := s.Monitor; m != nil {
-		fmt.Fprintf(&b, "  monitor: %s", m.Status)
-		if m.Rule != "" {
-			fmt.Fprintf(&b, " (rule %s)", m.Rule)
-		}
-		if m.Reason != "" {
-			fmt.Fprintf(&b, ": %s", m.Reason)
-		}
-		b.WriteString("\n")
-	}
-	if s.Error != "" {
-		fmt.Fprintf(&b, "  error: %s\n", s.Error)
-	}
-	return b.String()
 }

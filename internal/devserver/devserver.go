@@ -7,8 +7,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -58,6 +60,20 @@ func CLIPath() (string, error) {
 // cleanup. Its log goes to the test log only on failure.
 func Start(t testing.TB) *testsuite.DevServer {
 	t.Helper()
+	srv, _ := start(t, false)
+	return srv
+}
+
+// StartWithUI is Start with the Temporal Web UI served on a free port of
+// 127.0.0.1; it returns the server and the UI's base URL. Browser tests use
+// it: the UI is off otherwise, so other tests do not pay for it.
+func StartWithUI(t testing.TB) (*testsuite.DevServer, string) {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, ui bool) (*testsuite.DevServer, string) {
+	t.Helper()
 	path, err := CLIPath()
 	if err != nil {
 		t.Fatalf("devserver: %v", err)
@@ -68,14 +84,24 @@ func Start(t testing.TB) *testsuite.DevServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+	opts := testsuite.DevServerOptions{
 		ExistingPath:     path,
 		SearchAttributes: workflows.SearchAttributes(),
 		ClientOptions:    &client.Options{Logger: nopLogger{}},
 		LogLevel:         "error",
 		Stdout:           logf,
 		Stderr:           logf,
-	})
+	}
+	var uiURL string
+	if ui {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("devserver: %v", err)
+		}
+		opts.EnableUI, opts.UIPort = true, strconv.Itoa(port)
+		uiURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	}
+	srv, err := testsuite.StartDevServer(ctx, opts)
 	if err != nil {
 		t.Fatalf("devserver: start %s: %v", path, err)
 	}
@@ -90,7 +116,18 @@ func Start(t testing.TB) *testsuite.DevServer {
 		}
 		logf.Close()
 	})
-	return srv
+	return srv, uiURL
+}
+
+// freePort asks the kernel for a free TCP port. The port is released
+// before the CLI binds it; a collision in between fails the start loudly.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 type nopLogger struct{}

@@ -94,6 +94,10 @@ type Gate struct {
 	Title   string   `json:"title,omitempty"`
 	Summary string   `json:"summary,omitempty"`
 	Choices []Choice `json:"choices,omitempty"`
+	// Block is how to decide the gate, as the CLI status shows it (who,
+	// votes, deadline, the decide Update payload, the CLI command): one
+	// renderer, workflows.Status.GateBlock, for every client.
+	Block string `json:"block,omitempty"`
 
 	Remediation *RemediationData `json:"remediation,omitempty"`
 	Promotion   *PromotionData   `json:"promotion,omitempty"`

@@ -150,7 +150,20 @@ func GateBlocks(ev Event) []slack.Block {
 		}
 		buttons = append(buttons, b)
 	}
+	if g.Block != "" {
+		blocks = append(blocks, howToBlock(g.Block))
+	}
 	return append(blocks, slack.NewActionBlock(truncate("fkr_actions:"+g.ID, 255), buttons...))
+}
+
+// howToBlockID marks the "how to decide" section: it goes with the buttons
+// once the gate is decided.
+const howToBlockID = "fkr_howto"
+
+// howToBlock shows the workflow's gate block verbatim (a code block keeps
+// the lines and the payload as the CLI prints them).
+func howToBlock(text string) slack.Block {
+	return slack.NewSectionBlock(mrkdwn("```"+esc(truncate(text, 2900))+"```"), nil, nil, slack.SectionBlockOptionBlockID(howToBlockID))
 }
 
 // gateBody is the gate message without buttons: what stays after a decision.
@@ -302,12 +315,13 @@ func figuresText(figs []Figure) string {
 }
 
 // DecidedBlocks turns a gate message into its decided form: every actions
-// block is dropped (so the channel never shows a live button on a closed
-// gate) and the decision line is appended.
+// block and the how-to-decide section are dropped (so the channel never
+// shows a live button or a stale instruction on a closed gate) and the
+// decision line is appended.
 func DecidedBlocks(body []slack.Block, d GateDecision) []slack.Block {
 	out := make([]slack.Block, 0, len(body)+1)
 	for _, b := range body {
-		if b.BlockType() == slack.MBTAction {
+		if b.BlockType() == slack.MBTAction || b.ID() == howToBlockID {
 			continue
 		}
 		out = append(out, b)

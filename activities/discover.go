@@ -1,0 +1,54 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/fkrollout/fkrollout/internal/discover"
+	"github.com/fkrollout/fkrollout/workflows"
+)
+
+// DiscoverForeignKeys runs discovery read-only against a configured
+// environment and returns the proposals, the migration and the full
+// report. The environment's DSN never leaves the worker.
+func (a *Activities) DiscoverForeignKeys(ctx context.Context, in workflows.DiscoverInput) (workflows.DiscoverResult, error) {
+	pool, err := a.pool(ctx, in.Environment)
+	if err != nil {
+		return workflows.DiscoverResult{}, err
+	}
+	hb := a.startHeartbeat(ctx, Progress{Note: "discovering foreign keys"})
+	defer hb.end()
+	rep, err := discover.Run(ctx, pool, discover.Options{Schemas: in.Schemas, Threshold: in.Threshold, MigrationName: "discovered_" + in.Environment,
+		Progress: func(p discover.Progress) {
+			hb.set(Progress{Done: p.Done, Total: p.Total, Item: p.Detail, Note: p.Phase})
+		}})
+	if err != nil {
+		return workflows.DiscoverResult{}, a.clean(fmt.Errorf("discover in %s: %w", in.Environment, err))
+	}
+	return discoverResult(in.Environment, rep)
+}
+
+func discoverResult(env string, rep discover.Report) (workflows.DiscoverResult, error) {
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		return workflows.DiscoverResult{}, fmt.Errorf("encode discovery report: %w", err)
+	}
+	out := workflows.DiscoverResult{Environment: env, Migration: rep.Migration, Warnings: rep.Warnings, DurationMS: rep.DurationMS, Report: raw,
+		Summary: fmt.Sprintf("%d missing foreign key(s) proposed in %s (%d tables, %d existing keys, threshold %.2f)",
+			len(rep.Candidates), env, rep.Tables, rep.ExistingForeignKeys, rep.Threshold)}
+	var orphans int64
+	for _, c := range rep.Candidates {
+		out.Candidates = append(out.Candidates, workflows.DiscoveredFK{Name: c.Name, FK: c.String(), Confidence: c.Confidence, Priority: c.Priority,
+			OnDelete: c.OnDelete, Orphans: c.Orphans.Rows, Indexed: c.Index.Supports})
+		orphans += c.Orphans.Rows
+	}
+	if len(rep.Candidates) > 0 {
+		out.Next = []string{
+			"save `migration` as discovered.sql and review it (confidence and evidence per key are in its comments)",
+			"starter lint --plan discovered.sql && starter check --plan discovered.sql --dsn …",
+			fmt.Sprintf("starter start --plan discovered.sql --requester you@example.com --environments %s,… (%d orphan row(s) will reach the remediation gate)", env, orphans),
+		}
+	}
+	return out, nil
+}
