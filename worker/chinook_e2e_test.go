@@ -323,3 +323,80 @@ func keyPart(def string) string {
 	}
 	return def
 }
+
+// TestE2EDeterministicFailureSkips: set-null on the orphan track is
+// possible by the catalog (album_id is nullable) but a CHECK added NOT
+// VALID refuses the NULL (23514). The gate opens on the first attempt with
+// the SQLSTATE, skip records the key as debt, and the other ten keys finish.
+func TestE2EDeterministicFailureSkips(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	srv := devserver.Start(t)
+	c := srv.Client()
+	lab := newChinookLab(t)
+	lab.db.Exec(t, `ALTER TABLE track ADD CONSTRAINT track_album_required CHECK (album_id IS NOT NULL) NOT VALID`)
+	cfg := testConfig(t, map[string]string{"chinook": pgtest.RoleDSN(t, lab.db)}, nil)
+	tq := startRolloutWorker(t, c, "chinook", cfg, nil, discardLogger())
+	in := workflows.Input{Plan: lab.dump, PlanFormat: "sql", Requester: rita,
+		Environments: []workflows.EnvironmentInput{{Name: "chinook"}},
+		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}}}
+	id := "chinook-skip-" + randHex(4)
+	run := startRollout(t, ctx, c, tq, id, in)
+	var failureGate workflows.Gate
+	go func() {
+		decided := map[string]bool{}
+		for ctx.Err() == nil {
+			st := queryStatusT(t, ctx, c, id)
+			if st.State.Terminal() {
+				return
+			}
+			for _, g := range st.OpenGates {
+				if decided[g.ID] {
+					continue
+				}
+				decided[g.ID] = true
+				d := workflows.DecisionInput{GateID: g.ID, Actor: alice, Reason: "e2e"}
+				switch {
+				case g.Kind == notify.GateRemediation:
+					fk := g.Detail.Remediation.FKs[0]
+					d.Constraints = []string{fk.Constraint}
+					d.Choice = workflows.ChoiceDelete
+					switch {
+					case fk.Constraint == "track_album_id_fkey" || fk.Constraint == "employee_reports_to_fkey":
+						d.Choice = workflows.ChoiceSetNull
+					case fk.Impossible[workflows.ChoiceDelete] != "":
+						d.Choice = workflows.ChoiceDeleteWithDependents
+					}
+				case strings.Contains(g.Title, "a retry would fail the same way"):
+					failureGate = g
+					d.Choice = workflows.ChoiceSkip
+				default:
+					d.Choice = workflows.ChoiceAbort
+				}
+				var view workflows.GateView
+				if err := update(ctx, c, id, workflows.UpdateDecide, d, &view); err != nil {
+					t.Errorf("decide %s %s: %v", g.ID, d.Choice, err)
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	var st workflows.Status
+	require.NoError(t, run.Get(ctx, &st))
+	require.Equal(t, workflows.StateCompletedWithDebt, st.State, st.Summary())
+	assert.Contains(t, failureGate.Title, "SQLSTATE 23514")
+	assert.Equal(t, []string{workflows.ChoiceSkip, workflows.ChoiceRetry, workflows.ChoiceRollback, workflows.ChoiceAbort}, failureGate.Choices)
+	states := map[string]workflows.ConstraintState{}
+	for _, c := range st.Constraints {
+		states[c.Name] = c.Environments["chinook"].State
+	}
+	assert.Equal(t, workflows.CDebt, states["track_album_id_fkey"])
+	assert.Equal(t, int64(10), lab.db.Count(t, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated AND conrelid::regclass::text <> 'invoice_note'`))
+	assert.Equal(t, int64(1), lab.db.Count(t, `SELECT count(*) FROM pg_constraint WHERE conname = 'track_album_id_fkey' AND NOT convalidated`), "the skipped key stays NOT VALID")
+	assert.Equal(t, int64(1), lab.db.Count(t, `SELECT count(*) FROM track WHERE track_id = 100001 AND album_id = 77777`), "the failed set-null changed nothing")
+	assert.Contains(t, st.Report(), "⚠️ partial (1 skipped after failure)")
+
+	if *record {
+		require.NoError(t, os.WriteFile("../workflows/testdata/history-chinook-skip.json", []byte(historyJSON(t, ctx, c, id)), 0o644))
+	}
+}
