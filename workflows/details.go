@@ -125,25 +125,28 @@ func (s *Status) GateBlock(g Gate, style BlockStyle) string {
 	}
 	var lines []string
 	add := func(format string, a ...any) { lines = append(lines, fmt.Sprintf(format, a...)) }
-	add("Gate %s: %s", code(g.ID), g.Title)
+	// Related facts share a line, so the block fits the UI's details panel.
+	head := fmt.Sprintf("Gate %s: %s", code(g.ID), g.Title)
 	if d := gateDecides[g.Kind]; d != "" {
-		add("Decides: %s", d)
+		head += " (decides " + d + ")"
 	}
+	add("%s", head)
 	add("Choices: %s", strings.Join(g.Choices, " | "))
 	add("Who: %s", s.whoMayDecide(g))
-	add("Votes: %s", votesLine(g))
+	deadline := "Deadline: none (waits)"
 	if g.Deadline != nil {
-		add("Deadline: %s → %s", g.Deadline.UTC().Format("2006-01-02 15:04 UTC"), g.Rule.OnTimeout)
-	} else {
-		add("Deadline: none (waits)")
+		deadline = fmt.Sprintf("Deadline: %s → %s", g.Deadline.UTC().Format("2006-01-02 15:04 UTC"), g.Rule.OnTimeout)
 	}
+	add("Votes: %s · %s", votesLine(g), deadline)
 	if r, ok := s.lastRefusal(g.ID); ok {
 		add("Last refused: %s: %s", r.Actor, r.Reason)
 	}
 	payload := decidePayload(g)
 	add("UI: Send Update %s with:", code(UpdateDecide))
 	if style == BlockMarkdown {
-		lines = append(lines, "```\n"+payload+"\n```")
+		// Two lines (still valid JSON): one line is wider than the UI's
+		// panel, and the frame's scrollbar then hides the last line.
+		lines = append(lines, "```\n"+strings.Replace(payload, `,"actor"`, `,`+"\n"+` "actor"`, 1)+"\n```")
 	} else {
 		lines = append(lines, "  "+payload)
 	}
@@ -267,20 +270,31 @@ func (s *Status) windowLine() string {
 // line, the open gates' blocks, progress, then what else matters now.
 func (s *Status) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "**%s**\n", s.HeadLine())
+	fmt.Fprintf(&b, "**%s**", s.HeadLine())
 	if s.Policy != nil && s.Policy.Mode == "development" {
-		b.WriteString("\n⚠️ development mode: unsigned decisions accepted\n")
+		// On the head line: a paragraph of its own would push the progress
+		// table out of the UI's details panel.
+		b.WriteString(" · ⚠️ development mode: unsigned decisions accepted")
 	}
+	b.WriteString("\n")
 	for _, g := range s.OpenGates {
 		b.WriteString("\n" + s.GateBlock(g, BlockMarkdown) + "\n")
 	}
 	if w := s.windowLine(); w != "" {
 		b.WriteString("\n⏰ " + w + "\n")
 	}
-	b.WriteString("\n| env | planned | applied | validated | tested | debt |\n|---|---|---|---|---|---|\n")
+	// One line, not a table: the UI's details panel is about 330 px high.
+	parts := make([]string, 0, len(s.EnvironmentOrder))
 	for _, env := range s.EnvironmentOrder {
 		p := s.Progress(env)
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d |\n", env, p.Planned, p.Applied, p.Validated, p.Tested, p.Debt)
+		part := fmt.Sprintf("%s %d/%d/%d/%d", env, p.Planned, p.Applied, p.Validated, p.Tested)
+		if p.Debt > 0 {
+			part += fmt.Sprintf(" (debt %d)", p.Debt)
+		}
+		parts = append(parts, part)
+	}
+	if len(parts) > 0 {
+		b.WriteString("\nProgress (planned/applied/validated/tested): " + strings.Join(parts, " · ") + "\n")
 	}
 	if pm := strings.TrimSpace(s.perfMarkdown()); pm != "" {
 		b.WriteString("\n" + pm + "\n")
@@ -291,7 +305,9 @@ func (s *Status) Markdown() string {
 	if s.Error != "" {
 		fmt.Fprintf(&b, "\n❌ %s\n", s.Error)
 	}
-	return strings.TrimRight(b.String(), "\n")
+	// A last, empty paragraph: the UI sizes its details frame about one line
+	// short of the content, and this is the line it cuts.
+	return strings.TrimRight(b.String(), "\n") + "\n\n\u00a0"
 }
 
 // Summary is the plain status: CLI status and watch, the Slack slash

@@ -33,9 +33,9 @@ func TestGateBlock(t *testing.T) {
 		style BlockStyle
 		want  []string
 	}{
-		{BlockText, []string{"Gate production/promotion/2: promote from staging to production", "Choices: approve | reject",
+		{BlockText, []string{"Gate production/promotion/2: promote from staging to production (decides whether the next environment starts)", "Choices: approve | reject",
 			"Who: alice, bob; 2 distinct approval(s) to proceed; not rita (requester) except reject",
-			"Votes: 1 of 2 for approve (alice)", "Deadline: 2026-12-09 10:00 UTC → reject", "Last refused: mallory: not an allowed approver",
+			"Votes: 1 of 2 for approve (alice) · Deadline: 2026-12-09 10:00 UTC → reject", "Last refused: mallory: not an allowed approver",
 			`  {"gate_id":"production/promotion/2","choice":"approve","actor":"you@example.com","reason":"why","via":"ui"}`,
 			`CLI: starter decide r1 production/promotion/2 approve --reason "…"`,
 			"Slack: https://slack.com/archives/C1/p1710002?thread_ts=171.0001&cid=C1"}},
@@ -47,7 +47,7 @@ func TestGateBlock(t *testing.T) {
 			assert.Contains(t, got, w)
 		}
 		// Short enough to read without scrolling.
-		assert.LessOrEqual(t, strings.Count(got, "\n"), 13)
+		assert.LessOrEqual(t, strings.Count(got, "\n"), 11)
 	}
 }
 

@@ -3,6 +3,7 @@ package uitest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +13,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/fkrollout/fkrollout/internal/devserver"
@@ -131,31 +131,57 @@ func TestReleaseOwnerInTemporalUI(t *testing.T) {
 	details, err := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll('iframe')].map(f => {
 		try { return f.contentDocument.body.textContent } catch (e) { return f.srcdoc || '' } }).join('\n') + document.body.textContent`))
 	require.NoError(t, err)
+	// Short enough to read without scrolling: the scrollable box that holds
+	// the head line shows all of it (heights in CSS pixels).
+	// The UI renders current details in an iframe it sizes itself (about
+	// one line short of the content in UI 2.42.1; the details end with an
+	// empty paragraph for it to cut): every line that says something must
+	// be inside the frame.
+	fit, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		for (const f of document.querySelectorAll('iframe')) {
+			let d = null;
+			try { d = f.contentDocument } catch (e) {}
+			if (d && d.body && d.body.textContent.includes('phase promotion')) {
+				// The bottom of the last line that says something (the
+				// progress line), against the frame.
+				const p = [...d.querySelectorAll('p, li')].filter(e => e.textContent.trim() !== '').pop();
+				if (!p) return 'no text';
+				return Math.ceil(p.getBoundingClientRect().bottom) + '/' + f.clientHeight;
+			}
+		}
+		return 'no current details frame';
+	})()`))
+	require.NoError(t, err)
+	t.Logf("current details: content/visible height %s px", fit)
+	var content, visible int
+	_, scanErr := fmt.Sscanf(fit, "%d/%d", &content, &visible)
+	require.NoError(t, scanErr, "current details box: %s", fit)
+	assert.LessOrEqual(t, content, visible, "the current details are readable without scrolling")
 	for _, want := range []string{"phase promotion", "Gate production/promotion/1", "Votes: none yet (2 needed to proceed)",
 		`"gate_id":"production/promotion/1"`, "starter decide ui-rollout production/promotion/1 approve"} {
 		assert.Contains(t, details, want, "the gate block on the page")
 	}
 
-	// The Update dialog explains decide with the payload to paste.
-	require.NoError(t, chromedp.Do(ctx,
-		js(`document.querySelector('[aria-controls=workflow-actions]').click()`), chromedp.Sleep(300*time.Millisecond),
-		js(`document.querySelector('[data-testid=update-button]').click()`), chromedp.Sleep(time.Second)))
-	shot(t, ctx, "update-dialog.png")
-	// textContent: the handler list is a closed dropdown innerText skips.
-	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.textContent`))
-	require.NoError(t, err)
-	assert.Contains(t, text, workflows.HandlerDescriptions[workflows.UpdateDecide])
-
-	// The votes go in through the same Update the dialog sends (submitting
-	// the dialog from the browser is not yet reliable; see README).
-	for _, actor := range []string{"alice@example.com", "bob@example.com"} {
-		h, err := srv.Client().UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateDecide,
-			Args:         []any{workflows.DecisionInput{GateID: gate, Choice: workflows.ChoiceApprove, Actor: actor, Reason: "staging clean", Via: "ui"}},
-			WaitForStage: client.WorkflowUpdateStageCompleted})
-		require.NoError(t, err)
-		var view workflows.GateView
-		require.NoError(t, h.Get(context.Background(), &view))
-		t.Logf("decide answered: %s", view.Message)
+	// Both approvers decide in the UI's Update dialog: decide, the payload
+	// the gate block shows with their actor and reason, Submit.
+	for i, actor := range []string{"alice@example.com", "bob@example.com"} {
+		text := decideInUI(t, ctx, ui+"/namespaces/default/workflows/"+id, gate, actor, i)
+		if i == 0 {
+			// textContent: the handler list is a closed dropdown innerText skips.
+			assert.Contains(t, text, workflows.HandlerDescriptions[workflows.UpdateDecide], "the Update menu explains decide")
+		}
+		require.Eventually(t, func() bool {
+			v, err := srv.Client().QueryWorkflow(context.Background(), id, "", workflows.QueryStatus)
+			if err != nil || v.Get(&st) != nil {
+				return false
+			}
+			for _, g := range st.Gates {
+				if g.ID == gate && (len(g.Votes) == i+1 || g.Decision != nil) {
+					return true
+				}
+			}
+			return false
+		}, 15*time.Second, 300*time.Millisecond, "the decide Update %s sent from the UI's dialog did not reach the workflow", actor)
 	}
 	require.Eventually(t, func() bool {
 		v, err := srv.Client().QueryWorkflow(context.Background(), id, "", workflows.QueryStatus)
@@ -170,10 +196,37 @@ func TestReleaseOwnerInTemporalUI(t *testing.T) {
 
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(ui+"/namespaces/default/workflows/"+id), chromedp.Sleep(3*time.Second)))
 	shot(t, ctx, "completed.png")
-	text, err = pageText(ctx)
+	text, err := pageText(ctx)
 	require.NoError(t, err)
 	assert.Contains(t, text, "Completed")
 	assert.Contains(t, text, `"state": "completed"`)
+}
+
+// decideInUI opens More Actions → Send an Update on the workflow's page,
+// picks decide, loads the payload (the dialog's Upload JSON, as pasting
+// would) and submits; it returns the dialog's text before submitting.
+func decideInUI(t *testing.T, ctx context.Context, page, gate, actor string, n int) string {
+	t.Helper()
+	payload := `{"gate_id":"` + gate + `","choice":"approve","actor":"` + actor + `","reason":"staging clean","via":"ui"}`
+	file := filepath.Join(t.TempDir(), "decide.json")
+	require.NoError(t, os.WriteFile(file, []byte(payload), 0o600))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(page), chromedp.Sleep(2*time.Second),
+		js(`document.querySelector('[aria-controls=workflow-actions]').click()`), chromedp.Sleep(300*time.Millisecond),
+		js(`document.querySelector('[data-testid=update-button]').click()`), chromedp.Sleep(time.Second),
+		js(`document.querySelector('dialog[open] [data-testid=update-select-button]').click()`), chromedp.Sleep(300*time.Millisecond),
+		js(`[...document.querySelectorAll('dialog[open] #update-select-select li')].find(li => li.querySelector('span').textContent.trim() === 'decide').click()`),
+		chromedp.Sleep(500*time.Millisecond),
+		chromedp.SetUploadFiles(`dialog[open] input[type=file]`, []string{file}), chromedp.Sleep(time.Second)))
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.textContent`))
+	require.NoError(t, err)
+	editor, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('dialog[open] .cm-content').textContent`))
+	require.NoError(t, err)
+	require.Contains(t, editor, actor, "the payload is in the dialog's editor")
+	shot(t, ctx, fmt.Sprintf("update-dialog-%d.png", n+1))
+	// Other dialogs on the page have a confirm button too: this dialog's.
+	require.NoError(t, chromedp.Do(ctx, js(`document.querySelector('dialog[open] [data-testid=confirm-modal-button]').click()`), chromedp.Sleep(time.Second)))
+	shot(t, ctx, fmt.Sprintf("decided-in-ui-%d.png", n+1))
+	return text
 }
 
 // js runs a statement in the page: the UI's menus are clicked the way a
