@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,53 +100,82 @@ func (l *chinookLab) quarantine(t *testing.T, id string) map[string]int64 {
 	return out
 }
 
-// driveChinook decides gates like approvers who read the impact: at a
-// remediation gate, one constraint at a time, set-null for the
-// self-reference, delete where nothing else is touched, else delete with
-// dependents (after checking that plain delete is refused with the
-// reason). stopAt, when set, is sent instead at the first promotion gate.
-func driveChinook(t *testing.T, ctx context.Context, c client.Client, id string, refusals map[string]string, stopAt *workflows.ControlInput) {
+// watchGates calls decide once for every gate that opens, until the
+// rollout ends. It runs beside the test, so failures go through t.Errorf.
+func watchGates(t *testing.T, ctx context.Context, c client.Client, id string, decide func(g workflows.Gate)) {
 	decided := map[string]bool{}
 	for ctx.Err() == nil {
-		st := queryStatusT(t, ctx, c, id)
-		if st.State.Terminal() {
-			return
-		}
-		for _, g := range st.OpenGates {
-			if decided[g.ID] {
-				continue
+		var st workflows.Status
+		if v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus); err == nil && v.Get(&st) == nil {
+			if st.State.Terminal() {
+				return
 			}
-			decided[g.ID] = true
-			var view workflows.GateView
-			switch g.Kind {
-			case notify.GateRemediation:
-				fk := g.Detail.Remediation.FKs[0]
-				choice := workflows.ChoiceDelete
-				switch {
-				case fk.Constraint == "employee_reports_to_fkey":
-					choice = workflows.ChoiceSetNull
-				case fk.Impossible[workflows.ChoiceDelete] != "":
-					err := update(ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceDelete,
-						Actor: alice, Reason: "try", Constraints: []string{fk.Constraint}}, &view)
-					require.Error(t, err, "plain delete of %s with dependents must be refused", fk.Constraint)
-					refusals[fk.Constraint] = err.Error()
-					choice = workflows.ChoiceDeleteWithDependents
+			for _, g := range st.OpenGates {
+				if !decided[g.ID] {
+					decided[g.ID] = true
+					decide(g)
 				}
-				require.NoError(t, update(ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: choice,
-					Actor: alice, Reason: "orphans of the import", Constraints: []string{fk.Constraint}}, &view), "%s %s", choice, fk.Constraint)
-			case notify.GatePromotion:
-				if stopAt != nil {
-					require.NoError(t, update(ctx, c, id, workflows.UpdateAbort, *stopAt, &view))
-					continue
-				}
-				require.NoError(t, update(ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceApprove, Actor: alice, Reason: "ok"}, &view))
-			default:
-				t.Errorf("unexpected gate %s: %s", g.ID, g.Title)
-				require.NoError(t, update(ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceAbort, Actor: alice, Reason: "unexpected"}, &view))
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// send sends a decision or control and reports a refusal as a test error.
+func send(t *testing.T, ctx context.Context, c client.Client, id, name string, in any) {
+	var view workflows.GateView
+	if err := update(ctx, c, id, name, in, &view); err != nil {
+		t.Errorf("%s %+v refused: %v", name, in, err)
+	}
+}
+
+// remediationChoice is what an approver reading the impact picks for the
+// gate's first constraint: set-null for the listed ones, delete where
+// nothing else is touched, else delete-with-dependents.
+func remediationChoice(g workflows.Gate, setNull ...string) (fk, choice string) {
+	o := g.Detail.Remediation.FKs[0]
+	switch {
+	case slices.Contains(setNull, o.Constraint):
+		return o.Constraint, workflows.ChoiceSetNull
+	case o.Impossible[workflows.ChoiceDelete] != "":
+		return o.Constraint, workflows.ChoiceDeleteWithDependents
+	}
+	return o.Constraint, workflows.ChoiceDelete
+}
+
+// driveChinook decides gates like approvers who read the impact, one
+// constraint at a time (remediationChoice), after checking that a plain
+// delete is refused with the reason where rows reference the orphans
+// (recorded in refusals). stopAt, when set, is sent at the first
+// promotion gate instead of approving it.
+func driveChinook(t *testing.T, ctx context.Context, c client.Client, id string, refusals map[string]string, stopAt *workflows.ControlInput) {
+	watchGates(t, ctx, c, id, func(g workflows.Gate) {
+		switch g.Kind {
+		case notify.GateRemediation:
+			fk, choice := remediationChoice(g, "employee_reports_to_fkey")
+			if choice == workflows.ChoiceDeleteWithDependents {
+				var view workflows.GateView
+				err := update(ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceDelete,
+					Actor: alice, Reason: "try", Constraints: []string{fk}}, &view)
+				if err == nil {
+					t.Errorf("plain delete of %s with dependents was accepted", fk)
+					return
+				}
+				refusals[fk] = err.Error()
+			}
+			send(t, ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: choice, Actor: alice,
+				Reason: "orphans of the import", Constraints: []string{fk}})
+		case notify.GatePromotion:
+			if stopAt != nil {
+				send(t, ctx, c, id, workflows.UpdateAbort, *stopAt)
+				return
+			}
+			send(t, ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceApprove, Actor: alice, Reason: "ok"})
+		default:
+			t.Errorf("unexpected gate %s: %s", g.ID, g.Title)
+			send(t, ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceAbort, Actor: alice, Reason: "unexpected"})
+		}
+	})
 }
 
 // TestE2EChinookFromPgDump rolls the Chinook keys back out from the
@@ -342,48 +372,27 @@ func TestE2EDeterministicFailureSkips(t *testing.T) {
 		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}}}
 	id := "chinook-skip-" + randHex(4)
 	run := startRollout(t, ctx, c, tq, id, in)
+	var mu sync.Mutex
 	var failureGate workflows.Gate
-	go func() {
-		decided := map[string]bool{}
-		for ctx.Err() == nil {
-			st := queryStatusT(t, ctx, c, id)
-			if st.State.Terminal() {
-				return
-			}
-			for _, g := range st.OpenGates {
-				if decided[g.ID] {
-					continue
-				}
-				decided[g.ID] = true
-				d := workflows.DecisionInput{GateID: g.ID, Actor: alice, Reason: "e2e"}
-				switch {
-				case g.Kind == notify.GateRemediation:
-					fk := g.Detail.Remediation.FKs[0]
-					d.Constraints = []string{fk.Constraint}
-					d.Choice = workflows.ChoiceDelete
-					switch {
-					case fk.Constraint == "track_album_id_fkey" || fk.Constraint == "employee_reports_to_fkey":
-						d.Choice = workflows.ChoiceSetNull
-					case fk.Impossible[workflows.ChoiceDelete] != "":
-						d.Choice = workflows.ChoiceDeleteWithDependents
-					}
-				case strings.Contains(g.Title, "a retry would fail the same way"):
-					failureGate = g
-					d.Choice = workflows.ChoiceSkip
-				default:
-					d.Choice = workflows.ChoiceAbort
-				}
-				var view workflows.GateView
-				if err := update(ctx, c, id, workflows.UpdateDecide, d, &view); err != nil {
-					t.Errorf("decide %s %s: %v", g.ID, d.Choice, err)
-				}
-			}
-			time.Sleep(200 * time.Millisecond)
+	go watchGates(t, ctx, c, id, func(g workflows.Gate) {
+		d := workflows.DecisionInput{GateID: g.ID, Actor: alice, Reason: "e2e", Choice: workflows.ChoiceAbort}
+		switch {
+		case g.Kind == notify.GateRemediation:
+			fk, choice := remediationChoice(g, "track_album_id_fkey", "employee_reports_to_fkey")
+			d.Constraints, d.Choice = []string{fk}, choice
+		case strings.Contains(g.Title, "a retry would fail the same way"):
+			mu.Lock()
+			failureGate = g
+			mu.Unlock()
+			d.Choice = workflows.ChoiceSkip
 		}
-	}()
+		send(t, ctx, c, id, workflows.UpdateDecide, d)
+	})
 	var st workflows.Status
 	require.NoError(t, run.Get(ctx, &st))
 	require.Equal(t, workflows.StateCompletedWithDebt, st.State, st.Summary())
+	mu.Lock()
+	defer mu.Unlock()
 	assert.Contains(t, failureGate.Title, "SQLSTATE 23514")
 	assert.Equal(t, []string{workflows.ChoiceSkip, workflows.ChoiceRetry, workflows.ChoiceRollback, workflows.ChoiceAbort}, failureGate.Choices)
 	states := map[string]workflows.ConstraintState{}
