@@ -122,9 +122,11 @@ func TestReleaseOwnerInTemporalUI(t *testing.T) {
 	assert.Equal(t, "rita@example.com", st.Requester)
 	assert.Equal(t, "production/promotion/1", gate)
 
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(ui+"/namespaces/default/workflows/"+id), chromedp.Sleep(2*time.Second),
-		js(`[...document.querySelectorAll('*')].find(e => e.textContent.trim() === 'User Metadata' && e.children.length === 0).click()`),
-		chromedp.Sleep(2*time.Second)))
+	userMetadata := `[...document.querySelectorAll('*')].find(e => e.textContent.trim() === 'User Metadata' && e.children.length === 0)`
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(ui+"/namespaces/default/workflows/"+id),
+		until(`!!`+userMetadata), js(userMetadata+`.click()`),
+		until(`[...document.querySelectorAll('iframe')].some(f => { try { return f.contentDocument.body.textContent.includes('Votes:') } catch (e) { return false } })`),
+		chromedp.Sleep(500*time.Millisecond))) // the frame sizes itself after its content
 	shot(t, ctx, "gate-in-ui.png")
 	// The UI renders current details (markdown) in a sandboxed iframe: read
 	// its document, or its srcdoc when the sandbox hides the document.
@@ -194,7 +196,8 @@ func TestReleaseOwnerInTemporalUI(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"alice@example.com/ui", "bob@example.com/ui"}, decided, "both decisions came from the UI's decide Update")
 
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(ui+"/namespaces/default/workflows/"+id), chromedp.Sleep(3*time.Second)))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(ui+"/namespaces/default/workflows/"+id),
+		until(`document.body.innerText.includes('"state": "completed"')`)))
 	shot(t, ctx, "completed.png")
 	text, err := pageText(ctx)
 	require.NoError(t, err)
@@ -210,13 +213,18 @@ func decideInUI(t *testing.T, ctx context.Context, page, gate, actor string, n i
 	payload := `{"gate_id":"` + gate + `","choice":"approve","actor":"` + actor + `","reason":"staging clean","via":"ui"}`
 	file := filepath.Join(t.TempDir(), "decide.json")
 	require.NoError(t, os.WriteFile(file, []byte(payload), 0o600))
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(page), chromedp.Sleep(2*time.Second),
-		js(`document.querySelector('[aria-controls=workflow-actions]').click()`), chromedp.Sleep(300*time.Millisecond),
-		js(`document.querySelector('[data-testid=update-button]').click()`), chromedp.Sleep(time.Second),
-		js(`document.querySelector('dialog[open] [data-testid=update-select-button]').click()`), chromedp.Sleep(300*time.Millisecond),
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(page),
+		until(`!!document.querySelector('[aria-controls=workflow-actions]')`),
+		js(`document.querySelector('[aria-controls=workflow-actions]').click()`),
+		until(`!!document.querySelector('[data-testid=update-button]')`),
+		js(`document.querySelector('[data-testid=update-button]').click()`),
+		until(`!!document.querySelector('dialog[open] [data-testid=update-select-button]')`),
+		js(`document.querySelector('dialog[open] [data-testid=update-select-button]').click()`),
+		until(`[...document.querySelectorAll('dialog[open] #update-select-select li')].some(li => li.querySelector('span').textContent.trim() === 'decide')`),
 		js(`[...document.querySelectorAll('dialog[open] #update-select-select li')].find(li => li.querySelector('span').textContent.trim() === 'decide').click()`),
-		chromedp.Sleep(500*time.Millisecond),
-		chromedp.SetUploadFiles(`dialog[open] input[type=file]`, []string{file}), chromedp.Sleep(time.Second)))
+		until(`!!document.querySelector('dialog[open] input[type=file]')`),
+		chromedp.SetUploadFiles(`dialog[open] input[type=file]`, []string{file}),
+		until(fmt.Sprintf(`(document.querySelector('dialog[open] .cm-content') || {textContent: ''}).textContent.includes(%q)`, actor))))
 	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.textContent`))
 	require.NoError(t, err)
 	editor, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('dialog[open] .cm-content').textContent`))
@@ -224,9 +232,16 @@ func decideInUI(t *testing.T, ctx context.Context, page, gate, actor string, n i
 	require.Contains(t, editor, actor, "the payload is in the dialog's editor")
 	shot(t, ctx, fmt.Sprintf("update-dialog-%d.png", n+1))
 	// Other dialogs on the page have a confirm button too: this dialog's.
-	require.NoError(t, chromedp.Do(ctx, js(`document.querySelector('dialog[open] [data-testid=confirm-modal-button]').click()`), chromedp.Sleep(time.Second)))
+	require.NoError(t, chromedp.Do(ctx, js(`document.querySelector('dialog[open] [data-testid=confirm-modal-button]').click()`),
+		until(`!document.querySelector('dialog[open]')`)))
 	shot(t, ctx, fmt.Sprintf("decided-in-ui-%d.png", n+1))
 	return text
+}
+
+// until waits (up to 30 s) for a JavaScript expression to be true in the
+// page: the UI renders asynchronously, and fixed sleeps flake under load.
+func until(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))
 }
 
 // js runs a statement in the page: the UI's menus are clicked the way a
