@@ -100,6 +100,20 @@ func (l *chinookLab) quarantine(t *testing.T, id string) map[string]int64 {
 	return out
 }
 
+// chinookInput is a rollout of migration (SQL) over envs that alice or bob
+// may approve; rita asks.
+func chinookInput(migration string, envs ...workflows.EnvironmentInput) workflows.Input {
+	return workflows.Input{Plan: migration, PlanFormat: "sql", Requester: rita, Environments: envs,
+		Approval: workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}}}
+}
+
+// recordHistory writes the run's history to the replay corpus with -record.
+func recordHistory(t *testing.T, ctx context.Context, c client.Client, id, file string) {
+	if *record {
+		require.NoError(t, os.WriteFile("../workflows/testdata/"+file, []byte(historyJSON(t, ctx, c, id)), 0o644))
+	}
+}
+
 // watchGates calls decide once for every gate that opens, until the
 // rollout ends. It runs beside the test, so failures go through t.Errorf.
 func watchGates(t *testing.T, ctx context.Context, c client.Client, id string, decide func(g workflows.Gate)) {
@@ -196,9 +210,7 @@ func TestE2EChinookFromPgDump(t *testing.T) {
 
 	cfg := testConfig(t, map[string]string{"chinook": pgtest.RoleDSN(t, lab.db)}, nil)
 	tq := startRolloutWorker(t, c, "chinook", cfg, nil, discardLogger())
-	in := workflows.Input{Plan: lab.dump, PlanFormat: "sql", Requester: rita,
-		Environments: []workflows.EnvironmentInput{{Name: "chinook"}},
-		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}}}
+	in := chinookInput(lab.dump, workflows.EnvironmentInput{Name: "chinook"})
 	id := "chinook-pgdump-" + randHex(4)
 	run := startRollout(t, ctx, c, tq, id, in)
 	refusals := map[string]string{}
@@ -251,9 +263,7 @@ func TestE2EChinookFromPgDump(t *testing.T) {
 	assert.Equal(t, lab.before, pgtest.TableChecksums(t, lab.db, chinookTables...), "restore brings the data back exactly")
 	assert.Zero(t, lab.db.Count(t, `SELECT count(*) FROM fkrollout.quarantine WHERE rollout_id = $1`, id))
 
-	if *record {
-		require.NoError(t, os.WriteFile("../workflows/testdata/history-chinook-pgdump.json", []byte(historyJSON(t, ctx, c, id)), 0o644))
-	}
+	recordHistory(t, ctx, c, id, "history-chinook-pgdump.json")
 }
 
 // TestE2EChinookPrismaRollbackRestores rolls the keys out from a
@@ -268,9 +278,7 @@ func TestE2EChinookPrismaRollbackRestores(t *testing.T) {
 	staging, production := newChinookLab(t), newChinookLab(t)
 	cfg := testConfig(t, map[string]string{"staging": pgtest.RoleDSN(t, staging.db), "production": pgtest.RoleDSN(t, production.db)}, nil)
 	tq := startRolloutWorker(t, c, "chinook", cfg, nil, discardLogger())
-	in := workflows.Input{Plan: pgtest.ChinookMigration(t, "prisma"), PlanFormat: "sql", Requester: rita,
-		Environments: stagingThenProduction(),
-		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}}}
+	in := chinookInput(pgtest.ChinookMigration(t, "prisma"), stagingThenProduction()...)
 	id := "chinook-prisma-" + randHex(4)
 	run := startRollout(t, ctx, c, tq, id, in)
 	go driveChinook(t, ctx, c, id, map[string]string{}, &workflows.ControlInput{Actor: alice, Reason: "found a problem in staging", Rollback: true})
@@ -287,9 +295,7 @@ func TestE2EChinookPrismaRollbackRestores(t *testing.T) {
 	assert.Equal(t, production.before, pgtest.TableChecksums(t, production.db, chinookTables...), "production untouched")
 	assert.Contains(t, st.Report(), "The rollback put **9** quarantined rows back")
 
-	if *record {
-		require.NoError(t, os.WriteFile("../workflows/testdata/history-chinook-rollback.json", []byte(historyJSON(t, ctx, c, id)), 0o644))
-	}
+	recordHistory(t, ctx, c, id, "history-chinook-rollback.json")
 }
 
 // TestE2EDiscoverThenRollout is the path from a database without its keys
@@ -326,9 +332,7 @@ func TestE2EDiscoverThenRollout(t *testing.T) {
 	require.NotEmpty(t, res.Migration)
 	require.Len(t, res.Next, 3)
 
-	in := workflows.Input{Plan: res.Migration, PlanFormat: "sql", Requester: rita,
-		Environments: []workflows.EnvironmentInput{{Name: "chinook"}},
-		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}}}
+	in := chinookInput(res.Migration, workflows.EnvironmentInput{Name: "chinook"})
 	var st workflows.Status
 	require.NoError(t, startRollout(t, ctx, c, tq, "discovered-"+randHex(4), in).Get(ctx, &st))
 	require.Equal(t, workflows.StateCompleted, st.State, st.Summary())
@@ -367,9 +371,7 @@ func TestE2EDeterministicFailureSkips(t *testing.T) {
 	lab.db.Exec(t, `ALTER TABLE track ADD CONSTRAINT track_album_required CHECK (album_id IS NOT NULL) NOT VALID`)
 	cfg := testConfig(t, map[string]string{"chinook": pgtest.RoleDSN(t, lab.db)}, nil)
 	tq := startRolloutWorker(t, c, "chinook", cfg, nil, discardLogger())
-	in := workflows.Input{Plan: lab.dump, PlanFormat: "sql", Requester: rita,
-		Environments: []workflows.EnvironmentInput{{Name: "chinook"}},
-		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}}}
+	in := chinookInput(lab.dump, workflows.EnvironmentInput{Name: "chinook"})
 	id := "chinook-skip-" + randHex(4)
 	run := startRollout(t, ctx, c, tq, id, in)
 	var mu sync.Mutex
@@ -405,7 +407,5 @@ func TestE2EDeterministicFailureSkips(t *testing.T) {
 	assert.Equal(t, int64(1), lab.db.Count(t, `SELECT count(*) FROM track WHERE track_id = 100001 AND album_id = 77777`), "the failed set-null changed nothing")
 	assert.Contains(t, st.Report(), "⚠️ partial (1 skipped after failure)")
 
-	if *record {
-		require.NoError(t, os.WriteFile("../workflows/testdata/history-chinook-skip.json", []byte(historyJSON(t, ctx, c, id)), 0o644))
-	}
+	recordHistory(t, ctx, c, id, "history-chinook-skip.json")
 }
