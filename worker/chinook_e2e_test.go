@@ -84,22 +84,6 @@ func (l *chinookLab) defs(t *testing.T) map[string]string {
 	return out
 }
 
-// quarantine counts quarantined rows of rollout id per table and change.
-func (l *chinookLab) quarantine(t *testing.T, id string) map[string]int64 {
-	rows, err := l.db.Pool.Query(context.Background(), `SELECT table_name || ':' || action, count(*) FROM fkrollout.quarantine WHERE rollout_id = $1 GROUP BY 1`, id)
-	require.NoError(t, err)
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var k string
-		var n int64
-		require.NoError(t, rows.Scan(&k, &n))
-		out[k] = n
-	}
-	require.NoError(t, rows.Err())
-	return out
-}
-
 // chinookInput is a rollout of migration (SQL) over envs that alice or bob
 // may approve; rita asks.
 func chinookInput(migration string, envs ...workflows.EnvironmentInput) workflows.Input {
@@ -233,15 +217,15 @@ func TestE2EChinookFromPgDump(t *testing.T) {
 
 	// Quarantine rows = rows removed or changed, table by table.
 	want := map[string]int64{
-		"invoice:delete": 1, "invoice_line:delete": 4, "invoice_note:delete": 1, // the orphan invoice, its lines and note, the leaf line, the track's sale
-		"track:delete": 1, "playlist_track:delete": 1,
-		"employee:set_null": 1,
+		"public.invoice delete": 1, "public.invoice_line delete": 4, "public.invoice_note delete": 1, // the orphan invoice, its lines and note, the leaf line, the track's sale
+		"public.track delete": 1, "public.playlist_track delete": 1,
+		"public.employee set_null": 1,
 	}
-	assert.Equal(t, want, lab.quarantine(t, id))
+	assert.Equal(t, want, pgtest.QuarantineCounts(t, lab.db, id))
 	after := pgtest.TableChecksums(t, lab.db, chinookTables...)
 	for _, tbl := range chinookTables {
 		deleted := lab.before[tbl].Rows - after[tbl].Rows
-		assert.Equal(t, want[tbl+":delete"], deleted, "rows removed from %s", tbl)
+		assert.Equal(t, want["public."+tbl+" delete"], deleted, "rows removed from %s", tbl)
 	}
 	assert.Equal(t, int64(1), lab.db.Count(t, `SELECT count(*) FROM employee WHERE employee_id = 100 AND reports_to IS NULL`))
 	assert.Equal(t, int64(1), lab.db.Count(t, `SELECT count(*) FROM invoice_audit WHERE invoice_id = 100001`), "the trigger fired once")

@@ -93,23 +93,6 @@ func checksums(t *testing.T, db *pgtest.DB, tables []string) map[string]tableSum
 	return out
 }
 
-// quarantinedPerTable counts quarantine rows per "schema.table action".
-func quarantinedPerTable(t *testing.T, db *pgtest.DB, rollout string) map[string]int64 {
-	t.Helper()
-	rows, err := db.Pool.Query(context.Background(), `SELECT table_schema || '.' || table_name || ' ' || action, count(*)
-		FROM fkrollout.quarantine WHERE rollout_id = $1 GROUP BY 1`, rollout)
-	require.NoError(t, err)
-	out := map[string]int64{}
-	for rows.Next() {
-		var k string
-		var n int64
-		require.NoError(t, rows.Scan(&k, &n))
-		out[k] = n
-	}
-	require.NoError(t, rows.Err())
-	return out
-}
-
 func perTable(changes []TableChange) map[string]int64 {
 	out := map[string]int64{}
 	for _, c := range changes {
@@ -310,7 +293,7 @@ func TestRemediateDeleteWithDependents(t *testing.T) {
 				tbl := c.Table[len("public."):]
 				assert.Equal(t, before[tbl].Count-c.Deleted, after[tbl].Count, tbl)
 			}
-			assert.Equal(t, perTable(rep.Tables), quarantinedPerTable(t, db, "r-1"), "one quarantine row per row removed or changed")
+			assert.Equal(t, perTable(rep.Tables), pgtest.QuarantineCounts(t, db, "r-1"), "one quarantine row per row removed or changed")
 			// Exactly the impacted rows: the rest is untouched.
 			assert.Equal(t, int64(10), db.Count(t, `SELECT count(*) FROM invoice WHERE id <= 10`))
 			assert.Equal(t, int64(30), db.Count(t, `SELECT count(*) FROM invoice_line`))
@@ -636,7 +619,7 @@ INSERT INTO event SELECT g, 1 + g % 8, CASE WHEN g % 2 = 0 THEN date '2025-06-01
 	res, err := Remediate(ctx, db.Pool, fk, ModeDeleteWithDependents, "r-part", RemediateOptions{BatchSize: 3})
 	require.NoError(t, err)
 	assert.Equal(t, 4+orphanEvents, res.Quarantined)
-	assert.Equal(t, perTable(rep.Tables), quarantinedPerTable(t, db, "r-part"))
+	assert.Equal(t, perTable(rep.Tables), pgtest.QuarantineCounts(t, db, "r-part"))
 	assert.Zero(t, db.Count(t, `SELECT count(*) FROM event WHERE child_id <= 4`))
 	assert.Equal(t, int64(16)-orphanEvents, db.Count(t, `SELECT count(*) FROM event`), "no other event touched")
 	n, err := Restore(ctx, db.Pool, "r-part", fk.Name)

@@ -307,3 +307,29 @@ func pgMajor(path string) int {
 	}
 	return n
 }
+
+// QuarantineCounts counts rollout's rows in fkrollout.quarantine per
+// "schema.table action" (action: delete, set_null), so tests can compare
+// them with the rows a remediation removed or changed.
+func QuarantineCounts(t testing.TB, db *DB, rollout string) map[string]int64 {
+	t.Helper()
+	rows, err := db.Pool.Query(context.Background(), `SELECT table_schema || '.' || table_name || ' ' || action, count(*)
+		FROM fkrollout.quarantine WHERE rollout_id = $1 GROUP BY 1`, rollout)
+	if err != nil {
+		t.Fatalf("pgtest: count quarantine of %s: %v", rollout, err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			t.Fatalf("pgtest: count quarantine of %s: %v", rollout, err)
+		}
+		out[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("pgtest: count quarantine of %s: %v", rollout, err)
+	}
+	return out
+}
