@@ -19,9 +19,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/config"
-	"github.com/fkrollout/fkrollout/internal/migrate"
+	"github.com/fkrollout/fkrollout/internal/engine/migrate"
+	"github.com/fkrollout/fkrollout/internal/engine/pgerr"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/internal/pgerr"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 

@@ -15,8 +15,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/fkrollout/fkrollout/internal/config"
-	"github.com/fkrollout/fkrollout/internal/pgtest"
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 

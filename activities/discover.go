@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/fkrollout/fkrollout/internal/discover"
+	"github.com/fkrollout/fkrollout/internal/engine/discover"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 

@@ -9,11 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fkrollout/fkrollout/internal/config"
-	"github.com/fkrollout/fkrollout/internal/dbx"
 	"github.com/fkrollout/fkrollout/internal/demo"
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/monitor"
-	"github.com/fkrollout/fkrollout/internal/pgtest"
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/fkrollout/fkrollout/workflows"
 )

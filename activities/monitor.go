@@ -16,12 +16,12 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/fkrollout/fkrollout/internal/audit"
 	"github.com/fkrollout/fkrollout/internal/config"
+	"github.com/fkrollout/fkrollout/internal/engine/audit"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/stats"
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/internal/plan"
-	"github.com/fkrollout/fkrollout/internal/stats"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 

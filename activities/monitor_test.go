@@ -17,13 +17,13 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/fkrollout/fkrollout/internal/config"
-	"github.com/fkrollout/fkrollout/internal/dbx"
-	"github.com/fkrollout/fkrollout/internal/meta"
-	"github.com/fkrollout/fkrollout/internal/migrate"
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/meta"
+	"github.com/fkrollout/fkrollout/internal/engine/migrate"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/internal/pgtest"
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 

@@ -19,8 +19,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/config"
-	"github.com/fkrollout/fkrollout/internal/loadgen"
 	"github.com/fkrollout/fkrollout/internal/perf"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
 	"github.com/fkrollout/fkrollout/internal/policy"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/fkrollout/fkrollout/workflows"

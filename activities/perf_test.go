@@ -11,9 +11,9 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/demo"
-	"github.com/fkrollout/fkrollout/internal/loadgen"
-	"github.com/fkrollout/fkrollout/internal/pgtest"
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/fkrollout/fkrollout/workflows"
 )

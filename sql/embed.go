@@ -20,7 +20,7 @@ var Migration string
 //go:embed plan.yaml
 var Plan string
 
-// Workload is the perf-phase workload (internal/loadgen format).
+// Workload is the perf-phase workload (internal/perf/loadgen format).
 //
 //go:embed workload.yaml
 var Workload string

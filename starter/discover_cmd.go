@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fkrollout/fkrollout/internal/discover"
+	"github.com/fkrollout/fkrollout/internal/engine/discover"
 )
 
 // discoverFlags are discover's own flags beside the shared --dsn/--json.

@@ -17,15 +17,15 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/fkrollout/fkrollout/internal/audit"
-	"github.com/fkrollout/fkrollout/internal/backup"
-	"github.com/fkrollout/fkrollout/internal/behave"
-	"github.com/fkrollout/fkrollout/internal/catalog"
-	"github.com/fkrollout/fkrollout/internal/dbx"
 	"github.com/fkrollout/fkrollout/internal/demo"
-	"github.com/fkrollout/fkrollout/internal/migrate"
-	"github.com/fkrollout/fkrollout/internal/plan"
-	"github.com/fkrollout/fkrollout/internal/stats"
+	"github.com/fkrollout/fkrollout/internal/engine/audit"
+	"github.com/fkrollout/fkrollout/internal/engine/backup"
+	"github.com/fkrollout/fkrollout/internal/engine/behave"
+	"github.com/fkrollout/fkrollout/internal/engine/catalog"
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/migrate"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/stats"
 )
 
 // DSNEnv is read when --dsn is not given, so the DSN stays out of shell

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fkrollout/fkrollout/internal/demo"
-	"github.com/fkrollout/fkrollout/internal/pgtest"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 )
 
 const (

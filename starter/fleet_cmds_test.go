@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/fkrollout/fkrollout/internal/devserver"
+	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 

@@ -16,8 +16,8 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/fkrollout/fkrollout/internal/devserver"
 	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 

@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/fkrollout/fkrollout/internal/devserver"
 	"github.com/fkrollout/fkrollout/internal/identity"
 	"github.com/fkrollout/fkrollout/internal/policy"
+	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 

@@ -21,10 +21,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/fkrollout/fkrollout/internal/devserver"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/internal/plan"
 	"github.com/fkrollout/fkrollout/internal/policy"
+	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 

@@ -17,10 +17,10 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/demo"
-	"github.com/fkrollout/fkrollout/internal/devserver"
 	"github.com/fkrollout/fkrollout/internal/identity"
-	"github.com/fkrollout/fkrollout/internal/pgtest"
 	"github.com/fkrollout/fkrollout/internal/policy"
+	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/fkrollout/fkrollout/workflows"
 )

@@ -13,10 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
-	"github.com/fkrollout/fkrollout/internal/audit"
-	"github.com/fkrollout/fkrollout/internal/devserver"
+	"github.com/fkrollout/fkrollout/internal/engine/audit"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/internal/pgtest"
+	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 

@@ -19,9 +19,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/fkrollout/fkrollout/internal/devserver"
-	"github.com/fkrollout/fkrollout/internal/pgtest"
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/fkrollout/fkrollout/workflows"
 )

@@ -8,9 +8,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/fkrollout/fkrollout/internal/devserver"
 	"github.com/fkrollout/fkrollout/internal/perf"
-	"github.com/fkrollout/fkrollout/internal/pgtest"
+	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/fkrollout/fkrollout/workflows"
 )

@@ -22,11 +22,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fkrollout/fkrollout/internal/config"
-	"github.com/fkrollout/fkrollout/internal/devserver"
 	"github.com/fkrollout/fkrollout/internal/identity"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/internal/pgtest"
-	"github.com/fkrollout/fkrollout/internal/slacktest"
+	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
+	"github.com/fkrollout/fkrollout/internal/testkit/slacktest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/fkrollout/fkrollout/workflows"
 )

@@ -27,7 +27,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/identity"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/slackbot"
-	"github.com/fkrollout/fkrollout/internal/slacktest"
+	"github.com/fkrollout/fkrollout/internal/testkit/slacktest"
 	"github.com/fkrollout/fkrollout/workflows"
 )
 

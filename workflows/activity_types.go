@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/internal/plan"
 )
 
 // Activity names. The workflow schedules activities by these names and

@@ -25,10 +25,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/fkrollout/fkrollout/internal/loadgen"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/perf"
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
 )
 
 // Perf activity names, choice and phases.

@@ -9,10 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 
-	"github.com/fkrollout/fkrollout/internal/loadgen"
+	"github.com/fkrollout/fkrollout/internal/engine/stats"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/perf"
-	"github.com/fkrollout/fkrollout/internal/stats"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
 )
 
 // perfFake registers PerfRun and PerfExplain on the harness: the baseline

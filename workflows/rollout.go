@@ -11,8 +11,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/internal/plan"
 )
 
 // errStopped unwinds the story after an abort or rollback request.

@@ -18,8 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/fkrollout/fkrollout/internal/discover"
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/discover"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 )
 
 // Key is a foreign key by what it links, "schema.table(cols) → schema.parent(cols)",

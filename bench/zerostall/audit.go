@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fkrollout/fkrollout/internal/audit"
 	"github.com/fkrollout/fkrollout/internal/demo"
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/audit"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"

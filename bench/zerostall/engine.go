@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fkrollout/fkrollout/internal/dbx"
-	"github.com/fkrollout/fkrollout/internal/migrate"
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/migrate"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 

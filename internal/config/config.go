@@ -27,9 +27,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"gopkg.in/yaml.v3"
 
-	"github.com/fkrollout/fkrollout/internal/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/monitor"
-	"github.com/fkrollout/fkrollout/internal/plan"
 	"github.com/fkrollout/fkrollout/internal/policy"
 )
 

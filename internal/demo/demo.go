@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 )
 

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fkrollout/fkrollout/internal/demo"
-	"github.com/fkrollout/fkrollout/internal/loadgen"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 )
 
 // DB is what the PostgreSQL source needs (*pgxpool.Pool satisfies it).

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 )
 
 // Source measures some metrics. Cumulative sources (pg_stat_statements,

@@ -10,7 +10,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/fkrollout/fkrollout/internal/loadgen"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
 )
 
 // Verdicts of a row and of a comparison.

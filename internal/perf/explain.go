@@ -8,10 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fkrollout/fkrollout/internal/dbx"
-	"github.com/fkrollout/fkrollout/internal/loadgen"
-	"github.com/fkrollout/fkrollout/internal/plan"
-	"github.com/fkrollout/fkrollout/internal/stats"
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/stats"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )

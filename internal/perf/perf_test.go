@@ -6,10 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fkrollout/fkrollout/internal/loadgen"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/perf"
-	"github.com/fkrollout/fkrollout/internal/pgtest"
-	"github.com/fkrollout/fkrollout/internal/plan"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

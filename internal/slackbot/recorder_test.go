@@ -8,7 +8,7 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/fkrollout/fkrollout/internal/slacktest"
+	"github.com/fkrollout/fkrollout/internal/testkit/slacktest"
 )
 
 // The fake Slack Web API lives in internal/slacktest, shared with the
