@@ -22,7 +22,9 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/migrate"
 	"github.com/fkrollout/fkrollout/internal/engine/pgerr"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/discovery"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 // Activities holds the dependencies every activity needs.
@@ -65,28 +67,28 @@ func (a *Activities) Register(r Registerer) {
 
 func (a *Activities) byName() map[string]any {
 	return map[string]any{
-		workflows.ActResolvePolicy: a.ResolvePolicy,
-		workflows.ActParsePlan:     a.ParsePlan,
-		workflows.ActCheckPlan:     a.CheckPlan,
-		workflows.ActTakeStats:     a.TakeStats,
-		workflows.ActAudit:         a.Audit,
-		workflows.ActBackup:        a.Backup,
-		workflows.ActApply:         a.ApplyConstraint,
-		workflows.ActRemediate:     a.Remediate,
-		workflows.ActValidate:      a.ValidateConstraint,
-		workflows.ActBehaviour:     a.RunBehaviourTests,
-		workflows.ActRollback:      a.Rollback,
-		workflows.ActVerify:        a.Verify,
-		workflows.ActDeployHooks:   a.RunDeployHooks,
-		workflows.ActSmokeChecks:   a.RunSmokeChecks,
-		workflows.ActNotify:        a.Notify,
-		workflows.ActPublishReport: a.PublishReport,
-		workflows.ActImpact:        a.RemediationImpact,
-		workflows.ActQuarantine:    a.Quarantine,
-		workflows.ActDiscover:      a.DiscoverForeignKeys,
+		rollout.ActResolvePolicy:         a.ResolvePolicy,
+		rollout.ActParsePlan:             a.ParsePlan,
+		rollout.ActCheckPlan:             a.CheckPlan,
+		rollout.ActTakeStats:             a.TakeStats,
+		rollout.ActAudit:                 a.Audit,
+		rollout.ActBackup:                a.Backup,
+		rollout.ActApply:                 a.ApplyConstraint,
+		rollout.ActRemediate:             a.Remediate,
+		rollout.ActValidate:              a.ValidateConstraint,
+		rollout.ActBehaviour:             a.RunBehaviourTests,
+		rollout.ActRollback:              a.Rollback,
+		rollout.ActVerify:                a.Verify,
+		rollout.ActDeployHooks:           a.RunDeployHooks,
+		rollout.ActSmokeChecks:           a.RunSmokeChecks,
+		steps.ActNotify:                  a.Notify,
+		rollout.ActPublishReport:         a.PublishReport,
+		rollout.ActImpact:                a.RemediationImpact,
+		rollout.ActQuarantine:            a.Quarantine,
+		discovery.ActDiscoverForeignKeys: a.DiscoverForeignKeys,
 		// The perf phase (perf.go).
-		workflows.ActPerfRun:     a.PerfRun,
-		workflows.ActPerfExplain: a.PerfExplain,
+		rollout.ActPerfRun:     a.PerfRun,
+		rollout.ActPerfExplain: a.PerfExplain,
 	}
 }
 
@@ -110,11 +112,11 @@ func (a *Activities) pool(ctx context.Context, env string) (*pgxpool.Pool, error
 	}
 	e, err := a.Config.Environment(env)
 	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
 	}
 	cfg, err := pgxpool.ParseConfig(e.DSN)
 	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("environment %q: DSN does not parse", env), workflows.ErrTypeConfig, nil)
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("environment %q: DSN does not parse", env), steps.ErrTypeConfig, nil)
 	}
 	cfg.MaxConns = 4
 	// A fleet touches many databases, often on one cluster: a database whose
@@ -134,7 +136,7 @@ func (a *Activities) pool(ctx context.Context, env string) (*pgxpool.Pool, error
 func (a *Activities) dsn(env string) (string, error) {
 	e, err := a.Config.Environment(env)
 	if err != nil {
-		return "", temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+		return "", temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
 	}
 	return e.DSN, nil
 }
@@ -163,10 +165,10 @@ func (a *Activities) cleanWith(ctx context.Context, err error, o pgerr.Options) 
 		return temporal.NewNonRetryableApplicationError(red, ae.Type(), nil)
 	}
 	if f, ok := pgerr.Classify(ctx, err, o); ok {
-		return temporal.NewNonRetryableApplicationError(red, workflows.ErrTypeDeterministic, nil, workflows.DeterministicDetail{SQLState: f.SQLState, Reason: f.Reason})
+		return temporal.NewNonRetryableApplicationError(red, steps.ErrTypeDeterministic, nil, steps.DeterministicDetail{SQLState: f.SQLState, Reason: f.Reason})
 	}
 	if errors.Is(err, migrate.ErrDefinitionConflict) || errors.Is(err, migrate.ErrNotOwned) {
-		return temporal.NewNonRetryableApplicationError(red, workflows.ErrTypeDeterministic, nil, workflows.DeterministicDetail{Reason: "definition conflict"})
+		return temporal.NewNonRetryableApplicationError(red, steps.ErrTypeDeterministic, nil, steps.DeterministicDetail{Reason: "definition conflict"})
 	}
 	if red == msg {
 		return err

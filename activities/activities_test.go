@@ -11,13 +11,17 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 func newEnv(t *testing.T, cfg *config.Config) (*testsuite.TestActivityEnvironment, *Activities) {
@@ -53,24 +57,24 @@ func TestValidateWithOrphansIsOrphansFound(t *testing.T) {
 		CREATE TABLE child (id int PRIMARY KEY, parent_id int NOT NULL);
 		INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1, 1), (2, 99);`)
 	env, _ := newEnv(t, cfgWith(map[string]config.Environment{"staging": {DSN: db.DSN}}))
-	in := workflows.ConstraintInput{Environment: "staging", RolloutID: "r-1", FK: childParentFK()}
+	in := rollout.ConstraintInput{Environment: "staging", RolloutID: "r-1", FK: childParentFK()}
 
-	v, err := env.ExecuteActivity(workflows.ActApply, in)
+	v, err := env.ExecuteActivity(rollout.ActApply, in)
 	require.NoError(t, err)
-	var applied workflows.ConstraintResult
+	var applied rollout.ConstraintResult
 	require.NoError(t, v.Get(&applied))
 	assert.Equal(t, "fk_child_parent", applied.FK)
 
-	_, err = env.ExecuteActivity(workflows.ActValidate, in)
+	_, err = env.ExecuteActivity(rollout.ActValidate, in)
 	require.Error(t, err)
 	typ, nonRetryable := appErrType(t, err)
-	assert.Equal(t, workflows.ErrTypeOrphans, typ)
+	assert.Equal(t, steps.ErrTypeOrphans, typ)
 	assert.True(t, nonRetryable)
 
 	// The audit names the orphan; set-null is refused on a NOT NULL column.
-	v, err = env.ExecuteActivity(workflows.ActAudit, workflows.AuditInput{Environment: "staging", FKs: []plan.ForeignKey{childParentFK()}})
+	v, err = env.ExecuteActivity(rollout.ActAudit, rollout.AuditInput{Environment: "staging", FKs: []plan.ForeignKey{childParentFK()}})
 	require.NoError(t, err)
-	var figs []workflows.AuditFigure
+	var figs []rollout.AuditFigure
 	require.NoError(t, v.Get(&figs))
 	require.Len(t, figs, 1)
 	assert.Equal(t, int64(1), figs[0].Orphans)
@@ -78,43 +82,43 @@ func TestValidateWithOrphansIsOrphansFound(t *testing.T) {
 	require.NotEmpty(t, figs[0].Samples)
 	assert.Contains(t, figs[0].Samples[0], "99")
 
-	_, err = env.ExecuteActivity(workflows.ActRemediate, workflows.RemediateInput{Environment: "staging", RolloutID: "r-1", FK: childParentFK(), Mode: "set_null"})
+	_, err = env.ExecuteActivity(rollout.ActRemediate, rollout.RemediateInput{Environment: "staging", RolloutID: "r-1", FK: childParentFK(), Mode: "set_null"})
 	require.Error(t, err)
 	typ, _ = appErrType(t, err)
-	assert.Equal(t, workflows.ErrTypeRemediation, typ)
+	assert.Equal(t, steps.ErrTypeRemediation, typ)
 	assert.Contains(t, err.Error(), "NOT NULL")
 
 	// Delete quarantines first, then VALIDATE passes.
-	v, err = env.ExecuteActivity(workflows.ActRemediate, workflows.RemediateInput{Environment: "staging", RolloutID: "r-1", FK: childParentFK(), Mode: "delete"})
+	v, err = env.ExecuteActivity(rollout.ActRemediate, rollout.RemediateInput{Environment: "staging", RolloutID: "r-1", FK: childParentFK(), Mode: "delete"})
 	require.NoError(t, err)
-	var rem workflows.RemediationResult
+	var rem rollout.RemediationResult
 	require.NoError(t, v.Get(&rem))
 	assert.Equal(t, int64(1), rem.Affected)
 	assert.Equal(t, int64(1), db.Count(t, "SELECT count(*) FROM fkrollout.quarantine WHERE rollout_id = 'r-1'"))
-	_, err = env.ExecuteActivity(workflows.ActValidate, in)
+	_, err = env.ExecuteActivity(rollout.ActValidate, in)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), db.Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = 'fk_child_parent' AND convalidated"))
 }
 
 func TestConfigAndPlanErrorsAreNonRetryable(t *testing.T) {
 	env, _ := newEnv(t, cfgWith(map[string]config.Environment{}))
-	_, err := env.ExecuteActivity(workflows.ActCheckPlan, workflows.EnvInput{Environment: "qa"})
+	_, err := env.ExecuteActivity(rollout.ActCheckPlan, rollout.EnvInput{Environment: "qa"})
 	require.Error(t, err)
 	typ, nonRetryable := appErrType(t, err)
-	assert.Equal(t, workflows.ErrTypeConfig, typ)
+	assert.Equal(t, steps.ErrTypeConfig, typ)
 	assert.True(t, nonRetryable)
 	assert.Contains(t, err.Error(), `environment "qa" is not configured`)
 
-	_, err = env.ExecuteActivity(workflows.ActParsePlan, workflows.ParsePlanInput{Text: "ALTER TABLE x ADD CONSTRAINT"})
+	_, err = env.ExecuteActivity(rollout.ActParsePlan, rollout.ParsePlanInput{Text: "ALTER TABLE x ADD CONSTRAINT"})
 	require.Error(t, err)
 	typ, nonRetryable = appErrType(t, err)
-	assert.Equal(t, workflows.ErrTypePlan, typ)
+	assert.Equal(t, steps.ErrTypePlan, typ)
 	assert.True(t, nonRetryable)
 }
 
 func TestConnectionErrorsCarryNoPassword(t *testing.T) {
 	env, _ := newEnv(t, cfgWith(map[string]config.Environment{"prod": {DSN: "postgres://app:sekret-pw@127.0.0.1:1/apms?connect_timeout=2"}}))
-	_, err := env.ExecuteActivity(workflows.ActAudit, workflows.AuditInput{Environment: "prod", FKs: []plan.ForeignKey{childParentFK()}})
+	_, err := env.ExecuteActivity(rollout.ActAudit, rollout.AuditInput{Environment: "prod", FKs: []plan.ForeignKey{childParentFK()}})
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "sekret-pw")
 	assert.NotContains(t, err.Error(), "postgres://")
@@ -130,9 +134,9 @@ func TestDeployHooksCaptureOutputAndStopAtFailure(t *testing.T) {
 		},
 	}})
 	env, _ := newEnv(t, cfg)
-	v, err := env.ExecuteActivity(workflows.ActDeployHooks, workflows.HooksInput{Environment: "production", RolloutID: "r-7"})
+	v, err := env.ExecuteActivity(rollout.ActDeployHooks, rollout.HooksInput{Environment: "production", RolloutID: "r-7"})
 	require.NoError(t, err)
-	var res []workflows.HookResult
+	var res []rollout.HookResult
 	require.NoError(t, v.Get(&res))
 	require.Len(t, res, 2, "hooks after a failure do not run")
 	assert.True(t, res[0].OK)
@@ -162,9 +166,9 @@ func TestSmokeChecks(t *testing.T) {
 		{Name: "broken", URL: srv.URL + "/broken"},
 	}}})
 	env, _ := newEnv(t, cfg)
-	v, err := env.ExecuteActivity(workflows.ActSmokeChecks, workflows.HooksInput{Environment: "production"})
+	v, err := env.ExecuteActivity(rollout.ActSmokeChecks, rollout.HooksInput{Environment: "production"})
 	require.NoError(t, err)
-	var res []workflows.SmokeResult
+	var res []rollout.SmokeResult
 	require.NoError(t, v.Get(&res))
 	require.Len(t, res, 3)
 	assert.True(t, res[0].OK)
@@ -173,13 +177,21 @@ func TestSmokeChecks(t *testing.T) {
 	assert.Equal(t, 500, res[2].Status)
 }
 
+// registered records the names activities register under.
+type registered map[string]bool
+
+func (r registered) RegisterActivityWithOptions(_ any, o activity.RegisterOptions) { r[o.Name] = true }
+
+// Every activity any workflow schedules is registered by the worker's two
+// activity sets, under the name the workflow uses.
 func TestEveryWorkflowActivityIsRegistered(t *testing.T) {
 	a := New(cfgWith(nil), nil, nil)
-	names := a.byName()
-	for _, n := range workflows.ActivityNames {
-		assert.Contains(t, names, n)
+	names := registered{}
+	a.Register(names)
+	NewMonitorActivities(a, monitor.Config{}).Register(names)
+	for _, n := range workflows.ActivityNames() {
+		assert.True(t, names[n], "%s is not registered", n)
 	}
-	_ = context.Background()
 }
 
 // A worker serving a fleet holds few connections per database: at most 4,
@@ -208,8 +220,8 @@ func TestActivitiesBindOwnershipToRun(t *testing.T) {
 		INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1, 1), (2, 99);`)
 	env, _ := newEnv(t, cfgWith(map[string]config.Environment{"prod": {DSN: db.DSN}}))
 	p := plan.Plan{ForeignKeys: []plan.ForeignKey{childParentFK()}}
-	constraint := func(run string) workflows.ConstraintInput {
-		return workflows.ConstraintInput{Environment: "prod", RolloutID: "r-1", RunID: run, FK: childParentFK()}
+	constraint := func(run string) rollout.ConstraintInput {
+		return rollout.ConstraintInput{Environment: "prod", RolloutID: "r-1", RunID: run, FK: childParentFK()}
 	}
 	do := func(act string, in, out any) {
 		t.Helper()
@@ -218,31 +230,31 @@ func TestActivitiesBindOwnershipToRun(t *testing.T) {
 		require.NoError(t, v.Get(out))
 	}
 
-	var cr workflows.ConstraintResult
-	do(workflows.ActApply, constraint("run-a"), &cr)
+	var cr rollout.ConstraintResult
+	do(rollout.ActApply, constraint("run-a"), &cr)
 	assert.Equal(t, "created", cr.Action)
-	var rem workflows.RemediationResult
-	do(workflows.ActRemediate, workflows.RemediateInput{Environment: "prod", RolloutID: "r-1", RunID: "run-a", FK: childParentFK(), Mode: "delete"}, &rem)
+	var rem rollout.RemediationResult
+	do(rollout.ActRemediate, rollout.RemediateInput{Environment: "prod", RolloutID: "r-1", RunID: "run-a", FK: childParentFK(), Mode: "delete"}, &rem)
 	assert.Equal(t, int64(1), db.Count(t, `SELECT count(*) FROM fkrollout.quarantine WHERE rollout_id = 'r-1' AND run_id = 'run-a'`))
-	do(workflows.ActValidate, constraint("run-a"), &cr)
+	do(rollout.ActValidate, constraint("run-a"), &cr)
 	assert.Equal(t, "validated", cr.Action)
 	assert.Equal(t, int64(1), db.Count(t, `SELECT count(*) FROM fkrollout.constraints WHERE rollout_id = 'r-1' AND run_id = 'run-a'`))
 
-	do(workflows.ActApply, constraint("run-b"), &cr)
+	do(rollout.ActApply, constraint("run-b"), &cr)
 	assert.Equal(t, "exists-same", cr.Action)
-	var vs []workflows.Verification
-	do(workflows.ActVerify, workflows.EnvInput{Environment: "prod", RolloutID: "r-1", RunID: "run-b", Plan: p}, &vs)
+	var vs []rollout.Verification
+	do(rollout.ActVerify, rollout.EnvInput{Environment: "prod", RolloutID: "r-1", RunID: "run-b", Plan: p}, &vs)
 	require.Len(t, vs, 1)
 	assert.False(t, vs[0].Owned)
 	assert.Equal(t, "r-1", vs[0].OwnerRollout)
 
-	var rb []workflows.ConstraintResult
-	do(workflows.ActRollback, workflows.RollbackInput{Environment: "prod", RolloutID: "r-1", RunID: "run-b", Plan: p}, &rb)
+	var rb []rollout.ConstraintResult
+	do(rollout.ActRollback, rollout.RollbackInput{Environment: "prod", RolloutID: "r-1", RunID: "run-b", Plan: p}, &rb)
 	require.Len(t, rb, 1)
 	assert.Equal(t, "not-owned", rb[0].Action)
 	assert.Equal(t, int64(1), db.Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = 'fk_child_parent' AND convalidated"))
 
-	do(workflows.ActRollback, workflows.RollbackInput{Environment: "prod", RolloutID: "r-1", RunID: "run-a", Plan: p}, &rb)
+	do(rollout.ActRollback, rollout.RollbackInput{Environment: "prod", RolloutID: "r-1", RunID: "run-a", Plan: p}, &rb)
 	require.Len(t, rb, 1)
 	assert.Equal(t, "dropped", rb[0].Action)
 	assert.Zero(t, db.Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = 'fk_child_parent'"))

@@ -6,16 +6,16 @@ import (
 	"fmt"
 
 	"github.com/fkrollout/fkrollout/internal/engine/discover"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/discovery"
 )
 
 // DiscoverForeignKeys runs discovery read-only against a configured
 // environment and returns the proposals, the migration and the full
 // report. The environment's DSN never leaves the worker.
-func (a *Activities) DiscoverForeignKeys(ctx context.Context, in workflows.DiscoverInput) (workflows.DiscoverResult, error) {
+func (a *Activities) DiscoverForeignKeys(ctx context.Context, in discovery.Input) (discovery.Result, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
-		return workflows.DiscoverResult{}, err
+		return discovery.Result{}, err
 	}
 	hb := a.startHeartbeat(ctx, Progress{Note: "discovering foreign keys"})
 	defer hb.end()
@@ -24,22 +24,22 @@ func (a *Activities) DiscoverForeignKeys(ctx context.Context, in workflows.Disco
 			hb.set(Progress{Done: p.Done, Total: p.Total, Item: p.Detail, Note: p.Phase})
 		}})
 	if err != nil {
-		return workflows.DiscoverResult{}, a.clean(fmt.Errorf("discover in %s: %w", in.Environment, err))
+		return discovery.Result{}, a.clean(fmt.Errorf("discover in %s: %w", in.Environment, err))
 	}
 	return discoverResult(in.Environment, rep)
 }
 
-func discoverResult(env string, rep discover.Report) (workflows.DiscoverResult, error) {
+func discoverResult(env string, rep discover.Report) (discovery.Result, error) {
 	raw, err := json.Marshal(rep)
 	if err != nil {
-		return workflows.DiscoverResult{}, fmt.Errorf("encode discovery report: %w", err)
+		return discovery.Result{}, fmt.Errorf("encode discovery report: %w", err)
 	}
-	out := workflows.DiscoverResult{Environment: env, Migration: rep.Migration, Warnings: rep.Warnings, DurationMS: rep.DurationMS, Report: raw,
+	out := discovery.Result{Environment: env, Migration: rep.Migration, Warnings: rep.Warnings, DurationMS: rep.DurationMS, Report: raw,
 		Summary: fmt.Sprintf("%d missing foreign key(s) proposed in %s (%d tables, %d existing keys, threshold %.2f)",
 			len(rep.Candidates), env, rep.Tables, rep.ExistingForeignKeys, rep.Threshold)}
 	var orphans int64
 	for _, c := range rep.Candidates {
-		out.Candidates = append(out.Candidates, workflows.DiscoveredFK{Name: c.Name, FK: c.String(), Confidence: c.Confidence, Priority: c.Priority,
+		out.Candidates = append(out.Candidates, discovery.Proposal{Name: c.Name, FK: c.String(), Confidence: c.Confidence, Priority: c.Priority,
 			OnDelete: c.OnDelete, Orphans: c.Orphans.Rows, Indexed: c.Index.Supports})
 		orphans += c.Orphans.Rows
 	}

@@ -15,7 +15,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 func currentUser(t *testing.T, p *pgxpool.Pool) string {
@@ -64,7 +65,7 @@ func TestOptionalDSNsSelectTheirPools(t *testing.T) {
 	_, err = a.perfPool(ctx, "qa")
 	require.Error(t, err)
 	typ, nonRetryable := appErrType(t, err)
-	assert.Equal(t, workflows.ErrTypeConfig, typ)
+	assert.Equal(t, steps.ErrTypeConfig, typ)
 	assert.True(t, nonRetryable)
 }
 
@@ -89,7 +90,7 @@ func TestPerfPhaseThroughPerfDSN(t *testing.T) {
 	require.Equal(t, "42501", dbx.Code(err), "the perf role has no DDL")
 
 	env, _ := newEnv(t, perfCfg(map[string]config.Environment{"staging": {DSN: main.DSN, PerfDSN: perfRole.DSN}}, "staging"))
-	v, err := env.ExecuteActivity(workflows.ActPerfRun, workflows.PerfRunInput{Environment: "staging", RolloutID: "r-perf",
+	v, err := env.ExecuteActivity(rollout.ActPerfRun, rollout.PerfRunInput{Environment: "staging", RolloutID: "r-perf",
 		Label: "baseline", Workload: "demo", Workers: 2, Iterations: 40})
 	require.NoError(t, err)
 	var rep struct {
@@ -102,10 +103,10 @@ func TestPerfPhaseThroughPerfDSN(t *testing.T) {
 	assert.Equal(t, int64(40), rep.Total.Count)
 	assert.Zero(t, rep.Total.Errors)
 
-	v, err = env.ExecuteActivity(workflows.ActPerfExplain, workflows.PerfExplainInput{Environment: "staging", RolloutID: "r-perf",
+	v, err = env.ExecuteActivity(rollout.ActPerfExplain, rollout.PerfExplainInput{Environment: "staging", RolloutID: "r-perf",
 		FKs: p.ForeignKeys, Workload: "demo", CreateIndexes: true})
 	require.NoError(t, err)
-	var ex workflows.PerfExplainResult
+	var ex rollout.PerfExplainResult
 	require.NoError(t, v.Get(&ex))
 	assert.NotEmpty(t, ex.IndexesBuilt)
 	for _, q := range ex.Queries {

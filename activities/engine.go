@@ -23,7 +23,9 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/pgerr"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/engine/stats"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 // ParsePlan parses and lints the plan text from the workflow input, in the
@@ -32,9 +34,9 @@ import (
 // an environment it resolves implicit referenced columns to the primary
 // key from that environment's catalog. A plan that does not parse, lint or
 // resolve is a non-retryable PlanError naming every problem.
-func (a *Activities) ParsePlan(ctx context.Context, in workflows.ParsePlanInput) (workflows.ParsePlanResult, error) {
+func (a *Activities) ParsePlan(ctx context.Context, in rollout.ParsePlanInput) (rollout.ParsePlanResult, error) {
 	planErr := func(err error) error {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan: %v", a.redact(err.Error())), workflows.ErrTypePlan, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan: %v", a.redact(err.Error())), steps.ErrTypePlan, nil)
 	}
 	var src *plan.Source
 	var err error
@@ -44,45 +46,45 @@ func (a *Activities) ParsePlan(ctx context.Context, in workflows.ParsePlanInput)
 		src, err = plan.Parse(in.Text, plan.Format(in.Format))
 	}
 	if err != nil {
-		return workflows.ParsePlanResult{}, planErr(err)
+		return rollout.ParsePlanResult{}, planErr(err)
 	}
 	findings := src.Lint(a.Config.Lint)
 	if err := plan.FindingsError(src.Plan.Name, findings); err != nil {
-		return workflows.ParsePlanResult{}, planErr(err)
+		return rollout.ParsePlanResult{}, planErr(err)
 	}
 	if in.Environment != "" {
 		pool, err := a.pool(ctx, in.Environment)
 		if err != nil {
-			return workflows.ParsePlanResult{}, err
+			return rollout.ParsePlanResult{}, err
 		}
 		if err := catalog.ResolveReferences(ctx, pool, &src.Plan); err != nil {
-			return workflows.ParsePlanResult{}, planErr(fmt.Errorf("resolve referenced columns in %s: %w", in.Environment, err))
+			return rollout.ParsePlanResult{}, planErr(fmt.Errorf("resolve referenced columns in %s: %w", in.Environment, err))
 		}
 	}
-	res := workflows.ParsePlanResult{Plan: src.Plan}
+	res := rollout.ParsePlanResult{Plan: src.Plan}
 	for _, f := range findings {
 		if f.Severity == plan.SeverityOff {
 			continue
 		}
-		res.Findings = append(res.Findings, workflows.Finding{Severity: string(f.Severity), FK: f.FK, Line: f.Line, Rule: f.Rule, Message: f.Message})
+		res.Findings = append(res.Findings, rollout.Finding{Severity: string(f.Severity), FK: f.FK, Line: f.Line, Rule: f.Rule, Message: f.Message})
 	}
 	return res, nil
 }
 
 // CheckPlan checks the plan against the environment's catalog (tables,
 // columns, types, referenced keys, name clashes).
-func (a *Activities) CheckPlan(ctx context.Context, in workflows.EnvInput) (workflows.CheckResult, error) {
+func (a *Activities) CheckPlan(ctx context.Context, in rollout.EnvInput) (rollout.CheckResult, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
-		return workflows.CheckResult{}, err
+		return rollout.CheckResult{}, err
 	}
 	rep, err := catalog.Check(ctx, pool, in.Plan)
 	if err != nil {
-		return workflows.CheckResult{}, a.clean(fmt.Errorf("check plan on %s: %w", in.Environment, err))
+		return rollout.CheckResult{}, a.clean(fmt.Errorf("check plan on %s: %w", in.Environment, err))
 	}
-	out := workflows.CheckResult{States: map[string]string{}}
+	out := rollout.CheckResult{States: map[string]string{}}
 	for _, p := range rep.Problems {
-		out.Problems = append(out.Problems, workflows.Problem{FK: p.FK, Rule: p.Rule, Message: p.Message})
+		out.Problems = append(out.Problems, rollout.Problem{FK: p.FK, Rule: p.Rule, Message: p.Message})
 	}
 	for k, v := range rep.States {
 		out.States[k] = fmt.Sprint(v)
@@ -92,29 +94,29 @@ func (a *Activities) CheckPlan(ctx context.Context, in workflows.EnvInput) (work
 
 // TakeStats snapshots the catalog; with Before it also compares and lists
 // FK columns no index supports.
-func (a *Activities) TakeStats(ctx context.Context, in workflows.StatsInput) (workflows.StatsResult, error) {
+func (a *Activities) TakeStats(ctx context.Context, in rollout.StatsInput) (rollout.StatsResult, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
-		return workflows.StatsResult{}, err
+		return rollout.StatsResult{}, err
 	}
 	env, _ := a.Config.Environment(in.Environment)
 	snap, err := stats.Take(ctx, pool, schemasFor(env.Schemas, in.Plan))
 	if err != nil {
-		return workflows.StatsResult{}, a.clean(fmt.Errorf("stats on %s: %w", in.Environment, err))
+		return rollout.StatsResult{}, a.clean(fmt.Errorf("stats on %s: %w", in.Environment, err))
 	}
 	raw, err := json.Marshal(snap)
 	if err != nil {
-		return workflows.StatsResult{}, fmt.Errorf("encode snapshot: %w", err)
+		return rollout.StatsResult{}, fmt.Errorf("encode snapshot: %w", err)
 	}
-	out := workflows.StatsResult{Snapshot: raw, TakenAt: snap.TakenAt, ForeignKeys: snap.ForeignKeys,
+	out := rollout.StatsResult{Snapshot: raw, TakenAt: snap.TakenAt, ForeignKeys: snap.ForeignKeys,
 		ForeignKeysValidated: snap.ForeignKeysValidated, ForeignKeysNotValid: snap.ForeignKeysNotValid}
 	if len(in.Before) > 0 {
 		var before stats.Snapshot
 		if err := json.Unmarshal(in.Before, &before); err != nil {
-			return out, temporal.NewNonRetryableApplicationError("stats: previous snapshot does not decode: "+err.Error(), workflows.ErrTypePlan, nil)
+			return out, temporal.NewNonRetryableApplicationError("stats: previous snapshot does not decode: "+err.Error(), steps.ErrTypePlan, nil)
 		}
 		for _, r := range stats.Compare(before, snap) {
-			out.Comparison = append(out.Comparison, workflows.StatRow{Metric: r.Metric, Before: r.Before, After: r.After, Change: r.Change})
+			out.Comparison = append(out.Comparison, rollout.StatRow{Metric: r.Metric, Before: r.Before, After: r.After, Change: r.Change})
 		}
 		adv, err := stats.CheckIndexes(ctx, pool, in.Plan.ForeignKeys)
 		if err != nil {
@@ -156,7 +158,7 @@ func schemasOf(p plan.Plan) []string {
 
 // Audit counts orphans per constraint with a few samples, heartbeating
 // after each constraint.
-func (a *Activities) Audit(ctx context.Context, in workflows.AuditInput) ([]workflows.AuditFigure, error) {
+func (a *Activities) Audit(ctx context.Context, in rollout.AuditInput) ([]rollout.AuditFigure, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
 		return nil, err
@@ -176,13 +178,13 @@ func (a *Activities) Audit(ctx context.Context, in workflows.AuditInput) ([]work
 	for _, fk := range in.FKs {
 		byKey[fk.Name], byKey[fk.ID()] = fk, fk
 	}
-	out := make([]workflows.AuditFigure, 0, len(res))
+	out := make([]rollout.AuditFigure, 0, len(res))
 	for _, r := range res {
 		fk, ok := byKey[r.FK]
 		if !ok {
 			return nil, fmt.Errorf("audit on %s: result for unknown constraint %q", in.Environment, r.FK)
 		}
-		fig := workflows.AuditFigure{FK: fk.Name, Table: fk.Table.String(), References: fk.RefTable.String(), Columns: fk.Columns,
+		fig := rollout.AuditFigure{FK: fk.Name, Table: fk.Table.String(), References: fk.RefTable.String(), Columns: fk.Columns,
 			Orphans: r.Orphans, DurationMS: r.DurationMS}
 		for _, s := range r.Samples {
 			fig.Samples = append(fig.Samples, renderSample(s))
@@ -211,14 +213,14 @@ func nullable(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey) (bool
 // Backup writes a backup of what the rollout touches (or the whole
 // database) before any change. Paths, sizes and checksums come back; the DSN
 // stays here.
-func (a *Activities) Backup(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
+func (a *Activities) Backup(ctx context.Context, in rollout.BackupInput) (rollout.BackupResult, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
-		return workflows.BackupResult{}, err
+		return rollout.BackupResult{}, err
 	}
 	dsn, err := a.dsn(in.Environment)
 	if err != nil {
-		return workflows.BackupResult{}, err
+		return rollout.BackupResult{}, err
 	}
 	env, _ := a.Config.Environment(in.Environment)
 	hb := a.startHeartbeat(ctx, Progress{Note: "backing up " + in.Environment})
@@ -226,11 +228,11 @@ func (a *Activities) Backup(ctx context.Context, in workflows.BackupInput) (work
 	dir := filepath.Join(a.Config.BackupDirFor(in.Environment), safeName(in.RolloutID), in.Environment)
 	res, err := backup.Run(ctx, pool, backup.Options{DSN: dsn, Dir: dir, Label: safeName(in.RolloutID) + "-" + in.Environment, Full: env.FullBackup, Schemas: schemasFor(env.Schemas, in.Plan)})
 	if err != nil {
-		return workflows.BackupResult{}, a.clean(fmt.Errorf("backup of %s: %w", in.Environment, err))
+		return rollout.BackupResult{}, a.clean(fmt.Errorf("backup of %s: %w", in.Environment, err))
 	}
-	var out workflows.BackupResult
+	var out rollout.BackupResult
 	for _, ar := range res.Artifacts {
-		out.Artifacts = append(out.Artifacts, workflows.BackupArtifact{Kind: string(ar.Kind), Path: ar.Path, SizeBytes: ar.SizeBytes, SHA256: ar.SHA256, Entries: ar.Entries})
+		out.Artifacts = append(out.Artifacts, rollout.BackupArtifact{Kind: string(ar.Kind), Path: ar.Path, SizeBytes: ar.SizeBytes, SHA256: ar.SHA256, Entries: ar.Entries})
 	}
 	return out, nil
 }
@@ -249,7 +251,7 @@ func safeName(s string) string {
 func (a *Activities) migrateOptions(ctx context.Context, rolloutID, runID string, hb *heartbeater) (migrate.Options, error) {
 	lock, err := a.Config.LockPolicy()
 	if err != nil {
-		return migrate.Options{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+		return migrate.Options{}, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
 	}
 	return migrate.Options{RolloutID: rolloutID, RunID: runID, Lock: lock, Progress: func(ev migrate.Event) {
 		if hb != nil {
@@ -260,47 +262,47 @@ func (a *Activities) migrateOptions(ctx context.Context, rolloutID, runID string
 
 // ApplyConstraint adds one constraint NOT VALID (idempotent: an existing
 // constraint with the same definition owned by this rollout is left alone).
-func (a *Activities) ApplyConstraint(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
+func (a *Activities) ApplyConstraint(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
 	return a.ddl(ctx, in, "apply", migrate.ApplyOne)
 }
 
 // ValidateConstraint runs VALIDATE CONSTRAINT, heartbeating while it runs.
 // Violating rows (23503) are a non-retryable OrphansFound: the workflow
 // re-audits and asks a human.
-func (a *Activities) ValidateConstraint(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
+func (a *Activities) ValidateConstraint(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
 	res, err := a.ddl(ctx, in, "validate", migrate.ValidateOne)
 	if err != nil && (errors.Is(err, migrate.ErrOrphans) || dbx.IsCode(err, dbx.CodeForeignKeyViolation)) {
-		return res, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypeOrphans, nil)
+		return res, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), steps.ErrTypeOrphans, nil)
 	}
 	return res, err
 }
 
-func (a *Activities) ddl(ctx context.Context, in workflows.ConstraintInput, what string,
-	fn func(context.Context, *pgxpool.Pool, plan.ForeignKey, migrate.Options) (migrate.Result, error)) (workflows.ConstraintResult, error) {
+func (a *Activities) ddl(ctx context.Context, in rollout.ConstraintInput, what string,
+	fn func(context.Context, *pgxpool.Pool, plan.ForeignKey, migrate.Options) (migrate.Result, error)) (rollout.ConstraintResult, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
-		return workflows.ConstraintResult{}, err
+		return rollout.ConstraintResult{}, err
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: 1, Item: in.FK.Name, Note: what})
 	defer hb.end()
 	opts, err := a.migrateOptions(ctx, in.RolloutID, in.RunID, hb)
 	if err != nil {
-		return workflows.ConstraintResult{}, err
+		return rollout.ConstraintResult{}, err
 	}
 	r, err := fn(ctx, pool, in.FK, opts)
 	if err != nil {
 		if errors.Is(err, migrate.ErrOrphans) {
-			return workflows.ConstraintResult{}, err
+			return rollout.ConstraintResult{}, err
 		}
-		return workflows.ConstraintResult{}, a.clean(fmt.Errorf("%s %s on %s: %w", what, in.FK.Name, in.Environment, err))
+		return rollout.ConstraintResult{}, a.clean(fmt.Errorf("%s %s on %s: %w", what, in.FK.Name, in.Environment, err))
 	}
 	a.Log.InfoContext(ctx, what+" done", "environment", in.Environment, "constraint", in.FK.Name, "action", r.Action, "attempts", r.Attempts,
 		"activity_attempt", activity.GetInfo(ctx).Attempt)
 	return toResult(in.FK, r), nil
 }
 
-func toResult(fk plan.ForeignKey, r migrate.Result) workflows.ConstraintResult {
-	return workflows.ConstraintResult{FK: fk.Name, Table: fk.Table.String(), Action: string(r.Action), Attempts: r.Attempts, DurationMS: r.DurationMS}
+func toResult(fk plan.ForeignKey, r migrate.Result) rollout.ConstraintResult {
+	return rollout.ConstraintResult{FK: fk.Name, Table: fk.Table.String(), Action: string(r.Action), Attempts: r.Attempts, DurationMS: r.DurationMS}
 }
 
 // Remediate quarantines and then deletes (or sets NULL on) one
@@ -309,30 +311,30 @@ func toResult(fk plan.ForeignKey, r migrate.Result) workflows.ConstraintResult {
 // quarantine. A choice that cannot run (dependents a plain delete would
 // hit, a NOT NULL column, a trigger changing rows fkrollout did not copy)
 // is a non-retryable RemediationError: the gate reopens with the reason.
-func (a *Activities) Remediate(ctx context.Context, in workflows.RemediateInput) (workflows.RemediationResult, error) {
+func (a *Activities) Remediate(ctx context.Context, in rollout.RemediateInput) (rollout.RemediationResult, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
-		return workflows.RemediationResult{}, err
+		return rollout.RemediationResult{}, err
 	}
 	refused := func(msg string) error {
-		return temporal.NewNonRetryableApplicationError(a.redact(msg), workflows.ErrTypeRemediation, nil)
+		return temporal.NewNonRetryableApplicationError(a.redact(msg), steps.ErrTypeRemediation, nil)
 	}
 	mode := audit.Mode(in.Mode)
 	if !mode.Valid() {
-		return workflows.RemediationResult{}, refused(fmt.Sprintf("remediation mode %q: want delete, delete_with_dependents or set_null", in.Mode))
+		return rollout.RemediationResult{}, refused(fmt.Sprintf("remediation mode %q: want delete, delete_with_dependents or set_null", in.Mode))
 	}
 	if mode == audit.ModeSetNull {
 		ok, err := nullable(ctx, pool, in.FK)
 		if err != nil {
-			return workflows.RemediationResult{}, a.clean(fmt.Errorf("check nullability of %s: %w", in.FK.Name, err))
+			return rollout.RemediationResult{}, a.clean(fmt.Errorf("check nullability of %s: %w", in.FK.Name, err))
 		}
 		if !ok {
-			return workflows.RemediationResult{}, refused(fmt.Sprintf("set-null is impossible for %s: %s is NOT NULL", in.FK.Name, strings.Join(in.FK.Columns, ", ")))
+			return rollout.RemediationResult{}, refused(fmt.Sprintf("set-null is impossible for %s: %s is NOT NULL", in.FK.Name, strings.Join(in.FK.Columns, ", ")))
 		}
 	}
 	lock, err := a.Config.LockPolicy()
 	if err != nil {
-		return workflows.RemediationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+		return rollout.RemediationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
 	}
 	hb := a.startHeartbeat(ctx, Progress{Item: in.FK.Name, Note: in.Mode})
 	defer hb.end()
@@ -340,11 +342,11 @@ func (a *Activities) Remediate(ctx context.Context, in workflows.RemediateInput)
 	if err != nil {
 		err = fmt.Errorf("remediate %s on %s: %w", in.FK.Name, in.Environment, err)
 		if errors.Is(err, audit.ErrDependents) || errors.Is(err, audit.ErrNotPossible) || errors.Is(err, audit.ErrUncapturedChanges) || errors.Is(err, audit.ErrTooDeep) {
-			return workflows.RemediationResult{}, refused(err.Error())
+			return rollout.RemediationResult{}, refused(err.Error())
 		}
-		return workflows.RemediationResult{}, a.clean(err)
+		return rollout.RemediationResult{}, a.clean(err)
 	}
-	out := workflows.RemediationResult{FK: in.FK.Name, Mode: string(r.Mode), Quarantined: r.Quarantined, Affected: r.Affected, Batches: r.Batches}
+	out := rollout.RemediationResult{FK: in.FK.Name, Mode: string(r.Mode), Quarantined: r.Quarantined, Affected: r.Affected, Batches: r.Batches}
 	if mode == audit.ModeDeleteWithDependents {
 		// The per-table split is the quarantine's own count for this run.
 		q, err := quarantineCounts(ctx, pool, in.RolloutID, in.RunID, in.FK.Name)
@@ -359,10 +361,10 @@ func (a *Activities) Remediate(ctx context.Context, in workflows.RemediateInput)
 // RemediationImpact computes, before anyone decides, what remediating one
 // constraint's orphans would do across the foreign-key graph and which
 // choices can run, each impossible one with its reason.
-func (a *Activities) RemediationImpact(ctx context.Context, in workflows.ImpactInput) (workflows.Impact, error) {
+func (a *Activities) RemediationImpact(ctx context.Context, in rollout.ImpactInput) (rollout.Impact, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
-		return workflows.Impact{}, err
+		return rollout.Impact{}, err
 	}
 	hb := a.startHeartbeat(ctx, Progress{Item: in.FK.Name, Note: "remediation impact"})
 	defer hb.end()
@@ -370,20 +372,20 @@ func (a *Activities) RemediationImpact(ctx context.Context, in workflows.ImpactI
 	if err != nil {
 		err = fmt.Errorf("remediation impact of %s on %s: %w", in.FK.Name, in.Environment, err)
 		if errors.Is(err, audit.ErrTooDeep) {
-			return workflows.Impact{}, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypeDeterministic, nil,
-				workflows.DeterministicDetail{Reason: "dependency walk too deep"})
+			return rollout.Impact{}, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), steps.ErrTypeDeterministic, nil,
+				steps.DeterministicDetail{Reason: "dependency walk too deep"})
 		}
-		return workflows.Impact{}, a.cleanWith(ctx, err, pgerr.Options{StatementTimeout: true})
+		return rollout.Impact{}, a.cleanWith(ctx, err, pgerr.Options{StatementTimeout: true})
 	}
 	return impactFor(in.FK.Name, rep), nil
 }
 
 // impactFor turns the engine's report into the workflow's plain data,
 // choices named as the gate names them.
-func impactFor(fk string, rep audit.ImpactReport) workflows.Impact {
-	out := workflows.Impact{FK: fk, Orphans: rep.Orphans, Nullable: rep.FKColumnsNullable}
+func impactFor(fk string, rep audit.ImpactReport) rollout.Impact {
+	out := rollout.Impact{FK: fk, Orphans: rep.Orphans, Nullable: rep.FKColumnsNullable}
 	for _, d := range rep.Dependents {
-		out.Dependents = append(out.Dependents, workflows.ImpactRow{Table: d.Table, Constraint: d.Constraint, Action: d.OnDelete, Rows: d.Rows, Depth: d.Depth})
+		out.Dependents = append(out.Dependents, rollout.ImpactRow{Table: d.Table, Constraint: d.Constraint, Action: d.OnDelete, Rows: d.Rows, Depth: d.Depth})
 	}
 	for _, t := range rep.Triggers {
 		if !t.Enabled {
@@ -391,16 +393,16 @@ func impactFor(fk string, rep audit.ImpactReport) workflows.Impact {
 		}
 		out.Triggers = append(out.Triggers, fmt.Sprintf("%s on %s (%s %s %s)", t.Name, t.Table, t.Timing, strings.Join(t.Events, "/"), t.Level))
 	}
-	choice := map[audit.Mode]string{audit.ModeDelete: workflows.ChoiceDelete, audit.ModeDeleteWithDependents: workflows.ChoiceDeleteWithDependents,
-		audit.ModeSetNull: workflows.ChoiceSetNull}
+	choice := map[audit.Mode]string{audit.ModeDelete: approval.ChoiceDelete, audit.ModeDeleteWithDependents: approval.ChoiceDeleteWithDependents,
+		audit.ModeSetNull: approval.ChoiceSetNull}
 	for _, c := range rep.Choices {
 		if id, ok := choice[c.Mode]; ok && !c.Possible {
 			if out.Impossible == nil {
 				out.Impossible = map[string]string{}
 			}
 			// The gate names choices with dashes; the engine names modes.
-			out.Impossible[id] = strings.NewReplacer(string(audit.ModeDeleteWithDependents), workflows.ChoiceDeleteWithDependents,
-				string(audit.ModeSetNull), workflows.ChoiceSetNull).Replace(c.Reason)
+			out.Impossible[id] = strings.NewReplacer(string(audit.ModeDeleteWithDependents), approval.ChoiceDeleteWithDependents,
+				string(audit.ModeSetNull), approval.ChoiceSetNull).Replace(c.Reason)
 		}
 	}
 	return out
@@ -410,10 +412,10 @@ func impactFor(fk string, rep audit.ImpactReport) workflows.Impact {
 // in an environment, per table; with Restore it first puts them back
 // (parents first, one transaction). A failed restore changes nothing and
 // is reported in the result, not as an error: a rollback must finish.
-func (a *Activities) Quarantine(ctx context.Context, in workflows.QuarantineInput) (workflows.QuarantineResult, error) {
+func (a *Activities) Quarantine(ctx context.Context, in rollout.QuarantineInput) (rollout.QuarantineResult, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
-		return workflows.QuarantineResult{}, err
+		return rollout.QuarantineResult{}, err
 	}
 	var restored int64
 	var restoreErr string
@@ -428,7 +430,7 @@ func (a *Activities) Quarantine(ctx context.Context, in workflows.QuarantineInpu
 	}
 	res, err := quarantineCounts(ctx, pool, in.RolloutID, in.RunID, "")
 	if err != nil {
-		return workflows.QuarantineResult{}, a.clean(fmt.Errorf("count quarantine on %s: %w", in.Environment, err))
+		return rollout.QuarantineResult{}, a.clean(fmt.Errorf("count quarantine on %s: %w", in.Environment, err))
 	}
 	res.Restored, res.RestoreError = restored, restoreErr
 	return res, nil
@@ -437,8 +439,8 @@ func (a *Activities) Quarantine(ctx context.Context, in workflows.QuarantineInpu
 // quarantineCounts counts quarantine rows of a rollout run (and rows from
 // before runs were recorded), per table and change, optionally of one
 // constraint's remediation.
-func quarantineCounts(ctx context.Context, pool *pgxpool.Pool, rolloutID, runID, constraint string) (workflows.QuarantineResult, error) {
-	var res workflows.QuarantineResult
+func quarantineCounts(ctx context.Context, pool *pgxpool.Pool, rolloutID, runID, constraint string) (rollout.QuarantineResult, error) {
+	var res rollout.QuarantineResult
 	var exists bool
 	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", meta.QuarantineTable).Scan(&exists); err != nil || !exists {
 		return res, err
@@ -452,7 +454,7 @@ func quarantineCounts(ctx context.Context, pool *pgxpool.Pool, rolloutID, runID,
 	defer rows.Close()
 	for rows.Next() {
 		var t plan.TableName
-		var c workflows.QuarantineCount
+		var c rollout.QuarantineCount
 		if err := rows.Scan(&t.Schema, &t.Name, &c.Action, &c.Rows); err != nil {
 			return res, err
 		}
@@ -466,7 +468,7 @@ func quarantineCounts(ctx context.Context, pool *pgxpool.Pool, rolloutID, runID,
 // RunBehaviourTests runs the seeds' constraint tests (invalid insert
 // rejected, RESTRICT blocks delete, CASCADE cascades) in rolled-back
 // transactions.
-func (a *Activities) RunBehaviourTests(ctx context.Context, in workflows.BehaviourInput) ([]workflows.BehaviourResult, error) {
+func (a *Activities) RunBehaviourTests(ctx context.Context, in rollout.BehaviourInput) ([]rollout.BehaviourResult, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
 		return nil, err
@@ -476,7 +478,7 @@ func (a *Activities) RunBehaviourTests(ctx context.Context, in workflows.Behavio
 	res, err := behave.Run(ctx, pool, in.FKs)
 	if err != nil {
 		if errors.Is(err, behave.ErrBadInput) {
-			return nil, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypePlan, nil)
+			return nil, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), steps.ErrTypePlan, nil)
 		}
 		return nil, a.clean(fmt.Errorf("behaviour tests on %s: %w", in.Environment, err))
 	}
@@ -484,14 +486,14 @@ func (a *Activities) RunBehaviourTests(ctx context.Context, in workflows.Behavio
 	for _, fk := range in.FKs {
 		names[fk.Name], names[fk.ID()] = fk.Name, fk.Name
 	}
-	out := make([]workflows.BehaviourResult, 0, len(res))
+	out := make([]rollout.BehaviourResult, 0, len(res))
 	for _, r := range res {
-		br := workflows.BehaviourResult{FK: names[r.FK], Passed: r.Passed()}
+		br := rollout.BehaviourResult{FK: names[r.FK], Passed: r.Passed()}
 		if br.FK == "" {
 			br.FK = r.FK
 		}
 		for _, c := range r.Cases {
-			br.Cases = append(br.Cases, workflows.BehaviourCase{Name: c.Name, Outcome: string(c.Outcome), Passed: c.Outcome != behave.Failed, Detail: c.Detail})
+			br.Cases = append(br.Cases, rollout.BehaviourCase{Name: c.Name, Outcome: string(c.Outcome), Passed: c.Outcome != behave.Failed, Detail: c.Detail})
 		}
 		out = append(out, br)
 	}
@@ -500,7 +502,7 @@ func (a *Activities) RunBehaviourTests(ctx context.Context, in workflows.Behavio
 
 // Rollback drops exactly the constraints this rollout created in the
 // environment, in reverse priority order, with lock_timeout and retries.
-func (a *Activities) Rollback(ctx context.Context, in workflows.RollbackInput) ([]workflows.ConstraintResult, error) {
+func (a *Activities) Rollback(ctx context.Context, in rollout.RollbackInput) ([]rollout.ConstraintResult, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
 		return nil, err
@@ -519,7 +521,7 @@ func (a *Activities) Rollback(ctx context.Context, in workflows.RollbackInput) (
 	for _, fk := range in.Plan.ForeignKeys {
 		byName[fk.Name], byName[fk.ID()] = fk, fk
 	}
-	out := make([]workflows.ConstraintResult, 0, len(res))
+	out := make([]rollout.ConstraintResult, 0, len(res))
 	for _, r := range res {
 		fk, ok := byName[r.FK]
 		if !ok {
@@ -532,7 +534,7 @@ func (a *Activities) Rollback(ctx context.Context, in workflows.RollbackInput) (
 
 // Verify reads every planned constraint back from the catalog; Owned means
 // created by this run of the rollout.
-func (a *Activities) Verify(ctx context.Context, in workflows.EnvInput) ([]workflows.Verification, error) {
+func (a *Activities) Verify(ctx context.Context, in rollout.EnvInput) ([]rollout.Verification, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
 		return nil, err
@@ -541,9 +543,9 @@ func (a *Activities) Verify(ctx context.Context, in workflows.EnvInput) ([]workf
 	if err != nil {
 		return nil, a.clean(fmt.Errorf("verify on %s: %w", in.Environment, err))
 	}
-	out := make([]workflows.Verification, 0, len(vs))
+	out := make([]rollout.Verification, 0, len(vs))
 	for _, v := range vs {
-		out = append(out, workflows.Verification{FK: v.FK, Exists: v.Exists, Validated: v.Validated, SameDefinition: v.SameDefinition, Owned: v.Owned, OwnerRollout: v.OwnerRollout})
+		out = append(out, rollout.Verification{FK: v.FK, Exists: v.Exists, Validated: v.Validated, SameDefinition: v.SameDefinition, Owned: v.Owned, OwnerRollout: v.OwnerRollout})
 	}
 	return out, nil
 }

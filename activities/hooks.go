@@ -19,7 +19,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // maxOutput is how much of a hook's output is kept (the tail).
@@ -30,12 +30,12 @@ const maxOutput = 4096
 // from the worker configuration only. A hook that fails is reported (exit
 // code and output tail) and the rest are skipped: the workflow asks a
 // human. No hooks configured: an empty result.
-func (a *Activities) RunDeployHooks(ctx context.Context, in workflows.HooksInput) ([]workflows.HookResult, error) {
+func (a *Activities) RunDeployHooks(ctx context.Context, in rollout.HooksInput) ([]rollout.HookResult, error) {
 	env, err := a.Config.Environment(in.Environment)
 	if err != nil {
 		return nil, err
 	}
-	out := []workflows.HookResult{}
+	out := []rollout.HookResult{}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(env.DeployHooks), Note: "deploy hooks"})
 	defer hb.end()
 	for i, h := range env.DeployHooks {
@@ -49,7 +49,7 @@ func (a *Activities) RunDeployHooks(ctx context.Context, in workflows.HooksInput
 	return out, nil
 }
 
-func (a *Activities) runHook(ctx context.Context, in workflows.HooksInput, h config.Hook, timeout time.Duration) workflows.HookResult {
+func (a *Activities) runHook(ctx context.Context, in rollout.HooksInput, h config.Hook, timeout time.Duration) rollout.HookResult {
 	start := time.Now()
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -61,7 +61,7 @@ func (a *Activities) runHook(ctx context.Context, in workflows.HooksInput, h con
 	var buf tailBuffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
-	res := workflows.HookResult{Name: h.Name, OK: err == nil, Output: redact(buf.String()), DurationMS: time.Since(start).Milliseconds()}
+	res := rollout.HookResult{Name: h.Name, OK: err == nil, Output: redact(buf.String()), DurationMS: time.Since(start).Milliseconds()}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -89,7 +89,7 @@ var hookBaseEnv = []string{"PATH", "HOME", "LANG", "TZ"}
 // the variable. Later sources win: base, inherit_env, env:, and the
 // worker's FKROLLOUT_ROLLOUT_ID / FKROLLOUT_ENVIRONMENT last, so a hook can
 // rely on them.
-func hookEnv(h config.Hook, in workflows.HooksInput, lookup func(string) (string, bool)) (env, secrets []string) {
+func hookEnv(h config.Hook, in rollout.HooksInput, lookup func(string) (string, bool)) (env, secrets []string) {
 	vars := map[string]string{}
 	for _, k := range hookBaseEnv {
 		if v, ok := lookup(k); ok {
@@ -152,18 +152,18 @@ func (t *tailBuffer) String() string {
 
 // RunSmokeChecks sends each configured HTTP request and compares the status
 // (health check, "invalid data returns 400").
-func (a *Activities) RunSmokeChecks(ctx context.Context, in workflows.HooksInput) ([]workflows.SmokeResult, error) {
+func (a *Activities) RunSmokeChecks(ctx context.Context, in rollout.HooksInput) ([]rollout.SmokeResult, error) {
 	env, err := a.Config.Environment(in.Environment)
 	if err != nil {
 		return nil, err
 	}
-	out := []workflows.SmokeResult{}
+	out := []rollout.SmokeResult{}
 	for _, s := range env.SmokeChecks {
 		want := s.ExpectStatus
 		if want == 0 {
 			want = http.StatusOK
 		}
-		res := workflows.SmokeResult{Name: s.Name, Expected: want}
+		res := rollout.SmokeResult{Name: s.Name, Expected: want}
 		timeout := 10 * time.Second
 		if d, err := time.ParseDuration(s.Timeout); err == nil && d > 0 {
 			timeout = d

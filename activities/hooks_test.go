@@ -10,15 +10,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fkrollout/fkrollout/internal/config"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
-func runHooks(t *testing.T, cfg *config.Config) []workflows.HookResult {
+func runHooks(t *testing.T, cfg *config.Config) []rollout.HookResult {
 	t.Helper()
 	env, _ := newEnv(t, cfg)
-	v, err := env.ExecuteActivity(workflows.ActDeployHooks, workflows.HooksInput{Environment: "production", RolloutID: "r-9"})
+	v, err := env.ExecuteActivity(rollout.ActDeployHooks, rollout.HooksInput{Environment: "production", RolloutID: "r-9"})
 	require.NoError(t, err)
-	var res []workflows.HookResult
+	var res []rollout.HookResult
 	require.NoError(t, v.Get(&res))
 	return res
 }
@@ -86,7 +86,7 @@ func TestHookEnvOrder(t *testing.T) {
 		return v, ok
 	}
 	env, secrets := hookEnv(config.Hook{Env: map[string]string{"SHARED": "from-hook", "FKROLLOUT_ENVIRONMENT": "spoofed"}, InheritEnv: []string{"SHARED", "MISSING"}},
-		workflows.HooksInput{RolloutID: "r-1", Environment: "staging"}, lookup)
+		rollout.HooksInput{RolloutID: "r-1", Environment: "staging"}, lookup)
 	assert.Equal(t, []string{"FKROLLOUT_ENVIRONMENT=staging", "FKROLLOUT_ROLLOUT_ID=r-1", "HOME=/home/w", "PATH=/bin", "SHARED=from-hook"}, env)
 	assert.ElementsMatch(t, []string{"from-worker", "from-hook", "spoofed"}, secrets)
 }
@@ -104,9 +104,9 @@ func TestSmokeCheckDetailRedactsHeaderValues(t *testing.T) {
 		{Name: "authed", URL: srv.URL + "/me", Headers: map[string]string{"Authorization": "Bearer smoke-bearer-123", "X-Api-Key": "smoke-api-key-456"}},
 	}}})
 	env, _ := newEnv(t, cfg)
-	v, err := env.ExecuteActivity(workflows.ActSmokeChecks, workflows.HooksInput{Environment: "production"})
+	v, err := env.ExecuteActivity(rollout.ActSmokeChecks, rollout.HooksInput{Environment: "production"})
 	require.NoError(t, err)
-	var res []workflows.SmokeResult
+	var res []rollout.SmokeResult
 	require.NoError(t, v.Get(&res))
 	require.Len(t, res, 1)
 	assert.False(t, res[0].OK)

@@ -22,7 +22,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/stats"
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/steps"
+	"github.com/fkrollout/fkrollout/workflows/watch"
 )
 
 // MonitorActivities are the monitor's activities and their dependencies.
@@ -78,9 +79,9 @@ func NewMonitorActivities(base *Activities, cfg monitor.Config) *MonitorActiviti
 
 // Register registers the monitor activities under their names.
 func (m *MonitorActivities) Register(r Registerer) {
-	r.RegisterActivityWithOptions(m.MonitorCaptureBaseline, activity.RegisterOptions{Name: workflows.MonitorActCaptureBaseline})
-	r.RegisterActivityWithOptions(m.MonitorWatch, activity.RegisterOptions{Name: workflows.MonitorActWatch})
-	r.RegisterActivityWithOptions(m.HealthCheck, activity.RegisterOptions{Name: workflows.HealthActCheck})
+	r.RegisterActivityWithOptions(m.MonitorCaptureBaseline, activity.RegisterOptions{Name: watch.ActCaptureBaseline})
+	r.RegisterActivityWithOptions(m.MonitorWatch, activity.RegisterOptions{Name: watch.ActWatch})
+	r.RegisterActivityWithOptions(m.HealthCheck, activity.RegisterOptions{Name: watch.ActHealthCheck})
 }
 
 // monitorPool is the pool the monitor's postgres sources read through: the
@@ -109,7 +110,7 @@ func (m *MonitorActivities) sources(ctx context.Context, env string, names []str
 		if len(names) == 0 {
 			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 				"no monitor sources for environment %q: configure monitor.sources with environment: %s (or smoke_checks), or name sources in the rollout input", env, env),
-				workflows.ErrTypeConfig, nil)
+				steps.ErrTypeConfig, nil)
 		}
 	}
 	var (
@@ -138,7 +139,7 @@ func (m *MonitorActivities) sources(ctx context.Context, env string, names []str
 		if errors.As(err, &ae) {
 			return nil, err
 		}
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
 	}
 	return srcs, nil
 }
@@ -146,10 +147,10 @@ func (m *MonitorActivities) sources(ctx context.Context, env string, names []str
 // MonitorCaptureBaseline measures the chosen sources over the baseline
 // period before the deploy: cumulative sources are primed, the period
 // waited (heartbeating), and the deltas become the baseline.
-func (m *MonitorActivities) MonitorCaptureBaseline(ctx context.Context, in workflows.MonitorBaselineInput) (monitor.Baseline, error) {
+func (m *MonitorActivities) MonitorCaptureBaseline(ctx context.Context, in watch.BaselineInput) (monitor.Baseline, error) {
 	period, err := time.ParseDuration(in.Period)
 	if err != nil || period <= 0 {
-		return monitor.Baseline{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("baseline period %q is not a positive duration", in.Period), workflows.ErrTypeConfig, nil)
+		return monitor.Baseline{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("baseline period %q is not a positive duration", in.Period), steps.ErrTypeConfig, nil)
 	}
 	srcs, err := m.sources(ctx, in.Environment, in.Sources, in.Tables)
 	if err != nil {
@@ -176,17 +177,17 @@ func (m *MonitorActivities) MonitorCaptureBaseline(ctx context.Context, in workf
 // retried attempt (worker crash) resumes the counters instead of starting
 // over. Inconclusive checks below the limit are notified from here (best
 // effort) so they add no events to the workflow history.
-func (m *MonitorActivities) MonitorWatch(ctx context.Context, in workflows.MonitorWatchInput) (workflows.MonitorWatchResult, error) {
+func (m *MonitorActivities) MonitorWatch(ctx context.Context, in watch.WatchInput) (watch.WatchResult, error) {
 	interval, err := time.ParseDuration(in.Interval)
 	if err != nil || interval <= 0 {
-		return workflows.MonitorWatchResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("monitor interval %q is not a positive duration", in.Interval), workflows.ErrTypeConfig, nil)
+		return watch.WatchResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("monitor interval %q is not a positive duration", in.Interval), steps.ErrTypeConfig, nil)
 	}
 	if err := monitor.ValidateRules(in.Evaluator.Rules); err != nil {
-		return workflows.MonitorWatchResult{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+		return watch.WatchResult{}, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
 	}
 	srcs, err := m.sources(ctx, in.Environment, in.Sources, in.Tables)
 	if err != nil {
-		return workflows.MonitorWatchResult{}, err
+		return watch.WatchResult{}, err
 	}
 	prog := monitor.Progress{State: in.State}
 	if activity.HasHeartbeatDetails(ctx) {
@@ -209,7 +210,7 @@ func (m *MonitorActivities) MonitorWatch(ctx context.Context, in workflows.Monit
 	return w.Run(ctx, prog)
 }
 
-func (m *MonitorActivities) notify(ctx context.Context, in workflows.MonitorWatchInput, text string) {
+func (m *MonitorActivities) notify(ctx context.Context, in watch.WatchInput, text string) {
 	if m.Notifier == nil {
 		return
 	}
@@ -223,31 +224,31 @@ func (m *MonitorActivities) notify(ctx context.Context, in workflows.MonitorWatc
 // included: a catalog snapshot (stats.Take), then an orphan count per key
 // (audit.AuditOne, read-only with a statement timeout).
 // A key whose count fails (timeout) is reported, not fatal.
-func (m *MonitorActivities) HealthCheck(ctx context.Context, in workflows.HealthEnvInput) (workflows.HealthReport, error) {
+func (m *MonitorActivities) HealthCheck(ctx context.Context, in watch.HealthEnvInput) (watch.HealthReport, error) {
 	var timeout time.Duration
 	if in.StatementTimeout != "" {
 		d, err := time.ParseDuration(in.StatementTimeout)
 		if err != nil || d < 0 {
-			return workflows.HealthReport{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("statement_timeout %q is not a duration", in.StatementTimeout), workflows.ErrTypeConfig, nil)
+			return watch.HealthReport{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("statement_timeout %q is not a duration", in.StatementTimeout), steps.ErrTypeConfig, nil)
 		}
 		timeout = d
 	}
 	if m.Pool == nil {
-		return workflows.HealthReport{}, temporal.NewNonRetryableApplicationError("no database pools configured", workflows.ErrTypeConfig, nil)
+		return watch.HealthReport{}, temporal.NewNonRetryableApplicationError("no database pools configured", steps.ErrTypeConfig, nil)
 	}
 	pool, err := m.Pool(ctx, in.Environment)
 	if err != nil {
-		return workflows.HealthReport{}, err
+		return watch.HealthReport{}, err
 	}
 	snap, err := stats.Take(ctx, pool, in.Schemas)
 	if err != nil {
-		return workflows.HealthReport{}, fmt.Errorf("health check %s: %w", in.Environment, err)
+		return watch.HealthReport{}, fmt.Errorf("health check %s: %w", in.Environment, err)
 	}
 	fks, err := monitor.ListForeignKeys(ctx, pool, in.Schemas)
 	if err != nil {
-		return workflows.HealthReport{}, fmt.Errorf("health check %s: %w", in.Environment, err)
+		return watch.HealthReport{}, fmt.Errorf("health check %s: %w", in.Environment, err)
 	}
-	rep := workflows.HealthReport{Environment: in.Environment, TakenAt: snap.TakenAt, ForeignKeys: len(fks), NotValid: snap.NotValid}
+	rep := watch.HealthReport{Environment: in.Environment, TakenAt: snap.TakenAt, ForeignKeys: len(fks), NotValid: snap.NotValid}
 	for i, cf := range fks {
 		activity.RecordHeartbeat(ctx, fmt.Sprintf("%d/%d %s", i, len(fks), cf.FK.ID()))
 		h := monitor.HealthFK{Constraint: cf.FK.Name, Table: cf.FK.Table.String(), References: cf.FK.RefTable.String(), Columns: cf.FK.Columns, Validated: cf.Validated}
@@ -257,7 +258,7 @@ func (m *MonitorActivities) HealthCheck(ctx context.Context, in workflows.Health
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
-				return workflows.HealthReport{}, ctx.Err()
+				return watch.HealthReport{}, ctx.Err()
 			}
 			h.Error = err.Error()
 			rep.Failed = append(rep.Failed, cf.FK.ID()+": "+err.Error())

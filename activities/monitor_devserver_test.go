@@ -16,7 +16,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/watch"
 )
 
 // FKRolloutMonitor on a real dev server with the real activities and a
@@ -25,7 +26,7 @@ import (
 // decision naming the rule, time and figures; (2) a quiet window ends
 // clean by its timer. History stays a handful of events either way.
 func TestMonitorWorkflowOnDevServer(t *testing.T) {
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	c := srv.Client()
 	db := pgtest.New(t)
 	db.Exec(t, monitorShopDDL)
@@ -34,18 +35,18 @@ func TestMonitorWorkflowOnDevServer(t *testing.T) {
 	m := monitorActivitiesFor(db, cfg)
 	const tq = "monitor-e2e"
 	w := worker.New(c, tq, worker.Options{})
-	w.RegisterWorkflowWithOptions(workflows.MonitorWorkflow, workflow.RegisterOptions{Name: workflows.MonitorWorkflowName})
+	w.RegisterWorkflowWithOptions(watch.Workflow, workflow.RegisterOptions{Name: watch.WorkflowName})
 	m.Register(w)
 	require.NoError(t, w.Start())
 	defer w.Stop()
 	tables := monitor.PlanTables(plan.Plan{ForeignKeys: []plan.ForeignKey{monitorItemsFK}})
 
-	run := func(t *testing.T, id string, req workflows.MonitorRequest) (workflows.MonitorOutcome, int) {
+	run := func(t *testing.T, id string, req watch.Request) (watch.Outcome, int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		wr, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.MonitorWorkflowName, req)
+		wr, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, watch.WorkflowName, req)
 		require.NoError(t, err)
-		var out workflows.MonitorOutcome
+		var out watch.Outcome
 		require.NoError(t, wr.Get(ctx, &out))
 		it := c.GetWorkflowHistory(ctx, id, wr.GetRunID(), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		n := 0
@@ -56,8 +57,8 @@ func TestMonitorWorkflowOnDevServer(t *testing.T) {
 		}
 		return out, n
 	}
-	base := workflows.MonitorRequest{RolloutID: "r-e2e", Environment: "production", Tables: tables, Interval: "1s",
-		Config: workflows.MonitorConfig{Sources: []string{"prod-db"}, BaselinePeriod: "2s", Persist: 2, InconclusiveLimit: 1000}}
+	base := watch.Request{RolloutID: "r-e2e", Environment: "production", Tables: tables, Interval: "1s",
+		Config: watch.Config{Sources: []string{"prod-db"}, BaselinePeriod: "2s", Persist: 2, InconclusiveLimit: 1000}}
 
 	t.Run("errors after the baseline roll back", func(t *testing.T) {
 		tr := monitorStartTraffic(t, db)
@@ -68,7 +69,7 @@ func TestMonitorWorkflowOnDevServer(t *testing.T) {
 		req := base
 		req.Duration = "60s"
 		out, events := run(t, "monitor-rollback", req)
-		assert.Equal(t, workflows.MonitorOutcomeRollback, out.Status, out.Reason)
+		assert.Equal(t, watch.OutcomeRollback, out.Status, out.Reason)
 		assert.Equal(t, monitor.RuleErrorRate, out.Rule)
 		assert.False(t, out.At.IsZero())
 		require.NotEmpty(t, out.NotifyFigures)
@@ -83,7 +84,7 @@ func TestMonitorWorkflowOnDevServer(t *testing.T) {
 		req := base
 		req.Duration = "8s"
 		out, events := run(t, "monitor-clean", req)
-		assert.Equal(t, workflows.MonitorOutcomeClean, out.Status, out.Reason)
+		assert.Equal(t, watch.OutcomeClean, out.Status, out.Reason)
 		assert.Less(t, events, 30)
 	})
 }

@@ -24,7 +24,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/steps"
+	"github.com/fkrollout/fkrollout/workflows/watch"
 )
 
 type monitorRecordingNotifier struct {
@@ -120,7 +121,7 @@ func TestMonitorWatchDecidesRollbackAndRollbackDropsOnlyTheRollout(t *testing.T)
 
 	tr := monitorStartTraffic(t, db)
 	tables := monitor.PlanTables(p)
-	v, err := env.ExecuteActivity(workflows.MonitorActCaptureBaseline, workflows.MonitorBaselineInput{
+	v, err := env.ExecuteActivity(watch.ActCaptureBaseline, watch.BaselineInput{
 		RolloutID: "r-prod-1", Environment: "production", Sources: []string{"prod-db"}, Tables: tables, Period: "2s"})
 	require.NoError(t, err)
 	var base monitor.Baseline
@@ -133,13 +134,13 @@ func TestMonitorWatchDecidesRollbackAndRollbackDropsOnlyTheRollout(t *testing.T)
 
 	tr.bad.Store(300) // 30 % of the application's writes now fail with 23503
 	start := time.Now()
-	v, err = env.ExecuteActivity(workflows.MonitorActWatch, workflows.MonitorWatchInput{
+	v, err = env.ExecuteActivity(watch.ActWatch, watch.WatchInput{
 		RolloutID: "r-prod-1", Environment: "production", Sources: []string{"prod-db"}, Tables: tables,
 		Interval: "1s", Deadline: time.Now().Add(45 * time.Second), Baseline: base,
 		Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{Persist: 2}), InconclusiveLimit: 1000},
 	})
 	require.NoError(t, err)
-	var res workflows.MonitorWatchResult
+	var res watch.WatchResult
 	require.NoError(t, v.Get(&res))
 	require.Equal(t, monitor.ActionRollback, res.Decision.Action, res.Decision.Reason)
 	assert.Equal(t, monitor.RuleErrorRate, res.Decision.Rule)
@@ -170,11 +171,11 @@ func TestMonitorWatchUnknownSourceIsAConfigError(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestActivityEnvironment()
 	m.Register(env)
-	_, err := env.ExecuteActivity(workflows.MonitorActWatch, workflows.MonitorWatchInput{Sources: []string{"prom"}, Interval: "1s",
+	_, err := env.ExecuteActivity(watch.ActWatch, watch.WatchInput{Sources: []string{"prom"}, Interval: "1s",
 		Deadline: time.Now().Add(time.Minute), Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{})}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `monitor source "prom" is not configured`)
-	assert.Contains(t, err.Error(), workflows.ErrTypeConfig)
+	assert.Contains(t, err.Error(), steps.ErrTypeConfig)
 }
 
 // A retried watcher resumes from its heartbeat: the counters and cursors
@@ -203,11 +204,11 @@ func TestMonitorWatchResumesFromHeartbeatDetails(t *testing.T) {
 	saved := monitor.Progress{State: monitor.State{Checks: 7, Streaks: map[string]int{monitor.RuleLatency: 2}}, LastCheck: clock,
 		Cursors: monitor.Cursors{"s": []byte(`{}`)}}
 	env.SetHeartbeatDetails(saved)
-	v, err := env.ExecuteActivity(workflows.MonitorActWatch, workflows.MonitorWatchInput{Sources: []string{"s"}, Interval: "5m",
+	v, err := env.ExecuteActivity(watch.ActWatch, watch.WatchInput{Sources: []string{"s"}, Interval: "5m",
 		Deadline: clock.Add(time.Hour), Baseline: monitor.Baseline{Values: map[string]float64{"latency_ms@s/t": 10, "error_rate_pct@s/db": 0}},
 		Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{})}})
 	require.NoError(t, err)
-	var res workflows.MonitorWatchResult
+	var res watch.WatchResult
 	require.NoError(t, v.Get(&res))
 	assert.Equal(t, monitor.ActionRollback, res.Decision.Action)
 	assert.Equal(t, 8, res.State.Checks, "one more slow check completes the streak of three")
@@ -233,9 +234,9 @@ INSERT INTO notes (order_id) VALUES (1), (NULL);`)
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestActivityEnvironment()
 	m.Register(env)
-	v, err := env.ExecuteActivity(workflows.HealthActCheck, workflows.HealthEnvInput{Environment: "production", StatementTimeout: "30s"})
+	v, err := env.ExecuteActivity(watch.ActHealthCheck, watch.HealthEnvInput{Environment: "production", StatementTimeout: "30s"})
 	require.NoError(t, err)
-	var rep workflows.HealthReport
+	var rep watch.HealthReport
 	require.NoError(t, v.Get(&rep))
 	assert.False(t, rep.Healthy)
 	assert.Equal(t, 2, rep.ForeignKeys)
@@ -255,12 +256,12 @@ INSERT INTO notes (order_id) VALUES (1), (NULL);`)
 	}
 
 	db.Exec(t, `DELETE FROM items WHERE order_id > 50; ALTER TABLE items VALIDATE CONSTRAINT fk_items_order`)
-	v, err = env.ExecuteActivity(workflows.HealthActCheck, workflows.HealthEnvInput{Environment: "production"})
+	v, err = env.ExecuteActivity(watch.ActHealthCheck, watch.HealthEnvInput{Environment: "production"})
 	require.NoError(t, err)
 	require.NoError(t, v.Get(&rep))
 	assert.True(t, rep.Healthy, "%+v", rep)
 
-	_, err = env.ExecuteActivity(workflows.HealthActCheck, workflows.HealthEnvInput{Environment: "staging"})
+	_, err = env.ExecuteActivity(watch.ActHealthCheck, watch.HealthEnvInput{Environment: "staging"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "staging")
 }
@@ -288,17 +289,17 @@ func TestMonitorDefaultSourcesIncludeConfiguredSmokeChecks(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestActivityEnvironment()
 	m.Register(env)
-	v, err := env.ExecuteActivity(workflows.MonitorActWatch, workflows.MonitorWatchInput{RolloutID: "r1", Environment: "production",
+	v, err := env.ExecuteActivity(watch.ActWatch, watch.WatchInput{RolloutID: "r1", Environment: "production",
 		Interval: "300ms", Deadline: time.Now().Add(20 * time.Second),
 		Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{})}})
 	require.NoError(t, err)
-	var res workflows.MonitorWatchResult
+	var res watch.WatchResult
 	require.NoError(t, v.Get(&res))
 	assert.Equal(t, monitor.ActionRollback, res.Decision.Action, res.Decision.Reason)
 	assert.Equal(t, monitor.RuleSmokeFailing, res.Decision.Rule)
 	assert.Equal(t, 2, res.State.Checks, "smoke failures roll back on the second failing check")
 
-	_, err = env.ExecuteActivity(workflows.MonitorActWatch, workflows.MonitorWatchInput{Environment: "qa", Interval: "1s",
+	_, err = env.ExecuteActivity(watch.ActWatch, watch.WatchInput{Environment: "qa", Interval: "1s",
 		Deadline: time.Now().Add(time.Minute), Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{})}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `no monitor sources for environment "qa"`)

@@ -23,7 +23,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
 	"github.com/fkrollout/fkrollout/internal/policy"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 // PerfProgress is PerfRun's heartbeat detail.
@@ -45,7 +46,7 @@ type PerfProgress struct {
 // without a policy entry.
 func (a *Activities) perfAllowed(env, inline string) error {
 	if strings.TrimSpace(inline) != "" {
-		return temporal.NewNonRetryableApplicationError("perf: inline SQL is not accepted; name a workload from the worker configuration (perf.workloads)", workflows.ErrTypeConfig, nil)
+		return temporal.NewNonRetryableApplicationError("perf: inline SQL is not accepted; name a workload from the worker configuration (perf.workloads)", steps.ErrTypeConfig, nil)
 	}
 	var pol policy.Config
 	if a.Config != nil {
@@ -58,9 +59,9 @@ func (a *Activities) perfAllowed(env, inline string) error {
 	case !ok && pol.TrustClientIdentity:
 		return nil
 	case !ok:
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf: environment %q has no policy on this worker (policy.environments.%s): the perf phase writes rows and runs only where perf: true", env, env), workflows.ErrTypeConfig, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf: environment %q has no policy on this worker (policy.environments.%s): the perf phase writes rows and runs only where perf: true", env, env), steps.ErrTypeConfig, nil)
 	}
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf: environment %q may not run the perf phase: its workload writes rows (set policy.environments.%s.perf: true to allow it)", env, env), workflows.ErrTypeConfig, nil)
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf: environment %q may not run the perf phase: its workload writes rows (set policy.environments.%s.perf: true to allow it)", env, env), steps.ErrTypeConfig, nil)
 }
 
 // perfWorkload resolves the workload by name: a configured one, or the
@@ -69,14 +70,14 @@ func (a *Activities) perfAllowed(env, inline string) error {
 // ConfigError (neither helps to retry).
 func (a *Activities) perfWorkload(name string) (loadgen.Workload, string, error) {
 	if name == "" {
-		name = workflows.PerfDefaultWorkload
+		name = rollout.PerfDefaultWorkload
 	}
 	var text string
 	var err error
 	switch {
 	case a.Config != nil && a.perfConfigured(name):
 		text, err = a.Config.ReadPerfWorkload(name)
-	case name == workflows.PerfDefaultWorkload:
+	case name == rollout.PerfDefaultWorkload:
 		text = sqlassets.Workload
 	default:
 		if a.Config == nil {
@@ -86,11 +87,11 @@ func (a *Activities) perfWorkload(name string) (loadgen.Workload, string, error)
 		}
 	}
 	if err != nil {
-		return loadgen.Workload{}, name, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypeConfig, nil)
+		return loadgen.Workload{}, name, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), steps.ErrTypeConfig, nil)
 	}
 	w, err := loadgen.ParseWorkload([]byte(text))
 	if err != nil {
-		return loadgen.Workload{}, name, temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf workload %s: %v", name, err), workflows.ErrTypePlan, nil)
+		return loadgen.Workload{}, name, temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf workload %s: %v", name, err), steps.ErrTypePlan, nil)
 	}
 	return w, name, nil
 }
@@ -100,7 +101,7 @@ func (a *Activities) perfConfigured(name string) bool {
 	return ok
 }
 
-func perfOptions(in workflows.PerfRunInput) (loadgen.RunOptions, error) {
+func perfOptions(in rollout.PerfRunInput) (loadgen.RunOptions, error) {
 	o := loadgen.RunOptions{Workers: in.Workers, Iterations: in.Iterations}
 	for _, d := range []struct {
 		name, v string
@@ -111,12 +112,12 @@ func perfOptions(in workflows.PerfRunInput) (loadgen.RunOptions, error) {
 		}
 		v, err := time.ParseDuration(d.v)
 		if err != nil || v < 0 {
-			return o, temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf %s %q is not a duration", d.name, d.v), workflows.ErrTypePlan, nil)
+			return o, temporal.NewNonRetryableApplicationError(fmt.Sprintf("perf %s %q is not a duration", d.name, d.v), steps.ErrTypePlan, nil)
 		}
 		*d.dst = v
 	}
 	if o.Duration <= 0 && o.Iterations <= 0 {
-		return o, temporal.NewNonRetryableApplicationError("perf: set a duration or an iteration count", workflows.ErrTypePlan, nil)
+		return o, temporal.NewNonRetryableApplicationError("perf: set a duration or an iteration count", steps.ErrTypePlan, nil)
 	}
 	return o, nil
 }
@@ -126,7 +127,7 @@ func perfOptions(in workflows.PerfRunInput) (loadgen.RunOptions, error) {
 // activity stops the run (its queries are cancelled on the server).
 // A retry runs the whole measurement again: a half-measured run is not
 // resumable, and the workload's own writes only add rows to staging.
-func (a *Activities) PerfRun(ctx context.Context, in workflows.PerfRunInput) (loadgen.Report, error) {
+func (a *Activities) PerfRun(ctx context.Context, in rollout.PerfRunInput) (loadgen.Report, error) {
 	if err := a.perfAllowed(in.Environment, in.WorkloadYAML); err != nil {
 		return loadgen.Report{}, err
 	}
@@ -183,8 +184,8 @@ func (a *Activities) PerfRun(ctx context.Context, in workflows.PerfRunInput) (lo
 // PerfExplain runs the EXPLAIN checks and, when asked, builds the
 // recommended indexes with CREATE INDEX CONCURRENTLY (then checks again, so
 // the result shows the plans the with-FKs run will use).
-func (a *Activities) PerfExplain(ctx context.Context, in workflows.PerfExplainInput) (workflows.PerfExplainResult, error) {
-	var out workflows.PerfExplainResult
+func (a *Activities) PerfExplain(ctx context.Context, in rollout.PerfExplainInput) (rollout.PerfExplainResult, error) {
+	var out rollout.PerfExplainResult
 	if err := a.perfAllowed(in.Environment, in.WorkloadYAML); err != nil {
 		return out, err
 	}
@@ -200,7 +201,7 @@ func (a *Activities) PerfExplain(ctx context.Context, in workflows.PerfExplainIn
 	defer hb.end()
 	lock, err := a.Config.LockPolicy()
 	if err != nil {
-		return out, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+		return out, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
 	}
 	opts := perf.ExplainOptions{LockTimeout: lock.LockTimeout}
 	checks, err := perf.ExplainFKsWith(ctx, pool, in.FKs, opts)
@@ -251,7 +252,7 @@ func (a *Activities) PerfExplain(ctx context.Context, in workflows.PerfExplainIn
 func (a *Activities) perfErr(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "42") || strings.HasPrefix(pe.Code, "22")) {
-		return temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypePlan, nil)
+		return temporal.NewNonRetryableApplicationError(a.redact(err.Error()), steps.ErrTypePlan, nil)
 	}
 	return a.clean(err)
 }
@@ -269,7 +270,7 @@ func (a *Activities) perfPool(ctx context.Context, env string) (*pgxpool.Pool, e
 func (a *Activities) dsnPool(ctx context.Context, env, field string, pick func(config.Environment) string) (*pgxpool.Pool, error) {
 	e, err := a.Config.Environment(env)
 	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
 	}
 	dsn := pick(e)
 	if dsn == e.DSN {
@@ -283,7 +284,7 @@ func (a *Activities) dsnPool(ctx context.Context, env, field string, pick func(c
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("environment %q: %s does not parse", env, field), workflows.ErrTypeConfig, nil)
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("environment %q: %s does not parse", env, field), steps.ErrTypeConfig, nil)
 	}
 	// As the main pool (activities.go): few connections, given back soon.
 	cfg.MaxConns = 4

@@ -8,7 +8,8 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/policy"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 // perfCfg is cfgWith plus a worker policy that allows the perf phase in
@@ -69,15 +70,15 @@ func TestPerfActivitiesEnforceThePolicy(t *testing.T) {
 				act string
 				in  any
 			}{
-				{workflows.ActPerfRun, workflows.PerfRunInput{Environment: c.env, RolloutID: "r-guard", Label: "baseline",
+				{rollout.ActPerfRun, rollout.PerfRunInput{Environment: c.env, RolloutID: "r-guard", Label: "baseline",
 					Workload: workload, WorkloadYAML: c.yaml, Workers: 1, Iterations: 1}},
-				{workflows.ActPerfExplain, workflows.PerfExplainInput{Environment: c.env, RolloutID: "r-guard",
+				{rollout.ActPerfExplain, rollout.PerfExplainInput{Environment: c.env, RolloutID: "r-guard",
 					Workload: workload, WorkloadYAML: c.yaml, CreateIndexes: true}},
 			} {
 				_, err := env.ExecuteActivity(call.act, call.in)
 				require.Error(t, err, call.act)
 				typ, nonRetryable := appErrType(t, err)
-				assert.Equal(t, workflows.ErrTypeConfig, typ, call.act)
+				assert.Equal(t, steps.ErrTypeConfig, typ, call.act)
 				assert.True(t, nonRetryable, call.act)
 				assert.Contains(t, err.Error(), c.want, call.act)
 			}

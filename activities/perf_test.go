@@ -15,7 +15,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 // TestPerfActivitiesOnDemoDatabase runs the perf phase's activities the way
@@ -37,7 +38,7 @@ func TestPerfActivitiesOnDemoDatabase(t *testing.T) {
 	env, _ := newEnv(t, perfCfg(map[string]config.Environment{"staging": {DSN: db.DSN}}, "staging"))
 	run := func(label string) loadgen.Report {
 		t.Helper()
-		v, err := env.ExecuteActivity(workflows.ActPerfRun, workflows.PerfRunInput{Environment: "staging", RolloutID: "r-perf",
+		v, err := env.ExecuteActivity(rollout.ActPerfRun, rollout.PerfRunInput{Environment: "staging", RolloutID: "r-perf",
 			Label: label, Workload: "demo", Workers: 2, Iterations: 120})
 		require.NoError(t, err)
 		var rep loadgen.Report
@@ -71,12 +72,12 @@ func TestPerfActivitiesOnDemoDatabase(t *testing.T) {
 		db.Exec(t, fk.ValidateSQL())
 	}
 
-	explain := func(create bool) workflows.PerfExplainResult {
+	explain := func(create bool) rollout.PerfExplainResult {
 		t.Helper()
-		v, err := env.ExecuteActivity(workflows.ActPerfExplain, workflows.PerfExplainInput{Environment: "staging", RolloutID: "r-perf",
+		v, err := env.ExecuteActivity(rollout.ActPerfExplain, rollout.PerfExplainInput{Environment: "staging", RolloutID: "r-perf",
 			FKs: fks, Workload: "demo", CreateIndexes: create})
 		require.NoError(t, err)
-		var res workflows.PerfExplainResult
+		var res rollout.PerfExplainResult
 		require.NoError(t, v.Get(&res))
 		return res
 	}
@@ -128,17 +129,17 @@ func TestPerfWorkloadResolution(t *testing.T) {
 
 	cases := []struct {
 		name    string
-		in      workflows.PerfRunInput
+		in      rollout.PerfRunInput
 		errType string
 		errText string
 	}{
-		{name: "configured file", in: workflows.PerfRunInput{Workload: "reads", Iterations: 20}},
-		{name: "inline refused", in: workflows.PerfRunInput{WorkloadYAML: "operations:\n  - name: one\n    sql: SELECT 1\n", Iterations: 20}, errType: workflows.ErrTypeConfig, errText: "inline SQL is not accepted"},
-		{name: "unknown name", in: workflows.PerfRunInput{Workload: "checkout", Iterations: 5}, errType: workflows.ErrTypeConfig, errText: `perf workload "checkout" is not configured`},
-		{name: "bad yaml", in: workflows.PerfRunInput{Workload: "bad-yml", Iterations: 5}, errType: workflows.ErrTypePlan, errText: "no parameter nope"},
-		{name: "bad sql", in: workflows.PerfRunInput{Workload: "bad-sql", Iterations: 5}, errType: workflows.ErrTypePlan, errText: "missing_table"},
-		{name: "no bound", in: workflows.PerfRunInput{Workload: "reads"}, errType: workflows.ErrTypePlan, errText: "duration or an iteration count"},
-		{name: "unknown environment", in: workflows.PerfRunInput{Environment: "qa", Workload: "reads", Iterations: 5}, errType: workflows.ErrTypeConfig, errText: `environment "qa"`},
+		{name: "configured file", in: rollout.PerfRunInput{Workload: "reads", Iterations: 20}},
+		{name: "inline refused", in: rollout.PerfRunInput{WorkloadYAML: "operations:\n  - name: one\n    sql: SELECT 1\n", Iterations: 20}, errType: steps.ErrTypeConfig, errText: "inline SQL is not accepted"},
+		{name: "unknown name", in: rollout.PerfRunInput{Workload: "checkout", Iterations: 5}, errType: steps.ErrTypeConfig, errText: `perf workload "checkout" is not configured`},
+		{name: "bad yaml", in: rollout.PerfRunInput{Workload: "bad-yml", Iterations: 5}, errType: steps.ErrTypePlan, errText: "no parameter nope"},
+		{name: "bad sql", in: rollout.PerfRunInput{Workload: "bad-sql", Iterations: 5}, errType: steps.ErrTypePlan, errText: "missing_table"},
+		{name: "no bound", in: rollout.PerfRunInput{Workload: "reads"}, errType: steps.ErrTypePlan, errText: "duration or an iteration count"},
+		{name: "unknown environment", in: rollout.PerfRunInput{Environment: "qa", Workload: "reads", Iterations: 5}, errType: steps.ErrTypeConfig, errText: `environment "qa"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -147,7 +148,7 @@ func TestPerfWorkloadResolution(t *testing.T) {
 				in.Environment = "staging"
 			}
 			in.Label, in.Workers = "baseline", 2
-			v, err := env.ExecuteActivity(workflows.ActPerfRun, in)
+			v, err := env.ExecuteActivity(rollout.ActPerfRun, in)
 			if c.errType != "" {
 				require.Error(t, err)
 				typ, nonRetryable := appErrType(t, err)
@@ -164,12 +165,5 @@ func TestPerfWorkloadResolution(t *testing.T) {
 			assert.Equal(t, int64(20), rep.Total.Count)
 			assert.Zero(t, rep.Total.Errors, rep.Total.FirstError)
 		})
-	}
-}
-
-func TestPerfActivitiesAreRegistered(t *testing.T) {
-	names := New(cfgWith(nil), nil, nil).byName()
-	for _, n := range workflows.PerfActivityNames {
-		assert.Contains(t, names, n)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // PublishReport writes the completion report to <report_dir>/<rollout-id>.md
@@ -16,15 +16,15 @@ import (
 // notifier (Slack: in the rollout's thread). Only the file can fail the
 // activity; a notifier error is returned in the result so a Slack outage
 // never costs the report.
-func (a *Activities) PublishReport(ctx context.Context, in workflows.ReportInput) (workflows.ReportResult, error) {
+func (a *Activities) PublishReport(ctx context.Context, in rollout.ReportInput) (rollout.ReportResult, error) {
 	if strings.TrimSpace(in.Markdown) == "" {
-		return workflows.ReportResult{}, fmt.Errorf("publish report %s: empty report", in.RolloutID)
+		return rollout.ReportResult{}, fmt.Errorf("publish report %s: empty report", in.RolloutID)
 	}
 	path, err := writeReport(a.Config.ReportDir, in.RolloutID, in.Markdown)
 	if err != nil {
-		return workflows.ReportResult{}, fmt.Errorf("publish report %s: %w", in.RolloutID, err)
+		return rollout.ReportResult{}, fmt.Errorf("publish report %s: %w", in.RolloutID, err)
 	}
-	res := workflows.ReportResult{Path: path, SizeBytes: len(in.Markdown)}
+	res := rollout.ReportResult{Path: path, SizeBytes: len(in.Markdown)}
 	ev := notify.Event{RolloutID: in.RolloutID, Kind: notify.KindReport, Thread: in.Thread, Report: in.Markdown,
 		Text: "completion report: " + in.State}
 	if _, err := a.Notify(ctx, ev); err != nil {

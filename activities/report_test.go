@@ -16,7 +16,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // recordingNotifier keeps the events; with fail set it refuses them.
@@ -57,9 +57,9 @@ func TestPublishReportWritesFileAndPosts(t *testing.T) {
 			a.Register(env)
 			md := "# ✅ FK Rollout demo — COMPLETED\n\n| Metric | Target | Actual | Status |\n"
 			thread := notify.MessageRef{Channel: "C1", TS: "1.2"}
-			v, err := env.ExecuteActivity(workflows.ActPublishReport, workflows.ReportInput{RolloutID: tc.id, State: "completed", Markdown: md, Thread: thread})
+			v, err := env.ExecuteActivity(rollout.ActPublishReport, rollout.ReportInput{RolloutID: tc.id, State: "completed", Markdown: md, Thread: thread})
 			require.NoError(t, err)
-			var res workflows.ReportResult
+			var res rollout.ReportResult
 			require.NoError(t, v.Get(&res))
 
 			assert.Equal(t, filepath.Join(dir, tc.file), res.Path)
@@ -93,8 +93,8 @@ func TestPublishReportRefusesEmptyReportAndUnwritableDir(t *testing.T) {
 	env := s.NewTestActivityEnvironment()
 	a := New(&config.Config{ReportDir: file}, &recordingNotifier{}, nil)
 	a.Register(env)
-	_, err := env.ExecuteActivity(workflows.ActPublishReport, workflows.ReportInput{RolloutID: "r", Markdown: " "})
+	_, err := env.ExecuteActivity(rollout.ActPublishReport, rollout.ReportInput{RolloutID: "r", Markdown: " "})
 	assert.ErrorContains(t, err, "publish report r: empty report")
-	_, err = env.ExecuteActivity(workflows.ActPublishReport, workflows.ReportInput{RolloutID: "r", Markdown: "# x"})
+	_, err = env.ExecuteActivity(rollout.ActPublishReport, rollout.ReportInput{RolloutID: "r", Markdown: "# x"})
 	assert.ErrorContains(t, err, "create report dir")
 }

@@ -19,11 +19,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/fleet"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-
-	"github.com/fkrollout/fkrollout/workflows"
 )
 
 func fleetCommands() []command {
@@ -59,9 +60,9 @@ func parseFleetStart(args []string, stderr io.Writer) (fleetOptions, temporalFla
 	fs.StringVar(&s.id, "id", "", "fleet (workflow) id (default fkfleet-<time>); children are <id>/<target>")
 	fs.StringVar(&s.requester, "requester", defaultActor(), "who requests the fleet (four-eyes: cannot approve it)")
 	fs.StringVar(&o.targets, "targets", "", "comma-separated target databases: environment names the workers are configured with (required unless --input has them)")
-	fs.IntVar(&o.canary, "canary", 0, fmt.Sprintf("databases in the first wave (default %d)", workflows.DefaultFleetCanary))
-	fs.IntVar(&o.batch, "batch", 0, fmt.Sprintf("databases in each later wave (default %d)", workflows.DefaultFleetBatch))
-	fs.IntVar(&o.budget, "failure-budget", 0, fmt.Sprintf("stop starting databases once this many failed (default %d)", workflows.DefaultFleetFailureBudget))
+	fs.IntVar(&o.canary, "canary", 0, fmt.Sprintf("databases in the first wave (default %d)", fleet.DefaultCanary))
+	fs.IntVar(&o.batch, "batch", 0, fmt.Sprintf("databases in each later wave (default %d)", fleet.DefaultBatch))
+	fs.IntVar(&o.budget, "failure-budget", 0, fmt.Sprintf("stop starting databases once this many failed (default %d)", fleet.DefaultFailureBudget))
 	fs.StringVar(&s.approvers, "approvers", "", "comma-separated approver identities or role:<name> (default: anyone but the requester)")
 	fs.IntVar(&o.minApprovals, "min-approvals", 1, "distinct approvers needed to open the next wave")
 	fs.StringVar(&s.gateTimeout, "gate-timeout", "", "gate timeout, e.g. 24h (default: wait); a wave gate then rejects")
@@ -72,7 +73,7 @@ func parseFleetStart(args []string, stderr io.Writer) (fleetOptions, temporalFla
 	fs.StringVar(&s.monitorBaseline, "monitor-baseline", "", "how long each baseline is measured before the deploy (default 5m)")
 	fs.StringVar(&s.perf, "perf", "", "run the perf phase in the canary, each measured run lasting this long, e.g. 30s (default: off)")
 	fs.StringVar(&s.perfWorkload, "perf-workload", "demo", "perf workload name from the worker configuration")
-	fs.StringVar(&s.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", workflows.DefaultTaskQueue), "worker task queue")
+	fs.StringVar(&s.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", rollout.DefaultTaskQueue), "worker task queue")
 	fs.BoolVar(&s.dryRun, "dry-run", false, "checks, statistics and audit only on every target; nothing changes (no wave gates)")
 	fs.BoolVar(&o.wait, "wait", false, "follow the fleet until it ends")
 	fs.DurationVar(&o.every, "every", 2*time.Second, "poll interval of --wait")
@@ -91,8 +92,8 @@ func parseFleetStart(args []string, stderr io.Writer) (fleetOptions, temporalFla
 
 // buildFleetInput turns the flags (or an input file and overriding flags)
 // into the fleet's input and checks it as the workflow will.
-func buildFleetInput(o fleetOptions, now time.Time) (workflows.FleetInput, error) {
-	var in workflows.FleetInput
+func buildFleetInput(o fleetOptions, now time.Time) (fleet.Input, error) {
+	var in fleet.Input
 	if o.start.inputFile != "" {
 		for _, name := range inputOnlyFlags {
 			if o.set[name] {
@@ -134,13 +135,13 @@ func buildFleetInput(o fleetOptions, now time.Time) (workflows.FleetInput, error
 		if err != nil {
 			return in, err
 		}
-		in = workflows.FleetInput{Plan: base.Plan, PlanFormat: base.PlanFormat, Requester: base.Requester, Approval: base.Approval, Thresholds: base.Thresholds,
+		in = fleet.Input{Plan: base.Plan, PlanFormat: base.PlanFormat, Requester: base.Requester, Approval: base.Approval, Thresholds: base.Thresholds,
 			Monitor: base.Monitor, Perf: base.Perf, DryRun: base.DryRun}
 		if n := len(base.Environments); n > 0 {
 			in.MaintenanceWindow = base.Environments[n-1].MaintenanceWindow
 		}
 		if o.minApprovals > 1 {
-			in.Approval.Gates = map[string]workflows.GateRule{"promotion/" + workflows.FleetGateEnvironment: {
+			in.Approval.Gates = map[string]approval.GateRule{"promotion/" + fleet.GateEnvironment: {
 				Approvers: in.Approval.Default.Approvers, MinApprovals: o.minApprovals, Timeout: o.start.gateTimeout}}
 		}
 	}
@@ -201,8 +202,8 @@ func cmdFleetStart(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if id == "" {
 		id = "fkfleet-" + time.Now().UTC().Format("20060102-150405")
 	}
-	in.RequesterProof = s.sign(workflows.FleetStartClaim(id, in))
-	waves := workflows.FleetWaves(in.Targets, orDefaultInt(in.Canary, workflows.DefaultFleetCanary), orDefaultInt(in.BatchSize, workflows.DefaultFleetBatch))
+	in.RequesterProof = s.sign(fleet.StartClaim(id, in))
+	waves := fleet.Waves(in.Targets, orDefaultInt(in.Canary, fleet.DefaultCanary), orDefaultInt(in.BatchSize, fleet.DefaultBatch))
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       id,
 		TaskQueue:                                o.start.taskQueue,
@@ -210,7 +211,7 @@ func cmdFleetStart(ctx context.Context, args []string, stdout, stderr io.Writer)
 		WorkflowIDConflictPolicy:                 enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		StaticSummary:                            fmt.Sprintf("fkrollout fleet by %s: %d databases in %d waves", in.Requester, len(in.Targets), len(waves)),
-	}, workflows.FleetWorkflowName, in)
+	}, fleet.WorkflowName, in)
 	if err != nil {
 		var already *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &already) {
@@ -269,10 +270,10 @@ func cmdFleetStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 	if asJSON {
 		return writeJSON(stdout, st)
 	}
-	live := map[string]*workflows.Status{}
+	live := map[string]*rollout.Status{}
 	if children {
 		for _, t := range st.Targets {
-			if t.State == workflows.StateRunning {
+			if t.State == rollout.StateRunning {
 				if cs, err := queryStatus(ctx, c, t.ChildID); err == nil {
 					live[t.Name] = cs
 				}
@@ -284,8 +285,8 @@ func cmdFleetStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
-func queryFleet(ctx context.Context, c client.Client, id string) (*workflows.FleetStatus, error) {
-	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+func queryFleet(ctx context.Context, c client.Client, id string) (*fleet.Status, error) {
+	v, err := c.QueryWorkflow(ctx, id, "", rollout.QueryStatus)
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
@@ -303,7 +304,7 @@ func queryFleet(ctx context.Context, c client.Client, id string) (*workflows.Fle
 	if json.Unmarshal(raw, &probe) != nil || probe.FleetID == "" {
 		return nil, fmt.Errorf("%s is not a fleet rollout (use starter status %s)", id, id)
 	}
-	var st workflows.FleetStatus
+	var st fleet.Status
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return nil, fmt.Errorf("decode status of %s: %w", id, err)
 	}
@@ -312,7 +313,7 @@ func queryFleet(ctx context.Context, c client.Client, id string) (*workflows.Fle
 
 // printFleet is the human table; live holds the running children's own
 // status (phase, open gates), when queried.
-func printFleet(w io.Writer, st *workflows.FleetStatus, live map[string]*workflows.Status) {
+func printFleet(w io.Writer, st *fleet.Status, live map[string]*rollout.Status) {
 	fmt.Fprintf(w, "fleet %s: %s (%s) requested by %s\n", st.FleetID, st.State, st.Phase, st.Requester)
 	fmt.Fprintf(w, "  %d databases in %d waves: %d succeeded, %d failed of budget %d", len(st.Targets), len(st.Waves), st.Succeeded, st.Failed, st.FailureBudget)
 	if st.PlanName != "" || st.ConstraintCount > 0 {
@@ -394,7 +395,7 @@ func fleetWatch(ctx context.Context, c client.Client, id string, stdout io.Write
 			fmt.Fprintln(stdout)
 			printFleet(stdout, st, nil)
 			switch st.State {
-			case workflows.StateCompleted, workflows.StateCompletedWithDebt, workflows.StateDryRunDone:
+			case rollout.StateCompleted, rollout.StateCompletedWithDebt, rollout.StateDryRunDone:
 				return nil
 			}
 			return fmt.Errorf("fleet ended %s", st.State)

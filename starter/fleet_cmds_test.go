@@ -18,6 +18,9 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/fleet"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 func fleetPlanFile(t *testing.T) string {
@@ -54,8 +57,8 @@ func TestFleetStartFlags(t *testing.T) {
 		assert.True(t, in.DryRun)
 		assert.Equal(t, []string{"alice", "role:dba"}, in.Approval.Default.Approvers)
 		assert.Equal(t, "24h", in.Approval.Default.Timeout)
-		assert.Equal(t, workflows.GateRule{Approvers: []string{"alice", "role:dba"}, MinApprovals: 2, Timeout: "24h"}, in.Approval.Gates["promotion/fleet"])
-		assert.Equal(t, &workflows.MaintenanceWindow{Start: "02:00", Duration: "2h", Timezone: "Asia/Jakarta"}, in.MaintenanceWindow)
+		assert.Equal(t, approval.GateRule{Approvers: []string{"alice", "role:dba"}, MinApprovals: 2, Timeout: "24h"}, in.Approval.Gates["promotion/fleet"])
+		assert.Equal(t, &rollout.MaintenanceWindow{Start: "02:00", Duration: "2h", Timezone: "Asia/Jakarta"}, in.MaintenanceWindow)
 		assert.True(t, in.Monitor.Enabled)
 		require.NotNil(t, in.Perf)
 		assert.Empty(t, in.Perf.Environment, "perf runs in the canary")
@@ -91,7 +94,7 @@ func TestFleetStartFlags(t *testing.T) {
 		require.NoError(t, err)
 		m := regexp.MustCompile("(?s)```json\n(.*?)```").FindSubmatch(b)
 		require.NotNil(t, m, "a json block in docs/FLEET.md")
-		var in workflows.FleetInput
+		var in fleet.Input
 		dec := json.NewDecoder(bytes.NewReader(m[1]))
 		dec.DisallowUnknownFields()
 		require.NoError(t, dec.Decode(&in))
@@ -159,20 +162,20 @@ func TestFleetCommandsUsage(t *testing.T) {
 func TestFleetStatusTable(t *testing.T) {
 	at := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	dl := at.Add(24 * time.Hour)
-	st := &workflows.FleetStatus{FleetID: "fl", Requester: "rita", State: workflows.StateWaitingForGate, Phase: "wave-1/2", FailureBudget: 2, Failed: 1,
+	st := &fleet.Status{FleetID: "fl", Requester: "rita", State: rollout.StateWaitingForGate, Phase: "wave-1/2", FailureBudget: 2, Failed: 1,
 		PlanName: "demo", ConstraintCount: 3,
-		Waves: []workflows.FleetWave{{Number: 1, Canary: true, Targets: []string{"a"}}, {Number: 2, Targets: []string{"b", "c"}}},
-		Targets: []workflows.FleetTarget{
-			{Name: "a", Wave: 1, ChildID: "fl/a", State: workflows.StateFailed, Error: "plan does not fit a:\n table missing", Failed: true},
-			{Name: "b", Wave: 2, ChildID: "fl/b", State: workflows.StateRunning},
-			{Name: "c", Wave: 2, ChildID: "fl/c", State: workflows.StatePending},
+		Waves: []fleet.Wave{{Number: 1, Canary: true, Targets: []string{"a"}}, {Number: 2, Targets: []string{"b", "c"}}},
+		Targets: []fleet.Target{
+			{Name: "a", Wave: 1, ChildID: "fl/a", State: rollout.StateFailed, Error: "plan does not fit a:\n table missing", Failed: true},
+			{Name: "b", Wave: 2, ChildID: "fl/b", State: rollout.StateRunning},
+			{Name: "c", Wave: 2, ChildID: "fl/c", State: rollout.StatePending},
 		},
-		OpenGate: &workflows.Gate{ID: "fleet/wave/1", Title: "wave 1/2 done", Choices: []string{"approve", "reject", "abort"},
-			Rule: workflows.GateRule{MinApprovals: 2, OnTimeout: "reject"}, Deadline: &dl},
-		Decisions: []workflows.Decision{{GateID: "fleet/wave/1", Action: "approve", Actor: "alice", Reason: "ok", Time: at}},
+		OpenGate: &approval.Gate{ID: "fleet/wave/1", Title: "wave 1/2 done", Choices: []string{"approve", "reject", "abort"},
+			Rule: approval.GateRule{MinApprovals: 2, OnTimeout: "reject"}, Deadline: &dl},
+		Decisions: []approval.Decision{{GateID: "fleet/wave/1", Action: "approve", Actor: "alice", Reason: "ok", Time: at}},
 	}
-	live := map[string]*workflows.Status{"b": {Phase: workflows.PhaseRemediation,
-		OpenGates: []workflows.Gate{{ID: "b/remediation/1", Title: "orphans", Choices: []string{"delete", "abort"}}}}}
+	live := map[string]*rollout.Status{"b": {Phase: rollout.PhaseRemediation,
+		OpenGates: []approval.Gate{{ID: "b/remediation/1", Title: "orphans", Choices: []string{"delete", "abort"}}}}}
 	var out bytes.Buffer
 	printFleet(&out, st, live)
 	s := out.String()
@@ -201,7 +204,7 @@ func TestFleetStatusTable(t *testing.T) {
 // the wave gate (four-eyes refusal, then an approver), the children's ids
 // with the ordinary status command, and the search attributes.
 func TestFleetCLIAgainstDevServer(t *testing.T) {
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	t.Setenv("TEMPORAL_ADDRESS", srv.FrontendHostPort())
 	t.Setenv("TEMPORAL_NAMESPACE", "default")
 	tq := "fleet-cli-test"
@@ -260,7 +263,7 @@ func TestFleetCLIAgainstDevServer(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond, "fleet never completed")
 	code, out, errOut = starterRun(t, "fleet-status", "cli-fleet", "--json")
 	require.Equal(t, 0, code, errOut)
-	var st workflows.FleetStatus
+	var st fleet.Status
 	require.NoError(t, json.Unmarshal([]byte(out), &st))
 	assert.Equal(t, 3, st.Succeeded)
 	require.Len(t, st.Decisions, 1)
@@ -269,16 +272,16 @@ func TestFleetCLIAgainstDevServer(t *testing.T) {
 	assert.Equal(t, "cli", st.Decisions[0].Via)
 	// The two refused approvals are on record, with who and why.
 	require.Len(t, st.Refusals, 2, "refused CLI decisions are recorded")
-	assert.Equal(t, workflows.Refusal{Signal: "cli:approve", Actor: "rita", GateID: "fleet/wave/1", Reason: st.Refusals[0].Reason, Time: st.Refusals[0].Time}, st.Refusals[0])
+	assert.Equal(t, approval.Refusal{Signal: "cli:approve", Actor: "rita", GateID: "fleet/wave/1", Reason: st.Refusals[0].Reason, Time: st.Refusals[0].Time}, st.Refusals[0])
 	assert.Contains(t, st.Refusals[0].Reason, "four-eyes")
 	assert.Equal(t, "mallory", st.Refusals[1].Actor)
 	assert.Contains(t, st.Refusals[1].Reason, "not an allowed approver")
 	for _, tg := range st.Targets {
-		assert.Equal(t, workflows.StateCompleted, tg.State, tg.Name)
+		assert.Equal(t, rollout.StateCompleted, tg.State, tg.Name)
 		assert.Equal(t, "/reports/cli-fleet/"+tg.Name+".md", tg.ReportPath)
 	}
 
-	var result workflows.FleetStatus
+	var result fleet.Status
 	require.NoError(t, c.GetWorkflow(context.Background(), "cli-fleet", "").Get(context.Background(), &result))
 	assert.Equal(t, "/reports/cli-fleet.md", result.ReportPath, "the fleet's own report was handed to the worker")
 

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 	"go.temporal.io/sdk/client"
-
-	"github.com/fkrollout/fkrollout/workflows"
 )
 
 // gateMode says who decides open gates while a rollout is followed.
@@ -70,7 +70,7 @@ func progressMode(mode string, stdout io.Writer) (bool, error) {
 
 // watch follows a rollout printing timeline lines; with demo the demo
 // approvers decide its gates.
-func watch(ctx context.Context, c client.Client, id string, stdout io.Writer, demo bool, every time.Duration) error {
+func watchLive(ctx context.Context, c client.Client, id string, stdout io.Writer, demo bool, every time.Duration) error {
 	f := &follower{c: c, id: id, out: stdout, every: every}
 	if demo {
 		f.gates = gatesDemo
@@ -111,21 +111,21 @@ func (f *follower) run(ctx context.Context) error {
 }
 
 // end prints the outcome; a rollout that did not complete is an error.
-func (f *follower) end(st *workflows.Status) error {
+func (f *follower) end(st *rollout.Status) error {
 	fmt.Fprintf(f.out, "\n%s", st.Summary())
 	if st.ReportPath != "" {
 		fmt.Fprintf(f.out, "  completion report: %s\n", st.ReportPath)
 	}
 	fmt.Fprintf(f.out, "  report: starter report %s\n", f.id)
 	switch st.State {
-	case workflows.StateCompleted, workflows.StateCompletedWithDebt, workflows.StateDryRunDone:
+	case rollout.StateCompleted, rollout.StateCompletedWithDebt, rollout.StateDryRunDone:
 		return nil
 	}
 	return fmt.Errorf("rollout ended %s", st.State)
 }
 
 // lines prints the timeline entries not printed yet.
-func (f *follower) lines(st *workflows.Status) {
+func (f *follower) lines(st *rollout.Status) {
 	from := max(f.printed-st.TimelineDropped, 0)
 	for _, e := range st.Timeline[min(from, len(st.Timeline)):] {
 		fmt.Fprintln(f.out, timelineLine(e))
@@ -133,7 +133,7 @@ func (f *follower) lines(st *workflows.Status) {
 	f.printed = st.TimelineDropped + len(st.Timeline)
 }
 
-func timelineLine(e workflows.TimelineEntry) string {
+func timelineLine(e rollout.TimelineEntry) string {
 	env := e.Environment
 	if env == "" {
 		env = "-"
@@ -143,7 +143,7 @@ func timelineLine(e workflows.TimelineEntry) string {
 
 // frame is the live display: one line per environment with a progress
 // bar, the monitor, open gates and the last few timeline lines.
-func (f *follower) frame(st *workflows.Status, elapsed time.Duration) []string {
+func (f *follower) frame(st *rollout.Status, elapsed time.Duration) []string {
 	var l []string
 	l = append(l, fmt.Sprintf("fkrollout · %s · %s · phase %s · %s", f.id, st.State, st.Phase, elapsed.Truncate(time.Second)))
 	if f.ui != "" {
@@ -153,11 +153,11 @@ func (f *follower) frame(st *workflows.Status, elapsed time.Duration) []string {
 	total := len(st.Constraints)
 	for _, env := range st.EnvironmentOrder {
 		c := st.Counts(env)
-		done := c[workflows.CTested] + c[workflows.CDebt]
+		done := c[rollout.CTested] + c[rollout.CDebt]
 		rep := st.Environments[env]
 		phase := rep.Phase
 		switch {
-		case c[workflows.CRolledBack] > 0:
+		case c[rollout.CRolledBack] > 0:
 			phase = "rolled back"
 		case rep.Done || (done == total && total > 0):
 			phase = "done"
@@ -165,12 +165,12 @@ func (f *follower) frame(st *workflows.Status, elapsed time.Duration) []string {
 			phase = "waiting"
 		}
 		l = append(l, fmt.Sprintf("  %-12s %s %2d/%d  applied %d · validated %d · tested %d · debt %d   %s",
-			env, bar(done, total, 20), done, total, c[workflows.CApplied]+c[workflows.CValidated]+done,
-			c[workflows.CValidated]+done, c[workflows.CTested], c[workflows.CDebt], phase))
+			env, bar(done, total, 20), done, total, c[rollout.CApplied]+c[rollout.CValidated]+done,
+			c[rollout.CValidated]+done, c[rollout.CTested], c[rollout.CDebt], phase))
 	}
 	if m := st.Monitor; m != nil {
 		line := "  monitor      " + m.Status
-		if m.Deadline != nil && (m.Status == workflows.MonitorWatching || m.Status == workflows.MonitorWaiting) {
+		if m.Deadline != nil && (m.Status == rollout.MonitorWatching || m.Status == rollout.MonitorWaiting) {
 			line += " until " + m.Deadline.Local().Format("15:04:05")
 		}
 		if m.Rule != "" {
@@ -199,7 +199,7 @@ func bar(done, total, width int) string {
 }
 
 // draw replaces the previous frame in place (ANSI: cursor up, clear down).
-func (f *follower) draw(st *workflows.Status, elapsed time.Duration) {
+func (f *follower) draw(st *rollout.Status, elapsed time.Duration) {
 	lines := f.frame(st, elapsed)
 	var b strings.Builder
 	if f.drawn > 0 {
@@ -222,7 +222,7 @@ func truncateRunes(s string, n int) string {
 }
 
 // handleGates decides open gates when the follower is asked to.
-func (f *follower) handleGates(ctx context.Context, st *workflows.Status) error {
+func (f *follower) handleGates(ctx context.Context, st *rollout.Status) error {
 	for _, g := range st.OpenGates {
 		switch f.gates {
 		case gatesDemo:
@@ -246,19 +246,19 @@ func (f *follower) handleGates(ctx context.Context, st *workflows.Status) error 
 // decideAsDemo sends choice as the first demo approver and, while the gate
 // still waits for votes, as the second: two identities the policy knows
 // as different people, so four-eyes holds.
-func (f *follower) decideAsDemo(ctx context.Context, g workflows.Gate, choice, reason, via string) {
+func (f *follower) decideAsDemo(ctx context.Context, g approval.Gate, choice, reason, via string) {
 	for _, actor := range []string{demoApprover, demoApprover2} {
 		key := g.ID + "/" + actor
 		if f.decided[key] {
 			continue
 		}
 		f.decided[key] = true
-		view, err := decide(ctx, f.c, f.id, workflows.DecisionInput{GateID: g.ID, Choice: choice, Actor: actor, Reason: reason, Via: via}, nil)
+		view, err := decide(ctx, f.c, f.id, approval.DecisionInput{GateID: g.ID, Choice: choice, Actor: actor, Reason: reason, Via: via}, nil)
 		if err != nil {
 			f.say("demo: %s %s on %s refused: %v", actor, choice, g.ID, err)
 			return
 		}
-		if view.Status != workflows.GateOpen {
+		if view.Status != approval.GateOpen {
 			return
 		}
 	}
@@ -273,7 +273,7 @@ func (f *follower) say(format string, args ...any) {
 
 // ask shows the gate and reads a choice from the terminal; Enter takes the
 // default (what the demo approver would choose).
-func (f *follower) ask(g workflows.Gate) (string, error) {
+func (f *follower) ask(g approval.Gate) (string, error) {
 	def := demoChoice(g)
 	fmt.Fprintf(f.out, "\n── gate %s ── %s\n", g.ID, g.Title)
 	if g.Summary != "" && g.Summary != g.Title {

@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/fkrollout/fkrollout/workflows/fleet"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-
-	"github.com/fkrollout/fkrollout/workflows"
 )
 
 // cmdReport prints a rollout's completion report (markdown, the seeds'
@@ -66,17 +66,17 @@ func fetchReport(ctx context.Context, c client.Client, id string) (string, error
 		var raw json.RawMessage
 		if err := c.GetWorkflow(ctx, id, "").Get(ctx, &raw); err == nil {
 			// A rollout's result is its Status, a fleet's its FleetStatus.
-			var fleet workflows.FleetStatus
+			var fleet fleet.Status
 			if json.Unmarshal(raw, &fleet) == nil && fleet.FleetID != "" {
 				return fleet.Report(), nil
 			}
-			var st workflows.Status
+			var st rollout.Status
 			if json.Unmarshal(raw, &st) == nil && st.RolloutID != "" {
 				return st.Report(), nil
 			}
 		}
 	}
-	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryReport)
+	v, err := c.QueryWorkflow(ctx, id, "", rollout.QueryReport)
 	if err != nil {
 		return "", fmt.Errorf("query report of %s (a worker must be running to answer): %w", id, err)
 	}

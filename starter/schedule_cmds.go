@@ -9,12 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/watch"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-
-	"github.com/fkrollout/fkrollout/workflows"
 )
 
 // Defaults of the monthly FK health check (the seeds' Post-Deployment
@@ -60,7 +60,7 @@ func cmdScheduleHealth(ctx context.Context, args []string, stdout, stderr io.Wri
 	fs.StringVar(&o.id, "id", healthScheduleID, "schedule id")
 	fs.StringVar(&o.cron, "cron", healthScheduleCron, "cron spec (minute hour day-of-month month day-of-week)")
 	fs.StringVar(&o.timezone, "timezone", "UTC", "IANA time zone of the cron spec")
-	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", workflows.DefaultTaskQueue), "worker task queue")
+	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", rollout.DefaultTaskQueue), "worker task queue")
 	fs.StringVar(&o.timeout, "statement-timeout", "30m", "statement timeout of each orphan count")
 	fs.StringVar(&o.uiURL, "ui", envOr("FKROLLOUT_UI_URL", "http://localhost:8233"), "Temporal UI base URL for links")
 	fs.BoolVar(&o.paused, "paused", false, "create the schedule paused")
@@ -96,7 +96,7 @@ func cmdScheduleHealth(ctx context.Context, args []string, stdout, stderr io.Wri
 	if created {
 		verb = "created"
 	}
-	fmt.Fprintf(stdout, "schedule %s %s: %s %q (%s) audits %s\n", o.id, verb, workflows.HealthCheckWorkflowName, o.cron, o.timezone, strings.Join(o.envs, ", "))
+	fmt.Fprintf(stdout, "schedule %s %s: %s %q (%s) audits %s\n", o.id, verb, watch.HealthCheckWorkflowName, o.cron, o.timezone, strings.Join(o.envs, ", "))
 	fmt.Fprintf(stdout, "%s/namespaces/%s/schedules/%s\n", strings.TrimRight(o.uiURL, "/"), ns, o.id)
 	return nil
 }
@@ -107,9 +107,9 @@ func upsertHealthSchedule(ctx context.Context, sc client.ScheduleClient, o healt
 	spec := client.ScheduleSpec{CronExpressions: []string{o.cron}, TimeZoneName: o.timezone}
 	action := &client.ScheduleWorkflowAction{
 		ID:        o.id + "-run",
-		Workflow:  workflows.HealthCheckWorkflowName,
+		Workflow:  watch.HealthCheckWorkflowName,
 		TaskQueue: o.taskQueue,
-		Args: []any{workflows.HealthCheckInput{Environments: o.envs, Schemas: o.schemas,
+		Args: []any{watch.HealthCheckInput{Environments: o.envs, Schemas: o.schemas,
 			StatementTimeout: o.timeout}},
 		WorkflowExecutionTimeout: 24 * time.Hour,
 	}

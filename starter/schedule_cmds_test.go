@@ -18,14 +18,16 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
+	"github.com/fkrollout/fkrollout/workflows/watch"
 )
 
 // schedule-health against a real dev server: created once, updated (not
 // duplicated) the second time, and a triggered run executes FKHealthCheck
 // over the configured environments.
 func TestScheduleHealthCreatesUpdatesAndRuns(t *testing.T) {
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	t.Setenv("TEMPORAL_ADDRESS", srv.FrontendHostPort())
 	t.Setenv("TEMPORAL_NAMESPACE", "default")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -56,9 +58,9 @@ func TestScheduleHealthCreatesUpdatesAndRuns(t *testing.T) {
 	assert.Equal(t, []client.ScheduleRange{{Start: 3, End: 3, Step: 1}}, cal.Hour)
 	act, ok := desc.Schedule.Action.(*client.ScheduleWorkflowAction)
 	require.True(t, ok)
-	assert.Equal(t, workflows.HealthCheckWorkflowName, act.Workflow)
+	assert.Equal(t, watch.HealthCheckWorkflowName, act.Workflow)
 	require.Len(t, act.Args, 1)
-	var in workflows.HealthCheckInput
+	var in watch.HealthCheckInput
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(act.Args[0].(*commonpb.Payload), &in))
 	assert.Equal(t, []string{"production", "staging"}, in.Environments)
 	assert.Equal(t, []string{"public"}, in.Schemas)
@@ -79,15 +81,15 @@ func TestScheduleHealthCreatesUpdatesAndRuns(t *testing.T) {
 	var mu sync.Mutex
 	var audited []string
 	w := worker.New(c, tq, worker.Options{})
-	w.RegisterWorkflowWithOptions(workflows.HealthCheckWorkflow, workflow.RegisterOptions{Name: workflows.HealthCheckWorkflowName})
-	w.RegisterActivityWithOptions(func(_ context.Context, in workflows.HealthEnvInput) (workflows.HealthReport, error) {
+	w.RegisterWorkflowWithOptions(watch.HealthCheckWorkflow, workflow.RegisterOptions{Name: watch.HealthCheckWorkflowName})
+	w.RegisterActivityWithOptions(func(_ context.Context, in watch.HealthEnvInput) (watch.HealthReport, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		audited = append(audited, in.Environment)
-		return workflows.HealthReport{Environment: in.Environment, ForeignKeys: 3, Validated: 3, Healthy: true}, nil
-	}, activity.RegisterOptions{Name: workflows.HealthActCheck})
+		return watch.HealthReport{Environment: in.Environment, ForeignKeys: 3, Validated: 3, Healthy: true}, nil
+	}, activity.RegisterOptions{Name: watch.ActHealthCheck})
 	w.RegisterActivityWithOptions(func(context.Context, notify.Event) (notify.Receipt, error) { return notify.Receipt{}, nil },
-		activity.RegisterOptions{Name: workflows.ActNotify})
+		activity.RegisterOptions{Name: steps.ActNotify})
 	require.NoError(t, w.Start())
 	defer w.Stop()
 
@@ -98,7 +100,7 @@ func TestScheduleHealthCreatesUpdatesAndRuns(t *testing.T) {
 			return false
 		}
 		run := d.Info.RecentActions[0].StartWorkflowResult
-		var res workflows.HealthCheckResult
+		var res watch.HealthCheckResult
 		if err := c.GetWorkflow(ctx, run.WorkflowID, run.FirstExecutionRunID).Get(ctx, &res); err != nil {
 			return false
 		}

@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/fkrollout/fkrollout/internal/identity"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
 )
 
 // keyFlag is the approver's private key: every decision, control request
@@ -59,7 +59,7 @@ func runIDOf(ctx context.Context, c client.Client, id string) (string, error) {
 	return d.GetWorkflowExecutionInfo().GetExecution().GetRunId(), nil
 }
 
-func (s *signer) signDecision(ctx context.Context, c client.Client, id string, in *workflows.DecisionInput) error {
+func (s *signer) signDecision(ctx context.Context, c client.Client, id string, in *approval.DecisionInput) error {
 	if s == nil {
 		return nil
 	}
@@ -67,11 +67,11 @@ func (s *signer) signDecision(ctx context.Context, c client.Client, id string, i
 	if err != nil {
 		return err
 	}
-	in.Proof = s.sign(workflows.DecisionClaim(id, run, *in))
+	in.Proof = s.sign(approval.DecisionClaim(id, run, *in))
 	return nil
 }
 
-func (s *signer) signControl(ctx context.Context, c client.Client, id, kind string, in *workflows.ControlInput) error {
+func (s *signer) signControl(ctx context.Context, c client.Client, id, kind string, in *approval.ControlInput) error {
 	if s == nil {
 		return nil
 	}
@@ -79,16 +79,16 @@ func (s *signer) signControl(ctx context.Context, c client.Client, id, kind stri
 	if err != nil {
 		return err
 	}
-	in.Proof = s.sign(workflows.ControlClaim(id, run, kind, *in))
+	in.Proof = s.sign(approval.ControlClaim(id, run, kind, *in))
 	return nil
 }
 
-func (s *signer) signRefusal(ctx context.Context, c client.Client, id string, r *workflows.Refusal) {
+func (s *signer) signRefusal(ctx context.Context, c client.Client, id string, r *approval.Refusal) {
 	if s == nil {
 		return
 	}
 	if run, err := runIDOf(ctx, c, id); err == nil {
-		r.Proof = s.sign(workflows.RefusalClaim(id, run, *r))
+		r.Proof = s.sign(approval.RefusalClaim(id, run, *r))
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/policy"
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 var publicKeyLine = regexp.MustCompile(`public_keys: \["(ed25519:[^"]+)"\]`)
@@ -52,7 +53,7 @@ func TestKeygenRefusesToOverwriteAndReadableKeys(t *testing.T) {
 // decisions, decisions signed with someone else's key, unknown identities
 // and a control request by a non-operator are refused with their reason.
 func TestCLISignedDecisions(t *testing.T) {
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	t.Setenv("TEMPORAL_ADDRESS", srv.FrontendHostPort())
 	t.Setenv("TEMPORAL_NAMESPACE", "default")
 	t.Setenv("FKROLLOUT_KEY", "")

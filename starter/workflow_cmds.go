@@ -22,7 +22,8 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // Demo approver identities used by --demo-auto-approve. They are separate
@@ -40,17 +41,17 @@ func workflowCommands() []command {
 		{name: "status", summary: "show a rollout's status (phase, constraints, open gates)", run: cmdStatus},
 		{name: "watch", summary: "follow a rollout until it ends, printing progress", run: cmdWatch},
 		{name: "report", summary: "print a rollout's completion report (markdown); --out FILE also writes it", run: cmdReport},
-		{name: "approve", summary: "approve a gate: approve <id> <gate> --reason ...", run: decideCmd(workflows.ChoiceApprove)},
-		{name: "reject", summary: "reject a gate: reject <id> <gate> --reason ...", run: decideCmd(workflows.ChoiceReject)},
+		{name: "approve", summary: "approve a gate: approve <id> <gate> --reason ...", run: decideCmd(approval.ChoiceApprove)},
+		{name: "reject", summary: "reject a gate: reject <id> <gate> --reason ...", run: decideCmd(approval.ChoiceReject)},
 		{name: "decide", summary: "decide a gate with any offered choice: decide <id> <gate> <choice>", run: cmdDecide},
 		{name: "remediate", summary: "decide a remediation gate: remediate <id> <gate> delete|set-null|accept-debt|re-audit|abort", run: cmdDecide},
-		{name: "pause", summary: "pause a rollout before its next step", run: controlCmd(workflows.UpdatePause)},
-		{name: "resume", summary: "resume a paused rollout", run: controlCmd(workflows.UpdateResume)},
-		{name: "abort", summary: "abort a rollout (--rollback drops what it created)", run: controlCmd(workflows.UpdateAbort)},
+		{name: "pause", summary: "pause a rollout before its next step", run: controlCmd(approval.UpdatePause)},
+		{name: "resume", summary: "resume a paused rollout", run: controlCmd(approval.UpdateResume)},
+		{name: "abort", summary: "abort a rollout (--rollback drops what it created)", run: controlCmd(approval.UpdateAbort)},
 		// "revert", not "rollback": the engine command rollback works on a
 		// database directly; revert asks a running rollout to roll itself back.
 		{name: "keygen", summary: "make an approver key pair: the private key signs your decisions, the public key goes into the worker's policy", run: cmdKeygen},
-		{name: "revert", summary: "roll a running rollout back now (critical user complaints); --reason required", run: controlCmd(workflows.UpdateRollback)},
+		{name: "revert", summary: "roll a running rollout back now (critical user complaints); --reason required", run: controlCmd(approval.UpdateRollback)},
 	}
 }
 
@@ -170,7 +171,7 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.monitorBaseline, "monitor-baseline", "", "how long the production baseline is measured before the deploy (default 5m)")
 	fs.StringVar(&o.perf, "perf", "", "run the staging perf phase, each measured run lasting this long, e.g. 30s (default: off)")
 	fs.StringVar(&o.perfWorkload, "perf-workload", "demo", "perf workload name from the worker configuration (perf.workloads); demo is built in")
-	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", workflows.DefaultTaskQueue), "worker task queue")
+	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", rollout.DefaultTaskQueue), "worker task queue")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "checks, statistics and audit only; nothing changes")
 	fs.BoolVar(&o.wait, "wait", false, "follow the rollout until it ends (like watch)")
 	o.follow.register(fs)
@@ -197,7 +198,7 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		id = "fkrollout-" + time.Now().UTC().Format("20060102-150405")
 	}
 	// The requester signs the start: four-eyes then knows who asked.
-	in.RequesterProof = s.sign(workflows.StartClaim(id, in))
+	in.RequesterProof = s.sign(rollout.StartClaim(id, in))
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       id,
 		TaskQueue:                o.taskQueue,
@@ -205,8 +206,8 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without this the SDK hands back the existing run of the same id.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		StaticSummary:                            workflows.StaticSummary(planName(in), in),
-	}, workflows.WorkflowName, in)
+		StaticSummary:                            rollout.StaticSummary(planName(in), in),
+	}, rollout.WorkflowName, in)
 	if err != nil {
 		var already *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &already) {
@@ -229,7 +230,7 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // planName is the plan's name for the static summary; a plan that does
 // not parse here is left to the workflow to refuse, with its reasons.
-func planName(in workflows.Input) string {
+func planName(in rollout.Input) string {
 	var src *plan.Source
 	var err error
 	if in.PlanFormat == "" {
@@ -244,8 +245,8 @@ func planName(in workflows.Input) string {
 }
 
 // buildInput turns flags (and an optional input file) into workflow input.
-func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
-	var in workflows.Input
+func buildInput(o startOptions, now time.Time) (rollout.Input, error) {
+	var in rollout.Input
 	if o.inputFile != "" {
 		b, err := os.ReadFile(o.inputFile)
 		if err != nil {
@@ -277,7 +278,7 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 		in.Environments = nil
 		for _, e := range strings.Split(o.envs, ",") {
 			if e = strings.TrimSpace(e); e != "" {
-				in.Environments = append(in.Environments, workflows.EnvironmentInput{Name: e})
+				in.Environments = append(in.Environments, rollout.EnvironmentInput{Name: e})
 			}
 		}
 	}
@@ -288,13 +289,13 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 	switch {
 	case o.windowNow:
 		start := now.UTC().Add(-time.Minute)
-		last.MaintenanceWindow = &workflows.MaintenanceWindow{Start: start.Format("15:04"), Duration: "2h", Timezone: "UTC", NotifyBefore: "0s"}
+		last.MaintenanceWindow = &rollout.MaintenanceWindow{Start: start.Format("15:04"), Duration: "2h", Timezone: "UTC", NotifyBefore: "0s"}
 	case o.window != "":
 		parts := strings.SplitN(o.window, "/", 3)
 		if len(parts) < 2 {
 			return in, fmt.Errorf("--window %q: want HH:MM/DURATION[/TZ]", o.window)
 		}
-		w := &workflows.MaintenanceWindow{Start: parts[0], Duration: parts[1], Timezone: "UTC"}
+		w := &rollout.MaintenanceWindow{Start: parts[0], Duration: parts[1], Timezone: "UTC"}
 		if len(parts) == 3 {
 			w.Timezone = parts[2]
 		}
@@ -310,16 +311,16 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 		approvers = append(approvers, demoApprover, demoApprover2)
 	}
 	if o.inputFile == "" || len(approvers) > 0 {
-		in.Approval.Default = workflows.GateRule{Approvers: approvers, Timeout: o.gateTimeout}
+		in.Approval.Default = approval.GateRule{Approvers: approvers, Timeout: o.gateTimeout}
 		if o.minProd > 1 && len(in.Environments) > 1 {
 			if in.Approval.Gates == nil {
-				in.Approval.Gates = map[string]workflows.GateRule{}
+				in.Approval.Gates = map[string]approval.GateRule{}
 			}
-			in.Approval.Gates["promotion/"+last.Name] = workflows.GateRule{Approvers: approvers, MinApprovals: o.minProd, Timeout: o.gateTimeout}
+			in.Approval.Gates["promotion/"+last.Name] = approval.GateRule{Approvers: approvers, MinApprovals: o.minProd, Timeout: o.gateTimeout}
 		}
 	}
 	if o.monitor != "" {
-		in.Monitor = workflows.MonitorInput{Enabled: true, Duration: o.monitor, Interval: o.monitorInterval, BaselinePeriod: o.monitorBaseline}
+		in.Monitor = rollout.MonitorInput{Enabled: true, Duration: o.monitor, Interval: o.monitorInterval, BaselinePeriod: o.monitorBaseline}
 	} else if o.monitorInterval != "" || o.monitorBaseline != "" {
 		return in, errors.New("--monitor-interval and --monitor-baseline need --monitor")
 	}
@@ -332,7 +333,7 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 		if d < 20*time.Second {
 			warmup = "2s"
 		}
-		in.Perf = &workflows.PerfInput{Enabled: true, Workload: o.perfWorkload, Duration: o.perf, Warmup: warmup}
+		in.Perf = &rollout.PerfInput{Enabled: true, Workload: o.perfWorkload, Duration: o.perf, Warmup: warmup}
 	}
 	if o.dryRun {
 		in.DryRun = true
@@ -370,8 +371,8 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-func queryStatus(ctx context.Context, c client.Client, id string) (*workflows.Status, error) {
-	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+func queryStatus(ctx context.Context, c client.Client, id string) (*rollout.Status, error) {
+	v, err := c.QueryWorkflow(ctx, id, "", rollout.QueryStatus)
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
@@ -379,7 +380,7 @@ func queryStatus(ctx context.Context, c client.Client, id string) (*workflows.St
 		}
 		return nil, fmt.Errorf("query status of %s: %w", id, err)
 	}
-	var st workflows.Status
+	var st rollout.Status
 	if err := v.Get(&st); err != nil {
 		return nil, fmt.Errorf("decode status of %s: %w", id, err)
 	}
@@ -445,19 +446,19 @@ func (o *followOptions) follower(c client.Client, id string, stdout io.Writer, u
 	return f, nil
 }
 
-func demoChoice(g workflows.Gate) string {
+func demoChoice(g approval.Gate) string {
 	switch g.Kind {
 	case notify.GateRemediation:
-		return workflows.ChoiceDelete
+		return approval.ChoiceDelete
 	case notify.GatePromotion:
 		// A perf warning refuses a plain approve; the demo overrides it
 		// (the reason "demo auto-approve" is recorded).
-		if slices.Contains(g.Choices, workflows.ChoiceApproveOverride) {
-			return workflows.ChoiceApproveOverride
+		if slices.Contains(g.Choices, approval.ChoiceApproveOverride) {
+			return approval.ChoiceApproveOverride
 		}
-		return workflows.ChoiceApprove
+		return approval.ChoiceApprove
 	}
-	for _, c := range []string{workflows.ChoiceRetry, workflows.ChoiceContinue, workflows.ChoiceApprove} {
+	for _, c := range []string{approval.ChoiceRetry, approval.ChoiceContinue, approval.ChoiceApprove} {
 		if slices.Contains(g.Choices, c) {
 			return c
 		}
@@ -467,14 +468,14 @@ func demoChoice(g workflows.Gate) string {
 
 // decide sends the gate Update and waits for its result; a validator
 // rejection comes back as an error carrying the workflow's reason.
-func decide(ctx context.Context, c client.Client, id string, in workflows.DecisionInput, s *signer) (workflows.GateView, error) {
-	var view workflows.GateView
+func decide(ctx context.Context, c client.Client, id string, in approval.DecisionInput, s *signer) (approval.GateView, error) {
+	var view approval.GateView
 	if err := s.signDecision(ctx, c, id, &in); err != nil {
 		return view, err
 	}
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   id,
-		UpdateName:   workflows.UpdateDecide,
+		UpdateName:   approval.UpdateDecide,
 		UpdateID:     "cli/" + in.GateID + "/" + in.Actor + "/" + in.Choice,
 		Args:         []any{in},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -491,15 +492,15 @@ func decide(ctx context.Context, c client.Client, id string, in workflows.Decisi
 // in history, and the SRE reading status.refusals should see who tried
 // what. The signal only records; a failure to send it is not the user's
 // error (the refusal itself is what they are told).
-func recordRefusal(ctx context.Context, c client.Client, id string, in workflows.DecisionInput, err error, s *signer) {
+func recordRefusal(ctx context.Context, c client.Client, id string, in approval.DecisionInput, err error, s *signer) {
 	appErr, ok := errors.AsType[*temporal.ApplicationError](err)
 	if !ok {
 		return
 	}
-	rec := workflows.Refusal{Signal: "cli:" + in.Choice, Actor: in.Actor, GateID: in.GateID, Reason: appErr.Message()}
+	rec := approval.Refusal{Signal: "cli:" + in.Choice, Actor: in.Actor, GateID: in.GateID, Reason: appErr.Message()}
 	// Under the worker's policy only a signed record is kept.
 	s.signRefusal(ctx, c, id, &rec)
-	_ = c.SignalWorkflow(ctx, id, "", workflows.SignalRecordRefusal, rec)
+	_ = c.SignalWorkflow(ctx, id, "", approval.SignalRecordRefusal, rec)
 }
 
 func updateError(id string, err error) error {
@@ -547,7 +548,7 @@ func decideWith(ctx context.Context, args []string, choice string, stdout, stder
 	if choice == "" {
 		choice = pos[2]
 	}
-	in := workflows.DecisionInput{GateID: pos[1], Choice: choice, Actor: actor, Reason: reason, Via: "cli"}
+	in := approval.DecisionInput{GateID: pos[1], Choice: choice, Actor: actor, Reason: reason, Via: "cli"}
 	if constraints != "" {
 		in.Constraints = strings.Split(constraints, ",")
 	}
@@ -575,7 +576,7 @@ func controlCmd(kind string) func(context.Context, []string, io.Writer, io.Write
 		fs := newFlags(kind, stderr)
 		fs.StringVar(&actor, "actor", defaultActor(), "who asks (FKROLLOUT_ACTOR)")
 		fs.StringVar(&reason, "reason", "", "why (required for rollback)")
-		if kind == workflows.UpdateAbort {
+		if kind == approval.UpdateAbort {
 			fs.BoolVar(&rollback, "rollback", false, "drop every constraint this rollout created before stopping")
 		}
 		key := keyFlag(fs)
@@ -595,7 +596,7 @@ func controlCmd(kind string) func(context.Context, []string, io.Writer, io.Write
 			return err
 		}
 		defer c.Close()
-		in := workflows.ControlInput{Actor: actor, Reason: reason, Rollback: rollback, Via: "cli"}
+		in := approval.ControlInput{Actor: actor, Reason: reason, Rollback: rollback, Via: "cli"}
 		if err := s.signControl(ctx, c, pos[0], kind, &in); err != nil {
 			return err
 		}
@@ -605,7 +606,7 @@ func controlCmd(kind string) func(context.Context, []string, io.Writer, io.Write
 			Args:         []any{in},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		})
-		var ack workflows.Ack
+		var ack approval.Ack
 		if err == nil {
 			err = h.Get(ctx, &ack)
 		}

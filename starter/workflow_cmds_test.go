@@ -12,7 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 func TestBuildInput(t *testing.T) {
@@ -35,7 +36,7 @@ func TestBuildInput(t *testing.T) {
 	t.Run("window with zone", func(t *testing.T) {
 		in, err := buildInput(startOptions{planFile: planFile, requester: "rita", envs: "production", window: "02:00/2h/Asia/Jakarta"}, now)
 		require.NoError(t, err)
-		assert.Equal(t, &workflows.MaintenanceWindow{Start: "02:00", Duration: "2h", Timezone: "Asia/Jakarta"}, in.Environments[0].MaintenanceWindow)
+		assert.Equal(t, &rollout.MaintenanceWindow{Start: "02:00", Duration: "2h", Timezone: "Asia/Jakarta"}, in.Environments[0].MaintenanceWindow)
 	})
 	t.Run("input file", func(t *testing.T) {
 		in, err := buildInput(startOptions{inputFile: "../workflows/testdata/example-input.json"}, now)
@@ -49,8 +50,8 @@ func TestBuildInput(t *testing.T) {
 			monitor: "1m", monitorInterval: "15s", monitorBaseline: "15s"}, now)
 		require.NoError(t, err)
 		require.NotNil(t, in.Perf)
-		assert.Equal(t, workflows.PerfInput{Enabled: true, Workload: "demo", Duration: "10s", Warmup: "2s"}, *in.Perf)
-		assert.Equal(t, workflows.MonitorInput{Enabled: true, Duration: "1m", Interval: "15s", BaselinePeriod: "15s"}, in.Monitor)
+		assert.Equal(t, rollout.PerfInput{Enabled: true, Workload: "demo", Duration: "10s", Warmup: "2s"}, *in.Perf)
+		assert.Equal(t, rollout.MonitorInput{Enabled: true, Duration: "1m", Interval: "15s", BaselinePeriod: "15s"}, in.Monitor)
 	})
 	for name, o := range map[string]startOptions{
 		"bad perf duration":            {planFile: planFile, requester: "rita", envs: "staging", perf: "fast"},
@@ -83,14 +84,14 @@ func TestCommandsExitCodes(t *testing.T) {
 func TestDemoChoice(t *testing.T) {
 	cases := []struct {
 		name string
-		gate workflows.Gate
+		gate approval.Gate
 		want string
 	}{
-		{"remediation deletes", workflows.Gate{Kind: notify.GateRemediation, Choices: []string{"delete", "set-null", "accept-debt", "re-audit", "abort"}}, workflows.ChoiceDelete},
-		{"promotion approves", workflows.Gate{Kind: notify.GatePromotion, Choices: []string{"approve", "reject"}}, workflows.ChoiceApprove},
-		{"promotion with perf warning overrides", workflows.Gate{Kind: notify.GatePromotion, Choices: []string{"approve", "approve-override", "reject"}}, workflows.ChoiceApproveOverride},
-		{"failure gate retries", workflows.Gate{Kind: notify.GateApproval, Choices: []string{"retry", "rollback", "abort"}}, workflows.ChoiceRetry},
-		{"perf problem overrides", workflows.Gate{Kind: notify.GateApproval, Choices: []string{"approve-override", "rollback", "abort"}}, workflows.ChoiceApproveOverride},
+		{"remediation deletes", approval.Gate{Kind: notify.GateRemediation, Choices: []string{"delete", "set-null", "accept-debt", "re-audit", "abort"}}, approval.ChoiceDelete},
+		{"promotion approves", approval.Gate{Kind: notify.GatePromotion, Choices: []string{"approve", "reject"}}, approval.ChoiceApprove},
+		{"promotion with perf warning overrides", approval.Gate{Kind: notify.GatePromotion, Choices: []string{"approve", "approve-override", "reject"}}, approval.ChoiceApproveOverride},
+		{"failure gate retries", approval.Gate{Kind: notify.GateApproval, Choices: []string{"retry", "rollback", "abort"}}, approval.ChoiceRetry},
+		{"perf problem overrides", approval.Gate{Kind: notify.GateApproval, Choices: []string{"approve-override", "rollback", "abort"}}, approval.ChoiceApproveOverride},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

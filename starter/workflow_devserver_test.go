@@ -26,6 +26,9 @@ import (
 	"github.com/fkrollout/fkrollout/internal/policy"
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 // registerStubs stands in for the engine so these tests are about the CLI
@@ -37,60 +40,60 @@ func registerStubs(w worker.Worker, orphans int64, pol policy.Config) {
 		RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, Priority: plan.PriorityHigh}
 	reg := func(name string, fn any) { w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
 	// The real policy check, on the test's policy.
-	reg(workflows.ActResolvePolicy, func(ctx context.Context, req workflows.PolicyRequest) (*workflows.EffectivePolicy, error) {
-		eff, err := workflows.ResolvePolicy(pol, req, "", time.Now())
+	reg(rollout.ActResolvePolicy, func(ctx context.Context, req rollout.PolicyRequest) (*approval.EffectivePolicy, error) {
+		eff, err := rollout.ResolvePolicy(pol, req, "", time.Now())
 		if err != nil {
-			return nil, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypePolicy, nil)
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), rollout.ErrTypePolicy, nil)
 		}
 		return eff, nil
 	})
-	reg(workflows.ActParsePlan, func(ctx context.Context, in workflows.ParsePlanInput) (workflows.ParsePlanResult, error) {
-		return workflows.ParsePlanResult{Plan: plan.Plan{Name: "cli", ForeignKeys: []plan.ForeignKey{fk}}}, nil
+	reg(rollout.ActParsePlan, func(ctx context.Context, in rollout.ParsePlanInput) (rollout.ParsePlanResult, error) {
+		return rollout.ParsePlanResult{Plan: plan.Plan{Name: "cli", ForeignKeys: []plan.ForeignKey{fk}}}, nil
 	})
-	reg(workflows.ActCheckPlan, func(ctx context.Context, in workflows.EnvInput) (workflows.CheckResult, error) {
-		return workflows.CheckResult{}, nil
+	reg(rollout.ActCheckPlan, func(ctx context.Context, in rollout.EnvInput) (rollout.CheckResult, error) {
+		return rollout.CheckResult{}, nil
 	})
-	reg(workflows.ActTakeStats, func(ctx context.Context, in workflows.StatsInput) (workflows.StatsResult, error) {
-		return workflows.StatsResult{Snapshot: json.RawMessage(`{}`)}, nil
+	reg(rollout.ActTakeStats, func(ctx context.Context, in rollout.StatsInput) (rollout.StatsResult, error) {
+		return rollout.StatsResult{Snapshot: json.RawMessage(`{}`)}, nil
 	})
-	reg(workflows.ActAudit, func(ctx context.Context, in workflows.AuditInput) ([]workflows.AuditFigure, error) {
+	reg(rollout.ActAudit, func(ctx context.Context, in rollout.AuditInput) ([]rollout.AuditFigure, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		return []workflows.AuditFigure{{FK: fk.Name, Orphans: orphans, Samples: []string{`{"b_id":"x"}`}}}, nil
+		return []rollout.AuditFigure{{FK: fk.Name, Orphans: orphans, Samples: []string{`{"b_id":"x"}`}}}, nil
 	})
-	reg(workflows.ActBackup, func(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
-		return workflows.BackupResult{}, nil
+	reg(rollout.ActBackup, func(ctx context.Context, in rollout.BackupInput) (rollout.BackupResult, error) {
+		return rollout.BackupResult{}, nil
 	})
-	reg(workflows.ActApply, func(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
-		return workflows.ConstraintResult{FK: in.FK.Name, Action: "created"}, nil
+	reg(rollout.ActApply, func(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
+		return rollout.ConstraintResult{FK: in.FK.Name, Action: "created"}, nil
 	})
-	reg(workflows.ActRemediate, func(ctx context.Context, in workflows.RemediateInput) (workflows.RemediationResult, error) {
+	reg(rollout.ActRemediate, func(ctx context.Context, in rollout.RemediateInput) (rollout.RemediationResult, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		n := orphans
 		orphans = 0
-		return workflows.RemediationResult{FK: in.FK.Name, Mode: in.Mode, Affected: n, Quarantined: n}, nil
+		return rollout.RemediationResult{FK: in.FK.Name, Mode: in.Mode, Affected: n, Quarantined: n}, nil
 	})
-	reg(workflows.ActValidate, func(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
-		return workflows.ConstraintResult{FK: in.FK.Name, Action: "validated"}, nil
+	reg(rollout.ActValidate, func(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
+		return rollout.ConstraintResult{FK: in.FK.Name, Action: "validated"}, nil
 	})
-	reg(workflows.ActImpact, func(ctx context.Context, in workflows.ImpactInput) (workflows.Impact, error) {
-		return workflows.Impact{FK: in.FK.Name, Orphans: orphans, Nullable: true}, nil
+	reg(rollout.ActImpact, func(ctx context.Context, in rollout.ImpactInput) (rollout.Impact, error) {
+		return rollout.Impact{FK: in.FK.Name, Orphans: orphans, Nullable: true}, nil
 	})
-	reg(workflows.ActQuarantine, func(ctx context.Context, in workflows.QuarantineInput) (workflows.QuarantineResult, error) {
-		return workflows.QuarantineResult{}, nil
+	reg(rollout.ActQuarantine, func(ctx context.Context, in rollout.QuarantineInput) (rollout.QuarantineResult, error) {
+		return rollout.QuarantineResult{}, nil
 	})
-	reg(workflows.ActBehaviour, func(ctx context.Context, in workflows.BehaviourInput) ([]workflows.BehaviourResult, error) {
-		return []workflows.BehaviourResult{{FK: fk.Name, Passed: true}}, nil
+	reg(rollout.ActBehaviour, func(ctx context.Context, in rollout.BehaviourInput) ([]rollout.BehaviourResult, error) {
+		return []rollout.BehaviourResult{{FK: fk.Name, Passed: true}}, nil
 	})
-	reg(workflows.ActRollback, func(ctx context.Context, in workflows.RollbackInput) ([]workflows.ConstraintResult, error) {
-		return []workflows.ConstraintResult{{FK: fk.Name, Action: "dropped"}}, nil
+	reg(rollout.ActRollback, func(ctx context.Context, in rollout.RollbackInput) ([]rollout.ConstraintResult, error) {
+		return []rollout.ConstraintResult{{FK: fk.Name, Action: "dropped"}}, nil
 	})
-	reg(workflows.ActDeployHooks, func(ctx context.Context, in workflows.HooksInput) ([]workflows.HookResult, error) { return nil, nil })
-	reg(workflows.ActSmokeChecks, func(ctx context.Context, in workflows.HooksInput) ([]workflows.SmokeResult, error) { return nil, nil })
-	reg(workflows.ActNotify, func(ctx context.Context, ev notify.Event) (notify.Receipt, error) { return notify.Receipt{}, nil })
-	reg(workflows.ActPublishReport, func(ctx context.Context, in workflows.ReportInput) (workflows.ReportResult, error) {
-		return workflows.ReportResult{Path: "/reports/" + in.RolloutID + ".md", Posted: true}, nil
+	reg(rollout.ActDeployHooks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.HookResult, error) { return nil, nil })
+	reg(rollout.ActSmokeChecks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.SmokeResult, error) { return nil, nil })
+	reg(steps.ActNotify, func(ctx context.Context, ev notify.Event) (notify.Receipt, error) { return notify.Receipt{}, nil })
+	reg(rollout.ActPublishReport, func(ctx context.Context, in rollout.ReportInput) (rollout.ReportResult, error) {
+		return rollout.ReportResult{Path: "/reports/" + in.RolloutID + ".md", Posted: true}, nil
 	})
 }
 
@@ -112,7 +115,7 @@ func starterRun(t *testing.T, args ...string) (int, string, string) {
 // remediation and promotion decisions, unknown rollouts, and the search
 // attributes the workflow keeps.
 func TestCLIAgainstDevServer(t *testing.T) {
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	t.Setenv("TEMPORAL_ADDRESS", srv.FrontendHostPort())
 	t.Setenv("TEMPORAL_NAMESPACE", "default")
 	tq := "cli-test"
@@ -243,7 +246,7 @@ func writeHistory(t *testing.T, c client.Client, id, path string) {
 // decided at the terminal (a scripted terminal: an unknown choice, then
 // set-null, then Enter for the default), as the demo approvers.
 func TestInteractiveFollowOnDevServer(t *testing.T) {
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	t.Setenv("TEMPORAL_ADDRESS", srv.FrontendHostPort())
 	t.Setenv("TEMPORAL_NAMESPACE", "default")
 	tq := "cli-interactive"

@@ -22,7 +22,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // The attack suite: what someone with access to the Temporal namespace (the
@@ -50,7 +51,7 @@ type attackLab struct {
 }
 
 func newAttackLab(t *testing.T, ctx context.Context) *attackLab {
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	lab := &attackLab{t: t, ctx: ctx, c: srv.Client(), keys: map[string]ed25519.PrivateKey{}, dbs: map[string]*pgtest.DB{}}
 	pol := policy.Config{Identities: map[string]policy.Identity{}, Operators: []string{olga},
 		Environments: map[string]policy.Environment{
@@ -120,27 +121,27 @@ func (l *attackLab) states() map[string]dbState {
 	return out
 }
 
-func (l *attackLab) input(envs ...string) workflows.Input {
-	in := workflows.Input{Plan: sqlassets.Migration, Requester: rita}
+func (l *attackLab) input(envs ...string) rollout.Input {
+	in := rollout.Input{Plan: sqlassets.Migration, Requester: rita}
 	for _, e := range envs {
-		in.Environments = append(in.Environments, workflows.EnvironmentInput{Name: e})
+		in.Environments = append(in.Environments, rollout.EnvironmentInput{Name: e})
 	}
 	return in
 }
 
 // signStart signs in as its requester, with who's key.
-func (l *attackLab) signStart(id, who string, in *workflows.Input) {
-	p := identity.Sign(l.keys[who], who, workflows.StartClaim(id, *in), identity.NewNonce(), time.Now())
+func (l *attackLab) signStart(id, who string, in *rollout.Input) {
+	p := identity.Sign(l.keys[who], who, rollout.StartClaim(id, *in), identity.NewNonce(), time.Now())
 	in.RequesterProof = &p
 }
 
-func (l *attackLab) start(id string, in workflows.Input) client.WorkflowRun {
+func (l *attackLab) start(id string, in rollout.Input) client.WorkflowRun {
 	return startRollout(l.t, l.ctx, l.c, l.tq, id, in)
 }
 
 // refusedAtStart runs in and expects the rollout to fail at once with a
 // policy error containing want.
-func (l *attackLab) refusedAtStart(id string, in workflows.Input, want string) {
+func (l *attackLab) refusedAtStart(id string, in rollout.Input, want string) {
 	l.t.Helper()
 	err := l.start(id, in).Get(l.ctx, nil)
 	require.Error(l.t, err, "the worker must refuse %s", id)
@@ -156,28 +157,28 @@ func (l *attackLab) runID(id string) string {
 
 // decide sends a decision; signer "" sends it unsigned, keyOf chooses whose
 // private key signs (to forge, a key that is not the actor's).
-func (l *attackLab) decide(id string, in workflows.DecisionInput, keyOf string) (workflows.GateView, error) {
+func (l *attackLab) decide(id string, in approval.DecisionInput, keyOf string) (approval.GateView, error) {
 	if keyOf != "" {
-		p := identity.Sign(l.keys[keyOf], in.Actor, workflows.DecisionClaim(id, l.runID(id), in), identity.NewNonce(), time.Now())
+		p := identity.Sign(l.keys[keyOf], in.Actor, approval.DecisionClaim(id, l.runID(id), in), identity.NewNonce(), time.Now())
 		in.Proof = &p
 	}
-	var v workflows.GateView
-	err := update(l.ctx, l.c, id, workflows.UpdateDecide, in, &v)
+	var v approval.GateView
+	err := update(l.ctx, l.c, id, approval.UpdateDecide, in, &v)
 	return v, err
 }
 
-func (l *attackLab) control(id, kind string, in workflows.ControlInput, keyOf string) error {
+func (l *attackLab) control(id, kind string, in approval.ControlInput, keyOf string) error {
 	if keyOf != "" {
-		p := identity.Sign(l.keys[keyOf], in.Actor, workflows.ControlClaim(id, l.runID(id), kind, in), identity.NewNonce(), time.Now())
+		p := identity.Sign(l.keys[keyOf], in.Actor, approval.ControlClaim(id, l.runID(id), kind, in), identity.NewNonce(), time.Now())
 		in.Proof = &p
 	}
-	var ack workflows.Ack
+	var ack approval.Ack
 	return update(l.ctx, l.c, id, kind, in, &ack)
 }
 
-func (l *attackLab) waitGate(id, gate string) *workflows.Status {
+func (l *attackLab) waitGate(id, gate string) *rollout.Status {
 	l.t.Helper()
-	var st *workflows.Status
+	var st *rollout.Status
 	require.Eventually(l.t, func() bool {
 		st = queryStatusT(l.t, l.ctx, l.c, id)
 		require.False(l.t, st.State.Terminal(), "rollout %s ended before gate %s: %s", id, gate, st.Summary())
@@ -200,35 +201,35 @@ func TestE2EAttacksAreRefused(t *testing.T) {
 	t.Run("policy from the input is refused at start, before anything changes", func(t *testing.T) {
 		cases := []struct {
 			name string
-			edit func(in *workflows.Input)
+			edit func(in *rollout.Input)
 			want string
 		}{
-			{"SQL in the perf workload, aimed at production", func(in *workflows.Input) {
-				in.Perf = &workflows.PerfInput{Enabled: true, Environment: "production",
+			{"SQL in the perf workload, aimed at production", func(in *rollout.Input) {
+				in.Perf = &rollout.PerfInput{Enabled: true, Environment: "production",
 					WorkloadYAML: "operations:\n  - name: x\n    sql: DROP TABLE workspaces CASCADE\n"}
 			}, "inline SQL is not accepted"},
-			{"the requester may approve", func(in *workflows.Input) {
-				in.Approval.Default = workflows.GateRule{AllowRequester: true}
+			{"the requester may approve", func(in *rollout.Input) {
+				in.Approval.Default = approval.GateRule{AllowRequester: true}
 			}, "allow_requester"},
-			{"a timeout deletes orphans", func(in *workflows.Input) {
-				in.Approval.Gates = map[string]workflows.GateRule{"remediation": {Timeout: "1s", OnTimeout: workflows.ChoiceDelete}}
+			{"a timeout deletes orphans", func(in *rollout.Input) {
+				in.Approval.Gates = map[string]approval.GateRule{"remediation": {Timeout: "1s", OnTimeout: approval.ChoiceDelete}}
 			}, "would proceed without a person"},
-			{"a timeout approves production", func(in *workflows.Input) {
-				in.Approval.Gates = map[string]workflows.GateRule{"promotion/production": {Timeout: "1s", OnTimeout: workflows.ChoiceApprove}}
+			{"a timeout approves production", func(in *rollout.Input) {
+				in.Approval.Gates = map[string]approval.GateRule{"promotion/production": {Timeout: "1s", OnTimeout: approval.ChoiceApprove}}
 			}, "would proceed without a person"},
-			{"the requester names the approvers", func(in *workflows.Input) {
-				in.Approval.Default = workflows.GateRule{Approvers: []string{mallory}}
+			{"the requester names the approvers", func(in *rollout.Input) {
+				in.Approval.Default = approval.GateRule{Approvers: []string{mallory}}
 			}, `"mallory@example.com" may not approve`},
-			{"the requester names the operators", func(in *workflows.Input) {
+			{"the requester names the operators", func(in *rollout.Input) {
 				in.Approval.Operators = []string{mallory}
 			}, "is not an operator"},
-			{"production without staging first", func(in *workflows.Input) {
-				in.Environments = []workflows.EnvironmentInput{{Name: "production"}}
+			{"production without staging first", func(in *rollout.Input) {
+				in.Environments = []rollout.EnvironmentInput{{Name: "production"}}
 			}, `requires "staging" earlier`},
-			{"an environment without approvers", func(in *workflows.Input) {
-				in.Environments = append(in.Environments, workflows.EnvironmentInput{Name: "qa"})
+			{"an environment without approvers", func(in *rollout.Input) {
+				in.Environments = append(in.Environments, rollout.EnvironmentInput{Name: "qa"})
 			}, `"qa" has no approval policy`},
-			{"a start signed by someone else", func(in *workflows.Input) {}, "requester_proof"},
+			{"a start signed by someone else", func(in *rollout.Input) {}, "requester_proof"},
 		}
 		for i, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -256,26 +257,26 @@ func TestE2EAttacksAreRefused(t *testing.T) {
 		atGate := lab.states() // the NOT VALID constraints are in; orphans are still there
 		require.Equal(t, initial["staging"].Rows, atGate["staging"].Rows)
 
-		del := workflows.DecisionInput{GateID: gate, Choice: workflows.ChoiceDelete, Actor: alice, Reason: "cleanup"}
+		del := approval.DecisionInput{GateID: gate, Choice: approval.ChoiceDelete, Actor: alice, Reason: "cleanup"}
 		refused := []struct {
 			name  string
-			in    workflows.DecisionInput
+			in    approval.DecisionInput
 			keyOf string
 			want  string
 		}{
-			{"unsigned, as alice from 'slack' with roles", func() workflows.DecisionInput {
+			{"unsigned, as alice from 'slack' with roles", func() approval.DecisionInput {
 				d := del
 				d.Via, d.SlackUser, d.Roles = "slack", "U0ALICE", []string{"dba"}
 				return d
 			}(), "", "is not signed"},
 			{"signed with mallory's key as alice", del, mallory, "signature does not match"},
-			{"signed by alice but claiming a Slack user", func() workflows.DecisionInput {
+			{"signed by alice but claiming a Slack user", func() approval.DecisionInput {
 				d := del
 				d.SlackUser = "U0ALICE"
 				return d
 			}(), alice, "only from the worker's Slack handler"},
-			{"mallory with her own key", func() workflows.DecisionInput { d := del; d.Actor = mallory; return d }(), mallory, "not an identity"},
-			{"the requester, proven", func() workflows.DecisionInput { d := del; d.Actor = rita; return d }(), rita, "four-eyes"},
+			{"mallory with her own key", func() approval.DecisionInput { d := del; d.Actor = mallory; return d }(), mallory, "not an identity"},
+			{"the requester, proven", func() approval.DecisionInput { d := del; d.Actor = rita; return d }(), rita, "four-eyes"},
 		}
 		for _, r := range refused {
 			t.Run(r.name, func(t *testing.T) {
@@ -285,27 +286,27 @@ func TestE2EAttacksAreRefused(t *testing.T) {
 			})
 		}
 		// A proof made for another run (or replayed) does not count.
-		other := identity.Sign(lab.keys[alice], alice, workflows.DecisionClaim(id, "another-run", del), identity.NewNonce(), time.Now())
+		other := identity.Sign(lab.keys[alice], alice, approval.DecisionClaim(id, "another-run", del), identity.NewNonce(), time.Now())
 		d := del
 		d.Proof = &other
-		var v workflows.GateView
-		err := update(ctx, lab.c, id, workflows.UpdateDecide, d, &v)
+		var v approval.GateView
+		err := update(ctx, lab.c, id, approval.UpdateDecide, d, &v)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "signature does not match")
 
 		// Controls: unsigned abort, a stranger's pause, an approver's rollback.
-		err = lab.control(id, workflows.UpdateAbort, workflows.ControlInput{Actor: olga, Reason: "x"}, "")
+		err = lab.control(id, approval.UpdateAbort, approval.ControlInput{Actor: olga, Reason: "x"}, "")
 		assert.ErrorContains(t, err, "is not signed")
-		err = lab.control(id, workflows.UpdatePause, workflows.ControlInput{Actor: mallory}, mallory)
+		err = lab.control(id, approval.UpdatePause, approval.ControlInput{Actor: mallory}, mallory)
 		assert.ErrorContains(t, err, "not an identity")
-		err = lab.control(id, workflows.UpdateRollback, workflows.ControlInput{Actor: alice, Reason: "x"}, alice)
+		err = lab.control(id, approval.UpdateRollback, approval.ControlInput{Actor: alice, Reason: "x"}, alice)
 		assert.ErrorContains(t, err, "operators")
 
 		// Forged refusal records are dropped.
 		before := len(queryStatusT(t, ctx, lab.c, id).Refusals)
-		require.NoError(t, lab.c.SignalWorkflow(ctx, id, "", workflows.SignalRecordRefusal,
-			workflows.Refusal{Signal: "slack:approve", Actor: bob, GateID: gate, Reason: "<!channel> forged"}))
-		require.NoError(t, lab.c.SignalWorkflow(ctx, id, "", workflows.SignalDecide, del)) // unsigned decide signal: refused, recorded
+		require.NoError(t, lab.c.SignalWorkflow(ctx, id, "", approval.SignalRecordRefusal,
+			approval.Refusal{Signal: "slack:approve", Actor: bob, GateID: gate, Reason: "<!channel> forged"}))
+		require.NoError(t, lab.c.SignalWorkflow(ctx, id, "", approval.SignalDecide, del)) // unsigned decide signal: refused, recorded
 		require.Eventually(t, func() bool { return len(queryStatusT(t, ctx, lab.c, id).Refusals) == before+1 }, 10*time.Second, 100*time.Millisecond)
 		for _, r := range queryStatusT(t, ctx, lab.c, id).Refusals {
 			assert.NotContains(t, r.Reason, "forged", "an unsigned record-refusal is never kept")
@@ -316,7 +317,7 @@ func TestE2EAttacksAreRefused(t *testing.T) {
 		require.Len(t, st.OpenGates, 1, "the gate is still open")
 
 		// The operator, proven, stops it and drops what this run created.
-		require.NoError(t, lab.control(id, workflows.UpdateAbort, workflows.ControlInput{Actor: olga, Reason: "attack drill", Rollback: true}, olga))
+		require.NoError(t, lab.control(id, approval.UpdateAbort, approval.ControlInput{Actor: olga, Reason: "attack drill", Rollback: true}, olga))
 		_ = run.Get(ctx, nil)
 		assert.Equal(t, initial, lab.states(), "the rollback left the databases as they were")
 	})
@@ -330,11 +331,11 @@ func TestE2EAttacksAreRefused(t *testing.T) {
 		run := lab.start(id, in)
 		gate := "staging/remediation/1"
 		lab.waitGate(id, gate)
-		v, err := lab.decide(id, workflows.DecisionInput{GateID: gate, Choice: workflows.ChoiceDelete, Actor: alice, Reason: "mine"}, alice)
+		v, err := lab.decide(id, approval.DecisionInput{GateID: gate, Choice: approval.ChoiceDelete, Actor: alice, Reason: "mine"}, alice)
 		require.NoError(t, err)
 		assert.Equal(t, 1, v.Waiting, "an unverified requester makes every proceeding choice need two distinct approvers")
 		assert.Equal(t, initial["staging"].Rows, lab.state("staging").Rows, "no orphan was deleted on one vote")
-		require.NoError(t, lab.control(id, workflows.UpdateAbort, workflows.ControlInput{Actor: olga, Reason: "drill", Rollback: true}, olga))
+		require.NoError(t, lab.control(id, approval.UpdateAbort, approval.ControlInput{Actor: olga, Reason: "drill", Rollback: true}, olga))
 		_ = run.Get(ctx, nil)
 		assert.Equal(t, initial, lab.states())
 	})
@@ -343,9 +344,9 @@ func TestE2EAttacksAreRefused(t *testing.T) {
 		id := "attack-reuse-" + randHex(3)
 		in := lab.input("solo")
 		lab.signStart(id, rita, &in)
-		var first workflows.Status
+		var first rollout.Status
 		require.NoError(t, lab.start(id, in).Get(ctx, &first))
-		require.Equal(t, workflows.StateCompleted, first.State, first.Summary())
+		require.Equal(t, rollout.StateCompleted, first.State, first.Summary())
 		created := lab.state("solo")
 		require.NotEqual(t, initial["solo"].FKs, created.FKs, "the first run created the constraints")
 
@@ -355,15 +356,15 @@ func TestE2EAttacksAreRefused(t *testing.T) {
 		require.NoError(t, os.WriteFile(lab.marker, nil, 0o600))
 		lab.signStart(id, rita, &in)
 		run, err := lab.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: lab.tq,
-			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE}, workflows.WorkflowName, in)
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE}, rollout.WorkflowName, in)
 		require.NoError(t, err)
 		st := lab.waitGate(id, "solo/approval/1")
 		require.NotEmpty(t, st.Environments["solo"].Applied)
 		for _, c := range st.Environments["solo"].Applied {
 			assert.Equal(t, "exists-same", c.Action, "%s: the second run owns nothing", c.FK)
 		}
-		require.NoError(t, lab.control(id, workflows.UpdateRollback, workflows.ControlInput{Actor: olga, Reason: "takeover drill"}, olga))
-		var second workflows.Status
+		require.NoError(t, lab.control(id, approval.UpdateRollback, approval.ControlInput{Actor: olga, Reason: "takeover drill"}, olga))
+		var second rollout.Status
 		_ = run.Get(ctx, &second)
 		assert.Equal(t, created, lab.state("solo"), "the second run dropped nothing the first created")
 		require.NotNil(t, second.Rollback)

@@ -17,7 +17,9 @@ import (
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/discovery"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // chinookLab is Chinook with its foreign keys dropped, a chain of extra
@@ -86,9 +88,9 @@ func (l *chinookLab) defs(t *testing.T) map[string]string {
 
 // chinookInput is a rollout of migration (SQL) over envs that alice or bob
 // may approve; rita asks.
-func chinookInput(migration string, envs ...workflows.EnvironmentInput) workflows.Input {
-	return workflows.Input{Plan: migration, PlanFormat: "sql", Requester: rita, Environments: envs,
-		Approval: workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}}}
+func chinookInput(migration string, envs ...rollout.EnvironmentInput) rollout.Input {
+	return rollout.Input{Plan: migration, PlanFormat: "sql", Requester: rita, Environments: envs,
+		Approval: approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob}}}}
 }
 
 // recordHistory writes the run's history to the replay corpus with -record.
@@ -100,11 +102,11 @@ func recordHistory(t *testing.T, ctx context.Context, c client.Client, id, file 
 
 // watchGates calls decide once for every gate that opens, until the
 // rollout ends. It runs beside the test, so failures go through t.Errorf.
-func watchGates(t *testing.T, ctx context.Context, c client.Client, id string, decide func(g workflows.Gate)) {
+func watchGates(t *testing.T, ctx context.Context, c client.Client, id string, decide func(g approval.Gate)) {
 	decided := map[string]bool{}
 	for ctx.Err() == nil {
-		var st workflows.Status
-		if v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus); err == nil && v.Get(&st) == nil {
+		var st rollout.Status
+		if v, err := c.QueryWorkflow(ctx, id, "", rollout.QueryStatus); err == nil && v.Get(&st) == nil {
 			if st.State.Terminal() {
 				return
 			}
@@ -121,7 +123,7 @@ func watchGates(t *testing.T, ctx context.Context, c client.Client, id string, d
 
 // send sends a decision or control and reports a refusal as a test error.
 func send(t *testing.T, ctx context.Context, c client.Client, id, name string, in any) {
-	var view workflows.GateView
+	var view approval.GateView
 	if err := update(ctx, c, id, name, in, &view); err != nil {
 		t.Errorf("%s %+v refused: %v", name, in, err)
 	}
@@ -130,15 +132,15 @@ func send(t *testing.T, ctx context.Context, c client.Client, id, name string, i
 // remediationChoice is what an approver reading the impact picks for the
 // gate's first constraint: set-null for the listed ones, delete where
 // nothing else is touched, else delete-with-dependents.
-func remediationChoice(g workflows.Gate, setNull ...string) (fk, choice string) {
+func remediationChoice(g approval.Gate, setNull ...string) (fk, choice string) {
 	o := g.Detail.Remediation.FKs[0]
 	switch {
 	case slices.Contains(setNull, o.Constraint):
-		return o.Constraint, workflows.ChoiceSetNull
-	case o.Impossible[workflows.ChoiceDelete] != "":
-		return o.Constraint, workflows.ChoiceDeleteWithDependents
+		return o.Constraint, approval.ChoiceSetNull
+	case o.Impossible[approval.ChoiceDelete] != "":
+		return o.Constraint, approval.ChoiceDeleteWithDependents
 	}
-	return o.Constraint, workflows.ChoiceDelete
+	return o.Constraint, approval.ChoiceDelete
 }
 
 // driveChinook decides gates like approvers who read the impact, one
@@ -146,14 +148,14 @@ func remediationChoice(g workflows.Gate, setNull ...string) (fk, choice string) 
 // delete is refused with the reason where rows reference the orphans
 // (recorded in refusals). stopAt, when set, is sent at the first
 // promotion gate instead of approving it.
-func driveChinook(t *testing.T, ctx context.Context, c client.Client, id string, refusals map[string]string, stopAt *workflows.ControlInput) {
-	watchGates(t, ctx, c, id, func(g workflows.Gate) {
+func driveChinook(t *testing.T, ctx context.Context, c client.Client, id string, refusals map[string]string, stopAt *approval.ControlInput) {
+	watchGates(t, ctx, c, id, func(g approval.Gate) {
 		switch g.Kind {
 		case notify.GateRemediation:
 			fk, choice := remediationChoice(g, "employee_reports_to_fkey")
-			if choice == workflows.ChoiceDeleteWithDependents {
-				var view workflows.GateView
-				err := update(ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceDelete,
+			if choice == approval.ChoiceDeleteWithDependents {
+				var view approval.GateView
+				err := update(ctx, c, id, approval.UpdateDecide, approval.DecisionInput{GateID: g.ID, Choice: approval.ChoiceDelete,
 					Actor: alice, Reason: "try", Constraints: []string{fk}}, &view)
 				if err == nil {
 					t.Errorf("plain delete of %s with dependents was accepted", fk)
@@ -161,17 +163,17 @@ func driveChinook(t *testing.T, ctx context.Context, c client.Client, id string,
 				}
 				refusals[fk] = err.Error()
 			}
-			send(t, ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: choice, Actor: alice,
+			send(t, ctx, c, id, approval.UpdateDecide, approval.DecisionInput{GateID: g.ID, Choice: choice, Actor: alice,
 				Reason: "orphans of the import", Constraints: []string{fk}})
 		case notify.GatePromotion:
 			if stopAt != nil {
-				send(t, ctx, c, id, workflows.UpdateAbort, *stopAt)
+				send(t, ctx, c, id, approval.UpdateAbort, *stopAt)
 				return
 			}
-			send(t, ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceApprove, Actor: alice, Reason: "ok"})
+			send(t, ctx, c, id, approval.UpdateDecide, approval.DecisionInput{GateID: g.ID, Choice: approval.ChoiceApprove, Actor: alice, Reason: "ok"})
 		default:
 			t.Errorf("unexpected gate %s: %s", g.ID, g.Title)
-			send(t, ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceAbort, Actor: alice, Reason: "unexpected"})
+			send(t, ctx, c, id, approval.UpdateDecide, approval.DecisionInput{GateID: g.ID, Choice: approval.ChoiceAbort, Actor: alice, Reason: "unexpected"})
 		}
 	})
 }
@@ -186,7 +188,7 @@ func driveChinook(t *testing.T, ctx context.Context, c client.Client, id string,
 func TestE2EChinookFromPgDump(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	c := srv.Client()
 	lab := newChinookLab(t)
 	require.NotContains(t, lab.dump, "NOT VALID")
@@ -194,14 +196,14 @@ func TestE2EChinookFromPgDump(t *testing.T) {
 
 	cfg := testConfig(t, map[string]string{"chinook": pgtest.RoleDSN(t, lab.db)}, nil)
 	tq := startRolloutWorker(t, c, "chinook", cfg, nil, discardLogger())
-	in := chinookInput(lab.dump, workflows.EnvironmentInput{Name: "chinook"})
+	in := chinookInput(lab.dump, rollout.EnvironmentInput{Name: "chinook"})
 	id := "chinook-pgdump-" + randHex(4)
 	run := startRollout(t, ctx, c, tq, id, in)
 	refusals := map[string]string{}
 	go driveChinook(t, ctx, c, id, refusals, nil)
-	var st workflows.Status
+	var st rollout.Status
 	require.NoError(t, run.Get(ctx, &st))
-	require.Equal(t, workflows.StateCompleted, st.State, st.Summary())
+	require.Equal(t, rollout.StateCompleted, st.State, st.Summary())
 
 	// Every key validated, exactly as it was defined before it was dropped.
 	defs := lab.defs(t)
@@ -257,7 +259,7 @@ func TestE2EChinookFromPgDump(t *testing.T) {
 func TestE2EChinookPrismaRollbackRestores(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	c := srv.Client()
 	staging, production := newChinookLab(t), newChinookLab(t)
 	cfg := testConfig(t, map[string]string{"staging": pgtest.RoleDSN(t, staging.db), "production": pgtest.RoleDSN(t, production.db)}, nil)
@@ -265,10 +267,10 @@ func TestE2EChinookPrismaRollbackRestores(t *testing.T) {
 	in := chinookInput(pgtest.ChinookMigration(t, "prisma"), stagingThenProduction()...)
 	id := "chinook-prisma-" + randHex(4)
 	run := startRollout(t, ctx, c, tq, id, in)
-	go driveChinook(t, ctx, c, id, map[string]string{}, &workflows.ControlInput{Actor: alice, Reason: "found a problem in staging", Rollback: true})
-	var st workflows.Status
+	go driveChinook(t, ctx, c, id, map[string]string{}, &approval.ControlInput{Actor: alice, Reason: "found a problem in staging", Rollback: true})
+	var st rollout.Status
 	require.NoError(t, run.Get(ctx, &st))
-	require.Equal(t, workflows.StateRolledBack, st.State, st.Summary())
+	require.Equal(t, rollout.StateRolledBack, st.State, st.Summary())
 
 	rep := st.Environments["staging"]
 	require.NotNil(t, rep.Restored, "the rollback restored the quarantine")
@@ -289,7 +291,7 @@ func TestE2EChinookPrismaRollbackRestores(t *testing.T) {
 func TestE2EDiscoverThenRollout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	c := srv.Client()
 	db := pgtest.New(t)
 	pgtest.LoadChinook(t, db)
@@ -300,26 +302,26 @@ func TestE2EDiscoverThenRollout(t *testing.T) {
 	cfg := testConfig(t, map[string]string{"chinook": pgtest.RoleDSN(t, db)}, nil)
 	tq := startRolloutWorker(t, c, "discover", cfg, nil, discardLogger())
 
-	bad, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "discover-bad-" + randHex(4), TaskQueue: tq}, workflows.DiscoverWorkflowName,
-		workflows.DiscoverInput{Environment: "nowhere"})
+	bad, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "discover-bad-" + randHex(4), TaskQueue: tq}, discovery.WorkflowName,
+		discovery.Input{Environment: "nowhere"})
 	require.NoError(t, err)
 	err = bad.Get(ctx, nil)
 	require.Error(t, err, "an environment the worker does not know is refused")
 	assert.Contains(t, err.Error(), `"nowhere"`)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "discover-" + randHex(4), TaskQueue: tq}, workflows.DiscoverWorkflowName,
-		workflows.DiscoverInput{Environment: "chinook"})
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "discover-" + randHex(4), TaskQueue: tq}, discovery.WorkflowName,
+		discovery.Input{Environment: "chinook"})
 	require.NoError(t, err)
-	var res workflows.DiscoverResult
+	var res discovery.Result
 	require.NoError(t, run.Get(ctx, &res))
 	assert.Len(t, res.Candidates, len(original), res.Summary)
 	assert.Equal(t, before, pgtest.TableChecksums(t, db), "discovery is read-only")
 	require.NotEmpty(t, res.Migration)
 	require.Len(t, res.Next, 3)
 
-	in := chinookInput(res.Migration, workflows.EnvironmentInput{Name: "chinook"})
-	var st workflows.Status
+	in := chinookInput(res.Migration, rollout.EnvironmentInput{Name: "chinook"})
+	var st rollout.Status
 	require.NoError(t, startRollout(t, ctx, c, tq, "discovered-"+randHex(4), in).Get(ctx, &st))
-	require.Equal(t, workflows.StateCompleted, st.State, st.Summary())
+	require.Equal(t, rollout.StateCompleted, st.State, st.Summary())
 	got := map[string]string{}
 	for _, fk := range pgtest.ChinookForeignKeys(t, db) {
 		got[fk.Name] = fk.Def
@@ -349,19 +351,19 @@ func keyPart(def string) string {
 func TestE2EDeterministicFailureSkips(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	c := srv.Client()
 	lab := newChinookLab(t)
 	lab.db.Exec(t, `ALTER TABLE track ADD CONSTRAINT track_album_required CHECK (album_id IS NOT NULL) NOT VALID`)
 	cfg := testConfig(t, map[string]string{"chinook": pgtest.RoleDSN(t, lab.db)}, nil)
 	tq := startRolloutWorker(t, c, "chinook", cfg, nil, discardLogger())
-	in := chinookInput(lab.dump, workflows.EnvironmentInput{Name: "chinook"})
+	in := chinookInput(lab.dump, rollout.EnvironmentInput{Name: "chinook"})
 	id := "chinook-skip-" + randHex(4)
 	run := startRollout(t, ctx, c, tq, id, in)
 	var mu sync.Mutex
-	var failureGate workflows.Gate
-	go watchGates(t, ctx, c, id, func(g workflows.Gate) {
-		d := workflows.DecisionInput{GateID: g.ID, Actor: alice, Reason: "e2e", Choice: workflows.ChoiceAbort}
+	var failureGate approval.Gate
+	go watchGates(t, ctx, c, id, func(g approval.Gate) {
+		d := approval.DecisionInput{GateID: g.ID, Actor: alice, Reason: "e2e", Choice: approval.ChoiceAbort}
 		switch {
 		case g.Kind == notify.GateRemediation:
 			fk, choice := remediationChoice(g, "track_album_id_fkey", "employee_reports_to_fkey")
@@ -370,22 +372,22 @@ func TestE2EDeterministicFailureSkips(t *testing.T) {
 			mu.Lock()
 			failureGate = g
 			mu.Unlock()
-			d.Choice = workflows.ChoiceSkip
+			d.Choice = approval.ChoiceSkip
 		}
-		send(t, ctx, c, id, workflows.UpdateDecide, d)
+		send(t, ctx, c, id, approval.UpdateDecide, d)
 	})
-	var st workflows.Status
+	var st rollout.Status
 	require.NoError(t, run.Get(ctx, &st))
-	require.Equal(t, workflows.StateCompletedWithDebt, st.State, st.Summary())
+	require.Equal(t, rollout.StateCompletedWithDebt, st.State, st.Summary())
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Contains(t, failureGate.Title, "SQLSTATE 23514")
-	assert.Equal(t, []string{workflows.ChoiceSkip, workflows.ChoiceRetry, workflows.ChoiceRollback, workflows.ChoiceAbort}, failureGate.Choices)
-	states := map[string]workflows.ConstraintState{}
+	assert.Equal(t, []string{approval.ChoiceSkip, approval.ChoiceRetry, approval.ChoiceRollback, approval.ChoiceAbort}, failureGate.Choices)
+	states := map[string]rollout.ConstraintState{}
 	for _, c := range st.Constraints {
 		states[c.Name] = c.Environments["chinook"].State
 	}
-	assert.Equal(t, workflows.CDebt, states["track_album_id_fkey"])
+	assert.Equal(t, rollout.CDebt, states["track_album_id_fkey"])
 	assert.Equal(t, int64(10), lab.db.Count(t, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated AND conrelid::regclass::text <> 'invoice_note'`))
 	assert.Equal(t, int64(1), lab.db.Count(t, `SELECT count(*) FROM pg_constraint WHERE conname = 'track_album_id_fkey' AND NOT convalidated`), "the skipped key stays NOT VALID")
 	assert.Equal(t, int64(1), lab.db.Count(t, `SELECT count(*) FROM track WHERE track_id = 100001 AND album_id = 77777`), "the failed set-null changed nothing")

@@ -20,7 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fkrollout/fkrollout/internal/config"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // composeService is the part of a docker-compose.yml service the test reads.
@@ -48,7 +48,7 @@ type composeService struct {
 // auto-setup or dev-server image; a health check behind every service_healthy
 // and a one-shot behind every service_completed_successfully; the schema and
 // namespace one-shots doing what the server needs (both schemas, the
-// search attributes workflows.SearchAttributeNames lists, Workflow Updates
+// search attributes rollout.SearchAttributeNames lists, Workflow Updates
 // on); a worker environment that the worker's own loaders (envconfig,
 // internal/config) accept with both demo environments on the postgres
 // service; a worker that connects as the ordinary role sql/role.sql sets up
@@ -177,7 +177,7 @@ func TestDockerComposeIsConsistent(t *testing.T) {
 			workerNS = client.DefaultNamespace
 		}
 		assert.Equal(t, workerNS, setup.Environment["TEMPORAL_NAMESPACE"], "temporal-setup registers the worker's namespace")
-		assert.Equal(t, workflows.SearchAttributeNames, strings.Fields(setup.Environment["FKROLLOUT_SEARCH_ATTRIBUTES"]))
+		assert.Equal(t, rollout.SearchAttributeNames(), strings.Fields(setup.Environment["FKROLLOUT_SEARCH_ATTRIBUTES"]))
 		script := mustRead(t, mountedFile(t, setup, lastArg(setup.Entrypoint)))
 		for _, s := range []string{"${FKROLLOUT_SEARCH_ATTRIBUTES}", "search-attribute create", "--type Keyword", "operator namespace create", "operator cluster health"} {
 			assert.Contains(t, script, s)

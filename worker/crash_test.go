@@ -23,7 +23,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // TestWorkerKilledDuringValidation kills the worker process (SIGKILL) while
@@ -35,7 +36,7 @@ func TestWorkerKilledDuringValidation(t *testing.T) {
 	build := exec.Command("go", "build", "-o", bin, ".")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "build worker: %s", out)
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	for i := 1; i <= 3; i++ {
 		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) { crashOnce(t, srv, bin) })
 	}
@@ -101,14 +102,14 @@ func crashOnce(t *testing.T, srv *testsuite.DevServer, bin string) {
 	w1 := startWorker(t, bin, env)
 
 	id := "crash-" + randHex(4)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.WorkflowName, workflows.Input{
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, rollout.WorkflowName, rollout.Input{
 		Plan: sqlassets.Migration, Requester: rita,
-		Environments: []workflows.EnvironmentInput{{Name: "staging"}},
-		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice}}},
+		Environments: []rollout.EnvironmentInput{{Name: "staging"}},
+		Approval:     approval.Policy{Default: approval.GateRule{Approvers: []string{alice}}},
 	})
 	require.NoError(t, err)
 
-	gate := waitFor(t, ctx, c, id, func(st *workflows.Status) bool { return len(st.OpenGates) > 0 })
+	gate := waitFor(t, ctx, c, id, func(st *rollout.Status) bool { return len(st.OpenGates) > 0 })
 	require.Equal(t, "staging/remediation/1", gate.OpenGates[0].ID)
 
 	// Block VALIDATE of the first constraint: SHARE UPDATE EXCLUSIVE
@@ -121,18 +122,18 @@ func crashOnce(t *testing.T, srv *testsuite.DevServer, bin string) {
 	_, err = tx.Exec(ctx, "LOCK TABLE "+first.Table.Sanitize()+" IN SHARE UPDATE EXCLUSIVE MODE")
 	require.NoError(t, err)
 
-	var view workflows.GateView
-	require.NoError(t, update(ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: "staging/remediation/1", Choice: workflows.ChoiceDelete, Actor: alice}, &view))
+	var view approval.GateView
+	require.NoError(t, update(ctx, c, id, approval.UpdateDecide, approval.DecisionInput{GateID: "staging/remediation/1", Choice: approval.ChoiceDelete, Actor: alice}, &view))
 
 	// VALIDATE of the first constraint is running (and waiting on the lock).
-	waitFor(t, ctx, c, id, func(st *workflows.Status) bool { return st.Phase == workflows.PhaseValidate })
+	waitFor(t, ctx, c, id, func(st *rollout.Status) bool { return st.Phase == rollout.PhaseValidate })
 	require.Eventually(t, func() bool {
 		d, err := c.DescribeWorkflowExecution(ctx, id, "")
 		if err != nil {
 			return false
 		}
 		for _, pa := range d.PendingActivities {
-			if pa.ActivityType.GetName() == workflows.ActValidate && pa.LastStartedTime != nil && pa.LastHeartbeatTime != nil {
+			if pa.ActivityType.GetName() == rollout.ActValidate && pa.LastStartedTime != nil && pa.LastHeartbeatTime != nil {
 				return true
 			}
 		}
@@ -144,9 +145,9 @@ func crashOnce(t *testing.T, srv *testsuite.DevServer, bin string) {
 	time.Sleep(time.Second)
 	require.NoError(t, tx.Commit(ctx))
 
-	var st workflows.Status
+	var st rollout.Status
 	require.NoError(t, run.Get(ctx, &st))
-	assert.Equal(t, workflows.StateCompleted, st.State, st.Summary())
+	assert.Equal(t, rollout.StateCompleted, st.State, st.Summary())
 	for _, fk := range p.ForeignKeys {
 		assert.Equal(t, int64(1), db.Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = $1 AND contype = 'f'", fk.Name), "%s exactly once", fk.Name)
 		assert.Equal(t, int64(1), db.Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = $1 AND convalidated", fk.Name), "%s validated", fk.Name)
@@ -171,19 +172,19 @@ func crashOnce(t *testing.T, srv *testsuite.DevServer, bin string) {
 		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
 			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
 		}
-		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() >= 2 && scheduled[a.GetScheduledEventId()] == workflows.ActValidate {
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() >= 2 && scheduled[a.GetScheduledEventId()] == rollout.ActValidate {
 			retried = true
 		}
 	}
 	assert.True(t, retried, "VALIDATE was retried after the kill")
 }
 
-func waitFor(t *testing.T, ctx context.Context, c client.Client, id string, cond func(*workflows.Status) bool) *workflows.Status {
+func waitFor(t *testing.T, ctx context.Context, c client.Client, id string, cond func(*rollout.Status) bool) *rollout.Status {
 	t.Helper()
 	for {
-		v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+		v, err := c.QueryWorkflow(ctx, id, "", rollout.QueryStatus)
 		if err == nil {
-			var st workflows.Status
+			var st rollout.Status
 			if v.Get(&st) == nil {
 				if cond(&st) {
 					return &st

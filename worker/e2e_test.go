@@ -29,6 +29,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 var record = flag.Bool("record", false, "write the e2e run's history to ../workflows/testdata for the replay test")
@@ -100,8 +102,8 @@ func testConfig(t *testing.T, dsns map[string]string, extra map[string]string) *
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // windowNow is a maintenance window open for the next two hours.
-func windowNow() *workflows.MaintenanceWindow {
-	return &workflows.MaintenanceWindow{Start: time.Now().UTC().Add(-time.Minute).Format("15:04"), Duration: "2h", NotifyBefore: "0s"}
+func windowNow() *rollout.MaintenanceWindow {
+	return &rollout.MaintenanceWindow{Start: time.Now().UTC().Add(-time.Minute).Format("15:04"), Duration: "2h", NotifyBefore: "0s"}
 }
 
 // startRolloutWorker runs a worker in the test process on a fresh task queue
@@ -134,17 +136,17 @@ func withMonitorActivities(acts *activities.Activities, w worker.Worker) {
 }
 
 // startRollout starts the rollout workflow id with input in on task queue tq.
-func startRollout(t *testing.T, ctx context.Context, c client.Client, tq, id string, in workflows.Input) client.WorkflowRun {
+func startRollout(t *testing.T, ctx context.Context, c client.Client, tq, id string, in rollout.Input) client.WorkflowRun {
 	t.Helper()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.WorkflowName, in)
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, rollout.WorkflowName, in)
 	require.NoError(t, err, "start rollout %s", id)
 	return run
 }
 
 // stagingThenProduction is a rollout over staging, then production in a
 // maintenance window open now.
-func stagingThenProduction() []workflows.EnvironmentInput {
-	return []workflows.EnvironmentInput{
+func stagingThenProduction() []rollout.EnvironmentInput {
+	return []rollout.EnvironmentInput{
 		{Name: "staging"},
 		{Name: "production", MaintenanceWindow: windowNow()},
 	}
@@ -158,11 +160,11 @@ func update(ctx context.Context, c client.Client, id, name string, arg any, out 
 	return h.Get(ctx, out)
 }
 
-func queryStatusT(t *testing.T, ctx context.Context, c client.Client, id string) *workflows.Status {
+func queryStatusT(t *testing.T, ctx context.Context, c client.Client, id string) *rollout.Status {
 	t.Helper()
-	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	v, err := c.QueryWorkflow(ctx, id, "", rollout.QueryStatus)
 	require.NoError(t, err)
-	var st workflows.Status
+	var st rollout.Status
 	require.NoError(t, v.Get(&st))
 	return &st
 }
@@ -173,7 +175,7 @@ func queryStatusT(t *testing.T, ctx context.Context, c client.Client, id string)
 func TestE2ERolloutOverStagingAndProduction(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	c := srv.Client()
 
 	staging, production := pgtest.New(t), pgtest.New(t)
@@ -185,13 +187,13 @@ func TestE2ERolloutOverStagingAndProduction(t *testing.T) {
 
 	tq := startRolloutWorker(t, c, "e2e", cfg, nil, discardLogger())
 
-	in := workflows.Input{
+	in := rollout.Input{
 		Plan:         sqlassets.Migration,
 		Requester:    rita,
 		Environments: stagingThenProduction(),
-		Approval: workflows.ApprovalPolicy{
-			Default: workflows.GateRule{Approvers: []string{alice, bob, rita}},
-			Gates:   map[string]workflows.GateRule{"promotion/production": {Approvers: []string{alice, bob, rita}, MinApprovals: 2}},
+		Approval: approval.Policy{
+			Default: approval.GateRule{Approvers: []string{alice, bob, rita}},
+			Gates:   map[string]approval.GateRule{"promotion/production": {Approvers: []string{alice, bob, rita}, MinApprovals: 2}},
 		},
 	}
 	id := "e2e-rollout-" + randHex(4)
@@ -203,9 +205,9 @@ func TestE2ERolloutOverStagingAndProduction(t *testing.T) {
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
-			v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+			v, err := c.QueryWorkflow(ctx, id, "", rollout.QueryStatus)
 			if err == nil {
-				var st workflows.Status
+				var st rollout.Status
 				if v.Get(&st) == nil {
 					if st.State.Terminal() {
 						return
@@ -218,11 +220,11 @@ func TestE2ERolloutOverStagingAndProduction(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}()
-	var st workflows.Status
+	var st rollout.Status
 	require.NoError(t, run.Get(ctx, &st))
 	<-done
 
-	assert.Equal(t, workflows.StateCompleted, st.State, st.Summary())
+	assert.Equal(t, rollout.StateCompleted, st.State, st.Summary())
 	assert.Contains(t, refusals["staging/remediation/1 "+rita], "four-eyes")
 	assert.Contains(t, refusals["production/promotion/2 "+alice+" again"], "already decided")
 
@@ -234,7 +236,7 @@ func TestE2ERolloutOverStagingAndProduction(t *testing.T) {
 		vs, err := migrate.Verify(ctx, db.Pool, p)
 		require.NoError(t, err)
 		require.Len(t, vs, len(p.ForeignKeys))
-		states := map[string]workflows.ConstraintState{}
+		states := map[string]rollout.ConstraintState{}
 		for _, c := range final.Constraints {
 			states[c.Name] = c.Environments[name].State
 		}
@@ -244,7 +246,7 @@ func TestE2ERolloutOverStagingAndProduction(t *testing.T) {
 			assert.True(t, v.Exists && v.Validated && v.SameDefinition, "%s %s: %+v", name, v.FK, v)
 			assert.True(t, v.Owned, "%s owned by the rollout", v.FK)
 			assert.Equal(t, id, v.OwnerRollout)
-			assert.Contains(t, []workflows.ConstraintState{workflows.CValidated, workflows.CTested}, states[fkName], "%s in %s", fkName, name)
+			assert.Contains(t, []rollout.ConstraintState{rollout.CValidated, rollout.CTested}, states[fkName], "%s in %s", fkName, name)
 		}
 		assert.Zero(t, db.Count(t, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND NOT convalidated"), name)
 	}
@@ -271,13 +273,13 @@ func TestE2ERolloutOverStagingAndProduction(t *testing.T) {
 }
 
 // decideE2E decides a gate, trying refused decisions first.
-func decideE2E(ctx context.Context, c client.Client, id string, g workflows.Gate, refusals map[string]string) {
-	var view workflows.GateView
-	try := func(key string, in workflows.DecisionInput) {
+func decideE2E(ctx context.Context, c client.Client, id string, g approval.Gate, refusals map[string]string) {
+	var view approval.GateView
+	try := func(key string, in approval.DecisionInput) {
 		if _, seen := refusals[key]; seen {
 			return
 		}
-		if err := update(ctx, c, id, workflows.UpdateDecide, in, &view); err != nil {
+		if err := update(ctx, c, id, approval.UpdateDecide, in, &view); err != nil {
 			refusals[key] = err.Error()
 		} else {
 			refusals[key] = ""
@@ -285,14 +287,14 @@ func decideE2E(ctx context.Context, c client.Client, id string, g workflows.Gate
 	}
 	switch g.Kind {
 	case notify.GateRemediation:
-		try(g.ID+" "+rita, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceDelete, Actor: rita})
-		try(g.ID+" "+alice, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceDelete, Actor: alice, Reason: "orphans from the 2024 import bug"})
+		try(g.ID+" "+rita, approval.DecisionInput{GateID: g.ID, Choice: approval.ChoiceDelete, Actor: rita})
+		try(g.ID+" "+alice, approval.DecisionInput{GateID: g.ID, Choice: approval.ChoiceDelete, Actor: alice, Reason: "orphans from the 2024 import bug"})
 	case notify.GatePromotion:
-		try(g.ID+" "+alice, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceApprove, Actor: alice, Reason: "staging clean"})
-		try(g.ID+" "+alice+" again", workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceApprove, Actor: alice})
-		try(g.ID+" "+bob, workflows.DecisionInput{GateID: g.ID, Choice: workflows.ChoiceApprove, Actor: bob, Reason: "ok"})
+		try(g.ID+" "+alice, approval.DecisionInput{GateID: g.ID, Choice: approval.ChoiceApprove, Actor: alice, Reason: "staging clean"})
+		try(g.ID+" "+alice+" again", approval.DecisionInput{GateID: g.ID, Choice: approval.ChoiceApprove, Actor: alice})
+		try(g.ID+" "+bob, approval.DecisionInput{GateID: g.ID, Choice: approval.ChoiceApprove, Actor: bob, Reason: "ok"})
 	default:
-		try(g.ID+" "+alice, workflows.DecisionInput{GateID: g.ID, Choice: g.Choices[0], Actor: alice})
+		try(g.ID+" "+alice, approval.DecisionInput{GateID: g.ID, Choice: g.Choices[0], Actor: alice})
 	}
 }
 
@@ -330,7 +332,7 @@ func decodedHistory(t *testing.T, hist string) string {
 func TestE2EAbortWithRollbackDropsOnlyTheRollout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	c := srv.Client()
 	staging := pgtest.New(t)
 	seedDemo(t, staging, map[string]int{"fk_vendor_master_workspace": 2})
@@ -342,32 +344,32 @@ func TestE2EAbortWithRollbackDropsOnlyTheRollout(t *testing.T) {
 	tq := startRolloutWorker(t, c, "e2e-abort", cfg, nil, discardLogger())
 
 	id := "e2e-abort-" + randHex(4)
-	run := startRollout(t, ctx, c, tq, id, workflows.Input{
+	run := startRollout(t, ctx, c, tq, id, rollout.Input{
 		Plan: sqlassets.Migration, Requester: rita,
-		Environments: []workflows.EnvironmentInput{{Name: "staging"}},
-		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice}}},
+		Environments: []rollout.EnvironmentInput{{Name: "staging"}},
+		Approval:     approval.Policy{Default: approval.GateRule{Approvers: []string{alice}}},
 	})
-	waitFor(t, ctx, c, id, func(st *workflows.Status) bool { return len(st.OpenGates) > 0 })
+	waitFor(t, ctx, c, id, func(st *rollout.Status) bool { return len(st.OpenGates) > 0 })
 	p, err := plan.ParseAuto(sqlassets.Migration)
 	require.NoError(t, err)
 	assert.Equal(t, before+int64(len(p.ForeignKeys)), staging.Count(t, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'"), "all applied NOT VALID at the gate")
 
 	// Not an operator's reason-less rollback; then the requester aborts with rollback.
-	var ack workflows.Ack
-	err = update(ctx, c, id, workflows.UpdateRollback, workflows.ControlInput{Actor: alice}, &ack)
+	var ack approval.Ack
+	err = update(ctx, c, id, approval.UpdateRollback, approval.ControlInput{Actor: alice}, &ack)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "needs a reason")
-	require.NoError(t, update(ctx, c, id, workflows.UpdateAbort, workflows.ControlInput{Actor: rita, Reason: "wrong window", Rollback: true}, &ack))
+	require.NoError(t, update(ctx, c, id, approval.UpdateAbort, approval.ControlInput{Actor: rita, Reason: "wrong window", Rollback: true}, &ack))
 	assert.True(t, ack.Accepted)
 
-	var st workflows.Status
+	var st rollout.Status
 	require.NoError(t, run.Get(ctx, &st))
-	assert.Equal(t, workflows.StateRolledBack, st.State)
+	assert.Equal(t, rollout.StateRolledBack, st.State)
 	assert.Equal(t, before, staging.Count(t, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'"), "exactly the rollout's constraints dropped")
 	assert.Equal(t, int64(1), staging.Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = 'keep_me'"))
 	assert.Equal(t, int64(2), staging.Count(t, "SELECT count(*) FROM vendor_master v LEFT JOIN workspaces w ON w.id = v.workspace_id WHERE w.id IS NULL"), "no row touched without a decision")
 	for _, cs := range st.Constraints {
-		assert.Equal(t, workflows.CRolledBack, cs.Environments["staging"].State, cs.Name)
+		assert.Equal(t, rollout.CRolledBack, cs.Environments["staging"].State, cs.Name)
 	}
-	assert.Equal(t, workflows.GateCancelled, st.Gates[0].Status)
+	assert.Equal(t, approval.GateCancelled, st.Gates[0].Status)
 }

@@ -18,7 +18,9 @@ import (
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/fleet"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // TestE2EFleetRollout rolls the demo plan out to three real databases as a
@@ -29,7 +31,7 @@ import (
 func TestE2EFleetRollout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	c := srv.Client()
 
 	targets := []string{"tenant_a", "tenant_b", "tenant_c"}
@@ -45,15 +47,15 @@ func TestE2EFleetRollout(t *testing.T) {
 	tq := startRolloutWorker(t, c, "e2e-fleet", cfg, nil, discardLogger())
 
 	id := "e2e-fleet-" + randHex(4)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.FleetWorkflowName, workflows.FleetInput{
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, fleet.WorkflowName, fleet.Input{
 		Plan: sqlassets.Migration, Requester: rita, Targets: targets, Canary: 1, BatchSize: 2,
-		Approval: workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob, rita}}},
+		Approval: approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob, rita}}},
 	})
 	require.NoError(t, err)
 
-	var gated workflows.FleetStatus
+	var gated fleet.Status
 	require.Eventually(t, func() bool {
-		v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+		v, err := c.QueryWorkflow(ctx, id, "", rollout.QueryStatus)
 		if err != nil || v.Get(&gated) != nil {
 			return false
 		}
@@ -62,25 +64,25 @@ func TestE2EFleetRollout(t *testing.T) {
 	require.NotNil(t, gated.OpenGate, "fleet ended before its gate: %s %s", gated.State, gated.Error)
 	assert.Equal(t, "fleet/wave/1", gated.OpenGate.ID)
 	assert.Equal(t, "wave-1/2", gated.Phase)
-	assert.Equal(t, workflows.StateCompleted, gated.Targets[0].State, "canary done")
-	assert.Equal(t, workflows.StatePending, gated.Targets[1].State, "batch waits for the gate")
-	assert.Equal(t, workflows.StatePending, gated.Targets[2].State)
+	assert.Equal(t, rollout.StateCompleted, gated.Targets[0].State, "canary done")
+	assert.Equal(t, rollout.StatePending, gated.Targets[1].State, "batch waits for the gate")
+	assert.Equal(t, rollout.StatePending, gated.Targets[2].State)
 	p, err := plan.ParseAuto(sqlassets.Migration)
 	require.NoError(t, err)
 	assert.Zero(t, dbs["tenant_b"].Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = ANY($1)", fkNames(p)),
 		"nothing applied to the batch before the gate")
 
-	var view workflows.GateView
-	err = update(ctx, c, id, workflows.UpdateDecide, workflows.DecisionInput{GateID: "fleet/wave/1", Choice: workflows.ChoiceApprove, Actor: rita}, &view)
+	var view approval.GateView
+	err = update(ctx, c, id, approval.UpdateDecide, approval.DecisionInput{GateID: "fleet/wave/1", Choice: approval.ChoiceApprove, Actor: rita}, &view)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "four-eyes")
-	require.NoError(t, update(ctx, c, id, workflows.UpdateDecide,
-		workflows.DecisionInput{GateID: "fleet/wave/1", Choice: workflows.ChoiceApprove, Actor: alice, Reason: "canary clean", Via: "e2e"}, &view))
-	assert.Equal(t, workflows.GateDecided, view.Status)
+	require.NoError(t, update(ctx, c, id, approval.UpdateDecide,
+		approval.DecisionInput{GateID: "fleet/wave/1", Choice: approval.ChoiceApprove, Actor: alice, Reason: "canary clean", Via: "e2e"}, &view))
+	assert.Equal(t, approval.GateDecided, view.Status)
 
-	var st workflows.FleetStatus
+	var st fleet.Status
 	require.NoError(t, run.Get(ctx, &st))
-	assert.Equal(t, workflows.StateCompleted, st.State, st.Error)
+	assert.Equal(t, rollout.StateCompleted, st.State, st.Error)
 	assert.Equal(t, 3, st.Succeeded)
 	require.Len(t, st.Decisions, 1)
 	assert.Equal(t, alice, st.Decisions[0].Actor)
@@ -99,10 +101,10 @@ func TestE2EFleetRollout(t *testing.T) {
 
 	for _, tg := range st.Targets {
 		assert.Equal(t, id+"/"+tg.Name, tg.ChildID)
-		assert.Equal(t, workflows.StateCompleted, tg.State, tg.Name)
+		assert.Equal(t, rollout.StateCompleted, tg.State, tg.Name)
 		assert.Equal(t, len(p.ForeignKeys), tg.Validated, tg.Name)
 		child := queryStatusT(t, ctx, c, tg.ChildID)
-		assert.Equal(t, workflows.StateCompleted, child.State)
+		assert.Equal(t, rollout.StateCompleted, child.State)
 		assert.Equal(t, []string{tg.Name}, child.EnvironmentOrder)
 
 		db := dbs[tg.Name]

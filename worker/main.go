@@ -41,6 +41,7 @@ import (
 	"github.com/fkrollout/fkrollout/activities"
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 func main() {
@@ -151,11 +152,11 @@ func ensureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 	}
 	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
-		log.Warn("cannot list search attributes; make sure they are registered", "names", workflows.SearchAttributeNames, "error", err)
+		log.Warn("cannot list search attributes; make sure they are registered", "names", rollout.SearchAttributeNames(), "error", err)
 		return
 	}
 	missing := map[string]enums.IndexedValueType{}
-	for _, name := range workflows.SearchAttributeNames {
+	for _, name := range rollout.SearchAttributeNames() {
 		if _, ok := resp.CustomAttributes[name]; !ok {
 			missing[name] = enums.INDEXED_VALUE_TYPE_KEYWORD
 		}
@@ -167,7 +168,7 @@ func ensureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		log.Error("search attributes missing and could not be added: register them as Keyword (temporal operator search-attribute create)", "missing", missing, "error", err)
 		return
 	}
-	log.Info("registered search attributes", "names", workflows.SearchAttributeNames)
+	log.Info("registered search attributes", "names", rollout.SearchAttributeNames())
 }
 
 // serveMetrics exposes the SDK's metrics (workflow/activity task latency,

@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/fkrollout/fkrollout/workflows"
 )
 
 // TestServeMetricsExposesRolloutMetrics: what the workflow emits through the
@@ -22,8 +21,8 @@ func TestServeMetricsExposesRolloutMetrics(t *testing.T) {
 	require.NoError(t, err)
 	defer srv.Shutdown(context.Background())
 
-	h.WithTags(map[string]string{"state": "rolled-back"}).Counter(workflows.MetricRolloutsFinished).Inc(1)
-	h.WithTags(map[string]string{"kind": "promotion", "environment": "production"}).Counter(workflows.MetricGatesOpened).Inc(2)
+	h.WithTags(map[string]string{"state": "rolled-back"}).Counter(rollout.MetricRolloutsFinished).Inc(1)
+	h.WithTags(map[string]string{"kind": "promotion", "environment": "production"}).Counter(rollout.MetricGatesOpened).Inc(2)
 
 	var body string
 	require.Eventually(t, func() bool {

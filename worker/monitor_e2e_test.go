@@ -17,7 +17,9 @@ import (
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/watch"
 )
 
 // TestE2EMonitorRollsBackOnRealServer: the worker as main.go builds it (the
@@ -28,7 +30,7 @@ import (
 func TestE2EMonitorRollsBackOnRealServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	c := srv.Client()
 	production := pgtest.New(t)
 	seedDemo(t, production, nil)
@@ -53,12 +55,12 @@ func TestE2EMonitorRollsBackOnRealServer(t *testing.T) {
 
 	tq := startRolloutWorker(t, c, "e2e-monitor", cfg, nil, discardLogger(), withMonitorActivities)
 
-	in := workflows.Input{
+	in := rollout.Input{
 		Plan:         sqlassets.Migration,
 		Requester:    rita,
-		Environments: []workflows.EnvironmentInput{{Name: "production"}},
-		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}},
-		Monitor: workflows.MonitorInput{Enabled: true, Duration: "10m", Interval: "1s", BaselinePeriod: "1s", Sources: []string{"app-health"},
+		Environments: []rollout.EnvironmentInput{{Name: "production"}},
+		Approval:     approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob}}},
+		Monitor: rollout.MonitorInput{Enabled: true, Duration: "10m", Interval: "1s", BaselinePeriod: "1s", Sources: []string{"app-health"},
 			Rules: []monitor.Rule{{Name: "app-health-failing", Metric: monitor.MetricSmokeFailures, Op: ">", Threshold: 0, Action: monitor.ActionRollback, Persist: 2}}},
 	}
 	id := "e2e-monitor-" + randHex(4)
@@ -67,17 +69,17 @@ func TestE2EMonitorRollsBackOnRealServer(t *testing.T) {
 	// Once the watch runs and the constraints are in, the application breaks.
 	require.Eventually(t, func() bool {
 		st := queryStatusT(t, ctx, c, id)
-		return st.Monitor != nil && st.Monitor.Status == workflows.MonitorWatching
+		return st.Monitor != nil && st.Monitor.Status == rollout.MonitorWatching
 	}, 2*time.Minute, 200*time.Millisecond)
 	assert.Greater(t, production.Count(t, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'"), fksBefore, "constraints applied before the watch")
 	time.Sleep(3 * time.Second) // a few healthy checks first
 	healthy.Store(false)
 
-	var st workflows.Status
+	var st rollout.Status
 	require.NoError(t, run.Get(ctx, &st))
-	assert.Equal(t, workflows.StateRolledBack, st.State, st.Summary())
+	assert.Equal(t, rollout.StateRolledBack, st.State, st.Summary())
 	require.NotNil(t, st.Monitor)
-	assert.Equal(t, workflows.MonitorRollback, st.Monitor.Status)
+	assert.Equal(t, rollout.MonitorRollback, st.Monitor.Status)
 	assert.Equal(t, "app-health-failing", st.Monitor.Rule)
 	require.NotEmpty(t, st.Monitor.Figures)
 	assert.Equal(t, 1.0, st.Monitor.Figures[0].Value)
@@ -89,9 +91,9 @@ func TestE2EMonitorRollsBackOnRealServer(t *testing.T) {
 			order[e.Message] = i
 		}
 	}
-	require.Contains(t, order, "phase "+workflows.PhaseBaseline)
-	require.Contains(t, order, "phase "+workflows.PhaseApply)
-	assert.Less(t, order["phase "+workflows.PhaseBaseline], order["phase "+workflows.PhaseApply], "baseline before ADD CONSTRAINT")
+	require.Contains(t, order, "phase "+rollout.PhaseBaseline)
+	require.Contains(t, order, "phase "+rollout.PhaseApply)
+	assert.Less(t, order["phase "+rollout.PhaseBaseline], order["phase "+rollout.PhaseApply], "baseline before ADD CONSTRAINT")
 	assert.Equal(t, fksBefore, production.Count(t, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'"), "exactly the rollout's constraints dropped")
 	assert.Zero(t, production.Count(t, "SELECT count(*) FROM fkrollout.constraints WHERE rollout_id = $1", id), "ownership rows removed with the constraints")
 
@@ -99,7 +101,7 @@ func TestE2EMonitorRollsBackOnRealServer(t *testing.T) {
 	d, err := c.DescribeWorkflowExecution(ctx, id+"/monitor-1", "")
 	require.NoError(t, err)
 	assert.Equal(t, enums.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.WorkflowExecutionInfo.Status)
-	assert.Equal(t, workflows.MonitorWorkflowName, d.WorkflowExecutionInfo.Type.Name)
+	assert.Equal(t, watch.WorkflowName, d.WorkflowExecutionInfo.Type.Name)
 	// No secret in the rollout's or the monitor's history.
 	text := decodedHistory(t, historyJSON(t, ctx, c, id)+historyJSON(t, ctx, c, id+"/monitor-1"))
 	assert.Contains(t, text, `"rule":"app-health-failing"`, "the scan reads the child's decoded payloads")

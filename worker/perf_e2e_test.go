@@ -12,7 +12,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // TestE2EPerfPhaseOnStaging runs the demo plan with the perf phase on a
@@ -24,7 +25,7 @@ import (
 func TestE2EPerfPhaseOnStaging(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	c := srv.Client()
 
 	staging := pgtest.New(t)
@@ -35,19 +36,19 @@ func TestE2EPerfPhaseOnStaging(t *testing.T) {
 	tq := startRolloutWorker(t, c, "e2e-perf", cfg, nil, discardLogger())
 
 	indexesBefore := staging.Count(t, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'")
-	in := workflows.Input{
+	in := rollout.Input{
 		Plan:         sqlassets.Migration,
 		Requester:    rita,
-		Environments: []workflows.EnvironmentInput{{Name: "staging"}},
-		Approval:     workflows.ApprovalPolicy{Default: workflows.GateRule{Approvers: []string{alice, bob}}},
-		Thresholds:   workflows.Thresholds{MaxOverheadMS: 1000, RollbackOverheadMS: 5000},
-		Perf:         &workflows.PerfInput{Enabled: true, Workers: 2, Iterations: 150, Warmup: "0s", CreateIndexes: true},
+		Environments: []rollout.EnvironmentInput{{Name: "staging"}},
+		Approval:     approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob}}},
+		Thresholds:   rollout.Thresholds{MaxOverheadMS: 1000, RollbackOverheadMS: 5000},
+		Perf:         &rollout.PerfInput{Enabled: true, Workers: 2, Iterations: 150, Warmup: "0s", CreateIndexes: true},
 	}
 	id := "e2e-perf-" + randHex(4)
 	run := startRollout(t, ctx, c, tq, id, in)
-	var st workflows.Status
+	var st rollout.Status
 	require.NoError(t, run.Get(ctx, &st))
-	assert.Equal(t, workflows.StateCompleted, st.State, st.Summary())
+	assert.Equal(t, rollout.StateCompleted, st.State, st.Summary())
 
 	p := st.Environments["staging"].Perf
 	require.NotNil(t, p)
@@ -72,5 +73,5 @@ func TestE2EPerfPhaseOnStaging(t *testing.T) {
 		assert.NotContains(t, text, s)
 	}
 	assert.NotContains(t, text, pw)
-	assert.Contains(t, text, workflows.ActPerfRun)
+	assert.Contains(t, text, rollout.ActPerfRun)
 }

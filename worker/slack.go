@@ -17,7 +17,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/mdtext"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/slackbot"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // setupSlack decodes the configuration's `slack:` section, applies the
@@ -125,11 +126,11 @@ func startSlack(ctx context.Context, bot *slackbot.Bot, log *slog.Logger) (stop 
 // plain summary (Slack does not render the UI's markdown tables). The
 // summary holds plan names, reasons and actors: escaped for mrkdwn.
 func statusSummary(ctx context.Context, c client.Client, rolloutID string) (string, error) {
-	v, err := c.QueryWorkflow(ctx, rolloutID, "", workflows.QueryStatus)
+	v, err := c.QueryWorkflow(ctx, rolloutID, "", rollout.QueryStatus)
 	if err != nil {
 		return "", fmt.Errorf("status of %s: %w", rolloutID, err)
 	}
-	var st workflows.Status
+	var st rollout.Status
 	if err := v.Get(&st); err != nil {
 		return "", fmt.Errorf("status of %s: %w", rolloutID, err)
 	}
@@ -155,7 +156,7 @@ type slackDecider struct {
 
 func newSlackDecider(c client.Client, key ed25519.PrivateKey, log *slog.Logger) *slackDecider {
 	d := &slackDecider{key: key, now: time.Now, log: log}
-	d.TemporalDecider = slackbot.TemporalDecider{Client: c, UpdateName: workflows.UpdateDecide,
+	d.TemporalDecider = slackbot.TemporalDecider{Client: c, UpdateName: approval.UpdateDecide,
 		Summarize: statusSummary, Prepare: d.prepare}
 	return d
 }
@@ -182,9 +183,9 @@ func (d *slackDecider) prepare(ctx context.Context, rolloutID string, dec slackb
 	if err != nil {
 		return slackbot.PreparedUpdate{}, err
 	}
-	in := workflows.DecisionInput{GateID: dec.GateID, Choice: dec.Choice, Actor: dec.Actor, Roles: dec.Roles,
-		SlackUser: dec.SlackUser, Reason: dec.Reason, Via: "slack"}
-	proof := identity.Sign(d.key, identity.SlackSigner, workflows.DecisionClaim(rolloutID, runID, in), identity.NewNonce(), d.now())
+	in := dec.DecisionInput
+	in.Via, in.Proof = "slack", nil
+	proof := identity.Sign(d.key, identity.SlackSigner, approval.DecisionClaim(rolloutID, runID, in), identity.NewNonce(), d.now())
 	in.Proof = &proof
 	return slackbot.PreparedUpdate{Arg: in, RunID: runID}, nil
 }
@@ -212,8 +213,8 @@ func (d *slackDecider) recordRefusal(ctx context.Context, rolloutID string, dec 
 	if err != nil {
 		return err
 	}
-	rec := workflows.Refusal{Signal: "slack:" + dec.Choice, Actor: dec.Actor, GateID: dec.GateID, Reason: reason}
-	proof := identity.Sign(d.key, identity.SlackSigner, workflows.RefusalClaim(rolloutID, runID, rec), identity.NewNonce(), d.now())
+	rec := approval.Refusal{Signal: "slack:" + dec.Choice, Actor: dec.Actor, GateID: dec.GateID, Reason: reason}
+	proof := identity.Sign(d.key, identity.SlackSigner, approval.RefusalClaim(rolloutID, runID, rec), identity.NewNonce(), d.now())
 	rec.Proof = &proof
-	return d.Client.SignalWorkflow(ctx, rolloutID, runID, workflows.SignalRecordRefusal, rec)
+	return d.Client.SignalWorkflow(ctx, rolloutID, runID, approval.SignalRecordRefusal, rec)
 }

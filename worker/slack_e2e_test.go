@@ -28,7 +28,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	"github.com/fkrollout/fkrollout/internal/testkit/slacktest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // clickBody is the form body of a block_actions interaction: user clicks
@@ -71,7 +72,7 @@ func freeAddr(t *testing.T) string {
 func TestE2ESlackApprovesPromotion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	srv := devserver.Start(t)
+	srv := devserver.Start(t, rollout.SearchAttributes())
 	c := srv.Client()
 
 	staging, production := pgtest.New(t), pgtest.New(t)
@@ -153,21 +154,21 @@ policy:
 	}, 10*time.Second, 50*time.Millisecond, "the worker's Slack endpoint listens on %s", addr)
 
 	id := "slack-e2e-" + randHex(4)
-	in := workflows.Input{
+	in := rollout.Input{
 		Plan:         sqlassets.Migration,
 		Requester:    rita,
 		Environments: stagingThenProduction(),
-		Approval: workflows.ApprovalPolicy{
-			Default: workflows.GateRule{Approvers: []string{alice}},
-			Gates:   map[string]workflows.GateRule{"promotion": {Approvers: []string{"role:dba"}}},
+		Approval: approval.Policy{
+			Default: approval.GateRule{Approvers: []string{alice}},
+			Gates:   map[string]approval.GateRule{"promotion": {Approvers: []string{"role:dba"}}},
 		},
 	}
-	proof := identity.Sign(ritaKey, rita, workflows.StartClaim(id, in), identity.NewNonce(), time.Now())
+	proof := identity.Sign(ritaKey, rita, rollout.StartClaim(id, in), identity.NewNonce(), time.Now())
 	in.RequesterProof = &proof
 	run := startRollout(t, ctx, c, tq, id, in)
 
 	// The promotion gate opens and its message is posted in the rollout's thread.
-	var gate workflows.Gate
+	var gate approval.Gate
 	require.Eventually(t, func() bool {
 		st := queryStatusT(t, ctx, c, id)
 		require.False(t, st.State.Terminal(), "rollout ended before the promotion gate: %s", st.Summary())
@@ -198,7 +199,7 @@ policy:
 	require.NotEmpty(t, parent.TS)
 	assert.Equal(t, parent.TS, gatePost.Form.Get("thread_ts"), "gate message is a reply in the rollout's thread")
 	assert.Equal(t, gatePost.TS, gate.Message.TS, "the workflow keeps the gate message's ref")
-	approve := slacktest.Buttons(slacktest.Blocks(t, *gatePost))["fkrollout:"+workflows.ChoiceApprove]
+	approve := slacktest.Buttons(slacktest.Blocks(t, *gatePost))["fkrollout:"+approval.ChoiceApprove]
 	require.NotNil(t, approve, "approve button")
 	click := func(user, respID string) string {
 		return clickBody(t, user, gate.Message.Channel, gate.Message.TS, gateBlocks, approve, api.ResponseURL(respID))
@@ -228,7 +229,7 @@ policy:
 	assert.Contains(t, msg, "refused")
 	assert.Contains(t, msg, "four-eyes")
 
-	var st *workflows.Status
+	var st *rollout.Status
 	require.Eventually(t, func() bool {
 		st = queryStatusT(t, ctx, c, id)
 		return len(st.Refusals) >= 2
@@ -236,7 +237,7 @@ policy:
 	refusals := map[string]string{}
 	for _, r := range st.Refusals {
 		assert.Equal(t, gate.ID, r.GateID)
-		assert.Equal(t, "slack:"+workflows.ChoiceApprove, r.Signal)
+		assert.Equal(t, "slack:"+approval.ChoiceApprove, r.Signal)
 		refusals[r.Actor] = r.Reason
 	}
 	assert.Contains(t, refusals[mallory], "not an allowed approver")
@@ -261,20 +262,20 @@ policy:
 		assert.Contains(t, msg, "Recorded", "click %d", i)
 	}
 
-	var final workflows.Status
+	var final rollout.Status
 	require.NoError(t, run.Get(ctx, &final))
-	assert.Equal(t, workflows.StateCompleted, final.State, final.Summary())
-	var decisions []workflows.Decision
+	assert.Equal(t, rollout.StateCompleted, final.State, final.Summary())
+	var decisions []approval.Decision
 	for _, d := range final.Decisions {
 		if d.GateID == gate.ID {
 			decisions = append(decisions, d)
 		}
 	}
 	require.Len(t, decisions, 1, "one decision on the promotion gate")
-	assert.Equal(t, workflows.Decision{GateID: gate.ID, Action: workflows.ChoiceApprove, Actor: alice, Roles: []string{"dba"},
+	assert.Equal(t, approval.Decision{GateID: gate.ID, Action: approval.ChoiceApprove, Actor: alice, Roles: []string{"dba"},
 		Via: "slack", SlackUser: "U0ALICE", Time: decisions[0].Time}, decisions[0])
 	for _, c := range final.Constraints {
-		assert.Contains(t, []workflows.ConstraintState{workflows.CValidated, workflows.CTested}, c.Environments["production"].State, c.Name)
+		assert.Contains(t, []rollout.ConstraintState{rollout.CValidated, rollout.CTested}, c.Environments["production"].State, c.Name)
 	}
 
 	// The gate message was updated in place: no buttons, "Approved by".

@@ -28,7 +28,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/slackbot"
 	"github.com/fkrollout/fkrollout/internal/testkit/slacktest"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
 )
 
 // TestSetupSlack checks the worker's start-up decision: no Slack is a
@@ -191,8 +191,8 @@ func TestSlackDeciderSignsDecisionsAndRefusals(t *testing.T) {
 	pub := slackSignerPublicKey(cfg)
 	ctx := context.Background()
 	now := time.Now()
-	dec := slackbot.Decision{GateID: "production/promotion/2", Choice: workflows.ChoiceApprove, Actor: "alice@example.com",
-		Roles: []string{"dba"}, SlackUser: "U0ALICE", Via: "slack", UpdateID: slackbot.UpdateID("production/promotion/2", "U0ALICE", "approve")}
+	dec := slackbot.Decision{DecisionInput: approval.DecisionInput{GateID: "production/promotion/2", Choice: approval.ChoiceApprove, Actor: "alice@example.com",
+		Roles: []string{"dba"}, SlackUser: "U0ALICE", Via: "slack"}, UpdateID: slackbot.UpdateID("production/promotion/2", "U0ALICE", "approve")}
 
 	fake := &fakeTemporal{runID: "run-1"}
 	d := newSlackDecider(fake, identity.DeriveSlackSigner(secret), discardLogger())
@@ -201,30 +201,30 @@ func TestSlackDeciderSignsDecisionsAndRefusals(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, fake.updates, 1)
 	up := fake.updates[0]
-	assert.Equal(t, workflows.UpdateDecide, up.UpdateName)
+	assert.Equal(t, approval.UpdateDecide, up.UpdateName)
 	assert.Equal(t, "rollout-1", up.WorkflowID)
 	assert.Equal(t, "run-1", up.RunID, "sent to the run the proof names")
 	assert.Equal(t, dec.UpdateID, up.UpdateID, "double clicks still share one Update")
 	require.Len(t, up.Args, 1)
-	in, ok := up.Args[0].(workflows.DecisionInput)
+	in, ok := up.Args[0].(approval.DecisionInput)
 	require.True(t, ok, "%T", up.Args[0])
 	require.NotNil(t, in.Proof)
 	assert.Equal(t, identity.SlackSigner, in.Proof.KeyID)
-	assert.Equal(t, workflows.DecisionInput{GateID: dec.GateID, Choice: dec.Choice, Actor: dec.Actor, Roles: dec.Roles,
+	assert.Equal(t, approval.DecisionInput{GateID: dec.GateID, Choice: dec.Choice, Actor: dec.Actor, Roles: dec.Roles,
 		SlackUser: "U0ALICE", Via: "slack", Proof: in.Proof}, in)
-	assert.NoError(t, identity.Verify(workflows.DecisionClaim("rollout-1", "run-1", in), in.Proof, []string{pub}, now, time.Minute))
-	assert.Error(t, identity.Verify(workflows.DecisionClaim("rollout-1", "run-2", in), in.Proof, []string{pub}, now, time.Minute),
+	assert.NoError(t, identity.Verify(approval.DecisionClaim("rollout-1", "run-1", in), in.Proof, []string{pub}, now, time.Minute))
+	assert.Error(t, identity.Verify(approval.DecisionClaim("rollout-1", "run-2", in), in.Proof, []string{pub}, now, time.Minute),
 		"the proof does not move to another run")
 	forged := in
 	forged.Actor = "mallory@example.com"
-	assert.Error(t, identity.Verify(workflows.DecisionClaim("rollout-1", "run-1", forged), in.Proof, []string{pub}, now, time.Minute))
+	assert.Error(t, identity.Verify(approval.DecisionClaim("rollout-1", "run-1", forged), in.Proof, []string{pub}, now, time.Minute))
 	assert.Empty(t, fake.signals)
 
 	// A second send of the same click: a fresh nonce, the same Update ID.
 	_, err = d.Decide(ctx, "rollout-1", dec)
 	require.NoError(t, err)
 	require.Len(t, fake.updates, 2)
-	assert.NotEqual(t, in.Proof.Nonce, fake.updates[1].Args[0].(workflows.DecisionInput).Proof.Nonce)
+	assert.NotEqual(t, in.Proof.Nonce, fake.updates[1].Args[0].(approval.DecisionInput).Proof.Nonce)
 
 	// Refused by the validator: told as a refusal, recorded with a signed signal.
 	fake.updateErr = temporal.NewApplicationError("four-eyes: alice@example.com requested this rollout", "refused")
@@ -233,15 +233,15 @@ func TestSlackDeciderSignsDecisionsAndRefusals(t *testing.T) {
 	require.ErrorAs(t, err, &refused)
 	require.Len(t, fake.signals, 1)
 	sig := fake.signals[0]
-	assert.Equal(t, fakeSignal{workflowID: "rollout-1", runID: "run-1", name: workflows.SignalRecordRefusal, arg: sig.arg}, sig)
-	rec, ok := sig.arg.(workflows.Refusal)
+	assert.Equal(t, fakeSignal{workflowID: "rollout-1", runID: "run-1", name: approval.SignalRecordRefusal, arg: sig.arg}, sig)
+	rec, ok := sig.arg.(approval.Refusal)
 	require.True(t, ok, "%T", sig.arg)
 	assert.Equal(t, "slack:approve", rec.Signal)
 	assert.Equal(t, "alice@example.com", rec.Actor)
 	assert.Equal(t, dec.GateID, rec.GateID)
 	assert.Contains(t, rec.Reason, "four-eyes")
 	require.NotNil(t, rec.Proof)
-	assert.NoError(t, identity.Verify(workflows.RefusalClaim("rollout-1", "run-1", rec), rec.Proof, []string{pub}, now, time.Minute))
+	assert.NoError(t, identity.Verify(approval.RefusalClaim("rollout-1", "run-1", rec), rec.Proof, []string{pub}, now, time.Minute))
 
 	// No such rollout: refused before any Update, nothing recorded.
 	gone := &fakeTemporal{}

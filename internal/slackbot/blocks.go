@@ -11,6 +11,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/fkrollout/fkrollout/internal/mdtext"
+	"github.com/fkrollout/fkrollout/workflows/approval"
 )
 
 // Block Kit limits we must stay under, or Slack rejects the whole message.
@@ -57,40 +58,11 @@ func decodeValue(s string) (actionValue, error) {
 	return v, nil
 }
 
-// DefaultChoices are the buttons of a gate kind when the workflow gives none.
-func DefaultChoices(kind GateKind) []Choice {
-	switch kind {
-	case GateRemediation:
-		return []Choice{
-			{ID: ChoiceDelete, Label: "Delete orphans", Style: "danger",
-				Confirm: "Delete every orphan row listed? Rows are copied to fkrollout.quarantine first."},
-			{ID: ChoiceSetNull, Label: "Set to NULL", Style: "danger",
-				Confirm: "Set the orphan foreign-key columns to NULL? Old values are copied to fkrollout.quarantine first."},
-			{ID: ChoiceAcceptDebt, Label: "Accept as debt",
-				Confirm: "Leave these constraints NOT VALID? New writes stay checked; existing orphans remain."},
-			{ID: ChoiceReAudit, Label: "Re-audit", Style: "primary"},
-			{ID: ChoiceAbort, Label: "Abort rollout", Style: "danger",
-				Confirm: "Abort the rollout? Applied NOT VALID constraints are kept unless you roll back.", NeedsReason: true},
-		}
-	case GateInvestigate:
-		return []Choice{
-			{ID: ChoiceContinue, Label: "Keep monitoring", Style: "primary"},
-			{ID: ChoiceRollback, Label: "Roll back", Style: "danger",
-				Confirm: "Drop the constraints of this rollout now?", NeedsReason: true},
-		}
-	default:
-		return []Choice{
-			{ID: ChoiceApprove, Label: "Approve", Style: "primary"},
-			{ID: ChoiceReject, Label: "Reject", Style: "danger", NeedsReason: true},
-		}
-	}
-}
-
 func gateChoices(g *Gate) []Choice {
 	if len(g.Choices) > 0 {
 		return g.Choices
 	}
-	return DefaultChoices(g.Kind)
+	return approval.DefaultChoices(g.Kind)
 }
 
 func findChoice(g *Gate, id string) (Choice, bool) {
@@ -357,12 +329,12 @@ func DecisionText(d GateDecision) string {
 	at := slackDate(d.Time)
 	var s string
 	switch d.Choice {
-	case ChoiceApprove:
+	case approval.ChoiceApprove:
 		s = fmt.Sprintf(":white_check_mark: Approved by %s at %s", who, at)
-	case ChoiceReject:
+	case approval.ChoiceReject:
 		s = fmt.Sprintf(":x: Rejected by %s at %s", who, at)
 	default:
-		s = fmt.Sprintf(":ballot_box_with_check: *%s* chosen by %s at %s", esc(choiceLabel(d.Choice)), who, at)
+		s = fmt.Sprintf(":ballot_box_with_check: *%s* chosen by %s at %s", esc(approval.Label(d.Choice)), who, at)
 	}
 	if d.Via != "" && d.Via != "slack" {
 		s += " (via " + esc(d.Via) + ")"
@@ -371,20 +343,6 @@ func DecisionText(d GateDecision) string {
 		s += "\n>" + esc(truncate(strings.ReplaceAll(d.Reason, "\n", " "), 1000))
 	}
 	return s
-}
-
-func choiceLabel(id string) string {
-	if id == ChoiceRetry {
-		return "Retry"
-	}
-	for _, k := range []GateKind{GateRemediation, GateInvestigate, GatePromotion} {
-		for _, c := range DefaultChoices(k) {
-			if c.ID == id {
-				return c.Label
-			}
-		}
-	}
-	return id
 }
 
 // RollbackBlocks renders a rollback: the rule that fired, its figures, and a

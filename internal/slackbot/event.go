@@ -47,20 +47,4 @@ const (
 	GateApproval    = notify.GateApproval
 )
 
-// Choice identifiers sent to the workflow's gate Update (the same strings as
-// workflows.Choice*). They are Decision.Choice and the suffix of every
-// button's action_id.
-const (
-	ChoiceApprove    = "approve"
-	ChoiceReject     = "reject"
-	ChoiceDelete     = "delete"
-	ChoiceSetNull    = "set-null"
-	ChoiceAcceptDebt = "accept-debt"
-	ChoiceReAudit    = "re-audit"
-	ChoiceAbort      = "abort"
-	ChoiceContinue   = "continue"
-	ChoiceRollback   = "rollback"
-	ChoiceRetry      = "retry"
-)
-
 func overheadMS(p PerfRow) float64 { return p.WithFKsMS - p.BaselineMS }

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fkrollout/fkrollout/internal/identity"
+	"github.com/fkrollout/fkrollout/workflows/approval"
 )
 
 // syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
@@ -98,7 +99,7 @@ func TestHandlerRefusesReplays(t *testing.T) {
 	f := newFixture(t)
 	hd := newHardened(t, f, RateLimit{})
 	msg, raw := postGate(t, f, promotionEvent(MessageRef{}))
-	approve := buttons(mustBlocks(t, raw))[actionPrefix+ChoiceApprove]
+	approve := buttons(mustBlocks(t, raw))[actionPrefix+approval.ChoiceApprove]
 	body := interactionBody(t, click("U0BOB", msg, raw, approve, f.rec.responseURL("once")))
 	at := hd.clock()
 

@@ -10,24 +10,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fkrollout/fkrollout/workflows/approval"
 	"github.com/slack-go/slack"
 )
 
-// Decision is what a click asks the workflow to record: the fields of
-// workflows.DecisionInput without its proof (this package does not import
-// the workflows). The worker's Decider signs it, as the Slack signer, into
-// the gate Update's argument and sends it with UpdateID as the Temporal
-// update ID, so a double click or a Slack retry lands on the same Update and
-// decides once. It is only built for a user mapped in Config.Users.
+// Decision is what a click asks the workflow to record: the gate Update's
+// own input, without its proof. The worker's Decider signs it, as the Slack
+// signer, and sends it with UpdateID as the Temporal update ID, so a double
+// click or a Slack retry lands on the same Update and decides once. It is
+// only built for a user mapped in Config.Users.
 type Decision struct {
-	GateID    string   `json:"gate_id"`
-	Choice    string   `json:"choice"`
-	Actor     string   `json:"actor"`
-	Roles     []string `json:"roles,omitempty"`
-	SlackUser string   `json:"slack_user,omitempty"`
-	Reason    string   `json:"reason,omitempty"`
-	// Via is always "slack" here; the workflow records it with the decision.
-	Via string `json:"via,omitempty"`
+	approval.DecisionInput
 	// UpdateID is the Temporal update ID, not part of the Update's input.
 	UpdateID string `json:"-"`
 }
@@ -224,7 +217,7 @@ func (x *Interactions) handleBlockActions(ic slack.InteractionCallback) {
 				b, _ := json.Marshal(meta)
 				label := v.Label
 				if label == "" {
-					label = choiceLabel(v.Choice)
+					label = approval.Label(v.Choice)
 				}
 				// trigger_id expires 3 s after the click: one attempt, no retries.
 				if _, err := x.api.OpenViewContext(ctx, triggerID, ReasonModal(label, string(b))); err != nil {
@@ -277,19 +270,19 @@ func (x *Interactions) decide(ctx context.Context, rolloutID, gateID, choice, us
 		x.refuseUnmapped(ctx, rolloutID, gateID, choice, user, responseURL)
 		return
 	}
-	d := Decision{GateID: gateID, Choice: choice, Actor: ap.Identity, Roles: ap.Roles, SlackUser: user,
-		Reason: reason, Via: "slack", UpdateID: UpdateID(gateID, user, choice)}
+	d := Decision{DecisionInput: approval.DecisionInput{GateID: gateID, Choice: choice, Actor: ap.Identity, Roles: ap.Roles,
+		SlackUser: user, Reason: reason, Via: "slack"}, UpdateID: UpdateID(gateID, user, choice)}
 	out, err := x.dec.Decide(ctx, rolloutID, d)
 	if refused, ok := errors.AsType[*RefusedError](err); ok {
 		log.InfoContext(ctx, "slack decision refused", "reason", refused.Reason)
 		x.respond(ctx, responseURL, fmt.Sprintf(":no_entry: Your choice *%s* on gate `%s` of rollout `%s` was refused: %s",
-			esc(choiceLabel(choice)), esc(gateID), esc(rolloutID), esc(refused.Reason)))
+			esc(approval.Label(choice)), esc(gateID), esc(rolloutID), esc(refused.Reason)))
 		return
 	}
 	if err != nil {
 		log.ErrorContext(ctx, "slack decision failed", "err", err)
 		x.respond(ctx, responseURL, fmt.Sprintf(":warning: Could not record *%s* on gate `%s` of rollout `%s`: %s\nThe gate is still open; try again or decide from the CLI.",
-			esc(choiceLabel(choice)), esc(gateID), esc(rolloutID), esc(err.Error())))
+			esc(approval.Label(choice)), esc(gateID), esc(rolloutID), esc(err.Error())))
 		return
 	}
 	log.InfoContext(ctx, "slack decision accepted", "actor", d.Actor, "closed", out.Closed, "waiting", out.Waiting)
@@ -300,7 +293,7 @@ func (x *Interactions) decide(ctx context.Context, rolloutID, gateID, choice, us
 			x.update(ctx, log, channel, ts, fmt.Sprintf("Gate %s: vote recorded", gateID), VoteBlocks(blocks, rec, out.Waiting))
 		}
 		x.respond(ctx, responseURL, fmt.Sprintf(":ballot_box_with_check: Vote recorded: *%s* on gate `%s`; %d more approver(s) needed.",
-			esc(choiceLabel(choice)), esc(gateID), out.Waiting))
+			esc(approval.Label(choice)), esc(gateID), out.Waiting))
 		return
 	}
 	x.unstash(channel, ts)
@@ -313,7 +306,7 @@ func (x *Interactions) decide(ctx context.Context, rolloutID, gateID, choice, us
 		x.update(ctx, log, channel, ts, fmt.Sprintf("Gate %s decided: %s", gateID, choice), DecidedBlocks(blocks, rec))
 	}
 	x.respond(ctx, responseURL, fmt.Sprintf(":white_check_mark: Recorded: *%s* on gate `%s` of rollout `%s`.",
-		esc(choiceLabel(choice)), esc(gateID), esc(rolloutID)))
+		esc(approval.Label(choice)), esc(gateID), esc(rolloutID)))
 }
 
 // mapped reports whether user has an identity in Config.Users.
@@ -333,7 +326,7 @@ func (x *Interactions) refuseUnmapped(ctx context.Context, rolloutID, gateID, ch
 		"rollout", rolloutID, "gate", gateID, "choice", choice, "user", user)
 	x.respond(ctx, responseURL, fmt.Sprintf(":no_entry: Your choice *%s* on gate `%s` of rollout `%s` was not sent: "+
 		"your Slack user %s is not mapped to an fkrollout identity; ask the worker's operator to add it to slack.users.",
-		esc(choiceLabel(choice)), esc(gateID), esc(rolloutID), esc(user)))
+		esc(approval.Label(choice)), esc(gateID), esc(rolloutID), esc(user)))
 }
 
 func (x *Interactions) update(ctx context.Context, log *slog.Logger, channel, ts, fallback string, blocks []slack.Block) {

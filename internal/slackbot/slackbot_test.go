@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fkrollout/fkrollout/workflows/approval"
 	"github.com/slack-go/slack"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -206,7 +207,7 @@ func TestHandlerRejectsUnverifiedRequests(t *testing.T) {
 	f := newFixture(t)
 	msg := PostResult{Channel: testChannel, TS: "1700000000.000002"}
 	blocks, _ := json.Marshal(GateBlocks(promotionEvent(MessageRef{})))
-	btn := buttons(mustBlocks(t, blocks))[actionPrefix+ChoiceApprove]
+	btn := buttons(mustBlocks(t, blocks))[actionPrefix+approval.ChoiceApprove]
 	require.NotNil(t, btn)
 	body := interactionBody(t, click("U0BOB", msg, blocks, btn, f.rec.responseURL("sig")))
 	now := time.Now()
@@ -281,23 +282,23 @@ func TestApproveClickDecidesAndUpdatesMessage(t *testing.T) {
 	assert.Equal(t, "1700000000.000001", gatePost.Form.Get("thread_ts"), "gate is a reply in the rollout thread")
 	open := mustBlocks(t, raw)
 	btns := buttons(open)
-	require.Contains(t, btns, actionPrefix+ChoiceApprove)
-	require.Contains(t, btns, actionPrefix+ChoiceReject)
+	require.Contains(t, btns, actionPrefix+approval.ChoiceApprove)
+	require.Contains(t, btns, actionPrefix+approval.ChoiceReject)
 	body := text(t, open)
 	for _, want := range []string{"fk_workflow_instances_workspace", "Behaviour tests: 2/2 passed", "Create workflow", "+2.0ms", "+50.0ms", "left NOT VALID", "Open in Temporal UI"} {
 		assert.Contains(t, body, want)
 	}
 
 	w := serve(t, f.handler, signedRequest(testSecret, time.Now(),
-		interactionBody(t, click("U0BOB", msg, raw, btns[actionPrefix+ChoiceApprove], f.rec.responseURL("1")))))
+		interactionBody(t, click("U0BOB", msg, raw, btns[actionPrefix+approval.ChoiceApprove], f.rec.responseURL("1")))))
 	require.Equal(t, http.StatusOK, w.Code)
 	resp := waitResponse(t, f.rec)
 	f.bot.Interactions.Wait()
 
 	ds := f.dec.decisions()
 	require.Len(t, ds, 1)
-	assert.Equal(t, Decision{GateID: "promotion-production", Choice: ChoiceApprove, Actor: "bob@example.com",
-		SlackUser: "U0BOB", Via: "slack", UpdateID: UpdateID("promotion-production", "U0BOB", ChoiceApprove)}, ds[0])
+	assert.Equal(t, Decision{DecisionInput: approval.DecisionInput{GateID: "promotion-production", Choice: approval.ChoiceApprove, Actor: "bob@example.com",
+		SlackUser: "U0BOB", Via: "slack"}, UpdateID: UpdateID("promotion-production", "U0BOB", approval.ChoiceApprove)}, ds[0])
 
 	updates := f.rec.byMethod("chat.update")
 	require.Len(t, updates, 1)
@@ -322,7 +323,7 @@ func TestRefusedClickGetsEphemeralReasonAndKeepsButtons(t *testing.T) {
 		return nil
 	}
 	msg, raw := postGate(t, f, promotionEvent(MessageRef{}))
-	approve := buttons(mustBlocks(t, raw))[actionPrefix+ChoiceApprove]
+	approve := buttons(mustBlocks(t, raw))[actionPrefix+approval.ChoiceApprove]
 
 	w := serve(t, f.handler, signedRequest(testSecret, time.Now(),
 		interactionBody(t, click("U0ALICE", msg, raw, approve, f.rec.responseURL("U0ALICE")))))
@@ -348,7 +349,7 @@ func TestUnmappedUserIsRefusedLocally(t *testing.T) {
 	msg, raw := postGate(t, f, promotionEvent(MessageRef{}))
 	btns := buttons(mustBlocks(t, raw))
 
-	for _, choice := range []string{ChoiceApprove, ChoiceReject} {
+	for _, choice := range []string{approval.ChoiceApprove, approval.ChoiceReject} {
 		w := serve(t, f.handler, signedRequest(testSecret, time.Now(),
 			interactionBody(t, click("U0MALLORY", msg, raw, btns[actionPrefix+choice], f.rec.responseURL("m-"+choice)))))
 		require.Equal(t, http.StatusOK, w.Code)
@@ -366,7 +367,7 @@ func TestUnmappedUserIsRefusedLocally(t *testing.T) {
 
 	// A reason dialog opened before the user was removed from slack.users
 	// is refused at submission too.
-	meta, _ := json.Marshal(modalMeta{RolloutID: "fkr-demo-1", GateID: "promotion-production", Choice: ChoiceReject,
+	meta, _ := json.Marshal(modalMeta{RolloutID: "fkr-demo-1", GateID: "promotion-production", Choice: approval.ChoiceReject,
 		Channel: msg.Channel, TS: msg.TS, ResponseURL: f.rec.responseURL("m-modal")})
 	w := serve(t, f.handler, signedRequest(testSecret, time.Now(), interactionBody(t, map[string]any{
 		"type": "view_submission", "user": map[string]any{"id": "U0MALLORY"},
@@ -388,7 +389,7 @@ func TestDoubleClickUsesTheSameUpdateID(t *testing.T) {
 	// same user's same choice. A replayed delivery is refused by the handler
 	// (TestHandlerRefusesReplays); these are distinct requests.
 	for i := 0; i < 3; i++ {
-		body := interactionBody(t, click("U0BOB", msg, raw, btns[actionPrefix+ChoiceApprove], f.rec.responseURL(fmt.Sprintf("d%d", i))))
+		body := interactionBody(t, click("U0BOB", msg, raw, btns[actionPrefix+approval.ChoiceApprove], f.rec.responseURL(fmt.Sprintf("d%d", i))))
 		require.Equal(t, http.StatusOK, serve(t, f.handler, signedRequest(testSecret, time.Now(), body)).Code)
 	}
 	f.bot.Interactions.Wait()
@@ -403,7 +404,7 @@ func TestDoubleClickUsesTheSameUpdateID(t *testing.T) {
 	}
 
 	// Another user's click on the now decided gate is a different update and is refused.
-	other := interactionBody(t, click("U0ALICE", msg, raw, btns[actionPrefix+ChoiceApprove], f.rec.responseURL("o")))
+	other := interactionBody(t, click("U0ALICE", msg, raw, btns[actionPrefix+approval.ChoiceApprove], f.rec.responseURL("o")))
 	require.Equal(t, http.StatusOK, serve(t, f.handler, signedRequest(testSecret, time.Now(), other)).Code)
 	resp := waitResponse(t, f.rec)
 	assert.Contains(t, resp.JSON["text"], "already decided")
@@ -417,7 +418,7 @@ func TestDoubleClickUsesTheSameUpdateID(t *testing.T) {
 func TestRejectOpensReasonModalThenDecides(t *testing.T) {
 	f := newFixture(t)
 	msg, raw := postGate(t, f, promotionEvent(MessageRef{}))
-	reject := buttons(mustBlocks(t, raw))[actionPrefix+ChoiceReject]
+	reject := buttons(mustBlocks(t, raw))[actionPrefix+approval.ChoiceReject]
 	require.NotNil(t, reject)
 
 	w := serve(t, f.handler, signedRequest(testSecret, time.Now(),
@@ -462,9 +463,9 @@ func TestRejectOpensReasonModalThenDecides(t *testing.T) {
 
 	ds := f.dec.decisions()
 	require.Len(t, ds, 1)
-	assert.Equal(t, ChoiceReject, ds[0].Choice)
+	assert.Equal(t, approval.ChoiceReject, ds[0].Choice)
 	assert.Equal(t, "perf overhead on bulk import is too high", ds[0].Reason)
-	assert.Equal(t, UpdateID("promotion-production", "U0BOB", ChoiceReject), ds[0].UpdateID)
+	assert.Equal(t, UpdateID("promotion-production", "U0BOB", approval.ChoiceReject), ds[0].UpdateID)
 
 	updates := f.rec.byMethod("chat.update")
 	require.Len(t, updates, 1)
@@ -481,7 +482,7 @@ func TestTwoApproverGateKeepsButtonsAfterFirstVote(t *testing.T) {
 	f := newFixture(t)
 	f.dec.approvals = 2
 	msg, raw := postGate(t, f, promotionEvent(MessageRef{}))
-	approve := buttons(mustBlocks(t, raw))[actionPrefix+ChoiceApprove]
+	approve := buttons(mustBlocks(t, raw))[actionPrefix+approval.ChoiceApprove]
 
 	serve(t, f.handler, signedRequest(testSecret, time.Now(), interactionBody(t, click("U0BOB", msg, raw, approve, f.rec.responseURL("v1")))))
 	resp := waitResponse(t, f.rec)
@@ -490,7 +491,7 @@ func TestTwoApproverGateKeepsButtonsAfterFirstVote(t *testing.T) {
 	updates := f.rec.byMethod("chat.update")
 	require.Len(t, updates, 1)
 	voted := blocksOf(t, updates[0])
-	assert.Contains(t, buttons(voted), actionPrefix+ChoiceApprove, "the second approver still has a button")
+	assert.Contains(t, buttons(voted), actionPrefix+approval.ChoiceApprove, "the second approver still has a button")
 	assert.Contains(t, text(t, voted), "Approved by <@U0BOB>")
 	assert.Contains(t, text(t, voted), "1 more approver(s) needed")
 
@@ -513,7 +514,7 @@ func TestAckDoesNotWaitForTheDecision(t *testing.T) {
 	f := newFixture(t)
 	f.dec.release = make(chan struct{})
 	msg, raw := postGate(t, f, promotionEvent(MessageRef{}))
-	approve := buttons(mustBlocks(t, raw))[actionPrefix+ChoiceApprove]
+	approve := buttons(mustBlocks(t, raw))[actionPrefix+approval.ChoiceApprove]
 
 	start := time.Now()
 	w := serve(t, f.handler, signedRequest(testSecret, time.Now(),
@@ -535,7 +536,7 @@ func TestRemediationGateBlocks(t *testing.T) {
 				RefTable: "public.workspaces", Orphans: 3, Samples: []string{"ws-9", "ws-10", "<!channel>"}, Nullable: false,
 				Dependents: []ImpactRow{{Table: "public.workflow_stages", Constraint: "fk_stages_wi", Action: "NO ACTION", Rows: 7, Depth: 1}},
 				Triggers:   []string{"audit_wi on public.workflow_instances (AFTER DELETE ROW)"},
-				Impossible: map[string]string{ChoiceDelete: "7 rows of public.workflow_stages reference the orphans", ChoiceSetNull: "workspace_id is NOT NULL"}},
+				Impossible: map[string]string{approval.ChoiceDelete: "7 rows of public.workflow_stages reference the orphans", approval.ChoiceSetNull: "workspace_id is NOT NULL"}},
 			{Constraint: "fk_sub_wi", Table: "public.atp_submissions", Columns: []string{"workflow_instance_id"},
 				RefTable: "public.workflow_instances", Orphans: 12, Nullable: true},
 		}}}}
@@ -558,20 +559,20 @@ func TestRemediationGateBlocks(t *testing.T) {
 	for _, c := range []struct {
 		choice  string
 		confirm bool
-	}{{ChoiceDelete, true}, {ChoiceSetNull, true}, {ChoiceAcceptDebt, true}, {ChoiceReAudit, false}, {ChoiceAbort, true}} {
+	}{{approval.ChoiceDelete, true}, {approval.ChoiceSetNull, true}, {approval.ChoiceAcceptDebt, true}, {approval.ChoiceReAudit, false}, {approval.ChoiceAbort, true}} {
 		btn, ok := btns[actionPrefix+c.choice]
 		require.True(t, ok, "button %s", c.choice)
 		assert.Equal(t, c.confirm, btn.Confirm != nil, "confirmation on %s", c.choice)
 		v, err := decodeValue(btn.Value)
 		require.NoError(t, err)
 		assert.Equal(t, actionValue{RolloutID: "fkr-2", GateID: "remediation-staging-1", Choice: c.choice,
-			Label: btn.Text.Text, NeedsReason: c.choice == ChoiceAbort}, v)
+			Label: btn.Text.Text, NeedsReason: c.choice == approval.ChoiceAbort || c.choice == approval.ChoiceAcceptDebt}, v)
 	}
 
-	decided := DecidedBlocks(b.BlockSet, GateDecision{Actor: "bob@example.com", Choice: ChoiceSetNull, Via: "cli",
+	decided := DecidedBlocks(b.BlockSet, GateDecision{Actor: "bob@example.com", Choice: approval.ChoiceSetNull, Via: "cli",
 		Time: time.Date(2026, 11, 22, 21, 30, 0, 0, time.UTC)})
 	dt := text(t, slack.Blocks{BlockSet: decided})
-	assert.Contains(t, dt, "*Set to NULL* chosen by bob@example.com at <!date^")
+	assert.Contains(t, dt, "*Set NULL* chosen by bob@example.com at <!date^")
 	assert.Contains(t, dt, "2026-11-22 21:30:00 UTC")
 	assert.Contains(t, dt, "(via cli)")
 	assert.Empty(t, buttons(slack.Blocks{BlockSet: decided}))
@@ -591,7 +592,7 @@ func TestInvestigateAndRollbackMessages(t *testing.T) {
 	ib := blocksOf(t, inv)
 	assert.Contains(t, text(t, ib), "FK violation errors &gt;1/hour")
 	assert.Contains(t, text(t, ib), "FK violations: *4/h* (threshold 1/h)")
-	assert.Contains(t, buttons(ib), actionPrefix+ChoiceRollback)
+	assert.Contains(t, buttons(ib), actionPrefix+approval.ChoiceRollback)
 
 	_, err = f.bot.Notifier.Post(ctx, Event{RolloutID: "fkr-3", Kind: KindRolledBack, Environment: "production", Thread: thread,
 		Rollback: &RollbackInfo{Rule: "Performance degradation >20ms", Figures: figs, Constraints: []string{"fk_a", "fk_b"}}})
@@ -611,7 +612,7 @@ func TestGateDecidedElsewhereRemovesButtons(t *testing.T) {
 	ev := promotionEvent(MessageRef{Channel: testChannel, TS: "1700000000.000001"})
 	ev.Kind = KindGateDecided
 	ev.Message = MessageRef{Channel: testChannel, TS: "1700000000.000002"}
-	ev.Decision = &GateDecision{Actor: "bob@example.com", Choice: ChoiceApprove, Via: "cli", Time: time.Now()}
+	ev.Decision = &GateDecision{Actor: "bob@example.com", Choice: approval.ChoiceApprove, Via: "cli", Time: time.Now()}
 	_, err := f.bot.Notifier.Post(context.Background(), ev)
 	require.NoError(t, err)
 
@@ -794,7 +795,7 @@ func TestClickCarriesGroupRoles(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.ApproverGroups = map[string]string{"S0DBA": "dba"} })
 	f.rec.groups["S0DBA"] = []string{"U0DAVE"}
 	msg, raw := postGate(t, f, promotionEvent(MessageRef{}))
-	approve := buttons(mustBlocks(t, raw))[actionPrefix+ChoiceApprove]
+	approve := buttons(mustBlocks(t, raw))[actionPrefix+approval.ChoiceApprove]
 	serve(t, f.handler, signedRequest(testSecret, time.Now(), interactionBody(t, click("U0DAVE", msg, raw, approve, f.rec.responseURL("g")))))
 	waitResponse(t, f.rec)
 	f.bot.Interactions.Wait()
@@ -914,6 +915,6 @@ func TestGateMessageShowsHowToDecide(t *testing.T) {
 	assert.Contains(t, body, "```Gate staging/remediation/1: 1 constraint(s) in staging have orphans")
 	assert.Contains(t, body, "CLI: starter decide r1 staging/remediation/1 delete")
 	assert.NotContains(t, body, "<!channel>")
-	decided := DecidedBlocks(b.BlockSet, GateDecision{Actor: "alice", Choice: ChoiceDelete, Time: time.Now()})
+	decided := DecidedBlocks(b.BlockSet, GateDecision{Actor: "alice", Choice: approval.ChoiceDelete, Time: time.Now()})
 	assert.NotContains(t, text(t, slack.Blocks{BlockSet: decided}), "CLI: starter decide", "how to decide goes with the buttons")
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fkrollout/fkrollout/workflows/approval"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,7 +23,7 @@ func TestSocketModeUsesTheSameHandling(t *testing.T) {
 	})
 	f.dec.status["fkr-demo-1"] = "*fkr-demo-1*: production · monitor"
 	msg, raw := postGate(t, f, promotionEvent(MessageRef{}))
-	approve := buttons(mustBlocks(t, raw))[actionPrefix+ChoiceApprove]
+	approve := buttons(mustBlocks(t, raw))[actionPrefix+approval.ChoiceApprove]
 
 	clickJSON, err := json.Marshal(click("U0BOB", msg, raw, approve, f.rec.responseURL("sock-click")))
 	require.NoError(t, err)
@@ -86,7 +87,7 @@ func TestSocketModeUsesTheSameHandling(t *testing.T) {
 
 	ds := f.dec.decisions()
 	require.Len(t, ds, 1)
-	assert.Equal(t, UpdateID("promotion-production", "U0BOB", ChoiceApprove), ds[0].UpdateID)
+	assert.Equal(t, UpdateID("promotion-production", "U0BOB", approval.ChoiceApprove), ds[0].UpdateID)
 	assert.Equal(t, "bob@example.com", ds[0].Actor)
 	updates := f.rec.byMethod("chat.update")
 	require.Len(t, updates, 1)

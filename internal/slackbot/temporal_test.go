@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fkrollout/fkrollout/workflows/approval"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
@@ -77,8 +78,8 @@ func TestTemporalDeciderOnDevServer(t *testing.T) {
 
 	d := &TemporalDecider{Client: c, UpdateName: "decide"}
 	decision := func(actor, user, gate string) Decision {
-		return Decision{GateID: gate, Choice: ChoiceApprove, Actor: actor, SlackUser: user, Via: "slack",
-			UpdateID: UpdateID(gate, user, ChoiceApprove)}
+		return Decision{DecisionInput: approval.DecisionInput{GateID: gate, Choice: approval.ChoiceApprove, Actor: actor, SlackUser: user, Via: "slack"},
+			UpdateID: UpdateID(gate, user, approval.ChoiceApprove)}
 	}
 
 	status, err := d.Status(ctx, run.GetID())
@@ -177,7 +178,7 @@ func TestTemporalDeciderOnDevServer(t *testing.T) {
 		msg, err := bot.Notifier.Post(ctx, ev)
 		require.NoError(t, err)
 		raw := []byte(rec.byMethod("chat.postMessage")[0].Form.Get("blocks"))
-		approve := buttons(mustBlocks(t, raw))[actionPrefix+ChoiceApprove]
+		approve := buttons(mustBlocks(t, raw))[actionPrefix+approval.ChoiceApprove]
 
 		clickAs := func(user string) call {
 			w := serve(t, h, signedRequest(testSecret, time.Now(), interactionBody(t, click(user, msg, raw, approve, rec.responseURL(user)))))

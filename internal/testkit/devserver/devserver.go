@@ -17,10 +17,9 @@ import (
 	enums "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"google.golang.org/protobuf/encoding/protojson"
-
-	"github.com/fkrollout/fkrollout/workflows"
 )
 
 // EnvCLI names the variable pointing at the Temporal CLI (the Makefile
@@ -56,23 +55,24 @@ func CLIPath() (string, error) {
 	}
 }
 
-// Start starts a dev server on a free port for the test and stops it at
-// cleanup. Its log goes to the test log only on failure.
-func Start(t testing.TB) *testsuite.DevServer {
+// Start starts a dev server on a free port for the test, with the given
+// search attributes registered on its namespace, and stops it at cleanup.
+// Its log goes to the test log only on failure.
+func Start(t testing.TB, attrs temporal.SearchAttributes) *testsuite.DevServer {
 	t.Helper()
-	srv, _ := start(t, false)
+	srv, _ := start(t, attrs, false)
 	return srv
 }
 
 // StartWithUI is Start with the Temporal Web UI served on a free port of
 // 127.0.0.1; it returns the server and the UI's base URL. Browser tests use
 // it: the UI is off otherwise, so other tests do not pay for it.
-func StartWithUI(t testing.TB) (*testsuite.DevServer, string) {
+func StartWithUI(t testing.TB, attrs temporal.SearchAttributes) (*testsuite.DevServer, string) {
 	t.Helper()
-	return start(t, true)
+	return start(t, attrs, true)
 }
 
-func start(t testing.TB, ui bool) (*testsuite.DevServer, string) {
+func start(t testing.TB, attrs temporal.SearchAttributes, ui bool) (*testsuite.DevServer, string) {
 	t.Helper()
 	path, err := CLIPath()
 	if err != nil {
@@ -86,7 +86,7 @@ func start(t testing.TB, ui bool) (*testsuite.DevServer, string) {
 	}
 	opts := testsuite.DevServerOptions{
 		ExistingPath:     path,
-		SearchAttributes: workflows.SearchAttributes(),
+		SearchAttributes: attrs,
 		ClientOptions:    &client.Options{Logger: nopLogger{}},
 		LogLevel:         "error",
 		Stdout:           logf,

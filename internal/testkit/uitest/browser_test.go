@@ -18,6 +18,8 @@ import (
 	"github.com/fkrollout/fkrollout/internal/policy"
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 // browser starts a headless chromium for the test. A missing chromium is
@@ -44,9 +46,9 @@ func browser(t *testing.T) context.Context {
 // monitor sources).
 func exampleInput(t *testing.T, now time.Time) string {
 	t.Helper()
-	b, err := os.ReadFile("../../workflows/testdata/example-input.json")
+	b, err := os.ReadFile("../../../workflows/testdata/example-input.json")
 	require.NoError(t, err)
-	var in workflows.Input
+	var in rollout.Input
 	require.NoError(t, json.Unmarshal(b, &in))
 	for _, e := range in.Environments {
 		if w := e.MaintenanceWindow; w != nil {
@@ -55,7 +57,7 @@ func exampleInput(t *testing.T, now time.Time) string {
 			w.Start = now.In(loc).Add(-time.Minute).Format("15:04")
 		}
 	}
-	in.Perf, in.Monitor = nil, workflows.MonitorInput{}
+	in.Perf, in.Monitor = nil, rollout.MonitorInput{}
 	out, err := json.MarshalIndent(in, "", "  ")
 	require.NoError(t, err)
 	p := filepath.Join(t.TempDir(), "input.json")
@@ -84,7 +86,7 @@ func shot(t *testing.T, ctx context.Context, name string) {
 }
 
 func TestReleaseOwnerInTemporalUI(t *testing.T) {
-	srv, ui := devserver.StartWithUI(t)
+	srv, ui := devserver.StartWithUI(t, rollout.SearchAttributes())
 	tq := "ui-test"
 	w := worker.New(srv.Client(), tq, worker.Options{})
 	workflows.Register(w)
@@ -100,7 +102,7 @@ func TestReleaseOwnerInTemporalUI(t *testing.T) {
 		chromedp.WaitVisible(`#workflowId`),
 		chromedp.SendKeys(`#workflowId`, id),
 		chromedp.SendKeys(`#taskQueue`, tq),
-		chromedp.SendKeys(`#workflowType`, workflows.WorkflowName),
+		chromedp.SendKeys(`#workflowType`, rollout.WorkflowName),
 		chromedp.SetUploadFiles(`input[type=file]`, []string{input}),
 		chromedp.Sleep(time.Second),
 	))
@@ -108,9 +110,9 @@ func TestReleaseOwnerInTemporalUI(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(`[data-testid=start-workflow-button]`), chromedp.Sleep(3*time.Second)))
 	shot(t, ctx, "2-after-start.png")
 	// The gate opens once staging is through.
-	var st *workflows.Status
+	var st *rollout.Status
 	require.Eventually(t, func() bool {
-		v, err := srv.Client().QueryWorkflow(context.Background(), id, "", workflows.QueryStatus)
+		v, err := srv.Client().QueryWorkflow(context.Background(), id, "", rollout.QueryStatus)
 		if err != nil || v.Get(&st) != nil {
 			return false
 		}
@@ -170,10 +172,10 @@ func TestReleaseOwnerInTemporalUI(t *testing.T) {
 		text := decideInUI(t, ctx, ui+"/namespaces/default/workflows/"+id, gate, actor, i)
 		if i == 0 {
 			// textContent: the handler list is a closed dropdown innerText skips.
-			assert.Contains(t, text, workflows.HandlerDescriptions[workflows.UpdateDecide], "the Update menu explains decide")
+			assert.Contains(t, text, rollout.HandlerDescription(approval.UpdateDecide), "the Update menu explains decide")
 		}
 		require.Eventually(t, func() bool {
-			v, err := srv.Client().QueryWorkflow(context.Background(), id, "", workflows.QueryStatus)
+			v, err := srv.Client().QueryWorkflow(context.Background(), id, "", rollout.QueryStatus)
 			if err != nil || v.Get(&st) != nil {
 				return false
 			}
@@ -186,10 +188,10 @@ func TestReleaseOwnerInTemporalUI(t *testing.T) {
 		}, 15*time.Second, 300*time.Millisecond, "the decide Update %s sent from the UI's dialog did not reach the workflow", actor)
 	}
 	require.Eventually(t, func() bool {
-		v, err := srv.Client().QueryWorkflow(context.Background(), id, "", workflows.QueryStatus)
+		v, err := srv.Client().QueryWorkflow(context.Background(), id, "", rollout.QueryStatus)
 		return err == nil && v.Get(&st) == nil && st.State.Terminal()
 	}, 60*time.Second, 300*time.Millisecond, "rollout did not finish after the UI's decisions")
-	require.Equal(t, workflows.StateCompleted, st.State)
+	require.Equal(t, rollout.StateCompleted, st.State)
 	var decided []string
 	for _, d := range st.Decisions {
 		decided = append(decided, d.Actor+"/"+d.Via)

@@ -12,7 +12,9 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/policy"
-	"github.com/fkrollout/fkrollout/workflows"
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 // registerStubs stands in for the engine: the test is about what the UI
@@ -21,54 +23,54 @@ import (
 // orphans. The policy check is the real one on pol.
 func registerStubs(w worker.Worker, pol policy.Config) {
 	reg := func(name string, fn any) { w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
-	reg(workflows.ActResolvePolicy, func(ctx context.Context, req workflows.PolicyRequest) (*workflows.EffectivePolicy, error) {
-		eff, err := workflows.ResolvePolicy(pol, req, "", time.Now())
+	reg(rollout.ActResolvePolicy, func(ctx context.Context, req rollout.PolicyRequest) (*approval.EffectivePolicy, error) {
+		eff, err := rollout.ResolvePolicy(pol, req, "", time.Now())
 		if err != nil {
-			return nil, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypePolicy, nil)
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), rollout.ErrTypePolicy, nil)
 		}
 		return eff, nil
 	})
-	reg(workflows.ActParsePlan, func(ctx context.Context, in workflows.ParsePlanInput) (workflows.ParsePlanResult, error) {
+	reg(rollout.ActParsePlan, func(ctx context.Context, in rollout.ParsePlanInput) (rollout.ParsePlanResult, error) {
 		src, err := plan.ParseAutoSource(in.Text)
 		if err != nil {
-			return workflows.ParsePlanResult{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypePlan, nil)
+			return rollout.ParsePlanResult{}, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypePlan, nil)
 		}
 		src.Plan.Name = "workflow-fks"
-		return workflows.ParsePlanResult{Plan: src.Plan}, nil
+		return rollout.ParsePlanResult{Plan: src.Plan}, nil
 	})
-	reg(workflows.ActCheckPlan, func(ctx context.Context, in workflows.EnvInput) (workflows.CheckResult, error) {
-		return workflows.CheckResult{}, nil
+	reg(rollout.ActCheckPlan, func(ctx context.Context, in rollout.EnvInput) (rollout.CheckResult, error) {
+		return rollout.CheckResult{}, nil
 	})
-	reg(workflows.ActTakeStats, func(ctx context.Context, in workflows.StatsInput) (workflows.StatsResult, error) {
-		return workflows.StatsResult{Snapshot: json.RawMessage(`{}`)}, nil
+	reg(rollout.ActTakeStats, func(ctx context.Context, in rollout.StatsInput) (rollout.StatsResult, error) {
+		return rollout.StatsResult{Snapshot: json.RawMessage(`{}`)}, nil
 	})
-	reg(workflows.ActAudit, func(ctx context.Context, in workflows.AuditInput) ([]workflows.AuditFigure, error) {
-		var figs []workflows.AuditFigure
+	reg(rollout.ActAudit, func(ctx context.Context, in rollout.AuditInput) ([]rollout.AuditFigure, error) {
+		var figs []rollout.AuditFigure
 		for _, fk := range in.FKs {
-			figs = append(figs, workflows.AuditFigure{FK: fk.Name})
+			figs = append(figs, rollout.AuditFigure{FK: fk.Name})
 		}
 		return figs, nil
 	})
-	reg(workflows.ActBackup, func(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
-		return workflows.BackupResult{}, nil
+	reg(rollout.ActBackup, func(ctx context.Context, in rollout.BackupInput) (rollout.BackupResult, error) {
+		return rollout.BackupResult{}, nil
 	})
-	reg(workflows.ActApply, func(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
-		return workflows.ConstraintResult{FK: in.FK.Name, Action: "created"}, nil
+	reg(rollout.ActApply, func(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
+		return rollout.ConstraintResult{FK: in.FK.Name, Action: "created"}, nil
 	})
-	reg(workflows.ActValidate, func(ctx context.Context, in workflows.ConstraintInput) (workflows.ConstraintResult, error) {
-		return workflows.ConstraintResult{FK: in.FK.Name, Action: "validated"}, nil
+	reg(rollout.ActValidate, func(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
+		return rollout.ConstraintResult{FK: in.FK.Name, Action: "validated"}, nil
 	})
-	reg(workflows.ActBehaviour, func(ctx context.Context, in workflows.BehaviourInput) ([]workflows.BehaviourResult, error) {
-		var out []workflows.BehaviourResult
+	reg(rollout.ActBehaviour, func(ctx context.Context, in rollout.BehaviourInput) ([]rollout.BehaviourResult, error) {
+		var out []rollout.BehaviourResult
 		for _, fk := range in.FKs {
-			out = append(out, workflows.BehaviourResult{FK: fk.Name, Passed: true})
+			out = append(out, rollout.BehaviourResult{FK: fk.Name, Passed: true})
 		}
 		return out, nil
 	})
-	reg(workflows.ActDeployHooks, func(ctx context.Context, in workflows.HooksInput) ([]workflows.HookResult, error) { return nil, nil })
-	reg(workflows.ActSmokeChecks, func(ctx context.Context, in workflows.HooksInput) ([]workflows.SmokeResult, error) { return nil, nil })
-	reg(workflows.ActNotify, func(ctx context.Context, ev notify.Event) (notify.Receipt, error) { return notify.Receipt{}, nil })
-	reg(workflows.ActPublishReport, func(ctx context.Context, in workflows.ReportInput) (workflows.ReportResult, error) {
-		return workflows.ReportResult{Path: "/reports/" + in.RolloutID + ".md"}, nil
+	reg(rollout.ActDeployHooks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.HookResult, error) { return nil, nil })
+	reg(rollout.ActSmokeChecks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.SmokeResult, error) { return nil, nil })
+	reg(steps.ActNotify, func(ctx context.Context, ev notify.Event) (notify.Receipt, error) { return notify.Receipt{}, nil })
+	reg(rollout.ActPublishReport, func(ctx context.Context, in rollout.ReportInput) (rollout.ReportResult, error) {
+		return rollout.ReportResult{Path: "/reports/" + in.RolloutID + ".md"}, nil
 	})
 }
