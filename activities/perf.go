@@ -281,14 +281,11 @@ func (a *Activities) dsnPool(ctx context.Context, env, field string, pick func(c
 	if p, ok := a.pools[key]; ok {
 		return p, nil
 	}
-	cfg, err := pgxpool.ParseConfig(dsn)
+	// As the main pool (activities.go): few connections, given back soon.
+	cfg, err := config.PoolConfig(dsn, "fkrollout-worker-"+strings.TrimSuffix(field, "_dsn"))
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("environment %q: %s does not parse", env, field), workflows.ErrTypeConfig, nil)
 	}
-	// As the main pool (activities.go): few connections, given back soon.
-	cfg.MaxConns = 4
-	cfg.MaxConnIdleTime = time.Minute
-	cfg.ConnConfig.RuntimeParams["application_name"] = "fkrollout-worker-" + strings.TrimSuffix(field, "_dsn")
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, a.clean(fmt.Errorf("connect to %s (%s): %w", env, field, err))
