@@ -280,7 +280,9 @@ func TestDockerComposeIsConsistent(t *testing.T) {
 		require.True(t, ok && port != "", "the worker serves metrics (FKROLLOUT_METRICS_ADDR)")
 		assert.Equal(t, port, hostPort(t, worker, port))
 		require.NotNil(t, worker.Healthcheck)
-		assert.Contains(t, strings.Join(worker.Healthcheck.Test, " "), "/"+port)
+		// The health check asks for readiness (Temporal and the databases),
+		// through the worker binary itself.
+		assert.Equal(t, []string{"CMD", "worker", "-probe", "http://127.0.0.1:" + port + "/readyz"}, worker.Healthcheck.Test)
 		var prom struct {
 			ScrapeConfigs []struct {
 				StaticConfigs []struct {
