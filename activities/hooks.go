@@ -213,7 +213,7 @@ func (a *Activities) Notify(ctx context.Context, ev notify.Event) (notify.Receip
 	}
 	r, err := a.Notifier.Notify(ctx, ev)
 	if err != nil {
-		return r, a.clean(fmt.Errorf("notify %s: %w", ev.Kind, err))
+		return r, a.notifyError(ev.Kind, err)
 	}
 	return r, nil
 }
