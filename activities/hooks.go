@@ -74,7 +74,7 @@ func (a *Activities) runHook(ctx context.Context, in workflows.HooksInput, h con
 	if hctx.Err() == context.DeadlineExceeded {
 		res.Output = strings.TrimSpace(res.Output + fmt.Sprintf("\n(timed out after %s)", timeout))
 	}
-	a.Log.InfoContext(ctx, "deploy hook finished", "environment", in.Environment, "hook", h.Name, "ok", res.OK, "exit_code", res.ExitCode, "attempt", activity.GetInfo(ctx).Attempt)
+	activityLogger(ctx, a.Log).Info("deploy hook finished", "environment", in.Environment, "hook", h.Name, "ok", res.OK, "exit_code", res.ExitCode)
 	return res
 }
 

@@ -175,7 +175,7 @@ func (a *Activities) PerfRun(ctx context.Context, in workflows.PerfRunInput) (lo
 	if err != nil {
 		return loadgen.Report{}, a.perfErr(fmt.Errorf("perf %s run of %s on %s: %w", in.Label, label, in.Environment, err))
 	}
-	a.Log.Info("perf run", "environment", in.Environment, "label", in.Label, "workload", label,
+	activityLogger(ctx, a.Log).Info("perf run", "environment", in.Environment, "label", in.Label, "workload", label,
 		"operations", rep.Total.Count, "errors", rep.Total.Errors, "throughput", rep.Total.Throughput)
 	return rep, nil
 }
