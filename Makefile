@@ -4,6 +4,8 @@ TEMPORAL_VERSION := v1.5.1
 BIN := $(CURDIR)/bin
 TEMPORAL := $(BIN)/temporal
 export FKROLLOUT_TEMPORAL_CLI := $(TEMPORAL)
+# The worker logs it at start and carries it in its Temporal identity.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: test temporal build vet fmt
 
@@ -14,7 +16,7 @@ $(TEMPORAL):
 	GOBIN=$(BIN) go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
 
 build:
-	go build -o $(BIN)/ ./worker ./starter
+	go build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./worker ./starter
 
 vet:
 	gofmt -l . | (! grep .) && go vet ./...

@@ -114,16 +114,12 @@ func (a *Activities) pool(ctx context.Context, env string) (*pgxpool.Pool, error
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
 	}
-	cfg, err := pgxpool.ParseConfig(e.DSN)
+	// Few connections, given back soon, unless the DSN sets its own
+	// pool_max_conns (config.PoolConfig).
+	cfg, err := config.PoolConfig(e.DSN, "fkrollout-worker")
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("environment %q: DSN does not parse", env), steps.ErrTypeConfig, nil)
 	}
-	cfg.MaxConns = 4
-	// A fleet touches many databases, often on one cluster: a database whose
-	// rollout is done (or waits at a gate) gives its connections back
-	// within a minute instead of holding them for pgx's default 30.
-	cfg.MaxConnIdleTime = time.Minute
-	cfg.ConnConfig.RuntimeParams["application_name"] = "fkrollout-worker"
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, a.clean(fmt.Errorf("connect to %s: %w", env, err))

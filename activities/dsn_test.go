@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -140,4 +141,42 @@ func TestMonitorPostgresSourceUsesMonitorDSN(t *testing.T) {
 	assert.Same(t, want, pg.DB)
 	_, err = pg.Collect(ctx, nil)
 	assert.NoError(t, err, "CONNECT and pg_read_all_stats are enough to collect")
+}
+
+// A DSN's own pool_max_conns wins over the default of 4, in the main pool
+// and in an optional DSN's pool alike.
+func TestPoolHonoursTheDSNsPoolSize(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	role := pgtest.NewRole(t, db)
+	perfRole := pgtest.NewScriptRole(t, db, sqlassets.PerfRole, map[string]string{"schema": "public"})
+	a := New(cfgWith(map[string]config.Environment{
+		"default": {DSN: role.DSN},
+		"sized":   {DSN: withParam(role.DSN, "pool_max_conns=9"), PerfDSN: withParam(perfRole.DSN, "pool_max_conns=2")},
+	}), nil, nil)
+	defer a.Close()
+	for _, tc := range []struct {
+		name string
+		get  func(context.Context, string) (*pgxpool.Pool, error)
+		env  string
+		want int32
+	}{
+		{"main pool, no setting", a.pool, "default", config.DefaultPoolMaxConns},
+		{"main pool, pool_max_conns=9", a.pool, "sized", 9},
+		{"perf pool, pool_max_conns=2", a.perfPool, "sized", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := tc.get(ctx, tc.env)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, p.Config().MaxConns)
+		})
+	}
+}
+
+// withParam adds a query parameter to a postgres:// DSN.
+func withParam(dsn, kv string) string {
+	if strings.Contains(dsn, "?") {
+		return dsn + "&" + kv
+	}
+	return dsn + "?" + kv
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/engine/audit"
@@ -296,8 +295,7 @@ func (a *Activities) ddl(ctx context.Context, in rollout.ConstraintInput, what s
 		}
 		return rollout.ConstraintResult{}, a.clean(fmt.Errorf("%s %s on %s: %w", what, in.FK.Name, in.Environment, err))
 	}
-	a.Log.InfoContext(ctx, what+" done", "environment", in.Environment, "constraint", in.FK.Name, "action", r.Action, "attempts", r.Attempts,
-		"activity_attempt", activity.GetInfo(ctx).Attempt)
+	activityLogger(ctx, a.Log).Info(what+" done", "environment", in.Environment, "constraint", in.FK.Name, "action", r.Action, "attempts", r.Attempts)
 	return toResult(in.FK, r), nil
 }
 

@@ -74,7 +74,7 @@ func (a *Activities) runHook(ctx context.Context, in rollout.HooksInput, h confi
 	if hctx.Err() == context.DeadlineExceeded {
 		res.Output = strings.TrimSpace(res.Output + fmt.Sprintf("\n(timed out after %s)", timeout))
 	}
-	a.Log.InfoContext(ctx, "deploy hook finished", "environment", in.Environment, "hook", h.Name, "ok", res.OK, "exit_code", res.ExitCode, "attempt", activity.GetInfo(ctx).Attempt)
+	activityLogger(ctx, a.Log).Info("deploy hook finished", "environment", in.Environment, "hook", h.Name, "ok", res.OK, "exit_code", res.ExitCode)
 	return res
 }
 
@@ -213,7 +213,7 @@ func (a *Activities) Notify(ctx context.Context, ev notify.Event) (notify.Receip
 	}
 	r, err := a.Notifier.Notify(ctx, ev)
 	if err != nil {
-		return r, a.clean(fmt.Errorf("notify %s: %w", ev.Kind, err))
+		return r, a.notifyError(ev.Kind, err)
 	}
 	return r, nil
 }

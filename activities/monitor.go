@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/activity"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/config"
@@ -97,11 +98,9 @@ func (m *MonitorActivities) now() time.Time {
 	return time.Now()
 }
 
-func (m *MonitorActivities) log() *slog.Logger {
-	if m.Log != nil {
-		return m.Log
-	}
-	return slog.Default()
+// log is the activity's logger (activityLogger), falling back to m.Log.
+func (m *MonitorActivities) log(ctx context.Context) tlog.Logger {
+	return activityLogger(ctx, m.Log)
 }
 
 func (m *MonitorActivities) sources(ctx context.Context, env string, names []string, tables []plan.TableName) ([]monitor.Source, error) {
@@ -167,7 +166,7 @@ func (m *MonitorActivities) MonitorCaptureBaseline(ctx context.Context, in watch
 		return monitor.Baseline{}, err
 	}
 	b := monitor.ToBaseline(sample, period)
-	m.log().InfoContext(ctx, "monitor baseline captured", "rollout_id", in.RolloutID, "environment", in.Environment, "series", len(b.Values), "missing", len(b.Missing))
+	m.log(ctx).Info("monitor baseline captured", "rollout_id", in.RolloutID, "environment", in.Environment, "series", len(b.Values), "missing", len(b.Missing))
 	return b, nil
 }
 
@@ -194,14 +193,14 @@ func (m *MonitorActivities) MonitorWatch(ctx context.Context, in watch.WatchInpu
 		var saved monitor.Progress
 		if err := activity.GetHeartbeatDetails(ctx, &saved); err == nil {
 			prog = saved
-			m.log().InfoContext(ctx, "monitor watch resumed from heartbeat", "rollout_id", in.RolloutID, "checks", prog.State.Checks)
+			m.log(ctx).Info("monitor watch resumed from heartbeat", "rollout_id", in.RolloutID, "checks", prog.State.Checks)
 		}
 	}
 	w := monitor.Watch{Sources: srcs, Evaluator: in.Evaluator, Baseline: in.Baseline, Interval: interval, Deadline: in.Deadline,
 		Now: m.Now, Sleep: m.Sleep, BeatEvery: m.HeartbeatEvery,
 		Beat: func(p monitor.Progress) { activity.RecordHeartbeat(ctx, p) },
 		OnCheck: func(s monitor.Sample, d monitor.Decision) {
-			m.log().InfoContext(ctx, "monitor check", "rollout_id", in.RolloutID, "environment", in.Environment,
+			m.log(ctx).Info("monitor check", "rollout_id", in.RolloutID, "environment", in.Environment,
 				"check", d.At, "action", string(d.Action), "reason", d.Reason)
 			if d.Action == monitor.ActionContinue && d.Inconclusive {
 				m.notify(ctx, in, "monitor check inconclusive: "+d.Reason)
@@ -216,7 +215,7 @@ func (m *MonitorActivities) notify(ctx context.Context, in watch.WatchInput, tex
 	}
 	ev := notify.Event{RolloutID: in.RolloutID, Kind: notify.KindPhase, Environment: in.Environment, Phase: "monitor", Text: text, Time: m.now()}
 	if _, err := m.Notifier.Notify(ctx, ev); err != nil {
-		m.log().WarnContext(ctx, "monitor notification not delivered", "rollout_id", in.RolloutID, "error", err)
+		m.log(ctx).Warn("monitor notification not delivered", "rollout_id", in.RolloutID, "error", err)
 	}
 }
 

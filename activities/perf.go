@@ -176,7 +176,7 @@ func (a *Activities) PerfRun(ctx context.Context, in rollout.PerfRunInput) (load
 	if err != nil {
 		return loadgen.Report{}, a.perfErr(fmt.Errorf("perf %s run of %s on %s: %w", in.Label, label, in.Environment, err))
 	}
-	a.Log.Info("perf run", "environment", in.Environment, "label", in.Label, "workload", label,
+	activityLogger(ctx, a.Log).Info("perf run", "environment", in.Environment, "label", in.Label, "workload", label,
 		"operations", rep.Total.Count, "errors", rep.Total.Errors, "throughput", rep.Total.Throughput)
 	return rep, nil
 }
@@ -282,14 +282,11 @@ func (a *Activities) dsnPool(ctx context.Context, env, field string, pick func(c
 	if p, ok := a.pools[key]; ok {
 		return p, nil
 	}
-	cfg, err := pgxpool.ParseConfig(dsn)
+	// As the main pool (activities.go): few connections, given back soon.
+	cfg, err := config.PoolConfig(dsn, "fkrollout-worker-"+strings.TrimSuffix(field, "_dsn"))
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("environment %q: %s does not parse", env, field), steps.ErrTypeConfig, nil)
 	}
-	// As the main pool (activities.go): few connections, given back soon.
-	cfg.MaxConns = 4
-	cfg.MaxConnIdleTime = time.Minute
-	cfg.ConnConfig.RuntimeParams["application_name"] = "fkrollout-worker-" + strings.TrimSuffix(field, "_dsn")
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, a.clean(fmt.Errorf("connect to %s (%s): %w", env, field, err))

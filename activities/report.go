@@ -29,7 +29,7 @@ func (a *Activities) PublishReport(ctx context.Context, in rollout.ReportInput) 
 		Text: "completion report: " + in.State}
 	if _, err := a.Notify(ctx, ev); err != nil {
 		res.PostError = a.redact(err.Error())
-		a.Log.WarnContext(ctx, "completion report not posted", "rollout_id", in.RolloutID, "error", res.PostError)
+		activityLogger(ctx, a.Log).Warn("completion report not posted", "rollout_id", in.RolloutID, "error", res.PostError)
 		return res, nil
 	}
 	res.Posted = true

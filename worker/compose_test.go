@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
@@ -48,7 +48,7 @@ type composeService struct {
 // auto-setup or dev-server image; a health check behind every service_healthy
 // and a one-shot behind every service_completed_successfully; the schema and
 // namespace one-shots doing what the server needs (both schemas, the
-// search attributes rollout.SearchAttributeNames lists, Workflow Updates
+// search attributes rollout.SearchAttributeNames() lists, Workflow Updates
 // on); a worker environment that the worker's own loaders (envconfig,
 // internal/config) accept with both demo environments on the postgres
 // service; a worker that connects as the ordinary role sql/role.sql sets up
@@ -280,7 +280,9 @@ func TestDockerComposeIsConsistent(t *testing.T) {
 		require.True(t, ok && port != "", "the worker serves metrics (FKROLLOUT_METRICS_ADDR)")
 		assert.Equal(t, port, hostPort(t, worker, port))
 		require.NotNil(t, worker.Healthcheck)
-		assert.Contains(t, strings.Join(worker.Healthcheck.Test, " "), "/"+port)
+		// The health check asks for readiness (Temporal and the databases),
+		// through the worker binary itself.
+		assert.Equal(t, []string{"CMD", "worker", "-probe", "http://127.0.0.1:" + port + "/readyz"}, worker.Healthcheck.Test)
 		var prom struct {
 			ScrapeConfigs []struct {
 				StaticConfigs []struct {

@@ -8,33 +8,33 @@
 // lock policy, deploy hooks, Slack, Prometheus): the YAML file in
 // FKROLLOUT_CONFIG plus FKROLLOUT_* overrides (see internal/config).
 //
-// Logs are JSON on stdout; SDK metrics are served for Prometheus on
-// metrics.listen_addr (FKROLLOUT_METRICS_ADDR). SIGINT/SIGTERM stop the
-// worker gracefully: running activities get WorkerStopTimeout to finish.
+// Logs are JSON on stdout. On metrics.listen_addr (FKROLLOUT_METRICS_ADDR)
+// it serves Prometheus metrics (/metrics), liveness (/healthz) and
+// readiness (/readyz). SIGINT/SIGTERM stop the worker gracefully: running
+// activities get worker.stop_timeout to finish. -h prints the usage.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 	_ "time/tzdata" // maintenance windows name IANA zones; do not depend on the host's tzdata
 
-	prom "github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/uber-go/tally/v4"
-	tallyprom "github.com/uber-go/tally/v4/prometheus"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
-	sdktally "go.temporal.io/sdk/contrib/tally"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
@@ -44,14 +44,88 @@ import (
 	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
+// usage is what -h prints before the flags.
+const usage = `Usage: worker [-version] [-probe url]
+
+Runs fkrollout's Temporal worker: the rollout workflows and the activities
+that touch the databases. It is configured by environment only:
+
+  TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*,
+  TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE   the Temporal connection
+  FKROLLOUT_CONFIG                          the YAML configuration file
+  FKROLLOUT_DSN_<ENV>                       an environment's database
+  FKROLLOUT_METRICS_ADDR                    /metrics, /healthz, /readyz (e.g. :9464)
+  FKROLLOUT_MAX_CONCURRENT_ACTIVITIES       activity slots (default: sized to the pools)
+  FKROLLOUT_LOG_LEVEL                       debug, info, warn or error
+
+See docs/CONFIGURATION.md for every setting.
+
+Flags:
+`
+
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: logLevel()}))
+	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// cli parses the flags and runs the worker, returning the exit code. -h
+// prints the usage and -version the version, both without reading the
+// configuration or dialing Temporal.
+func cli(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	probeURL := fs.String("probe", "", "GET `url` (e.g. http://127.0.0.1:9464/readyz), print the answer and exit 0 on 200, else 1:\nthe container health check, as the image has no curl")
+	printUsage := func(w io.Writer) {
+		fmt.Fprint(w, usage)
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout)
+			return 0
+		}
+		fmt.Fprintf(stderr, "worker: %v\n\n", err)
+		printUsage(stderr)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "worker: unexpected arguments %q\n\n", fs.Args())
+		printUsage(stderr)
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, buildVersion())
+		return 0
+	}
+	if *probeURL != "" {
+		return probe(*probeURL, stdout, stderr)
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: logLevel()}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, log); err != nil {
 		log.Error("worker stopped with an error", "error", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
+}
+
+// probe is -probe: one GET, bounded well inside a health check's timeout.
+func probe(url string, stdout, stderr io.Writer) int {
+	hc := &http.Client{Timeout: 4 * time.Second}
+	resp, err := hc.Get(url)
+	if err != nil {
+		fmt.Fprintf(stderr, "probe: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(stdout, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "probe: %s answered %s\n", url, resp.Status)
+		return 1
+	}
+	return 0
 }
 
 func logLevel() slog.Level {
@@ -62,7 +136,62 @@ func logLevel() slog.Level {
 	return l
 }
 
+// version is set at build time (go build -ldflags "-X main.version=v1.4.0",
+// as the Dockerfile does); otherwise buildVersion reads the module version
+// and VCS revision Go records in the binary.
+var version string
+
+// buildVersion is the worker's version: the ldflags one, else the module
+// version with the VCS revision ("(devel) rev 1a2b3c4d5e6f+dirty").
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" && !strings.Contains(v, rev) {
+		v += " rev " + rev + dirty
+	}
+	return v
+}
+
+// workerOptions sizes the worker from the configuration's worker section:
+// activities hold database connections, so they are bounded by the pools
+// (config.DefaultMaxConcurrentActivities), not the SDK's thousand.
+func workerOptions(cfg *config.Config) worker.Options {
+	w := cfg.Worker
+	return worker.Options{
+		MaxConcurrentActivityExecutionSize:      w.MaxConcurrentActivities,
+		MaxConcurrentLocalActivityExecutionSize: w.MaxConcurrentLocalActivities,
+		MaxConcurrentWorkflowTaskExecutionSize:  w.MaxConcurrentWorkflowTasks,
+		MaxConcurrentWorkflowTaskPollers:        w.WorkflowTaskPollers,
+		MaxConcurrentActivityTaskPollers:        w.ActivityTaskPollers,
+		// Activities that are mid-statement get this long to finish on
+		// SIGTERM; anything longer is retried by the next worker.
+		WorkerStopTimeout: w.StopTimeoutOr(20 * time.Second),
+	}
+}
+
 func run(ctx context.Context, log *slog.Logger) error {
+	v := buildVersion()
+	log.Info("fkrollout worker starting", "version", v, "go", runtime.Version())
 	cfg, err := config.Load()
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -84,13 +213,26 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("temporal client configuration (TEMPORAL_*): %w", err)
 	}
 	opts.Logger = tlog.NewStructuredLogger(log)
-	var metricsSrv *http.Server
+	if opts.Identity == "" {
+		// The identity is recorded on every task this worker runs: with the
+		// version in it, a history shows which build ran each step, which
+		// is what one looks for when an upgrade meets a running rollout.
+		host, _ := os.Hostname()
+		opts.Identity = fmt.Sprintf("%d@%s@fkrollout-%s", os.Getpid(), host, strings.ReplaceAll(v, " ", "-"))
+	}
+	var metrics *metricsServer
 	if cfg.Metrics.ListenAddr != "" {
-		handler, srv, err := serveMetrics(cfg.Metrics.ListenAddr, log)
-		if err != nil {
+		if metrics, err = serveMetrics(cfg.Metrics.ListenAddr, log); err != nil {
 			return err
 		}
-		opts.MetricsHandler, metricsSrv = handler, srv
+		// Deferred first, so it runs last: the final values are reported
+		// after the worker and the client have stopped.
+		defer func() {
+			if err := metrics.Close(5 * time.Second); err != nil {
+				log.Warn("metrics shutdown", "error", err)
+			}
+		}()
+		opts.MetricsHandler = metrics.Handler
 	}
 
 	c, err := client.DialContext(ctx, opts)
@@ -113,11 +255,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// workflow can check the decisions the Slack handler signs.
 	acts.SlackSigner = slackSignerPublicKey(cfg)
 
-	w := worker.New(c, cfg.TaskQueue, worker.Options{
-		// Activities that are mid-statement get this long to finish on
-		// SIGTERM; anything longer is retried by the next worker.
-		WorkerStopTimeout: 20 * time.Second,
-	})
+	wopts := workerOptions(cfg)
+	w := worker.New(c, cfg.TaskQueue, wopts)
 	workflows.Register(w)
 	acts.Register(w)
 	// The production monitor's baseline, watcher and health-check
@@ -127,19 +266,18 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
+	if metrics != nil {
+		metrics.Ready.Set(readinessChecks(cfg, c), cfg.Secrets())
+	}
 	ns := opts.Namespace
 	if ns == "" {
 		ns = client.DefaultNamespace
 	}
-	log.Info("worker started", "task_queue", cfg.TaskQueue, "namespace", ns, "environments", cfg.EnvironmentNames())
+	log.Info("worker started", "version", v, "task_queue", cfg.TaskQueue, "namespace", ns, "environments", cfg.EnvironmentNames(),
+		"max_concurrent_activities", wopts.MaxConcurrentActivityExecutionSize, "max_concurrent_workflow_tasks", wopts.MaxConcurrentWorkflowTaskExecutionSize)
 	<-ctx.Done()
 	log.Info("shutting down")
 	w.Stop()
-	if metricsSrv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = metricsSrv.Shutdown(sctx)
-	}
 	return nil
 }
 
@@ -169,36 +307,4 @@ func ensureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		return
 	}
 	log.Info("registered search attributes", "names", rollout.SearchAttributeNames())
-}
-
-// serveMetrics exposes the SDK's metrics (workflow/activity task latency,
-// failures, poller counts) and the rollouts' own (workflows/metrics.go) in
-// Prometheus format on /metrics, every name prefixed "fkrollout_". The
-// server's Addr is the address actually bound (addr may say port 0).
-func serveMetrics(addr string, log *slog.Logger) (client.MetricsHandler, *http.Server, error) {
-	reg := prom.NewRegistry()
-	if err := registerSlackMetrics(reg); err != nil {
-		return nil, nil, fmt.Errorf("register slack metrics: %w", err)
-	}
-	reporter := tallyprom.NewReporter(tallyprom.Options{Registerer: reg})
-	scope, _ := tally.NewRootScope(tally.ScopeOptions{
-		CachedReporter:  reporter,
-		Separator:       tallyprom.DefaultSeparator,
-		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
-		Prefix:          "fkrollout",
-	}, time.Second)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("metrics listen on %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "error", err)
-		}
-	}()
-	log.Info("serving metrics", "addr", ln.Addr().String())
-	return sdktally.NewMetricsHandler(scope), srv, nil
 }

@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"sort"
@@ -25,7 +27,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
@@ -56,6 +58,8 @@ type Config struct {
 	Audit AuditConfig `yaml:"audit"`
 	// Metrics is where the worker exposes its SDK metrics for Prometheus.
 	Metrics MetricsConfig `yaml:"metrics"`
+	// Worker shapes the Temporal worker: how many tasks run at once.
+	Worker WorkerConfig `yaml:"worker"`
 	// Prometheus is the server the production monitor queries.
 	Prometheus PrometheusConfig `yaml:"prometheus"`
 	// Monitor is the production monitor's metric sources (postgres,
@@ -96,6 +100,9 @@ type Config struct {
 	// rules: {missing-on-delete: error}); a plan's own lint section may
 	// only make them stricter.
 	Lint plan.LintOptions `yaml:"lint"`
+
+	// envErrs are overrides ApplyEnv could not use, reported by Validate.
+	envErrs []error
 }
 
 // Environment is one target database and what runs around it.
@@ -216,6 +223,65 @@ type MetricsConfig struct {
 	ListenAddr string `yaml:"listen_addr"`
 }
 
+// WorkerConfig bounds what the Temporal worker runs at once. The SDK's
+// defaults (1000 concurrent activities) are sized for activities that hold
+// nothing; fkrollout's hold database connections from pools of a few, so the
+// defaults here are sized to those pools (see DefaultMaxConcurrentActivities).
+type WorkerConfig struct {
+	// MaxConcurrentActivities is how many activities run at once
+	// (default: DefaultMaxConcurrentActivities).
+	MaxConcurrentActivities int `yaml:"max_concurrent_activities"`
+	// MaxConcurrentLocalActivities bounds local activities (fkrollout
+	// registers none today; default: MaxConcurrentActivities).
+	MaxConcurrentLocalActivities int `yaml:"max_concurrent_local_activities"`
+	// MaxConcurrentWorkflowTasks bounds workflow tasks in progress (they
+	// touch no database; default 100).
+	MaxConcurrentWorkflowTasks int `yaml:"max_concurrent_workflow_tasks"`
+	// WorkflowTaskPollers and ActivityTaskPollers are the long polls kept
+	// open on the task queue (default 2 each, the SDK's).
+	WorkflowTaskPollers int `yaml:"workflow_task_pollers"`
+	ActivityTaskPollers int `yaml:"activity_task_pollers"`
+	// StopTimeout is how long running activities get to finish on SIGTERM
+	// (default 20s); anything longer is retried by the next worker.
+	StopTimeout string `yaml:"stop_timeout"`
+}
+
+// Worker defaults that do not depend on the environments.
+const (
+	// DefaultPoolMaxConns is each pool's size unless its DSN says
+	// pool_max_conns.
+	DefaultPoolMaxConns = 4
+	// unpooledActivitySlots are the activity slots beyond the pools' sizes:
+	// notifications, deploy hooks and smoke checks hold no connection.
+	unpooledActivitySlots       = 4
+	defaultMaxConcurrentWFTasks = 100
+	defaultPollers              = 2
+	defaultStopTimeout          = 20 * time.Second
+)
+
+// DefaultMaxConcurrentActivities is the activity limit when
+// worker.max_concurrent_activities is unset: the sum of the environments'
+// main pool sizes (pool_max_conns of each DSN, DefaultPoolMaxConns when it
+// names none) plus 4 slots for activities that hold no connection. Every
+// pool can then be kept busy, and no more activities wait on a pool than it
+// has connections for, instead of a thousand queueing for four.
+func (c *Config) DefaultMaxConcurrentActivities() int {
+	n := unpooledActivitySlots
+	for _, name := range c.EnvironmentNames() {
+		n += PoolMaxConns(c.Environments[name].DSN)
+	}
+	return n
+}
+
+// StopTimeoutOr returns worker.stop_timeout (validated at load), or d when
+// unset.
+func (w WorkerConfig) StopTimeoutOr(d time.Duration) time.Duration {
+	if v, err := time.ParseDuration(w.StopTimeout); err == nil && v > 0 {
+		return v
+	}
+	return d
+}
+
 // PrometheusConfig is the server the monitor queries: the default url of
 // every prometheus monitor source.
 type PrometheusConfig struct {
@@ -266,6 +332,7 @@ func LoadFrom(path string, lookup func(string) (string, bool)) (*Config, error) 
 //	FKROLLOUT_TASK_QUEUE      task queue
 //	FKROLLOUT_UI_URL          Temporal UI base URL
 //	FKROLLOUT_METRICS_ADDR    Prometheus listen address for SDK metrics
+//	FKROLLOUT_MAX_CONCURRENT_ACTIVITIES  worker.max_concurrent_activities
 //	FKROLLOUT_PROMETHEUS_URL  Prometheus server for the monitor
 //	FKROLLOUT_SLACK_BOT_TOKEN, FKROLLOUT_SLACK_SIGNING_SECRET, FKROLLOUT_SLACK_APP_TOKEN
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
@@ -311,6 +378,13 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	set(&c.TaskQueue, "FKROLLOUT_TASK_QUEUE")
 	set(&c.UIURL, "FKROLLOUT_UI_URL")
 	set(&c.Metrics.ListenAddr, "FKROLLOUT_METRICS_ADDR")
+	if v := get("FKROLLOUT_MAX_CONCURRENT_ACTIVITIES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("FKROLLOUT_MAX_CONCURRENT_ACTIVITIES: %q is not a number", v))
+		}
+		c.Worker.MaxConcurrentActivities = n
+	}
 	set(&c.Prometheus.URL, "FKROLLOUT_PROMETHEUS_URL")
 	set(&c.SlackSecrets.BotToken, "FKROLLOUT_SLACK_BOT_TOKEN")
 	set(&c.SlackSecrets.SigningSecret, "FKROLLOUT_SLACK_SIGNING_SECRET")
@@ -357,6 +431,25 @@ func (c *Config) defaults() {
 	if c.Audit.RemediationBatch == 0 {
 		c.Audit.RemediationBatch = 1000
 	}
+	w := &c.Worker
+	if w.MaxConcurrentActivities == 0 {
+		w.MaxConcurrentActivities = c.DefaultMaxConcurrentActivities()
+	}
+	if w.MaxConcurrentLocalActivities == 0 {
+		w.MaxConcurrentLocalActivities = w.MaxConcurrentActivities
+	}
+	if w.MaxConcurrentWorkflowTasks == 0 {
+		w.MaxConcurrentWorkflowTasks = defaultMaxConcurrentWFTasks
+	}
+	if w.WorkflowTaskPollers == 0 {
+		w.WorkflowTaskPollers = defaultPollers
+	}
+	if w.ActivityTaskPollers == 0 {
+		w.ActivityTaskPollers = defaultPollers
+	}
+	if w.StopTimeout == "" {
+		w.StopTimeout = defaultStopTimeout.String()
+	}
 	// prometheus.url (FKROLLOUT_PROMETHEUS_URL) is the server of every
 	// prometheus monitor source that names none.
 	for name, sc := range c.Monitor.Sources {
@@ -369,7 +462,7 @@ func (c *Config) defaults() {
 
 // Validate names every problem at once.
 func (c *Config) Validate() error {
-	var errs []error
+	errs := append([]error(nil), c.envErrs...)
 	if err := c.Lint.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("lint: %w", err))
 	}
@@ -410,28 +503,30 @@ func (c *Config) Validate() error {
 					errs = append(errs, fmt.Errorf("environment %q: deploy hook %q: inherit_env entry %q is not a variable name", name, h.Name, k))
 				}
 			}
-			if h.Timeout != "" {
-				if _, err := time.ParseDuration(h.Timeout); err != nil {
-					errs = append(errs, fmt.Errorf("environment %q: deploy hook %q: timeout %q is not a duration", name, h.Name, h.Timeout))
-				}
-			}
+			errs = appendErr(errs, duration(fmt.Sprintf("environments.%s.deploy_hooks[%d].timeout", name, i), h.Timeout))
 		}
 		for i, s := range e.SmokeChecks {
 			if s.Name == "" || s.URL == "" {
 				errs = append(errs, fmt.Errorf("environment %q: smoke_checks[%d] needs a name and a url", name, i))
-			} else if _, err := url.Parse(s.URL); err != nil {
-				errs = append(errs, fmt.Errorf("environment %q: smoke check %q: bad url", name, s.Name))
+			}
+			path := fmt.Sprintf("environments.%s.smoke_checks[%d]", name, i)
+			if s.URL != "" {
+				errs = appendErr(errs, httpURL(path+".url", s.URL))
+			}
+			errs = appendErr(errs, duration(path+".timeout", s.Timeout))
+			if s.Method != "" && !validMethods[strings.ToUpper(s.Method)] {
+				errs = append(errs, fmt.Errorf("%s.method: %q is not an HTTP method", path, s.Method))
+			}
+			if s.ExpectStatus != 0 && (s.ExpectStatus < 100 || s.ExpectStatus > 599) {
+				errs = append(errs, fmt.Errorf("%s.expect_status: %d is not an HTTP status", path, s.ExpectStatus))
 			}
 		}
 	}
 	if _, err := c.LockPolicy(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Audit.StatementTimeout != "" {
-		if _, err := time.ParseDuration(c.Audit.StatementTimeout); err != nil {
-			errs = append(errs, fmt.Errorf("audit.statement_timeout %q is not a duration", c.Audit.StatementTimeout))
-		}
-	}
+	errs = appendErr(errs, duration("audit.statement_timeout", c.Audit.StatementTimeout))
+	errs = append(errs, c.validateScalars()...)
 	if err := c.Monitor.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -453,6 +548,94 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateScalars checks the single-valued fields outside the environments:
+// addresses, URLs, limits and the worker's durations.
+func (c *Config) validateScalars() []error {
+	var errs []error
+	// Zero values are unset (defaults fills them in), so a Config built in
+	// code validates too.
+	if c.TaskQueue != "" && strings.TrimSpace(c.TaskQueue) == "" {
+		errs = append(errs, errors.New("task_queue: blank"))
+	}
+	if c.UIURL != "" {
+		errs = appendErr(errs, httpURL("ui_url", c.UIURL))
+	}
+	if c.Prometheus.URL != "" {
+		errs = appendErr(errs, httpURL("prometheus.url", c.Prometheus.URL))
+	}
+	if a := c.Metrics.ListenAddr; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("metrics.listen_addr: %w (want host:port or :port)", err))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("metrics.listen_addr: port %q is not a port number", port))
+		}
+	}
+	for _, f := range []struct {
+		path string
+		v    int
+	}{
+		{"worker.max_concurrent_activities", c.Worker.MaxConcurrentActivities},
+		{"worker.max_concurrent_local_activities", c.Worker.MaxConcurrentLocalActivities},
+		{"worker.max_concurrent_workflow_tasks", c.Worker.MaxConcurrentWorkflowTasks},
+		{"worker.workflow_task_pollers", c.Worker.WorkflowTaskPollers},
+		{"worker.activity_task_pollers", c.Worker.ActivityTaskPollers},
+		{"audit.parallelism", c.Audit.Parallelism},
+		{"audit.remediation_batch", c.Audit.RemediationBatch},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: %d is negative", f.path, f.v))
+		}
+	}
+	if c.Worker.ActivityTaskPollers > c.Worker.MaxConcurrentActivities && c.Worker.MaxConcurrentActivities > 0 {
+		errs = append(errs, fmt.Errorf("worker.activity_task_pollers: %d pollers for %d activity slots would hold tasks no slot can run",
+			c.Worker.ActivityTaskPollers, c.Worker.MaxConcurrentActivities))
+	}
+	errs = appendErr(errs, duration("worker.stop_timeout", c.Worker.StopTimeout))
+	return errs
+}
+
+// duration checks one duration field named by its path: "" is unset;
+// anything else must parse and not be negative. A typo must not silently
+// become a default.
+func duration(path, s string) error {
+	if s == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if d < 0 {
+		return fmt.Errorf("%s: %q is negative", path, s)
+	}
+	return nil
+}
+
+// httpURL checks an absolute http(s) URL field named by its path.
+func httpURL(path, s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s: %q is not an absolute http(s) URL", path, s)
+	}
+	return nil
+}
+
+func appendErr(errs []error, err error) []error {
+	if err != nil {
+		return append(errs, err)
+	}
+	return errs
+}
+
+// validMethods are the methods a smoke check may send.
+var validMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
 }
 
 // EnvironmentNames returns the configured environment names, sorted.
@@ -500,11 +683,13 @@ func (c *Config) LockPolicy() (dbx.LockPolicy, error) {
 		if d.s == "" {
 			continue
 		}
-		v, err := time.ParseDuration(d.s)
-		if err != nil || v < 0 {
-			return p, fmt.Errorf("%s %q is not a duration", d.name, d.s)
+		if err := duration(d.name, d.s); err != nil {
+			return p, err
 		}
-		*d.dst = v
+		*d.dst, _ = time.ParseDuration(d.s)
+	}
+	if c.Lock.Attempts < 0 {
+		return p, fmt.Errorf("lock.attempts: %d is negative", c.Lock.Attempts)
 	}
 	if c.Lock.Attempts > 0 {
 		p.Attempts = c.Lock.Attempts

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -413,4 +415,77 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+// RetryPolicy bounds how long a Slack call answering an interaction may keep
+// retrying. Only interactions retry in process: nothing retries a button
+// click's follow-up for them, whereas notifications are activities that
+// Temporal retries (activityError). Slack's
+// Retry-After is honoured; a Retry-After longer than MaxWait is returned to the
+// caller at once (as an error wrapping *slack.RateLimitedError), because
+// waiting minutes inside a rollout step helps no one.
+type RetryPolicy struct {
+	MaxAttempts int           // total attempts, including the first
+	MaxWait     time.Duration // longest single wait we accept
+	Backoff     time.Duration // base wait for 5xx and network errors
+}
+
+// DefaultRetryPolicy suits an interaction's follow-up calls.
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{MaxAttempts: 4, MaxWait: 30 * time.Second, Backoff: 500 * time.Millisecond}
+}
+
+func retryCall(ctx context.Context, p RetryPolicy, log *slog.Logger, op string, fn func(context.Context) error) error {
+	if p.MaxAttempts < 1 {
+		p.MaxAttempts = 1
+	}
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		wait, ok := retryWait(err, attempt, p)
+		if !ok || attempt >= p.MaxAttempts {
+			return err
+		}
+		if p.MaxWait > 0 && wait > p.MaxWait {
+			return fmt.Errorf("%s: retry-after %s exceeds limit %s: %w", op, wait, p.MaxWait, err)
+		}
+		if dl, has := ctx.Deadline(); has && time.Until(dl) < wait {
+			return fmt.Errorf("%s: retry in %s would pass the deadline: %w", op, wait, err)
+		}
+		log.WarnContext(ctx, "slack call retrying", "op", op, "attempt", attempt, "wait", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: %w (last error: %v)", op, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+func retryWait(err error, attempt int, p RetryPolicy) (time.Duration, bool) {
+	if rl, ok := errors.AsType[*slack.RateLimitedError](err); ok {
+		if rl.RetryAfter <= 0 {
+			return time.Second, true
+		}
+		return rl.RetryAfter, true
+	}
+	if sc, ok := errors.AsType[slack.StatusCodeError](err); ok {
+		switch {
+		case sc.Code == http.StatusTooManyRequests: // 429 without Retry-After
+			return time.Second, true
+		case sc.Code >= 500:
+			return p.Backoff * time.Duration(1<<(attempt-1)), true
+		}
+		return 0, false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return 0, false
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return p.Backoff * time.Duration(1<<(attempt-1)), true
+	}
+	return 0, false
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -31,21 +30,6 @@ func NewClient(cfg Config, extra ...slack.Option) *slack.Client {
 	return slack.New(cfg.BotToken, append(opts, extra...)...)
 }
 
-// RetryPolicy bounds how long a Slack call may keep retrying. Slack's
-// Retry-After is honoured; a Retry-After longer than MaxWait is returned to the
-// caller at once (as an error wrapping *slack.RateLimitedError), because
-// waiting minutes inside a rollout step helps no one.
-type RetryPolicy struct {
-	MaxAttempts int           // total attempts, including the first
-	MaxWait     time.Duration // longest single wait we accept
-	Backoff     time.Duration // base wait for 5xx and network errors
-}
-
-// DefaultRetryPolicy suits a notification activity with a ~1 minute timeout.
-func DefaultRetryPolicy() RetryPolicy {
-	return RetryPolicy{MaxAttempts: 4, MaxWait: 30 * time.Second, Backoff: 500 * time.Millisecond}
-}
-
 // PostResult identifies the posted message. For KindStarted it is the thread
 // parent: the workflow stores it and passes it back as Event.Thread. For
 // KindGateOpened it is the gate message: passed back as Event.Message when the
@@ -66,7 +50,6 @@ type Notifier struct {
 	api     *slack.Client
 	channel string
 	onCall  string
-	retry   RetryPolicy
 	log     *slog.Logger
 }
 
@@ -87,14 +70,7 @@ func NewNotifier(api *slack.Client, cfg Config, log *slog.Logger) *Notifier {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Notifier{api: api, channel: cfg.Channel, onCall: cfg.OnCallGroup, retry: DefaultRetryPolicy(), log: log}
-}
-
-// WithRetry returns a copy of n using policy p.
-func (n *Notifier) WithRetry(p RetryPolicy) *Notifier {
-	c := *n
-	c.retry = p
-	return &c
+	return &Notifier{api: api, channel: cfg.Channel, onCall: cfg.OnCallGroup, log: log}
 }
 
 // Post renders ev and posts it: KindStarted as a new thread parent in the
@@ -266,64 +242,10 @@ func (n *Notifier) updateBlocks(ctx context.Context, channel, ts string, blocks 
 	return nil
 }
 
-// call runs fn with bounded retries. Rate limits wait Slack's Retry-After;
-// 5xx and network errors back off; Slack API errors (channel_not_found,
-// invalid_auth...) are final. It never sleeps past ctx's deadline.
+// call makes one Slack call and never retries it: the Notify activity's
+// retry policy does, so retrying here too would multiply the calls per
+// message (and wait inside an activity for a Retry-After Temporal can wait
+// for without holding a slot). The error says how to retry (activityError).
 func (n *Notifier) call(ctx context.Context, op string, fn func(context.Context) error) error {
-	return retryCall(ctx, n.retry, n.log, op, fn)
-}
-
-func retryCall(ctx context.Context, p RetryPolicy, log *slog.Logger, op string, fn func(context.Context) error) error {
-	if p.MaxAttempts < 1 {
-		p.MaxAttempts = 1
-	}
-	for attempt := 1; ; attempt++ {
-		err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		wait, ok := retryWait(err, attempt, p)
-		if !ok || attempt >= p.MaxAttempts {
-			return err
-		}
-		if p.MaxWait > 0 && wait > p.MaxWait {
-			return fmt.Errorf("%s: retry-after %s exceeds limit %s: %w", op, wait, p.MaxWait, err)
-		}
-		if dl, has := ctx.Deadline(); has && time.Until(dl) < wait {
-			return fmt.Errorf("%s: retry in %s would pass the deadline: %w", op, wait, err)
-		}
-		log.WarnContext(ctx, "slack call retrying", "op", op, "attempt", attempt, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%s: %w (last error: %v)", op, ctx.Err(), err)
-		case <-t.C:
-		}
-	}
-}
-
-func retryWait(err error, attempt int, p RetryPolicy) (time.Duration, bool) {
-	if rl, ok := errors.AsType[*slack.RateLimitedError](err); ok {
-		if rl.RetryAfter <= 0 {
-			return time.Second, true
-		}
-		return rl.RetryAfter, true
-	}
-	if sc, ok := errors.AsType[slack.StatusCodeError](err); ok {
-		switch {
-		case sc.Code == http.StatusTooManyRequests: // 429 without Retry-After
-			return time.Second, true
-		case sc.Code >= 500:
-			return p.Backoff * time.Duration(1<<(attempt-1)), true
-		}
-		return 0, false
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return 0, false
-	}
-	if _, ok := errors.AsType[net.Error](err); ok {
-		return p.Backoff * time.Duration(1<<(attempt-1)), true
-	}
-	return 0, false
+	return activityError(op, fn(ctx))
 }

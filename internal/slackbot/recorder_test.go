@@ -22,6 +22,7 @@ type call = slacktest.Call
 type failure struct {
 	status     int
 	retryAfter string // Retry-After header in seconds; not sent when empty
+	apiError   string // Slack's "ok": false error code, with status 0
 }
 
 // recorder is a local Slack Web API: slack-go talks to it over real HTTP
@@ -61,7 +62,7 @@ func (r *recorder) apiURL() string { return r.APIURL() }
 func (r *recorder) responseURL(id string) string { return r.ResponseURL(id) }
 
 func (r *recorder) failNext(method string, f failure) {
-	r.FailNext(method, slacktest.Failure{Status: f.status, RetryAfter: f.retryAfter})
+	r.FailNext(method, slacktest.Failure{Status: f.status, RetryAfter: f.retryAfter, Error: f.apiError})
 }
 
 func (r *recorder) byMethod(method string) []call { return r.ByMethod(method) }

@@ -18,6 +18,7 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 )
 
 const (
@@ -124,8 +125,6 @@ func newFixture(t *testing.T, mutate ...func(*Config)) *fixture {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	bot, err := New(cfg, dec, log)
 	require.NoError(t, err)
-	// Keep retries quick and bounded in tests; production defaults are larger.
-	bot.Notifier = bot.Notifier.WithRetry(RetryPolicy{MaxAttempts: 3, MaxWait: 5 * time.Second, Backoff: 10 * time.Millisecond})
 	t.Cleanup(func() { _ = bot.Interactions.Shutdown(context.Background()) })
 	return &fixture{rec: rec, dec: dec, bot: bot, handler: bot.Handler()}
 }
@@ -628,66 +627,58 @@ func TestGateDecidedElsewhereRemovesButtons(t *testing.T) {
 	assert.Equal(t, "1700000000.000001", posts[0].Form.Get("thread_ts"))
 }
 
-func TestNotifierRetriesRateLimits(t *testing.T) {
+// The notifier makes one Slack call per Post and leaves retrying to the
+// Notify activity's retry policy, telling it how: after Slack's Retry-After
+// for a rate limit, with backoff for a transient failure, never for a
+// refusal.
+func TestNotifierMakesOneCallAndSaysHowToRetry(t *testing.T) {
 	ctx := context.Background()
 	ev := Event{RolloutID: "fkr-4", Kind: KindPhase, Phase: "validate", Environment: "staging", Text: "validating 2 constraints"}
+	for _, tc := range []struct {
+		name      string
+		fail      failure
+		wantType  string
+		wantDelay time.Duration
+		retryable bool
+	}{
+		{"429 with Retry-After", failure{status: http.StatusTooManyRequests, retryAfter: "7"}, ErrTypeRateLimited, 7 * time.Second, true},
+		{"5xx", failure{status: http.StatusServiceUnavailable}, ErrTypeUnavailable, 0, true},
+		{"transient API error", failure{apiError: "internal_error"}, ErrTypeUnavailable, 0, true},
+		{"revoked token", failure{apiError: "invalid_auth"}, ErrTypeRefused, 0, false},
+		{"channel gone", failure{apiError: "channel_not_found"}, ErrTypeRefused, 0, false},
+		{"other 4xx", failure{status: http.StatusNotFound}, ErrTypeRefused, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.rec.failNext("chat.postMessage", tc.fail)
+			start := time.Now()
+			_, err := f.bot.Notifier.Post(ctx, ev)
+			require.Error(t, err)
+			assert.Less(t, time.Since(start), time.Second, "no waiting inside the call")
+			assert.Len(t, f.rec.byMethod("chat.postMessage"), 1, "one call per attempt")
 
-	t.Run("429 with Retry-After is retried after the wait", func(t *testing.T) {
+			ae, ok := errors.AsType[*temporal.ApplicationError](err)
+			require.True(t, ok, "an application error: %v", err)
+			assert.Equal(t, tc.wantType, ae.Type())
+			assert.Equal(t, tc.wantDelay, ae.NextRetryDelay())
+			assert.Equal(t, !tc.retryable, ae.NonRetryable())
+			if tc.wantType == ErrTypeRateLimited {
+				_, isRL := errors.AsType[*slack.RateLimitedError](err)
+				assert.True(t, isRL, "the cause is still Slack's: %v", err)
+			}
+
+			// The next attempt is one more call.
+			res, err := f.bot.Notifier.Post(ctx, ev)
+			require.NoError(t, err)
+			assert.NotEmpty(t, res.TS)
+			assert.Len(t, f.rec.byMethod("chat.postMessage"), 2)
+		})
+	}
+	t.Run("a bad event is refused before any call", func(t *testing.T) {
 		f := newFixture(t)
-		f.rec.failNext("chat.postMessage", failure{status: http.StatusTooManyRequests, retryAfter: "1"})
-		start := time.Now()
-		res, err := f.bot.Notifier.Post(ctx, ev)
-		require.NoError(t, err)
-		assert.NotEmpty(t, res.TS)
-		calls := f.rec.byMethod("chat.postMessage")
-		require.Len(t, calls, 2)
-		assert.GreaterOrEqual(t, calls[1].At.Sub(calls[0].At), 950*time.Millisecond, "Retry-After honoured")
-		assert.Less(t, time.Since(start), 4*time.Second)
-	})
-	t.Run("5xx backs off and retries", func(t *testing.T) {
-		f := newFixture(t)
-		f.rec.failNext("chat.postMessage", failure{status: http.StatusServiceUnavailable})
-		_, err := f.bot.Notifier.Post(ctx, ev)
-		require.NoError(t, err)
-		assert.Len(t, f.rec.byMethod("chat.postMessage"), 2)
-	})
-	t.Run("attempts are bounded", func(t *testing.T) {
-		f := newFixture(t)
-		for i := 0; i < 5; i++ {
-			f.rec.failNext("chat.postMessage", failure{status: http.StatusServiceUnavailable})
-		}
-		_, err := f.bot.Notifier.Post(ctx, ev)
-		require.Error(t, err)
-		assert.Len(t, f.rec.byMethod("chat.postMessage"), 3)
-	})
-	t.Run("Retry-After beyond the limit fails fast", func(t *testing.T) {
-		f := newFixture(t)
-		f.rec.failNext("chat.postMessage", failure{status: http.StatusTooManyRequests, retryAfter: "120"})
-		start := time.Now()
-		_, err := f.bot.Notifier.Post(ctx, ev)
-		require.Error(t, err)
-		_, isRL := errors.AsType[*slack.RateLimitedError](err)
-		assert.True(t, isRL, "caller can see it was a rate limit: %v", err)
-		assert.Less(t, time.Since(start), time.Second)
-	})
-	t.Run("never waits past the caller's deadline", func(t *testing.T) {
-		f := newFixture(t)
-		f.rec.failNext("chat.postMessage", failure{status: http.StatusTooManyRequests, retryAfter: "3"})
-		dctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		_, err := f.bot.Notifier.Post(dctx, ev)
-		require.Error(t, err)
-		assert.Less(t, time.Since(start), 600*time.Millisecond)
-		assert.Len(t, f.rec.byMethod("chat.postMessage"), 1)
-	})
-	t.Run("API errors are final", func(t *testing.T) {
-		f := newFixture(t, func(c *Config) { c.Channel = "C0GONE" })
-		_, err := f.bot.Notifier.Post(ctx, Event{RolloutID: "x", Kind: KindCompleted})
-		require.NoError(t, err, "the recorder accepts any channel")
-		_, err = f.bot.Notifier.Post(ctx, Event{RolloutID: "x", Kind: "bogus"})
+		_, err := f.bot.Notifier.Post(ctx, Event{RolloutID: "x", Kind: "bogus"})
 		require.ErrorContains(t, err, "unknown event kind")
-		assert.Len(t, f.rec.byMethod("chat.postMessage"), 1)
+		assert.Empty(t, f.rec.byMethod("chat.postMessage"))
 	})
 }
 

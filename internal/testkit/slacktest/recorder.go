@@ -59,6 +59,9 @@ type Call struct {
 type Failure struct {
 	Status     int    // HTTP status, e.g. http.StatusTooManyRequests
 	RetryAfter string // Retry-After header in seconds; not sent when empty
+	// Error, with Status 0 or 200, answers as Slack refuses a call: HTTP
+	// 200 with {"ok":false,"error":Error} (channel_not_found, invalid_auth).
+	Error string
 }
 
 // Options are a Recorder's optional behaviours.
@@ -197,6 +200,11 @@ func (r *Recorder) serve(w http.ResponseWriter, req *http.Request) {
 	if failure != nil {
 		if failure.RetryAfter != "" {
 			w.Header().Set("Retry-After", failure.RetryAfter)
+		}
+		if failure.Error != "" && (failure.Status == 0 || failure.Status == http.StatusOK) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": failure.Error})
+			return
 		}
 		w.WriteHeader(failure.Status)
 		return
