@@ -13,8 +13,14 @@ $(TEMPORAL):
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
 
+# bin/worker and the CLI, bin/fkrollout (built from ./starter). The CLI's
+# version is git describe's when this is a git checkout.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
+LDFLAGS := $(if $(VERSION),-X main.buildVersion=$(VERSION))
 build:
-	go build -o $(BIN)/ ./worker ./starter
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/worker ./worker
+	go build -ldflags "$(LDFLAGS)" -o $(BIN)/fkrollout ./starter
 
 vet:
 	gofmt -l . | (! grep .) && go vet ./...

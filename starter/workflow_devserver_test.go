@@ -108,7 +108,7 @@ func starterRun(t *testing.T, args ...string) (int, string, string) {
 }
 
 // TestCLIAgainstDevServer drives a rollout with the CLI only: start, a
-// refused approval (four-eyes) with its reason and exit 1, status, the
+// refused approval (four-eyes) with its reason and exit 3, status, the
 // remediation and promotion decisions, unknown rollouts, and the search
 // attributes the workflow keeps.
 func TestCLIAgainstDevServer(t *testing.T) {
@@ -139,7 +139,7 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	assert.Contains(t, out, "http://ui.test/namespaces/default/workflows/cli-rollout")
 
 	code, _, errOut = starterRun(t, "start", "--plan", planFile, "--id", "cli-rollout", "--requester", "rita", "--task-queue", tq)
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "already exists")
 
 	waitGate := func(id string) {
@@ -151,10 +151,10 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	waitGate("staging/remediation/1")
 
 	code, _, errOut = starterRun(t, "remediate", "cli-rollout", "staging/remediation/1", "delete", "--actor", "rita")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code, "a decision the workflow refuses is an error")
 	assert.Contains(t, errOut, "four-eyes")
 	code, _, errOut = starterRun(t, "approve", "cli-rollout", "staging/remediation/1", "--actor", "mallory")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "not offered")
 	code, out, errOut = starterRun(t, "remediate", "cli-rollout", "staging/remediation/1", "delete", "--actor", "alice", "--reason", "import bug")
 	require.Equal(t, 0, code, errOut)
@@ -162,7 +162,7 @@ func TestCLIAgainstDevServer(t *testing.T) {
 
 	waitGate("production/promotion/2")
 	code, _, errOut = starterRun(t, "approve", "cli-rollout", "production/promotion/2", "--actor", "mallory")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "not an allowed approver")
 
 	// status shows the gate block: who, votes, deadline, and the exact
@@ -217,14 +217,14 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, out, string(saved))
 	code, _, errOut = starterRun(t, "report", "no-such-rollout")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, `no rollout with id "no-such-rollout"`)
 
 	code, _, errOut = starterRun(t, "status", "no-such-rollout")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, `no rollout with id "no-such-rollout"`)
 	code, _, errOut = starterRun(t, "pause", "no-such-rollout", "--actor", "alice")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "no-such-rollout")
 }
 

@@ -16,6 +16,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -43,7 +44,28 @@ import (
 	"github.com/fkrollout/fkrollout/workflows"
 )
 
+const usage = `usage: worker
+
+Runs fkrollout's Temporal worker until SIGINT or SIGTERM. It takes no flags:
+  Temporal connection   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
+                        TEMPORAL_TLS_*, or a profile of TEMPORAL_CONFIG_FILE
+                        (TEMPORAL_PROFILE)
+  configuration         the YAML file in FKROLLOUT_CONFIG, FKROLLOUT_DSN_<ENV>
+                        and the other FKROLLOUT_* variables (README.md,
+                        docs/CONFIGURATION.md)
+  logs                  JSON on stdout; FKROLLOUT_LOG_LEVEL=debug|info|warn|error
+`
+
 func main() {
+	// -h and --help print the usage and exit 0 before anything connects;
+	// any other argument is a mistake (exit 2), not something to ignore.
+	flag.Usage = func() { fmt.Fprint(flag.CommandLine.Output(), usage) }
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "worker: unexpected argument %q\n", flag.Arg(0))
+		flag.Usage()
+		os.Exit(2)
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: logLevel()}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

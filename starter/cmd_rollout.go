@@ -5,19 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
@@ -33,128 +32,50 @@ const (
 	demoApprover2 = "demo-approver-2"
 )
 
-// workflowCommands are the Temporal-facing commands.
-func workflowCommands() []command {
-	return []command{
-		{name: "start", summary: "start a rollout from a plan file (prints the workflow id and UI link)", run: cmdStart},
-		{name: "status", summary: "show a rollout's status (phase, constraints, open gates)", run: cmdStatus},
-		{name: "watch", summary: "follow a rollout until it ends, printing progress", run: cmdWatch},
-		{name: "report", summary: "print a rollout's completion report (markdown); --out FILE also writes it", run: cmdReport},
-		{name: "approve", summary: "approve a gate: approve <id> <gate> --reason ...", run: decideCmd(workflows.ChoiceApprove)},
-		{name: "reject", summary: "reject a gate: reject <id> <gate> --reason ...", run: decideCmd(workflows.ChoiceReject)},
-		{name: "decide", summary: "decide a gate with any offered choice: decide <id> <gate> <choice>", run: cmdDecide},
-		{name: "remediate", summary: "decide a remediation gate: remediate <id> <gate> delete|set-null|accept-debt|re-audit|abort", run: cmdDecide},
-		{name: "pause", summary: "pause a rollout before its next step", run: controlCmd(workflows.UpdatePause)},
-		{name: "resume", summary: "resume a paused rollout", run: controlCmd(workflows.UpdateResume)},
-		{name: "abort", summary: "abort a rollout (--rollback drops what it created)", run: controlCmd(workflows.UpdateAbort)},
+// rolloutCommands are the commands that start, follow and steer one
+// rollout through Temporal.
+func rolloutCommands() []*cobra.Command {
+	return []*cobra.Command{
+		startCmd(), statusCmd(), watchCmd(), reportCmd(),
+		decideCmd("approve ROLLOUT_ID GATE_ID", workflows.ChoiceApprove, "approve a gate",
+			"  fkrollout approve fkrollout-20260501-020000 production/promotion/2 --reason \"staging clean\""),
+		decideCmd("reject ROLLOUT_ID GATE_ID", workflows.ChoiceReject, "reject a gate",
+			"  fkrollout reject fkrollout-20260501-020000 production/promotion/2 --reason \"release freeze\""),
+		decideCmd("decide ROLLOUT_ID GATE_ID CHOICE", "", "decide a gate with any choice it offers (status lists them)",
+			"  fkrollout decide fkrollout-20260501-020000 production/promotion/2 approve-override --reason \"+12 ms is acceptable\""),
+		decideCmd("remediate ROLLOUT_ID GATE_ID CHOICE", "", "decide a remediation gate: CHOICE is delete, set-null, accept-debt, re-audit or abort",
+			"  fkrollout remediate fkrollout-20260501-020000 staging/remediation/1 delete --constraints fk_workflow_stages_workflow_instance"),
+		controlCmd("pause", workflows.UpdatePause, "pause a rollout before its next step"),
+		controlCmd("resume", workflows.UpdateResume, "resume a paused rollout"),
+		controlCmd("abort", workflows.UpdateAbort, "abort a rollout (--rollback drops what it created)"),
 		// "revert", not "rollback": the engine command rollback works on a
 		// database directly; revert asks a running rollout to roll itself back.
-		{name: "keygen", summary: "make an approver key pair: the private key signs your decisions, the public key goes into the worker's policy", run: cmdKeygen},
-		{name: "revert", summary: "roll a running rollout back now (critical user complaints); --reason required", run: controlCmd(workflows.UpdateRollback)},
+		controlCmd("revert", workflows.UpdateRollback, "roll a running rollout back now (critical user complaints); --reason required"),
 	}
 }
 
-// temporalFlags are shared by every workflow command.
-type temporalFlags struct {
-	uiURL string
-}
-
-func (t *temporalFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.uiURL, "ui", envOr("FKROLLOUT_UI_URL", "http://localhost:8233"), "Temporal UI base URL for links")
-}
-
-// dial connects with the standard TEMPORAL_* variables.
-func dial(ctx context.Context) (client.Client, string, error) {
-	opts, err := envconfig.LoadDefaultClientOptions()
-	if err != nil {
-		return nil, "", fmt.Errorf("temporal client configuration (TEMPORAL_*): %w", err)
-	}
-	opts.Logger = quietLogger{}
-	c, err := client.DialContext(ctx, opts)
-	if err != nil {
-		return nil, "", fmt.Errorf("connect to temporal at %s: %w", orDefault(opts.HostPort, client.DefaultHostPort), err)
-	}
-	ns := opts.Namespace
-	if ns == "" {
-		ns = client.DefaultNamespace
-	}
-	return c, ns, nil
-}
-
-func uiLink(base, ns, id string) string {
-	return strings.TrimRight(base, "/") + "/namespaces/" + ns + "/workflows/" + id
-}
-
-func envOr(k, d string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return d
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
-}
-
-func defaultActor() string {
-	if v := os.Getenv("FKROLLOUT_ACTOR"); v != "" {
-		return v
-	}
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	return ""
-}
-
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return usageError{msg: "help requested"}
-		}
-		return usageError{msg: err.Error()}
-	}
-	return nil
-}
-
-// interleave lets flags follow positional arguments (approve ID GATE --reason x).
-func interleave(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parse(fs, args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-// startOptions are the flags of start.
+// startOptions are the flags of start; fleet-start shares most of them.
 type startOptions struct {
-	planFile, inputFile, id, requester, envs, window, approvers, monitor, taskQueue string
-	monitorInterval, monitorBaseline, perf, perfWorkload                            string
-	windowNow, dryRun, wait                                                         bool
-	follow                                                                          followOptions
-	minProd                                                                         int
-	gateTimeout                                                                     string
+	planFile, inputFile, id, requester, envs, window, approvers, taskQueue string
+	perfWorkload                                                           string
+	windowNow, dryRun, wait, json                                          bool
+	follow                                                                 followOptions
+	minProd                                                                int
+	gateTimeout, monitor, monitorInterval, monitorBaseline, perf           time.Duration
 }
 
-func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func startCmd() *cobra.Command {
 	var o startOptions
 	var tf temporalFlags
-	fs := newFlags("start", stderr)
+	cmd := &cobra.Command{
+		Use:   "start --plan FILE",
+		Short: "start a rollout from a plan file (prints the workflow id and UI link)",
+		Example: `  fkrollout start --plan sql/migration.sql --requester rita@example.com --key ~/.fkrollout/rita.key \
+    --environments staging,production --window 02:00/2h/Asia/Jakarta --min-approvals-last 2
+  fkrollout start --plan sql/migration.sql --dry-run --wait`,
+		Args: exactArgs(),
+	}
+	fs := cmd.Flags()
 	fs.StringVar(&o.planFile, "plan", "", "plan file: migration SQL or plan YAML (required unless --input has one)")
 	fs.StringVar(&o.inputFile, "input", "", "full workflow input JSON (as pasted into the Temporal UI); flags override it")
 	fs.StringVar(&o.id, "id", "", "rollout (workflow) id (default fkrollout-<time>)")
@@ -164,30 +85,44 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.windowNow, "window-now", false, "a 2h maintenance window that opens now (demos)")
 	fs.StringVar(&o.approvers, "approvers", "", "comma-separated approver identities (default: anyone but the requester)")
 	fs.IntVar(&o.minProd, "min-approvals-last", 1, "distinct approvers needed to promote to the last environment")
-	fs.StringVar(&o.gateTimeout, "gate-timeout", "", "gate timeout, e.g. 24h (default: wait)")
-	fs.StringVar(&o.monitor, "monitor", "", "watch duration after the last environment, e.g. 24h (default: off)")
-	fs.StringVar(&o.monitorInterval, "monitor-interval", "", "time between monitor checks (default 5m)")
-	fs.StringVar(&o.monitorBaseline, "monitor-baseline", "", "how long the production baseline is measured before the deploy (default 5m)")
-	fs.StringVar(&o.perf, "perf", "", "run the staging perf phase, each measured run lasting this long, e.g. 30s (default: off)")
+	fs.DurationVar(&o.gateTimeout, "gate-timeout", 0, "gate timeout, e.g. 24h (default: wait)")
+	fs.DurationVar(&o.monitor, "monitor", 0, "watch duration after the last environment, e.g. 24h (default: off)")
+	fs.DurationVar(&o.monitorInterval, "monitor-interval", 0, "time between monitor checks (default 5m)")
+	fs.DurationVar(&o.monitorBaseline, "monitor-baseline", 0, "how long the production baseline is measured before the deploy (default 5m)")
+	fs.DurationVar(&o.perf, "perf", 0, "run the staging perf phase, each measured run lasting this long, e.g. 30s (default: off)")
 	fs.StringVar(&o.perfWorkload, "perf-workload", "demo", "perf workload name from the worker configuration (perf.workloads); demo is built in")
-	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", workflows.DefaultTaskQueue), "worker task queue")
+	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", workflows.DefaultTaskQueue), "worker task queue (FKROLLOUT_TASK_QUEUE)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "checks, statistics and audit only; nothing changes")
-	fs.BoolVar(&o.wait, "wait", false, "follow the rollout until it ends (like watch)")
+	fs.BoolVar(&o.wait, "wait", false, "follow the rollout until it ends (like watch; exit 1 when it does not complete)")
+	fs.BoolVar(&o.json, "json", false, "print the started rollout as JSON (with --wait: its final status; progress goes to stderr)")
 	o.follow.register(fs)
 	tf.register(fs)
 	key := keyFlag(fs)
-	if err := parse(fs, args); err != nil {
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		for _, name := range []string{"gate-timeout", "monitor", "monitor-interval", "monitor-baseline", "perf"} {
+			d, _ := fs.GetDuration(name)
+			if err := positive(cmd, name, d); err != nil {
+				return err
+			}
+		}
+		return runStart(cmd.Context(), o, tf, *key, cmd.OutOrStdout(), cmd.ErrOrStderr())
+	}
+	return cmd
+}
+
+func runStart(ctx context.Context, o startOptions, tf temporalFlags, key string, stdout, stderr io.Writer) error {
+	if err := o.follow.check(); err != nil {
 		return err
 	}
 	in, err := buildInput(o, time.Now())
 	if err != nil {
 		return usageError{msg: err.Error()}
 	}
-	s, err := loadSigner(*key, in.Requester)
+	s, err := loadSigner(key, in.Requester)
 	if err != nil {
 		return usageError{msg: err.Error()}
 	}
-	c, ns, err := dial(ctx)
+	c, ns, err := tf.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -214,15 +149,29 @@ func cmdStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return fmt.Errorf("start rollout: %w", err)
 	}
-	fmt.Fprintf(stdout, "rollout started: %s\n", run.GetID())
-	fmt.Fprintf(stdout, "Temporal UI:     %s\n", uiLink(tf.uiURL, ns, run.GetID()))
-	if !o.wait && !o.follow.demo && !o.follow.interactive {
-		fmt.Fprintf(stdout, "follow it with:  starter watch %s\n", run.GetID())
+	link := tf.link(ns, run.GetID())
+	follow := o.wait || o.follow.demo || o.follow.interactive
+	// With --json stdout carries one document: the start, or with a
+	// follower the final status (the follower's lines go to stderr).
+	human := stdout
+	if o.json {
+		human = stderr
+		if !follow {
+			return writeJSON(stdout, map[string]string{"workflow_id": run.GetID(), "run_id": run.GetRunID(), "namespace": ns, "ui": link})
+		}
+	}
+	fmt.Fprintf(human, "rollout started: %s\n", run.GetID())
+	fmt.Fprintf(human, "Temporal UI:     %s\n", link)
+	if !follow {
+		fmt.Fprintf(human, "follow it with:  %s watch %s\n", programName, run.GetID())
 		return nil
 	}
-	f, err := o.follow.follower(c, run.GetID(), stdout, uiLink(tf.uiURL, ns, run.GetID()))
+	f, err := o.follow.follower(c, run.GetID(), human, link)
 	if err != nil {
 		return err
+	}
+	if o.json {
+		f.result = stdout
 	}
 	return f.run(ctx)
 }
@@ -246,6 +195,9 @@ func planName(in workflows.Input) string {
 // buildInput turns flags (and an optional input file) into workflow input.
 func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 	var in workflows.Input
+	if o.perf < 0 || o.gateTimeout < 0 || o.monitor < 0 || o.monitorInterval < 0 || o.monitorBaseline < 0 {
+		return in, errors.New("--perf, --gate-timeout, --monitor, --monitor-interval and --monitor-baseline must not be negative")
+	}
 	if o.inputFile != "" {
 		b, err := os.ReadFile(o.inputFile)
 		if err != nil {
@@ -310,64 +262,30 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 		approvers = append(approvers, demoApprover, demoApprover2)
 	}
 	if o.inputFile == "" || len(approvers) > 0 {
-		in.Approval.Default = workflows.GateRule{Approvers: approvers, Timeout: o.gateTimeout}
+		in.Approval.Default = workflows.GateRule{Approvers: approvers, Timeout: durationText(o.gateTimeout)}
 		if o.minProd > 1 && len(in.Environments) > 1 {
 			if in.Approval.Gates == nil {
 				in.Approval.Gates = map[string]workflows.GateRule{}
 			}
-			in.Approval.Gates["promotion/"+last.Name] = workflows.GateRule{Approvers: approvers, MinApprovals: o.minProd, Timeout: o.gateTimeout}
+			in.Approval.Gates["promotion/"+last.Name] = workflows.GateRule{Approvers: approvers, MinApprovals: o.minProd, Timeout: durationText(o.gateTimeout)}
 		}
 	}
-	if o.monitor != "" {
-		in.Monitor = workflows.MonitorInput{Enabled: true, Duration: o.monitor, Interval: o.monitorInterval, BaselinePeriod: o.monitorBaseline}
-	} else if o.monitorInterval != "" || o.monitorBaseline != "" {
+	if o.monitor > 0 {
+		in.Monitor = workflows.MonitorInput{Enabled: true, Duration: durationText(o.monitor), Interval: durationText(o.monitorInterval), BaselinePeriod: durationText(o.monitorBaseline)}
+	} else if o.monitorInterval > 0 || o.monitorBaseline > 0 {
 		return in, errors.New("--monitor-interval and --monitor-baseline need --monitor")
 	}
-	if o.perf != "" {
-		d, err := time.ParseDuration(o.perf)
-		if err != nil || d <= 0 {
-			return in, fmt.Errorf("--perf %q: want a positive duration such as 30s", o.perf)
-		}
+	if o.perf > 0 {
 		warmup := "5s" // short demo runs get a shorter warm-up
-		if d < 20*time.Second {
+		if o.perf < 20*time.Second {
 			warmup = "2s"
 		}
-		in.Perf = &workflows.PerfInput{Enabled: true, Workload: o.perfWorkload, Duration: o.perf, Warmup: warmup}
+		in.Perf = &workflows.PerfInput{Enabled: true, Workload: o.perfWorkload, Duration: durationText(o.perf), Warmup: warmup}
 	}
 	if o.dryRun {
 		in.DryRun = true
 	}
 	return in, nil
-}
-
-func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var tf temporalFlags
-	var asJSON bool
-	fs := newFlags("status", stderr)
-	fs.BoolVar(&asJSON, "json", false, "print the full status as JSON")
-	tf.register(fs)
-	pos, err := interleave(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageError{msg: "usage: status <rollout-id> [--json]"}
-	}
-	c, ns, err := dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	st, err := queryStatus(ctx, c, pos[0])
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		return writeJSON(stdout, st)
-	}
-	fmt.Fprint(stdout, st.Summary())
-	fmt.Fprintf(stdout, "  UI: %s\n", uiLink(tf.uiURL, ns, pos[0]))
-	return nil
 }
 
 func queryStatus(ctx context.Context, c client.Client, id string) (*workflows.Status, error) {
@@ -386,32 +304,82 @@ func queryStatus(ctx context.Context, c client.Client, id string) (*workflows.St
 	return &st, nil
 }
 
-func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func statusCmd() *cobra.Command {
+	var tf temporalFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "status ROLLOUT_ID",
+		Short:   "show a rollout's status (phase, constraints, open gates and how to decide them)",
+		Example: "  fkrollout status fkrollout-20260501-020000\n  fkrollout status fkrollout-20260501-020000 --json | jq .open_gates",
+		Args:    exactArgs("ROLLOUT_ID"),
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the full status as JSON")
+	tf.register(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+		c, ns, err := tf.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		st, err := queryStatus(ctx, c, args[0])
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, st)
+		}
+		fmt.Fprint(stdout, st.Summary())
+		fmt.Fprintf(stdout, "  UI: %s\n", tf.link(ns, args[0]))
+		return nil
+	}
+	return cmd
+}
+
+func watchCmd() *cobra.Command {
 	var fo followOptions
 	var tf temporalFlags
 	var every time.Duration
-	fs := newFlags("watch", stderr)
-	fo.register(fs)
-	tf.register(fs)
-	fs.DurationVar(&every, "every", time.Second, "poll interval")
-	pos, err := interleave(fs, args)
-	if err != nil {
-		return err
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "watch ROLLOUT_ID",
+		Short: "follow a rollout until it ends, printing progress (exit 1 when it does not complete)",
+		Example: "  fkrollout watch fkrollout-20260501-020000\n" +
+			"  fkrollout watch fkrollout-20260501-020000 --progress lines --every 5s",
+		Args: exactArgs("ROLLOUT_ID"),
 	}
-	if len(pos) != 1 {
-		return usageError{msg: "usage: watch <rollout-id> [--demo-auto-approve|--interactive] [--progress auto|live|lines]"}
+	fo.register(cmd.Flags())
+	tf.register(cmd.Flags())
+	cmd.Flags().DurationVar(&every, "every", time.Second, "poll interval")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the final status as JSON (progress goes to stderr)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+		if every <= 0 {
+			return usageError{msg: fmt.Sprintf("--every must be positive, got %s", every)}
+		}
+		if err := fo.check(); err != nil {
+			return err
+		}
+		c, ns, err := tf.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		progress := stdout
+		if asJSON {
+			progress = cmd.ErrOrStderr()
+		}
+		f, err := fo.follower(c, args[0], progress, tf.link(ns, args[0]))
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			f.result = stdout
+		}
+		f.every = every
+		return f.run(ctx)
 	}
-	c, ns, err := dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	f, err := fo.follower(c, pos[0], stdout, uiLink(tf.uiURL, ns, pos[0]))
-	if err != nil {
-		return err
-	}
-	f.every = every
-	return f.run(ctx)
+	return cmd
 }
 
 // followOptions are the flags of start --wait and watch.
@@ -420,21 +388,30 @@ type followOptions struct {
 	progress          string
 }
 
-func (o *followOptions) register(fs *flag.FlagSet) {
+func (o *followOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.demo, "demo-auto-approve", false, "DEMO ONLY: follow the rollout and decide every gate as "+demoApprover+" (and "+demoApprover2+"); remediation deletes orphans")
 	fs.BoolVar(&o.interactive, "interactive", false, "DEMO: follow the rollout and ask at the terminal how to decide each gate (sent as "+demoApprover+"/"+demoApprover2+")")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: live (redrawn in place), lines (timeline lines), auto (live on a terminal)")
 }
 
-func (o *followOptions) follower(c client.Client, id string, stdout io.Writer, ui string) (*follower, error) {
+// check refuses contradictory or unknown values before anything starts.
+func (o *followOptions) check() error {
 	if o.demo && o.interactive {
-		return nil, usageError{msg: "--demo-auto-approve and --interactive exclude each other"}
+		return usageError{msg: "--demo-auto-approve and --interactive exclude each other"}
 	}
-	live, err := progressMode(o.progress, stdout)
+	_, err := progressMode(o.progress, io.Discard)
+	return err
+}
+
+func (o *followOptions) follower(c client.Client, id string, out io.Writer, ui string) (*follower, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	live, err := progressMode(o.progress, out)
 	if err != nil {
 		return nil, err
 	}
-	f := &follower{c: c, id: id, out: stdout, live: live, every: time.Second, ui: ui}
+	f := &follower{c: c, id: id, out: out, live: live, every: time.Second, ui: ui}
 	switch {
 	case o.demo:
 		f.gates = gatesDemo
@@ -513,94 +490,91 @@ func updateError(id string, err error) error {
 	return fmt.Errorf("rejected: %w", err)
 }
 
-func decideCmd(choice string) func(context.Context, []string, io.Writer, io.Writer) error {
-	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		return decideWith(ctx, append([]string{}, args...), choice, stdout, stderr)
-	}
-}
-
-func cmdDecide(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return decideWith(ctx, args, "", stdout, stderr)
-}
-
-func decideWith(ctx context.Context, args []string, choice string, stdout, stderr io.Writer) error {
+// decideCmd is approve and reject (choice fixed) and decide and remediate
+// (the choice is the third argument).
+func decideCmd(use, choice, short, example string) *cobra.Command {
 	var actor, reason, constraints string
-	fs := newFlags("decide", stderr)
+	var asJSON bool
+	var tf temporalFlags
+	names := strings.Fields(use)[1:]
+	cmd := &cobra.Command{Use: use, Short: short, Example: example, Args: exactArgs(names...)}
+	fs := cmd.Flags()
 	fs.StringVar(&actor, "actor", defaultActor(), "who decides (FKROLLOUT_ACTOR)")
 	fs.StringVar(&reason, "reason", "", "why (recorded with the decision)")
 	fs.StringVar(&constraints, "constraints", "", "remediation: only these constraints (comma-separated)")
+	fs.BoolVar(&asJSON, "json", false, "print the gate after the decision as JSON")
+	tf.register(fs)
 	key := keyFlag(fs)
-	pos, err := interleave(fs, args)
-	if err != nil {
-		return err
-	}
-	want := 2
-	if choice == "" {
-		want = 3
-	}
-	if len(pos) != want {
-		if choice == "" {
-			return usageError{msg: "usage: decide <rollout-id> <gate-id> <choice> [--actor A] [--reason R] [--constraints a,b]"}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+		ch := choice
+		if ch == "" {
+			ch = args[2]
 		}
-		return usageError{msg: fmt.Sprintf("usage: %s <rollout-id> <gate-id> [--actor A] [--reason R]", choice)}
-	}
-	if choice == "" {
-		choice = pos[2]
-	}
-	in := workflows.DecisionInput{GateID: pos[1], Choice: choice, Actor: actor, Reason: reason, Via: "cli"}
-	if constraints != "" {
-		in.Constraints = strings.Split(constraints, ",")
-	}
-	s, err := loadSigner(*key, actor)
-	if err != nil {
-		return usageError{msg: err.Error()}
-	}
-	c, _, err := dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	view, err := decide(ctx, c, pos[0], in, s)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, view.Message)
-	return nil
-}
-
-func controlCmd(kind string) func(context.Context, []string, io.Writer, io.Writer) error {
-	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		var actor, reason string
-		var rollback bool
-		fs := newFlags(kind, stderr)
-		fs.StringVar(&actor, "actor", defaultActor(), "who asks (FKROLLOUT_ACTOR)")
-		fs.StringVar(&reason, "reason", "", "why (required for rollback)")
-		if kind == workflows.UpdateAbort {
-			fs.BoolVar(&rollback, "rollback", false, "drop every constraint this rollout created before stopping")
-		}
-		key := keyFlag(fs)
-		pos, err := interleave(fs, args)
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			return usageError{msg: fmt.Sprintf("usage: %s <rollout-id> [--actor A] [--reason R]", kind)}
+		in := workflows.DecisionInput{GateID: args[1], Choice: ch, Actor: actor, Reason: reason, Via: "cli"}
+		if constraints != "" {
+			in.Constraints = splitList(constraints)
 		}
 		s, err := loadSigner(*key, actor)
 		if err != nil {
 			return usageError{msg: err.Error()}
 		}
-		c, _, err := dial(ctx)
+		c, _, err := tf.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		view, err := decide(ctx, c, args[0], in, s)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, view)
+		}
+		fmt.Fprintln(stdout, view.Message)
+		return nil
+	}
+	return cmd
+}
+
+// controlCmd is pause, resume, abort and revert: the command name sends
+// the Update named kind.
+func controlCmd(name, kind, short string) *cobra.Command {
+	var actor, reason string
+	var rollback, asJSON bool
+	var tf temporalFlags
+	cmd := &cobra.Command{
+		Use:     name + " ROLLOUT_ID",
+		Short:   short,
+		Example: fmt.Sprintf("  fkrollout %s fkrollout-20260501-020000 --reason \"…\"", name),
+		Args:    exactArgs("ROLLOUT_ID"),
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&actor, "actor", defaultActor(), "who asks (FKROLLOUT_ACTOR)")
+	fs.StringVar(&reason, "reason", "", "why (required for revert)")
+	if kind == workflows.UpdateAbort {
+		fs.BoolVar(&rollback, "rollback", false, "drop every constraint this rollout created before stopping")
+	}
+	fs.BoolVar(&asJSON, "json", false, "print the workflow's answer as JSON")
+	tf.register(fs)
+	key := keyFlag(fs)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx, stdout, id := cmd.Context(), cmd.OutOrStdout(), args[0]
+		s, err := loadSigner(*key, actor)
+		if err != nil {
+			return usageError{msg: err.Error()}
+		}
+		c, _, err := tf.dial(ctx)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
 		in := workflows.ControlInput{Actor: actor, Reason: reason, Rollback: rollback, Via: "cli"}
-		if err := s.signControl(ctx, c, pos[0], kind, &in); err != nil {
+		if err := s.signControl(ctx, c, id, kind, &in); err != nil {
 			return err
 		}
 		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID:   pos[0],
+			WorkflowID:   id,
 			UpdateName:   kind,
 			Args:         []any{in},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -609,22 +583,16 @@ func controlCmd(kind string) func(context.Context, []string, io.Writer, io.Write
 		if err == nil {
 			err = h.Get(ctx, &ack)
 		}
-		if err := updateError(pos[0], err); err != nil {
+		if err := updateError(id, err); err != nil {
 			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, ack)
 		}
 		fmt.Fprintln(stdout, ack.Message)
 		return nil
 	}
-}
-
-// quietLogger keeps the SDK's info chatter out of CLI output.
-type quietLogger struct{}
-
-func (quietLogger) Debug(string, ...any) {}
-func (quietLogger) Info(string, ...any)  {}
-func (quietLogger) Warn(string, ...any)  {}
-func (quietLogger) Error(msg string, kv ...any) {
-	fmt.Fprintln(os.Stderr, append([]any{"temporal:", msg}, kv...)...)
+	return cmd
 }
 
 // readPlanFile reads --plan for a workflow start: its text and its format by
