@@ -191,13 +191,24 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	}, 15*time.Second, 200*time.Millisecond, "search attributes not upserted")
 	assert.Zero(t, count("RolloutEnvironment = 'production'"), "production named while its promotion gate is open")
 
-	code, out, errOut = starterRun(t, "approve", "cli-rollout", "production/promotion/2", "--actor", "bob", "--reason", "staging clean")
+	code, out, errOut = starterRun(t, "approve", "cli-rollout", "production/promotion/2", "--actor", "bob", "--reason", "staging clean", "--json")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, "decided: approve")
+	var view workflows.GateView
+	require.NoError(t, json.Unmarshal([]byte(out), &view), out)
+	assert.Contains(t, view.Message, "decided: approve")
 
-	code, out, errOut = starterRun(t, "watch", "cli-rollout", "--every", "100ms")
+	// --json: one document on stdout (the final status), the timeline on
+	// stderr.
+	code, out, errOut = starterRun(t, "watch", "cli-rollout", "--every", "100ms", "--json")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, "rollout completed")
+	var final workflows.Status
+	require.NoError(t, json.Unmarshal([]byte(out), &final), out)
+	assert.Equal(t, workflows.StateCompleted, final.State)
+	assert.Contains(t, errOut, "rollout completed")
+	code, out, errOut = starterRun(t, "status", "cli-rollout", "--json")
+	require.Equal(t, 0, code, errOut)
+	require.NoError(t, json.Unmarshal([]byte(out), &final), out)
+	assert.Equal(t, "cli-rollout", final.RolloutID)
 
 	if *record {
 		writeHistory(t, c, "cli-rollout", "../workflows/testdata/history-cli-rollout.json")
@@ -255,9 +266,14 @@ func TestInteractiveFollowOnDevServer(t *testing.T) {
 
 	planFile := filepath.Join(t.TempDir(), "plan.sql")
 	require.NoError(t, os.WriteFile(planFile, []byte("-- the stub parses it\nALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;"), 0o600))
-	code, _, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-interactive", "--requester", "rita",
-		"--approvers", demoApprover+","+demoApprover2, "--min-approvals-last", "2", "--environments", "staging,production", "--task-queue", tq)
+	code, startOut, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-interactive", "--requester", "rita",
+		"--approvers", demoApprover+","+demoApprover2, "--min-approvals-last", "2", "--environments", "staging,production", "--task-queue", tq, "--json")
 	require.Equal(t, 0, code, errOut)
+	var started map[string]string
+	require.NoError(t, json.Unmarshal([]byte(startOut), &started), startOut)
+	assert.Equal(t, "cli-interactive", started["workflow_id"])
+	assert.NotEmpty(t, started["run_id"])
+	assert.Equal(t, "http://localhost:8233/namespaces/default/workflows/cli-interactive", started["ui"])
 
 	var out bytes.Buffer
 	f := &follower{c: srv.Client(), id: "cli-interactive", out: &out, live: true, every: 100 * time.Millisecond,
