@@ -120,7 +120,7 @@ func buildFleetInput(o fleetOptions, now time.Time) (workflows.FleetInput, error
 	if o.start.inputFile != "" {
 		for _, name := range inputOnlyFlags {
 			if o.set[name] {
-				return in, fmt.Errorf("--%s cannot be combined with --input: set it in %s", name, o.start.inputFile)
+				return in, usageError{msg: fmt.Sprintf("--%s cannot be combined with --input: set it in %s", name, o.start.inputFile)}
 			}
 		}
 		b, err := os.ReadFile(o.start.inputFile)
@@ -171,7 +171,7 @@ func buildFleetInput(o fleetOptions, now time.Time) (workflows.FleetInput, error
 	if o.start.inputFile == "" || o.set["targets"] {
 		in.Targets = splitList(o.targets)
 		if len(in.Targets) == 0 {
-			return in, errors.New("--targets is required: comma-separated environment names, e.g. tenant_a,tenant_b,tenant_c")
+			return in, usageError{msg: "--targets is required: comma-separated environment names, e.g. tenant_a,tenant_b,tenant_c"}
 		}
 	}
 	if o.start.inputFile == "" || o.set["canary"] {
@@ -184,10 +184,10 @@ func buildFleetInput(o fleetOptions, now time.Time) (workflows.FleetInput, error
 		in.FailureBudget = o.budget
 	}
 	if strings.TrimSpace(in.Plan) == "" {
-		return in, errors.New("--plan is required (a migration .sql or a plan .yaml)")
+		return in, usageError{msg: "--plan is required (a migration .sql or a plan .yaml)"}
 	}
 	if err := in.Validate(); err != nil {
-		return in, err
+		return in, usageError{msg: err.Error()}
 	}
 	return in, nil
 }
@@ -206,11 +206,11 @@ func splitList(s string) []string {
 func runFleetStart(ctx context.Context, o fleetOptions, tf temporalFlags, stdout, stderr io.Writer) error {
 	in, err := buildFleetInput(o, time.Now())
 	if err != nil {
-		return usageError{msg: err.Error()}
+		return err
 	}
 	s, err := loadSigner(o.key, in.Requester)
 	if err != nil {
-		return usageError{msg: err.Error()}
+		return err
 	}
 	c, ns, err := tf.dial(ctx)
 	if err != nil {

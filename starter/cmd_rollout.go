@@ -116,11 +116,11 @@ func runStart(ctx context.Context, o startOptions, tf temporalFlags, key string,
 	}
 	in, err := buildInput(o, time.Now())
 	if err != nil {
-		return usageError{msg: err.Error()}
+		return err
 	}
 	s, err := loadSigner(key, in.Requester)
 	if err != nil {
-		return usageError{msg: err.Error()}
+		return err
 	}
 	c, ns, err := tf.dial(ctx)
 	if err != nil {
@@ -196,7 +196,7 @@ func planName(in workflows.Input) string {
 func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 	var in workflows.Input
 	if o.perf < 0 || o.gateTimeout < 0 || o.monitor < 0 || o.monitorInterval < 0 || o.monitorBaseline < 0 {
-		return in, errors.New("--perf, --gate-timeout, --monitor, --monitor-interval and --monitor-baseline must not be negative")
+		return in, usageError{msg: "--perf, --gate-timeout, --monitor, --monitor-interval and --monitor-baseline must not be negative"}
 	}
 	if o.inputFile != "" {
 		b, err := os.ReadFile(o.inputFile)
@@ -217,13 +217,13 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 		in.Plan, in.PlanFormat = text, format
 	}
 	if strings.TrimSpace(in.Plan) == "" {
-		return in, errors.New("--plan is required (a migration .sql or a plan .yaml)")
+		return in, usageError{msg: "--plan is required (a migration .sql or a plan .yaml)"}
 	}
 	if o.requester != "" {
 		in.Requester = o.requester
 	}
 	if in.Requester == "" {
-		return in, errors.New("--requester is required (set FKROLLOUT_ACTOR or pass --requester)")
+		return in, usageError{msg: "--requester is required (set FKROLLOUT_ACTOR or pass --requester)"}
 	}
 	if len(in.Environments) == 0 || o.inputFile == "" {
 		in.Environments = nil
@@ -234,7 +234,7 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 		}
 	}
 	if len(in.Environments) == 0 {
-		return in, errors.New("--environments: name at least one environment")
+		return in, usageError{msg: "--environments: name at least one environment"}
 	}
 	last := &in.Environments[len(in.Environments)-1]
 	switch {
@@ -244,7 +244,7 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 	case o.window != "":
 		parts := strings.SplitN(o.window, "/", 3)
 		if len(parts) < 2 {
-			return in, fmt.Errorf("--window %q: want HH:MM/DURATION[/TZ]", o.window)
+			return in, usageError{msg: fmt.Sprintf("--window %q: want HH:MM/DURATION[/TZ]", o.window)}
 		}
 		w := &workflows.MaintenanceWindow{Start: parts[0], Duration: parts[1], Timezone: "UTC"}
 		if len(parts) == 3 {
@@ -273,7 +273,7 @@ func buildInput(o startOptions, now time.Time) (workflows.Input, error) {
 	if o.monitor > 0 {
 		in.Monitor = workflows.MonitorInput{Enabled: true, Duration: durationText(o.monitor), Interval: durationText(o.monitorInterval), BaselinePeriod: durationText(o.monitorBaseline)}
 	} else if o.monitorInterval > 0 || o.monitorBaseline > 0 {
-		return in, errors.New("--monitor-interval and --monitor-baseline need --monitor")
+		return in, usageError{msg: "--monitor-interval and --monitor-baseline need --monitor"}
 	}
 	if o.perf > 0 {
 		warmup := "5s" // short demo runs get a shorter warm-up
@@ -517,7 +517,7 @@ func decideCmd(use, choice, short, example string) *cobra.Command {
 		}
 		s, err := loadSigner(*key, actor)
 		if err != nil {
-			return usageError{msg: err.Error()}
+			return err
 		}
 		c, _, err := tf.dial(ctx)
 		if err != nil {
@@ -562,7 +562,7 @@ func controlCmd(name, kind, short string) *cobra.Command {
 		ctx, stdout, id := cmd.Context(), cmd.OutOrStdout(), args[0]
 		s, err := loadSigner(*key, actor)
 		if err != nil {
-			return usageError{msg: err.Error()}
+			return err
 		}
 		c, _, err := tf.dial(ctx)
 		if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"os"
 	"time"
 
@@ -34,7 +35,7 @@ func loadSigner(path, id string) (*signer, error) {
 	}
 	k, err := identity.ReadPrivateKey(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--key: %w", err)
 	}
 	return &signer{key: k, id: id, now: time.Now}, nil
 }
