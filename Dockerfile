@@ -1,13 +1,17 @@
-# fkrollout worker, starter and demo seeder. Used by docker-compose.yml.
+# fkrollout worker, CLI (fkrollout, built from ./starter) and demo seeder.
+# Used by docker-compose.yml.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-# The worker prints its version at start and carries it in its Temporal
-# identity: docker build --build-arg VERSION=$(git describe --tags --dirty).
-ARG VERSION=dev
-RUN CGO_ENABLED=1 go build -trimpath -ldflags "-X main.version=${VERSION}" -o /out/ ./worker ./starter ./scripts/demodb
+# VERSION is what the worker logs at start (and carries in its Temporal
+# identity) and what fkrollout version prints, e.g.
+# docker build --build-arg VERSION=$(git describe --always --dirty) .
+# (.git is not in the build context, so the image cannot work it out itself).
+ARG VERSION=
+RUN CGO_ENABLED=1 go build -trimpath -ldflags "${VERSION:+-X main.version=$VERSION}" -o /out/ ./worker ./scripts/demodb \
+ && CGO_ENABLED=1 go build -trimpath -ldflags "${VERSION:+-X main.buildVersion=$VERSION}" -o /out/fkrollout ./starter
 
 # pg_dump must be at least the server's major version (backups): 15, as the
 # postgres:15 service of docker-compose.yml. bash (part of every Debian

@@ -4,8 +4,9 @@ TEMPORAL_VERSION := v1.5.1
 BIN := $(CURDIR)/bin
 TEMPORAL := $(BIN)/temporal
 export FKROLLOUT_TEMPORAL_CLI := $(TEMPORAL)
-# The worker logs it at start and carries it in its Temporal identity.
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The version the worker logs at start (and carries in its Temporal
+# identity) and fkrollout version prints: git describe's in a git checkout.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
 .PHONY: test temporal build vet fmt
 
@@ -15,8 +16,11 @@ $(TEMPORAL):
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
 
+# bin/worker and the CLI, bin/fkrollout (built from ./starter).
 build:
-	go build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./worker ./starter
+	@mkdir -p $(BIN)
+	go build -ldflags "$(if $(VERSION),-X main.version=$(VERSION))" -o $(BIN)/worker ./worker
+	go build -ldflags "$(if $(VERSION),-X main.buildVersion=$(VERSION))" -o $(BIN)/fkrollout ./starter
 
 vet:
 	gofmt -l . | (! grep .) && go vet ./...

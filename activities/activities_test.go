@@ -59,13 +59,13 @@ func TestValidateWithOrphansIsOrphansFound(t *testing.T) {
 	env, _ := newEnv(t, cfgWith(map[string]config.Environment{"staging": {DSN: db.DSN}}))
 	in := rollout.ConstraintInput{Environment: "staging", RolloutID: "r-1", FK: childParentFK()}
 
-	v, err := env.ExecuteActivity(rollout.ActApply, in)
+	v, err := env.ExecuteActivity(rollout.ActApplyConstraint, in)
 	require.NoError(t, err)
 	var applied rollout.ConstraintResult
 	require.NoError(t, v.Get(&applied))
 	assert.Equal(t, "fk_child_parent", applied.FK)
 
-	_, err = env.ExecuteActivity(rollout.ActValidate, in)
+	_, err = env.ExecuteActivity(rollout.ActValidateConstraint, in)
 	require.Error(t, err)
 	typ, nonRetryable := appErrType(t, err)
 	assert.Equal(t, steps.ErrTypeOrphans, typ)
@@ -95,7 +95,7 @@ func TestValidateWithOrphansIsOrphansFound(t *testing.T) {
 	require.NoError(t, v.Get(&rem))
 	assert.Equal(t, int64(1), rem.Affected)
 	assert.Equal(t, int64(1), db.Count(t, "SELECT count(*) FROM fkrollout.quarantine WHERE rollout_id = 'r-1'"))
-	_, err = env.ExecuteActivity(rollout.ActValidate, in)
+	_, err = env.ExecuteActivity(rollout.ActValidateConstraint, in)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), db.Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = 'fk_child_parent' AND convalidated"))
 }
@@ -134,7 +134,7 @@ func TestDeployHooksCaptureOutputAndStopAtFailure(t *testing.T) {
 		},
 	}})
 	env, _ := newEnv(t, cfg)
-	v, err := env.ExecuteActivity(rollout.ActDeployHooks, rollout.HooksInput{Environment: "production", RolloutID: "r-7"})
+	v, err := env.ExecuteActivity(rollout.ActRunDeployHooks, rollout.HooksInput{Environment: "production", RolloutID: "r-7"})
 	require.NoError(t, err)
 	var res []rollout.HookResult
 	require.NoError(t, v.Get(&res))
@@ -166,7 +166,7 @@ func TestSmokeChecks(t *testing.T) {
 		{Name: "broken", URL: srv.URL + "/broken"},
 	}}})
 	env, _ := newEnv(t, cfg)
-	v, err := env.ExecuteActivity(rollout.ActSmokeChecks, rollout.HooksInput{Environment: "production"})
+	v, err := env.ExecuteActivity(rollout.ActRunSmokeChecks, rollout.HooksInput{Environment: "production"})
 	require.NoError(t, err)
 	var res []rollout.SmokeResult
 	require.NoError(t, v.Get(&res))
@@ -231,16 +231,16 @@ func TestActivitiesBindOwnershipToRun(t *testing.T) {
 	}
 
 	var cr rollout.ConstraintResult
-	do(rollout.ActApply, constraint("run-a"), &cr)
+	do(rollout.ActApplyConstraint, constraint("run-a"), &cr)
 	assert.Equal(t, "created", cr.Action)
 	var rem rollout.RemediationResult
 	do(rollout.ActRemediate, rollout.RemediateInput{Environment: "prod", RolloutID: "r-1", RunID: "run-a", FK: childParentFK(), Mode: "delete"}, &rem)
 	assert.Equal(t, int64(1), db.Count(t, `SELECT count(*) FROM fkrollout.quarantine WHERE rollout_id = 'r-1' AND run_id = 'run-a'`))
-	do(rollout.ActValidate, constraint("run-a"), &cr)
+	do(rollout.ActValidateConstraint, constraint("run-a"), &cr)
 	assert.Equal(t, "validated", cr.Action)
 	assert.Equal(t, int64(1), db.Count(t, `SELECT count(*) FROM fkrollout.constraints WHERE rollout_id = 'r-1' AND run_id = 'run-a'`))
 
-	do(rollout.ActApply, constraint("run-b"), &cr)
+	do(rollout.ActApplyConstraint, constraint("run-b"), &cr)
 	assert.Equal(t, "exists-same", cr.Action)
 	var vs []rollout.Verification
 	do(rollout.ActVerify, rollout.EnvInput{Environment: "prod", RolloutID: "r-1", RunID: "run-b", Plan: p}, &vs)

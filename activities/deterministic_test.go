@@ -36,7 +36,7 @@ func TestDeterministicErrorsAreNotRetried(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			fk := childParentFK()
 			c.edit(&fk)
-			_, err := env.ExecuteActivity(rollout.ActApply, rollout.ConstraintInput{Environment: "staging", RolloutID: "r-1", FK: fk})
+			_, err := env.ExecuteActivity(rollout.ActApplyConstraint, rollout.ConstraintInput{Environment: "staging", RolloutID: "r-1", FK: fk})
 			require.Error(t, err)
 			typ, nonRetryable := appErrType(t, err)
 			assert.Equal(t, steps.ErrTypeDeterministic, typ)
@@ -55,7 +55,7 @@ func TestImpactAndDeleteWithDependents(t *testing.T) {
 		CREATE TABLE grandchild (id int PRIMARY KEY, child_id int NOT NULL REFERENCES child (id));
 		INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1, 1), (2, 99); INSERT INTO grandchild VALUES (1, 2), (2, 2), (3, 1);`)
 	env, _ := newEnv(t, cfgWith(map[string]config.Environment{"staging": {DSN: db.DSN}}))
-	v, err := env.ExecuteActivity(rollout.ActImpact, rollout.ImpactInput{Environment: "staging", FK: childParentFK()})
+	v, err := env.ExecuteActivity(rollout.ActRemediationImpact, rollout.ImpactInput{Environment: "staging", FK: childParentFK()})
 	require.NoError(t, err)
 	var imp rollout.Impact
 	require.NoError(t, v.Get(&imp))

@@ -46,8 +46,8 @@ func discoverResult(env string, rep discover.Report) (discovery.Result, error) {
 	if len(rep.Candidates) > 0 {
 		out.Next = []string{
 			"save `migration` as discovered.sql and review it (confidence and evidence per key are in its comments)",
-			"starter lint --plan discovered.sql && starter check --plan discovered.sql --dsn …",
-			fmt.Sprintf("starter start --plan discovered.sql --requester you@example.com --environments %s,… (%d orphan row(s) will reach the remediation gate)", env, orphans),
+			"fkrollout lint --plan discovered.sql && fkrollout check --plan discovered.sql --dsn …",
+			fmt.Sprintf("fkrollout start --plan discovered.sql --requester you@example.com --environments %s,… (%d orphan row(s) will reach the remediation gate)", env, orphans),
 		}
 	}
 	return out, nil

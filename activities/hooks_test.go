@@ -16,7 +16,7 @@ import (
 func runHooks(t *testing.T, cfg *config.Config) []rollout.HookResult {
 	t.Helper()
 	env, _ := newEnv(t, cfg)
-	v, err := env.ExecuteActivity(rollout.ActDeployHooks, rollout.HooksInput{Environment: "production", RolloutID: "r-9"})
+	v, err := env.ExecuteActivity(rollout.ActRunDeployHooks, rollout.HooksInput{Environment: "production", RolloutID: "r-9"})
 	require.NoError(t, err)
 	var res []rollout.HookResult
 	require.NoError(t, v.Get(&res))
@@ -104,7 +104,7 @@ func TestSmokeCheckDetailRedactsHeaderValues(t *testing.T) {
 		{Name: "authed", URL: srv.URL + "/me", Headers: map[string]string{"Authorization": "Bearer smoke-bearer-123", "X-Api-Key": "smoke-api-key-456"}},
 	}}})
 	env, _ := newEnv(t, cfg)
-	v, err := env.ExecuteActivity(rollout.ActSmokeChecks, rollout.HooksInput{Environment: "production"})
+	v, err := env.ExecuteActivity(rollout.ActRunSmokeChecks, rollout.HooksInput{Environment: "production"})
 	require.NoError(t, err)
 	var res []rollout.SmokeResult
 	require.NoError(t, v.Get(&res))

@@ -80,8 +80,8 @@ func NewMonitorActivities(base *Activities, cfg monitor.Config) *MonitorActiviti
 
 // Register registers the monitor activities under their names.
 func (m *MonitorActivities) Register(r Registerer) {
-	r.RegisterActivityWithOptions(m.MonitorCaptureBaseline, activity.RegisterOptions{Name: watch.ActCaptureBaseline})
-	r.RegisterActivityWithOptions(m.MonitorWatch, activity.RegisterOptions{Name: watch.ActWatch})
+	r.RegisterActivityWithOptions(m.MonitorCaptureBaseline, activity.RegisterOptions{Name: watch.ActMonitorCaptureBaseline})
+	r.RegisterActivityWithOptions(m.MonitorWatch, activity.RegisterOptions{Name: watch.ActMonitorWatch})
 	r.RegisterActivityWithOptions(m.HealthCheck, activity.RegisterOptions{Name: watch.ActHealthCheck})
 }
 

@@ -121,7 +121,7 @@ func TestMonitorWatchDecidesRollbackAndRollbackDropsOnlyTheRollout(t *testing.T)
 
 	tr := monitorStartTraffic(t, db)
 	tables := monitor.PlanTables(p)
-	v, err := env.ExecuteActivity(watch.ActCaptureBaseline, watch.BaselineInput{
+	v, err := env.ExecuteActivity(watch.ActMonitorCaptureBaseline, watch.BaselineInput{
 		RolloutID: "r-prod-1", Environment: "production", Sources: []string{"prod-db"}, Tables: tables, Period: "2s"})
 	require.NoError(t, err)
 	var base monitor.Baseline
@@ -134,7 +134,7 @@ func TestMonitorWatchDecidesRollbackAndRollbackDropsOnlyTheRollout(t *testing.T)
 
 	tr.bad.Store(300) // 30 % of the application's writes now fail with 23503
 	start := time.Now()
-	v, err = env.ExecuteActivity(watch.ActWatch, watch.WatchInput{
+	v, err = env.ExecuteActivity(watch.ActMonitorWatch, watch.WatchInput{
 		RolloutID: "r-prod-1", Environment: "production", Sources: []string{"prod-db"}, Tables: tables,
 		Interval: "1s", Deadline: time.Now().Add(45 * time.Second), Baseline: base,
 		Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{Persist: 2}), InconclusiveLimit: 1000},
@@ -171,7 +171,7 @@ func TestMonitorWatchUnknownSourceIsAConfigError(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestActivityEnvironment()
 	m.Register(env)
-	_, err := env.ExecuteActivity(watch.ActWatch, watch.WatchInput{Sources: []string{"prom"}, Interval: "1s",
+	_, err := env.ExecuteActivity(watch.ActMonitorWatch, watch.WatchInput{Sources: []string{"prom"}, Interval: "1s",
 		Deadline: time.Now().Add(time.Minute), Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{})}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `monitor source "prom" is not configured`)
@@ -204,7 +204,7 @@ func TestMonitorWatchResumesFromHeartbeatDetails(t *testing.T) {
 	saved := monitor.Progress{State: monitor.State{Checks: 7, Streaks: map[string]int{monitor.RuleLatency: 2}}, LastCheck: clock,
 		Cursors: monitor.Cursors{"s": []byte(`{}`)}}
 	env.SetHeartbeatDetails(saved)
-	v, err := env.ExecuteActivity(watch.ActWatch, watch.WatchInput{Sources: []string{"s"}, Interval: "5m",
+	v, err := env.ExecuteActivity(watch.ActMonitorWatch, watch.WatchInput{Sources: []string{"s"}, Interval: "5m",
 		Deadline: clock.Add(time.Hour), Baseline: monitor.Baseline{Values: map[string]float64{"latency_ms@s/t": 10, "error_rate_pct@s/db": 0}},
 		Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{})}})
 	require.NoError(t, err)
@@ -289,7 +289,7 @@ func TestMonitorDefaultSourcesIncludeConfiguredSmokeChecks(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestActivityEnvironment()
 	m.Register(env)
-	v, err := env.ExecuteActivity(watch.ActWatch, watch.WatchInput{RolloutID: "r1", Environment: "production",
+	v, err := env.ExecuteActivity(watch.ActMonitorWatch, watch.WatchInput{RolloutID: "r1", Environment: "production",
 		Interval: "300ms", Deadline: time.Now().Add(20 * time.Second),
 		Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{})}})
 	require.NoError(t, err)
@@ -299,7 +299,7 @@ func TestMonitorDefaultSourcesIncludeConfiguredSmokeChecks(t *testing.T) {
 	assert.Equal(t, monitor.RuleSmokeFailing, res.Decision.Rule)
 	assert.Equal(t, 2, res.State.Checks, "smoke failures roll back on the second failing check")
 
-	_, err = env.ExecuteActivity(watch.ActWatch, watch.WatchInput{Environment: "qa", Interval: "1s",
+	_, err = env.ExecuteActivity(watch.ActMonitorWatch, watch.WatchInput{Environment: "qa", Interval: "1s",
 		Deadline: time.Now().Add(time.Minute), Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{})}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `no monitor sources for environment "qa"`)

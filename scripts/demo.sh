@@ -42,7 +42,7 @@ step() { printf '== %s\n' "$*"; }
 
 # --- prerequisites, each with what to do about it ---------------------------
 command -v go >/dev/null || fail "Go is not installed." "Install Go 1.26 or newer: https://go.dev/dl/"
-for b in temporal worker starter; do
+for b in temporal worker fkrollout; do
   [ -x "$BIN/$b" ] || fail "$BIN/$b is missing." "Run the demo through make (make demo), which builds it."
 done
 
@@ -148,13 +148,13 @@ step "starting the rollout (production window open now; staging perf phase 2 x 5
 echo "   production monitored for 1 minute, a check every 15 s)"
 id="fkrollout-demo-$(date -u +%Y%m%d-%H%M%S)"
 status=0
-"$BIN/starter" start --plan sql/migration.sql --id "$id" --requester demo-requester \
+"$BIN/fkrollout" start --plan sql/migration.sql --id "$id" --requester demo-requester \
   --environments staging,production --window-now --min-approvals-last 2 \
   --perf 5s --monitor 1m --monitor-interval 15s --monitor-baseline 15s \
   --task-queue "$FKROLLOUT_TASK_QUEUE" "$follow" || status=$?
 echo
-"$BIN/starter" report "$id" --out "$OUT/report.md" >/dev/null 2>&1 &&
-  echo "Completion report: $OUT/report.md (also: bin/starter report $id)"
+"$BIN/fkrollout" report "$id" --out "$OUT/report.md" >/dev/null 2>&1 &&
+  echo "Completion report: $OUT/report.md (also: bin/fkrollout report $id)"
 echo "History:           $UI_URL/namespaces/default/workflows/$id"
 echo "Logs:              $OUT/worker.log, $OUT/devserver.log"
 exit $status

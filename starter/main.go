@@ -1,7 +1,7 @@
-// Command starter is fkrollout's command line for release owners and SREs:
-// engine operations against a database (audit, check, apply, validate,
-// verify, rollback, generate, ...) and workflow operations against Temporal
-// (start, status, approve, reject, ...).
+// Command fkrollout (built from ./starter as bin/fkrollout) is the command
+// line for release owners and SREs: engine operations against a database
+// (lint, check, audit, apply, validate, verify, rollback, discover, ...) and
+// rollout operations against Temporal (start, status, watch, approve, ...).
 package main
 
 import (
@@ -10,17 +10,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
-// command is one sub-command. Engine commands live in engine_cmds.go,
-// workflow commands in workflow_cmds.go, schedules in schedule_cmds.go.
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
+// programName is what usage text and error messages call the program,
+// whatever the binary file is named.
+const programName = "fkrollout"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -28,56 +26,124 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run executes one command line and returns the process exit code. main
+// and the tests both go through it, so the tests exercise the real
+// command tree: parsing, help, argument checks and exit codes.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmds := map[string]command{}
-	for _, c := range concat(engineCommands(), workflowCommands(), scheduleCommands(), fleetCommands()) {
-		cmds[c.name] = c
+	root := newRootCmd()
+	root.SetArgs(longFlagsWithOneDash(root, args))
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetIn(os.Stdin)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
 	}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout, cmds)
-		return 0
+	code := exitCode(err)
+	fmt.Fprintf(stderr, "%s: %v\n", programName, err)
+	if code == exitUsage && cmd != nil {
+		fmt.Fprintf(stderr, "usage: %s\nRun '%s --help' for more.\n", cmd.UseLine(), cmd.CommandPath())
 	}
-	c, ok := cmds[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "fkrollout: unknown command %q\n\n", args[0])
-		usage(stderr, cmds)
-		return 2
-	}
-	if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "fkrollout %s: %v\n", c.name, err)
-		return exitCode(err)
-	}
-	return 0
+	return code
 }
 
-func concat(lists ...[]command) []command {
-	var all []command
-	for _, l := range lists {
-		all = append(all, l...)
+const rootLong = `fkrollout rolls missing PostgreSQL foreign keys out to live databases through a
+durable Temporal workflow (start, status, watch, approve, ...) and runs each
+step against one database directly (lint, check, audit, apply, validate, ...).
+
+Temporal commands connect with the standard TEMPORAL_* variables (and a
+profile of the Temporal config file); --address, --namespace, --profile and
+--config-file override them. Database commands take --dsn or FKROLLOUT_DSN.
+
+Exit codes:
+  0  ok
+  1  findings: the command ran and found problems (lint errors, a plan that
+     does not fit the database, orphans, constraints not in place or
+     misbehaving, a followed rollout or fleet that did not complete)
+  2  usage: unknown command or flag, missing or extra arguments, bad values
+  3  error: the command could not do its job (no connection, refused by
+     the workflow or the database, a file that cannot be read or written)`
+
+const (
+	groupRollout = "rollout"
+	groupFleet   = "fleet"
+	groupEngine  = "engine"
+	groupSetup   = "setup"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:     programName,
+		Short:   "roll missing PostgreSQL foreign keys out safely",
+		Long:    rootLong,
+		Version: version(),
+		// The root runs only for a bare "fkrollout" (help) or an unknown
+		// command, which is a usage error with suggestions.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usageError{msg: msg}
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+		SilenceErrors:              true,
+		SilenceUsage:               true,
+		SuggestionsMinimumDistance: 2,
 	}
-	return all
+	root.SetVersionTemplate(programName + " {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return usageError{msg: err.Error()}
+	})
+	root.AddGroup(
+		&cobra.Group{ID: groupRollout, Title: "Rollouts (Temporal):"},
+		&cobra.Group{ID: groupFleet, Title: "Fleets of databases (Temporal):"},
+		&cobra.Group{ID: groupEngine, Title: "One database, directly (engine):"},
+		&cobra.Group{ID: groupSetup, Title: "Setup and other commands:"},
+	)
+	root.SetHelpCommandGroupID(groupSetup)
+	root.SetCompletionCommandGroupID(groupSetup)
+	add := func(group string, cmds ...*cobra.Command) {
+		for _, c := range cmds {
+			c.GroupID = group
+			root.AddCommand(c)
+		}
+	}
+	add(groupRollout, rolloutCommands()...)
+	add(groupFleet, fleetCommands()...)
+	add(groupEngine, engineCommands()...)
+	add(groupEngine, discoverCommand())
+	add(groupSetup, scheduleCommands()...)
+	add(groupSetup, keyCommands()...)
+	add(groupSetup, versionCommand())
+	return root
 }
 
-// usageError marks bad command-line input (exit 2, not 1).
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func exitCode(err error) int {
-	if _, ok := err.(usageError); ok {
-		return 2
+// longFlagsWithOneDash rewrites -name to --name where name is a long flag
+// of the command being run: the CLI used to parse with the flag package,
+// which accepts both, and scripts written then keep working.
+func longFlagsWithOneDash(root *cobra.Command, args []string) []string {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd == nil {
+		return args
 	}
-	return 1
-}
-
-func usage(w io.Writer, cmds map[string]command) {
-	fmt.Fprintln(w, "usage: starter <command> [flags]   (each command has -h)")
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
+			name, _, _ := strings.Cut(a[1:], "=")
+			if len(name) > 1 && (name == "help" || cmd.Flags().Lookup(name) != nil || cmd.InheritedFlags().Lookup(name) != nil) {
+				a = "-" + a
+			}
+		}
+		out = append(out, a)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-14s %s\n", n, cmds[n].summary)
-	}
+	return out
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/fkrollout/fkrollout/workflows/approval"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
 	"go.temporal.io/sdk/client"
+	"golang.org/x/term"
 )
 
 // gateMode says who decides open gates while a rollout is followed.
@@ -40,18 +41,39 @@ type follower struct {
 	live  bool
 	every time.Duration
 	ui    string
-	// width bounds each live line so the redraw never wraps.
-	width int
+	// result, when set, receives the final status as JSON (--json); out
+	// then carries only the progress.
+	result io.Writer
 
 	printed int             // timeline entries printed (lines mode)
 	drawn   int             // lines of the last live frame
 	decided map[string]bool // gate/actor pairs already sent
 }
 
-// isTerminal reports whether f is a character device (a terminal).
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+// fallbackWidth is the live display's width when the terminal does not
+// say (or out is not a terminal at all, as with --progress live to a pipe).
+const fallbackWidth = 100
+
+// terminal returns out's file descriptor when out is a terminal. /dev/null
+// and pipes are not: the check asks the terminal driver, not the file mode.
+func terminal(out io.Writer) (int, bool) {
+	f, ok := out.(*os.File)
+	if !ok {
+		return 0, false
+	}
+	fd := int(f.Fd())
+	return fd, term.IsTerminal(fd)
+}
+
+// termWidth is out's width in columns, read at every frame so a resized
+// terminal gets a fitting display.
+func termWidth(out io.Writer) int {
+	if fd, ok := terminal(out); ok {
+		if w, _, err := term.GetSize(fd); err == nil && w > 0 {
+			return w
+		}
+	}
+	return fallbackWidth
 }
 
 // progressMode resolves --progress auto|live|lines for stdout.
@@ -62,28 +84,15 @@ func progressMode(mode string, stdout io.Writer) (bool, error) {
 	case "lines":
 		return false, nil
 	case "", "auto":
-		f, ok := stdout.(*os.File)
-		return ok && isTerminal(f) && os.Getenv("TERM") != "dumb", nil
+		_, ok := terminal(stdout)
+		return ok && os.Getenv("TERM") != "dumb", nil
 	}
 	return false, usageError{msg: fmt.Sprintf("--progress %q: want auto, live or lines", mode)}
-}
-
-// watch follows a rollout printing timeline lines; with demo the demo
-// approvers decide its gates.
-func watchLive(ctx context.Context, c client.Client, id string, stdout io.Writer, demo bool, every time.Duration) error {
-	f := &follower{c: c, id: id, out: stdout, every: every}
-	if demo {
-		f.gates = gatesDemo
-	}
-	return f.run(ctx)
 }
 
 func (f *follower) run(ctx context.Context) error {
 	if f.decided == nil {
 		f.decided = map[string]bool{}
-	}
-	if f.width <= 0 {
-		f.width = 110
 	}
 	start := time.Now()
 	for {
@@ -110,18 +119,24 @@ func (f *follower) run(ctx context.Context) error {
 	}
 }
 
-// end prints the outcome; a rollout that did not complete is an error.
+// end prints the outcome; a rollout that did not complete is a finding
+// (exit 1), not a failure of the command.
 func (f *follower) end(st *rollout.Status) error {
 	fmt.Fprintf(f.out, "\n%s", st.Summary())
 	if st.ReportPath != "" {
 		fmt.Fprintf(f.out, "  completion report: %s\n", st.ReportPath)
 	}
-	fmt.Fprintf(f.out, "  report: starter report %s\n", f.id)
+	fmt.Fprintf(f.out, "  report: %s report %s\n", programName, f.id)
+	if f.result != nil {
+		if err := writeJSON(f.result, st); err != nil {
+			return err
+		}
+	}
 	switch st.State {
 	case rollout.StateCompleted, rollout.StateCompletedWithDebt, rollout.StateDryRunDone:
 		return nil
 	}
-	return fmt.Errorf("rollout ended %s", st.State)
+	return findingsError{fmt.Sprintf("rollout ended %s", st.State)}
 }
 
 // lines prints the timeline entries not printed yet.
@@ -201,12 +216,13 @@ func bar(done, total, width int) string {
 // draw replaces the previous frame in place (ANSI: cursor up, clear down).
 func (f *follower) draw(st *rollout.Status, elapsed time.Duration) {
 	lines := f.frame(st, elapsed)
+	width := termWidth(f.out)
 	var b strings.Builder
 	if f.drawn > 0 {
 		fmt.Fprintf(&b, "\x1b[%dF\x1b[J", f.drawn)
 	}
 	for _, line := range lines {
-		b.WriteString(truncateRunes(line, f.width))
+		b.WriteString(truncateRunes(line, width))
 		b.WriteString("\n")
 	}
 	io.WriteString(f.out, b.String())

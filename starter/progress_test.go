@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -33,4 +34,26 @@ func TestProgressHelpers(t *testing.T) {
 	assert.Equal(t, "abcdé", truncateRunes("abcdé", 5))
 	_, err := (&followOptions{demo: true, interactive: true}).follower(nil, "x", &bytes.Buffer{}, "")
 	assert.ErrorContains(t, err, "exclude each other")
+}
+
+// /dev/null is a character device but not a terminal: output redirected
+// there (or to a pipe) gets timeline lines, not ANSI redraws.
+func TestNotATerminal(t *testing.T) {
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for name, out := range map[string]*os.File{"/dev/null": devNull, "pipe": w} {
+		live, err := progressMode("auto", out)
+		assert.NoError(t, err)
+		assert.False(t, live, name)
+		assert.Equal(t, fallbackWidth, termWidth(out), name)
+	}
 }

@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 
 	"github.com/fkrollout/fkrollout/internal/identity"
@@ -18,8 +17,8 @@ import (
 // keyFlag is the approver's private key: every decision, control request
 // and start the CLI sends is signed with it, because the worker believes no
 // name a client merely states.
-func keyFlag(fs *flag.FlagSet) *string {
-	return fs.String("key", os.Getenv("FKROLLOUT_KEY"), "your ed25519 private key (PEM, from `keygen`; FKROLLOUT_KEY): signs the request as --actor/--requester")
+func keyFlag(fs *pflag.FlagSet) *string {
+	return fs.String("key", os.Getenv("FKROLLOUT_KEY"), "your ed25519 private key (PEM, from fkrollout keygen; FKROLLOUT_KEY): signs the request as --actor/--requester")
 }
 
 // signer signs requests as one identity; a nil signer sends them unsigned
@@ -36,7 +35,7 @@ func loadSigner(path, id string) (*signer, error) {
 	}
 	k, err := identity.ReadPrivateKey(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--key: %w", err)
 	}
 	return &signer{key: k, id: id, now: time.Now}, nil
 }
@@ -90,29 +89,4 @@ func (s *signer) signRefusal(ctx context.Context, c client.Client, id string, r 
 	if run, err := runIDOf(ctx, c, id); err == nil {
 		r.Proof = s.sign(approval.RefusalClaim(id, run, *r))
 	}
-}
-
-// cmdKeygen makes an approver's key pair: the private key stays with the
-// approver, the public key goes into the worker's policy.identities.
-func cmdKeygen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var out, name string
-	fs := newFlags("keygen", stderr)
-	fs.StringVar(&out, "out", "", "file for the private key (created with mode 600; never overwritten)")
-	fs.StringVar(&name, "identity", defaultActor(), "the identity the key belongs to (shown in the configuration snippet)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if out == "" {
-		return usageError{msg: "usage: keygen --out FILE [--identity NAME]"}
-	}
-	pub, priv, err := identity.GenerateKey()
-	if err != nil {
-		return err
-	}
-	if err := identity.WritePrivateKey(out, priv); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "private key written to %s (keep it; pass it with --key or FKROLLOUT_KEY)\n", out)
-	fmt.Fprintf(stdout, "add to the worker configuration:\n\npolicy:\n  identities:\n    %s:\n      public_keys: [%q]\n", name, identity.FormatPublicKey(pub))
-	return nil
 }

@@ -39,7 +39,7 @@ func TestKeygenRefusesToOverwriteAndReadableKeys(t *testing.T) {
 	_, err := identity.ParsePublicKey(pub)
 	require.NoError(t, err)
 	code, _, errOut := starterRun(t, "keygen", "--out", path)
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "exists")
 
 	require.NoError(t, os.Chmod(path, 0o644))
@@ -116,7 +116,7 @@ func TestCLISignedDecisions(t *testing.T) {
 	for _, r := range refusals {
 		t.Run(r.name, func(t *testing.T) {
 			code, _, errOut := starterRun(t, r.args...)
-			assert.Equal(t, 1, code)
+			assert.Equal(t, 3, code)
 			assert.Contains(t, errOut, r.want)
 		})
 	}

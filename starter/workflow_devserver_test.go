@@ -64,7 +64,7 @@ func registerStubs(w worker.Worker, orphans int64, pol policy.Config) {
 	reg(rollout.ActBackup, func(ctx context.Context, in rollout.BackupInput) (rollout.BackupResult, error) {
 		return rollout.BackupResult{}, nil
 	})
-	reg(rollout.ActApply, func(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
+	reg(rollout.ActApplyConstraint, func(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
 		return rollout.ConstraintResult{FK: in.FK.Name, Action: "created"}, nil
 	})
 	reg(rollout.ActRemediate, func(ctx context.Context, in rollout.RemediateInput) (rollout.RemediationResult, error) {
@@ -74,23 +74,23 @@ func registerStubs(w worker.Worker, orphans int64, pol policy.Config) {
 		orphans = 0
 		return rollout.RemediationResult{FK: in.FK.Name, Mode: in.Mode, Affected: n, Quarantined: n}, nil
 	})
-	reg(rollout.ActValidate, func(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
+	reg(rollout.ActValidateConstraint, func(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
 		return rollout.ConstraintResult{FK: in.FK.Name, Action: "validated"}, nil
 	})
-	reg(rollout.ActImpact, func(ctx context.Context, in rollout.ImpactInput) (rollout.Impact, error) {
+	reg(rollout.ActRemediationImpact, func(ctx context.Context, in rollout.ImpactInput) (rollout.Impact, error) {
 		return rollout.Impact{FK: in.FK.Name, Orphans: orphans, Nullable: true}, nil
 	})
 	reg(rollout.ActQuarantine, func(ctx context.Context, in rollout.QuarantineInput) (rollout.QuarantineResult, error) {
 		return rollout.QuarantineResult{}, nil
 	})
-	reg(rollout.ActBehaviour, func(ctx context.Context, in rollout.BehaviourInput) ([]rollout.BehaviourResult, error) {
+	reg(rollout.ActRunBehaviourTests, func(ctx context.Context, in rollout.BehaviourInput) ([]rollout.BehaviourResult, error) {
 		return []rollout.BehaviourResult{{FK: fk.Name, Passed: true}}, nil
 	})
 	reg(rollout.ActRollback, func(ctx context.Context, in rollout.RollbackInput) ([]rollout.ConstraintResult, error) {
 		return []rollout.ConstraintResult{{FK: fk.Name, Action: "dropped"}}, nil
 	})
-	reg(rollout.ActDeployHooks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.HookResult, error) { return nil, nil })
-	reg(rollout.ActSmokeChecks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.SmokeResult, error) { return nil, nil })
+	reg(rollout.ActRunDeployHooks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.HookResult, error) { return nil, nil })
+	reg(rollout.ActRunSmokeChecks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.SmokeResult, error) { return nil, nil })
 	reg(steps.ActNotify, func(ctx context.Context, ev notify.Event) (notify.Receipt, error) { return notify.Receipt{}, nil })
 	reg(rollout.ActPublishReport, func(ctx context.Context, in rollout.ReportInput) (rollout.ReportResult, error) {
 		return rollout.ReportResult{Path: "/reports/" + in.RolloutID + ".md", Posted: true}, nil
@@ -111,7 +111,7 @@ func starterRun(t *testing.T, args ...string) (int, string, string) {
 }
 
 // TestCLIAgainstDevServer drives a rollout with the CLI only: start, a
-// refused approval (four-eyes) with its reason and exit 1, status, the
+// refused approval (four-eyes) with its reason and exit 3, status, the
 // remediation and promotion decisions, unknown rollouts, and the search
 // attributes the workflow keeps.
 func TestCLIAgainstDevServer(t *testing.T) {
@@ -142,7 +142,7 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	assert.Contains(t, out, "http://ui.test/namespaces/default/workflows/cli-rollout")
 
 	code, _, errOut = starterRun(t, "start", "--plan", planFile, "--id", "cli-rollout", "--requester", "rita", "--task-queue", tq)
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "already exists")
 
 	waitGate := func(id string) {
@@ -154,10 +154,10 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	waitGate("staging/remediation/1")
 
 	code, _, errOut = starterRun(t, "remediate", "cli-rollout", "staging/remediation/1", "delete", "--actor", "rita")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code, "a decision the workflow refuses is an error")
 	assert.Contains(t, errOut, "four-eyes")
 	code, _, errOut = starterRun(t, "approve", "cli-rollout", "staging/remediation/1", "--actor", "mallory")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "not offered")
 	code, out, errOut = starterRun(t, "remediate", "cli-rollout", "staging/remediation/1", "delete", "--actor", "alice", "--reason", "import bug")
 	require.Equal(t, 0, code, errOut)
@@ -165,7 +165,7 @@ func TestCLIAgainstDevServer(t *testing.T) {
 
 	waitGate("production/promotion/2")
 	code, _, errOut = starterRun(t, "approve", "cli-rollout", "production/promotion/2", "--actor", "mallory")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "not an allowed approver")
 
 	// status shows the gate block: who, votes, deadline, and the exact
@@ -175,7 +175,7 @@ func TestCLIAgainstDevServer(t *testing.T) {
 		"Who: alice, bob; 1 distinct approval(s) to proceed; not rita (requester) except reject",
 		"Last refused: mallory: mallory is not an allowed approver",
 		`{"gate_id":"production/promotion/2","choice":"approve","actor":"you@example.com","reason":"why","via":"ui"}`,
-		`CLI: starter decide cli-rollout production/promotion/2 approve --reason "…"`} {
+		`CLI: fkrollout decide cli-rollout production/promotion/2 approve --reason "…"`} {
 		assert.Contains(t, out, want)
 	}
 
@@ -194,13 +194,24 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	}, 15*time.Second, 200*time.Millisecond, "search attributes not upserted")
 	assert.Zero(t, count("RolloutEnvironment = 'production'"), "production named while its promotion gate is open")
 
-	code, out, errOut = starterRun(t, "approve", "cli-rollout", "production/promotion/2", "--actor", "bob", "--reason", "staging clean")
+	code, out, errOut = starterRun(t, "approve", "cli-rollout", "production/promotion/2", "--actor", "bob", "--reason", "staging clean", "--json")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, "decided: approve")
+	var view approval.GateView
+	require.NoError(t, json.Unmarshal([]byte(out), &view), out)
+	assert.Contains(t, view.Message, "decided: approve")
 
-	code, out, errOut = starterRun(t, "watch", "cli-rollout", "--every", "100ms")
+	// --json: one document on stdout (the final status), the timeline on
+	// stderr.
+	code, out, errOut = starterRun(t, "watch", "cli-rollout", "--every", "100ms", "--json")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, "rollout completed")
+	var final rollout.Status
+	require.NoError(t, json.Unmarshal([]byte(out), &final), out)
+	assert.Equal(t, rollout.StateCompleted, final.State)
+	assert.Contains(t, errOut, "rollout completed")
+	code, out, errOut = starterRun(t, "status", "cli-rollout", "--json")
+	require.Equal(t, 0, code, errOut)
+	require.NoError(t, json.Unmarshal([]byte(out), &final), out)
+	assert.Equal(t, "cli-rollout", final.RolloutID)
 
 	if *record {
 		writeHistory(t, c, "cli-rollout", "../workflows/testdata/history-cli-rollout.json")
@@ -220,14 +231,14 @@ func TestCLIAgainstDevServer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, out, string(saved))
 	code, _, errOut = starterRun(t, "report", "no-such-rollout")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, `no rollout with id "no-such-rollout"`)
 
 	code, _, errOut = starterRun(t, "status", "no-such-rollout")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, `no rollout with id "no-such-rollout"`)
 	code, _, errOut = starterRun(t, "pause", "no-such-rollout", "--actor", "alice")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "no-such-rollout")
 }
 
@@ -258,9 +269,14 @@ func TestInteractiveFollowOnDevServer(t *testing.T) {
 
 	planFile := filepath.Join(t.TempDir(), "plan.sql")
 	require.NoError(t, os.WriteFile(planFile, []byte("-- the stub parses it\nALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;"), 0o600))
-	code, _, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-interactive", "--requester", "rita",
-		"--approvers", demoApprover+","+demoApprover2, "--min-approvals-last", "2", "--environments", "staging,production", "--task-queue", tq)
+	code, startOut, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-interactive", "--requester", "rita",
+		"--approvers", demoApprover+","+demoApprover2, "--min-approvals-last", "2", "--environments", "staging,production", "--task-queue", tq, "--json")
 	require.Equal(t, 0, code, errOut)
+	var started map[string]string
+	require.NoError(t, json.Unmarshal([]byte(startOut), &started), startOut)
+	assert.Equal(t, "cli-interactive", started["workflow_id"])
+	assert.NotEmpty(t, started["run_id"])
+	assert.Equal(t, "http://localhost:8233/namespaces/default/workflows/cli-interactive", started["ui"])
 
 	var out bytes.Buffer
 	f := &follower{c: srv.Client(), id: "cli-interactive", out: &out, live: true, every: 100 * time.Millisecond,

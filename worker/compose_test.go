@@ -63,7 +63,7 @@ func TestDockerComposeIsConsistent(t *testing.T) {
 	}
 	require.NoError(t, yaml.Unmarshal([]byte(raw), &compose))
 	svc := compose.Services
-	for _, s := range []string{"postgres", "seed", "db-role", "temporal-postgresql", "temporal-schema", "temporal", "temporal-setup", "temporal-ui", "worker", "starter", "prometheus"} {
+	for _, s := range []string{"postgres", "seed", "db-role", "temporal-postgresql", "temporal-schema", "temporal", "temporal-setup", "temporal-ui", "worker", "fkrollout", "prometheus"} {
 		require.Contains(t, svc, s)
 	}
 
@@ -129,10 +129,10 @@ func TestDockerComposeIsConsistent(t *testing.T) {
 			"temporal-setup": "service_completed_successfully",
 		}, deps("worker"))
 		assert.Equal(t, map[string]string{"seed": "service_completed_successfully"}, deps("db-role"), "the role is granted on the databases the seed creates")
-		assert.Equal(t, "service_completed_successfully", deps("starter")["temporal-setup"])
+		assert.Equal(t, "service_completed_successfully", deps("fkrollout")["temporal-setup"])
 		assert.Contains(t, deps("prometheus"), "worker")
-		assert.Equal(t, []string{"cli"}, svc["starter"].Profiles, "the starter runs only with docker compose run")
-		assert.Equal(t, []string{"starter"}, svc["starter"].Entrypoint)
+		assert.Equal(t, []string{"cli"}, svc["fkrollout"].Profiles, "the CLI runs only with docker compose run")
+		assert.Equal(t, []string{"fkrollout"}, svc["fkrollout"].Entrypoint)
 	})
 
 	t.Run("temporal persistence", func(t *testing.T) {
@@ -320,6 +320,7 @@ func TestDockerComposeIsConsistent(t *testing.T) {
 		for _, pkg := range []string{"./worker", "./starter", "./scripts/demodb"} {
 			assert.Contains(t, dockerfile, pkg)
 		}
+		assert.Contains(t, dockerfile, "-o /out/fkrollout ./starter", "the image's CLI is fkrollout, the compose entrypoint")
 	})
 
 	t.Run("compose CLI", func(t *testing.T) {

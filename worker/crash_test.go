@@ -133,7 +133,7 @@ func crashOnce(t *testing.T, srv *testsuite.DevServer, bin string) {
 			return false
 		}
 		for _, pa := range d.PendingActivities {
-			if pa.ActivityType.GetName() == rollout.ActValidate && pa.LastStartedTime != nil && pa.LastHeartbeatTime != nil {
+			if pa.ActivityType.GetName() == rollout.ActValidateConstraint && pa.LastStartedTime != nil && pa.LastHeartbeatTime != nil {
 				return true
 			}
 		}
@@ -172,7 +172,7 @@ func crashOnce(t *testing.T, srv *testsuite.DevServer, bin string) {
 		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
 			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
 		}
-		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() >= 2 && scheduled[a.GetScheduledEventId()] == rollout.ActValidate {
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() >= 2 && scheduled[a.GetScheduledEventId()] == rollout.ActValidateConstraint {
 			retried = true
 		}
 	}

@@ -3,7 +3,7 @@
 # temporalio/admin-tools), run once the server answers: registers the
 # namespace and fkrollout's search attributes (all Keyword). Idempotent: an
 # existing namespace or attribute is left as it is. The worker would add
-# missing attributes itself (worker/main.go), but the starter's list
+# missing attributes itself (worker/main.go), but the fkrollout CLI's list
 # queries and the UI need them before the first rollout.
 #
 # Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE (the temporal CLI reads

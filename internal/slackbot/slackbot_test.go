@@ -896,7 +896,7 @@ func TestReportChunks(t *testing.T) {
 // CLI's status prints) as a code block, escaped, and drops it once decided.
 func TestGateMessageShowsHowToDecide(t *testing.T) {
 	block := "Gate staging/remediation/1: 1 constraint(s) in staging have orphans\nVotes: none yet (1 needed to proceed) · Deadline: none (waits)\n" +
-		"CLI: starter decide r1 staging/remediation/1 delete --reason \"…\" <!channel>"
+		"CLI: fkrollout decide r1 staging/remediation/1 delete --reason \"…\" <!channel>"
 	ev := Event{RolloutID: "r1", Kind: KindGateOpened, Environment: "staging",
 		Gate: &Gate{ID: "staging/remediation/1", Kind: GateRemediation, Block: block, Remediation: &RemediationData{FKs: []OrphanReport{{Constraint: "fk", Orphans: 1}}}}}
 	raw, err := json.Marshal(GateBlocks(ev))
@@ -904,8 +904,8 @@ func TestGateMessageShowsHowToDecide(t *testing.T) {
 	b := mustBlocks(t, raw)
 	body := text(t, b)
 	assert.Contains(t, body, "```Gate staging/remediation/1: 1 constraint(s) in staging have orphans")
-	assert.Contains(t, body, "CLI: starter decide r1 staging/remediation/1 delete")
+	assert.Contains(t, body, "CLI: fkrollout decide r1 staging/remediation/1 delete")
 	assert.NotContains(t, body, "<!channel>")
 	decided := DecidedBlocks(b.BlockSet, GateDecision{Actor: "alice", Choice: approval.ChoiceDelete, Time: time.Now()})
-	assert.NotContains(t, text(t, slack.Blocks{BlockSet: decided}), "CLI: starter decide", "how to decide goes with the buttons")
+	assert.NotContains(t, text(t, slack.Blocks{BlockSet: decided}), "CLI: fkrollout decide", "how to decide goes with the buttons")
 }

@@ -17,7 +17,7 @@ import (
 // the phases, metrics, invariants and perf table of that database), the
 // wave gates' decisions and the fleet's success metrics. Like
 // Status.Report it is a pure function of the status: the report query,
-// `starter report <fleet-id>`, the file and the Slack post are one text.
+// `fkrollout report <fleet-id>`, the file and the Slack post are one text.
 func (s *Status) Report() string {
 	var b strings.Builder
 	icon, label := report.Badge(string(s.State))
@@ -68,7 +68,7 @@ func (s *Status) Report() string {
 	if len(errs) > 0 {
 		b.WriteString("\nWhat went wrong:\n\n" + strings.Join(errs, "\n") + "\n")
 	}
-	b.WriteString("\nEach database's own report (phases, metrics, invariants, perf, its gates): `starter report <child rollout>`.\n")
+	b.WriteString("\nEach database's own report (phases, metrics, invariants, perf, its gates): `fkrollout report <child rollout>`.\n")
 
 	approval.WriteDecisions(&b, s.Decisions, s.Refusals)
 	report.WriteSuccessMetrics(&b, s.successMetrics())

@@ -138,7 +138,7 @@ type Wave struct {
 type Target struct {
 	Name string `json:"name"`
 	Wave int    `json:"wave"`
-	// ChildID is the child's workflow id, "<fleet-id>/<target>": `starter
+	// ChildID is the child's workflow id, "<fleet-id>/<target>": `fkrollout
 	// status <child-id>` shows its full status, and its own gates are
 	// decided there.
 	ChildID string               `json:"child_id"`
@@ -208,7 +208,7 @@ func waveChoices() []string {
 // Validate names every problem of the input: the fleet's own fields and
 // whatever FKRollout would refuse in a child's input (plan, requester,
 // approval policy, window, monitor, perf). The workflow runs it before it
-// starts any child; the starter runs it before it starts the workflow.
+// starts any child; the CLI runs it before it starts the workflow.
 func (in Input) Validate() error {
 	in = in.withDefaults()
 	var errs []string
@@ -726,7 +726,7 @@ func (f *fleet) validateAbort(ctx workflow.Context, in approval.ControlInput) er
 		return fmt.Errorf("%s may not abort this fleet (operators: %s, and the requester)", in.Actor, strings.Join(ops, ", "))
 	}
 	if in.Rollback {
-		return fmt.Errorf("a fleet abort does not roll back: it starts no more databases; roll a database back on its child (starter abort <fleet-id>/<target> --rollback)")
+		return fmt.Errorf("a fleet abort does not roll back: it starts no more databases; roll a database back on its child (fkrollout abort <fleet-id>/<target> --rollback)")
 	}
 	if f.stop != nil {
 		return fmt.Errorf("fleet is already stopping (%s by %s)", f.stop.Action, f.stop.Actor)

@@ -8,31 +8,31 @@ import (
 	"github.com/fkrollout/fkrollout/internal/notify"
 )
 
-// Activity names. The workflow schedules activities by these names and
-// package activities registers its methods under them, so the workflow does
-// not depend on the engine packages' Go types: results cross the boundary
-// as the small structs below, which is also what keeps recorded histories
-// replayable when an engine struct grows a field.
+// Activity names: Act + the name the worker registers the activity under.
+// The workflow schedules activities by name, not by method value, so it
+// links none of the engine's drivers (go test ./internal/archtest checks
+// it); results cross the boundary as the small structs below, which also
+// keeps recorded histories replayable when an engine struct grows a field.
 const (
-	ActParsePlan   = "ParsePlan"
-	ActCheckPlan   = "CheckPlan"
-	ActTakeStats   = "TakeStats"
-	ActAudit       = "Audit"
-	ActBackup      = "Backup"
-	ActApply       = "ApplyConstraint"
-	ActRemediate   = "Remediate"
-	ActValidate    = "ValidateConstraint"
-	ActBehaviour   = "RunBehaviourTests"
-	ActRollback    = "Rollback"
-	ActVerify      = "Verify"
-	ActDeployHooks = "RunDeployHooks"
-	ActSmokeChecks = "RunSmokeChecks"
+	ActParsePlan          = "ParsePlan"
+	ActCheckPlan          = "CheckPlan"
+	ActTakeStats          = "TakeStats"
+	ActAudit              = "Audit"
+	ActBackup             = "Backup"
+	ActApplyConstraint    = "ApplyConstraint"
+	ActRemediate          = "Remediate"
+	ActValidateConstraint = "ValidateConstraint"
+	ActRunBehaviourTests  = "RunBehaviourTests"
+	ActRollback           = "Rollback"
+	ActVerify             = "Verify"
+	ActRunDeployHooks     = "RunDeployHooks"
+	ActRunSmokeChecks     = "RunSmokeChecks"
 	// ActPublishReport writes the completion report to the worker's
 	// report directory and posts it through the notifier.
 	ActPublishReport = "PublishReport"
-	// ActImpact computes what remediating one constraint's orphans would
+	// ActRemediationImpact computes what remediating one constraint's orphans would
 	// do across the foreign-key graph, before anyone decides.
-	ActImpact = "RemediationImpact"
+	ActRemediationImpact = "RemediationImpact"
 	// ActQuarantine counts (and on rollback restores) the rows this run's
 	// remediation copied to quarantine.
 	ActQuarantine = "Quarantine"
@@ -41,9 +41,9 @@ const (
 // ActivityNames lists every activity FKRollout schedules besides Notify
 // (the worker test checks each is registered).
 func ActivityNames() []string {
-	return []string{ActParsePlan, ActCheckPlan, ActTakeStats, ActAudit, ActBackup, ActApply,
-		ActRemediate, ActValidate, ActBehaviour, ActRollback, ActVerify, ActDeployHooks, ActSmokeChecks, ActPublishReport,
-		ActImpact, ActQuarantine, ActResolvePolicy, ActPerfRun, ActPerfExplain}
+	return []string{ActParsePlan, ActCheckPlan, ActTakeStats, ActAudit, ActBackup, ActApplyConstraint,
+		ActRemediate, ActValidateConstraint, ActRunBehaviourTests, ActRollback, ActVerify, ActRunDeployHooks, ActRunSmokeChecks, ActPublishReport,
+		ActRemediationImpact, ActQuarantine, ActResolvePolicy, ActPerfRun, ActPerfExplain}
 }
 
 // ParsePlanInput is the plan text from the workflow input.

@@ -154,7 +154,7 @@ func (s *Status) GateBlock(g approval.Gate, style BlockStyle) string {
 	if s.Policy != nil && s.Policy.Mode == "strict" {
 		add("(strict mode: the UI cannot sign, so decide with the CLI's --key or from Slack)")
 	}
-	add("CLI: %s", code(fmt.Sprintf("starter decide %s %s %s --reason \"…\"", s.RolloutID, g.ID, g.Choices[0])))
+	add("CLI: %s", code(fmt.Sprintf("fkrollout decide %s %s %s --reason \"…\"", s.RolloutID, g.ID, g.Choices[0])))
 	if link := slackLink(g.Message, s.Thread); link != "" {
 		add("Slack: %s", link)
 	}

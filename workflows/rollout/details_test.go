@@ -38,10 +38,10 @@ func TestGateBlock(t *testing.T) {
 			"Who: alice, bob; 2 distinct approval(s) to proceed; not rita (requester) except reject",
 			"Votes: 1 of 2 for approve (alice) · Deadline: 2026-12-09 10:00 UTC → reject", "Last refused: mallory: not an allowed approver",
 			`  {"gate_id":"production/promotion/2","choice":"approve","actor":"you@example.com","reason":"why","via":"ui"}`,
-			`CLI: starter decide r1 production/promotion/2 approve --reason "…"`,
+			`CLI: fkrollout decide r1 production/promotion/2 approve --reason "…"`,
 			"Slack: https://slack.com/archives/C1/p1710002?thread_ts=171.0001&cid=C1"}},
 		{BlockMarkdown, []string{"- Gate `production/promotion/2`: promote", "- UI: Send Update `decide` with:\n```\n{\"gate_id\"",
-			"- CLI: `starter decide r1 production/promotion/2 approve"}},
+			"- CLI: `fkrollout decide r1 production/promotion/2 approve"}},
 	} {
 		got := st.GateBlock(g, tc.style)
 		for _, w := range tc.want {

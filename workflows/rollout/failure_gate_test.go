@@ -50,15 +50,15 @@ func TestDeterministicFailureOpensGateAtOnce(t *testing.T) {
 		reason   string
 		want     ConstraintState
 	}{
-		{"apply: undefined column", ActApply, "42703", "undefined column", CSkipped},
-		{"apply: undefined table", ActApply, "42P01", "undefined table", CSkipped},
-		{"apply: no unique key", ActApply, "42830", "invalid foreign key", CSkipped},
-		{"apply: type mismatch", ActApply, "42804", "datatype mismatch", CSkipped},
-		{"apply: undefined object", ActApply, "42704", "undefined object", CSkipped},
+		{"apply: undefined column", ActApplyConstraint, "42703", "undefined column", CSkipped},
+		{"apply: undefined table", ActApplyConstraint, "42P01", "undefined table", CSkipped},
+		{"apply: no unique key", ActApplyConstraint, "42830", "invalid foreign key", CSkipped},
+		{"apply: type mismatch", ActApplyConstraint, "42804", "datatype mismatch", CSkipped},
+		{"apply: undefined object", ActApplyConstraint, "42704", "undefined object", CSkipped},
 		{"remediate: blocked by dependents", ActRemediate, "23503", "foreign key violation", CDebt},
 		{"remediate: not-null", ActRemediate, "23502", "not-null violation", CDebt},
 		{"remediate: check", ActRemediate, "23514", "check violation", CDebt},
-		{"validate: definition conflict", ActValidate, "", "definition conflict", CDebt},
+		{"validate: definition conflict", ActValidateConstraint, "", "definition conflict", CDebt},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -93,12 +93,12 @@ func TestDeterministicFailureRetry(t *testing.T) {
 	h := newHarness(t, choosing(approval.ChoiceRetry))
 	h.fake.orphans["staging"] = map[string]int64{}
 	h.fake.orphans["production"] = map[string]int64{}
-	h.fake.failures[ActApply+" staging/fk_vendor_workspace"] = []error{deterministic("42P01", "undefined table")}
+	h.fake.failures[ActApplyConstraint+" staging/fk_vendor_workspace"] = []error{deterministic("42P01", "undefined table")}
 	st, err := func() (*Status, error) { h.drive(); return h.run(testInput()) }()
 	require.NoError(t, err)
 	assert.Equal(t, StateCompleted, st.State)
 	// 3 constraints + 1 failed attempt: no automatic retries.
-	assert.Equal(t, 4, h.fake.count(ActApply+" staging"))
+	assert.Equal(t, 4, h.fake.count(ActApplyConstraint+" staging"))
 	assert.Equal(t, CTested, stateIn(st, "staging")["fk_vendor_workspace"])
 	assert.Contains(t, st.Report(), "✅ done after 1 retried failure(s)")
 }

@@ -29,7 +29,7 @@ func (w *rollout) remediationImpact(ctx workflow.Context, env string, dirty []Au
 			continue
 		}
 		var imp Impact
-		if err := w.step(ctx, env, "remediation impact of "+fk.Name, ActImpact, steps.Long(), ImpactInput{Environment: env, FK: fk}, &imp); err != nil {
+		if err := w.step(ctx, env, "remediation impact of "+fk.Name, ActRemediationImpact, steps.Long(), ImpactInput{Environment: env, FK: fk}, &imp); err != nil {
 			return nil, err
 		}
 		out[f.FK] = imp

@@ -58,11 +58,11 @@ func TestImpossibleRemediationChoicesAreRefusedWithTheReason(t *testing.T) {
 	assert.Contains(t, h.rejected[gate.ID+" "+alice+" "+approval.ChoiceSetNull], "NOT NULL")
 	assert.Equal(t, approval.ChoiceDeleteWithDependents, gate.Decision.Action)
 	assert.Equal(t, []string{ModeDeleteWithDependents}, h.fake.modes, "only the possible choice ran")
-	assert.Equal(t, 1, h.fake.count(ActImpact+" staging"), "impact computed for the one dirty constraint")
+	assert.Equal(t, 1, h.fake.count(ActRemediationImpact+" staging"), "impact computed for the one dirty constraint")
 	// The environment's quarantine is in the report with how to restore.
 	rep := st.Report()
 	assert.Contains(t, rep, "### Quarantine: staging")
-	assert.Contains(t, rep, "starter restore --rollout-id rollout-test-1")
+	assert.Contains(t, rep, "fkrollout restore --rollout-id rollout-test-1")
 }
 
 // A remediation that fails after some batches committed, then an abort:

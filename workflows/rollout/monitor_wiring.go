@@ -210,7 +210,7 @@ func (w *rollout) captureBaseline(ctx workflow.Context, env string) error {
 		Summary:                fmt.Sprintf("capture the %s monitor baseline (%s) over %s, before the deploy", env, watch.SourcesText(mcfg.Sources), period),
 	})
 	var b monitor.Baseline
-	err := workflow.ExecuteActivity(actx, watch.ActCaptureBaseline, watch.BaselineInput{
+	err := workflow.ExecuteActivity(actx, watch.ActMonitorCaptureBaseline, watch.BaselineInput{
 		RolloutID: w.id, Environment: env, Sources: mcfg.Sources, Tables: monitor.PlanTables(w.plan), Period: period.String(),
 	}).Get(actx, &b)
 	cancel()

@@ -54,12 +54,12 @@ func withMonitor(t *testing.T, h *harness, script func(n int) monitor.Reading, b
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		m.baselines++
-		m.appliedAtBaseline = h.fake.count(ActApply + " production")
+		m.appliedAtBaseline = h.fake.count(ActApplyConstraint + " production")
 		if m.baselineErr != nil && (m.baselineFailures == 0 || m.baselines <= m.baselineFailures) {
 			return monitor.Baseline{}, m.baselineErr
 		}
 		return monitor.Baseline{CapturedAt: h.env.Now(), Values: map[string]float64{"latency_ms@pg/public.orders": 10, "error_rate_pct@pg/db": 1}}, nil
-	}, activity.RegisterOptions{Name: watch.ActCaptureBaseline})
+	}, activity.RegisterOptions{Name: watch.ActMonitorCaptureBaseline})
 	watchActivity := func(ctx context.Context, in watch.WatchInput) (watch.WatchResult, error) {
 		m.mu.Lock()
 		m.watches = append(m.watches, in)
@@ -80,9 +80,9 @@ func withMonitor(t *testing.T, h *harness, script func(n int) monitor.Reading, b
 			BeatEvery: iv}
 		return w.Run(ctx, monitor.Progress{State: in.State})
 	}
-	h.env.RegisterActivityWithOptions(watchActivity, activity.RegisterOptions{Name: watch.ActWatch})
+	h.env.RegisterActivityWithOptions(watchActivity, activity.RegisterOptions{Name: watch.ActMonitorWatch})
 	if block {
-		h.env.OnActivity(watch.ActWatch, mock.Anything, mock.Anything).After(72 * time.Hour).Return(
+		h.env.OnActivity(watch.ActMonitorWatch, mock.Anything, mock.Anything).After(72 * time.Hour).Return(
 			func(ctx context.Context, in watch.WatchInput) (watch.WatchResult, error) {
 				m.mu.Lock()
 				defer m.mu.Unlock()
@@ -426,7 +426,7 @@ func TestMonitorBaselineBeforeDeploy(t *testing.T) {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), tc.wantErr)
 				assert.Equal(t, StateFailed, st.State)
-				assert.Zero(t, h.fake.count(ActApply+" production"), "production unchanged")
+				assert.Zero(t, h.fake.count(ActApplyConstraint+" production"), "production unchanged")
 				assert.Equal(t, 1, m.baselines, "a configuration error is not retried")
 				return
 			}

@@ -95,8 +95,8 @@ func TestPerfPassPromotesAsUsual(t *testing.T) {
 	// Baseline after the backup and before any constraint; with-FKs after
 	// the last validation and the behaviour tests; only in staging.
 	backup, base := callIndex(h.fake, ActBackup+" staging"), callIndex(h.fake, ActPerfRun+" baseline staging")
-	apply, with := callIndex(h.fake, ActApply+" staging"), callIndex(h.fake, ActPerfRun+" with-fks staging")
-	beh := callIndex(h.fake, ActBehaviour+" staging")
+	apply, with := callIndex(h.fake, ActApplyConstraint+" staging"), callIndex(h.fake, ActPerfRun+" with-fks staging")
+	beh := callIndex(h.fake, ActRunBehaviourTests+" staging")
 	require.True(t, backup >= 0 && base >= 0 && apply >= 0 && with >= 0 && beh >= 0, "calls: %v", h.fake.calls)
 	assert.Less(t, backup, base)
 	assert.Less(t, base, apply)
@@ -215,7 +215,7 @@ func TestPerfRollbackDropsStagingAndStops(t *testing.T) {
 	}
 	assert.Empty(t, h.fake.constraints, "staging constraints dropped")
 	assert.Equal(t, 1, h.fake.count(ActRollback+" staging"))
-	assert.Zero(t, h.fake.count(ActApply+" production"))
+	assert.Zero(t, h.fake.count(ActApplyConstraint+" production"))
 	assert.Nil(t, promotionGate(st), "no promotion after a rollback verdict")
 
 	var ended bool
@@ -328,7 +328,7 @@ func TestPerfWarningIsNotOverriddenByATimeout(t *testing.T) {
 	g := promotionGate(st)
 	require.NotNil(t, g)
 	assert.Equal(t, approval.GateTimedOut, g.Status)
-	assert.Zero(t, h.fake.count(ActApply+" production"))
+	assert.Zero(t, h.fake.count(ActApplyConstraint+" production"))
 	assert.Nil(t, st.Environments["staging"].Perf.Override)
 
 	h2 := newHarness(t, nil)

@@ -103,7 +103,7 @@ func (s *Status) writeQuarantine(b *strings.Builder, env string) {
 		for _, t := range q.Tables {
 			fmt.Fprintf(b, "| %s | %s | %d |\n", report.Cell(t.Table), report.Cell(t.Action), t.Rows)
 		}
-		fmt.Fprintf(b, "\nEvery row remediation removed or changed is in `fkrollout.quarantine` (rollout `%s`). To put them back, parents first: `starter restore --rollout-id %s --dsn …` (`--fk NAME` for one constraint's rows).\n",
+		fmt.Fprintf(b, "\nEvery row remediation removed or changed is in `fkrollout.quarantine` (rollout `%s`). To put them back, parents first: `fkrollout restore --rollout-id %s --dsn …` (`--fk NAME` for one constraint's rows).\n",
 			strings.ReplaceAll(s.RolloutID, "`", ""), shellWord(s.RolloutID))
 	} else if q != nil && rep.Restored == nil {
 		b.WriteString("No rows in quarantine for this run.\n")

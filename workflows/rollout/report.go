@@ -64,7 +64,7 @@ func (w *rollout) publishReport(ctx workflow.Context) {
 // report: per phase status and duration, the database metrics table,
 // critical invariants, the perf table, decisions, the success metrics with
 // target, actual and status, and the rollback with the rule that fired.
-// It is a pure function of the status, so the query, `starter report`, the
+// It is a pure function of the status, so the query, `fkrollout report`, the
 // file the worker writes and the Slack post are the same text.
 //
 // Every string a person or a plan supplied (plan name, ids, actors, reasons,

@@ -139,8 +139,8 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 	reg(func(ctx context.Context, in ConstraintInput) (ConstraintResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.record(ActApply, in.Environment, ctx)
-		if err := f.fail(ActApply, in.Environment, in.FK.Name); err != nil {
+		f.record(ActApplyConstraint, in.Environment, ctx)
+		if err := f.fail(ActApplyConstraint, in.Environment, in.FK.Name); err != nil {
 			return ConstraintResult{}, err
 		}
 		k := in.Environment + "/" + in.FK.Name
@@ -150,7 +150,7 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 			action = "created"
 		}
 		return ConstraintResult{FK: in.FK.Name, Action: action}, nil
-	}, ActApply)
+	}, ActApplyConstraint)
 	reg(func(ctx context.Context, in RemediateInput) (RemediationResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -171,8 +171,8 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 	reg(func(ctx context.Context, in ConstraintInput) (ConstraintResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.record(ActValidate, in.Environment, ctx)
-		if err := f.fail(ActValidate, in.Environment, in.FK.Name); err != nil {
+		f.record(ActValidateConstraint, in.Environment, ctx)
+		if err := f.fail(ActValidateConstraint, in.Environment, in.FK.Name); err != nil {
 			return ConstraintResult{}, err
 		}
 		k := in.Environment + "/" + in.FK.Name
@@ -186,17 +186,17 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		}
 		f.constraints[k] = "valid"
 		return ConstraintResult{FK: in.FK.Name, Action: "validated"}, nil
-	}, ActValidate)
+	}, ActValidateConstraint)
 	reg(func(ctx context.Context, in BehaviourInput) ([]BehaviourResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.record(ActBehaviour, in.Environment, ctx)
+		f.record(ActRunBehaviourTests, in.Environment, ctx)
 		var out []BehaviourResult
 		for _, fk := range in.FKs {
 			out = append(out, BehaviourResult{FK: fk.Name, Passed: true, Cases: []BehaviourCase{{Name: "reject invalid insert", Outcome: "pass", Passed: true}}})
 		}
 		return out, nil
-	}, ActBehaviour)
+	}, ActRunBehaviourTests)
 	reg(func(ctx context.Context, in RollbackInput) ([]ConstraintResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -215,30 +215,30 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 	reg(func(ctx context.Context, in HooksInput) ([]HookResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.record(ActDeployHooks, in.Environment, ctx)
+		f.record(ActRunDeployHooks, in.Environment, ctx)
 		if in.Environment == "production" && f.hookFailures > 0 {
 			f.hookFailures--
 			return []HookResult{{Name: "restart-api", OK: false, ExitCode: 1, Output: "boom"}}, nil
 		}
 		return []HookResult{{Name: "restart-api", OK: true}}, nil
-	}, ActDeployHooks)
+	}, ActRunDeployHooks)
 	reg(func(ctx context.Context, in HooksInput) ([]SmokeResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.record(ActSmokeChecks, in.Environment, ctx)
+		f.record(ActRunSmokeChecks, in.Environment, ctx)
 		return []SmokeResult{{Name: "health", OK: true, Status: 200, Expected: 200}}, nil
-	}, ActSmokeChecks)
+	}, ActRunSmokeChecks)
 	reg(func(ctx context.Context, in EnvInput) ([]Verification, error) { return nil, nil }, ActVerify)
 	reg(func(ctx context.Context, in ImpactInput) (Impact, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.record(ActImpact, in.Environment, ctx)
+		f.record(ActRemediationImpact, in.Environment, ctx)
 		if imp, ok := f.impacts[in.Environment+"/"+in.FK.Name]; ok {
 			return imp, nil
 		}
 		return Impact{FK: in.FK.Name, Orphans: f.orphans[in.Environment][in.FK.Name], Nullable: true,
 			Impossible: map[string]string{approval.ChoiceDeleteWithDependents: "no row references the orphans; delete is enough"}}, nil
-	}, ActImpact)
+	}, ActRemediationImpact)
 	reg(func(ctx context.Context, in QuarantineInput) (QuarantineResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -544,7 +544,7 @@ func TestGateTimeoutAppliesDefault(t *testing.T) {
 	assert.Equal(t, "timeout", g.Decision.Actor)
 	assert.Equal(t, approval.ChoiceReject, g.Decision.Action)
 	assert.Equal(t, 4*time.Hour, g.Decision.Time.Sub(g.OpenedAt))
-	assert.Zero(t, h.fake.count(ActApply+" production"), "nothing applied in production after a rejected promotion")
+	assert.Zero(t, h.fake.count(ActApplyConstraint+" production"), "nothing applied in production after a rejected promotion")
 }
 
 // A default rule covers every kind of gate. Its on_timeout "approve" suits
@@ -601,7 +601,7 @@ func TestValidateOrphansReopenRemediationGate(t *testing.T) {
 	}
 	require.Len(t, remGates, 1, "VALIDATE's 23503 reopened the remediation gate")
 	assert.Contains(t, remGates[0].Summary, "fk_vendor_workspace: 2 orphans")
-	assert.Equal(t, 4, h.fake.count(ActValidate+" staging"), "three validations plus the retry after remediation")
+	assert.Equal(t, 4, h.fake.count(ActValidateConstraint+" staging"), "three validations plus the retry after remediation")
 	assert.Equal(t, CTested, stateIn(st, "staging")["fk_vendor_workspace"])
 }
 
@@ -747,7 +747,7 @@ func TestHookFailureAsksAndRetries(t *testing.T) {
 	st, err := func() (*Status, error) { h.drive(); return h.run(testInput()) }()
 	require.NoError(t, err)
 	assert.Equal(t, StateCompleted, st.State)
-	assert.Equal(t, 2, h.fake.count(ActDeployHooks+" production"))
+	assert.Equal(t, 2, h.fake.count(ActRunDeployHooks+" production"))
 	var hookGate *approval.Gate
 	for i := range st.Gates {
 		if strings.Contains(st.Gates[i].Title, "deploy hook failed") {
@@ -801,7 +801,7 @@ func TestPlanErrorFailsWithoutRetry(t *testing.T) {
 func TestValidationContinuesInNextWindow(t *testing.T) {
 	h := newHarness(t, approveAll)
 	h.fake.orphans["production"] = map[string]int64{}
-	h.env.OnActivity(ActValidate, mock.Anything, mock.Anything).
+	h.env.OnActivity(ActValidateConstraint, mock.Anything, mock.Anything).
 		Return(func(ctx context.Context, in ConstraintInput) (ConstraintResult, error) {
 			return ConstraintResult{FK: in.FK.Name, Action: "validated"}, nil
 		}).After(90 * time.Minute)

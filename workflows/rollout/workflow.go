@@ -338,7 +338,7 @@ func (w *rollout) environment(ctx workflow.Context, env EnvironmentInput, last b
 	w.touched = append(w.touched, name)
 	for _, fk := range w.fks {
 		var res ConstraintResult
-		err := w.stepFor(ctx, name, fk.Name, "ADD CONSTRAINT "+fk.Name+" NOT VALID", ActApply, steps.DDL(), ConstraintInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk}, &res)
+		err := w.stepFor(ctx, name, fk.Name, "ADD CONSTRAINT "+fk.Name+" NOT VALID", ActApplyConstraint, steps.DDL(), ConstraintInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk}, &res)
 		if errors.Is(err, errSkipped) {
 			w.setConstraintState(ctx, name, fk.Name, CSkipped, -1, "skipped at a failure gate: not added")
 			continue
@@ -360,7 +360,7 @@ func (w *rollout) environment(ctx workflow.Context, env EnvironmentInput, last b
 	validated := w.inState(name, CValidated)
 	if len(validated) > 0 {
 		var beh []BehaviourResult
-		if err := w.step(ctx, name, fmt.Sprintf("behaviour tests of %d constraints", len(validated)), ActBehaviour, steps.Long(), BehaviourInput{Environment: name, FKs: validated}, &beh); err != nil {
+		if err := w.step(ctx, name, fmt.Sprintf("behaviour tests of %d constraints", len(validated)), ActRunBehaviourTests, steps.Long(), BehaviourInput{Environment: name, FKs: validated}, &beh); err != nil {
 			return err
 		}
 		rep = w.report(name)
@@ -428,7 +428,7 @@ func (w *rollout) remediateAndValidate(ctx workflow.Context, name string) error 
 				return err
 			}
 			var res ConstraintResult
-			err := w.stepFor(ctx, name, fk.Name, "VALIDATE CONSTRAINT "+fk.Name, ActValidate, steps.Validate(), ConstraintInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk}, &res)
+			err := w.stepFor(ctx, name, fk.Name, "VALIDATE CONSTRAINT "+fk.Name, ActValidateConstraint, steps.Validate(), ConstraintInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk}, &res)
 			if errors.Is(err, errSkipped) {
 				w.setConstraintState(ctx, name, fk.Name, CDebt, -1, "VALIDATE skipped at a failure gate: stays NOT VALID, still guards new writes")
 				continue
@@ -625,7 +625,7 @@ func (w *rollout) hooksAndSmoke(ctx workflow.Context, name string) error {
 	for {
 		w.enter(ctx, name, PhaseDeployHooks)
 		var hooks []HookResult
-		if err := w.step(ctx, name, "deploy hooks from worker configuration", ActDeployHooks, steps.Long(), HooksInput{Environment: name, RolloutID: w.id}, &hooks); err != nil {
+		if err := w.step(ctx, name, "deploy hooks from worker configuration", ActRunDeployHooks, steps.Long(), HooksInput{Environment: name, RolloutID: w.id}, &hooks); err != nil {
 			return err
 		}
 		rep := w.report(name)
@@ -642,7 +642,7 @@ func (w *rollout) hooksAndSmoke(ctx workflow.Context, name string) error {
 		}
 		w.enter(ctx, name, PhaseSmoke)
 		var smoke []SmokeResult
-		if err := w.step(ctx, name, "smoke checks", ActSmokeChecks, steps.Short(), HooksInput{Environment: name, RolloutID: w.id}, &smoke); err != nil {
+		if err := w.step(ctx, name, "smoke checks", ActRunSmokeChecks, steps.Short(), HooksInput{Environment: name, RolloutID: w.id}, &smoke); err != nil {
 			return err
 		}
 		rep = w.report(name)

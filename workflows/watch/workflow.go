@@ -26,15 +26,15 @@ const (
 	WorkflowName            = "FKRolloutMonitor"
 	HealthCheckWorkflowName = "FKHealthCheck"
 
-	ActCaptureBaseline = "MonitorCaptureBaseline"
-	ActWatch           = "MonitorWatch"
-	ActHealthCheck     = "HealthCheck"
+	ActMonitorCaptureBaseline = "MonitorCaptureBaseline"
+	ActMonitorWatch           = "MonitorWatch"
+	ActHealthCheck            = "HealthCheck"
 )
 
 // ActivityNames lists the activities the monitor and health check
 // workflows schedule.
 func ActivityNames() []string {
-	return []string{ActCaptureBaseline, ActWatch, ActHealthCheck}
+	return []string{ActMonitorCaptureBaseline, ActMonitorWatch, ActHealthCheck}
 }
 
 // Monitor outcome statuses.
@@ -228,7 +228,7 @@ func Workflow(ctx workflow.Context, req Request) (Outcome, error) {
 			Summary:             fmt.Sprintf("capture the %s baseline (%s) over %s", req.Environment, SourcesText(req.Config.Sources), period),
 		})
 		var b monitor.Baseline
-		err := workflow.ExecuteActivity(bctx, ActCaptureBaseline, BaselineInput{
+		err := workflow.ExecuteActivity(bctx, ActMonitorCaptureBaseline, BaselineInput{
 			RolloutID: req.RolloutID, Environment: req.Environment, Sources: req.Config.Sources, Tables: req.Tables, Period: period.String(),
 		}).Get(ctx, &b)
 		if err != nil {
@@ -256,7 +256,7 @@ func Workflow(ctx workflow.Context, req Request) (Outcome, error) {
 			NonRetryableErrorTypes: []string{steps.ErrTypeConfig}},
 		Summary: fmt.Sprintf("watch %s every %s until %s", req.Environment, interval, deadline.UTC().Format(time.RFC3339)),
 	})
-	watch := workflow.ExecuteActivity(actx, ActWatch, WatchInput{
+	watch := workflow.ExecuteActivity(actx, ActMonitorWatch, WatchInput{
 		RolloutID: req.RolloutID, Environment: req.Environment, Sources: req.Config.Sources, Tables: req.Tables,
 		Interval: interval.String(), Deadline: deadline, Evaluator: ev, Baseline: *out.Baseline, State: out.State,
 	})

@@ -46,7 +46,7 @@ func newMonitorHarness(t *testing.T, start time.Time, script func(n int) monitor
 	h.env.RegisterActivityWithOptions(func(ctx context.Context, in BaselineInput) (monitor.Baseline, error) {
 		h.baselineCalls++
 		return monitor.Baseline{CapturedAt: monitorT0, Values: map[string]float64{"latency_ms@pg/public.orders": 10, "error_rate_pct@pg/db": 1}}, nil
-	}, activity.RegisterOptions{Name: ActCaptureBaseline})
+	}, activity.RegisterOptions{Name: ActMonitorCaptureBaseline})
 	h.env.RegisterActivityWithOptions(func(ctx context.Context, in WatchInput) (WatchResult, error) {
 		h.watchCalls++
 		iv, err := time.ParseDuration(in.Interval)
@@ -70,7 +70,7 @@ func newMonitorHarness(t *testing.T, start time.Time, script func(n int) monitor
 				}
 			}}
 		return w.Run(ctx, monitor.Progress{State: in.State})
-	}, activity.RegisterOptions{Name: ActWatch})
+	}, activity.RegisterOptions{Name: ActMonitorWatch})
 	return h
 }
 
@@ -206,11 +206,11 @@ func TestMonitorWorkflowWatcherFailureIsInconclusive(t *testing.T) {
 	env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterActivityWithOptions(func(context.Context, BaselineInput) (monitor.Baseline, error) {
 		return monitor.Baseline{}, nil
-	}, activity.RegisterOptions{Name: ActCaptureBaseline})
+	}, activity.RegisterOptions{Name: ActMonitorCaptureBaseline})
 	env.RegisterActivityWithOptions(func(context.Context, WatchInput) (WatchResult, error) {
 		return WatchResult{}, nil
-	}, activity.RegisterOptions{Name: ActWatch})
-	env.OnActivity(ActWatch, mock.Anything, mock.Anything).Return(WatchResult{},
+	}, activity.RegisterOptions{Name: ActMonitorWatch})
+	env.OnActivity(ActMonitorWatch, mock.Anything, mock.Anything).Return(WatchResult{},
 		temporal.NewNonRetryableApplicationError("monitor source \"prom\" is not configured on this worker", steps.ErrTypeConfig, nil))
 	env.ExecuteWorkflow(WorkflowName, monitorReq())
 	require.NoError(t, env.GetWorkflowError())
@@ -230,8 +230,8 @@ func TestMonitorWorkflowTimerEndsWindow(t *testing.T) {
 	env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterActivityWithOptions(func(context.Context, WatchInput) (WatchResult, error) {
 		return WatchResult{}, nil
-	}, activity.RegisterOptions{Name: ActWatch})
-	env.OnActivity(ActWatch, mock.Anything, mock.Anything).After(25*time.Hour).Return(WatchResult{Decision: monitor.Decision{Action: monitor.ActionRollback}}, nil)
+	}, activity.RegisterOptions{Name: ActMonitorWatch})
+	env.OnActivity(ActMonitorWatch, mock.Anything, mock.Anything).After(25*time.Hour).Return(WatchResult{Decision: monitor.Decision{Action: monitor.ActionRollback}}, nil)
 	req := monitorReq()
 	req.Baseline = &monitor.Baseline{CapturedAt: monitorT0}
 	env.ExecuteWorkflow(WorkflowName, req)
@@ -303,8 +303,8 @@ func TestMonitorWorkflowCancelledByParentOnManualRollback(t *testing.T) {
 	env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterActivityWithOptions(func(context.Context, WatchInput) (WatchResult, error) {
 		return WatchResult{}, nil
-	}, activity.RegisterOptions{Name: ActWatch})
-	env.OnActivity(ActWatch, mock.Anything, mock.Anything).After(48*time.Hour).Return(WatchResult{}, nil)
+	}, activity.RegisterOptions{Name: ActMonitorWatch})
+	env.OnActivity(ActMonitorWatch, mock.Anything, mock.Anything).After(48*time.Hour).Return(WatchResult{}, nil)
 	parent := func(ctx workflow.Context) (string, error) {
 		cctx, cancel := workflow.WithCancel(ctx)
 		cctx = workflow.WithChildOptions(cctx, workflow.ChildWorkflowOptions{WorkflowID: "r1/monitor-1", WaitForCancellation: true})

@@ -164,7 +164,7 @@ type Orphans struct {
 type Index struct {
 	Name     string `json:"name,omitempty"`
 	Supports bool   `json:"supports"`
-	// Suggested creates one when none does (as `starter indexes --create`).
+	// Suggested creates one when none does (as `fkrollout indexes --create`).
 	Suggested string `json:"suggested,omitempty"`
 }
 

@@ -131,7 +131,7 @@ func Migration(rep Report, name string) string {
 		return ""
 	}
 	_, body := plan.Generate(Plan(rep, name), name, time.Time{})
-	head := fmt.Sprintf("-- Found by `starter discover` (schemas %s): %d missing foreign key(s) at confidence >= %.2f.\n"+
+	head := fmt.Sprintf("-- Found by `fkrollout discover` (schemas %s): %d missing foreign key(s) at confidence >= %.2f.\n"+
 		"-- Review each before the rollout: the evidence is above its statement.\n\n",
 		strings.Join(rep.Schemas, ", "), len(rep.Candidates), rep.Threshold)
 	return head + string(body)

@@ -164,7 +164,7 @@ func onDelete(nullable bool) plan.Action {
 	return plan.ActionRestrict
 }
 
-// indexSQL is the statement `starter indexes --create` would run.
+// indexSQL is the statement `fkrollout indexes --create` would run.
 func indexSQL(t *table, cols []string) string {
 	q := make([]string, len(cols))
 	for i, c := range cols {

@@ -162,7 +162,7 @@ func TestReleaseOwnerInTemporalUI(t *testing.T) {
 	require.NoError(t, scanErr, "current details box: %s", fit)
 	assert.LessOrEqual(t, content, visible, "the current details are readable without scrolling")
 	for _, want := range []string{"phase promotion", "Gate production/promotion/1", "Votes: none yet (2 needed to proceed)",
-		`"gate_id":"production/promotion/1"`, "starter decide ui-rollout production/promotion/1 approve"} {
+		`"gate_id":"production/promotion/1"`, "fkrollout decide ui-rollout production/promotion/1 approve"} {
 		assert.Contains(t, details, want, "the gate block on the page")
 	}
 

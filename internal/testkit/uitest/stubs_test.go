@@ -54,21 +54,21 @@ func registerStubs(w worker.Worker, pol policy.Config) {
 	reg(rollout.ActBackup, func(ctx context.Context, in rollout.BackupInput) (rollout.BackupResult, error) {
 		return rollout.BackupResult{}, nil
 	})
-	reg(rollout.ActApply, func(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
+	reg(rollout.ActApplyConstraint, func(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
 		return rollout.ConstraintResult{FK: in.FK.Name, Action: "created"}, nil
 	})
-	reg(rollout.ActValidate, func(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
+	reg(rollout.ActValidateConstraint, func(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
 		return rollout.ConstraintResult{FK: in.FK.Name, Action: "validated"}, nil
 	})
-	reg(rollout.ActBehaviour, func(ctx context.Context, in rollout.BehaviourInput) ([]rollout.BehaviourResult, error) {
+	reg(rollout.ActRunBehaviourTests, func(ctx context.Context, in rollout.BehaviourInput) ([]rollout.BehaviourResult, error) {
 		var out []rollout.BehaviourResult
 		for _, fk := range in.FKs {
 			out = append(out, rollout.BehaviourResult{FK: fk.Name, Passed: true})
 		}
 		return out, nil
 	})
-	reg(rollout.ActDeployHooks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.HookResult, error) { return nil, nil })
-	reg(rollout.ActSmokeChecks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.SmokeResult, error) { return nil, nil })
+	reg(rollout.ActRunDeployHooks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.HookResult, error) { return nil, nil })
+	reg(rollout.ActRunSmokeChecks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.SmokeResult, error) { return nil, nil })
 	reg(steps.ActNotify, func(ctx context.Context, ev notify.Event) (notify.Receipt, error) { return notify.Receipt{}, nil })
 	reg(rollout.ActPublishReport, func(ctx context.Context, in rollout.ReportInput) (rollout.ReportResult, error) {
 		return rollout.ReportResult{Path: "/reports/" + in.RolloutID + ".md"}, nil

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/fkrollout/fkrollout/workflows/rollout"
 	"github.com/fkrollout/fkrollout/workflows/watch"
+
+	"github.com/spf13/cobra"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -26,16 +27,15 @@ const (
 
 // scheduleCommands manage Temporal Schedules such as the monthly FK health
 // check.
-func scheduleCommands() []command {
-	return []command{
-		{name: "schedule-health", summary: "create or update the monthly FK health check schedule (--env production [--env staging])", run: cmdScheduleHealth},
-	}
+func scheduleCommands() []*cobra.Command {
+	return []*cobra.Command{scheduleHealthCmd()}
 }
 
 // scheduleMultiFlag collects a repeatable flag; commas also separate values.
 type scheduleMultiFlag []string
 
 func (m *scheduleMultiFlag) String() string { return strings.Join(*m, ",") }
+func (m *scheduleMultiFlag) Type() string   { return "strings" }
 func (m *scheduleMultiFlag) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -46,35 +46,44 @@ func (m *scheduleMultiFlag) Set(v string) error {
 }
 
 type healthScheduleOpts struct {
-	id, cron, timezone, taskQueue, timeout, uiURL string
-	envs, schemas                                 scheduleMultiFlag
-	paused                                        bool
+	id, cron, timezone, taskQueue string
+	timeout                       time.Duration
+	envs, schemas                 scheduleMultiFlag
+	paused, json                  bool
 }
 
-func cmdScheduleHealth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func scheduleHealthCmd() *cobra.Command {
 	var o healthScheduleOpts
-	fs := flag.NewFlagSet("schedule-health", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Var(&o.envs, "env", "environment to audit (repeatable; worker environment names)")
-	fs.Var(&o.schemas, "schema", "schema to audit (repeatable; default every user schema)")
+	var tf temporalFlags
+	cmd := &cobra.Command{
+		Use:     "schedule-health --env ENV [--env ENV]",
+		Short:   "create or update the monthly FK health check schedule",
+		Example: "  fkrollout schedule-health --env production --env staging --cron \"0 3 1 * *\" --timezone Asia/Jakarta",
+		Args:    exactArgs(),
+	}
+	fs := cmd.Flags()
+	fs.Var(&o.envs, "env", "environment to audit (repeatable or comma-separated; worker environment names; required)")
+	fs.Var(&o.schemas, "schema", "schema to audit (repeatable or comma-separated; default every user schema)")
 	fs.StringVar(&o.id, "id", healthScheduleID, "schedule id")
 	fs.StringVar(&o.cron, "cron", healthScheduleCron, "cron spec (minute hour day-of-month month day-of-week)")
 	fs.StringVar(&o.timezone, "timezone", "UTC", "IANA time zone of the cron spec")
-	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", rollout.DefaultTaskQueue), "worker task queue")
-	fs.StringVar(&o.timeout, "statement-timeout", "30m", "statement timeout of each orphan count")
-	fs.StringVar(&o.uiURL, "ui", envOr("FKROLLOUT_UI_URL", "http://localhost:8233"), "Temporal UI base URL for links")
+	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", rollout.DefaultTaskQueue), "worker task queue (FKROLLOUT_TASK_QUEUE)")
+	fs.DurationVar(&o.timeout, "statement-timeout", 30*time.Minute, "statement timeout of each orphan count (0: none)")
 	fs.BoolVar(&o.paused, "paused", false, "create the schedule paused")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	fs.BoolVar(&o.json, "json", false, "print the schedule as JSON")
+	tf.register(fs)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runScheduleHealth(cmd.Context(), o, tf, cmd.OutOrStdout())
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
-	}
+	return cmd
+}
+
+func runScheduleHealth(ctx context.Context, o healthScheduleOpts, tf temporalFlags, stdout io.Writer) error {
 	if len(o.envs) == 0 {
 		return usageError{"at least one --env is required (the environments whose foreign keys to audit)"}
 	}
-	if d, err := time.ParseDuration(o.timeout); err != nil || d < 0 {
-		return usageError{fmt.Sprintf("--statement-timeout %q is not a duration", o.timeout)}
+	if o.timeout < 0 {
+		return usageError{fmt.Sprintf("--statement-timeout must not be negative, got %s", o.timeout)}
 	}
 	if _, err := time.LoadLocation(o.timezone); err != nil {
 		return usageError{fmt.Sprintf("--timezone %q: %v", o.timezone, err)}
@@ -83,7 +92,7 @@ func cmdScheduleHealth(ctx context.Context, args []string, stdout, stderr io.Wri
 		return usageError{fmt.Sprintf("--cron %q: want 5 fields (minute hour day-of-month month day-of-week), got %d", o.cron, n)}
 	}
 
-	c, ns, err := dial(ctx)
+	c, ns, err := tf.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -92,12 +101,17 @@ func cmdScheduleHealth(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
+	link := fmt.Sprintf("%s/namespaces/%s/schedules/%s", strings.TrimRight(tf.uiURL, "/"), ns, o.id)
+	if o.json {
+		return writeJSON(stdout, map[string]any{"schedule_id": o.id, "created": created, "workflow": watch.HealthCheckWorkflowName,
+			"cron": o.cron, "timezone": o.timezone, "environments": o.envs, "ui": link})
+	}
 	verb := "updated"
 	if created {
 		verb = "created"
 	}
 	fmt.Fprintf(stdout, "schedule %s %s: %s %q (%s) audits %s\n", o.id, verb, watch.HealthCheckWorkflowName, o.cron, o.timezone, strings.Join(o.envs, ", "))
-	fmt.Fprintf(stdout, "%s/namespaces/%s/schedules/%s\n", strings.TrimRight(o.uiURL, "/"), ns, o.id)
+	fmt.Fprintln(stdout, link)
 	return nil
 }
 
@@ -110,7 +124,7 @@ func upsertHealthSchedule(ctx context.Context, sc client.ScheduleClient, o healt
 		Workflow:  watch.HealthCheckWorkflowName,
 		TaskQueue: o.taskQueue,
 		Args: []any{watch.HealthCheckInput{Environments: o.envs, Schemas: o.schemas,
-			StatementTimeout: o.timeout}},
+			StatementTimeout: durationText(o.timeout)}},
 		WorkflowExecutionTimeout: 24 * time.Hour,
 	}
 	note := "fkrollout: monthly FK health check (orphans and NOT VALID constraints)"

@@ -11,43 +11,52 @@ import (
 
 	"github.com/fkrollout/fkrollout/workflows/fleet"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
+
+	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 )
 
-// cmdReport prints a rollout's completion report (markdown, the seeds'
-// status-report layout) and with --out also writes it to a file.
-func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func reportCmd() *cobra.Command {
 	var out string
-	fs := newFlags("report", stderr)
-	fs.StringVar(&out, "out", "", "also write the report to this file")
-	pos, err := interleave(fs, args)
-	if err != nil {
-		return err
+	var asJSON bool
+	var tf temporalFlags
+	cmd := &cobra.Command{
+		Use:     "report ROLLOUT_ID",
+		Short:   "print a rollout's (or a fleet's) completion report, markdown; --out FILE also writes it",
+		Example: "  fkrollout report fkrollout-20260501-020000 --out reports/fkrollout-20260501-020000.md",
+		Args:    exactArgs("ROLLOUT_ID"),
 	}
-	if len(pos) != 1 {
-		return usageError{msg: "usage: report <rollout-id> [--out FILE]"}
-	}
-	c, _, err := dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	md, err := fetchReport(ctx, c, pos[0])
-	if err != nil {
-		return err
-	}
-	if out != "" {
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return fmt.Errorf("write report: %w", err)
+	cmd.Flags().StringVar(&out, "out", "", "also write the report to this file")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print {\"rollout_id\", \"report\"} as JSON instead of the markdown")
+	tf.register(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx, stdout, id := cmd.Context(), cmd.OutOrStdout(), args[0]
+		c, _, err := tf.dial(ctx)
+		if err != nil {
+			return err
 		}
-		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
-			return fmt.Errorf("write report: %w", err)
+		defer c.Close()
+		md, err := fetchReport(ctx, c, id)
+		if err != nil {
+			return err
 		}
+		if out != "" {
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				return fmt.Errorf("write report: %w", err)
+			}
+			if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+				return fmt.Errorf("write report: %w", err)
+			}
+		}
+		if asJSON {
+			return writeJSON(stdout, map[string]string{"rollout_id": id, "report": md})
+		}
+		_, err = io.WriteString(stdout, md)
+		return err
 	}
-	_, err = io.WriteString(stdout, md)
-	return err
+	return cmd
 }
 
 // fetchReport renders a completed rollout's report from its result, which

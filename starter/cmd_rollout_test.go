@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fkrollout/fkrollout/workflows/approval"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fkrollout/fkrollout/internal/notify"
-	"github.com/fkrollout/fkrollout/workflows/approval"
-	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
 func TestBuildInput(t *testing.T) {
@@ -46,16 +47,17 @@ func TestBuildInput(t *testing.T) {
 		assert.True(t, in.Monitor.Enabled)
 	})
 	t.Run("perf and a short monitor", func(t *testing.T) {
-		in, err := buildInput(startOptions{planFile: planFile, requester: "rita", envs: "staging,production", perf: "10s", perfWorkload: "demo",
-			monitor: "1m", monitorInterval: "15s", monitorBaseline: "15s"}, now)
+		in, err := buildInput(startOptions{planFile: planFile, requester: "rita", envs: "staging,production", perf: 10 * time.Second, perfWorkload: "demo",
+			monitor: time.Minute, monitorInterval: 15 * time.Second, monitorBaseline: 15 * time.Second, gateTimeout: 24 * time.Hour}, now)
 		require.NoError(t, err)
 		require.NotNil(t, in.Perf)
 		assert.Equal(t, rollout.PerfInput{Enabled: true, Workload: "demo", Duration: "10s", Warmup: "2s"}, *in.Perf)
 		assert.Equal(t, rollout.MonitorInput{Enabled: true, Duration: "1m", Interval: "15s", BaselinePeriod: "15s"}, in.Monitor)
+		assert.Equal(t, "24h", in.Approval.Default.Timeout, "durations go to the workflow as people write them")
 	})
 	for name, o := range map[string]startOptions{
-		"bad perf duration":            {planFile: planFile, requester: "rita", envs: "staging", perf: "fast"},
-		"monitor interval without one": {planFile: planFile, requester: "rita", envs: "staging", monitorInterval: "1m"},
+		"negative perf duration":       {planFile: planFile, requester: "rita", envs: "staging", perf: -time.Second},
+		"monitor interval without one": {planFile: planFile, requester: "rita", envs: "staging", monitorInterval: time.Minute},
 		"no plan":                      {requester: "rita", envs: "staging"},
 		"no requester":                 {planFile: planFile, envs: "staging"},
 		"bad window":                   {planFile: planFile, requester: "rita", envs: "staging", window: "0200"},
@@ -72,7 +74,7 @@ func TestCommandsExitCodes(t *testing.T) {
 	var out, errb bytes.Buffer
 	// Bad usage: exit 2 before any connection is attempted.
 	assert.Equal(t, 2, run(context.Background(), []string{"approve", "only-id"}, &out, &errb))
-	assert.Contains(t, errb.String(), "usage: approve")
+	assert.Contains(t, errb.String(), "usage: fkrollout approve ROLLOUT_ID GATE_ID")
 	errb.Reset()
 	assert.Equal(t, 2, run(context.Background(), []string{"start", "--requester", "rita"}, &out, &errb))
 	assert.Contains(t, errb.String(), "--plan is required")

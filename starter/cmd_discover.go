@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/fkrollout/fkrollout/internal/engine/discover"
 )
 
@@ -24,8 +26,8 @@ type discoverFlags struct {
 	quiet      bool
 }
 
-func newDiscoverFlags(stderr io.Writer) *discoverFlags {
-	f := &discoverFlags{engineFlags: newEngineFlags("discover", stderr).withDB()}
+func newDiscoverFlags(cmd *cobra.Command) *discoverFlags {
+	f := &discoverFlags{engineFlags: newEngineFlags(cmd.Flags()).withDB()}
 	fs := f.fs
 	fs.StringVar(&f.schemas, "schemas", "", "comma-separated schemas to search (default: every user schema but fkrollout)")
 	fs.Float64Var(&f.opts.Threshold, "threshold", discover.DefaultThreshold, "confidence (0..1] a candidate needs to be accepted")
@@ -42,8 +44,8 @@ func newDiscoverFlags(stderr io.Writer) *discoverFlags {
 	return f
 }
 
-// check refuses values the run would reject later, as usage errors.
-func (f *discoverFlags) check() error {
+// checkValues refuses values the run would reject later, as usage errors.
+func (f *discoverFlags) checkValues() error {
 	o := f.opts
 	switch {
 	case o.Threshold <= 0 || o.Threshold > 1:
@@ -65,12 +67,18 @@ func (f *discoverFlags) check() error {
 	return nil
 }
 
-var cmdDiscover = wrap(func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newDiscoverFlags(stderr)
-	if err := f.parse(args); err != nil {
-		return err
+func discoverCommand() *cobra.Command {
+	cmd := engineCmd("discover [--dsn DSN]", "find missing foreign keys and write a prioritised migration",
+		"  fkrollout discover --dsn \"$DSN\" --out discovered.sql\n  fkrollout lint --plan discovered.sql --strict && fkrollout check --plan discovered.sql --dsn \"$DSN\"")
+	f := newDiscoverFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runDiscover(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
-	if err := f.check(); err != nil {
+	return cmd
+}
+
+func runDiscover(ctx context.Context, f *discoverFlags, stdout, stderr io.Writer) error {
+	if err := f.checkValues(); err != nil {
 		return err
 	}
 	// Refuse before the (possibly long) run, not after it.
@@ -110,11 +118,11 @@ var cmdDiscover = wrap(func(ctx context.Context, args []string, stdout, stderr i
 	case f.out != "" && rep.Migration == "":
 		fmt.Fprintf(stdout, "nothing written to %s: no candidate reaches %.2f\n", f.out, rep.Threshold)
 	case f.out != "":
-		fmt.Fprintf(stdout, "wrote %s (%d foreign keys); next: starter lint --plan %s --strict, then starter check --plan %s\n",
+		fmt.Fprintf(stdout, "wrote %s (%d foreign keys); next: fkrollout lint --plan %s --strict, then fkrollout check --plan %s\n",
 			f.out, len(rep.Candidates), f.out, f.out)
 	}
 	return nil
-})
+}
 
 // writeMigration writes text to path; without force an existing file is
 // refused (O_EXCL, so a file created meanwhile is not clobbered either).

@@ -30,7 +30,7 @@ func TestDiscoverCommand(t *testing.T) {
 		{"bad threshold", []string{"discover", "--dsn", db.DSN, "--threshold", "2"}, 2, "", "--threshold"},
 		{"no database", []string{"discover"}, 2, "", "no database"},
 		{"writes the migration", []string{"discover", "--dsn", db.DSN, "--out", out, "--quiet"}, 0, "public.invoice(customer_id) → public.customer(customer_id)", ""},
-		{"refuses to overwrite", []string{"discover", "--dsn", db.DSN, "--out", out, "--quiet"}, 1, "", "--force"},
+		{"refuses to overwrite", []string{"discover", "--dsn", db.DSN, "--out", out, "--quiet"}, 3, "", "--force"},
 		{"overwrites with --force", []string{"discover", "--dsn", db.DSN, "--out", out, "--force", "--quiet"}, 0, "", ""},
 		{"the migration lints strictly", []string{"lint", "--plan", out, "--strict"}, 0, "11 foreign key(s)", ""},
 		{"and checks out", []string{"check", "--plan", out, "--dsn", db.DSN}, 0, "11 foreign key(s)", ""},

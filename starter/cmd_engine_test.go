@@ -23,7 +23,7 @@ const (
 	planYAML     = "../sql/plan.yaml"
 )
 
-// cli runs the starter in-process and returns exit code, stdout, stderr.
+// cli runs fkrollout in-process and returns exit code, stdout, stderr.
 func cli(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -75,15 +75,16 @@ func TestLintCommand(t *testing.T) {
 		{"missing NOT VALID and ON DELETE: made safe by the rollout", []string{"lint", "--plan", bad}, 0, "info [missing-not-valid]", ""},
 		{"missing NOT VALID and ON DELETE, strict", []string{"lint", "--plan", bad, "--strict"}, 1, "error [missing-not-valid]", "lint error"},
 		{"pg_dump file, implicit referenced columns", []string{"lint", "--plan", pgDump}, 0, "info [implicit-ref-columns]", ""},
-		{"comment-only file", []string{"lint", "--plan", comments}, 1, "", "plan is empty"},
-		{"empty file", []string{"lint", "--plan", empty}, 1, "", "plan is empty"},
-		{"unknown extension", []string{"lint", "--plan", txt}, 1, "", `".txt"`},
+		{"comment-only file", []string{"lint", "--plan", comments}, 3, "", "plan is empty"},
+		{"empty file", []string{"lint", "--plan", empty}, 3, "", "plan is empty"},
+		{"unknown extension", []string{"lint", "--plan", txt}, 3, "", `".txt"`},
 		{"identifier over 63 bytes", []string{"lint", "--plan", long}, 1, "name-too-long", "lint error"},
 		{"rules", []string{"lint", "--rules"}, 0, "missing-not-valid", ""},
-		{"missing file", []string{"lint", "--plan", filepath.Join(dir, "nope.sql")}, 1, "", "nope.sql"},
+		{"missing file", []string{"lint", "--plan", filepath.Join(dir, "nope.sql")}, 3, "", "nope.sql"},
 		{"no --plan", []string{"lint"}, 2, "", "--plan is required"},
 		{"unknown flag", []string{"lint", "--plan", migrationSQL, "--bogus"}, 2, "", "bogus"},
-		{"help", []string{"lint", "-h"}, 0, "", "-plan"},
+		{"help", []string{"lint", "-h"}, 0, "--plan", ""},
+		{"flag package spelling", []string{"lint", "-plan", migrationSQL, "-strict"}, 0, "16 foreign key(s)", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -338,12 +339,15 @@ func TestDemoDBCommand(t *testing.T) {
 	assert.Contains(t, errs, "oops")
 }
 
-func TestEngineCommandNamesAreUnique(t *testing.T) {
+// Cobra runs the first of two commands with the same name and never says
+// so: a second "rollback" would silently shadow the engine's.
+func TestCommandNamesAreUnique(t *testing.T) {
 	seen := map[string]bool{}
-	for _, c := range concat(engineCommands(), workflowCommands(), scheduleCommands()) {
-		assert.False(t, seen[c.name], "command %q registered twice", c.name)
-		seen[c.name] = true
+	for _, c := range newRootCmd().Commands() {
+		assert.False(t, seen[c.Name()], "command %q registered twice", c.Name())
+		seen[c.Name()] = true
 	}
+	assert.True(t, seen["rollback"] && seen["revert"] && seen["remediate"] && seen["remediate-orphans"])
 }
 
 func TestBackupCommand(t *testing.T) {

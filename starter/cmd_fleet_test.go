@@ -30,11 +30,15 @@ func fleetPlanFile(t *testing.T) string {
 	return f
 }
 
+// parseFleetArgs parses a fleet-start command line as the command does,
+// without running it.
 func parseFleetArgs(t *testing.T, args ...string) (fleetOptions, error) {
 	t.Helper()
-	var errb bytes.Buffer
-	o, _, err := parseFleetStart(args, &errb)
-	return o, err
+	cmd, o, _ := newFleetStartCmd()
+	if err := cmd.ParseFlags(args); err != nil {
+		return *o, err
+	}
+	return *o, o.checkFlags(cmd.Flags())
 }
 
 func TestFleetStartFlags(t *testing.T) {
@@ -115,7 +119,6 @@ func TestFleetStartFlags(t *testing.T) {
 		{"no plan", []string{"--requester", "rita", "--targets", "a"}, "--plan is required"},
 		{"no requester", []string{"--plan", planFile, "--requester", "", "--targets", "a"}, "--requester is required"},
 		{"bad window", []string{"--plan", planFile, "--requester", "rita", "--targets", "a", "--window", "0200"}, "--window"},
-		{"bad timeout", []string{"--plan", planFile, "--requester", "rita", "--targets", "a", "--gate-timeout", "soon"}, `approval timeout "soon"`},
 		{"policy flag with input", []string{"--input", planFile, "--approvers", "alice"}, "--approvers cannot be combined with --input"},
 		{"unreadable input", []string{"--input", filepath.Join(t.TempDir(), "missing.json")}, "--input"},
 	}
@@ -131,6 +134,9 @@ func TestFleetStartFlags(t *testing.T) {
 	t.Run("bad flag", func(t *testing.T) {
 		_, err := parseFleetArgs(t, "--canary", "one")
 		require.Error(t, err)
+		_, err = parseFleetArgs(t, "--gate-timeout", "soon")
+		require.Error(t, err)
+		_, err = parseFleetArgs(t, "--gate-timeout", "0s")
 		assert.IsType(t, usageError{}, err)
 	})
 }
@@ -144,9 +150,10 @@ func TestFleetCommandsUsage(t *testing.T) {
 	}{
 		{[]string{"fleet-start", "--plan", planFile, "--requester", "rita"}, "--targets is required"},
 		{[]string{"fleet-start", "--plan", planFile, "--requester", "rita", "--targets", "a,a"}, "listed twice"},
-		{[]string{"fleet-start", "--targets", "a", "stray"}, "flags only"},
-		{[]string{"fleet-status"}, "usage: fleet-status"},
-		{[]string{"fleet-status", "a", "b"}, "usage: fleet-status"},
+		{[]string{"fleet-start", "--targets", "a", "stray"}, "fleet-start takes no arguments"},
+		{[]string{"fleet-start", "--plan", planFile, "--targets", "a", "--gate-timeout", "soon"}, `invalid argument "soon"`},
+		{[]string{"fleet-status"}, "usage: fkrollout fleet-status FLEET_ID"},
+		{[]string{"fleet-status", "a", "b"}, "usage: fkrollout fleet-status FLEET_ID"},
 	}
 	for _, tc := range cases {
 		var out, errb bytes.Buffer
@@ -187,8 +194,8 @@ func TestFleetStatusTable(t *testing.T) {
 		"open gate fleet/wave/1: wave 1/2 done",
 		"2 approvals needed, 0 vote(s) so far",
 		"→ reject",
-		"starter approve fl fleet/wave/1 --reason",
-		"starter decide fl/b b/remediation/1 <delete|abort>",
+		"fkrollout approve fl fleet/wave/1 --reason",
+		"fkrollout decide fl/b b/remediation/1 <delete|abort>",
 		"approve by alice (ok)",
 	} {
 		assert.Contains(t, s, want)
@@ -223,7 +230,7 @@ func TestFleetCLIAgainstDevServer(t *testing.T) {
 	assert.Contains(t, out, "wave 2/2:       t2, t3")
 
 	code, _, errOut = starterRun(t, "fleet-start", "--plan", planFile, "--id", "cli-fleet", "--requester", "rita", "--targets", "t1", "--task-queue", tq)
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "already exists")
 
 	require.Eventually(t, func() bool {
@@ -248,10 +255,10 @@ func TestFleetCLIAgainstDevServer(t *testing.T) {
 	}, 15*time.Second, 200*time.Millisecond, "fleet search attributes not upserted")
 
 	code, _, errOut = starterRun(t, "approve", "cli-fleet", "fleet/wave/1", "--actor", "rita")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "four-eyes")
 	code, _, errOut = starterRun(t, "approve", "cli-fleet", "fleet/wave/1", "--actor", "mallory")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "not an allowed approver")
 	code, out, errOut = starterRun(t, "approve", "cli-fleet", "fleet/wave/1", "--actor", "alice", "--reason", "canary clean")
 	require.Equal(t, 0, code, errOut)
@@ -285,7 +292,7 @@ func TestFleetCLIAgainstDevServer(t *testing.T) {
 	require.NoError(t, c.GetWorkflow(context.Background(), "cli-fleet", "").Get(context.Background(), &result))
 	assert.Equal(t, "/reports/cli-fleet.md", result.ReportPath, "the fleet's own report was handed to the worker")
 
-	// starter report works on a fleet id: the fleet's completion report.
+	// fkrollout report works on a fleet id: the fleet's completion report.
 	code, out, errOut = starterRun(t, "report", "cli-fleet")
 	require.Equal(t, 0, code, errOut)
 	for _, want := range []string{"FK Fleet Rollout", "— COMPLETED", "| 1 (canary) | t1 | completed |", "`fleet/wave/1`: approve by alice",
@@ -294,9 +301,9 @@ func TestFleetCLIAgainstDevServer(t *testing.T) {
 	}
 
 	code, _, errOut = starterRun(t, "fleet-status", "cli-fleet/t2")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "is not a fleet rollout")
 	code, _, errOut = starterRun(t, "fleet-status", "no-such-fleet")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, `no fleet with id "no-such-fleet"`)
 }

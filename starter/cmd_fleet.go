@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -22,16 +21,16 @@ import (
 	"github.com/fkrollout/fkrollout/workflows/approval"
 	"github.com/fkrollout/fkrollout/workflows/fleet"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 )
 
-func fleetCommands() []command {
-	return []command{
-		{name: "fleet-start", summary: "start a fleet rollout over many databases in waves: --plan F --targets a,b,c [--canary 1] [--batch 5]", run: cmdFleetStart},
-		{name: "fleet-status", summary: "show a fleet rollout: waves, databases, child ids, gate, failures (--json)", run: cmdFleetStatus},
-	}
+func fleetCommands() []*cobra.Command {
+	return []*cobra.Command{fleetStartCmd(), fleetStatusCmd()}
 }
 
 // fleetOptions are the flags of fleet-start: the fleet's own, plus the
@@ -41,7 +40,7 @@ type fleetOptions struct {
 	targets               string
 	canary, batch, budget int
 	minApprovals          int
-	wait                  bool
+	wait, json            bool
 	every                 time.Duration
 	key                   string
 	set                   map[string]bool
@@ -50,11 +49,25 @@ type fleetOptions struct {
 // inputOnlyFlags shape the policy; with --input they belong in the file.
 var inputOnlyFlags = []string{"approvers", "min-approvals", "gate-timeout", "window", "window-now", "monitor", "monitor-interval", "monitor-baseline", "perf", "perf-workload"}
 
-func parseFleetStart(args []string, stderr io.Writer) (fleetOptions, temporalFlags, error) {
-	var o fleetOptions
-	var tf temporalFlags
+func fleetStartCmd() *cobra.Command {
+	cmd, _, _ := newFleetStartCmd()
+	return cmd
+}
+
+// newFleetStartCmd also hands back the options the flags fill, for tests
+// that build the fleet input from a command line without a server.
+func newFleetStartCmd() (*cobra.Command, *fleetOptions, *temporalFlags) {
+	o := &fleetOptions{}
+	tf := &temporalFlags{}
 	s := &o.start
-	fs := newFlags("fleet-start", stderr)
+	cmd := &cobra.Command{
+		Use:   "fleet-start --plan FILE --targets A,B,C",
+		Short: "start a fleet rollout over many databases in waves (one rollout per database)",
+		Example: `  fkrollout fleet-start --plan sql/migration.sql --targets tenant_a,tenant_b,tenant_c,tenant_d \
+    --canary 1 --batch 2 --failure-budget 1 --requester rita@example.com --approvers alice@example.com,bob@example.com`,
+		Args: exactArgs(),
+	}
+	fs := cmd.Flags()
 	fs.StringVar(&s.planFile, "plan", "", "plan file: migration SQL or plan YAML (required unless --input has one)")
 	fs.StringVar(&s.inputFile, "input", "", "full fleet input JSON (FleetInput, as pasted into the Temporal UI); --plan, --targets, --canary, --batch, --failure-budget, --requester and --dry-run override it")
 	fs.StringVar(&s.id, "id", "", "fleet (workflow) id (default fkfleet-<time>); children are <id>/<target>")
@@ -65,29 +78,41 @@ func parseFleetStart(args []string, stderr io.Writer) (fleetOptions, temporalFla
 	fs.IntVar(&o.budget, "failure-budget", 0, fmt.Sprintf("stop starting databases once this many failed (default %d)", fleet.DefaultFailureBudget))
 	fs.StringVar(&s.approvers, "approvers", "", "comma-separated approver identities or role:<name> (default: anyone but the requester)")
 	fs.IntVar(&o.minApprovals, "min-approvals", 1, "distinct approvers needed to open the next wave")
-	fs.StringVar(&s.gateTimeout, "gate-timeout", "", "gate timeout, e.g. 24h (default: wait); a wave gate then rejects")
+	fs.DurationVar(&s.gateTimeout, "gate-timeout", 0, "gate timeout, e.g. 24h (default: wait); a wave gate then rejects")
 	fs.StringVar(&s.window, "window", "", "maintenance window of every target: HH:MM/DURATION[/TZ], e.g. 02:00/2h/Asia/Jakarta")
 	fs.BoolVar(&s.windowNow, "window-now", false, "a 2h maintenance window that opens now (demos)")
-	fs.StringVar(&s.monitor, "monitor", "", "watch each database this long after it is done, e.g. 1h (default: off)")
-	fs.StringVar(&s.monitorInterval, "monitor-interval", "", "time between monitor checks (default 5m)")
-	fs.StringVar(&s.monitorBaseline, "monitor-baseline", "", "how long each baseline is measured before the deploy (default 5m)")
-	fs.StringVar(&s.perf, "perf", "", "run the perf phase in the canary, each measured run lasting this long, e.g. 30s (default: off)")
+	fs.DurationVar(&s.monitor, "monitor", 0, "watch each database this long after it is done, e.g. 1h (default: off)")
+	fs.DurationVar(&s.monitorInterval, "monitor-interval", 0, "time between monitor checks (default 5m)")
+	fs.DurationVar(&s.monitorBaseline, "monitor-baseline", 0, "how long each baseline is measured before the deploy (default 5m)")
+	fs.DurationVar(&s.perf, "perf", 0, "run the perf phase in the canary, each measured run lasting this long, e.g. 30s (default: off)")
 	fs.StringVar(&s.perfWorkload, "perf-workload", "demo", "perf workload name from the worker configuration")
-	fs.StringVar(&s.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", rollout.DefaultTaskQueue), "worker task queue")
+	fs.StringVar(&s.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", rollout.DefaultTaskQueue), "worker task queue (FKROLLOUT_TASK_QUEUE)")
 	fs.BoolVar(&s.dryRun, "dry-run", false, "checks, statistics and audit only on every target; nothing changes (no wave gates)")
-	fs.BoolVar(&o.wait, "wait", false, "follow the fleet until it ends")
+	fs.BoolVar(&o.wait, "wait", false, "follow the fleet until it ends (exit 1 when it does not complete)")
 	fs.DurationVar(&o.every, "every", 2*time.Second, "poll interval of --wait")
+	fs.BoolVar(&o.json, "json", false, "print the started fleet as JSON (with --wait: its final status; progress goes to stderr)")
 	fs.StringVar(&o.key, "key", os.Getenv("FKROLLOUT_KEY"), "the requester's ed25519 private key (FKROLLOUT_KEY): signs the start")
 	tf.register(fs)
-	if err := parse(fs, args); err != nil {
-		return o, tf, err
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := o.checkFlags(cmd.Flags()); err != nil {
+			return err
+		}
+		return runFleetStart(cmd.Context(), *o, *tf, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
-	if fs.NArg() > 0 {
-		return o, tf, usageError{msg: fmt.Sprintf("fleet-start takes flags only (unexpected %q)", fs.Arg(0))}
-	}
+	return cmd, o, tf
+}
+
+// checkFlags records which flags were given (an --input file gives way
+// only to those) and refuses durations that are not positive.
+func (o *fleetOptions) checkFlags(fs *pflag.FlagSet) error {
 	o.set = map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
-	return o, tf, nil
+	fs.Visit(func(f *pflag.Flag) { o.set[f.Name] = true })
+	for _, name := range []string{"gate-timeout", "monitor", "monitor-interval", "monitor-baseline", "perf", "every"} {
+		if d, _ := fs.GetDuration(name); o.set[name] && d <= 0 {
+			return usageError{msg: fmt.Sprintf("--%s must be a positive duration, got %s", name, d)}
+		}
+	}
+	return nil
 }
 
 // buildFleetInput turns the flags (or an input file and overriding flags)
@@ -97,7 +122,7 @@ func buildFleetInput(o fleetOptions, now time.Time) (fleet.Input, error) {
 	if o.start.inputFile != "" {
 		for _, name := range inputOnlyFlags {
 			if o.set[name] {
-				return in, fmt.Errorf("--%s cannot be combined with --input: set it in %s", name, o.start.inputFile)
+				return in, usageError{msg: fmt.Sprintf("--%s cannot be combined with --input: set it in %s", name, o.start.inputFile)}
 			}
 		}
 		b, err := os.ReadFile(o.start.inputFile)
@@ -142,13 +167,13 @@ func buildFleetInput(o fleetOptions, now time.Time) (fleet.Input, error) {
 		}
 		if o.minApprovals > 1 {
 			in.Approval.Gates = map[string]approval.GateRule{"promotion/" + fleet.GateEnvironment: {
-				Approvers: in.Approval.Default.Approvers, MinApprovals: o.minApprovals, Timeout: o.start.gateTimeout}}
+				Approvers: in.Approval.Default.Approvers, MinApprovals: o.minApprovals, Timeout: durationText(o.start.gateTimeout)}}
 		}
 	}
 	if o.start.inputFile == "" || o.set["targets"] {
 		in.Targets = splitList(o.targets)
 		if len(in.Targets) == 0 {
-			return in, errors.New("--targets is required: comma-separated environment names, e.g. tenant_a,tenant_b,tenant_c")
+			return in, usageError{msg: "--targets is required: comma-separated environment names, e.g. tenant_a,tenant_b,tenant_c"}
 		}
 	}
 	if o.start.inputFile == "" || o.set["canary"] {
@@ -161,10 +186,10 @@ func buildFleetInput(o fleetOptions, now time.Time) (fleet.Input, error) {
 		in.FailureBudget = o.budget
 	}
 	if strings.TrimSpace(in.Plan) == "" {
-		return in, errors.New("--plan is required (a migration .sql or a plan .yaml)")
+		return in, usageError{msg: "--plan is required (a migration .sql or a plan .yaml)"}
 	}
 	if err := in.Validate(); err != nil {
-		return in, err
+		return in, usageError{msg: err.Error()}
 	}
 	return in, nil
 }
@@ -180,20 +205,16 @@ func splitList(s string) []string {
 	return out
 }
 
-func cmdFleetStart(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, tf, err := parseFleetStart(args, stderr)
+func runFleetStart(ctx context.Context, o fleetOptions, tf temporalFlags, stdout, stderr io.Writer) error {
+	in, err := buildFleetInput(o, time.Now())
 	if err != nil {
 		return err
 	}
-	in, err := buildFleetInput(o, time.Now())
-	if err != nil {
-		return usageError{msg: err.Error()}
-	}
 	s, err := loadSigner(o.key, in.Requester)
 	if err != nil {
-		return usageError{msg: err.Error()}
+		return err
 	}
-	c, ns, err := dial(ctx)
+	c, ns, err := tf.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -219,17 +240,32 @@ func cmdFleetStart(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		return fmt.Errorf("start fleet: %w", err)
 	}
-	fmt.Fprintf(stdout, "fleet started:  %s\n", run.GetID())
-	fmt.Fprintf(stdout, "Temporal UI:    %s\n", fleetUILink(tf.uiURL, ns, run.GetID()))
-	for i, w := range waves {
-		fmt.Fprintf(stdout, "wave %d/%d:       %s\n", i+1, len(waves), strings.Join(w, ", "))
+	link := fleetUILink(tf.uiURL, ns, run.GetID())
+	// With --json stdout carries one document: the start, or with --wait
+	// the final status (the timeline goes to stderr).
+	human := stdout
+	if o.json {
+		human = stderr
+		if !o.wait {
+			return writeJSON(stdout, map[string]any{"fleet_id": run.GetID(), "run_id": run.GetRunID(), "namespace": ns, "ui": link,
+				"waves": waves, "children": run.GetID() + "/<target>"})
+		}
 	}
-	fmt.Fprintf(stdout, "children:       %s/<target> (starter status %s/%s)\n", run.GetID(), run.GetID(), in.Targets[0])
+	fmt.Fprintf(human, "fleet started:  %s\n", run.GetID())
+	fmt.Fprintf(human, "Temporal UI:    %s\n", link)
+	for i, w := range waves {
+		fmt.Fprintf(human, "wave %d/%d:       %s\n", i+1, len(waves), strings.Join(w, ", "))
+	}
+	fmt.Fprintf(human, "children:       %s/<target> (%s status %s/%s)\n", run.GetID(), programName, run.GetID(), in.Targets[0])
 	if !o.wait {
-		fmt.Fprintf(stdout, "follow it with: starter fleet-status %s\n", run.GetID())
+		fmt.Fprintf(human, "follow it with: %s fleet-status %s\n", programName, run.GetID())
 		return nil
 	}
-	return fleetWatch(ctx, c, run.GetID(), stdout, o.every)
+	var result io.Writer
+	if o.json {
+		result = stdout
+	}
+	return fleetWatch(ctx, c, run.GetID(), human, result, o.every)
 }
 
 func orDefaultInt(v, d int) int {
@@ -244,45 +280,47 @@ func fleetUILink(base, ns, id string) string {
 	return strings.TrimRight(base, "/") + "/namespaces/" + url.PathEscape(ns) + "/workflows/" + url.PathEscape(id)
 }
 
-func cmdFleetStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func fleetStatusCmd() *cobra.Command {
 	var tf temporalFlags
 	var asJSON, children bool
-	fs := newFlags("fleet-status", stderr)
-	fs.BoolVar(&asJSON, "json", false, "print the fleet's full status as JSON")
-	fs.BoolVar(&children, "children", true, "query each running child for its live phase and open gates")
-	tf.register(fs)
-	pos, err := interleave(fs, args)
-	if err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:     "fleet-status FLEET_ID",
+		Short:   "show a fleet rollout: waves, databases, child ids, gate, failures",
+		Example: "  fkrollout fleet-status fkfleet-20260501-020000\n  fkrollout fleet-status fkfleet-20260501-020000 --json",
+		Args:    exactArgs("FLEET_ID"),
 	}
-	if len(pos) != 1 {
-		return usageError{msg: "usage: fleet-status <fleet-id> [--json] [--children=false]"}
-	}
-	c, ns, err := dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	st, err := queryFleet(ctx, c, pos[0])
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		return writeJSON(stdout, st)
-	}
-	live := map[string]*rollout.Status{}
-	if children {
-		for _, t := range st.Targets {
-			if t.State == rollout.StateRunning {
-				if cs, err := queryStatus(ctx, c, t.ChildID); err == nil {
-					live[t.Name] = cs
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the fleet's full status as JSON")
+	cmd.Flags().BoolVar(&children, "children", true, "query each running child for its live phase and open gates")
+	tf.register(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+		c, ns, err := tf.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		st, err := queryFleet(ctx, c, args[0])
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, st)
+		}
+		live := map[string]*rollout.Status{}
+		if children {
+			for _, t := range st.Targets {
+				if t.State == rollout.StateRunning {
+					if cs, err := queryStatus(ctx, c, t.ChildID); err == nil {
+						live[t.Name] = cs
+					}
 				}
 			}
 		}
+		printFleet(stdout, st, live)
+		fmt.Fprintf(stdout, "UI: %s\n", fleetUILink(tf.uiURL, ns, args[0]))
+		return nil
 	}
-	printFleet(stdout, st, live)
-	fmt.Fprintf(stdout, "UI: %s\n", fleetUILink(tf.uiURL, ns, pos[0]))
-	return nil
+	return cmd
 }
 
 func queryFleet(ctx context.Context, c client.Client, id string) (*fleet.Status, error) {
@@ -302,7 +340,7 @@ func queryFleet(ctx context.Context, c client.Client, id string) (*fleet.Status,
 		FleetID string `json:"fleet_id"`
 	}
 	if json.Unmarshal(raw, &probe) != nil || probe.FleetID == "" {
-		return nil, fmt.Errorf("%s is not a fleet rollout (use starter status %s)", id, id)
+		return nil, fmt.Errorf("%s is not a fleet rollout (use %s status %s)", id, programName, id)
 	}
 	var st fleet.Status
 	if err := json.Unmarshal(raw, &st); err != nil {
@@ -332,7 +370,7 @@ func printFleet(w io.Writer, st *fleet.Status, live map[string]*rollout.Status) 
 			phase = cs.Phase
 			for _, g := range cs.OpenGates {
 				note = strings.TrimSpace(note + " open gate " + g.ID)
-				gates = append(gates, fmt.Sprintf("  %s: gate %s (%s) — starter decide %s %s <%s>", t.Name, g.ID, g.Title, t.ChildID, g.ID, strings.Join(g.Choices, "|")))
+				gates = append(gates, fmt.Sprintf("  %s: gate %s (%s) — %s decide %s %s <%s>", t.Name, g.ID, g.Title, programName, t.ChildID, g.ID, strings.Join(g.Choices, "|")))
 			}
 		}
 		wave := fmt.Sprint(t.Wave)
@@ -351,7 +389,7 @@ func printFleet(w io.Writer, st *fleet.Status, live map[string]*rollout.Status) 
 		if g.Deadline != nil {
 			fmt.Fprintf(w, " · times out %s → %s", g.Deadline.Local().Format(time.RFC3339), g.Rule.OnTimeout)
 		}
-		fmt.Fprintf(w, "\n  starter approve %s %s --reason ...\n", st.FleetID, g.ID)
+		fmt.Fprintf(w, "\n  %s approve %s %s --reason ...\n", programName, st.FleetID, g.ID)
 	}
 	if len(gates) > 0 {
 		fmt.Fprintln(w, "databases waiting for a decision:")
@@ -378,8 +416,10 @@ func oneLine(s string) string {
 	return s
 }
 
-// fleetWatch prints new timeline lines until the fleet ends.
-func fleetWatch(ctx context.Context, c client.Client, id string, stdout io.Writer, every time.Duration) error {
+// fleetWatch prints new timeline lines until the fleet ends; result, when
+// set, receives the final status as JSON. A fleet that did not complete is
+// a finding (exit 1).
+func fleetWatch(ctx context.Context, c client.Client, id string, stdout, result io.Writer, every time.Duration) error {
 	printed := 0
 	for {
 		st, err := queryFleet(ctx, c, id)
@@ -394,11 +434,16 @@ func fleetWatch(ctx context.Context, c client.Client, id string, stdout io.Write
 		if st.Terminal() {
 			fmt.Fprintln(stdout)
 			printFleet(stdout, st, nil)
+			if result != nil {
+				if err := writeJSON(result, st); err != nil {
+					return err
+				}
+			}
 			switch st.State {
 			case rollout.StateCompleted, rollout.StateCompletedWithDebt, rollout.StateDryRunDone:
 				return nil
 			}
-			return fmt.Errorf("fleet ended %s", st.State)
+			return findingsError{fmt.Sprintf("fleet ended %s", st.State)}
 		}
 		select {
 		case <-ctx.Done():
