@@ -13,6 +13,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/monitor"
+	"github.com/fkrollout/fkrollout/internal/monitor/sources"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/fkrollout/fkrollout/workflows"
@@ -132,7 +133,7 @@ func TestMonitorPostgresSourceUsesMonitorDSN(t *testing.T) {
 	srcs, err := m.sources(ctx, "production", []string{"pg"}, []plan.TableName{{Schema: "public", Name: "orders"}})
 	require.NoError(t, err)
 	require.Len(t, srcs, 1)
-	pg, ok := srcs[0].(*monitor.PGSource)
+	pg, ok := srcs[0].(*sources.PGSource)
 	require.True(t, ok)
 	want, err := base.monitorPool(ctx, "production")
 	require.NoError(t, err)
