@@ -12,6 +12,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/demo"
 	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/monitor/sources"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
@@ -78,7 +79,7 @@ func TestPerfPhaseThroughPerfDSN(t *testing.T) {
 	require.NoError(t, demo.Setup(ctx, db.Pool))
 	_, err := demo.Seed(ctx, db.Pool, demo.Options{Workspaces: 1, WorkflowsPerWorkspace: 20, Seed: 3})
 	require.NoError(t, err)
-	p, err := plan.ParseSQL(sqlassets.Migration)
+	p, err := sqlplan.ParseSQL(sqlassets.Migration)
 	require.NoError(t, err)
 	for _, fk := range p.ForeignKeys {
 		db.Exec(t, fk.AddSQL(true))

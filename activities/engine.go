@@ -22,6 +22,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/migrate"
 	"github.com/fkrollout/fkrollout/internal/engine/pgerr"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/engine/stats"
 	"github.com/fkrollout/fkrollout/workflows"
 )
@@ -39,9 +40,9 @@ func (a *Activities) ParsePlan(ctx context.Context, in workflows.ParsePlanInput)
 	var src *plan.Source
 	var err error
 	if in.Format == "" {
-		src, err = plan.ParseAutoSource(in.Text)
+		src, err = sqlplan.ParseAutoSource(in.Text)
 	} else {
-		src, err = plan.Parse(in.Text, plan.Format(in.Format))
+		src, err = sqlplan.Parse(in.Text, plan.Format(in.Format))
 	}
 	if err != nil {
 		return workflows.ParsePlanResult{}, planErr(err)

@@ -25,6 +25,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/migrate"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/engine/stats"
 )
 
@@ -157,7 +158,7 @@ func (f *engineFlags) open(ctx context.Context, args []string) (plan.Plan, *pgxp
 	if err := f.parse(args); err != nil {
 		return plan.Plan{}, nil, err
 	}
-	p, err := plan.Load(f.planPath)
+	p, err := sqlplan.Load(f.planPath)
 	if err != nil {
 		return plan.Plan{}, nil, err
 	}
@@ -201,7 +202,7 @@ func (f *engineFlags) connect(ctx context.Context) (*pgxpool.Pool, error) {
 // lintFile reads a plan file (type by extension) and lints it the way the
 // workflow does: one parser and one rule set for every path.
 func lintFile(path string, strict bool) (plan.Plan, []plan.Finding, error) {
-	src, err := plan.LoadSource(path)
+	src, err := sqlplan.LoadSource(path)
 	if err != nil {
 		return plan.Plan{}, nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/workflows"
 )
@@ -233,9 +234,9 @@ func planName(in workflows.Input) string {
 	var src *plan.Source
 	var err error
 	if in.PlanFormat == "" {
-		src, err = plan.ParseAutoSource(in.Plan)
+		src, err = sqlplan.ParseAutoSource(in.Plan)
 	} else {
-		src, err = plan.Parse(in.Plan, plan.Format(in.PlanFormat))
+		src, err = sqlplan.Parse(in.Plan, plan.Format(in.PlanFormat))
 	}
 	if err != nil {
 		return ""
@@ -631,7 +632,7 @@ func (quietLogger) Error(msg string, kv ...any) {
 // extension. It parses the file first, so an empty, comment-only or broken
 // plan is refused here, naming the file, instead of after the start.
 func readPlanFile(path string) (text, format string, err error) {
-	src, err := plan.LoadSource(path)
+	src, err := sqlplan.LoadSource(path)
 	if err != nil {
 		return "", "", fmt.Errorf("--plan: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/engine/discover"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 )
 
@@ -65,7 +66,7 @@ func TestChinookMigrationRestoresTheDroppedKeys(t *testing.T) {
 	rep := run(t, db.Pool, discover.Options{})
 	require.Len(t, rep.Candidates, 11, "found %v", keys(found(rep)))
 
-	src, err := plan.Parse(rep.Migration, plan.FormatSQL)
+	src, err := sqlplan.Parse(rep.Migration, plan.FormatSQL)
 	require.NoError(t, err)
 	for _, f := range src.Lint(plan.LintOptions{Strict: true}) {
 		assert.NotEqual(t, plan.SeverityError, f.Severity, f.String())
@@ -194,7 +195,7 @@ func TestShopHardCases(t *testing.T) {
 	assert.Equal(t, "shipments_order_id_line_no_fkey", comp.Name)
 	assert.Equal(t, "order_lines_pkey", got[`shop.order_lines(order_id) → shop."SalesOrder"("OrderId")`].Index.Name)
 
-	src, err := plan.Parse(rep.Migration, plan.FormatSQL)
+	src, err := sqlplan.Parse(rep.Migration, plan.FormatSQL)
 	require.NoError(t, err)
 	for _, f := range src.Lint(plan.LintOptions{Strict: true}) {
 		assert.NotEqual(t, plan.SeverityError, f.Severity, f.String())

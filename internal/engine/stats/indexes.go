@@ -11,28 +11,15 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 )
 
-// IndexAdvice says whether a foreign key's referencing columns are indexed.
-// Without such an index every DELETE/UPDATE of a parent key scans the child
-// table (the seeds' Step 4.4 "Seq Scan (bad, may need index)").
-type IndexAdvice struct {
-	FK      string   `json:"fk"`    // fk.ID(): schema.table.constraint
-	Table   string   `json:"table"` // human schema.table
-	Columns []string `json:"columns"`
-	Covered bool     `json:"covered"`
-	// Index is the existing covering index's name when Covered.
-	Index string `json:"index,omitempty"`
-	// Statement creates the missing index when not Covered.
-	Statement string `json:"statement,omitempty"`
-	// TableRef and IndexName carry the unquoted catalog names CreateIndex
-	// needs (IndexName is the name Statement would create).
-	TableRef  plan.TableName `json:"table_ref"`
-	IndexName string         `json:"index_name"`
-}
+// IndexAdvice is plan.IndexAdvice: the type lives with the plan types so
+// that the perf phase's results can carry it without this package's driver.
+type IndexAdvice = plan.IndexAdvice
 
 // indexesSQL lists, for one table, every btree index usable by the
 // referential check: valid, ready, not partial (a partial index cannot serve

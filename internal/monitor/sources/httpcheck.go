@@ -1,8 +1,6 @@
 package sources
 
 import (
-	"github.com/fkrollout/fkrollout/internal/monitor"
-
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/fkrollout/fkrollout/internal/monitor"
 )
 
 // HTTPSource runs smoke checks every interval. A check that cannot connect
@@ -27,7 +27,7 @@ func (h *HTTPSource) Name() string { return h.SourceName }
 // Provides implements monitor.Source.
 func (h *HTTPSource) Provides() []string { return []string{monitor.MetricSmokeFailures} }
 
-// monitor.Collect implements monitor.Source.
+// Collect implements monitor.Source.
 func (h *HTTPSource) Collect(ctx context.Context, _ json.RawMessage) (monitor.Reading, error) {
 	r := monitor.Reading{Values: map[string]float64{}}
 	failed := 0

@@ -1,8 +1,6 @@
 package sources
 
 import (
-	"github.com/fkrollout/fkrollout/internal/monitor"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/monitor"
 )
 
 // DB is what the PostgreSQL source needs (*pgxpool.Pool satisfies it).
@@ -87,7 +86,7 @@ type pgssStatus struct {
 	reason string
 }
 
-// monitor.Collect implements monitor.Source.
+// Collect implements monitor.Source.
 func (p *PGSource) Collect(ctx context.Context, raw json.RawMessage) (monitor.Reading, error) {
 	now := time.Now
 	if p.Now != nil {

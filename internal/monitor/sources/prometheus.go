@@ -1,8 +1,6 @@
 package sources
 
 import (
-	"github.com/fkrollout/fkrollout/internal/monitor"
-
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/fkrollout/fkrollout/internal/monitor"
 )
 
 // PromSource evaluates PromQL instant queries over Prometheus' HTTP API
@@ -45,7 +45,7 @@ func (p *PromSource) Name() string { return p.SourceName }
 // Provides implements monitor.Source.
 func (p *PromSource) Provides() []string { return slices.Sorted(maps.Keys(p.Queries)) }
 
-// monitor.Collect implements monitor.Source. Prometheus queries carry their own windows
+// Collect implements monitor.Source. Prometheus queries carry their own windows
 // (rate(...[5m])), so the source keeps no cursor.
 func (p *PromSource) Collect(ctx context.Context, _ json.RawMessage) (monitor.Reading, error) {
 	now := time.Now
