@@ -70,7 +70,7 @@ func ChinookPath(t testing.TB) string {
 // default names, so the result matches the original.
 func ChinookMigration(t testing.TB, flavour string) string {
 	t.Helper()
-	p := filepath.Join(repoRoot(t), "internal", "pgtest", "testdata", "chinook", flavour+".sql")
+	p := filepath.Join(repoRoot(t), "internal", "testkit", "pgtest", "testdata", "chinook", flavour+".sql")
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatalf("pgtest: Chinook migration %q: %v", flavour, err)
