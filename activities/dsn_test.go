@@ -35,7 +35,7 @@ func TestOptionalDSNsSelectTheirPools(t *testing.T) {
 	main := pgtest.NewRole(t, db)
 	perfRole := pgtest.NewScriptRole(t, db, sqlassets.PerfRole, map[string]string{"schema": "public"})
 	monRole := pgtest.NewScriptRole(t, db, sqlassets.MonitorRole, nil)
-	a := New(cfgWith(map[string]config.Environment{
+	a := mustNew(t, cfgWith(map[string]config.Environment{
 		"plain":    {DSN: main.DSN},
 		"separate": {DSN: main.DSN, PerfDSN: perfRole.DSN, MonitorDSN: monRole.DSN},
 	}), nil, nil)
@@ -126,7 +126,7 @@ func TestMonitorPostgresSourceUsesMonitorDSN(t *testing.T) {
 	db.Exec(t, `CREATE TABLE orders (id int PRIMARY KEY)`)
 	main := pgtest.NewRole(t, db)
 	monRole := pgtest.NewScriptRole(t, db, sqlassets.MonitorRole, nil)
-	base := New(cfgWith(map[string]config.Environment{"production": {DSN: main.DSN, MonitorDSN: monRole.DSN}}), nil, nil)
+	base := mustNew(t, cfgWith(map[string]config.Environment{"production": {DSN: main.DSN, MonitorDSN: monRole.DSN}}), nil, nil)
 	defer base.Close()
 	m := NewMonitorActivities(base, monitor.Config{Sources: map[string]monitor.SourceConfig{
 		"pg": {Kind: monitor.KindPostgres, Environment: "production"},

@@ -247,16 +247,12 @@ func safeName(s string) string {
 
 // migrateOptions binds ownership to the workflow run (runID) as well as the
 // rollout: a rollout id can be reused once its run has closed.
-func (a *Activities) migrateOptions(ctx context.Context, rolloutID, runID string, hb *heartbeater) (migrate.Options, error) {
-	lock, err := a.Config.LockPolicy()
-	if err != nil {
-		return migrate.Options{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
-	}
-	return migrate.Options{RolloutID: rolloutID, RunID: runID, Lock: lock, Progress: func(ev migrate.Event) {
+func (a *Activities) migrateOptions(rolloutID, runID string, hb *heartbeater) migrate.Options {
+	return migrate.Options{RolloutID: rolloutID, RunID: runID, Lock: a.Lock, Progress: func(ev migrate.Event) {
 		if hb != nil {
 			hb.set(ev)
 		}
-	}}, nil
+	}}
 }
 
 // ApplyConstraint adds one constraint NOT VALID (idempotent: an existing
@@ -284,10 +280,7 @@ func (a *Activities) ddl(ctx context.Context, in workflows.ConstraintInput, what
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: 1, Item: in.FK.Name, Note: what})
 	defer hb.end()
-	opts, err := a.migrateOptions(ctx, in.RolloutID, in.RunID, hb)
-	if err != nil {
-		return workflows.ConstraintResult{}, err
-	}
+	opts := a.migrateOptions(in.RolloutID, in.RunID, hb)
 	r, err := fn(ctx, pool, in.FK, opts)
 	if err != nil {
 		if errors.Is(err, migrate.ErrOrphans) {
@@ -331,13 +324,9 @@ func (a *Activities) Remediate(ctx context.Context, in workflows.RemediateInput)
 			return workflows.RemediationResult{}, refused(fmt.Sprintf("set-null is impossible for %s: %s is NOT NULL", in.FK.Name, strings.Join(in.FK.Columns, ", ")))
 		}
 	}
-	lock, err := a.Config.LockPolicy()
-	if err != nil {
-		return workflows.RemediationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
-	}
 	hb := a.startHeartbeat(ctx, Progress{Item: in.FK.Name, Note: in.Mode})
 	defer hb.end()
-	r, err := audit.Remediate(ctx, pool, in.FK, mode, in.RolloutID, audit.RemediateOptions{BatchSize: a.Config.Audit.RemediationBatch, Lock: lock, RunID: in.RunID})
+	r, err := audit.Remediate(ctx, pool, in.FK, mode, in.RolloutID, audit.RemediateOptions{BatchSize: a.Config.Audit.RemediationBatch, Lock: a.Lock, RunID: in.RunID})
 	if err != nil {
 		err = fmt.Errorf("remediate %s on %s: %w", in.FK.Name, in.Environment, err)
 		if errors.Is(err, audit.ErrDependents) || errors.Is(err, audit.ErrNotPossible) || errors.Is(err, audit.ErrUncapturedChanges) || errors.Is(err, audit.ErrTooDeep) {
@@ -419,7 +408,7 @@ func (a *Activities) Quarantine(ctx context.Context, in workflows.QuarantineInpu
 	var restored int64
 	var restoreErr string
 	if in.Restore {
-		n, err := audit.RestoreAll(ctx, pool, in.RolloutID, in.RunID)
+		n, err := audit.RestoreAll(ctx, pool, a.Lock, in.RolloutID, in.RunID)
 		if err != nil {
 			restoreErr = a.redact(err.Error())
 		}
@@ -474,7 +463,7 @@ func (a *Activities) RunBehaviourTests(ctx context.Context, in workflows.Behavio
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.FKs), Note: "behaviour tests"})
 	defer hb.end()
-	res, err := behave.Run(ctx, pool, in.FKs)
+	res, err := behave.Run(ctx, pool, in.FKs, a.Lock)
 	if err != nil {
 		if errors.Is(err, behave.ErrBadInput) {
 			return nil, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), workflows.ErrTypePlan, nil)
@@ -508,10 +497,7 @@ func (a *Activities) Rollback(ctx context.Context, in workflows.RollbackInput) (
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.Plan.ForeignKeys), Note: "rollback"})
 	defer hb.end()
-	opts, err := a.migrateOptions(ctx, in.RolloutID, in.RunID, hb)
-	if err != nil {
-		return nil, err
-	}
+	opts := a.migrateOptions(in.RolloutID, in.RunID, hb)
 	res, err := migrate.Rollback(ctx, pool, in.RolloutID, in.Plan, opts)
 	if err != nil {
 		return nil, a.clean(fmt.Errorf("rollback on %s: %w", in.Environment, err))

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/config"
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/perf"
 	"github.com/fkrollout/fkrollout/internal/perf/explain"
 	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
@@ -200,11 +201,7 @@ func (a *Activities) PerfExplain(ctx context.Context, in workflows.PerfExplainIn
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.FKs), Note: "EXPLAIN of the referential checks"})
 	defer hb.end()
-	lock, err := a.Config.LockPolicy()
-	if err != nil {
-		return out, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
-	}
-	opts := explain.Options{LockTimeout: lock.LockTimeout}
+	opts := explain.Options{LockTimeout: a.Lock.LockTimeout}
 	checks, err := explain.FKsWith(ctx, pool, in.FKs, opts)
 	if err != nil {
 		return out, a.perfErr(fmt.Errorf("explain on %s: %w", in.Environment, err))
@@ -222,7 +219,7 @@ func (a *Activities) PerfExplain(ctx context.Context, in workflows.PerfExplainIn
 		}
 		// Idempotent under retry: stats.CreateIndex uses IF NOT EXISTS and
 		// a re-run's EXPLAIN no longer recommends a built index.
-		built, err := explain.CreateRecommendedIndexes(ctx, ddl, checks, lock.LockTimeout)
+		built, err := explain.CreateRecommendedIndexes(ctx, ddl, checks, a.Lock.LockTimeout)
 		out.IndexesBuilt = built
 		if err != nil {
 			return out, a.perfErr(fmt.Errorf("create recommended indexes on %s: %w", in.Environment, err))
@@ -290,7 +287,7 @@ func (a *Activities) dsnPool(ctx context.Context, env, field string, pick func(c
 	// As the main pool (activities.go): few connections, given back soon.
 	cfg.MaxConns = 4
 	cfg.MaxConnIdleTime = time.Minute
-	cfg.ConnConfig.RuntimeParams["application_name"] = "fkrollout-worker-" + strings.TrimSuffix(field, "_dsn")
+	dbx.StartupParams(&cfg.ConnConfig.Config, dbx.Settings{ApplicationName: "fkrollout-worker-" + strings.TrimSuffix(field, "_dsn")})
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, a.clean(fmt.Errorf("connect to %s (%s): %w", env, field, err))

@@ -168,7 +168,7 @@ func TestPerfWorkloadResolution(t *testing.T) {
 }
 
 func TestPerfActivitiesAreRegistered(t *testing.T) {
-	names := New(cfgWith(nil), nil, nil).byName()
+	names := mustNew(t, cfgWith(nil), nil, nil).byName()
 	for _, n := range workflows.PerfActivityNames {
 		assert.Contains(t, names, n)
 	}

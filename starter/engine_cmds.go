@@ -476,12 +476,12 @@ var cmdRestore = wrap(func(ctx context.Context, args []string, stdout, stderr io
 	defer pool.Close()
 	var restored map[string]int64
 	if *fkName != "" {
-		n, err := audit.RestoreRun(ctx, pool, f.rolloutID, *runID, *fkName)
+		n, err := audit.RestoreRun(ctx, pool, dbx.DefaultLockPolicy(), f.rolloutID, *runID, *fkName)
 		if err != nil {
 			return err
 		}
 		restored = map[string]int64{*fkName: n}
-	} else if restored, err = audit.RestoreAll(ctx, pool, f.rolloutID, *runID); err != nil {
+	} else if restored, err = audit.RestoreAll(ctx, pool, dbx.DefaultLockPolicy(), f.rolloutID, *runID); err != nil {
 		return err
 	}
 	if f.json {
@@ -627,7 +627,7 @@ var cmdBehave = wrap(func(ctx context.Context, args []string, stdout, stderr io.
 		return err
 	}
 	defer pool.Close()
-	res, err := behave.Run(ctx, pool, p.Sorted())
+	res, err := behave.Run(ctx, pool, p.Sorted(), dbx.DefaultLockPolicy())
 	if err != nil {
 		return err
 	}

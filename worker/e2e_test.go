@@ -115,7 +115,10 @@ func startRolloutWorker(t *testing.T, c client.Client, queuePrefix string, cfg *
 	tq := queuePrefix + "-" + randHex(4)
 	w := worker.New(c, tq, worker.Options{})
 	workflows.Register(w)
-	acts := activities.New(cfg, n, log)
+	acts, err := activities.New(cfg, n, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	acts.SlackSigner = slackSignerPublicKey(cfg)
 	t.Cleanup(acts.Close)
 	acts.Register(w)

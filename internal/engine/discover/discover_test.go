@@ -241,7 +241,7 @@ type roTracer struct {
 	violations []string
 }
 
-type txState struct{ inTx, readOnly, timeouts bool }
+type txState struct{ inTx, readOnly, lockTimeout, statementTimeout bool }
 
 func (tr *roTracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	sql := strings.ToLower(strings.TrimSpace(d.SQL))
@@ -257,11 +257,13 @@ func (tr *roTracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, d pgx.T
 		*st = txState{inTx: true, readOnly: strings.Contains(sql, "read only")}
 	case sql == "rollback" || sql == "commit":
 		st.inTx = false
-	case strings.Contains(sql, "set_config('statement_timeout'") && strings.Contains(sql, "'lock_timeout'"):
-		st.timeouts = st.inTx
+	case strings.HasPrefix(sql, "set local lock_timeout"):
+		st.lockTimeout = st.inTx
+	case strings.HasPrefix(sql, "set local statement_timeout"):
+		st.statementTimeout = st.inTx
 	default:
 		tr.statements++
-		if !st.inTx || !st.readOnly || !st.timeouts {
+		if !st.inTx || !st.readOnly || !st.lockTimeout || !st.statementTimeout {
 			tr.violations = append(tr.violations, fmt.Sprintf("%+v: %.80s", *st, sql))
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 )
 
@@ -171,14 +172,14 @@ func CreateIndex(ctx context.Context, pool *pgxpool.Pool, a IndexAdvice, lockTim
 	defer func() {
 		// A session whose lock_timeout could not be reset must not go back to
 		// the pool with our setting on it.
-		if _, rerr := conn.Exec(context.WithoutCancel(ctx), "RESET lock_timeout"); rerr != nil {
+		if rerr := dbx.Reset(context.WithoutCancel(ctx), conn, dbx.Settings{LockTimeout: lockTimeout}); rerr != nil {
 			_ = conn.Hijack().Close(context.WithoutCancel(ctx))
 			return
 		}
 		conn.Release()
 	}()
-	if _, err := conn.Exec(ctx, fmt.Sprintf("SET lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
-		return fmt.Errorf("create index %s: set lock_timeout: %w", a.IndexName, err)
+	if err := dbx.Apply(ctx, conn, dbx.Settings{LockTimeout: lockTimeout}, dbx.Session); err != nil {
+		return fmt.Errorf("create index %s: %w", a.IndexName, err)
 	}
 	qualified := pgx.Identifier{a.TableRef.Schema, a.IndexName}.Sanitize()
 
@@ -223,8 +224,8 @@ func CreateIndex(ctx context.Context, pool *pgxpool.Pool, a IndexAdvice, lockTim
 // leftover before building.
 func dropInvalid(ctx context.Context, conn *pgxpool.Conn, qualified string, lockTimeout time.Duration) error {
 	cleanup := max(10*lockTimeout, 10*time.Second)
-	if _, err := conn.Exec(ctx, fmt.Sprintf("SET lock_timeout = %d", cleanup.Milliseconds())); err != nil {
-		return fmt.Errorf("set cleanup lock_timeout: %w", err)
+	if err := dbx.Apply(ctx, conn, dbx.Settings{LockTimeout: cleanup}, dbx.Session); err != nil {
+		return fmt.Errorf("cleanup: %w", err)
 	}
 	if _, err := conn.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+qualified); err != nil {
 		return err

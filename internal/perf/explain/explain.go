@@ -41,6 +41,10 @@ func (o Options) normalised() Options {
 	return o
 }
 
+func (o Options) settings() dbx.Settings {
+	return dbx.Settings{LockTimeout: o.LockTimeout, StatementTimeout: o.StatementTimeout}
+}
+
 // FKs checks every foreign key with default options.
 func FKs(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey) ([]perf.PlanCheck, error) {
 	return FKsWith(ctx, pool, fks, Options{})
@@ -122,9 +126,10 @@ func explainOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o O
 		_, _ = conn.Exec(bg, "DEALLOCATE fkr_ri_check")
 		conn.Release()
 	}()
+	if err := dbx.Apply(ctx, tx, o.settings(), dbx.Transaction); err != nil {
+		return c, err
+	}
 	for _, s := range []string{
-		fmt.Sprintf("SET LOCAL lock_timeout = %d", o.LockTimeout.Milliseconds()),
-		fmt.Sprintf("SET LOCAL statement_timeout = %d", o.StatementTimeout.Milliseconds()),
 		"SET LOCAL plan_cache_mode = force_generic_plan",
 		"SET LOCAL standard_conforming_strings = on",
 	} {
@@ -412,13 +417,8 @@ func explainOp(ctx context.Context, pool *pgxpool.Pool, op loadgen.SampleOp, o O
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	for _, s := range []string{
-		fmt.Sprintf("SET LOCAL lock_timeout = %d", o.LockTimeout.Milliseconds()),
-		fmt.Sprintf("SET LOCAL statement_timeout = %d", o.StatementTimeout.Milliseconds()),
-	} {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			return nil, fmt.Errorf("%s: %w", s, err)
-		}
+	if err := dbx.Apply(ctx, tx, o.settings(), dbx.Transaction); err != nil {
+		return nil, err
 	}
 	var out []perf.QueryCheck
 	for i, st := range op.Statements {
