@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/config"
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/migrate"
 	"github.com/fkrollout/fkrollout/internal/engine/pgerr"
 	"github.com/fkrollout/fkrollout/internal/notify"
@@ -37,20 +38,29 @@ type Activities struct {
 	// SlackSigner is the public key of the worker's Slack handler, put in
 	// every rollout's effective policy ("" when Slack decisions are off).
 	SlackSigner string
+	// Lock is the lock policy every statement on a target database runs
+	// under (dbx sets it on each transaction): Config.Lock resolved once,
+	// when the activities are built.
+	Lock dbx.LockPolicy
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
 }
 
-// New builds the activities; a nil notifier logs events.
-func New(cfg *config.Config, n notify.Notifier, log *slog.Logger) *Activities {
+// New builds the activities; a nil notifier logs events. A lock section
+// that does not parse is refused here, before any activity runs.
+func New(cfg *config.Config, n notify.Notifier, log *slog.Logger) (*Activities, error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	if n == nil {
 		n = notify.LogNotifier{Log: log}
 	}
-	return &Activities{Config: cfg, Notifier: n, Log: log, HeartbeatEvery: 2 * time.Second, pools: map[string]*pgxpool.Pool{}}
+	lock, err := cfg.LockPolicy()
+	if err != nil {
+		return nil, fmt.Errorf("activities: %w", err)
+	}
+	return &Activities{Config: cfg, Notifier: n, Log: log, HeartbeatEvery: 2 * time.Second, Lock: lock, pools: map[string]*pgxpool.Pool{}}, nil
 }
 
 // Registerer is the part of worker.Worker (and the test environment) used here.

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/monitor"
+	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	"github.com/fkrollout/fkrollout/workflows"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
@@ -27,7 +29,7 @@ import (
 func newEnv(t *testing.T, cfg *config.Config) (*testsuite.TestActivityEnvironment, *Activities) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
-	a := New(cfg, nil, nil)
+	a := mustNew(t, cfg, nil, nil)
 	t.Cleanup(a.Close)
 	a.Register(env)
 	return env, a
@@ -185,7 +187,7 @@ func (r registered) RegisterActivityWithOptions(_ any, o activity.RegisterOption
 // Every activity any workflow schedules is registered by the worker's two
 // activity sets, under the name the workflow uses.
 func TestEveryWorkflowActivityIsRegistered(t *testing.T) {
-	a := New(cfgWith(nil), nil, nil)
+	a := mustNew(t, cfgWith(nil), nil, nil)
 	names := registered{}
 	a.Register(names)
 	NewMonitorActivities(a, monitor.Config{}).Register(names)
@@ -199,7 +201,7 @@ func TestEveryWorkflowActivityIsRegistered(t *testing.T) {
 // keep its database's connection slots).
 func TestEnvironmentPoolGivesIdleConnectionsBack(t *testing.T) {
 	db := pgtest.New(t)
-	a := New(cfgWith(map[string]config.Environment{"tenant_a": {DSN: db.DSN}}), nil, nil)
+	a := mustNew(t, cfgWith(map[string]config.Environment{"tenant_a": {DSN: db.DSN}}), nil, nil)
 	defer a.Close()
 	p, err := a.pool(context.Background(), "tenant_a")
 	require.NoError(t, err)
@@ -258,4 +260,12 @@ func TestActivitiesBindOwnershipToRun(t *testing.T) {
 	require.Len(t, rb, 1)
 	assert.Equal(t, "dropped", rb[0].Action)
 	assert.Zero(t, db.Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = 'fk_child_parent'"))
+}
+
+// mustNew is New for tests, whose configurations are valid.
+func mustNew(t testing.TB, cfg *config.Config, n notify.Notifier, log *slog.Logger) *Activities {
+	t.Helper()
+	a, err := New(cfg, n, log)
+	require.NoError(t, err)
+	return a
 }

@@ -13,7 +13,9 @@ import (
 	"github.com/fkrollout/fkrollout/internal/demo"
 	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/monitor"
+	"github.com/fkrollout/fkrollout/internal/monitor/sources"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
@@ -35,7 +37,7 @@ func TestOptionalDSNsSelectTheirPools(t *testing.T) {
 	main := pgtest.NewRole(t, db)
 	perfRole := pgtest.NewScriptRole(t, db, sqlassets.PerfRole, map[string]string{"schema": "public"})
 	monRole := pgtest.NewScriptRole(t, db, sqlassets.MonitorRole, nil)
-	a := New(cfgWith(map[string]config.Environment{
+	a := mustNew(t, cfgWith(map[string]config.Environment{
 		"plain":    {DSN: main.DSN},
 		"separate": {DSN: main.DSN, PerfDSN: perfRole.DSN, MonitorDSN: monRole.DSN},
 	}), nil, nil)
@@ -79,7 +81,7 @@ func TestPerfPhaseThroughPerfDSN(t *testing.T) {
 	require.NoError(t, demo.Setup(ctx, db.Pool))
 	_, err := demo.Seed(ctx, db.Pool, demo.Options{Workspaces: 1, WorkflowsPerWorkspace: 20, Seed: 3})
 	require.NoError(t, err)
-	p, err := plan.ParseSQL(sqlassets.Migration)
+	p, err := sqlplan.ParseSQL(sqlassets.Migration)
 	require.NoError(t, err)
 	for _, fk := range p.ForeignKeys {
 		db.Exec(t, fk.AddSQL(true))
@@ -126,7 +128,7 @@ func TestMonitorPostgresSourceUsesMonitorDSN(t *testing.T) {
 	db.Exec(t, `CREATE TABLE orders (id int PRIMARY KEY)`)
 	main := pgtest.NewRole(t, db)
 	monRole := pgtest.NewScriptRole(t, db, sqlassets.MonitorRole, nil)
-	base := New(cfgWith(map[string]config.Environment{"production": {DSN: main.DSN, MonitorDSN: monRole.DSN}}), nil, nil)
+	base := mustNew(t, cfgWith(map[string]config.Environment{"production": {DSN: main.DSN, MonitorDSN: monRole.DSN}}), nil, nil)
 	defer base.Close()
 	m := NewMonitorActivities(base, monitor.Config{Sources: map[string]monitor.SourceConfig{
 		"pg": {Kind: monitor.KindPostgres, Environment: "production"},
@@ -134,7 +136,7 @@ func TestMonitorPostgresSourceUsesMonitorDSN(t *testing.T) {
 	srcs, err := m.sources(ctx, "production", []string{"pg"}, []plan.TableName{{Schema: "public", Name: "orders"}})
 	require.NoError(t, err)
 	require.Len(t, srcs, 1)
-	pg, ok := srcs[0].(*monitor.PGSource)
+	pg, ok := srcs[0].(*sources.PGSource)
 	require.True(t, ok)
 	want, err := base.monitorPool(ctx, "production")
 	require.NoError(t, err)
@@ -150,7 +152,7 @@ func TestPoolHonoursTheDSNsPoolSize(t *testing.T) {
 	db := pgtest.New(t)
 	role := pgtest.NewRole(t, db)
 	perfRole := pgtest.NewScriptRole(t, db, sqlassets.PerfRole, map[string]string{"schema": "public"})
-	a := New(cfgWith(map[string]config.Environment{
+	a := mustNew(t, cfgWith(map[string]config.Environment{
 		"default": {DSN: role.DSN},
 		"sized":   {DSN: withParam(role.DSN, "pool_max_conns=9"), PerfDSN: withParam(perfRole.DSN, "pool_max_conns=2")},
 	}), nil, nil)

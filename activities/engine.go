@@ -21,6 +21,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/migrate"
 	"github.com/fkrollout/fkrollout/internal/engine/pgerr"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/engine/stats"
 	"github.com/fkrollout/fkrollout/workflows/approval"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
@@ -40,9 +41,9 @@ func (a *Activities) ParsePlan(ctx context.Context, in rollout.ParsePlanInput) (
 	var src *plan.Source
 	var err error
 	if in.Format == "" {
-		src, err = plan.ParseAutoSource(in.Text)
+		src, err = sqlplan.ParseAutoSource(in.Text)
 	} else {
-		src, err = plan.Parse(in.Text, plan.Format(in.Format))
+		src, err = sqlplan.Parse(in.Text, plan.Format(in.Format))
 	}
 	if err != nil {
 		return rollout.ParsePlanResult{}, planErr(err)
@@ -247,16 +248,12 @@ func safeName(s string) string {
 
 // migrateOptions binds ownership to the workflow run (runID) as well as the
 // rollout: a rollout id can be reused once its run has closed.
-func (a *Activities) migrateOptions(ctx context.Context, rolloutID, runID string, hb *heartbeater) (migrate.Options, error) {
-	lock, err := a.Config.LockPolicy()
-	if err != nil {
-		return migrate.Options{}, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
-	}
-	return migrate.Options{RolloutID: rolloutID, RunID: runID, Lock: lock, Progress: func(ev migrate.Event) {
+func (a *Activities) migrateOptions(rolloutID, runID string, hb *heartbeater) migrate.Options {
+	return migrate.Options{RolloutID: rolloutID, RunID: runID, Lock: a.Lock, Progress: func(ev migrate.Event) {
 		if hb != nil {
 			hb.set(ev)
 		}
-	}}, nil
+	}}
 }
 
 // ApplyConstraint adds one constraint NOT VALID (idempotent: an existing
@@ -284,10 +281,7 @@ func (a *Activities) ddl(ctx context.Context, in rollout.ConstraintInput, what s
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: 1, Item: in.FK.Name, Note: what})
 	defer hb.end()
-	opts, err := a.migrateOptions(ctx, in.RolloutID, in.RunID, hb)
-	if err != nil {
-		return rollout.ConstraintResult{}, err
-	}
+	opts := a.migrateOptions(in.RolloutID, in.RunID, hb)
 	r, err := fn(ctx, pool, in.FK, opts)
 	if err != nil {
 		if errors.Is(err, migrate.ErrOrphans) {
@@ -330,13 +324,9 @@ func (a *Activities) Remediate(ctx context.Context, in rollout.RemediateInput) (
 			return rollout.RemediationResult{}, refused(fmt.Sprintf("set-null is impossible for %s: %s is NOT NULL", in.FK.Name, strings.Join(in.FK.Columns, ", ")))
 		}
 	}
-	lock, err := a.Config.LockPolicy()
-	if err != nil {
-		return rollout.RemediationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
-	}
 	hb := a.startHeartbeat(ctx, Progress{Item: in.FK.Name, Note: in.Mode})
 	defer hb.end()
-	r, err := audit.Remediate(ctx, pool, in.FK, mode, in.RolloutID, audit.RemediateOptions{BatchSize: a.Config.Audit.RemediationBatch, Lock: lock, RunID: in.RunID})
+	r, err := audit.Remediate(ctx, pool, in.FK, mode, in.RolloutID, audit.RemediateOptions{BatchSize: a.Config.Audit.RemediationBatch, Lock: a.Lock, RunID: in.RunID})
 	if err != nil {
 		err = fmt.Errorf("remediate %s on %s: %w", in.FK.Name, in.Environment, err)
 		if errors.Is(err, audit.ErrDependents) || errors.Is(err, audit.ErrNotPossible) || errors.Is(err, audit.ErrUncapturedChanges) || errors.Is(err, audit.ErrTooDeep) {
@@ -418,7 +408,7 @@ func (a *Activities) Quarantine(ctx context.Context, in rollout.QuarantineInput)
 	var restored int64
 	var restoreErr string
 	if in.Restore {
-		n, err := audit.RestoreAll(ctx, pool, in.RolloutID, in.RunID)
+		n, err := audit.RestoreAll(ctx, pool, a.Lock, in.RolloutID, in.RunID)
 		if err != nil {
 			restoreErr = a.redact(err.Error())
 		}
@@ -473,7 +463,7 @@ func (a *Activities) RunBehaviourTests(ctx context.Context, in rollout.Behaviour
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.FKs), Note: "behaviour tests"})
 	defer hb.end()
-	res, err := behave.Run(ctx, pool, in.FKs)
+	res, err := behave.Run(ctx, pool, in.FKs, a.Lock)
 	if err != nil {
 		if errors.Is(err, behave.ErrBadInput) {
 			return nil, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), steps.ErrTypePlan, nil)
@@ -507,10 +497,7 @@ func (a *Activities) Rollback(ctx context.Context, in rollout.RollbackInput) ([]
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.Plan.ForeignKeys), Note: "rollback"})
 	defer hb.end()
-	opts, err := a.migrateOptions(ctx, in.RolloutID, in.RunID, hb)
-	if err != nil {
-		return nil, err
-	}
+	opts := a.migrateOptions(in.RolloutID, in.RunID, hb)
 	res, err := migrate.Rollback(ctx, pool, in.RolloutID, in.Plan, opts)
 	if err != nil {
 		return nil, a.clean(fmt.Errorf("rollback on %s: %w", in.Environment, err))

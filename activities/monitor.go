@@ -22,6 +22,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/engine/stats"
 	"github.com/fkrollout/fkrollout/internal/monitor"
+	"github.com/fkrollout/fkrollout/internal/monitor/sources"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/workflows/steps"
 	"github.com/fkrollout/fkrollout/workflows/watch"
@@ -119,10 +120,10 @@ func (m *MonitorActivities) sources(ctx context.Context, env string, names []str
 	if m.Sources != nil {
 		srcs, err = m.Sources(ctx, names, tables)
 	} else {
-		srcs, err = m.Config.Build(ctx, names, monitor.Deps{
+		srcs, err = sources.Build(ctx, m.Config, names, sources.Deps{
 			Tables: tables,
 			Now:    m.Now,
-			DB: func(ctx context.Context, env string) (monitor.DB, error) {
+			DB: func(ctx context.Context, env string) (sources.DB, error) {
 				if m.StatsPool != nil {
 					return m.StatsPool(ctx, env)
 				}
@@ -243,7 +244,7 @@ func (m *MonitorActivities) HealthCheck(ctx context.Context, in watch.HealthEnvI
 	if err != nil {
 		return watch.HealthReport{}, fmt.Errorf("health check %s: %w", in.Environment, err)
 	}
-	fks, err := monitor.ListForeignKeys(ctx, pool, in.Schemas)
+	fks, err := sources.ListForeignKeys(ctx, pool, in.Schemas)
 	if err != nil {
 		return watch.HealthReport{}, fmt.Errorf("health check %s: %w", in.Environment, err)
 	}

@@ -279,7 +279,7 @@ func TestMonitorDefaultSourcesIncludeConfiguredSmokeChecks(t *testing.T) {
 		"production": {DSN: "postgres://app@127.0.0.1:1/none", SmokeChecks: []config.SmokeCheck{{Name: "health", URL: app.URL + "/health", ExpectStatus: 200}}},
 	}}
 	rec := &monitorRecordingNotifier{}
-	m := NewMonitorActivities(New(cfg, rec, nil), monitor.Config{Sources: map[string]monitor.SourceConfig{
+	m := NewMonitorActivities(mustNew(t, cfg, rec, nil), monitor.Config{Sources: map[string]monitor.SourceConfig{
 		"app": {Kind: monitor.KindPrometheus, URL: "http://127.0.0.1:1", Queries: map[string]string{"error_rate_pct": "vector(0)"}, Environment: "staging"},
 	}})
 	assert.Equal(t, []string{"smoke-production"}, m.Config.DefaultSources("production"))

@@ -20,7 +20,9 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/perf"
+	"github.com/fkrollout/fkrollout/internal/perf/explain"
 	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen/runner"
 	"github.com/fkrollout/fkrollout/internal/policy"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
@@ -170,7 +172,7 @@ func (a *Activities) PerfRun(ctx context.Context, in rollout.PerfRunInput) (load
 			}
 		}
 	}()
-	rep, err := loadgen.Run(ctx, pool, w, o)
+	rep, err := runner.Run(ctx, pool, w, o)
 	close(stop)
 	hb.end()
 	if err != nil {
@@ -199,12 +201,8 @@ func (a *Activities) PerfExplain(ctx context.Context, in rollout.PerfExplainInpu
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.FKs), Note: "EXPLAIN of the referential checks"})
 	defer hb.end()
-	lock, err := a.Config.LockPolicy()
-	if err != nil {
-		return out, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
-	}
-	opts := perf.ExplainOptions{LockTimeout: lock.LockTimeout}
-	checks, err := perf.ExplainFKsWith(ctx, pool, in.FKs, opts)
+	opts := explain.Options{LockTimeout: a.Lock.LockTimeout}
+	checks, err := explain.FKsWith(ctx, pool, in.FKs, opts)
 	if err != nil {
 		return out, a.perfErr(fmt.Errorf("explain on %s: %w", in.Environment, err))
 	}
@@ -221,23 +219,23 @@ func (a *Activities) PerfExplain(ctx context.Context, in rollout.PerfExplainInpu
 		}
 		// Idempotent under retry: stats.CreateIndex uses IF NOT EXISTS and
 		// a re-run's EXPLAIN no longer recommends a built index.
-		built, err := perf.CreateRecommendedIndexes(ctx, ddl, checks, lock.LockTimeout)
+		built, err := explain.CreateRecommendedIndexes(ctx, ddl, checks, a.Lock.LockTimeout)
 		out.IndexesBuilt = built
 		if err != nil {
 			return out, a.perfErr(fmt.Errorf("create recommended indexes on %s: %w", in.Environment, err))
 		}
 		hb.set(Progress{Total: len(in.FKs), Note: "EXPLAIN again with the new indexes"})
-		if checks, err = perf.ExplainFKsWith(ctx, pool, in.FKs, opts); err != nil {
+		if checks, err = explain.FKsWith(ctx, pool, in.FKs, opts); err != nil {
 			return out, a.perfErr(fmt.Errorf("explain on %s: %w", in.Environment, err))
 		}
 	}
 	out.FKChecks = checks
 	hb.set(Progress{Note: "EXPLAIN of the workload " + label})
-	samples, err := loadgen.Sample(ctx, pool, w)
+	samples, err := runner.Sample(ctx, pool, w)
 	if err != nil {
 		return out, a.perfErr(fmt.Errorf("sample workload %s on %s: %w", label, in.Environment, err))
 	}
-	if out.Queries, err = perf.ExplainWorkload(ctx, pool, samples, opts); err != nil {
+	if out.Queries, err = explain.Workload(ctx, pool, samples, opts); err != nil {
 		return out, a.perfErr(fmt.Errorf("explain workload %s on %s: %w", label, in.Environment, err))
 	}
 	activity.GetLogger(ctx).Info("perf explain", "environment", in.Environment, "checks", len(out.FKChecks),

@@ -11,7 +11,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/demo"
-	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
@@ -30,7 +30,7 @@ func TestPerfActivitiesOnDemoDatabase(t *testing.T) {
 	require.NoError(t, demo.Setup(ctx, db.Pool))
 	_, err := demo.Seed(ctx, db.Pool, demo.Options{Workspaces: 2, WorkflowsPerWorkspace: 40, Seed: 7})
 	require.NoError(t, err)
-	p, err := plan.ParseSQL(sqlassets.Migration)
+	p, err := sqlplan.ParseSQL(sqlassets.Migration)
 	require.NoError(t, err)
 	fks := p.ForeignKeys
 	require.Len(t, fks, 16)

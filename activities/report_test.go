@@ -53,7 +53,7 @@ func TestPublishReportWritesFileAndPosts(t *testing.T) {
 			n := &recordingNotifier{fail: tc.notifyErr}
 			var s testsuite.WorkflowTestSuite
 			env := s.NewTestActivityEnvironment()
-			a := New(&config.Config{ReportDir: dir}, n, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			a := mustNew(t, &config.Config{ReportDir: dir}, n, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			a.Register(env)
 			md := "# ✅ FK Rollout demo — COMPLETED\n\n| Metric | Target | Actual | Status |\n"
 			thread := notify.MessageRef{Channel: "C1", TS: "1.2"}
@@ -91,7 +91,7 @@ func TestPublishReportRefusesEmptyReportAndUnwritableDir(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte("x"), 0o644))
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
-	a := New(&config.Config{ReportDir: file}, &recordingNotifier{}, nil)
+	a := mustNew(t, &config.Config{ReportDir: file}, &recordingNotifier{}, nil)
 	a.Register(env)
 	_, err := env.ExecuteActivity(rollout.ActPublishReport, rollout.ReportInput{RolloutID: "r", Markdown: " "})
 	assert.ErrorContains(t, err, "publish report r: empty report")

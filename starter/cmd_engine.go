@@ -21,8 +21,10 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/backup"
 	"github.com/fkrollout/fkrollout/internal/engine/behave"
 	"github.com/fkrollout/fkrollout/internal/engine/catalog"
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/migrate"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/engine/stats"
 )
 
@@ -44,7 +46,7 @@ func engineCmd(use, short, example string) *cobra.Command {
 // lintFile reads a plan file (type by extension) and lints it the way the
 // workflow does: one parser and one rule set for every path.
 func lintFile(path string, strict bool) (plan.Plan, []plan.Finding, error) {
-	src, err := plan.LoadSource(path)
+	src, err := sqlplan.LoadSource(path)
 	if err != nil {
 		return plan.Plan{}, nil, err
 	}
@@ -340,7 +342,7 @@ func remediateOrphansCmd() *cobra.Command {
 func restoreCmd() *cobra.Command {
 	cmd := engineCmd("restore --rollout-id ID [--dsn DSN]", "put back the rows a rollout's remediation quarantined (parents first)",
 		"  fkrollout restore --rollout-id fkrollout-20260501-020000 --dsn \"$DSN\" --fk fk_punchlist_items_punchlist")
-	f := newEngineFlags(cmd.Flags()).withDB().withRollout()
+	f := newEngineFlags(cmd.Flags()).withDB().withRollout().withLock()
 	runID := cmd.Flags().String("run-id", "", "only the rows this run of the rollout quarantined (default: every run's)")
 	fkName := cmd.Flags().String("fk", "", "only the rows remediating this foreign key removed or changed (default: all)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -355,12 +357,12 @@ func restoreCmd() *cobra.Command {
 		defer pool.Close()
 		var restored map[string]int64
 		if *fkName != "" {
-			n, err := audit.RestoreRun(ctx, pool, f.rolloutID, *runID, *fkName)
+			n, err := audit.RestoreRun(ctx, pool, f.lockPolicy(), f.rolloutID, *runID, *fkName)
 			if err != nil {
 				return err
 			}
 			restored = map[string]int64{*fkName: n}
-		} else if restored, err = audit.RestoreAll(ctx, pool, f.rolloutID, *runID); err != nil {
+		} else if restored, err = audit.RestoreAll(ctx, pool, f.lockPolicy(), f.rolloutID, *runID); err != nil {
 			return err
 		}
 		if f.json {
@@ -524,7 +526,7 @@ func rollbackCmd() *cobra.Command {
 func behaveCmd() *cobra.Command {
 	cmd := engineCmd("behave --plan FILE [--dsn DSN]", "prove each foreign key rejects orphans and applies its actions (exit 1 when one does not)",
 		"  fkrollout behave --plan sql/migration.sql --dsn \"$DSN\"")
-	f := newEngineFlags(cmd.Flags()).withPlan().withDB()
+	f := newEngineFlags(cmd.Flags()).withPlan().withDB().withLock()
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
 		p, pool, err := f.open(ctx)
@@ -532,7 +534,7 @@ func behaveCmd() *cobra.Command {
 			return err
 		}
 		defer pool.Close()
-		res, err := behave.Run(ctx, pool, p.Sorted())
+		res, err := behave.Run(ctx, pool, p.Sorted(), f.lockPolicy())
 		if err != nil {
 			return err
 		}
@@ -599,7 +601,7 @@ func indexesCmd() *cobra.Command {
 		"  fkrollout indexes --plan sql/migration.sql --create")
 	f := newEngineFlags(cmd.Flags()).withPlan().withDB()
 	create := cmd.Flags().Bool("create", false, "create the missing indexes (CREATE INDEX CONCURRENTLY)")
-	lockTimeout := cmd.Flags().Duration("lock-timeout", 5*time.Second, "lock_timeout of each CREATE INDEX")
+	lockTimeout := cmd.Flags().Duration("lock-timeout", dbx.DefaultLockPolicy().LockTimeout, "lock_timeout of each CREATE INDEX")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
 		if *lockTimeout <= 0 {

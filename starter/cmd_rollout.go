@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/notify"
 )
 
@@ -184,9 +185,9 @@ func planName(in rollout.Input) string {
 	var src *plan.Source
 	var err error
 	if in.PlanFormat == "" {
-		src, err = plan.ParseAutoSource(in.Plan)
+		src, err = sqlplan.ParseAutoSource(in.Plan)
 	} else {
-		src, err = plan.Parse(in.Plan, plan.Format(in.PlanFormat))
+		src, err = sqlplan.Parse(in.Plan, plan.Format(in.PlanFormat))
 	}
 	if err != nil {
 		return ""
@@ -601,7 +602,7 @@ func controlCmd(name, kind, short string) *cobra.Command {
 // extension. It parses the file first, so an empty, comment-only or broken
 // plan is refused here, naming the file, instead of after the start.
 func readPlanFile(path string) (text, format string, err error) {
-	src, err := plan.LoadSource(path)
+	src, err := sqlplan.LoadSource(path)
 	if err != nil {
 		return "", "", fmt.Errorf("--plan: %w", err)
 	}

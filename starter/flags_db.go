@@ -13,6 +13,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/catalog"
 	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 )
 
 // DSNEnv is read when --dsn is not given, so the DSN stays out of shell
@@ -99,7 +100,7 @@ func (f *engineFlags) open(ctx context.Context) (plan.Plan, *pgxpool.Pool, error
 	if err := f.check(); err != nil {
 		return plan.Plan{}, nil, err
 	}
-	p, err := plan.Load(f.planPath)
+	p, err := sqlplan.Load(f.planPath)
 	if err != nil {
 		return plan.Plan{}, nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/fkrollout/fkrollout/internal/engine/audit"
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
@@ -239,7 +240,7 @@ func TestE2EChinookFromPgDump(t *testing.T) {
 	for name := range defs {
 		lab.db.Exec(t, `DO $$ DECLARE r record; BEGIN FOR r IN SELECT conrelid::regclass AS t FROM pg_constraint WHERE conname = '`+name+`' LOOP EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.t, '`+name+`'); END LOOP; END $$`)
 	}
-	restored, err := audit.RestoreAll(ctx, lab.db.Pool, id, "")
+	restored, err := audit.RestoreAll(ctx, lab.db.Pool, dbx.DefaultLockPolicy(), id, "")
 	require.NoError(t, err)
 	var total int64
 	for _, n := range restored {

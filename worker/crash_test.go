@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
@@ -80,7 +80,7 @@ func crashOnce(t *testing.T, srv *testsuite.DevServer, bin string) {
 	// One orphan holds the rollout at the remediation gate after every
 	// constraint is in NOT VALID: the moment to take the blocking lock.
 	seedDemo(t, db, map[string]int{"fk_workflow_stages_workflow_instance": 1})
-	p, err := plan.ParseAuto(sqlassets.Migration)
+	p, err := sqlplan.ParseAuto(sqlassets.Migration)
 	require.NoError(t, err)
 	first := p.Sorted()[0]
 

@@ -23,7 +23,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/demo"
 	"github.com/fkrollout/fkrollout/internal/engine/migrate"
-	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
@@ -117,7 +117,10 @@ func startRolloutWorker(t *testing.T, c client.Client, queuePrefix string, cfg *
 	tq := queuePrefix + "-" + randHex(4)
 	w := worker.New(c, tq, worker.Options{})
 	workflows.Register(w)
-	acts := activities.New(cfg, n, log)
+	acts, err := activities.New(cfg, n, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	acts.SlackSigner = slackSignerPublicKey(cfg)
 	t.Cleanup(acts.Close)
 	acts.Register(w)
@@ -229,7 +232,7 @@ func TestE2ERolloutOverStagingAndProduction(t *testing.T) {
 	assert.Contains(t, refusals["production/promotion/2 "+alice+" again"], "already decided")
 
 	// The status query agrees with the catalog in both databases.
-	p, err := plan.ParseAuto(sqlassets.Migration)
+	p, err := sqlplan.ParseAuto(sqlassets.Migration)
 	require.NoError(t, err)
 	final := queryStatusT(t, ctx, c, id)
 	for name, db := range map[string]*pgtest.DB{"staging": staging, "production": production} {
@@ -350,7 +353,7 @@ func TestE2EAbortWithRollbackDropsOnlyTheRollout(t *testing.T) {
 		Approval:     approval.Policy{Default: approval.GateRule{Approvers: []string{alice}}},
 	})
 	waitFor(t, ctx, c, id, func(st *rollout.Status) bool { return len(st.OpenGates) > 0 })
-	p, err := plan.ParseAuto(sqlassets.Migration)
+	p, err := sqlplan.ParseAuto(sqlassets.Migration)
 	require.NoError(t, err)
 	assert.Equal(t, before+int64(len(p.ForeignKeys)), staging.Count(t, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'"), "all applied NOT VALID at the gate")
 

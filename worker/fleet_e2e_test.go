@@ -15,6 +15,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/engine/migrate"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/testkit/devserver"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
@@ -67,7 +68,7 @@ func TestE2EFleetRollout(t *testing.T) {
 	assert.Equal(t, rollout.StateCompleted, gated.Targets[0].State, "canary done")
 	assert.Equal(t, rollout.StatePending, gated.Targets[1].State, "batch waits for the gate")
 	assert.Equal(t, rollout.StatePending, gated.Targets[2].State)
-	p, err := plan.ParseAuto(sqlassets.Migration)
+	p, err := sqlplan.ParseAuto(sqlassets.Migration)
 	require.NoError(t, err)
 	assert.Zero(t, dbs["tenant_b"].Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = ANY($1)", fkNames(p)),
 		"nothing applied to the batch before the gate")

@@ -249,7 +249,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer closeNotifier()
 
-	acts := activities.New(cfg, notifier, log)
+	acts, err := activities.New(cfg, notifier, log)
+	if err != nil {
+		return err
+	}
 	defer acts.Close()
 	// Rollouts record this public key in their effective policy, so the
 	// workflow can check the decisions the Slack handler signs.

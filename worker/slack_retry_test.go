@@ -47,7 +47,8 @@ func TestNotifyRetriesAreTemporals(t *testing.T) {
 	rec := slacktest.NewRecorder(t, slacktest.Options{})
 	scfg := slackbot.Config{BotToken: "xoxb-test", Channel: "C0ROLLOUT", APIURL: rec.APIURL()}
 	n := slackbot.NewNotifier(slackbot.NewClient(scfg), scfg, discardLogger())
-	acts := activities.New(&config.Config{UIURL: "http://localhost:8233"}, n, discardLogger())
+	acts, err := activities.New(&config.Config{UIURL: "http://localhost:8233"}, n, discardLogger())
+	require.NoError(t, err)
 	t.Cleanup(acts.Close)
 
 	tq := "notify-" + randHex(4)

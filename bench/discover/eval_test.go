@@ -12,6 +12,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/demo"
 	"github.com/fkrollout/fkrollout/internal/engine/discover"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 )
@@ -78,7 +79,7 @@ func demoSchema(orphans map[string]int) func(t *testing.T, db *pgtest.DB) []Key 
 		require.NoError(t, demo.Setup(ctx, db.Pool))
 		_, err := demo.Seed(ctx, db.Pool, demo.Options{Workspaces: 3, WorkflowsPerWorkspace: 300, Seed: 5, Orphans: orphans})
 		require.NoError(t, err)
-		src, err := plan.Parse(sqlassets.Migration, plan.FormatSQL)
+		src, err := sqlplan.Parse(sqlassets.Migration, plan.FormatSQL)
 		require.NoError(t, err)
 		truth := dropDeclared(t, db)
 		require.Len(t, truth, 1)
@@ -151,7 +152,7 @@ func TestDemoOrphansAreCountedExactly(t *testing.T) {
 	demoSchema(orphansInjected)(t, db)
 	rep, err := discover.Run(context.Background(), db.Pool, discover.Options{})
 	require.NoError(t, err)
-	src, err := plan.Parse(sqlassets.Migration, plan.FormatSQL)
+	src, err := sqlplan.Parse(sqlassets.Migration, plan.FormatSQL)
 	require.NoError(t, err)
 	byKey := map[Key]discover.Candidate{}
 	for _, c := range rep.Candidates {
@@ -195,7 +196,7 @@ func BenchmarkDiscoverDemoLarge(b *testing.B) {
 	require.NoError(b, demo.Setup(ctx, db.Pool))
 	_, err := demo.Seed(ctx, db.Pool, demo.Options{Workspaces: 3, WorkflowsPerWorkspace: 20000, Seed: 9})
 	require.NoError(b, err)
-	src, err := plan.Parse(sqlassets.Migration, plan.FormatSQL)
+	src, err := sqlplan.Parse(sqlassets.Migration, plan.FormatSQL)
 	require.NoError(b, err)
 	truth := append(dropDeclared(b, db), PlanKeys(src.Plan)...)
 	b.ResetTimer()

@@ -9,12 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/fkrollout/fkrollout/internal/demo"
 	"github.com/fkrollout/fkrollout/internal/engine/audit"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // AuditBench compares fkrollout's audit of every demo FK (bounded
@@ -52,7 +54,7 @@ func orphanCount(fk plan.ForeignKey) string {
 // auditBench builds the demo schema in its own database, seeds it at
 // -demo-workflows workflows, and audits the seeds' 16 foreign keys.
 func auditBench(ctx context.Context, c config) (*AuditBench, error) {
-	p, err := plan.ParseSQL(sqlassets.Migration)
+	p, err := sqlplan.ParseSQL(sqlassets.Migration)
 	if err != nil {
 		return nil, fmt.Errorf("demo plan: %w", err)
 	}

@@ -37,11 +37,13 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen/runner"
 )
 
 type config struct {
@@ -382,7 +384,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 		defer cc.Close(context.Background())
 	}
 	for i := range c.writers {
-		h := loadgen.NewHistogram()
+		h := runner.NewHistogram()
 		hists[i] = h
 		wg.Add(1)
 		go func() {
@@ -458,7 +460,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 	if err != nil {
 		return s, fmt.Errorf("%s: %w", method, err)
 	}
-	all := loadgen.NewHistogram()
+	all := runner.NewHistogram()
 	for _, h := range hists {
 		all.Merge(h)
 	}
@@ -466,9 +468,9 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 	if s.Errors > 0 {
 		log.Printf("zerostall: %s: %d writer errors, first: %v", method, s.Errors, firstErr.Load())
 	}
-	s.P50MS = loadgen.MS(all.ValueAtQuantile(50))
-	s.P99MS = loadgen.MS(all.ValueAtQuantile(99))
-	s.MaxMS = loadgen.MS(all.Max())
+	s.P50MS = runner.MS(all.ValueAtQuantile(50))
+	s.P99MS = runner.MS(all.ValueAtQuantile(99))
+	s.MaxMS = runner.MS(all.Max())
 	return s, nil
 }
 
@@ -541,7 +543,7 @@ operations:
 	// the medians are compared.
 	for range c.repeats {
 		before := cpuSelf()
-		rep, err := loadgen.Run(ctx, pool, w, loadgen.RunOptions{Workers: c.clients, Duration: c.pgbenchTime, Warmup: time.Second, MaxParamRows: 100000})
+		rep, err := runner.Run(ctx, pool, w, loadgen.RunOptions{Workers: c.clients, Duration: c.pgbenchTime, Warmup: time.Second, MaxParamRows: 100000})
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/demo"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 )
@@ -123,7 +124,7 @@ FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace
 	assert.Equal(t, 17, total)
 	assert.Equal(t, 17, validated)
 	// The plan YAML and the migration SQL describe the same constraints.
-	fromSQL, err := plan.ParseSQL(sqlassets.Migration)
+	fromSQL, err := sqlplan.ParseSQL(sqlassets.Migration)
 	require.NoError(t, err)
 	assert.Equal(t, fromSQL.ForeignKeys, demoPlan(t).ForeignKeys)
 }

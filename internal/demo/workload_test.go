@@ -9,6 +9,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/demo"
 	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen/runner"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 )
 
@@ -28,7 +29,7 @@ func TestWorkloadRunsWithConstraints(t *testing.T) {
 
 	_, err = db.Pool.Exec(ctx, sqlassets.Migration)
 	require.NoError(t, err)
-	ops, err := loadgen.Sample(ctx, db.Pool, w)
+	ops, err := runner.Sample(ctx, db.Pool, w)
 	require.NoError(t, err)
 	require.Len(t, ops, 4)
 	before := db.Count(t, "SELECT count(*) FROM workflow_stages")

@@ -5,7 +5,9 @@
 // into a decision: continue, investigate, rollback, or an inconclusive gate.
 //
 // The package knows nothing about Temporal: the watcher activity calls
-// Collect and Evaluate; the workflow only sees the decisions.
+// Collect and Evaluate; the workflow only sees the decisions. It links no
+// client either (workflow code imports it): the sources that talk to
+// PostgreSQL, Prometheus and HTTP are in monitor/sources.
 package monitor
 
 import (

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -206,88 +205,31 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (sc SourceConfig) timeout() time.Duration {
+// CollectTimeout is how long one collection may take (default 10s).
+func (sc SourceConfig) CollectTimeout() time.Duration {
 	if d, err := time.ParseDuration(sc.Timeout); err == nil && d > 0 {
 		return d
 	}
 	return 10 * time.Second
 }
 
-// Deps are what building sources needs from the worker.
-type Deps struct {
-	// DB resolves a worker environment name to its database (the worker
-	// keeps the DSNs; they never reach a source's configuration).
-	DB func(ctx context.Context, environment string) (DB, error)
-	// Tables are the rollout's tables, tracked by postgres sources.
-	Tables     []plan.TableName
-	HTTPClient *http.Client
-	Now        func() time.Time
+// HTTPCheck is one smoke check: a request and the status it must answer
+// with. It covers the seeds' health check (GET /health → 200) and their
+// "invalid data returns 400" check (POST with a bad reference → 400).
+type HTTPCheck struct {
+	Name         string            `yaml:"name" json:"name"`
+	Method       string            `yaml:"method" json:"method,omitempty"`
+	URL          string            `yaml:"url" json:"url"`
+	Body         string            `yaml:"body" json:"body,omitempty"`
+	Headers      map[string]string `yaml:"headers" json:"headers,omitempty"`
+	ExpectStatus int               `yaml:"expect_status" json:"expect_status,omitempty"`
+	Timeout      string            `yaml:"timeout" json:"timeout,omitempty"`
 }
 
-// Build returns the named sources, in the order given. An unknown name is
-// an error naming the configured ones.
-func (c Config) Build(ctx context.Context, names []string, deps Deps) ([]Source, error) {
-	if len(names) == 0 {
-		return nil, fmt.Errorf("no monitor sources chosen (configured: %s)", strings.Join(slices.Sorted(maps.Keys(c.Sources)), ", "))
-	}
-	var out []Source
-	for _, name := range names {
-		sc, ok := c.Sources[name]
-		if !ok {
-			return nil, fmt.Errorf("monitor source %q is not configured on this worker (configured: %s)", name, strings.Join(slices.Sorted(maps.Keys(c.Sources)), ", "))
-		}
-		switch sc.Kind {
-		case KindPostgres:
-			if deps.DB == nil {
-				return nil, fmt.Errorf("monitor source %q: no database resolver", name)
-			}
-			db, err := deps.DB(ctx, sc.Environment)
-			if err != nil {
-				return nil, fmt.Errorf("monitor source %q: %w", name, err)
-			}
-			tables := slices.Clone(deps.Tables)
-			for _, t := range sc.Tables {
-				tn, err := parseTable(t)
-				if err != nil {
-					return nil, fmt.Errorf("monitor source %q: %w", name, err)
-				}
-				tables = append(tables, tn)
-			}
-			src := &PGSource{SourceName: name, DB: db, Tables: dedupTables(tables), MinCalls: sc.MinCalls, Probes: sc.Probes, Now: deps.Now}
-			if sc.LogPath != "" {
-				src.Log = &LogTail{Path: sc.LogPath, Format: sc.LogFormat}
-			}
-			out = append(out, src)
-		case KindPrometheus:
-			src, err := NewPromSource(name, sc.URL, sc.Queries, sc.timeout())
-			if err != nil {
-				return nil, err
-			}
-			src.Now = deps.Now
-			out = append(out, src)
-		case KindHTTP:
-			client := deps.HTTPClient
-			if client == nil {
-				client = &http.Client{Timeout: sc.timeout()}
-			}
-			out = append(out, &HTTPSource{SourceName: name, Checks: sc.Checks, Client: client})
-		default:
-			return nil, fmt.Errorf("monitor source %q: kind %q (want postgres, prometheus or http)", name, sc.Kind)
-		}
-	}
-	return out, nil
-}
-
-// parseTable reads "schema.table" or "table" (public).
-func parseTable(s string) (plan.TableName, error) {
-	schema, name, ok := strings.Cut(s, ".")
-	if !ok {
-		schema, name = "public", s
-	}
-	if schema == "" || name == "" {
-		return plan.TableName{}, fmt.Errorf("table %q: want schema.table", s)
-	}
-	return plan.TableName{Schema: schema, Name: name}, nil
+// Probe is one timed statement.
+type Probe struct {
+	Name string `yaml:"name" json:"name"`
+	SQL  string `yaml:"sql" json:"sql"`
 }
 
 func dedupTables(ts []plan.TableName) []plan.TableName {

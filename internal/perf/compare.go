@@ -1,8 +1,9 @@
-// Package perf is the staging "perf" phase (the seeds' phase 4): it compares
-// the workload's latency before and after the constraints against the
-// thresholds of the decision matrix, and checks with EXPLAIN (ANALYZE,
-// BUFFERS) that each foreign key's referential check does not scan the
-// referencing table.
+// Package perf is the decision of the staging "perf" phase (the seeds'
+// phase 4): it compares the workload's latency before and after the
+// constraints against the thresholds of the decision matrix, and holds the
+// plan checks' results. It links no database driver (workflow code imports
+// it): loadgen/runner measures and package explain runs EXPLAIN (ANALYZE,
+// BUFFERS) on the database.
 package perf
 
 import (

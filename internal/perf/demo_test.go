@@ -4,14 +4,17 @@ import (
 	"context"
 	"testing"
 
-	"github.com/fkrollout/fkrollout/internal/demo"
-	"github.com/fkrollout/fkrollout/internal/engine/plan"
-	"github.com/fkrollout/fkrollout/internal/perf"
-	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
-	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
-	sqlassets "github.com/fkrollout/fkrollout/sql"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fkrollout/fkrollout/internal/demo"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
+	"github.com/fkrollout/fkrollout/internal/perf"
+	"github.com/fkrollout/fkrollout/internal/perf/explain"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen/runner"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
+	sqlassets "github.com/fkrollout/fkrollout/sql"
 )
 
 // TestDemoPerfPhase runs the perf phase the way staging does on the demo
@@ -25,12 +28,12 @@ func TestDemoPerfPhase(t *testing.T) {
 	require.NoError(t, err)
 	w, err := loadgen.ParseWorkload([]byte(sqlassets.Workload))
 	require.NoError(t, err)
-	p, err := plan.ParseSQL(sqlassets.Migration)
+	p, err := sqlplan.ParseSQL(sqlassets.Migration)
 	require.NoError(t, err)
 	require.Len(t, p.ForeignKeys, 16)
 
 	opts := loadgen.RunOptions{Workers: 2, Iterations: 200}
-	base, err := loadgen.Run(ctx, db.Pool, w, opts)
+	base, err := runner.Run(ctx, db.Pool, w, opts)
 	require.NoError(t, err)
 	for _, o := range base.Ops {
 		assert.Zero(t, o.Errors, "%s: %s", o.Operation, o.FirstError)
@@ -39,7 +42,7 @@ func TestDemoPerfPhase(t *testing.T) {
 		db.Exec(t, fk.AddSQL(true))
 		db.Exec(t, fk.ValidateSQL())
 	}
-	with, err := loadgen.Run(ctx, db.Pool, w, opts)
+	with, err := runner.Run(ctx, db.Pool, w, opts)
 	require.NoError(t, err)
 	cmp := perf.Compare(base, with, perf.Thresholds{Metric: "p50"})
 	assert.Len(t, cmp.Rows, len(w.Operations))
@@ -48,7 +51,7 @@ func TestDemoPerfPhase(t *testing.T) {
 	}
 	assert.NotEqual(t, perf.Rollback, cmp.Verdict, cmp.Markdown())
 
-	checks, err := perf.ExplainFKs(ctx, db.Pool, p.ForeignKeys)
+	checks, err := explain.FKs(ctx, db.Pool, p.ForeignKeys)
 	require.NoError(t, err)
 	flagged := map[string]bool{}
 	for _, c := range checks {
@@ -65,9 +68,9 @@ func TestDemoPerfPhase(t *testing.T) {
 	assert.True(t, flagged["public.workflow_instances.fk_workflow_instances_config_version"])
 	assert.False(t, flagged["public.workflow_stages.fk_workflow_stages_workflow_instance"])
 
-	samples, err := loadgen.Sample(ctx, db.Pool, w)
+	samples, err := runner.Sample(ctx, db.Pool, w)
 	require.NoError(t, err)
-	queries, err := perf.ExplainWorkload(ctx, db.Pool, samples, perf.ExplainOptions{})
+	queries, err := explain.Workload(ctx, db.Pool, samples, explain.Options{})
 	require.NoError(t, err)
 	for _, q := range queries {
 		assert.Empty(t, q.Error, q.Operation)

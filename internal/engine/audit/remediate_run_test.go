@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 )
@@ -37,17 +38,17 @@ func TestQuarantineRecordsRun(t *testing.T) {
 
 			remediate("run-a")
 			assert.Equal(t, int64(5), db.Count(t, `SELECT count(*) FROM fkrollout.quarantine WHERE rollout_id = 'r-1' AND run_id = 'run-a'`))
-			n, err := RestoreRun(ctx, db.Pool, "r-1", "run-b", fk.Name)
+			n, err := RestoreRun(ctx, db.Pool, dbx.DefaultLockPolicy(), "r-1", "run-b", fk.Name)
 			require.NoError(t, err)
 			assert.Zero(t, n, "another run's quarantine is left alone")
 			assert.Equal(t, int64(5), db.Count(t, `SELECT count(*) FROM fkrollout.quarantine`))
-			n, err = Restore(ctx, db.Pool, "r-1", fk.Name)
+			n, err = Restore(ctx, db.Pool, dbx.DefaultLockPolicy(), "r-1", fk.Name)
 			require.NoError(t, err)
 			assert.Equal(t, int64(5), n, "restore by rollout id takes every run's rows")
 			assert.Equal(t, before, snapshot())
 
 			remediate("run-b")
-			n, err = RestoreRun(ctx, db.Pool, "r-1", "run-b", fk.Name)
+			n, err = RestoreRun(ctx, db.Pool, dbx.DefaultLockPolicy(), "r-1", "run-b", fk.Name)
 			require.NoError(t, err)
 			assert.Equal(t, int64(5), n)
 			assert.Equal(t, before, snapshot())
@@ -55,7 +56,7 @@ func TestQuarantineRecordsRun(t *testing.T) {
 			// Rows quarantined before runs were recorded match any run.
 			remediate("")
 			assert.Equal(t, int64(5), db.Count(t, `SELECT count(*) FROM fkrollout.quarantine WHERE run_id IS NULL`))
-			n, err = RestoreRun(ctx, db.Pool, "r-1", "run-c", fk.Name)
+			n, err = RestoreRun(ctx, db.Pool, dbx.DefaultLockPolicy(), "r-1", "run-c", fk.Name)
 			require.NoError(t, err)
 			assert.Equal(t, int64(5), n)
 			assert.Equal(t, before, snapshot())

@@ -118,12 +118,12 @@ func TestRemediate(t *testing.T) {
 			assert.Equal(t, RemediationResult{FK: fk.ID(), Mode: tc.mode}, again)
 
 			// Restore puts back exactly what was there.
-			n, err := Restore(ctx, db.Pool, "r-1", fk.Name)
+			n, err := Restore(ctx, db.Pool, dbx.DefaultLockPolicy(), "r-1", fk.Name)
 			require.NoError(t, err)
 			assert.Equal(t, wantN, n)
 			assert.Equal(t, before, rowsWhere(t, db, "true"))
 			assert.Zero(t, db.Count(t, `SELECT count(*) FROM fkrollout.quarantine`))
-			n, err = Restore(ctx, db.Pool, "r-1", fk.Name)
+			n, err = Restore(ctx, db.Pool, dbx.DefaultLockPolicy(), "r-1", fk.Name)
 			require.NoError(t, err)
 			assert.Zero(t, n)
 		})
@@ -175,7 +175,7 @@ INSERT INTO nopk SELECT 5 + g % 3 FROM generate_series(1, 20) g;
 	assert.Equal(t, int64(20), res.Affected)
 	assert.Equal(t, 7, res.Batches)
 	assert.Zero(t, db.Count(t, `SELECT count(*) FROM nopk`))
-	n, err := Restore(ctx, db.Pool, "r-1", "nopk_fk")
+	n, err := Restore(ctx, db.Pool, dbx.DefaultLockPolicy(), "r-1", "nopk_fk")
 	require.NoError(t, err)
 	assert.Equal(t, int64(20), n)
 	assert.Equal(t, int64(6), db.Count(t, `SELECT count(*) FROM nopk WHERE pid = 5`))
@@ -244,7 +244,7 @@ INSERT INTO child SELECT `+tc.keyExpr+`, CASE WHEN g % 3 = 0 THEN 1 ELSE 100 + g
 				}
 			}
 			assert.Equal(t, int64(20), db.Count(t, `SELECT count(*) FROM child WHERE pid IS NULL`))
-			n, err := Restore(ctx, db.Pool, "r-set_null", fk.Name)
+			n, err := Restore(ctx, db.Pool, dbx.DefaultLockPolicy(), "r-set_null", fk.Name)
 			require.NoError(t, err)
 			assert.Equal(t, int64(20), n)
 			assert.Equal(t, int64(20), db.Count(t, `SELECT count(*) FROM child WHERE pid > 100`))

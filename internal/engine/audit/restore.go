@@ -26,19 +26,20 @@ import (
 // are removed in it, so a second Restore does nothing. A set_null entry
 // whose row has since been deleted or re-pointed stays in quarantine and is
 // not counted.
-func Restore(ctx context.Context, pool *pgxpool.Pool, rolloutID, constraintName string) (int64, error) {
-	return RestoreRun(ctx, pool, rolloutID, "", constraintName)
+// Its transaction runs under lock, the rollout's lock policy.
+func Restore(ctx context.Context, pool *pgxpool.Pool, lock dbx.LockPolicy, rolloutID, constraintName string) (int64, error) {
+	return RestoreRun(ctx, pool, lock, rolloutID, "", constraintName)
 }
 
 // RestoreRun is Restore limited to the rows run runID of the rollout
 // quarantined, plus rows quarantined before runs were recorded (run_id
 // NULL, which may be that run's if it was in flight during the upgrade).
 // An empty runID restores every run's rows, like Restore.
-func RestoreRun(ctx context.Context, pool *pgxpool.Pool, rolloutID, runID, constraintName string) (int64, error) {
+func RestoreRun(ctx context.Context, pool *pgxpool.Pool, lock dbx.LockPolicy, rolloutID, runID, constraintName string) (int64, error) {
 	if rolloutID == "" || constraintName == "" {
 		return 0, errors.New("restore: rollout id and constraint name are required")
 	}
-	n, err := restore(ctx, pool, quarantineSelector{rolloutID: rolloutID, runID: runID, constraintName: constraintName})
+	n, err := restore(ctx, pool, lock, quarantineSelector{rolloutID: rolloutID, runID: runID, constraintName: constraintName})
 	if err != nil {
 		return 0, fmt.Errorf("restore %s (rollout %s): %w", constraintName, rolloutID, err)
 	}
@@ -51,18 +52,18 @@ func RestoreRun(ctx context.Context, pool *pgxpool.Pool, rolloutID, runID, const
 // may be referenced by a row another group deleted or nulled. It returns
 // the rows restored per constraint; constraints with nothing to restore are
 // absent.
-func RestoreAll(ctx context.Context, pool *pgxpool.Pool, rolloutID, runID string) (map[string]int64, error) {
+func RestoreAll(ctx context.Context, pool *pgxpool.Pool, lock dbx.LockPolicy, rolloutID, runID string) (map[string]int64, error) {
 	if rolloutID == "" {
 		return nil, errors.New("restore: rollout id is required")
 	}
-	n, err := restore(ctx, pool, quarantineSelector{rolloutID: rolloutID, runID: runID})
+	n, err := restore(ctx, pool, lock, quarantineSelector{rolloutID: rolloutID, runID: runID})
 	if err != nil {
 		return nil, fmt.Errorf("restore rollout %s: %w", rolloutID, err)
 	}
 	return n, nil
 }
 
-func restore(ctx context.Context, pool *pgxpool.Pool, sel quarantineSelector) (map[string]int64, error) {
+func restore(ctx context.Context, pool *pgxpool.Pool, lock dbx.LockPolicy, sel quarantineSelector) (map[string]int64, error) {
 	restored := map[string]int64{}
 	var exists bool
 	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", meta.QuarantineTable).Scan(&exists); err != nil {
@@ -76,7 +77,7 @@ func restore(ctx context.Context, pool *pgxpool.Pool, sel quarantineSelector) (m
 	if err := meta.EnsureSchema(ctx, pool); err != nil {
 		return nil, err
 	}
-	err := dbx.InLockedTx(ctx, pool, dbx.DefaultLockPolicy(), nil, func(ctx context.Context, tx pgx.Tx) error {
+	err := dbx.InLockedTx(ctx, pool, lock, nil, func(ctx context.Context, tx pgx.Tx) error {
 		restored = map[string]int64{}
 		if err := restoreDeleted(ctx, tx, sel, restored); err != nil {
 			return err

@@ -81,7 +81,7 @@ INSERT INTO "Shop"."Line Items" (id, "OrderId") SELECT g, CASE WHEN g % 3 = 0 TH
 			require.NoError(t, err)
 			require.Len(t, rb, 1)
 			assert.Equal(t, migrate.ActionDropped, rb[0].Action)
-			n, err := audit.Restore(ctx, role.Pool, mo.RolloutID, fk.Name)
+			n, err := audit.Restore(ctx, role.Pool, dbx.DefaultLockPolicy(), mo.RolloutID, fk.Name)
 			require.NoError(t, err)
 			assert.Equal(t, int64(10), n)
 			assert.Equal(t, before, snapshot(), "rollback and restore give back exactly the rows there were")

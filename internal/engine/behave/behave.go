@@ -23,11 +23,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fkrollout/fkrollout/internal/engine/dbx"
-	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 )
 
 // Outcome of one case.
@@ -69,35 +70,23 @@ func (r Result) Passed() bool {
 // returned before any test transaction starts.
 var ErrBadInput = errors.New("invalid behaviour test input")
 
-// Options bound each test transaction on a live database.
-type Options struct {
-	LockTimeout      time.Duration `json:"lock_timeout"`
-	StatementTimeout time.Duration `json:"statement_timeout"`
-}
+// DefaultStatementTimeout bounds each statement of a test transaction when
+// the lock policy sets no statement timeout: a behaviour test never runs
+// unbounded on a live database.
+const DefaultStatementTimeout = 30 * time.Second
 
-// DefaultOptions: 2 s lock_timeout, 30 s statement_timeout.
-func DefaultOptions() Options {
-	return Options{LockTimeout: 2 * time.Second, StatementTimeout: 30 * time.Second}
-}
-
-// Run tests every foreign key with DefaultOptions. The error is reserved for
-// infrastructure failures and bad input; a key that misbehaves is a failed
-// case, one whose rows could not be synthesized a skipped case with the
-// reason.
-func Run(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey) ([]Result, error) {
-	return RunWithOptions(ctx, pool, fks, DefaultOptions())
-}
-
-// RunWithOptions is Run with explicit timeouts.
-func RunWithOptions(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey, opt Options) ([]Result, error) {
-	d := DefaultOptions()
-	if opt.LockTimeout <= 0 {
-		opt.LockTimeout = d.LockTimeout
+// Run tests every foreign key, each case in a transaction that waits for
+// locks and runs statements as the rollout's lock policy says (its
+// lock_timeout; its statement_timeout, or DefaultStatementTimeout when it
+// sets none). The error is reserved for infrastructure failures and bad
+// input; a key that misbehaves is a failed case, one whose rows could not
+// be synthesized a skipped case with the reason.
+func Run(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey, lock dbx.LockPolicy) ([]Result, error) {
+	set := lock.WithDefaults().Settings()
+	if set.StatementTimeout <= 0 {
+		set.StatementTimeout = DefaultStatementTimeout
 	}
-	if opt.StatementTimeout <= 0 {
-		opt.StatementTimeout = d.StatementTimeout
-	}
-	r := &runner{pool: pool, opt: opt, s: &synth{tables: map[plan.TableName]*tableInfo{}}}
+	r := &runner{pool: pool, settings: set, s: &synth{tables: map[plan.TableName]*tableInfo{}}}
 	if err := r.check(ctx, fks); err != nil {
 		return nil, err
 	}
@@ -142,9 +131,9 @@ func casesFor(fk plan.ForeignKey) []caseSpec {
 func slug(a plan.Action) string { return strings.ToLower(strings.ReplaceAll(string(a), " ", "-")) }
 
 type runner struct {
-	pool *pgxpool.Pool
-	opt  Options
-	s    *synth
+	pool     *pgxpool.Pool
+	settings dbx.Settings // of every test transaction
+	s        *synth
 }
 
 // check loads every table and confirms the columns exist, so bad input is
@@ -159,7 +148,7 @@ func (r *runner) check(ctx context.Context, fks []plan.ForeignKey) error {
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrBadInput, strings.Join(problems, "; "))
 	}
-	err := dbx.ReadOnly(ctx, r.pool, r.opt.StatementTimeout, func(ctx context.Context, tx pgx.Tx) error {
+	err := dbx.ReadOnly(ctx, r.pool, r.settings.StatementTimeout, func(ctx context.Context, tx pgx.Tx) error {
 		for _, fk := range fks {
 			for _, side := range []struct {
 				t    plan.TableName
@@ -200,14 +189,11 @@ func (r *runner) inTx(ctx context.Context, name string, fn func(ctx context.Cont
 		return Case{}, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	for _, s := range []string{
-		fmt.Sprintf("SET LOCAL lock_timeout = %d", r.opt.LockTimeout.Milliseconds()),
-		fmt.Sprintf("SET LOCAL statement_timeout = %d", r.opt.StatementTimeout.Milliseconds()),
-		"SET CONSTRAINTS ALL IMMEDIATE",
-	} {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			return Case{}, fmt.Errorf("%s: %w", s, err)
-		}
+	if err := dbx.Apply(ctx, tx, r.settings, dbx.Transaction); err != nil {
+		return Case{}, err
+	}
+	if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
+		return Case{}, fmt.Errorf("set constraints all immediate: %w", err)
 	}
 	c, err := fn(ctx, tx)
 	var se *synthError

@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
-	"github.com/fkrollout/fkrollout/internal/engine/behave"
-	"github.com/fkrollout/fkrollout/internal/engine/plan"
-	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fkrollout/fkrollout/internal/engine/behave"
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 )
 
 // schema has one child table per behaviour, each with existing rows, so the
@@ -190,7 +193,7 @@ func TestRun(t *testing.T) {
 	}
 
 	before := census(t, db, 15, 5)
-	results, err := behave.Run(ctx, db.Pool, fks)
+	results, err := behave.Run(ctx, db.Pool, fks, dbx.DefaultLockPolicy())
 	require.NoError(t, err)
 	after := census(t, db, 15, 5)
 	assert.Equal(t, before, after, "row counts and sequence positions identical after Run")
@@ -238,7 +241,7 @@ func TestRunReturnsInfrastructureErrors(t *testing.T) {
 	db.Exec(t, `CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE c (id int PRIMARY KEY, p_id int REFERENCES p (id))`)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res, err := behave.Run(ctx, db.Pool, []plan.ForeignKey{fk("c_p_id_fkey", "c", []string{"p_id"}, "p", id, "", "")})
+	res, err := behave.Run(ctx, db.Pool, []plan.ForeignKey{fk("c_p_id_fkey", "c", []string{"p_id"}, "p", id, "", "")}, dbx.DefaultLockPolicy())
 	require.Error(t, err, "a dead connection or cancelled context is an error, never a skipped or failed case")
 	assert.Nil(t, res)
 }
@@ -257,7 +260,7 @@ func TestRunRejectsBadInputBeforeTouchingAnything(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := behave.Run(context.Background(), db.Pool, []plan.ForeignKey{tc.fk})
+			_, err := behave.Run(context.Background(), db.Pool, []plan.ForeignKey{tc.fk}, dbx.DefaultLockPolicy())
 			require.ErrorIs(t, err, behave.ErrBadInput)
 			assert.ErrorContains(t, err, tc.msg)
 		})
@@ -297,4 +300,32 @@ func census(t *testing.T, db *pgtest.DB, minTables, minSeqs int) map[string]stri
 		out["seq "+s[0]] = s[1]
 	}
 	return out
+}
+
+// TestRunWaitsForLocksAsThePolicySays: a table the application holds locked
+// fails the run after the policy's lock_timeout (55P03), not after some
+// timeout of the behaviour tests' own.
+func TestRunWaitsForLocksAsThePolicySays(t *testing.T) {
+	db := pgtest.New(t)
+	db.Exec(t, `CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE c (id int PRIMARY KEY, p_id int REFERENCES p (id))`)
+	ctx := context.Background()
+	holder, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(ctx) }()
+	_, err = holder.Exec(ctx, `LOCK TABLE c IN ACCESS EXCLUSIVE MODE`)
+	require.NoError(t, err)
+
+	for _, lt := range []time.Duration{150 * time.Millisecond, 1200 * time.Millisecond} {
+		t.Run(lt.String(), func(t *testing.T) {
+			p := dbx.DefaultLockPolicy()
+			p.LockTimeout = lt
+			start := time.Now()
+			_, err := behave.Run(ctx, db.Pool, []plan.ForeignKey{fk("c_p_id_fkey", "c", []string{"p_id"}, "p", id, "", "")}, p)
+			elapsed := time.Since(start)
+			require.Error(t, err)
+			assert.True(t, dbx.IsCode(err, dbx.CodeLockNotAvailable), "want 55P03, got %v", err)
+			assert.GreaterOrEqual(t, elapsed, lt, "waited the policy's lock_timeout")
+			assert.Less(t, elapsed, lt+time.Second, "and not much longer")
+		})
+	}
 }

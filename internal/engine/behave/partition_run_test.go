@@ -4,11 +4,13 @@ import (
 	"context"
 	"testing"
 
-	"github.com/fkrollout/fkrollout/internal/engine/behave"
-	"github.com/fkrollout/fkrollout/internal/engine/plan"
-	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fkrollout/fkrollout/internal/engine/behave"
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 )
 
 // partitionedSchema has partitioned children (RANGE, LIST, HASH, several
@@ -177,7 +179,7 @@ func TestRunPartitioned(t *testing.T) {
 	}
 
 	before := census(t, db, 30, 5)
-	results, err := behave.Run(context.Background(), db.Pool, fks)
+	results, err := behave.Run(context.Background(), db.Pool, fks, dbx.DefaultLockPolicy())
 	require.NoError(t, err)
 	assert.Equal(t, before, census(t, db, 30, 5), "row counts, contents and sequence positions identical after Run")
 

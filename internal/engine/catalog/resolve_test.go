@@ -10,6 +10,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/engine/catalog"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 )
 
@@ -139,7 +140,7 @@ func TestCheckLongIdentifiers(t *testing.T) {
 func TestImplicitReferencesEndToEnd(t *testing.T) {
 	db := pgtest.New(t)
 	db.Exec(t, refSchema)
-	src, err := plan.Parse(`ALTER TABLE ONLY public.orders ADD FOREIGN KEY (pb, pa) REFERENCES pairs;
+	src, err := sqlplan.Parse(`ALTER TABLE ONLY public.orders ADD FOREIGN KEY (pb, pa) REFERENCES pairs;
 CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers ON DELETE CASCADE);`, plan.FormatSQL)
 	require.NoError(t, err)
 	p := src.Plan

@@ -1,8 +1,9 @@
 // Package dbx owns how fkrollout talks to a busy database: every DDL runs in
 // its own short transaction with SET LOCAL lock_timeout (so it also works
 // behind a transaction-mode pooler), and lock_not_available (55P03) is
-// retried with exponential backoff and jitter. No call site re-implements
-// this.
+// retried with exponential backoff and jitter. It also owns the session
+// settings every statement runs under (Apply: lock_timeout,
+// statement_timeout, application_name). No call site re-implements this.
 package dbx
 
 import (
@@ -46,6 +47,10 @@ type LockPolicy struct {
 func DefaultLockPolicy() LockPolicy {
 	return LockPolicy{LockTimeout: 500 * time.Millisecond, Attempts: 8, BaseBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
 }
+
+// WithDefaults is p with DefaultLockPolicy's value for every field left
+// zero (StatementTimeout stays 0: the server's default).
+func (p LockPolicy) WithDefaults() LockPolicy { return p.normalised() }
 
 func (p LockPolicy) normalised() LockPolicy {
 	d := DefaultLockPolicy()
@@ -124,13 +129,8 @@ func runOnce(ctx context.Context, db Beginner, p LockPolicy, fn func(ctx context
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	if _, err = tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", p.LockTimeout.Milliseconds())); err != nil {
-		return fmt.Errorf("set lock_timeout: %w", err)
-	}
-	if p.StatementTimeout > 0 {
-		if _, err = tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", p.StatementTimeout.Milliseconds())); err != nil {
-			return fmt.Errorf("set statement_timeout: %w", err)
-		}
+	if err = Apply(ctx, tx, p.Settings(), Transaction); err != nil {
+		return err
 	}
 	if err = fn(ctx, tx); err != nil {
 		return err
@@ -167,10 +167,8 @@ func ReadOnly(ctx context.Context, db Beginner, statementTimeout time.Duration, 
 	if _, err := tx.Exec(ctx, "SET TRANSACTION READ ONLY"); err != nil {
 		return fmt.Errorf("set read only: %w", err)
 	}
-	if statementTimeout > 0 {
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", statementTimeout.Milliseconds())); err != nil {
-			return fmt.Errorf("set statement_timeout: %w", err)
-		}
+	if err := Apply(ctx, tx, Settings{StatementTimeout: statementTimeout}, Transaction); err != nil {
+		return err
 	}
 	return fn(ctx, tx)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/engine/discover"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 )
 
@@ -65,7 +66,7 @@ func TestChinookMigrationRestoresTheDroppedKeys(t *testing.T) {
 	rep := run(t, db.Pool, discover.Options{})
 	require.Len(t, rep.Candidates, 11, "found %v", keys(found(rep)))
 
-	src, err := plan.Parse(rep.Migration, plan.FormatSQL)
+	src, err := sqlplan.Parse(rep.Migration, plan.FormatSQL)
 	require.NoError(t, err)
 	for _, f := range src.Lint(plan.LintOptions{Strict: true}) {
 		assert.NotEqual(t, plan.SeverityError, f.Severity, f.String())
@@ -194,7 +195,7 @@ func TestShopHardCases(t *testing.T) {
 	assert.Equal(t, "shipments_order_id_line_no_fkey", comp.Name)
 	assert.Equal(t, "order_lines_pkey", got[`shop.order_lines(order_id) → shop."SalesOrder"("OrderId")`].Index.Name)
 
-	src, err := plan.Parse(rep.Migration, plan.FormatSQL)
+	src, err := sqlplan.Parse(rep.Migration, plan.FormatSQL)
 	require.NoError(t, err)
 	for _, f := range src.Lint(plan.LintOptions{Strict: true}) {
 		assert.NotEqual(t, plan.SeverityError, f.Severity, f.String())
@@ -240,7 +241,7 @@ type roTracer struct {
 	violations []string
 }
 
-type txState struct{ inTx, readOnly, timeouts bool }
+type txState struct{ inTx, readOnly, lockTimeout, statementTimeout bool }
 
 func (tr *roTracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	sql := strings.ToLower(strings.TrimSpace(d.SQL))
@@ -256,11 +257,13 @@ func (tr *roTracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, d pgx.T
 		*st = txState{inTx: true, readOnly: strings.Contains(sql, "read only")}
 	case sql == "rollback" || sql == "commit":
 		st.inTx = false
-	case strings.Contains(sql, "set_config('statement_timeout'") && strings.Contains(sql, "'lock_timeout'"):
-		st.timeouts = st.inTx
+	case strings.HasPrefix(sql, "set local lock_timeout"):
+		st.lockTimeout = st.inTx
+	case strings.HasPrefix(sql, "set local statement_timeout"):
+		st.statementTimeout = st.inTx
 	default:
 		tr.statements++
-		if !st.inTx || !st.readOnly || !st.timeouts {
+		if !st.inTx || !st.readOnly || !st.lockTimeout || !st.statementTimeout {
 			tr.violations = append(tr.violations, fmt.Sprintf("%+v: %.80s", *st, sql))
 		}
 	}

@@ -3,11 +3,11 @@ package discover
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 )
 
 type querier interface {
@@ -24,14 +24,11 @@ func (r *runner) readOnly(ctx context.Context, fn func(ctx context.Context, q qu
 		return fmt.Errorf("begin read-only transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)`,
-		millis(r.opts.StatementTimeout), millis(r.opts.LockTimeout)); err != nil {
-		return fmt.Errorf("set timeouts: %w", err)
+	if err := dbx.Apply(ctx, tx, dbx.Settings{StatementTimeout: r.opts.StatementTimeout, LockTimeout: r.opts.LockTimeout}, dbx.Transaction); err != nil {
+		return err
 	}
 	return fn(ctx, tx)
 }
-
-func millis(d time.Duration) string { return strconv.FormatInt(max(d.Milliseconds(), 1), 10) }
 
 // each runs fn for 0..n-1, at most Concurrency at once, reporting
 // progress for phase. The first hard error (not a warning) stops it.

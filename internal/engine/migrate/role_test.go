@@ -134,7 +134,7 @@ func TestEnginePhasesAsNonSuperuserRole(t *testing.T) {
 			assert.Zero(t, db.Count(t, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conname = $1`, tc.fk.Name))
 			assert.Zero(t, ownerRows(t, db, o.RolloutID))
 			if tc.orphans > 0 {
-				n, err := audit.Restore(ctx, role.Pool, o.RolloutID, tc.fk.Name)
+				n, err := audit.Restore(ctx, role.Pool, dbx.DefaultLockPolicy(), o.RolloutID, tc.fk.Name)
 				require.NoError(t, err)
 				assert.Equal(t, tc.orphans, n)
 				a, err := audit.AuditOne(ctx, role.Pool, tc.fk, audit.Options{})

@@ -36,16 +36,6 @@ func Lint(p Plan) []Finding { return LintPlan(p, LintOptions{}) }
 // facts. The plan's own options (p.Lint) apply within the caller's opts.
 func LintPlan(p Plan, opts LintOptions) []Finding { return (&Source{Plan: p}).Lint(opts) }
 
-// LintSQL reviews a migration file with default options; a file that does
-// not parse (or holds no foreign key) is one parse-error finding.
-func LintSQL(sql string) []Finding {
-	src, err := Parse(sql, FormatSQL)
-	if err != nil {
-		return []Finding{{Severity: SeverityError, Rule: RuleParseError, Message: err.Error()}}
-	}
-	return src.Lint(LintOptions{})
-}
-
 // Lint reviews a parsed plan or migration: the plan's checks for every
 // format, and for SQL the statement checks (NOT VALID, VALIDATE,
 // transactions, statements fkrollout does not run). Severities are the

@@ -3,9 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 )
@@ -50,88 +48,6 @@ var ErrEmptyPlan = errors.New("plan is empty: no statements (only comments/white
 // ErrNoForeignKeys: the text parses but adds no foreign key.
 var ErrNoForeignKeys = errors.New("plan has no foreign keys")
 
-// Parse reads plan text in the given format: the single entry point every
-// caller shares, so that (*Source).Lint sees the same facts whatever the
-// source. Empty and comment-only texts and texts without a foreign key are
-// refused (errors.Is ErrEmptyPlan / ErrNoForeignKeys).
-func Parse(text string, format Format) (*Source, error) {
-	switch format {
-	case FormatSQL:
-		return parseSQL(text)
-	case FormatYAML, FormatJSON:
-		p, err := parsePlanFile([]byte(text))
-		if err != nil {
-			return nil, err
-		}
-		return &Source{Format: format, Plan: p}, nil
-	}
-	return nil, fmt.Errorf("parse plan: unknown format %q (want sql, yaml or json)", format)
-}
-
-// Load reads a plan file, its format chosen by extension (FormatForPath).
-// A plan without a name is named after the file (for Prisma's
-// <ts>_<name>/migration.sql, the <name> part).
-func Load(path string) (Plan, error) {
-	src, err := LoadSource(path)
-	if err != nil {
-		return Plan{}, err
-	}
-	return src.Plan, nil
-}
-
-// LoadSource is Load keeping the statement facts, for Source.Lint.
-func LoadSource(path string) (*Source, error) {
-	format, err := FormatForPath(path)
-	if err != nil {
-		return nil, fmt.Errorf("load plan %s: %w", path, err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load plan: %w", err)
-	}
-	src, err := Parse(string(data), format)
-	if err != nil {
-		return nil, fmt.Errorf("load plan %s: %w", path, err)
-	}
-	if src.Plan.Name == "" {
-		src.Plan.Name = nameFromPath(path)
-	}
-	return src, nil
-}
-
-var prismaDir = regexp.MustCompile(`^[0-9]{14}_(.+)$`)
-
-func nameFromPath(path string) string {
-	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-	if base == "migration" {
-		if m := prismaDir.FindStringSubmatch(filepath.Base(filepath.Dir(path))); m != nil {
-			return m[1]
-		}
-	}
-	return base
-}
-
-// ParseAuto parses plan text whose format is not known (workflow inputs
-// carry the plan inline): text whose first SQL token is a statement keyword
-// (or a psql meta-command) is SQL; anything else (a YAML mapping or a JSON
-// object) is a plan file. Text with nothing but whitespace and comments is
-// ErrEmptyPlan.
-func ParseAuto(text string) (Plan, error) {
-	src, err := ParseAutoSource(text)
-	if err != nil {
-		return Plan{}, err
-	}
-	return src.Plan, nil
-}
-
-// ParseAutoSource is ParseAuto keeping the statement facts.
-func ParseAutoSource(text string) (*Source, error) {
-	if isBlank(text) {
-		return nil, ErrEmptyPlan
-	}
-	return Parse(text, DetectFormat(text))
-}
-
 // DetectFormat guesses the format of plan text: FormatSQL when its first
 // token is a SQL statement keyword or a psql meta-command, FormatJSON for an
 // object, else FormatYAML.
@@ -145,9 +61,9 @@ func DetectFormat(text string) Format {
 	return FormatYAML
 }
 
-// isBlank reports text made only of whitespace and comments of either
+// IsBlank reports text made only of whitespace and comments of either
 // format: SQL "--" and "/* */", YAML "#".
-func isBlank(text string) bool {
+func IsBlank(text string) bool {
 	s := text
 	for {
 		s = strings.TrimLeft(s, " \t\r\n\f\v\uFEFF")

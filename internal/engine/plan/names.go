@@ -13,14 +13,14 @@ const namedatalen = MaxIdentLen + 1
 // on table over columns: <table>_<col1>_<col2>…_fkey, shortened to 63 bytes
 // exactly as PostgreSQL does. It is the name when nothing in the schema
 // holds it yet; PostgreSQL would then try _fkey1, _fkey2, … (see
-// defaultFKName).
+// ChooseForeignKeyName).
 func DefaultForeignKeyName(table string, columns []string) string {
 	return makeObjectName(table, fkNameAddition(columns), "fkey")
 }
 
-// defaultFKName is ChooseConstraintName: the first of _fkey, _fkey1, …
+// ChooseForeignKeyName is ChooseConstraintName: the first of _fkey, _fkey1, …
 // that taken does not report as used.
-func defaultFKName(table string, columns []string, taken func(string) bool) string {
+func ChooseForeignKeyName(table string, columns []string, taken func(string) bool) string {
 	addition := fkNameAddition(columns)
 	label := "fkey"
 	for pass := 1; ; pass++ {
@@ -69,6 +69,10 @@ func makeObjectName(name1, name2, label string) string {
 	}
 	return clipIdent(name1, n1) + "_" + clipIdent(name2, n2) + "_" + label
 }
+
+// TruncateIdent is the name PostgreSQL keeps of an identifier: at most
+// MaxIdentLen bytes, never half a character.
+func TruncateIdent(s string) string { return clipIdent(s, MaxIdentLen) }
 
 // clipIdent is pg_mbcliplen for UTF-8: s cut to at most n bytes without
 // splitting a character.

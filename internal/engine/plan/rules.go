@@ -240,10 +240,10 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ";
 // directivePrefix starts a lint directive comment in a migration file.
 const directivePrefix = "fkrollout:lint"
 
-// parseDirective reads the text of one "--" comment. ok is false when the
+// ParseDirective reads the text of one "--" comment. ok is false when the
 // comment is not a directive. Items are "strict" or "rule=severity",
 // separated by spaces or commas.
-func parseDirective(text string, into *LintOptions) (ok bool, err error) {
+func ParseDirective(text string, into *LintOptions) (ok bool, err error) {
 	rest, found := strings.CutPrefix(text, directivePrefix)
 	if !found || (rest != "" && rest[0] != ' ' && rest[0] != '\t' && rest[0] != ',') {
 		return false, nil

@@ -9,8 +9,6 @@ package plan
 import (
 	"fmt"
 	"strings"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Priority orders the rollout, as in the seeds' migration headers.
@@ -99,11 +97,8 @@ type TableName struct {
 	Name   string `json:"name" yaml:"name"`
 }
 
-// Ident returns the pgx identifier for the table.
-func (t TableName) Ident() pgx.Identifier { return pgx.Identifier{t.Schema, t.Name} }
-
 // Sanitize returns the fully quoted name, safe to place in SQL.
-func (t TableName) Sanitize() string { return t.Ident().Sanitize() }
+func (t TableName) Sanitize() string { return QuoteIdent(t.Schema, t.Name) }
 
 // String is for humans and messages: schema.name, quoting only where needed.
 func (t TableName) String() string { return QuoteIfNeeded(t.Schema) + "." + QuoteIfNeeded(t.Name) }
@@ -186,7 +181,7 @@ func (fk ForeignKey) constraintBody() string {
 // AddSQL is ALTER TABLE ... ADD CONSTRAINT ... NOT VALID (or validating in
 // one step when notValid is false, which only the naive benchmark uses).
 func (fk ForeignKey) AddSQL(notValid bool) string {
-	s := "ALTER TABLE " + fk.Table.Sanitize() + " ADD CONSTRAINT " + pgx.Identifier{fk.Name}.Sanitize() + " " + fk.constraintBody()
+	s := "ALTER TABLE " + fk.Table.Sanitize() + " ADD CONSTRAINT " + QuoteIdent(fk.Name) + " " + fk.constraintBody()
 	if notValid {
 		s += " NOT VALID"
 	}
@@ -195,12 +190,12 @@ func (fk ForeignKey) AddSQL(notValid bool) string {
 
 // ValidateSQL is ALTER TABLE ... VALIDATE CONSTRAINT ...
 func (fk ForeignKey) ValidateSQL() string {
-	return "ALTER TABLE " + fk.Table.Sanitize() + " VALIDATE CONSTRAINT " + pgx.Identifier{fk.Name}.Sanitize()
+	return "ALTER TABLE " + fk.Table.Sanitize() + " VALIDATE CONSTRAINT " + QuoteIdent(fk.Name)
 }
 
 // DropSQL is ALTER TABLE ... DROP CONSTRAINT IF EXISTS ...
 func (fk ForeignKey) DropSQL() string {
-	return "ALTER TABLE " + fk.Table.Sanitize() + " DROP CONSTRAINT IF EXISTS " + pgx.Identifier{fk.Name}.Sanitize()
+	return "ALTER TABLE " + fk.Table.Sanitize() + " DROP CONSTRAINT IF EXISTS " + QuoteIdent(fk.Name)
 }
 
 // ID is a stable human key: schema.table.constraint.
@@ -209,7 +204,7 @@ func (fk ForeignKey) ID() string { return fk.Table.String() + "." + QuoteIfNeede
 func quoteList(cols []string) string {
 	q := make([]string, len(cols))
 	for i, c := range cols {
-		q[i] = pgx.Identifier{c}.Sanitize()
+		q[i] = QuoteIdent(c)
 	}
 	return strings.Join(q, ", ")
 }
@@ -224,13 +219,25 @@ type Plan struct {
 	Lint *LintOptions `json:"lint,omitempty" yaml:"lint,omitempty"`
 }
 
+// QuoteIdent quotes each part as a PostgreSQL identifier and joins them with
+// dots, the way pgx.Identifier.Sanitize does (NUL bytes dropped, quotes
+// doubled); kept here so the plan types link no database driver.
+func QuoteIdent(parts ...string) string {
+	q := make([]string, len(parts))
+	for i, p := range parts {
+		p = strings.ReplaceAll(p, "\x00", "")
+		q[i] = `"` + strings.ReplaceAll(p, `"`, `""`) + `"`
+	}
+	return strings.Join(q, ".")
+}
+
 // QuoteIfNeeded leaves a plain lower-case identifier bare and double-quotes
 // anything else (upper case, spaces, quotes, reserved words).
 func QuoteIfNeeded(s string) string {
 	if isPlainIdent(s) && !reservedWords[s] {
 		return s
 	}
-	return pgx.Identifier{s}.Sanitize()
+	return QuoteIdent(s)
 }
 
 func isPlainIdent(s string) bool {

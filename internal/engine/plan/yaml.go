@@ -69,11 +69,7 @@ const MatchPartial MatchType = "PARTIAL"
 // the package doc for the format). Unknown fields are errors; tables without
 // a schema get DefaultSchema; a foreign key without a priority is CRITICAL.
 func ParseYAML(data []byte) (Plan, error) {
-	src, err := Parse(string(data), FormatYAML)
-	if err != nil {
-		return Plan{}, err
-	}
-	return src.Plan, nil
+	return parsePlanFile(data)
 }
 
 func parsePlanFile(data []byte) (Plan, error) {

@@ -2,11 +2,7 @@ package plan
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
-
-	sqlassets "github.com/fkrollout/fkrollout/sql"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -58,28 +54,6 @@ func TestTableNameJSONRoundTrip(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(`{"schema":"Sales","name":"Orders"}`), &tn))
 	assert.Equal(t, TableName{"Sales", "Orders"}, tn, "object form is literal")
 	assert.Error(t, json.Unmarshal([]byte(`{"schema":"s","nme":"x"}`), &tn))
-}
-
-func TestPlanJSONRoundTrip(t *testing.T) {
-	p, err := ParseSQL(sqlassets.Migration)
-	require.NoError(t, err)
-	p.Name = "seeds"
-	p.ForeignKeys = append(p.ForeignKeys, ForeignKey{Name: "Odd", Table: TableName{"My Schema", "Odd.Table"}, Columns: []string{"A", "b"},
-		RefTable: TableName{"public", "select"}, RefColumns: []string{"id", `x"y`}, OnDelete: ActionSetNull, OnUpdate: ActionCascade,
-		Match: MatchFull, Deferrable: true, InitiallyDeferred: true, Priority: PriorityLow, Comment: "two\nlines"})
-	b, err := json.Marshal(p)
-	require.NoError(t, err)
-	var back Plan
-	require.NoError(t, json.Unmarshal(b, &back))
-	assert.Equal(t, p, back)
-
-	// The JSON text is also a valid plan file... as long as identifiers are
-	// plain; EncodeYAML is the faithful text form.
-	y, err := EncodeYAML(p)
-	require.NoError(t, err)
-	back, err = ParseYAML(y)
-	require.NoError(t, err, string(y))
-	assert.Equal(t, p, back)
 }
 
 func TestParseYAML(t *testing.T) {
@@ -158,45 +132,6 @@ func TestParseYAMLErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
-}
-
-func TestLoadAndParseAuto(t *testing.T) {
-	dir := t.TempDir()
-	seeds := sqlassets.Migration
-	mig := filepath.Join(dir, "20251229010228_add_master_tables_fks", "migration.sql")
-	require.NoError(t, os.MkdirAll(filepath.Dir(mig), 0o755))
-	require.NoError(t, os.WriteFile(mig, []byte(seeds), 0o644))
-	p, err := Load(mig)
-	require.NoError(t, err)
-	assert.Equal(t, "add_master_tables_fks", p.Name)
-	assert.Len(t, p.ForeignKeys, 16)
-
-	y, err := EncodeYAML(p)
-	require.NoError(t, err)
-	for _, ext := range []string{".yaml", ".yml", ".json"} {
-		path := filepath.Join(dir, "plan"+ext)
-		data := y
-		if ext == ".json" {
-			data, _ = json.Marshal(p)
-		}
-		require.NoError(t, os.WriteFile(path, data, 0o644))
-		got, err := Load(path)
-		require.NoError(t, err, ext)
-		assert.Equal(t, p, got, ext)
-	}
-	_, err = Load(filepath.Join(dir, "plan.txt"))
-	assert.Error(t, err)
-
-	for name, text := range map[string]string{"sql": seeds, "yaml": string(y), "json": mustJSON(t, p)} {
-		got, err := ParseAuto(text)
-		require.NoError(t, err, name)
-		assert.Len(t, got.ForeignKeys, 16, name)
-	}
-	// A YAML plan whose first key looks like a SQL keyword is still YAML.
-	_, err = ParseAuto("set: 1\n")
-	assert.ErrorContains(t, err, "parse plan")
-	_, err = ParseAuto("/* c */ alter table a add constraint f foreign key (x) references b(id);")
-	assert.NoError(t, err)
 }
 
 func mustJSON(t *testing.T, v any) string {

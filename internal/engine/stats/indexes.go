@@ -11,28 +11,16 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fkrollout/fkrollout/internal/engine/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 )
 
-// IndexAdvice says whether a foreign key's referencing columns are indexed.
-// Without such an index every DELETE/UPDATE of a parent key scans the child
-// table (the seeds' Step 4.4 "Seq Scan (bad, may need index)").
-type IndexAdvice struct {
-	FK      string   `json:"fk"`    // fk.ID(): schema.table.constraint
-	Table   string   `json:"table"` // human schema.table
-	Columns []string `json:"columns"`
-	Covered bool     `json:"covered"`
-	// Index is the existing covering index's name when Covered.
-	Index string `json:"index,omitempty"`
-	// Statement creates the missing index when not Covered.
-	Statement string `json:"statement,omitempty"`
-	// TableRef and IndexName carry the unquoted catalog names CreateIndex
-	// needs (IndexName is the name Statement would create).
-	TableRef  plan.TableName `json:"table_ref"`
-	IndexName string         `json:"index_name"`
-}
+// IndexAdvice is plan.IndexAdvice: the type lives with the plan types so
+// that the perf phase's results can carry it without this package's driver.
+type IndexAdvice = plan.IndexAdvice
 
 // indexesSQL lists, for one table, every btree index usable by the
 // referential check: valid, ready, not partial (a partial index cannot serve
@@ -184,14 +172,14 @@ func CreateIndex(ctx context.Context, pool *pgxpool.Pool, a IndexAdvice, lockTim
 	defer func() {
 		// A session whose lock_timeout could not be reset must not go back to
 		// the pool with our setting on it.
-		if _, rerr := conn.Exec(context.WithoutCancel(ctx), "RESET lock_timeout"); rerr != nil {
+		if rerr := dbx.Reset(context.WithoutCancel(ctx), conn, dbx.Settings{LockTimeout: lockTimeout}); rerr != nil {
 			_ = conn.Hijack().Close(context.WithoutCancel(ctx))
 			return
 		}
 		conn.Release()
 	}()
-	if _, err := conn.Exec(ctx, fmt.Sprintf("SET lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
-		return fmt.Errorf("create index %s: set lock_timeout: %w", a.IndexName, err)
+	if err := dbx.Apply(ctx, conn, dbx.Settings{LockTimeout: lockTimeout}, dbx.Session); err != nil {
+		return fmt.Errorf("create index %s: %w", a.IndexName, err)
 	}
 	qualified := pgx.Identifier{a.TableRef.Schema, a.IndexName}.Sanitize()
 
@@ -236,8 +224,8 @@ func CreateIndex(ctx context.Context, pool *pgxpool.Pool, a IndexAdvice, lockTim
 // leftover before building.
 func dropInvalid(ctx context.Context, conn *pgxpool.Conn, qualified string, lockTimeout time.Duration) error {
 	cleanup := max(10*lockTimeout, 10*time.Second)
-	if _, err := conn.Exec(ctx, fmt.Sprintf("SET lock_timeout = %d", cleanup.Milliseconds())); err != nil {
-		return fmt.Errorf("set cleanup lock_timeout: %w", err)
+	if err := dbx.Apply(ctx, conn, dbx.Settings{LockTimeout: cleanup}, dbx.Session); err != nil {
+		return fmt.Errorf("cleanup: %w", err)
 	}
 	if _, err := conn.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+qualified); err != nil {
 		return err

@@ -1,8 +1,8 @@
-// Package loadgen is fkrollout's built-in load generator (the seeds' k6
-// step): a workload is a set of named, weighted operations, each a
-// parameterised SQL transaction; N workers, each on its own connection,
-// run them for a duration or an iteration count after a warm-up, and the
-// latency of every operation goes into an HDR histogram.
+// Package loadgen describes the runs of fkrollout's built-in load generator
+// (the seeds' k6 step): a workload is a set of named, weighted operations,
+// each a parameterised SQL transaction; a run's options and its report are
+// here too. It links no database driver, so workflow code can carry a
+// Report; loadgen/runner executes workloads against PostgreSQL.
 package loadgen
 
 import (
@@ -177,7 +177,7 @@ func (w Workload) Validate() error {
 		if op.Units < 0 {
 			return fmt.Errorf("workload: operation %q: units %d is negative", op.Name, op.Units)
 		}
-		if _, err := w.compile(op); err != nil {
+		if _, err := w.Compile(op); err != nil {
 			return err
 		}
 	}
@@ -211,30 +211,35 @@ func (op Operation) units() int {
 	return op.Units
 }
 
-// compiledOp is an operation ready to run: positional SQL, and for each
+// CompiledOp is an operation ready to run: positional SQL, and for each
 // statement where every $n comes from (source index, column index).
-type compiledOp struct {
-	name    string
-	weight  float64
-	units   int
-	stmts   []compiledStmt
-	sources []Param // the sources this operation draws from
+type CompiledOp struct {
+	Name    string
+	Weight  float64
+	Units   int
+	Stmts   []CompiledStmt
+	Sources []Param // the sources this operation draws from
 }
 
-type compiledStmt struct {
-	sql  string
-	args []valueRef
+// CompiledStmt is one statement with $n placeholders and, per $n, the
+// source value bound to it.
+type CompiledStmt struct {
+	SQL  string
+	Args []ValueRef
 }
 
-type valueRef struct{ source, column int }
+// ValueRef names a column of one of an operation's parameter sources.
+type ValueRef struct{ Source, Column int }
 
-func (w Workload) compile(op Operation) (compiledOp, error) {
+// Compile resolves op's :name parameters against the workload's and its
+// own parameter sources.
+func (w Workload) Compile(op Operation) (CompiledOp, error) {
 	stmts := op.statements()
 	if len(stmts) == 0 {
-		return compiledOp{}, fmt.Errorf("workload: operation %q has no statements", op.Name)
+		return CompiledOp{}, fmt.Errorf("workload: operation %q has no statements", op.Name)
 	}
 	// Operation params shadow workload params of the same name.
-	where := map[string]valueRef{}
+	where := map[string]ValueRef{}
 	var sources []Param
 	add := func(ps Params, shadow bool) error {
 		for _, p := range ps {
@@ -250,29 +255,29 @@ func (w Workload) compile(op Operation) (compiledOp, error) {
 				if _, dup := where[n]; dup && !shadow {
 					return fmt.Errorf("workload: operation %q: parameter %q defined twice", op.Name, n)
 				}
-				where[n] = valueRef{idx, c}
+				where[n] = ValueRef{idx, c}
 			}
 		}
 		return nil
 	}
 	if err := add(w.Params, false); err != nil {
-		return compiledOp{}, err
+		return CompiledOp{}, err
 	}
 	if err := add(op.Params, true); err != nil {
-		return compiledOp{}, err
+		return CompiledOp{}, err
 	}
-	c := compiledOp{name: op.Name, weight: op.weight(), units: op.units(), sources: sources}
+	c := CompiledOp{Name: op.Name, Weight: op.weight(), Units: op.units(), Sources: sources}
 	for i, s := range stmts {
 		sql, names := Positional(s)
-		cs := compiledStmt{sql: sql}
+		cs := CompiledStmt{SQL: sql}
 		for _, n := range names {
 			ref, ok := where[n]
 			if !ok {
-				return compiledOp{}, fmt.Errorf("workload: operation %q statement %d uses :%s but no parameter %s is defined", op.Name, i+1, n, n)
+				return CompiledOp{}, fmt.Errorf("workload: operation %q statement %d uses :%s but no parameter %s is defined", op.Name, i+1, n, n)
 			}
-			cs.args = append(cs.args, ref)
+			cs.Args = append(cs.Args, ref)
 		}
-		c.stmts = append(c.stmts, cs)
+		c.Stmts = append(c.Stmts, cs)
 	}
 	return c, nil
 }

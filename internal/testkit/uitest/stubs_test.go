@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/policy"
 	"github.com/fkrollout/fkrollout/workflows/approval"
@@ -31,7 +31,7 @@ func registerStubs(w worker.Worker, pol policy.Config) {
 		return eff, nil
 	})
 	reg(rollout.ActParsePlan, func(ctx context.Context, in rollout.ParsePlanInput) (rollout.ParsePlanResult, error) {
-		src, err := plan.ParseAutoSource(in.Text)
+		src, err := sqlplan.ParseAutoSource(in.Text)
 		if err != nil {
 			return rollout.ParsePlanResult{}, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypePlan, nil)
 		}

@@ -1,10 +1,11 @@
-package plan
+package sqlplan
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 )
 
@@ -27,10 +28,10 @@ func FuzzParseSQL(f *testing.F) {
 		}
 		// Whatever parses must render and parse back to the same plan when
 		// it is lint-clean enough to be rolled out.
-		if Validate(src.Plan) != nil {
+		if plan.Validate(src.Plan) != nil {
 			return
 		}
-		_, content := Generate(src.Plan, "fuzz", fixedNow)
+		_, content := plan.Generate(src.Plan, "fuzz", fixedNow)
 		back, err := ParseSQL(string(content))
 		if err != nil {
 			t.Fatalf("generated SQL does not parse: %v\n%s", err, content)
@@ -52,21 +53,21 @@ func FuzzParseYAML(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	y, _ := EncodeYAML(p)
+	y, _ := plan.EncodeYAML(p)
 	f.Add(y)
 	f.Add([]byte(`{"foreign_keys":[{"name":"f","table":{"schema":"S","name":"T"},"columns":["x"],"references":"\"a\"\"b\".c","ref_columns":["id"],"priority":1}]}`))
 	f.Add([]byte("foreign_keys:\n  - name: f\n    table: t\n    columns: [x]\n    references: u\n    ref_columns: [id]\n    on_delete: set_null\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := ParseYAML(data)
+		p, err := plan.ParseYAML(data)
 		if err != nil {
 			return
 		}
-		_ = Lint(p)
-		y, err := EncodeYAML(p)
+		_ = plan.Lint(p)
+		y, err := plan.EncodeYAML(p)
 		if err != nil {
 			t.Fatalf("encode: %v", err)
 		}
-		if _, err := ParseYAML(y); err != nil {
+		if _, err := plan.ParseYAML(y); err != nil {
 			t.Fatalf("re-parse of encoded plan: %v\n%s", err, y)
 		}
 	})

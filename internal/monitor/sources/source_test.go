@@ -1,6 +1,8 @@
-package monitor
+package sources
 
 import (
+	"github.com/fkrollout/fkrollout/internal/monitor"
+
 	"context"
 	"errors"
 	"testing"
@@ -35,7 +37,7 @@ sources:
 `
 
 func TestConfigParseBuildAndValidate(t *testing.T) {
-	var c Config
+	var c monitor.Config
 	require.NoError(t, yaml.Unmarshal([]byte(configYAML), &c))
 	require.NoError(t, c.Validate())
 
@@ -48,26 +50,26 @@ func TestConfigParseBuildAndValidate(t *testing.T) {
 			}
 			return nil, nil
 		}}
-	srcs, err := c.Build(context.Background(), []string{"production-db", "app", "smoke"}, deps)
+	srcs, err := Build(context.Background(), c, []string{"production-db", "app", "smoke"}, deps)
 	require.NoError(t, err)
 	require.Len(t, srcs, 3)
 	pg := srcs[0].(*PGSource)
 	assert.Equal(t, []plan.TableName{{Schema: "public", Name: "items"}, {Schema: "audit", Name: "events"}}, pg.Tables)
 	assert.Equal(t, "jsonlog", pg.Log.Format)
 	assert.Len(t, pg.Probes, 1)
-	assert.Contains(t, pg.Provides(), MetricFKViolations)
-	assert.Equal(t, []string{MetricErrorRatePct}, srcs[1].Provides())
-	assert.Equal(t, []string{MetricSmokeFailures}, srcs[2].Provides())
+	assert.Contains(t, pg.Provides(), monitor.MetricFKViolations)
+	assert.Equal(t, []string{monitor.MetricErrorRatePct}, srcs[1].Provides())
+	assert.Equal(t, []string{monitor.MetricSmokeFailures}, srcs[2].Provides())
 	assert.Equal(t, []string{"production"}, asked)
 
-	_, err = c.Build(context.Background(), []string{"grafana"}, deps)
+	_, err = Build(context.Background(), c, []string{"grafana"}, deps)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"grafana" is not configured on this worker (configured: app, production-db, smoke)`)
 
-	bad := Config{Sources: map[string]SourceConfig{
-		"a@b":  {Kind: KindHTTP},
-		"p":    {Kind: KindPostgres, LogFormat: "stderr"},
-		"prom": {Kind: KindPrometheus, Timeout: "soon"},
+	bad := monitor.Config{Sources: map[string]monitor.SourceConfig{
+		"a@b":  {Kind: monitor.KindHTTP},
+		"p":    {Kind: monitor.KindPostgres, LogFormat: "stderr"},
+		"prom": {Kind: monitor.KindPrometheus, Timeout: "soon"},
 		"x":    {Kind: "graphite"},
 	}}
 	err = bad.Validate()

@@ -1,4 +1,8 @@
-package perf
+// Package explain runs the perf phase's plan checks on a live staging
+// database: EXPLAIN (ANALYZE, BUFFERS) of each foreign key's referential
+// check and of the workload's representative statements, in rolled-back
+// transactions, and the indexes built on request.
+package explain
 
 import (
 	"context"
@@ -8,51 +12,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/engine/stats"
+	"github.com/fkrollout/fkrollout/internal/perf"
 	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// PlanCheck is the EXPLAIN (ANALYZE, BUFFERS) verdict on one foreign key's
-// referential check: the lookup PostgreSQL runs on the referencing table
-// for every parent-side DELETE or key UPDATE.
-type PlanCheck struct {
-	FK         string   `json:"fk"`
-	Table      string   `json:"table"`
-	Columns    []string `json:"columns"`
-	RefTable   string   `json:"ref_table"`
-	RefColumns []string `json:"ref_columns"`
-	// CheckQuery is the lookup as the RI trigger prepares it.
-	CheckQuery string `json:"check_query"`
-	// ScanNode is the plan node reading the referencing table (Seq Scan,
-	// Index Scan, Index Only Scan, Bitmap Heap Scan); Index the index used.
-	ScanNode string `json:"scan_node"`
-	Index    string `json:"index,omitempty"`
-	SeqScan  bool   `json:"seq_scan"`
-	// CheckMS and the buffer counts are of one execution of the generic
-	// plan (the plan the RI trigger's cached statement settles on).
-	CheckMS      float64 `json:"check_ms"`
-	SharedHit    int64   `json:"shared_hit_blocks"`
-	SharedRead   int64   `json:"shared_read_blocks"`
-	RowsExamined int64   `json:"rows_removed_by_filter"`
-	// DeleteMS is the FK's trigger time in a real parent-side DELETE of an
-	// unreferenced key, rolled back; DeleteNote says why it is missing.
-	DeleteMS    float64 `json:"delete_trigger_ms"`
-	DeleteCalls int64   `json:"delete_trigger_calls"`
-	DeleteNote  string  `json:"delete_note,omitempty"`
-	// Advice is whether an index leads with the referencing columns;
-	// Recommendation is the CREATE INDEX CONCURRENTLY to run when the check
-	// scans the table and no such index exists.
-	Advice         stats.IndexAdvice `json:"advice"`
-	Recommendation string            `json:"recommendation,omitempty"`
-	Note           string            `json:"note,omitempty"`
-}
-
-// ExplainOptions bound the checks on a live staging database.
-type ExplainOptions struct {
+// Options bound the checks on a live staging database.
+type Options struct {
 	// LockTimeout for the rolled-back parent DELETE (default 1 s): a check
 	// must never queue behind the application's locks.
 	LockTimeout time.Duration `json:"lock_timeout"`
@@ -60,7 +31,7 @@ type ExplainOptions struct {
 	StatementTimeout time.Duration `json:"statement_timeout"`
 }
 
-func (o ExplainOptions) normalised() ExplainOptions {
+func (o Options) normalised() Options {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = time.Second
 	}
@@ -70,12 +41,16 @@ func (o ExplainOptions) normalised() ExplainOptions {
 	return o
 }
 
-// ExplainFKs checks every foreign key with default options.
-func ExplainFKs(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey) ([]PlanCheck, error) {
-	return ExplainFKsWith(ctx, pool, fks, ExplainOptions{})
+func (o Options) settings() dbx.Settings {
+	return dbx.Settings{LockTimeout: o.LockTimeout, StatementTimeout: o.StatementTimeout}
 }
 
-// ExplainFKsWith runs, per foreign key and in a transaction that is always
+// FKs checks every foreign key with default options.
+func FKs(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey) ([]perf.PlanCheck, error) {
+	return FKsWith(ctx, pool, fks, Options{})
+}
+
+// FKsWith runs, per foreign key and in a transaction that is always
 // rolled back:
 //   - EXPLAIN (ANALYZE, BUFFERS) of the RI lookup
 //     SELECT 1 FROM ONLY child x WHERE col = $1 FOR KEY SHARE OF x,
@@ -86,7 +61,7 @@ func ExplainFKs(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey) 
 //
 // A sequential scan of the referencing table without an index leading with
 // its columns yields the CREATE INDEX CONCURRENTLY recommendation.
-func ExplainFKsWith(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey, o ExplainOptions) ([]PlanCheck, error) {
+func FKsWith(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey, o Options) ([]perf.PlanCheck, error) {
 	o = o.normalised()
 	for _, fk := range fks {
 		if len(fk.Columns) == 0 || len(fk.Columns) != len(fk.RefColumns) {
@@ -97,7 +72,7 @@ func ExplainFKsWith(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignK
 	if err != nil {
 		return nil, fmt.Errorf("explain: %w", err)
 	}
-	out := make([]PlanCheck, 0, len(fks))
+	out := make([]perf.PlanCheck, 0, len(fks))
 	for i, fk := range fks {
 		c, err := explainOne(ctx, pool, fk, o)
 		if err != nil {
@@ -115,23 +90,12 @@ func ExplainFKsWith(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignK
 	return out, nil
 }
 
-// NeedIndex reports the checks that recommend an index.
-func NeedIndex(checks []PlanCheck) []PlanCheck {
-	var out []PlanCheck
-	for _, c := range checks {
-		if c.Recommendation != "" {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // CreateRecommendedIndexes builds, with CREATE INDEX CONCURRENTLY, the index
 // of every check that recommends one. Only called when the plan asks for it.
 // It returns the names of the indexes it built.
-func CreateRecommendedIndexes(ctx context.Context, pool *pgxpool.Pool, checks []PlanCheck, lockTimeout time.Duration) ([]string, error) {
+func CreateRecommendedIndexes(ctx context.Context, pool *pgxpool.Pool, checks []perf.PlanCheck, lockTimeout time.Duration) ([]string, error) {
 	var built []string
-	for _, c := range NeedIndex(checks) {
+	for _, c := range perf.NeedIndex(checks) {
 		if err := stats.CreateIndex(ctx, pool, c.Advice, lockTimeout); err != nil {
 			return built, fmt.Errorf("index for %s: %w", c.FK, err)
 		}
@@ -140,8 +104,8 @@ func CreateRecommendedIndexes(ctx context.Context, pool *pgxpool.Pool, checks []
 	return built, nil
 }
 
-func explainOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o ExplainOptions) (PlanCheck, error) {
-	c := PlanCheck{
+func explainOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Options) (perf.PlanCheck, error) {
+	c := perf.PlanCheck{
 		FK: fk.ID(), Table: fk.Table.String(), Columns: fk.Columns,
 		RefTable: fk.RefTable.String(), RefColumns: fk.RefColumns,
 	}
@@ -162,9 +126,10 @@ func explainOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o E
 		_, _ = conn.Exec(bg, "DEALLOCATE fkr_ri_check")
 		conn.Release()
 	}()
+	if err := dbx.Apply(ctx, tx, o.settings(), dbx.Transaction); err != nil {
+		return c, err
+	}
 	for _, s := range []string{
-		fmt.Sprintf("SET LOCAL lock_timeout = %d", o.LockTimeout.Milliseconds()),
-		fmt.Sprintf("SET LOCAL statement_timeout = %d", o.StatementTimeout.Milliseconds()),
 		"SET LOCAL plan_cache_mode = force_generic_plan",
 		"SET LOCAL standard_conforming_strings = on",
 	} {
@@ -236,7 +201,7 @@ func explainOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o E
 	return c, nil
 }
 
-func measureDelete(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey, lits []string, c *PlanCheck) error {
+func measureDelete(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey, lits []string, c *perf.PlanCheck) error {
 	if _, err := tx.Exec(ctx, "SAVEPOINT fkr_delete"); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
@@ -429,29 +394,13 @@ func parseExplain(raw []byte) (explainOut, error) {
 	return out[0], nil
 }
 
-// QueryCheck is EXPLAIN (ANALYZE, BUFFERS) of one representative statement
-// of the workload (the seeds' Step 4.4), run in a rolled-back transaction.
-type QueryCheck struct {
-	Operation   string   `json:"operation"`
-	Statement   int      `json:"statement"`
-	SQL         string   `json:"sql"`
-	ExecutionMS float64  `json:"execution_ms"`
-	SharedHit   int64    `json:"shared_hit_blocks"`
-	SharedRead  int64    `json:"shared_read_blocks"`
-	SeqScans    []string `json:"seq_scans,omitempty"`
-	// TriggerMS is the time spent in constraint triggers (the FK checks an
-	// INSERT pays), by constraint name.
-	TriggerMS map[string]float64 `json:"trigger_ms,omitempty"`
-	Error     string             `json:"error,omitempty"`
-}
-
-// ExplainWorkload explains every statement of every operation with one
+// Workload explains every statement of every operation with one
 // sample of its parameters. Each operation runs in its own transaction,
 // statements in order (later ones may depend on earlier ones), and is
 // rolled back. A failing statement is reported, not fatal.
-func ExplainWorkload(ctx context.Context, pool *pgxpool.Pool, ops []loadgen.SampleOp, o ExplainOptions) ([]QueryCheck, error) {
+func Workload(ctx context.Context, pool *pgxpool.Pool, ops []loadgen.SampleOp, o Options) ([]perf.QueryCheck, error) {
 	o = o.normalised()
-	var out []QueryCheck
+	var out []perf.QueryCheck
 	for _, op := range ops {
 		checks, err := explainOp(ctx, pool, op, o)
 		if err != nil {
@@ -462,23 +411,18 @@ func ExplainWorkload(ctx context.Context, pool *pgxpool.Pool, ops []loadgen.Samp
 	return out, nil
 }
 
-func explainOp(ctx context.Context, pool *pgxpool.Pool, op loadgen.SampleOp, o ExplainOptions) ([]QueryCheck, error) {
+func explainOp(ctx context.Context, pool *pgxpool.Pool, op loadgen.SampleOp, o Options) ([]perf.QueryCheck, error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	for _, s := range []string{
-		fmt.Sprintf("SET LOCAL lock_timeout = %d", o.LockTimeout.Milliseconds()),
-		fmt.Sprintf("SET LOCAL statement_timeout = %d", o.StatementTimeout.Milliseconds()),
-	} {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			return nil, fmt.Errorf("%s: %w", s, err)
-		}
+	if err := dbx.Apply(ctx, tx, o.settings(), dbx.Transaction); err != nil {
+		return nil, err
 	}
-	var out []QueryCheck
+	var out []perf.QueryCheck
 	for i, st := range op.Statements {
-		q := QueryCheck{Operation: op.Operation, Statement: i + 1, SQL: st.SQL}
+		q := perf.QueryCheck{Operation: op.Operation, Statement: i + 1, SQL: st.SQL}
 		var raw []byte
 		// The sample values are text: the simple protocol inlines them as
 		// literals the server coerces to each column's type.

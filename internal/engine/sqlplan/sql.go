@@ -1,4 +1,4 @@
-package plan
+package sqlplan
 
 import (
 	"bytes"
@@ -11,99 +11,24 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pganalyze/pg_query_go/v6/parser"
+
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 )
 
-// StatementKind classifies one statement of a migration file.
-type StatementKind string
-
-const (
-	StmtAddForeignKey StatementKind = "add_foreign_key"
-	StmtValidate      StatementKind = "validate_constraint"
-	StmtBegin         StatementKind = "begin"
-	StmtCommit        StatementKind = "commit"
-	StmtRollback      StatementKind = "rollback"
-	// StmtCreateTable is a CREATE TABLE: not run; its REFERENCES clauses
-	// are taken as StmtAddForeignKey statements following it.
-	StmtCreateTable StatementKind = "create_table"
-	// StmtAddColumnRefs is ALTER TABLE … ADD COLUMN … REFERENCES: not taken.
-	StmtAddColumnRefs StatementKind = "add_column_references"
-	StmtOther         StatementKind = "other"
-)
-
-// Statement records what the linter needs to know about one statement (or,
-// for an ALTER TABLE with several commands, one command; for a CREATE TABLE,
-// the statement and then each foreign key taken from it).
-type Statement struct {
-	Kind StatementKind `json:"kind"`
-	// Line is the 1-based line of the statement's first token (of the
-	// constraint, for a foreign key inside CREATE TABLE).
-	Line int `json:"line"`
-	// Table and Constraint are set for additions and validations; Table
-	// also for CREATE TABLE and ADD COLUMN.
-	Table      TableName `json:"table,omitempty"`
-	Constraint string    `json:"constraint,omitempty"`
-	// FK indexes Source.Plan.ForeignKeys for additions, -1 otherwise.
-	FK int `json:"fk"`
-	// NotValid: the addition skips validation of existing rows.
-	NotValid bool `json:"not_valid,omitempty"`
-	// ExplicitOnDelete: ON DELETE was written (the parse tree cannot tell
-	// an omitted clause from NO ACTION; the token stream can).
-	ExplicitOnDelete bool `json:"explicit_on_delete,omitempty"`
-	// DefaultName: the constraint was unnamed; Constraint is the name
-	// PostgreSQL would give it.
-	DefaultName bool `json:"default_name,omitempty"`
-	// ImplicitRefColumns: REFERENCES without a column list (the referenced
-	// table's primary key); the foreign key's RefColumns stay empty until
-	// the catalog resolves them.
-	ImplicitRefColumns bool `json:"implicit_ref_columns,omitempty"`
-	// InCreateTable: the foreign key is a REFERENCES clause of a CREATE TABLE.
-	InCreateTable bool `json:"in_create_table,omitempty"`
-	// TakenFKs counts the foreign keys taken from a CREATE TABLE.
-	TakenFKs int `json:"taken_fks,omitempty"`
-	// Tx numbers the explicit BEGIN … COMMIT block holding the statement,
-	// 0 outside any.
-	Tx int `json:"tx"`
-	// Detail names other statements ("CREATE INDEX", "ALTER TABLE DROP").
-	Detail string `json:"detail,omitempty"`
-}
-
-// Source is a parsed plan file or migration: the plan plus, for SQL, the
-// per-statement facts the linter needs.
-type Source struct {
-	Format     Format      `json:"format"`
-	Plan       Plan        `json:"plan"`
-	Statements []Statement `json:"statements,omitempty"`
-	// HasPriorityHeaders: priorities came from "-- Priority N" comments.
-	HasPriorityHeaders bool `json:"has_priority_headers,omitempty"`
-	// LongIdentifiers lists identifiers over 63 bytes as written (PostgreSQL
-	// truncates them silently), with their lines, from the statements that
-	// add or validate foreign keys. The plan keeps them untruncated too.
-	LongIdentifiers []LongIdent `json:"long_identifiers,omitempty"`
-}
-
-// LongIdent is an identifier PostgreSQL would truncate.
-type LongIdent struct {
-	Ident string `json:"ident"`
-	Line  int    `json:"line"`
-}
-
-// MaxIdentLen is PostgreSQL's NAMEDATALEN-1.
-const MaxIdentLen = 63
-
-// ParseSQL reads a migration file into a plan (Parse with FormatSQL).
-// Statements other than foreign key additions are not taken; Source.Lint
+// ParseSQL reads a migration file into a plan (Parse with plan.FormatSQL).
+// Statements other than foreign key additions are not taken; plan.Source.Lint
 // reports them.
-func ParseSQL(sql string) (Plan, error) {
+func ParseSQL(sql string) (plan.Plan, error) {
 	src, err := ParseSQLDetailed(sql)
 	if err != nil {
-		return Plan{}, err
+		return plan.Plan{}, err
 	}
 	return src.Plan, nil
 }
 
-// ParseSQLDetailed is Parse(sql, FormatSQL): the plan plus the statement
-// facts Source.Lint uses.
-func ParseSQLDetailed(sql string) (*Source, error) { return Parse(sql, FormatSQL) }
+// ParseSQLDetailed is Parse(sql, plan.FormatSQL): the plan plus the statement
+// facts plan.Source.Lint uses.
+func ParseSQLDetailed(sql string) (*plan.Source, error) { return Parse(sql, plan.FormatSQL) }
 
 type comment struct {
 	text      string // without the leading "--", trimmed
@@ -113,7 +38,7 @@ type comment struct {
 
 type header struct {
 	pos int
-	p   Priority
+	p   plan.Priority
 }
 
 // sqlFile is the state of parsing one migration file.
@@ -123,7 +48,7 @@ type sqlFile struct {
 	toks     []*pg_query.ScanToken
 	comments []comment
 	headers  []header
-	src      *Source
+	src      *plan.Source
 	tx       int
 	inTx     bool
 }
@@ -142,14 +67,14 @@ type span struct {
 // sets the priority of the additions after it. Additions before the first
 // such header, or in a file without headers, are CRITICAL. Within a priority
 // the file order is kept (Plan.Sorted is stable).
-func parseSQL(sql string) (*Source, error) {
+func parseSQL(sql string) (*plan.Source, error) {
 	// Editors on Windows add a BOM the parser rejects; blank it out without
 	// moving any offset.
 	if strings.HasPrefix(sql, "\uFEFF") {
 		sql = "   " + sql[3:]
 	}
 	sql, psql := blankPsql(sql)
-	f := &sqlFile{text: sql, lines: newLineIndex(sql), src: &Source{Format: FormatSQL}}
+	f := &sqlFile{text: sql, lines: newLineIndex(sql), src: &plan.Source{Format: plan.FormatSQL}}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		var pe *parser.Error
@@ -167,7 +92,7 @@ func parseSQL(sql string) (*Source, error) {
 		return nil, err
 	}
 	if len(tree.GetStmts()) == 0 && len(psql) == 0 {
-		return nil, ErrEmptyPlan
+		return nil, plan.ErrEmptyPlan
 	}
 	for _, raw := range tree.GetStmts() {
 		if err := f.statement(raw); err != nil {
@@ -183,7 +108,7 @@ func parseSQL(sql string) (*Source, error) {
 
 // readComments collects "--" comments, priority headers and lint directives.
 func (f *sqlFile) readComments() error {
-	var opts LintOptions
+	var opts plan.LintOptions
 	directives := false
 	for _, t := range f.toks {
 		if t.Token != pg_query.Token_SQL_COMMENT {
@@ -200,7 +125,7 @@ func (f *sqlFile) readComments() error {
 		if p, ok := priorityHeader(c.text); ok {
 			f.headers = append(f.headers, header{start, p})
 		}
-		ok, err := parseDirective(c.text, &opts)
+		ok, err := plan.ParseDirective(c.text, &opts)
 		if err != nil {
 			return fmt.Errorf("parse SQL: line %d: %w", c.line, err)
 		}
@@ -218,8 +143,8 @@ func (f *sqlFile) noForeignKeys() error {
 	n, addCol := 0, 0
 	for _, st := range f.src.Statements {
 		switch st.Kind {
-		case StmtBegin, StmtCommit, StmtRollback:
-		case StmtAddColumnRefs:
+		case plan.StmtBegin, plan.StmtCommit, plan.StmtRollback:
+		case plan.StmtAddColumnRefs:
 			addCol++
 			n++
 		default:
@@ -230,11 +155,11 @@ func (f *sqlFile) noForeignKeys() error {
 	if addCol > 0 {
 		msg += fmt.Sprintf("; %d ADD COLUMN … REFERENCES are not taken because the column does not exist before the migration runs", addCol)
 	}
-	return fmt.Errorf("%w: %s", ErrNoForeignKeys, msg)
+	return fmt.Errorf("%w: %s", plan.ErrNoForeignKeys, msg)
 }
 
-func (f *sqlFile) priorityAt(pos int) Priority {
-	p := PriorityCritical
+func (f *sqlFile) priorityAt(pos int) plan.Priority {
+	p := plan.PriorityCritical
 	for _, h := range f.headers {
 		if h.pos < pos {
 			p = h.p
@@ -243,7 +168,7 @@ func (f *sqlFile) priorityAt(pos int) Priority {
 	return p
 }
 
-func (f *sqlFile) add(st Statement) { f.src.Statements = append(f.src.Statements, st) }
+func (f *sqlFile) add(st plan.Statement) { f.src.Statements = append(f.src.Statements, st) }
 
 func (f *sqlFile) statement(raw *pg_query.RawStmt) error {
 	sp := span{start: int(raw.StmtLocation), end: len(f.text)}
@@ -264,7 +189,7 @@ func (f *sqlFile) statement(raw *pg_query.RawStmt) error {
 	case node.GetCreateStmt() != nil && node.GetCreateStmt().GetRelation().GetRelpersistence() != "t":
 		return f.createTable(node.GetCreateStmt(), sp)
 	default:
-		f.add(Statement{Kind: StmtOther, Line: sp.line, FK: -1, Tx: sp.tx, Detail: stmtName(node)})
+		f.add(plan.Statement{Kind: plan.StmtOther, Line: sp.line, FK: -1, Tx: sp.tx, Detail: stmtName(node)})
 	}
 	return nil
 }
@@ -274,15 +199,15 @@ func (f *sqlFile) transaction(node *pg_query.Node, sp span) {
 	case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
 		f.tx++
 		f.inTx = true
-		f.add(Statement{Kind: StmtBegin, Line: sp.line, FK: -1, Tx: f.tx})
+		f.add(plan.Statement{Kind: plan.StmtBegin, Line: sp.line, FK: -1, Tx: f.tx})
 	case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
 		f.inTx = false
-		f.add(Statement{Kind: StmtCommit, Line: sp.line, FK: -1, Tx: sp.tx})
+		f.add(plan.Statement{Kind: plan.StmtCommit, Line: sp.line, FK: -1, Tx: sp.tx})
 	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK:
 		f.inTx = false
-		f.add(Statement{Kind: StmtRollback, Line: sp.line, FK: -1, Tx: sp.tx})
+		f.add(plan.Statement{Kind: plan.StmtRollback, Line: sp.line, FK: -1, Tx: sp.tx})
 	default:
-		f.add(Statement{Kind: StmtOther, Line: sp.line, FK: -1, Tx: sp.tx, Detail: stmtName(node)})
+		f.add(plan.Statement{Kind: plan.StmtOther, Line: sp.line, FK: -1, Tx: sp.tx, Detail: stmtName(node)})
 	}
 }
 
@@ -307,13 +232,13 @@ func (f *sqlFile) alterTable(at *pg_query.AlterTableStmt, sp span) error {
 				return err
 			}
 		case cmd.Subtype == pg_query.AlterTableType_AT_ValidateConstraint:
-			f.add(Statement{Kind: StmtValidate, Line: sp.line, FK: -1, Tx: sp.tx, Table: table, Constraint: restore(cmd.Name, long)})
+			f.add(plan.Statement{Kind: plan.StmtValidate, Line: sp.line, FK: -1, Tx: sp.tx, Table: table, Constraint: restore(cmd.Name, long)})
 		case cmd.Subtype == pg_query.AlterTableType_AT_AddColumn && hasForeignKey(cmd.GetDef().GetColumnDef()):
 			col := cmd.GetDef().GetColumnDef()
-			f.add(Statement{Kind: StmtAddColumnRefs, Line: sp.line, FK: -1, Tx: sp.tx, Table: table,
-				Detail: "ADD COLUMN " + QuoteIfNeeded(col.Colname) + " … REFERENCES " + refTablesOf(col)})
+			f.add(plan.Statement{Kind: plan.StmtAddColumnRefs, Line: sp.line, FK: -1, Tx: sp.tx, Table: table,
+				Detail: "ADD COLUMN " + plan.QuoteIfNeeded(col.Colname) + " … REFERENCES " + refTablesOf(col)})
 		default:
-			f.add(Statement{Kind: StmtOther, Line: sp.line, FK: -1, Tx: sp.tx, Table: table,
+			f.add(plan.Statement{Kind: plan.StmtOther, Line: sp.line, FK: -1, Tx: sp.tx, Table: table,
 				Detail: "ALTER TABLE " + strings.TrimPrefix(cmd.Subtype.String(), "AT_")})
 		}
 	}
@@ -327,7 +252,7 @@ func (f *sqlFile) createTable(cs *pg_query.CreateStmt, sp span) error {
 	table := restoreTable(rangeVarName(cs.GetRelation()), long)
 	ct := len(f.src.Statements)
 	defer func() { f.keepLongIdents(found, f.src.Statements[ct:]) }()
-	f.add(Statement{Kind: StmtCreateTable, Line: sp.line, FK: -1, Tx: sp.tx, Table: table, Detail: "CREATE TABLE " + table.String()})
+	f.add(plan.Statement{Kind: plan.StmtCreateTable, Line: sp.line, FK: -1, Tx: sp.tx, Table: table, Detail: "CREATE TABLE " + table.String()})
 	var clauses []fkClause
 	for _, e := range cs.GetTableElts() {
 		if con := e.GetConstraint(); con != nil && con.Contype == pg_query.ConstrType_CONSTR_FOREIGN {
@@ -369,7 +294,7 @@ func (f *sqlFile) createTable(cs *pg_query.CreateStmt, sp span) error {
 
 // fkClause is one FOREIGN KEY / REFERENCES clause and where it is.
 type fkClause struct {
-	table      TableName
+	table      plan.TableName
 	con        *pg_query.Constraint
 	cols       []string // referencing columns as parsed (truncated)
 	start, end int      // the clause's tokens
@@ -384,7 +309,7 @@ func (f *sqlFile) addForeignKey(c fkClause, sp span, long map[string]string) err
 	}
 	if fk.Name == "" {
 		// Computed from the names as PostgreSQL sees them (truncated).
-		fk.Name = defaultFKName(c.table.Name, c.cols, f.nameTaken(c.table.Schema))
+		fk.Name = plan.ChooseForeignKeyName(c.table.Name, c.cols, f.nameTaken(c.table.Schema))
 		st.DefaultName = true
 	}
 	fk.Name = restore(fk.Name, long)
@@ -416,16 +341,16 @@ func (f *sqlFile) nameTaken(schema string) func(string) bool {
 // longIdents maps each identifier of the statement that PostgreSQL (and so
 // pg_query) truncates to how it was written, so the plan carries the real
 // name and lint can refuse it instead of rolling out a different one.
-func (f *sqlFile) longIdents(sp span) (map[string]string, []LongIdent) {
+func (f *sqlFile) longIdents(sp span) (map[string]string, []plan.LongIdent) {
 	var m map[string]string
-	var found []LongIdent
+	var found []plan.LongIdent
 	for _, t := range f.toks {
 		if int(t.Start) < sp.start || int(t.Start) >= sp.end || t.Token != pg_query.Token_IDENT {
 			continue
 		}
 		name := f.text[t.Start:t.End]
 		if strings.HasPrefix(name, `"`) {
-			v, err := ParseIdent(name)
+			v, err := plan.ParseIdent(name)
 			if err != nil {
 				continue
 			}
@@ -433,23 +358,23 @@ func (f *sqlFile) longIdents(sp span) (map[string]string, []LongIdent) {
 		} else {
 			name = foldIdent(name)
 		}
-		if len(name) <= MaxIdentLen {
+		if len(name) <= plan.MaxIdentLen {
 			continue
 		}
 		if m == nil {
 			m = map[string]string{}
 		}
-		m[clipIdent(name, MaxIdentLen)] = name
-		found = append(found, LongIdent{Ident: name, Line: f.lines.line(int(t.Start))})
+		m[plan.TruncateIdent(name)] = name
+		found = append(found, plan.LongIdent{Ident: name, Line: f.lines.line(int(t.Start))})
 	}
 	return m, found
 }
 
 // keepLongIdents records the long identifiers of a statement that added or
 // validated a foreign key; elsewhere they do not reach the rollout.
-func (f *sqlFile) keepLongIdents(found []LongIdent, stmts []Statement) {
+func (f *sqlFile) keepLongIdents(found []plan.LongIdent, stmts []plan.Statement) {
 	for _, st := range stmts {
-		if st.Kind == StmtAddForeignKey || st.Kind == StmtValidate {
+		if st.Kind == plan.StmtAddForeignKey || st.Kind == plan.StmtValidate {
 			f.src.LongIdentifiers = append(f.src.LongIdentifiers, found...)
 			return
 		}
@@ -474,8 +399,8 @@ func restoreAll(in []string, long map[string]string) []string {
 	return out
 }
 
-func restoreTable(t TableName, long map[string]string) TableName {
-	return TableName{Schema: restore(t.Schema, long), Name: restore(t.Name, long)}
+func restoreTable(t plan.TableName, long map[string]string) plan.TableName {
+	return plan.TableName{Schema: restore(t.Schema, long), Name: restore(t.Name, long)}
 }
 
 func hasForeignKey(col *pg_query.ColumnDef) bool { return refTablesOf(col) != "" }
@@ -493,13 +418,13 @@ func refTablesOf(col *pg_query.ColumnDef) string {
 
 // foreignKeyFrom reads one clause. An unnamed constraint gets its name from
 // the caller; REFERENCES without columns leaves RefColumns empty.
-func foreignKeyFrom(toks []*pg_query.ScanToken, c fkClause) (ForeignKey, Statement, error) {
+func foreignKeyFrom(toks []*pg_query.ScanToken, c fkClause) (plan.ForeignKey, plan.Statement, error) {
 	con := c.con
-	st := Statement{Kind: StmtAddForeignKey, Table: c.table, Constraint: con.Conname, NotValid: con.SkipValidation}
-	fk := ForeignKey{Name: con.Conname, Table: c.table, Columns: c.cols, Deferrable: con.Deferrable, InitiallyDeferred: con.Initdeferred}
+	st := plan.Statement{Kind: plan.StmtAddForeignKey, Table: c.table, Constraint: con.Conname, NotValid: con.SkipValidation}
+	fk := plan.ForeignKey{Name: con.Conname, Table: c.table, Columns: c.cols, Deferrable: con.Deferrable, InitiallyDeferred: con.Initdeferred}
 	label := "foreign key on " + c.table.String()
 	if fk.Name != "" {
-		label = "constraint " + QuoteIfNeeded(fk.Name)
+		label = "constraint " + plan.QuoteIfNeeded(fk.Name)
 	}
 	fk.RefTable = rangeVarName(con.GetPktable())
 	fk.RefColumns = stringList(con.GetPkAttrs())
@@ -537,11 +462,11 @@ func foreignKeyFrom(toks []*pg_query.ScanToken, c fkClause) (ForeignKey, Stateme
 	if explicitMatch {
 		switch con.FkMatchtype {
 		case "s":
-			fk.Match = MatchSimple
+			fk.Match = plan.MatchSimple
 		case "f":
-			fk.Match = MatchFull
+			fk.Match = plan.MatchFull
 		case "p":
-			fk.Match = MatchPartial
+			fk.Match = plan.MatchPartial
 		default:
 			return fk, st, fmt.Errorf("%s: unknown MATCH code %q", label, con.FkMatchtype)
 		}
@@ -550,26 +475,26 @@ func foreignKeyFrom(toks []*pg_query.ScanToken, c fkClause) (ForeignKey, Stateme
 	return fk, st, nil
 }
 
-func actionFromCode(c string) (Action, error) {
+func actionFromCode(c string) (plan.Action, error) {
 	switch c {
 	case "a":
-		return ActionNoAction, nil
+		return plan.ActionNoAction, nil
 	case "r":
-		return ActionRestrict, nil
+		return plan.ActionRestrict, nil
 	case "c":
-		return ActionCascade, nil
+		return plan.ActionCascade, nil
 	case "n":
-		return ActionSetNull, nil
+		return plan.ActionSetNull, nil
 	case "d":
-		return ActionSetDefault, nil
+		return plan.ActionSetDefault, nil
 	}
 	return "", fmt.Errorf("unknown action code %q", c)
 }
 
-func rangeVarName(rv *pg_query.RangeVar) TableName {
-	t := TableName{Schema: rv.GetSchemaname(), Name: rv.GetRelname()}
+func rangeVarName(rv *pg_query.RangeVar) plan.TableName {
+	t := plan.TableName{Schema: rv.GetSchemaname(), Name: rv.GetRelname()}
 	if t.Schema == "" {
-		t.Schema = DefaultSchema
+		t.Schema = plan.DefaultSchema
 	}
 	return t
 }
@@ -625,18 +550,18 @@ func camelWords(s string) string {
 
 // priorityHeader recognises "Priority 1: CRITICAL - Workflow Core Integrity",
 // "Priority 2", "Priority: HIGH" (case-insensitive).
-func priorityHeader(text string) (Priority, bool) {
+func priorityHeader(text string) (plan.Priority, bool) {
 	f := strings.Fields(strings.NewReplacer(":", " ", "-", " ").Replace(text))
 	if len(f) < 2 || !strings.EqualFold(f[0], "priority") {
 		return 0, false
 	}
 	if n, err := strconv.Atoi(f[1]); err == nil {
-		if Priority(n).Valid() {
-			return Priority(n), true
+		if plan.Priority(n).Valid() {
+			return plan.Priority(n), true
 		}
 		return 0, false
 	}
-	var p Priority
+	var p plan.Priority
 	if err := p.UnmarshalText([]byte(f[1])); err == nil {
 		return p, true
 	}
@@ -718,8 +643,8 @@ var copyFromStdin = regexp.MustCompile(`(?i)^\s*COPY\s.*\sFROM\s+stdin\s*;\s*$`)
 // and COPY … FROM stdin data. Each meta-command becomes a statement so lint
 // can say it was ignored. A line inside a string or function body that
 // starts with a backslash is blanked too; such bodies are never run.
-func blankPsql(sql string) (string, []Statement) {
-	var stmts []Statement
+func blankPsql(sql string) (string, []plan.Statement) {
+	var stmts []plan.Statement
 	b := []byte(sql)
 	inCopy := false
 	line := 0
@@ -737,7 +662,7 @@ func blankPsql(sql string) (string, []Statement) {
 			blank(b[off:eol])
 		case strings.HasPrefix(text, `\`):
 			cmd, _, _ := strings.Cut(text, " ")
-			stmts = append(stmts, Statement{Kind: StmtOther, Line: line, FK: -1, Detail: "psql meta-command " + cmd})
+			stmts = append(stmts, plan.Statement{Kind: plan.StmtOther, Line: line, FK: -1, Detail: "psql meta-command " + cmd})
 			blank(b[off:eol])
 		case copyFromStdin.MatchString(text):
 			inCopy = true
@@ -757,7 +682,7 @@ func blank(b []byte) {
 
 // mergeByLine inserts extra statements among stmts in line order; statements
 // on the same line keep their order.
-func mergeByLine(stmts, extra []Statement) []Statement {
+func mergeByLine(stmts, extra []plan.Statement) []plan.Statement {
 	if len(extra) == 0 {
 		return stmts
 	}

@@ -1,4 +1,4 @@
-package monitor
+package sources
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/monitor"
 )
 
 // DB is what the PostgreSQL source needs (*pgxpool.Pool satisfies it).
@@ -46,19 +47,19 @@ type PGSource struct {
 	// INSERT ..." as a live measure): latency_ms@<source>/probe:<name>.
 	// They measure latency where pg_stat_statements is not preloaded.
 	// SQL comes from the worker configuration only.
-	Probes []Probe
+	Probes []monitor.Probe
 	// Now is the clock (default time.Now); tests replace it.
 	Now func() time.Time
 }
 
-// Name implements Source.
+// Name implements monitor.Source.
 func (p *PGSource) Name() string { return p.SourceName }
 
-// Provides implements Source.
+// Provides implements monitor.Source.
 func (p *PGSource) Provides() []string {
-	m := []string{MetricLatencyMS, MetricThroughput, MetricErrorRatePct}
+	m := []string{monitor.MetricLatencyMS, monitor.MetricThroughput, monitor.MetricErrorRatePct}
 	if p.Log != nil {
-		m = append(m, MetricFKViolations)
+		m = append(m, monitor.MetricFKViolations)
 	}
 	return m
 }
@@ -74,12 +75,6 @@ type pgCursor struct {
 	OwnRollbacks int64 `json:"own_rollbacks,omitempty"`
 }
 
-// Probe is one timed statement.
-type Probe struct {
-	Name string `yaml:"name" json:"name"`
-	SQL  string `yaml:"sql" json:"sql"`
-}
-
 type stmtStat struct {
 	Calls   int64   `json:"calls"`
 	TotalMS float64 `json:"total_ms"`
@@ -91,8 +86,8 @@ type pgssStatus struct {
 	reason string
 }
 
-// Collect implements Source.
-func (p *PGSource) Collect(ctx context.Context, raw json.RawMessage) (Reading, error) {
+// Collect implements monitor.Source.
+func (p *PGSource) Collect(ctx context.Context, raw json.RawMessage) (monitor.Reading, error) {
 	now := time.Now
 	if p.Now != nil {
 		now = p.Now
@@ -101,7 +96,7 @@ func (p *PGSource) Collect(ctx context.Context, raw json.RawMessage) (Reading, e
 	if raw != nil {
 		prev = &pgCursor{}
 		if err := json.Unmarshal(raw, prev); err != nil {
-			return Reading{}, fmt.Errorf("postgres source %s: bad cursor: %w", p.SourceName, err)
+			return monitor.Reading{}, fmt.Errorf("postgres source %s: bad cursor: %w", p.SourceName, err)
 		}
 	}
 	cur := pgCursor{At: now()}
@@ -111,27 +106,27 @@ func (p *PGSource) Collect(ctx context.Context, raw json.RawMessage) (Reading, e
 	// subtract from the error-rate denominator.
 	tx, err := p.DB.Begin(ctx)
 	if err != nil {
-		return Reading{}, fmt.Errorf("postgres source %s: begin: %w", p.SourceName, err)
+		return monitor.Reading{}, fmt.Errorf("postgres source %s: begin: %w", p.SourceName, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if _, err := tx.Exec(ctx, "SET TRANSACTION READ ONLY"); err != nil {
-		return Reading{}, fmt.Errorf("postgres source %s: %w", p.SourceName, err)
+		return monitor.Reading{}, fmt.Errorf("postgres source %s: %w", p.SourceName, err)
 	}
 	if err := tx.QueryRow(ctx, `SELECT current_database(), xact_commit, xact_rollback FROM pg_stat_database WHERE datname = current_database()`).
 		Scan(&dbName, &cur.Commits, &cur.Rollbacks); err != nil {
-		return Reading{}, fmt.Errorf("postgres source %s: read pg_stat_database: %w", p.SourceName, err)
+		return monitor.Reading{}, fmt.Errorf("postgres source %s: read pg_stat_database: %w", p.SourceName, err)
 	}
 	pgss, cur.Statements, err = p.statements(ctx, tx)
 	if err != nil {
-		return Reading{}, err
+		return monitor.Reading{}, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return Reading{}, fmt.Errorf("postgres source %s: commit: %w", p.SourceName, err)
+		return monitor.Reading{}, fmt.Errorf("postgres source %s: commit: %w", p.SourceName, err)
 	}
 
-	r := Reading{Values: map[string]float64{}, Missing: map[string]string{}}
+	r := monitor.Reading{Values: map[string]float64{}, Missing: map[string]string{}}
 	for _, pr := range p.Probes {
-		series := MetricLatencyMS + "@" + p.SourceName + "/probe:" + pr.Name
+		series := monitor.MetricLatencyMS + "@" + p.SourceName + "/probe:" + pr.Name
 		d, err := p.probe(ctx, pr)
 		cur.OwnRollbacks++
 		if err != nil {
@@ -155,7 +150,7 @@ func (p *PGSource) Collect(ctx context.Context, raw json.RawMessage) (Reading, e
 		} else {
 			cur.Log = &lc
 			if prev != nil && prevLog != nil {
-				r.Values[MetricFKViolations+"@"+p.SourceName] = float64(n)
+				r.Values[monitor.MetricFKViolations+"@"+p.SourceName] = float64(n)
 			}
 		}
 	}
@@ -171,11 +166,11 @@ func (p *PGSource) Collect(ctx context.Context, raw json.RawMessage) (Reading, e
 	dbSeries := "@" + p.SourceName + "/" + dbName
 	switch {
 	case cur.Commits < prev.Commits || cur.Rollbacks < prev.Rollbacks:
-		r.Missing[MetricErrorRatePct+dbSeries] = "pg_stat_database counters went backwards (statistics reset)"
+		r.Missing[monitor.MetricErrorRatePct+dbSeries] = "pg_stat_database counters went backwards (statistics reset)"
 	case dc+dr <= 0:
-		r.Missing[MetricErrorRatePct+dbSeries] = "no transactions in the interval"
+		r.Missing[monitor.MetricErrorRatePct+dbSeries] = "no transactions in the interval"
 	default:
-		r.Values[MetricErrorRatePct+dbSeries] = 100 * float64(dr) / float64(dc+dr)
+		r.Values[monitor.MetricErrorRatePct+dbSeries] = 100 * float64(dr) / float64(dc+dr)
 	}
 
 	switch {
@@ -184,8 +179,8 @@ func (p *PGSource) Collect(ctx context.Context, raw json.RawMessage) (Reading, e
 		// statistics would add to them, their absence is not missing data.
 		r.Notes = append(r.Notes, "statement latency from probes only: "+pgss.reason)
 	case pgss.reason != "":
-		r.Missing[MetricLatencyMS+"@"+p.SourceName] = pgss.reason
-		r.Missing[MetricThroughput+"@"+p.SourceName] = pgss.reason
+		r.Missing[monitor.MetricLatencyMS+"@"+p.SourceName] = pgss.reason
+		r.Missing[monitor.MetricThroughput+"@"+p.SourceName] = pgss.reason
 	default:
 		minCalls := max(p.MinCalls, 1)
 		for _, t := range p.Tables {
@@ -195,25 +190,25 @@ func (p *PGSource) Collect(ctx context.Context, raw json.RawMessage) (Reading, e
 			calls, total := c.Calls-pr.Calls, c.TotalMS-pr.TotalMS
 			switch {
 			case calls < 0 || total < 0:
-				r.Missing[MetricLatencyMS+series] = "pg_stat_statements counters went backwards (reset or evicted)"
+				r.Missing[monitor.MetricLatencyMS+series] = "pg_stat_statements counters went backwards (reset or evicted)"
 			case calls < minCalls:
-				r.Missing[MetricLatencyMS+series] = fmt.Sprintf("%d calls in the interval (fewer than %d)", calls, minCalls)
+				r.Missing[monitor.MetricLatencyMS+series] = fmt.Sprintf("%d calls in the interval (fewer than %d)", calls, minCalls)
 			default:
-				r.Values[MetricLatencyMS+series] = total / float64(calls)
+				r.Values[monitor.MetricLatencyMS+series] = total / float64(calls)
 			}
 			if calls >= 0 && secs > 0 {
-				r.Values[MetricThroughput+series] = float64(calls) / secs
+				r.Values[monitor.MetricThroughput+series] = float64(calls) / secs
 			}
 		}
 	}
 	if logErr != nil {
-		r.Missing[MetricFKViolations+"@"+p.SourceName] = logErr.Error()
+		r.Missing[monitor.MetricFKViolations+"@"+p.SourceName] = logErr.Error()
 	}
 	return r, nil
 }
 
 // probe times one probe statement in a transaction it always rolls back.
-func (p *PGSource) probe(ctx context.Context, pr Probe) (time.Duration, error) {
+func (p *PGSource) probe(ctx context.Context, pr monitor.Probe) (time.Duration, error) {
 	tx, err := p.DB.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("probe %s: begin: %w", pr.Name, err)

@@ -1,4 +1,4 @@
-package monitor
+package sources
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/fkrollout/fkrollout/internal/monitor"
 )
 
 // PromSource evaluates PromQL instant queries over Prometheus' HTTP API
@@ -37,20 +39,20 @@ func NewPromSource(name, url string, queries map[string]string, timeout time.Dur
 	return &PromSource{SourceName: name, API: promv1.NewAPI(c), Queries: queries, Timeout: timeout}, nil
 }
 
-// Name implements Source.
+// Name implements monitor.Source.
 func (p *PromSource) Name() string { return p.SourceName }
 
-// Provides implements Source.
+// Provides implements monitor.Source.
 func (p *PromSource) Provides() []string { return slices.Sorted(maps.Keys(p.Queries)) }
 
-// Collect implements Source. Prometheus queries carry their own windows
+// Collect implements monitor.Source. Prometheus queries carry their own windows
 // (rate(...[5m])), so the source keeps no cursor.
-func (p *PromSource) Collect(ctx context.Context, _ json.RawMessage) (Reading, error) {
+func (p *PromSource) Collect(ctx context.Context, _ json.RawMessage) (monitor.Reading, error) {
 	now := time.Now
 	if p.Now != nil {
 		now = p.Now
 	}
-	r := Reading{Values: map[string]float64{}, Missing: map[string]string{}}
+	r := monitor.Reading{Values: map[string]float64{}, Missing: map[string]string{}}
 	at := now()
 	for _, metric := range p.Provides() {
 		q := p.Queries[metric]

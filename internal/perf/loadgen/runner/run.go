@@ -1,4 +1,8 @@
-package loadgen
+// Package runner is fkrollout's built-in load generator: N workers, each on
+// its own connection, run a loadgen.Workload for a duration or an iteration
+// count after a warm-up, and the latency of every operation goes into an
+// HDR histogram.
+package runner
 
 import (
 	"context"
@@ -14,66 +18,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
 )
-
-// RunOptions sizes a run. Exactly one of Duration and Iterations bounds it
-// (Iterations wins when both are set).
-type RunOptions struct {
-	// Workers is the number of concurrent clients, each on its own
-	// connection (k6's VUs). Default 1.
-	Workers int `json:"workers"`
-	// Duration of the measured part of the run.
-	Duration time.Duration `json:"duration"`
-	// Iterations is the total number of measured operations shared by all
-	// workers (k6's --iterations).
-	Iterations int `json:"iterations"`
-	// Warmup runs the workload unmeasured first (fills caches, prepares
-	// statements).
-	Warmup time.Duration `json:"warmup"`
-	// MaxParamRows caps the rows loaded per parameter source (default 10000).
-	MaxParamRows int `json:"max_param_rows,omitempty"`
-	// Seed makes the operation mix and parameter draws repeatable, so the
-	// baseline and the with-FKs runs see the same sequence. 0 = fixed default.
-	Seed uint64 `json:"seed,omitempty"`
-}
-
-// OpStats is one operation's result. Latencies are of successful
-// executions; Count includes failures; Throughput is successful executions
-// per second of measured time.
-type OpStats struct {
-	Operation  string  `json:"operation"`
-	Units      int     `json:"units"`
-	Count      int64   `json:"count"`
-	Errors     int64   `json:"errors"`
-	AvgMS      float64 `json:"avg_ms"`
-	P50MS      float64 `json:"p50_ms"`
-	P95MS      float64 `json:"p95_ms"`
-	P99MS      float64 `json:"p99_ms"`
-	MaxMS      float64 `json:"max_ms"`
-	ErrorRate  float64 `json:"error_rate"`
-	Throughput float64 `json:"throughput"`
-	// FirstError is one error message, to say why Errors is not zero.
-	FirstError string `json:"first_error,omitempty"`
-}
-
-// Report is a run's result, in the workload's operation order.
-type Report struct {
-	Workers    int       `json:"workers"`
-	DurationMS float64   `json:"duration_ms"`
-	StartedAt  time.Time `json:"started_at"`
-	Ops        []OpStats `json:"ops"`
-	Total      OpStats   `json:"total"`
-}
-
-// Op returns the stats of the named operation.
-func (r Report) Op(name string) (OpStats, bool) {
-	for _, o := range r.Ops {
-		if o.Operation == name {
-			return o, true
-		}
-	}
-	return OpStats{}, false
-}
 
 // Latencies are recorded in microseconds from 1 µs to 1 hour, 3 significant
 // digits (0.1 % resolution).
@@ -113,15 +60,15 @@ type opResult struct {
 // throttle the run) and executes operations with prepared statements:
 // one statement is one Bind/Execute round trip, several are sent as one
 // pipelined batch, which PostgreSQL runs as one implicit transaction.
-func Run(ctx context.Context, pool *pgxpool.Pool, w Workload, o RunOptions) (Report, error) {
+func Run(ctx context.Context, pool *pgxpool.Pool, w loadgen.Workload, o loadgen.RunOptions) (loadgen.Report, error) {
 	if err := w.Validate(); err != nil {
-		return Report{}, err
+		return loadgen.Report{}, err
 	}
 	if o.Workers <= 0 {
 		o.Workers = 1
 	}
 	if o.Duration <= 0 && o.Iterations <= 0 {
-		return Report{}, errors.New("loadgen: set a duration or an iteration count")
+		return loadgen.Report{}, errors.New("loadgen: set a duration or an iteration count")
 	}
 	if o.MaxParamRows <= 0 {
 		o.MaxParamRows = 10000
@@ -129,22 +76,22 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w Workload, o RunOptions) (Rep
 	if o.Seed == 0 {
 		o.Seed = 0x5eed
 	}
-	ops := make([]compiledOp, len(w.Operations))
+	ops := make([]loadgen.CompiledOp, len(w.Operations))
 	for i, op := range w.Operations {
-		c, err := w.compile(op)
+		c, err := w.Compile(op)
 		if err != nil {
-			return Report{}, err
+			return loadgen.Report{}, err
 		}
 		ops[i] = c
 	}
 	values, err := loadSources(ctx, pool, ops, o.MaxParamRows)
 	if err != nil {
-		return Report{}, err
+		return loadgen.Report{}, err
 	}
 	cum := make([]float64, len(ops))
 	total := 0.0
 	for i, op := range ops {
-		total += op.weight
+		total += op.Weight
 		cum[i] = total
 	}
 
@@ -159,7 +106,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w Workload, o RunOptions) (Rep
 	for i := range workers {
 		wk := &worker{cfg: pool.Config().ConnConfig, ops: ops}
 		if err := wk.connect(ctx); err != nil {
-			return Report{}, fmt.Errorf("loadgen: worker %d: %w", i+1, err)
+			return loadgen.Report{}, fmt.Errorf("loadgen: worker %d: %w", i+1, err)
 		}
 		workers[i] = wk
 	}
@@ -251,13 +198,13 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w Workload, o RunOptions) (Rep
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return Report{}, fmt.Errorf("loadgen: run interrupted: %w", err)
+		return loadgen.Report{}, fmt.Errorf("loadgen: run interrupted: %w", err)
 	}
 	elapsed := time.Unix(0, lastEnd.Load()).Sub(measureFrom)
 	if elapsed <= 0 {
 		elapsed = time.Nanosecond
 	}
-	rep := Report{Workers: o.Workers, DurationMS: float64(elapsed) / float64(time.Millisecond), StartedAt: measureFrom.UTC()}
+	rep := loadgen.Report{Workers: o.Workers, DurationMS: float64(elapsed) / float64(time.Millisecond), StartedAt: measureFrom.UTC()}
 	all := &opResult{hist: NewHistogram()}
 	for k, op := range ops {
 		merged := &opResult{hist: NewHistogram()}
@@ -276,14 +223,14 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w Workload, o RunOptions) (Rep
 		if all.first == "" {
 			all.first = merged.first
 		}
-		rep.Ops = append(rep.Ops, stats(op.name, op.units, merged, elapsed))
+		rep.Ops = append(rep.Ops, stats(op.Name, op.Units, merged, elapsed))
 	}
 	rep.Total = stats("total", 1, all, elapsed)
 	return rep, nil
 }
 
-func stats(name string, units int, r *opResult, elapsed time.Duration) OpStats {
-	s := OpStats{Operation: name, Units: units, Count: r.count, Errors: r.errors, FirstError: r.first}
+func stats(name string, units int, r *opResult, elapsed time.Duration) loadgen.OpStats {
+	s := loadgen.OpStats{Operation: name, Units: units, Count: r.count, Errors: r.errors, FirstError: r.first}
 	if r.hist.TotalCount() > 0 {
 		s.AvgMS = r.hist.Mean() / 1000
 		s.P50MS = MS(r.hist.ValueAtQuantile(50))
@@ -318,7 +265,7 @@ type worker struct {
 	cfg *pgx.ConnConfig
 	// blocking: read and write the socket with blocking syscalls.
 	blocking bool
-	ops      []compiledOp
+	ops      []loadgen.CompiledOp
 	conn     *pgconn.PgConn
 	stmts    [][]*pgconn.StatementDescription
 	rows     []int
@@ -335,10 +282,10 @@ func (w *worker) connect(ctx context.Context) error {
 	w.mu.Unlock()
 	w.stmts = make([][]*pgconn.StatementDescription, len(w.ops))
 	for k, op := range w.ops {
-		for i, st := range op.stmts {
-			sd, err := c.Prepare(ctx, fmt.Sprintf("fkr_lg_%d_%d", k, i), st.sql, nil)
+		for i, st := range op.Stmts {
+			sd, err := c.Prepare(ctx, fmt.Sprintf("fkr_lg_%d_%d", k, i), st.SQL, nil)
 			if err != nil {
-				return fmt.Errorf("operation %q statement %d: prepare: %w", op.name, i+1, err)
+				return fmt.Errorf("operation %q statement %d: prepare: %w", op.Name, i+1, err)
 			}
 			w.stmts[k] = append(w.stmts[k], sd)
 		}
@@ -365,49 +312,49 @@ func (w *worker) exec(ctx context.Context, k int, vals [][][][]byte, rng *rand.R
 	for _, v := range vals {
 		w.rows = append(w.rows, rng.IntN(len(v)))
 	}
-	bind := func(st *compiledStmt) [][]byte {
+	bind := func(st *loadgen.CompiledStmt) [][]byte {
 		args := w.args[:0]
-		for _, a := range st.args {
-			args = append(args, vals[a.source][w.rows[a.source]][a.column])
+		for _, a := range st.Args {
+			args = append(args, vals[a.Source][w.rows[a.Source]][a.Column])
 		}
 		w.args = args
 		return args
 	}
-	if len(op.stmts) == 1 {
-		_, err := w.conn.ExecStatement(ctx, w.stmts[k][0], bind(&op.stmts[0]), nil, nil).Close()
+	if len(op.Stmts) == 1 {
+		_, err := w.conn.ExecStatement(ctx, w.stmts[k][0], bind(&op.Stmts[0]), nil, nil).Close()
 		if err != nil {
-			return fmt.Errorf("%s: %w", op.name, err)
+			return fmt.Errorf("%s: %w", op.Name, err)
 		}
 		return nil
 	}
 	b := &pgconn.Batch{}
-	for i := range op.stmts {
-		b.ExecStatement(w.stmts[k][i], bind(&op.stmts[i]), nil, nil)
+	for i := range op.Stmts {
+		b.ExecStatement(w.stmts[k][i], bind(&op.Stmts[i]), nil, nil)
 	}
 	if err := w.conn.ExecBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("%s: %w", op.name, err)
+		return fmt.Errorf("%s: %w", op.Name, err)
 	}
 	return nil
 }
 
 // loadSources runs every parameter SELECT once; values[op][source][row][col].
-func loadSources(ctx context.Context, pool *pgxpool.Pool, ops []compiledOp, maxRows int) ([][][][][]byte, error) {
+func loadSources(ctx context.Context, pool *pgxpool.Pool, ops []loadgen.CompiledOp, maxRows int) ([][][][][]byte, error) {
 	cache := map[string][][][]byte{}
 	out := make([][][][][]byte, len(ops))
 	for k, op := range ops {
-		out[k] = make([][][][]byte, len(op.sources))
-		for s, src := range op.sources {
+		out[k] = make([][][][]byte, len(op.Sources))
+		for s, src := range op.Sources {
 			rows, ok := cache[src.Select]
 			if !ok {
 				var err error
 				rows, err = loadSource(ctx, pool, src, maxRows)
 				if err != nil {
-					return nil, fmt.Errorf("loadgen: operation %q: %w", op.name, err)
+					return nil, fmt.Errorf("loadgen: operation %q: %w", op.Name, err)
 				}
 				cache[src.Select] = rows
 			}
 			if len(rows) > 0 && len(rows[0]) < len(src.Names) {
-				return nil, fmt.Errorf("loadgen: operation %q: parameter source for %v returns %d columns, needs %d", op.name, src.Names, len(rows[0]), len(src.Names))
+				return nil, fmt.Errorf("loadgen: operation %q: parameter source for %v returns %d columns, needs %d", op.Name, src.Names, len(rows[0]), len(src.Names))
 			}
 			out[k][s] = rows
 		}
@@ -417,7 +364,7 @@ func loadSources(ctx context.Context, pool *pgxpool.Pool, ops []compiledOp, maxR
 
 // loadSource reads the values in text format: they are sent back as text
 // parameters, which the server parses into each parameter's type.
-func loadSource(ctx context.Context, pool *pgxpool.Pool, src Param, maxRows int) ([][][]byte, error) {
+func loadSource(ctx context.Context, pool *pgxpool.Pool, src loadgen.Param, maxRows int) ([][][]byte, error) {
 	rows, err := pool.Query(ctx, src.Select, pgx.QueryResultFormats{pgx.TextFormatCode})
 	if err != nil {
 		return nil, fmt.Errorf("parameter source for %v: %w", src.Names, err)
@@ -444,28 +391,15 @@ func loadSource(ctx context.Context, pool *pgxpool.Pool, src Param, maxRows int)
 	return out, nil
 }
 
-// Bound is one statement of an operation with sample parameter values, in
-// text form (nil for NULL).
-type Bound struct {
-	SQL  string `json:"sql"`
-	Args []any  `json:"args"`
-}
-
-// SampleOp is one operation's statements bound to one draw of parameters.
-type SampleOp struct {
-	Operation  string  `json:"operation"`
-	Statements []Bound `json:"statements"`
-}
-
 // Sample binds every operation's statements to the first row of each of its
 // parameter sources, for EXPLAIN of the representative queries.
-func Sample(ctx context.Context, pool *pgxpool.Pool, w Workload) ([]SampleOp, error) {
+func Sample(ctx context.Context, pool *pgxpool.Pool, w loadgen.Workload) ([]loadgen.SampleOp, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
-	ops := make([]compiledOp, len(w.Operations))
+	ops := make([]loadgen.CompiledOp, len(w.Operations))
 	for i, op := range w.Operations {
-		c, err := w.compile(op)
+		c, err := w.Compile(op)
 		if err != nil {
 			return nil, err
 		}
@@ -475,14 +409,14 @@ func Sample(ctx context.Context, pool *pgxpool.Pool, w Workload) ([]SampleOp, er
 	if err != nil {
 		return nil, err
 	}
-	out := make([]SampleOp, len(ops))
+	out := make([]loadgen.SampleOp, len(ops))
 	for k, op := range ops {
-		out[k].Operation = op.name
-		for _, st := range op.stmts {
-			b := Bound{SQL: st.sql}
-			for _, a := range st.args {
+		out[k].Operation = op.Name
+		for _, st := range op.Stmts {
+			b := loadgen.Bound{SQL: st.SQL}
+			for _, a := range st.Args {
 				var v any
-				if raw := values[k][a.source][0][a.column]; raw != nil {
+				if raw := values[k][a.Source][0][a.Column]; raw != nil {
 					v = string(raw)
 				}
 				b.Args = append(b.Args, v)

@@ -1,15 +1,16 @@
-package plan
+package sqlplan
 
 import (
 	"os"
 	"strings"
 	"testing"
 
-	sqlassets "github.com/fkrollout/fkrollout/sql"
-
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	sqlassets "github.com/fkrollout/fkrollout/sql"
 )
 
 func readTestdata(t testing.TB, name string) string {
@@ -29,32 +30,32 @@ func TestParseSQLSeeds(t *testing.T) {
 		table    string
 		col      string
 		ref      string
-		onDelete Action
-		prio     Priority
+		onDelete plan.Action
+		prio     plan.Priority
 	}{
-		{"fk_workflow_instances_config_version", "workflow_instances", "config_version_id", "config_versions", ActionRestrict, PriorityCritical},
-		{"fk_workflow_instances_workspace", "workflow_instances", "workspace_id", "workspaces", ActionRestrict, PriorityCritical},
-		{"fk_workflow_stages_workflow_instance", "workflow_stages", "workflow_instance_id", "workflow_instances", ActionCascade, PriorityHigh},
-		{"fk_atp_submissions_workflow_instance", "atp_submissions", "workflow_instance_id", "workflow_instances", ActionRestrict, PriorityHigh},
-		{"fk_atp_submission_documents_submission", "atp_submission_documents", "submission_id", "atp_submissions", ActionCascade, PriorityHigh},
-		{"fk_punchlists_workflow_instance", "punchlists", "workflow_instance_id", "workflow_instances", ActionRestrict, PriorityHigh},
-		{"fk_punchlist_items_punchlist", "punchlist_items", "punchlist_id", "punchlists", ActionCascade, PriorityHigh},
-		{"fk_atp_scope_master_workspace", "atp_scope_master", "workspace_id", "workspaces", ActionRestrict, PriorityMedium},
-		{"fk_vendor_master_workspace", "vendor_master", "workspace_id", "workspaces", ActionRestrict, PriorityMedium},
-		{"fk_approval_role_master_workspace", "approval_role_master", "workspace_id", "workspaces", ActionRestrict, PriorityMedium},
-		{"fk_approval_policy_master_workspace", "approval_policy_master", "workspace_id", "workspaces", ActionRestrict, PriorityMedium},
-		{"fk_approval_policy_stages_policy", "approval_policy_stages", "approval_policy_id", "approval_policy_master", ActionCascade, PriorityMedium},
-		{"fk_cluster_master_workspace", "cluster_master", "workspace_id", "workspaces", ActionRestrict, PriorityMedium},
-		{"fk_cluster_approver_master_cluster", "cluster_approver_master", "cluster_id", "cluster_master", ActionCascade, PriorityMedium},
-		{"fk_approver_overrides_workflow_instance", "approver_overrides", "workflow_instance_id", "workflow_instances", ActionCascade, PriorityLow},
-		{"fk_workflow_stage_actions_stage", "workflow_stage_actions", "stage_id", "workflow_stages", ActionCascade, PriorityLow},
+		{"fk_workflow_instances_config_version", "workflow_instances", "config_version_id", "config_versions", plan.ActionRestrict, plan.PriorityCritical},
+		{"fk_workflow_instances_workspace", "workflow_instances", "workspace_id", "workspaces", plan.ActionRestrict, plan.PriorityCritical},
+		{"fk_workflow_stages_workflow_instance", "workflow_stages", "workflow_instance_id", "workflow_instances", plan.ActionCascade, plan.PriorityHigh},
+		{"fk_atp_submissions_workflow_instance", "atp_submissions", "workflow_instance_id", "workflow_instances", plan.ActionRestrict, plan.PriorityHigh},
+		{"fk_atp_submission_documents_submission", "atp_submission_documents", "submission_id", "atp_submissions", plan.ActionCascade, plan.PriorityHigh},
+		{"fk_punchlists_workflow_instance", "punchlists", "workflow_instance_id", "workflow_instances", plan.ActionRestrict, plan.PriorityHigh},
+		{"fk_punchlist_items_punchlist", "punchlist_items", "punchlist_id", "punchlists", plan.ActionCascade, plan.PriorityHigh},
+		{"fk_atp_scope_master_workspace", "atp_scope_master", "workspace_id", "workspaces", plan.ActionRestrict, plan.PriorityMedium},
+		{"fk_vendor_master_workspace", "vendor_master", "workspace_id", "workspaces", plan.ActionRestrict, plan.PriorityMedium},
+		{"fk_approval_role_master_workspace", "approval_role_master", "workspace_id", "workspaces", plan.ActionRestrict, plan.PriorityMedium},
+		{"fk_approval_policy_master_workspace", "approval_policy_master", "workspace_id", "workspaces", plan.ActionRestrict, plan.PriorityMedium},
+		{"fk_approval_policy_stages_policy", "approval_policy_stages", "approval_policy_id", "approval_policy_master", plan.ActionCascade, plan.PriorityMedium},
+		{"fk_cluster_master_workspace", "cluster_master", "workspace_id", "workspaces", plan.ActionRestrict, plan.PriorityMedium},
+		{"fk_cluster_approver_master_cluster", "cluster_approver_master", "cluster_id", "cluster_master", plan.ActionCascade, plan.PriorityMedium},
+		{"fk_approver_overrides_workflow_instance", "approver_overrides", "workflow_instance_id", "workflow_instances", plan.ActionCascade, plan.PriorityLow},
+		{"fk_workflow_stage_actions_stage", "workflow_stage_actions", "stage_id", "workflow_stages", plan.ActionCascade, plan.PriorityLow},
 	}
 	for i, w := range want {
 		fk := p.ForeignKeys[i]
 		assert.Equal(t, w.name, fk.Name)
-		assert.Equal(t, TableName{"public", w.table}, fk.Table)
+		assert.Equal(t, plan.TableName{Schema: "public", Name: w.table}, fk.Table)
 		assert.Equal(t, []string{w.col}, fk.Columns)
-		assert.Equal(t, TableName{"public", w.ref}, fk.RefTable)
+		assert.Equal(t, plan.TableName{Schema: "public", Name: w.ref}, fk.RefTable)
 		assert.Equal(t, []string{"id"}, fk.RefColumns)
 		assert.Equal(t, w.onDelete, fk.OnDelete, w.name)
 		assert.Equal(t, w.prio, fk.Priority, w.name)
@@ -71,7 +72,7 @@ func TestParseSQLCases(t *testing.T) {
 	tests := []struct {
 		name    string
 		sql     string
-		want    []ForeignKey
+		want    []plan.ForeignKey
 		wantErr string
 	}{
 		{
@@ -79,23 +80,23 @@ func TestParseSQLCases(t *testing.T) {
 			sql: `ALTER TABLE "Sales"."OrderLines" ADD CONSTRAINT "FK_Lines_Order"
   FOREIGN KEY ("tenantId", order_id) REFERENCES "Sales"."Orders" ("tenantId", id)
   MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED NOT VALID;`,
-			want: []ForeignKey{{Name: "FK_Lines_Order", Table: TableName{"Sales", "OrderLines"}, Columns: []string{"tenantId", "order_id"},
-				RefTable: TableName{"Sales", "Orders"}, RefColumns: []string{"tenantId", "id"}, OnDelete: ActionSetNull, OnUpdate: ActionCascade,
-				Match: MatchFull, Deferrable: true, InitiallyDeferred: true, Priority: PriorityCritical}},
+			want: []plan.ForeignKey{{Name: "FK_Lines_Order", Table: plan.TableName{Schema: "Sales", Name: "OrderLines"}, Columns: []string{"tenantId", "order_id"},
+				RefTable: plan.TableName{Schema: "Sales", Name: "Orders"}, RefColumns: []string{"tenantId", "id"}, OnDelete: plan.ActionSetNull, OnUpdate: plan.ActionCascade,
+				Match: plan.MatchFull, Deferrable: true, InitiallyDeferred: true, Priority: plan.PriorityCritical}},
 		},
 		{
 			name: "reserved words as quoted identifiers, unquoted folded",
 			sql:  `ALTER TABLE App."user" ADD CONSTRAINT "select" FOREIGN KEY ("order") REFERENCES "table"("from") ON DELETE NO ACTION NOT VALID;`,
-			want: []ForeignKey{{Name: "select", Table: TableName{"app", "user"}, Columns: []string{"order"},
-				RefTable: TableName{"public", "table"}, RefColumns: []string{"from"}, OnDelete: ActionNoAction, Priority: PriorityCritical}},
+			want: []plan.ForeignKey{{Name: "select", Table: plan.TableName{Schema: "app", Name: "user"}, Columns: []string{"order"},
+				RefTable: plan.TableName{Schema: "public", Name: "table"}, RefColumns: []string{"from"}, OnDelete: plan.ActionNoAction, Priority: plan.PriorityCritical}},
 		},
 		{
 			name: "no ON DELETE stays empty; explicit NO ACTION is kept",
 			sql: `ALTER TABLE a ADD CONSTRAINT a_b FOREIGN KEY (b_id) REFERENCES b(id) NOT VALID;
 ALTER TABLE c ADD CONSTRAINT c_b FOREIGN KEY (b_id) REFERENCES b(id) MATCH SIMPLE ON DELETE NO ACTION NOT VALID;`,
-			want: []ForeignKey{
-				{Name: "a_b", Table: TableName{"public", "a"}, Columns: []string{"b_id"}, RefTable: TableName{"public", "b"}, RefColumns: []string{"id"}, Priority: PriorityCritical},
-				{Name: "c_b", Table: TableName{"public", "c"}, Columns: []string{"b_id"}, RefTable: TableName{"public", "b"}, RefColumns: []string{"id"}, OnDelete: ActionNoAction, Match: MatchSimple, Priority: PriorityCritical},
+			want: []plan.ForeignKey{
+				{Name: "a_b", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"b_id"}, RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, Priority: plan.PriorityCritical},
+				{Name: "c_b", Table: plan.TableName{Schema: "public", Name: "c"}, Columns: []string{"b_id"}, RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, OnDelete: plan.ActionNoAction, Match: plan.MatchSimple, Priority: plan.PriorityCritical},
 			},
 		},
 		{
@@ -109,29 +110,29 @@ ALTER TABLE a ADD CONSTRAINT f2 FOREIGN KEY (x) REFERENCES b(id) ON DELETE CASCA
 ALTER TABLE a ADD CONSTRAINT f3 FOREIGN KEY (x) REFERENCES b(id) ON DELETE CASCADE NOT VALID;
 -- priority: low
 ALTER TABLE a ADD CONSTRAINT f4 FOREIGN KEY (x) REFERENCES b(id) ON DELETE CASCADE, ADD CONSTRAINT f5 FOREIGN KEY (y) REFERENCES b(id) NOT VALID;`,
-			want: []ForeignKey{
-				{Name: "f1", Table: TableName{"public", "a"}, Columns: []string{"x"}, RefTable: TableName{"public", "b"}, RefColumns: []string{"id"}, OnDelete: ActionCascade, Priority: PriorityCritical},
-				{Name: "f2", Table: TableName{"public", "a"}, Columns: []string{"x"}, RefTable: TableName{"public", "b"}, RefColumns: []string{"id"}, OnDelete: ActionCascade, Priority: PriorityMedium, Comment: "first line\nsecond line"},
-				{Name: "f3", Table: TableName{"public", "a"}, Columns: []string{"x"}, RefTable: TableName{"public", "b"}, RefColumns: []string{"id"}, OnDelete: ActionCascade, Priority: PriorityMedium},
-				{Name: "f4", Table: TableName{"public", "a"}, Columns: []string{"x"}, RefTable: TableName{"public", "b"}, RefColumns: []string{"id"}, OnDelete: ActionCascade, Priority: PriorityLow},
+			want: []plan.ForeignKey{
+				{Name: "f1", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"x"}, RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, OnDelete: plan.ActionCascade, Priority: plan.PriorityCritical},
+				{Name: "f2", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"x"}, RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, OnDelete: plan.ActionCascade, Priority: plan.PriorityMedium, Comment: "first line\nsecond line"},
+				{Name: "f3", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"x"}, RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, OnDelete: plan.ActionCascade, Priority: plan.PriorityMedium},
+				{Name: "f4", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"x"}, RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, OnDelete: plan.ActionCascade, Priority: plan.PriorityLow},
 				// ON DELETE of f4 must not leak into f5.
-				{Name: "f5", Table: TableName{"public", "a"}, Columns: []string{"y"}, RefTable: TableName{"public", "b"}, RefColumns: []string{"id"}, Priority: PriorityLow},
+				{Name: "f5", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"y"}, RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, Priority: plan.PriorityLow},
 			},
 		},
 		{
 			name: "ON DELETE of a later ADD COLUMN … REFERENCES does not count for the FK",
 			sql:  `ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x) REFERENCES b(id) NOT VALID, ADD COLUMN z int REFERENCES b(id) ON DELETE CASCADE;`,
-			want: []ForeignKey{{Name: "f", Table: TableName{"public", "a"}, Columns: []string{"x"}, RefTable: TableName{"public", "b"}, RefColumns: []string{"id"}, Priority: PriorityCritical}},
+			want: []plan.ForeignKey{{Name: "f", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"x"}, RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, Priority: plan.PriorityCritical}},
 		},
 		{
 			name: "no ref columns: left empty for the catalog to resolve",
 			sql:  `ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (x) REFERENCES b ON DELETE CASCADE NOT VALID;`,
-			want: []ForeignKey{{Name: "f", Table: TableName{"public", "a"}, Columns: []string{"x"}, RefTable: TableName{"public", "b"}, OnDelete: ActionCascade, Priority: PriorityCritical}},
+			want: []plan.ForeignKey{{Name: "f", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"x"}, RefTable: plan.TableName{Schema: "public", Name: "b"}, OnDelete: plan.ActionCascade, Priority: plan.PriorityCritical}},
 		},
 		{
 			name: "unnamed constraint gets PostgreSQL's default name",
 			sql:  `ALTER TABLE a ADD FOREIGN KEY (x) REFERENCES b(id);`,
-			want: []ForeignKey{{Name: "a_x_fkey", Table: TableName{"public", "a"}, Columns: []string{"x"}, RefTable: TableName{"public", "b"}, RefColumns: []string{"id"}, Priority: PriorityCritical}},
+			want: []plan.ForeignKey{{Name: "a_x_fkey", Table: plan.TableName{Schema: "public", Name: "a"}, Columns: []string{"x"}, RefTable: plan.TableName{Schema: "public", Name: "b"}, RefColumns: []string{"id"}, Priority: plan.PriorityCritical}},
 		},
 		{name: "syntax error line counts characters, not bytes", sql: "-- ünïcödé ünïcödé ünïcödé ünïcödé\nSELECT 1;\nFOO BAR;", wantErr: "line 3"},
 		{name: "syntax error has a line", sql: "SELECT 1;\nALTER TABLE a ADD CONSTRAINT;", wantErr: "line 2"},
@@ -168,7 +169,7 @@ ALTER TABLE a ADD CONSTRAINT f2 FOREIGN KEY (x) REFERENCES b(id) ON DELETE RESTR
 	src, err := ParseSQLDetailed(sql)
 	require.NoError(t, err)
 	require.Len(t, src.Statements, 6)
-	kinds := []StatementKind{StmtBegin, StmtAddForeignKey, StmtValidate, StmtCommit, StmtOther, StmtAddForeignKey}
+	kinds := []plan.StatementKind{plan.StmtBegin, plan.StmtAddForeignKey, plan.StmtValidate, plan.StmtCommit, plan.StmtOther, plan.StmtAddForeignKey}
 	for i, st := range src.Statements {
 		assert.Equal(t, kinds[i], st.Kind)
 		assert.Equal(t, i+1, st.Line)
@@ -192,8 +193,8 @@ var hostileNames = []string{
 func TestHostileIdentifiersRoundTrip(t *testing.T) {
 	for _, n := range hostileNames {
 		t.Run(n, func(t *testing.T) {
-			fk := ForeignKey{Name: n, Table: TableName{n, n}, Columns: []string{n, "b"}, RefTable: TableName{"public", n},
-				RefColumns: []string{"id", n}, OnDelete: ActionCascade, Priority: PriorityHigh, Comment: "hostile " + strings.ReplaceAll(n, "\n", " ")}
+			fk := plan.ForeignKey{Name: n, Table: plan.TableName{Schema: n, Name: n}, Columns: []string{n, "b"}, RefTable: plan.TableName{Schema: "public", Name: n},
+				RefColumns: []string{"id", n}, OnDelete: plan.ActionCascade, Priority: plan.PriorityHigh, Comment: "hostile " + strings.ReplaceAll(n, "\n", " ")}
 			for _, notValid := range []bool{true, false} {
 				res, err := pg_query.Parse(fk.AddSQL(notValid))
 				require.NoError(t, err)
@@ -220,14 +221,14 @@ func TestHostileIdentifiersRoundTrip(t *testing.T) {
 			assert.Equal(t, fk.Table, src.Statements[1].Table)
 
 			// Generated migration and YAML both come back identical.
-			p := Plan{Name: "hostile", ForeignKeys: []ForeignKey{fk}}
-			_, content := Generate(p, "hostile", fixedNow)
+			p := plan.Plan{Name: "hostile", ForeignKeys: []plan.ForeignKey{fk}}
+			_, content := plan.Generate(p, "hostile", fixedNow)
 			back, err := ParseSQL(string(content))
 			require.NoError(t, err, string(content))
 			assert.Equal(t, p.ForeignKeys, back.ForeignKeys)
-			y, err := EncodeYAML(p)
+			y, err := plan.EncodeYAML(p)
 			require.NoError(t, err)
-			back, err = ParseYAML(y)
+			back, err = plan.ParseYAML(y)
 			require.NoError(t, err, string(y))
 			assert.Equal(t, p, back)
 		})

@@ -1,4 +1,4 @@
-package monitor
+package sources
 
 import (
 	"context"
@@ -8,39 +8,28 @@ import (
 	"net/http"
 	"strings"
 	"time"
-)
 
-// HTTPCheck is one smoke check: a request and the status it must answer
-// with. It covers the seeds' health check (GET /health → 200) and their
-// "invalid data returns 400" check (POST with a bad reference → 400).
-type HTTPCheck struct {
-	Name         string            `yaml:"name" json:"name"`
-	Method       string            `yaml:"method" json:"method,omitempty"`
-	URL          string            `yaml:"url" json:"url"`
-	Body         string            `yaml:"body" json:"body,omitempty"`
-	Headers      map[string]string `yaml:"headers" json:"headers,omitempty"`
-	ExpectStatus int               `yaml:"expect_status" json:"expect_status,omitempty"`
-	Timeout      string            `yaml:"timeout" json:"timeout,omitempty"`
-}
+	"github.com/fkrollout/fkrollout/internal/monitor"
+)
 
 // HTTPSource runs smoke checks every interval. A check that cannot connect
 // fails (the application being unreachable is exactly what it detects);
 // smoke_failures@<source> is the number of failing checks.
 type HTTPSource struct {
 	SourceName string
-	Checks     []HTTPCheck
+	Checks     []monitor.HTTPCheck
 	Client     *http.Client
 }
 
-// Name implements Source.
+// Name implements monitor.Source.
 func (h *HTTPSource) Name() string { return h.SourceName }
 
-// Provides implements Source.
-func (h *HTTPSource) Provides() []string { return []string{MetricSmokeFailures} }
+// Provides implements monitor.Source.
+func (h *HTTPSource) Provides() []string { return []string{monitor.MetricSmokeFailures} }
 
-// Collect implements Source.
-func (h *HTTPSource) Collect(ctx context.Context, _ json.RawMessage) (Reading, error) {
-	r := Reading{Values: map[string]float64{}}
+// Collect implements monitor.Source.
+func (h *HTTPSource) Collect(ctx context.Context, _ json.RawMessage) (monitor.Reading, error) {
+	r := monitor.Reading{Values: map[string]float64{}}
 	failed := 0
 	for _, c := range h.Checks {
 		ok, detail := h.run(ctx, c)
@@ -52,12 +41,12 @@ func (h *HTTPSource) Collect(ctx context.Context, _ json.RawMessage) (Reading, e
 		}
 		r.Values["smoke_failed@"+h.SourceName+"/"+c.Name] = v
 	}
-	r.Values[MetricSmokeFailures+"@"+h.SourceName] = float64(failed)
+	r.Values[monitor.MetricSmokeFailures+"@"+h.SourceName] = float64(failed)
 	return r, nil
 }
 
 // RunCheck runs one check and says whether it passed and, if not, why.
-func (h *HTTPSource) run(ctx context.Context, c HTTPCheck) (bool, string) {
+func (h *HTTPSource) run(ctx context.Context, c monitor.HTTPCheck) (bool, string) {
 	client := h.Client
 	if client == nil {
 		client = http.DefaultClient

@@ -1,6 +1,8 @@
-package monitor
+package sources
 
 import (
+	"github.com/fkrollout/fkrollout/internal/monitor"
+
 	"context"
 	"testing"
 	"time"
@@ -57,7 +59,7 @@ func TestPGSourceDetectsLatencyAndErrors(t *testing.T) {
 	db.Exec(t, shopSchema)
 	ctx := context.Background()
 	src := &PGSource{SourceName: "pg", DB: db.Pool, Tables: []plan.TableName{{Schema: "public", Name: "items"}},
-		Probes: []Probe{{Name: "insert-item", SQL: `INSERT INTO items (order_id) VALUES (1)`}}}
+		Probes: []monitor.Probe{{Name: "insert-item", SQL: `INSERT INTO items (order_id) VALUES (1)`}}}
 	series := "@pg/" + db.Name
 
 	cur, err := src.Collect(ctx, nil)
@@ -67,15 +69,15 @@ func TestPGSourceDetectsLatencyAndErrors(t *testing.T) {
 	workload(t, db, 40, 0)
 	r1, err := src.Collect(ctx, cur.Cursor)
 	require.NoError(t, err)
-	require.Contains(t, r1.Values, MetricErrorRatePct+series, "missing: %v", r1.Missing)
+	require.Contains(t, r1.Values, monitor.MetricErrorRatePct+series, "missing: %v", r1.Missing)
 	// With probes, a server without pg_stat_statements still measures
 	// latency: nothing is missing, so the check is conclusive.
-	assert.NotContains(t, r1.Missing, MetricLatencyMS+"@pg")
-	assert.NotContains(t, r1.Missing, MetricThroughput+"@pg")
-	assert.InDelta(t, 0, r1.Values[MetricErrorRatePct+series], 0.01, "the monitor's own probe rollbacks and commits are not the application's errors")
-	baseLat := r1.Values[MetricLatencyMS+"@pg/probe:insert-item"]
+	assert.NotContains(t, r1.Missing, monitor.MetricLatencyMS+"@pg")
+	assert.NotContains(t, r1.Missing, monitor.MetricThroughput+"@pg")
+	assert.InDelta(t, 0, r1.Values[monitor.MetricErrorRatePct+series], 0.01, "the monitor's own probe rollbacks and commits are not the application's errors")
+	baseLat := r1.Values[monitor.MetricLatencyMS+"@pg/probe:insert-item"]
 	assert.Less(t, baseLat, 20.0)
-	base := Baseline{CapturedAt: time.Now(), Values: r1.Values}
+	base := monitor.Baseline{CapturedAt: time.Now(), Values: r1.Values}
 
 	db.Exec(t, `CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.03); RETURN NEW; END $$;
 CREATE TRIGGER items_slow BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION slow();`)
@@ -84,26 +86,26 @@ CREATE TRIGGER items_slow BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION s
 	require.NoError(t, err)
 	// 10 failed of 30, diluted by the test's own DDL and polling queries,
 	// which are transactions of this database too.
-	assertBetween(t, r2.Values[MetricErrorRatePct+series], 100.0*10/(30+25), 100.0*10/30)
-	assert.Greater(t, r2.Values[MetricLatencyMS+"@pg/probe:insert-item"], baseLat+25, "the 30 ms trigger shows in the probe")
+	assertBetween(t, r2.Values[monitor.MetricErrorRatePct+series], 100.0*10/(30+25), 100.0*10/30)
+	assert.Greater(t, r2.Values[monitor.MetricLatencyMS+"@pg/probe:insert-item"], baseLat+25, "the 30 ms trigger shows in the probe")
 
-	ev := Evaluator{Rules: DefaultMatrix(Thresholds{Persist: 1})}
-	smp := Sample{At: time.Now(), Values: r2.Values, Missing: r2.Missing}
-	d, _ := ev.Evaluate(State{}, base, smp)
-	assert.Equal(t, ActionRollback, d.Action, d.Reason)
-	assert.Equal(t, RuleLatency, d.Rule, "latency is the first row of the matrix")
-	assert.Greater(t, d.Figures[RuleErrorRate], 5.0, "the error rate breached as well")
-	assert.Greater(t, d.Figures[RuleLatency], 20.0)
+	ev := monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{Persist: 1})}
+	smp := monitor.Sample{At: time.Now(), Values: r2.Values, Missing: r2.Missing}
+	d, _ := ev.Evaluate(monitor.State{}, base, smp)
+	assert.Equal(t, monitor.ActionRollback, d.Action, d.Reason)
+	assert.Equal(t, monitor.RuleLatency, d.Rule, "latency is the first row of the matrix")
+	assert.Greater(t, d.Figures[monitor.RuleErrorRate], 5.0, "the error rate breached as well")
+	assert.Greater(t, d.Figures[monitor.RuleLatency], 20.0)
 
 	// Errors alone (trigger gone) fire the error-rate row.
 	db.Exec(t, `DROP TRIGGER items_slow ON items`)
 	workload(t, db, 10, 10)
 	r3, err := src.Collect(ctx, r2.Cursor)
 	require.NoError(t, err)
-	d, _ = ev.Evaluate(State{}, base, Sample{At: time.Now(), Values: r3.Values, Missing: r3.Missing})
-	assert.Equal(t, ActionRollback, d.Action, d.Reason)
-	assert.Equal(t, RuleErrorRate, d.Rule)
-	assertBetween(t, d.Figures["sample:"+MetricErrorRatePct+series], 100.0*10/(20+25), 50)
+	d, _ = ev.Evaluate(monitor.State{}, base, monitor.Sample{At: time.Now(), Values: r3.Values, Missing: r3.Missing})
+	assert.Equal(t, monitor.ActionRollback, d.Action, d.Reason)
+	assert.Equal(t, monitor.RuleErrorRate, d.Rule)
+	assertBetween(t, d.Figures["sample:"+monitor.MetricErrorRatePct+series], 100.0*10/(20+25), 50)
 }
 
 // pg_stat_statements: when the server does not preload it, the source says
@@ -114,7 +116,7 @@ func TestPGSourceStatementStatistics(t *testing.T) {
 	db.Exec(t, shopSchema)
 	ctx := context.Background()
 	src := &PGSource{SourceName: "pg", DB: db.Pool, Tables: []plan.TableName{{Schema: "public", Name: "items"}}}
-	lat := MetricLatencyMS + "@pg"
+	lat := monitor.MetricLatencyMS + "@pg"
 
 	// Not installed in the database.
 	c, err := src.Collect(ctx, nil)
@@ -135,11 +137,11 @@ func TestPGSourceStatementStatistics(t *testing.T) {
 		assert.Contains(t, r.Missing[lat], "shared_preload_libraries", "absent library is reported with the fix")
 		assert.NotContains(t, r.Values, lat+"/public.items")
 		// The rest of the source still works.
-		assert.Contains(t, r.Values, MetricErrorRatePct+"@pg/"+db.Name)
+		assert.Contains(t, r.Values, monitor.MetricErrorRatePct+"@pg/"+db.Name)
 		return
 	}
 	require.Contains(t, r.Values, lat+"/public.items", "missing: %v", r.Missing)
-	assert.Greater(t, r.Values[MetricThroughput+"@pg/public.items"], 0.0)
+	assert.Greater(t, r.Values[monitor.MetricThroughput+"@pg/public.items"], 0.0)
 }
 
 func assertBetween(t *testing.T, v, lo, hi float64) {

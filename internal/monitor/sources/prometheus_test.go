@@ -1,6 +1,8 @@
-package monitor
+package sources
 
 import (
+	"github.com/fkrollout/fkrollout/internal/monitor"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -144,15 +146,15 @@ func TestPrometheusSourceErrorRateBreachAndNoData(t *testing.T) {
 	url := startPrometheus(t, exp.srv.Listener.Addr().String())
 	const errRate = `100 * sum(rate(app_requests_total{code=~"5.."}[4s])) / sum(rate(app_requests_total[4s]))`
 	src, err := NewPromSource("app", url, map[string]string{
-		MetricErrorRatePct: errRate,
+		monitor.MetricErrorRatePct: errRate,
 		// A latency histogram the application does not export: no data.
-		MetricLatencyMS: `1000 * histogram_quantile(0.95, sum(rate(app_request_duration_seconds_bucket[4s])) by (le))`,
+		monitor.MetricLatencyMS: `1000 * histogram_quantile(0.95, sum(rate(app_request_duration_seconds_bucket[4s])) by (le))`,
 	}, 5*time.Second)
 	require.NoError(t, err)
 	ctx := context.Background()
-	series := MetricErrorRatePct + "@app"
+	series := monitor.MetricErrorRatePct + "@app"
 
-	var r Reading
+	var r monitor.Reading
 	require.Eventually(t, func() bool {
 		r, err = src.Collect(ctx, nil)
 		require.NoError(t, err)
@@ -160,8 +162,8 @@ func TestPrometheusSourceErrorRateBreachAndNoData(t *testing.T) {
 		return ok
 	}, 20*time.Second, 250*time.Millisecond, "no error rate yet")
 	assert.InDelta(t, 0, r.Values[series], 0.01)
-	assert.Contains(t, r.Missing[MetricLatencyMS+"@app"], "no data", "an empty result is no data, not zero")
-	base := Baseline{CapturedAt: time.Now(), Values: r.Values}
+	assert.Contains(t, r.Missing[monitor.MetricLatencyMS+"@app"], "no data", "an empty result is no data, not zero")
+	base := monitor.Baseline{CapturedAt: time.Now(), Values: r.Values}
 
 	exp.setErrors(30) // 30 failures for 100 successes: ~23 %
 	require.Eventually(t, func() bool {
@@ -170,35 +172,35 @@ func TestPrometheusSourceErrorRateBreachAndNoData(t *testing.T) {
 		return r.Values[series] > 20
 	}, 20*time.Second, 250*time.Millisecond, "error rate never rose: %v", r.Values)
 
-	ev := Evaluator{Rules: DefaultMatrix(Thresholds{Persist: 1}), InconclusiveLimit: 2}
-	d, st := ev.Evaluate(State{}, base, Sample{At: time.Now(), Values: r.Values, Missing: r.Missing})
-	assert.Equal(t, ActionRollback, d.Action, d.Reason)
-	assert.Equal(t, RuleErrorRate, d.Rule)
-	assert.Greater(t, d.Figures[RuleErrorRate], 15.0)
+	ev := monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{Persist: 1}), InconclusiveLimit: 2}
+	d, st := ev.Evaluate(monitor.State{}, base, monitor.Sample{At: time.Now(), Values: r.Values, Missing: r.Missing})
+	assert.Equal(t, monitor.ActionRollback, d.Action, d.Reason)
+	assert.Equal(t, monitor.RuleErrorRate, d.Rule)
+	assert.Greater(t, d.Figures[monitor.RuleErrorRate], 15.0)
 	assert.Contains(t, d.Reason, "error_rate_pct@app rose by")
 
 	// The latency query alone, with no data: inconclusive, then the gate;
 	// never a rollback, never a pass.
-	lat, err := NewPromSource("app", url, map[string]string{MetricLatencyMS: src.Queries[MetricLatencyMS]}, 5*time.Second)
+	lat, err := NewPromSource("app", url, map[string]string{monitor.MetricLatencyMS: src.Queries[monitor.MetricLatencyMS]}, 5*time.Second)
 	require.NoError(t, err)
-	ev = Evaluator{Rules: DefaultMatrix(Thresholds{Persist: 1})[:1], InconclusiveLimit: 2}
-	st = State{}
-	var actions []Action
+	ev = monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{Persist: 1})[:1], InconclusiveLimit: 2}
+	st = monitor.State{}
+	var actions []monitor.Action
 	for i := 0; i < 2; i++ {
 		r, err := lat.Collect(ctx, nil)
 		require.NoError(t, err)
-		d, st = ev.Evaluate(st, Baseline{Values: map[string]float64{MetricLatencyMS + "@app": 10}}, Sample{At: time.Now(), Values: r.Values, Missing: r.Missing})
+		d, st = ev.Evaluate(st, monitor.Baseline{Values: map[string]float64{monitor.MetricLatencyMS + "@app": 10}}, monitor.Sample{At: time.Now(), Values: r.Values, Missing: r.Missing})
 		actions = append(actions, d.Action)
 		assert.True(t, d.Inconclusive)
 	}
-	assert.Equal(t, []Action{ActionContinue, ActionInconclusive}, actions)
+	assert.Equal(t, []monitor.Action{monitor.ActionContinue, monitor.ActionInconclusive}, actions)
 	assert.Contains(t, d.Reason, "returned no data")
 
 	// A server that does not answer is a source error: missing, not a pass.
-	down, err := NewPromSource("down", "http://"+freeAddr(t), map[string]string{MetricErrorRatePct: errRate}, time.Second)
+	down, err := NewPromSource("down", "http://"+freeAddr(t), map[string]string{monitor.MetricErrorRatePct: errRate}, time.Second)
 	require.NoError(t, err)
-	s, _ := Collect(ctx, []Source{down}, nil, time.Now())
-	assert.Contains(t, s.Missing[MetricErrorRatePct+"@down"], "failed")
+	s, _ := monitor.Collect(ctx, []monitor.Source{down}, nil, time.Now())
+	assert.Contains(t, s.Missing[monitor.MetricErrorRatePct+"@down"], "failed")
 }
 
 func TestHTTPSourceSmokeChecks(t *testing.T) {
@@ -227,21 +229,21 @@ func TestHTTPSourceSmokeChecks(t *testing.T) {
 		}
 	}))
 	defer app.Close()
-	src := &HTTPSource{SourceName: "smoke", Checks: []HTTPCheck{
+	src := &HTTPSource{SourceName: "smoke", Checks: []monitor.HTTPCheck{
 		{Name: "health", URL: app.URL + "/health", ExpectStatus: 200},
 		{Name: "invalid-data-400", Method: "POST", URL: app.URL + "/api/v1/workflow-instances",
 			Body: `{"workspaceId":"w","configVersionId":"invalid-config-id"}`, Headers: map[string]string{"Content-Type": "application/json"}, ExpectStatus: 400},
 	}}
 	r, err := src.Collect(context.Background(), nil)
 	require.NoError(t, err)
-	assert.Equal(t, 0.0, r.Values[MetricSmokeFailures+"@smoke"], "notes: %v", r.Notes)
+	assert.Equal(t, 0.0, r.Values[monitor.MetricSmokeFailures+"@smoke"], "notes: %v", r.Notes)
 
 	healthy.Lock()
 	up = false
 	healthy.Unlock()
 	r, err = src.Collect(context.Background(), nil)
 	require.NoError(t, err)
-	assert.Equal(t, 1.0, r.Values[MetricSmokeFailures+"@smoke"])
+	assert.Equal(t, 1.0, r.Values[monitor.MetricSmokeFailures+"@smoke"])
 	assert.Equal(t, 1.0, r.Values["smoke_failed@smoke/health"])
 	require.Len(t, r.Notes, 1)
 	assert.Contains(t, r.Notes[0], "answered 503, want 200")
@@ -249,5 +251,5 @@ func TestHTTPSourceSmokeChecks(t *testing.T) {
 	app.Close() // unreachable: both fail (the application is down)
 	r, err = src.Collect(context.Background(), nil)
 	require.NoError(t, err)
-	assert.Equal(t, 2.0, r.Values[MetricSmokeFailures+"@smoke"])
+	assert.Equal(t, 2.0, r.Values[monitor.MetricSmokeFailures+"@smoke"])
 }
