@@ -3,7 +3,8 @@ package main
 import (
 	"fmt"
 	"runtime"
-	"runtime/debug"
+
+	buildinfo "github.com/fkrollout/fkrollout/internal/version"
 
 	"github.com/spf13/cobra"
 )
@@ -13,38 +14,8 @@ import (
 var buildVersion string
 
 // version is buildVersion when the build set it, else what the Go
-// toolchain recorded: the module version (go install …@v1.2.3) or the VCS
-// revision of a build in a checkout.
-func version() string {
-	if buildVersion != "" {
-		return buildVersion
-	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	if v := info.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	var rev, dirty string
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "-dirty"
-			}
-		}
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if rev == "" {
-		return "devel"
-	}
-	return rev + dirty
-}
+// toolchain recorded.
+func version() string { return buildinfo.Of(buildVersion) }
 
 func versionCommand() *cobra.Command {
 	var asJSON bool

@@ -25,11 +25,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 	_ "time/tzdata" // maintenance windows name IANA zones; do not depend on the host's tzdata
+
+	buildinfo "github.com/fkrollout/fkrollout/internal/version"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -141,36 +142,9 @@ func logLevel() slog.Level {
 // and VCS revision Go records in the binary.
 var version string
 
-// buildVersion is the worker's version: the ldflags one, else the module
-// version with the VCS revision ("(devel) rev 1a2b3c4d5e6f+dirty").
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
-			}
-		}
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if rev != "" && !strings.Contains(v, rev) {
-		v += " rev " + rev + dirty
-	}
-	return v
-}
+// buildVersion is the worker's version: the ldflags one, else what the Go
+// toolchain recorded.
+func buildVersion() string { return buildinfo.Of(version) }
 
 // workerOptions sizes the worker from the configuration's worker section:
 // activities hold database connections, so they are bounded by the pools
