@@ -134,6 +134,9 @@ func buildFleetInput(o fleetOptions, now time.Time) (fleet.Input, error) {
 		if err := dec.Decode(&in); err != nil {
 			return in, fmt.Errorf("--input %s: %w", o.start.inputFile, err)
 		}
+		if unknown := in.UnknownKeys(); len(unknown) > 0 {
+			return in, fmt.Errorf("--input %s: %s", o.start.inputFile, rollout.UnknownKeysProblem(unknown))
+		}
 		if o.start.planFile != "" {
 			text, format, err := readPlanFile(o.start.planFile)
 			if err != nil {

@@ -211,6 +211,9 @@ func buildInput(o startOptions, now time.Time) (rollout.Input, error) {
 		if err := dec.Decode(&in); err != nil {
 			return in, fmt.Errorf("--input %s: %w", o.inputFile, err)
 		}
+		if unknown := in.UnknownKeys(); len(unknown) > 0 {
+			return in, fmt.Errorf("--input %s: %s", o.inputFile, rollout.UnknownKeysProblem(unknown))
+		}
 	}
 	if o.planFile != "" {
 		text, format, err := readPlanFile(o.planFile)

@@ -6,8 +6,12 @@ package fleet
 // (approval.UpdateDecide, approval.UpdateAbort and their signals).
 
 import (
+	"encoding/json"
+	"reflect"
 	"slices"
 	"time"
+
+	"github.com/fkrollout/fkrollout/internal/jsonkeys"
 
 	"github.com/fkrollout/fkrollout/internal/identity"
 	"github.com/fkrollout/fkrollout/workflows/approval"
@@ -74,7 +78,28 @@ type Input struct {
 	// RequesterProof is the requester's signature over the fleet's start
 	// (StartClaim); each child verifies it against the fleet's scope.
 	RequesterProof *identity.Proof `json:"requester_proof,omitempty"`
+
+	// unknown are keys of the JSON this input was decoded from that no
+	// field takes; the workflow and the CLI refuse them.
+	unknown []jsonkeys.Key
 }
+
+// UnmarshalJSON decodes an input as encoding/json does and remembers the
+// keys no field takes (see UnknownKeys).
+func (in *Input) UnmarshalJSON(b []byte) error {
+	type plain Input // without this method
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*in = Input(p)
+	in.unknown = jsonkeys.Unknown(b, reflect.TypeFor[Input]())
+	return nil
+}
+
+// UnknownKeys are the keys of the decoded JSON that no field takes, each
+// with the field it probably meant.
+func (in Input) UnknownKeys() []jsonkeys.Key { return in.unknown }
 
 // Status is what the fleet's status query returns, and its result.
 type Status struct {

@@ -44,6 +44,10 @@ func (in Input) waveRule() approval.GateRule {
 	return in.Approval.Rule(notify.GatePromotion, GateEnvironment)
 }
 
+// unknownKeysVersion marks histories in which keys of the input that no
+// field takes fail the fleet before anything runs.
+const unknownKeysVersion = "input-unknown-keys"
+
 // waveChoices are what a wave gate offers.
 func waveChoices() []string {
 	return []string{approval.ChoiceApprove, approval.ChoiceReject, approval.ChoiceAbort}
@@ -181,7 +185,12 @@ func Workflow(ctx workflow.Context, raw Input) (*Status, error) {
 	if err := f.setupHandlers(ctx); err != nil {
 		return nil, err
 	}
-	if err := raw.Validate(); err != nil {
+	err := raw.Validate()
+	// Histories recorded before unknown keys were refused replay as they ran.
+	if len(raw.UnknownKeys()) > 0 && workflow.GetVersion(ctx, unknownKeysVersion, workflow.DefaultVersion, 1) == 1 {
+		err = errors.Join(errors.New(rollout.UnknownKeysProblem(raw.UnknownKeys())), err)
+	}
+	if err != nil {
 		f.finished = true
 		f.st.State, f.st.Error = rollout.StateFailed, err.Error()
 		f.event(ctx, rollout.PhaseStarting, err.Error())

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -209,8 +210,11 @@ func (h *fleetHarness) approveEvery() {
 	h.env.RegisterDelayedCallback(tick, 30*time.Minute)
 }
 
-func (h *fleetHarness) run(in Input) (*Status, error) {
-	h.env.ExecuteWorkflow(WorkflowName, in)
+func (h *fleetHarness) run(in Input) (*Status, error) { return h.runArg(in) }
+
+// runArg starts the fleet with arg as its input: an Input, or raw JSON.
+func (h *fleetHarness) runArg(arg any) (*Status, error) {
+	h.env.ExecuteWorkflow(WorkflowName, arg)
 	require.True(h.t, h.env.IsWorkflowCompleted())
 	err := h.env.GetWorkflowError()
 	st := h.status()
@@ -601,6 +605,19 @@ func TestFleetAbortLetsInFlightFinish(t *testing.T) {
 
 // TestFleetInputValidation: every problem is named, and an invalid fleet
 // fails before it starts any child.
+// TestFleetMisspelledKeysAreRefused: a key no field takes fails the fleet
+// at start, naming it, before any child starts.
+func TestFleetMisspelledKeysAreRefused(t *testing.T) {
+	h := newFleetHarness(t)
+	raw := json.RawMessage(`{"plan":"foreign_keys: [...]","requester":"rita@example.com","targets":["t1","t2"],"canary_size":1,"dryrun":true}`)
+	st, err := h.runArg(raw)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `dryrun (did you mean "dry_run"?)`)
+	assert.Contains(t, err.Error(), "canary_size")
+	assert.Equal(t, rollout.StateFailed, st.State)
+	assert.Empty(t, h.kids.list(), "no child started")
+}
+
 func TestFleetInputValidation(t *testing.T) {
 	cases := []struct {
 		name string

@@ -11,12 +11,15 @@
 package rollout
 
 import (
+	"encoding/json"
+	"reflect"
+
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/fkrollout/fkrollout/workflows/approval"
-
 	"github.com/fkrollout/fkrollout/internal/identity"
+	"github.com/fkrollout/fkrollout/internal/jsonkeys"
 	"github.com/fkrollout/fkrollout/internal/monitor"
+	"github.com/fkrollout/fkrollout/workflows/approval"
 )
 
 // Names clients use. They are part of the durable contract: renaming one
@@ -110,7 +113,29 @@ type Input struct {
 	// FleetScope is set by a fleet on its children: RequesterProof then
 	// signs the fleet's start (FleetStartClaim), not this child's.
 	FleetScope *FleetScope `json:"fleet_scope,omitempty"`
+
+	// unknown are keys of the JSON this input was decoded from that no
+	// field takes (a misspelled "dryrun"); the workflow refuses them.
+	unknown []jsonkeys.Key
 }
+
+// UnmarshalJSON decodes an input as encoding/json does and remembers the
+// keys no field takes, so a misspelling is refused instead of meaning the
+// default (see UnknownKeys).
+func (in *Input) UnmarshalJSON(b []byte) error {
+	type plain Input // without this method
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*in = Input(p)
+	in.unknown = jsonkeys.Unknown(b, reflect.TypeFor[Input]())
+	return nil
+}
+
+// UnknownKeys are the keys of the decoded JSON that no field takes, each
+// with the field it probably meant.
+func (in Input) UnknownKeys() []jsonkeys.Key { return in.unknown }
 
 // FleetScope is what a fleet's start proof covers: its targets. The fleet
 // id is the child id without its "/<target>" suffix.

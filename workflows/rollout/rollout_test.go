@@ -408,7 +408,13 @@ func (h *harness) status() *Status {
 }
 
 func (h *harness) run(in Input) (*Status, error) {
-	h.env.ExecuteWorkflow(WorkflowName, in)
+	return h.runArg(in)
+}
+
+// runArg starts the workflow with arg as its input: an Input, or raw JSON
+// as someone pasted it into the UI.
+func (h *harness) runArg(arg any) (*Status, error) {
+	h.env.ExecuteWorkflow(WorkflowName, arg)
 	require.True(h.t, h.env.IsWorkflowCompleted())
 	var st Status
 	err := h.env.GetWorkflowError()
@@ -785,6 +791,39 @@ func TestBadInputFailsWithReason(t *testing.T) {
 	}
 	assert.Equal(t, StateFailed, st.State)
 	assert.Empty(t, h.fake.calls)
+}
+
+// TestMisspelledInputKeysAreRefused: keys no field takes (pasted into the
+// UI, sent by a raw client) fail the rollout before anything runs, naming
+// each with what it probably meant, instead of silently meaning the
+// default (a "dryrun" that is not a dry run).
+func TestMisspelledInputKeysAreRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	b, err := json.Marshal(testInput())
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(b, &doc))
+	doc["dryrun"] = true
+	doc["aproval"] = map[string]any{"default": map[string]any{}}
+	doc["environments"].([]any)[1].(map[string]any)["maintenance_window"].(map[string]any)["strat"] = "03:00"
+	raw, err := json.Marshal(doc)
+	require.NoError(t, err)
+
+	st, err := h.runArg(json.RawMessage(raw))
+	require.Error(t, err)
+	for _, want := range []string{`aproval (did you mean "approval"?)`, `dryrun (did you mean "dry_run"?)`,
+		`environments[1].maintenance_window.strat (did you mean "start"?)`} {
+		assert.Contains(t, err.Error(), want)
+	}
+	assert.Equal(t, StateFailed, st.State)
+	assert.Empty(t, h.fake.calls, "nothing ran, not even the policy check")
+
+	t.Run("the same input without the misspellings runs", func(t *testing.T) {
+		var in Input
+		require.NoError(t, json.Unmarshal(b, &in))
+		assert.Empty(t, in.UnknownKeys())
+		assert.NoError(t, ValidateInput(in))
+	})
 }
 
 func TestPlanErrorFailsWithoutRetry(t *testing.T) {

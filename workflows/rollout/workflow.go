@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
+	"github.com/fkrollout/fkrollout/internal/jsonkeys"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/workflows/approval"
 	"github.com/fkrollout/fkrollout/workflows/steps"
@@ -61,6 +62,9 @@ type rollout struct {
 		state      RolloutState
 		requester  bool
 	}
+	// refuseUnknownKeys: the input has keys no field takes, and this
+	// history refuses them (unknownKeysVersion).
+	refuseUnknownKeys bool
 }
 
 // Workflow is the FKRollout workflow. The rollout ID is the workflow ID.
@@ -78,6 +82,10 @@ func Workflow(ctx workflow.Context, in Input) (*Status, error) {
 	}
 	if err := w.setupHandlers(ctx); err != nil {
 		return nil, err
+	}
+	// Histories recorded before unknown keys were refused replay as they ran.
+	if len(in.UnknownKeys()) > 0 && workflow.GetVersion(ctx, unknownKeysVersion, workflow.DefaultVersion, 1) == 1 {
+		w.refuseUnknownKeys = true
 	}
 	if err := w.validateInput(); err != nil {
 		w.st.State, w.st.Error = StateFailed, err.Error()
@@ -112,6 +120,9 @@ func Workflow(ctx workflow.Context, in Input) (*Status, error) {
 
 func (w *rollout) validateInput() error {
 	var errs []string
+	if w.refuseUnknownKeys {
+		errs = append(errs, UnknownKeysProblem(w.in.UnknownKeys()))
+	}
 	if strings.TrimSpace(w.in.Plan) == "" {
 		errs = append(errs, "plan is empty: paste the plan YAML or migration SQL")
 	}
@@ -876,9 +887,25 @@ func sortedFKs(in []plan.ForeignKey) []plan.ForeignKey {
 	return out
 }
 
+// unknownKeysVersion marks histories in which keys of the input that no
+// field takes fail the rollout before anything runs.
+const unknownKeysVersion = "input-unknown-keys"
+
+// UnknownKeysProblem names the keys of an input no field takes, and what
+// each probably meant; every path that takes an input (the workflow, the
+// CLI) refuses them with it.
+func UnknownKeysProblem(keys []jsonkeys.Key) string {
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		names = append(names, k.String())
+	}
+	return "unknown field(s) " + strings.Join(names, ", ") + ": fix the spelling (a key no field takes would silently mean the default)"
+}
+
 // ValidateInput checks a rollout input the way the workflow does before
 // anything runs; a fleet checks its children's inputs with it at start.
 func ValidateInput(in Input) error {
-	w := &rollout{in: in, windows: map[string]window{}, gateScope: map[string][]string{}, gateImpact: map[string]map[string]Impact{}}
+	w := &rollout{in: in, windows: map[string]window{}, gateScope: map[string][]string{}, gateImpact: map[string]map[string]Impact{},
+		refuseUnknownKeys: len(in.UnknownKeys()) > 0}
 	return w.validateInput()
 }
