@@ -156,6 +156,7 @@ func lintCmd() *cobra.Command {
 		}
 		return nil
 	}
+	withInputLint(cmd, f)
 	return cmd
 }
 

@@ -85,7 +85,7 @@ func TestResolvePolicyForFleets(t *testing.T) {
 			in: func(in *rollout.Input) {
 				f := fleetIn
 				f.RequesterProof = fleetProof("fleet-1", now)
-				*in = f.policyInput()
+				*in = f.PolicyInput()
 			}, check: func(t *testing.T, eff *approval.EffectivePolicy) {
 				assert.True(t, eff.RequesterVerified)
 				assert.Equal(t, []string{alice, bob}, eff.Approval.Gates["promotion/fleet"].Approvers)
@@ -96,7 +96,7 @@ func TestResolvePolicyForFleets(t *testing.T) {
 				delete(c.Environments, GateEnvironment)
 			},
 			gateEnvs: []string{GateEnvironment},
-			in:       func(in *rollout.Input) { *in = fleetIn.policyInput() },
+			in:       func(in *rollout.Input) { *in = fleetIn.PolicyInput() },
 			wantErr:  []string{`environment "fleet" has no approval policy on this worker (policy.environments.fleet)`}},
 		{name: "fleet child verified against the fleet's start", cfg: fleetCfg, workflowID: "fleet-1/t1", unsigned: true,
 			in: child("t1", old), check: func(t *testing.T, eff *approval.EffectivePolicy) {

@@ -116,9 +116,9 @@ func (in Input) Validate() error {
 	return nil
 }
 
-// policyInput is the fleet as the worker's policy sees it: every target
-// is an environment whose policy must exist.
-func (in Input) policyInput() rollout.Input {
+// PolicyInput is the fleet as the worker's policy sees it: every target
+// is an environment whose policy must exist (the CLI's lint checks it too).
+func (in Input) PolicyInput() rollout.Input {
 	envs := make([]rollout.EnvironmentInput, 0, len(in.Targets))
 	for _, t := range in.Targets {
 		envs = append(envs, rollout.EnvironmentInput{Name: t})
@@ -197,7 +197,7 @@ func Workflow(ctx workflow.Context, raw Input) (*Status, error) {
 		f.publish(ctx)
 		return f.snapshot(), temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInput, nil)
 	}
-	pol, err := rollout.ResolveEffectivePolicy(ctx, f.id, in.policyInput(), []string{GateEnvironment})
+	pol, err := rollout.ResolveEffectivePolicy(ctx, f.id, in.PolicyInput(), []string{GateEnvironment})
 	f.Policy = pol
 	if err != nil {
 		f.finished = true
@@ -718,5 +718,5 @@ func (s *Status) Markdown() string {
 // StartClaim is what the requester signs to start a fleet: the rollout
 // start claim of all its targets, which its children are checked against.
 func StartClaim(fleetID string, in Input) identity.Claim {
-	return rollout.StartClaim(fleetID, in.policyInput())
+	return rollout.StartClaim(fleetID, in.PolicyInput())
 }
