@@ -37,6 +37,10 @@ func monitorDurations(req Request) (time.Duration, time.Duration, time.Duration,
 	return dur, iv, bp, errors.Join(err1, err2, err3)
 }
 
+// watchEvidenceVersion marks histories in which the end of the window is
+// clean only when the watcher reports that it watched to the end.
+const watchEvidenceVersion = "watch-needs-evidence"
+
 // Workflow watches one environment after the deploy. Contract for
 // the parent rollout:
 //
@@ -137,10 +141,31 @@ func Workflow(ctx workflow.Context, req Request) (Outcome, error) {
 	if ctx.Err() != nil {
 		return Outcome{}, temporal.NewCanceledError("monitor cancelled")
 	}
-	if windowEnded {
+	if windowEnded && workflow.GetVersion(ctx, watchEvidenceVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		cancelWatch()
 		_ = watch.Get(ctx, nil) // wait for the watcher to stop (WaitForCancellation)
 		return finish(OutcomeClean, fmt.Sprintf("no matrix row fired during the watch of %s", req.Environment))
+	}
+	if windowEnded {
+		// A clean verdict needs the watcher's own report that it watched to
+		// the end: a watcher that failed every attempt, or hangs, has
+		// watched nothing. It ends by itself at the deadline; past its own
+		// retry budget it has failed.
+		gctx, cancelGrace := workflow.WithCancel(ctx)
+		grace := workflow.NewTimerWithOptions(gctx, interval+10*time.Minute, workflow.TimerOptions{
+			Summary: fmt.Sprintf("wait for the watcher of %s to report the end of the window", req.Environment),
+		})
+		reported := false
+		last := workflow.NewSelector(ctx)
+		last.AddFuture(watch, func(f workflow.Future) { watchErr, reported = f.Get(ctx, &res), true })
+		last.AddFuture(grace, func(workflow.Future) {})
+		last.Select(ctx)
+		cancelGrace()
+		if !reported {
+			cancelWatch()
+			_ = watch.Get(ctx, nil)
+			return finish(OutcomeInconclusive, fmt.Sprintf("the watcher of %s did not report the end of the window; no data is not a pass", req.Environment))
+		}
 	}
 	if watchErr != nil {
 		return finish(OutcomeInconclusive, "the watcher failed: "+watchErr.Error()+"; no data is not a pass")

@@ -223,23 +223,52 @@ func TestMonitorWorkflowWatcherFailureIsInconclusive(t *testing.T) {
 
 // When the watcher is still running at the end of the window the durable
 // timer ends the watch as clean and cancels the watcher.
+// TestMonitorWorkflowTimerEndsWindow: the window ends by its timer, and
+// the verdict rests on what the watcher reports: clean when it watched to
+// the end; inconclusive, never clean, when it failed every attempt or does
+// not report (a watcher that never ran has seen nothing).
 func TestMonitorWorkflowTimerEndsWindow(t *testing.T) {
-	var ts testsuite.WorkflowTestSuite
-	env := ts.NewTestWorkflowEnvironment()
-	env.SetStartTime(monitorT0)
-	env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowName})
-	env.RegisterActivityWithOptions(func(context.Context, WatchInput) (WatchResult, error) {
-		return WatchResult{}, nil
-	}, activity.RegisterOptions{Name: ActMonitorWatch})
-	env.OnActivity(ActMonitorWatch, mock.Anything, mock.Anything).After(25*time.Hour).Return(WatchResult{Decision: monitor.Decision{Action: monitor.ActionRollback}}, nil)
-	req := monitorReq()
-	req.Baseline = &monitor.Baseline{CapturedAt: monitorT0}
-	env.ExecuteWorkflow(WorkflowName, req)
-	require.NoError(t, env.GetWorkflowError())
-	var out Outcome
-	require.NoError(t, env.GetWorkflowResult(&out))
-	assert.Equal(t, OutcomeClean, out.Status, out.Reason)
-	assert.Equal(t, monitorT0.Add(24*time.Hour), out.Ended)
+	cases := []struct {
+		name   string
+		mock   func(env *testsuite.TestWorkflowEnvironment)
+		want   string
+		reason string
+	}{
+		{"the watcher reports the deadline", func(env *testsuite.TestWorkflowEnvironment) {
+			env.OnActivity(ActMonitorWatch, mock.Anything, mock.Anything).After(24*time.Hour+time.Minute).Return(
+				WatchResult{DeadlineReached: true, Decision: monitor.Decision{Action: monitor.ActionContinue}}, nil)
+		}, OutcomeClean, "no matrix row fired"},
+		{"the watcher failed every attempt", func(env *testsuite.TestWorkflowEnvironment) {
+			env.OnActivity(ActMonitorWatch, mock.Anything, mock.Anything).Return(WatchResult{}, errors.New("connection refused"))
+		}, OutcomeInconclusive, "the watcher failed"},
+		{"the watcher hangs past the window", func(env *testsuite.TestWorkflowEnvironment) {
+			env.OnActivity(ActMonitorWatch, mock.Anything, mock.Anything).After(25*time.Hour).Return(
+				WatchResult{Decision: monitor.Decision{Action: monitor.ActionRollback}}, nil)
+		}, OutcomeInconclusive, "did not report the end of the window"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ts testsuite.WorkflowTestSuite
+			env := ts.NewTestWorkflowEnvironment()
+			env.SetStartTime(monitorT0)
+			env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowName})
+			env.RegisterActivityWithOptions(func(context.Context, WatchInput) (WatchResult, error) {
+				return WatchResult{}, nil
+			}, activity.RegisterOptions{Name: ActMonitorWatch})
+			c.mock(env)
+			req := monitorReq()
+			req.Baseline = &monitor.Baseline{CapturedAt: monitorT0}
+			env.ExecuteWorkflow(WorkflowName, req)
+			require.NoError(t, env.GetWorkflowError())
+			var out Outcome
+			require.NoError(t, env.GetWorkflowResult(&out))
+			assert.Equal(t, c.want, out.Status, out.Reason)
+			assert.Contains(t, out.Reason, c.reason)
+			if c.want == OutcomeClean {
+				assert.False(t, out.Ended.Before(monitorT0.Add(24*time.Hour)), "clean only at the end of the window")
+			}
+		})
+	}
 }
 
 func TestMonitorWorkflowRejectsBadInput(t *testing.T) {
