@@ -3,9 +3,11 @@ package dbx
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -22,7 +24,17 @@ type Settings struct {
 	StatementTimeout time.Duration
 	// ApplicationName is application_name, as pg_stat_activity shows it.
 	ApplicationName string
+	// ClientCheckInterval is client_connection_check_interval (PostgreSQL
+	// 14 and later; left out on older servers): how often a running
+	// statement checks that its client is still there. Without it, the
+	// backend of a worker killed mid-VALIDATE scans on and keeps its lock,
+	// so the retry waits on a statement nobody will read.
+	ClientCheckInterval time.Duration
 }
+
+// DeadClientCheck is how often fkrollout's statements check that the
+// worker that sent them is alive.
+const DeadClientCheck = 5 * time.Second
 
 // Scope is how long Apply's settings last.
 type Scope int
@@ -43,11 +55,14 @@ type Execer interface {
 
 // Settings of the lock policy: its lock and statement timeouts.
 func (p LockPolicy) Settings() Settings {
-	return Settings{LockTimeout: p.LockTimeout, StatementTimeout: p.StatementTimeout}
+	return Settings{LockTimeout: p.LockTimeout, StatementTimeout: p.StatementTimeout, ClientCheckInterval: DeadClientCheck}
 }
 
 // pairs are the settings' names and values, in a fixed order.
 func (s Settings) pairs() (names, values []string) {
+	if s.ClientCheckInterval > 0 {
+		names, values = append(names, "client_connection_check_interval"), append(values, millis(s.ClientCheckInterval))
+	}
 	if s.LockTimeout > 0 {
 		names, values = append(names, "lock_timeout"), append(values, millis(s.LockTimeout))
 	}
@@ -72,6 +87,9 @@ func millis(d time.Duration) string {
 // would take the transaction's snapshot, after which SET TRANSACTION
 // ISOLATION LEVEL is refused (25001).
 func Apply(ctx context.Context, q Execer, s Settings, scope Scope) error {
+	if s.ClientCheckInterval > 0 && !serverAtLeast(q, 14) {
+		s.ClientCheckInterval = 0
+	}
 	names, values := s.pairs()
 	set := "SET LOCAL "
 	if scope == Session {
@@ -83,6 +101,24 @@ func Apply(ctx context.Context, q Execer, s Settings, scope Scope) error {
 		}
 	}
 	return nil
+}
+
+// serverAtLeast reports whether q's server is at least this major version,
+// from the version the server announced at connect (no query). An Execer
+// that cannot tell is taken to be older.
+func serverAtLeast(q Execer, major int) bool {
+	var pc *pgconn.PgConn
+	switch c := q.(type) {
+	case interface{ Conn() *pgx.Conn }:
+		pc = c.Conn().PgConn()
+	case interface{ PgConn() *pgconn.PgConn }:
+		pc = c.PgConn()
+	default:
+		return false
+	}
+	v := pc.ParameterStatus("server_version")
+	n, err := strconv.Atoi(strings.SplitN(strings.TrimSpace(v), ".", 2)[0])
+	return err == nil && n >= major
 }
 
 // literal quotes v as an escape string constant, read the same whatever
