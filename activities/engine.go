@@ -453,7 +453,7 @@ func quarantineCounts(ctx context.Context, pool *pgxpool.Pool, rolloutID, runID,
 	return res, rows.Err()
 }
 
-// RunBehaviourTests runs the seeds' constraint tests (invalid insert
+// RunBehaviourTests runs the constraint behaviour tests (invalid insert
 // rejected, RESTRICT blocks delete, CASCADE cascades) in rolled-back
 // transactions.
 func (a *Activities) RunBehaviourTests(ctx context.Context, in rollout.BehaviourInput) ([]rollout.BehaviourResult, error) {

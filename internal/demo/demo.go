@@ -1,8 +1,9 @@
-// Package demo builds the APMS demo database of the seeds: the schema
-// before the rollout (sqlassets.Schema), consistent data generated set-based
-// (INSERT ... SELECT generate_series, millions of rows in minutes) and, on
-// request, orphan rows for chosen foreign keys so the audit and remediation
-// have something to find.
+// Package demo builds the APMS demo database (an approval-workflow
+// application): the schema before the rollout (sqlassets.Schema, from
+// sql/schema.sql), consistent data generated set-based (INSERT ... SELECT
+// generate_series, millions of rows in minutes) and, on request, orphan rows
+// for chosen foreign keys so the audit and remediation have something to
+// find.
 package demo
 
 import (

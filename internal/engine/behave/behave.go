@@ -1,5 +1,5 @@
 // Package behave proves that each rolled-out foreign key behaves as declared,
-// the automated form of the seeds' Step 3.3 "Test FK Constraints": an orphan
+// the automated form of the manual constraint tests done after VALIDATE: an orphan
 // insert is rejected, deleting (and updating) a referenced parent does what
 // ON DELETE / ON UPDATE say.
 //
