@@ -469,9 +469,9 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 	if s.Errors > 0 {
 		log.Printf("zerostall: %s: %d writer errors, first: %v", method, s.Errors, firstErr.Load())
 	}
-	s.P50MS = runner.MS(all.ValueAtQuantile(50))
-	s.P99MS = runner.MS(all.ValueAtQuantile(99))
-	s.MaxMS = runner.MS(all.Max())
+	s.P50MS = runner.MicrosToMillis(all.ValueAtQuantile(50))
+	s.P99MS = runner.MicrosToMillis(all.ValueAtQuantile(99))
+	s.MaxMS = runner.MicrosToMillis(all.Max())
 	return s, nil
 }
 

@@ -202,7 +202,7 @@ func (c Comparison) Markdown() string {
 		}
 		with, over := "—", "—"
 		if r.WithFKsMS > 0 || r.Note == "" {
-			with = fmt.Sprintf("%s (p95 %s)", ms(r.WithFKsMS), ms(r.WithFKsP95))
+			with = fmt.Sprintf("%s (p95 %s)", formatMS(r.WithFKsMS), formatMS(r.WithFKsP95))
 			over = signed(r.OverheadMS)
 			if r.Units > 1 {
 				over += fmt.Sprintf(" (%s/unit)", signed(r.PerUnitMS))
@@ -212,7 +212,7 @@ func (c Comparison) Markdown() string {
 		if r.Note != "" {
 			ok += " — " + strings.ReplaceAll(r.Note, "|", "\\|")
 		}
-		fmt.Fprintf(&b, "| %s | %s (p95 %s) | %s | %s | %s |\n", name, ms(r.BaselineMS), ms(r.BaselineP95), with, over, ok)
+		fmt.Fprintf(&b, "| %s | %s (p95 %s) | %s | %s | %s |\n", name, formatMS(r.BaselineMS), formatMS(r.BaselineP95), with, over, ok)
 	}
 	if c.Thresholds.Metric != "" && c.Thresholds.Metric != "avg" {
 		fmt.Fprintf(&b, "\nCompared on %s latency.\n", c.Thresholds.Metric)
@@ -221,7 +221,7 @@ func (c Comparison) Markdown() string {
 	return b.String()
 }
 
-func ms(x float64) string {
+func formatMS(x float64) string {
 	switch {
 	case x >= 100:
 		return fmt.Sprintf("%.0fms", x)
@@ -233,7 +233,7 @@ func ms(x float64) string {
 
 func signed(x float64) string {
 	if x >= 0 {
-		return "+" + ms(x)
+		return "+" + formatMS(x)
 	}
-	return "-" + ms(-x)
+	return "-" + formatMS(-x)
 }

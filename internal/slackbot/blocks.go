@@ -282,7 +282,7 @@ func investigateBlocks(inv *InvestigateData) []slack.Block {
 func figuresText(figs []Figure) string {
 	var b strings.Builder
 	for _, f := range figs {
-		fmt.Fprintf(&b, "• %s: *%s* (threshold %s)\n", esc(f.Name), esc(num(f.Value, f.Unit)), esc(num(f.Threshold, f.Unit)))
+		fmt.Fprintf(&b, "• %s: *%s* (threshold %s)\n", esc(f.Name), esc(formatFigure(f.Value, f.Unit)), esc(formatFigure(f.Threshold, f.Unit)))
 	}
 	return strings.TrimSuffix(b.String(), "\n")
 }
@@ -439,7 +439,7 @@ func slackDate(t time.Time) string {
 	return fmt.Sprintf("<!date^%d^{date_short_pretty} {time_secs}|%s>", t.Unix(), fallback)
 }
 
-func num(v float64, unit string) string {
+func formatFigure(v float64, unit string) string {
 	s := fmt.Sprintf("%.2f", v)
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return s + unit
