@@ -3,9 +3,10 @@ package main
 import (
 	"fmt"
 	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fkrollout/fkrollout/internal/buildinfo"
 )
 
 // buildVersion is set by the Makefile and Dockerfile:
@@ -19,31 +20,20 @@ func version() string {
 	if buildVersion != "" {
 		return buildVersion
 	}
-	info, ok := debug.ReadBuildInfo()
+	info, ok := buildinfo.Read()
 	if !ok {
 		return "unknown"
 	}
-	if v := info.Main.Version; v != "" && v != "(devel)" {
+	if v := info.Module; v != "" && v != "(devel)" {
 		return v
 	}
-	var rev, dirty string
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "-dirty"
-			}
-		}
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if rev == "" {
+	if info.Revision == "" {
 		return "devel"
 	}
-	return rev + dirty
+	if info.Modified {
+		return info.Revision + "-dirty"
+	}
+	return info.Revision
 }
 
 func versionCommand() *cobra.Command {

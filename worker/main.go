@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -39,6 +38,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/fkrollout/fkrollout/activities"
+	"github.com/fkrollout/fkrollout/internal/buildinfo"
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/workflows"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
@@ -147,27 +147,16 @@ func buildVersion() string {
 	if version != "" {
 		return version
 	}
-	bi, ok := debug.ReadBuildInfo()
+	info, ok := buildinfo.Read()
 	if !ok {
 		return "unknown"
 	}
-	v := bi.Main.Version
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
-			}
+	v := info.Module
+	if rev := info.Revision; rev != "" && !strings.Contains(v, rev) {
+		v += " rev " + rev
+		if info.Modified {
+			v += "+dirty"
 		}
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if rev != "" && !strings.Contains(v, rev) {
-		v += " rev " + rev + dirty
 	}
 	return v
 }
