@@ -259,21 +259,21 @@ func (a *Activities) migrateOptions(rolloutID, runID string, hb *heartbeater) mi
 // ApplyConstraint adds one constraint NOT VALID (idempotent: an existing
 // constraint with the same definition owned by this rollout is left alone).
 func (a *Activities) ApplyConstraint(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
-	return a.ddl(ctx, in, "apply", migrate.ApplyOne)
+	return a.runConstraintDDL(ctx, in, "apply", migrate.ApplyOne)
 }
 
 // ValidateConstraint runs VALIDATE CONSTRAINT, heartbeating while it runs.
 // Violating rows (23503) are a non-retryable OrphansFound: the workflow
 // re-audits and asks a human.
 func (a *Activities) ValidateConstraint(ctx context.Context, in rollout.ConstraintInput) (rollout.ConstraintResult, error) {
-	res, err := a.ddl(ctx, in, "validate", migrate.ValidateOne)
+	res, err := a.runConstraintDDL(ctx, in, "validate", migrate.ValidateOne)
 	if err != nil && (errors.Is(err, migrate.ErrOrphans) || dbx.IsCode(err, dbx.CodeForeignKeyViolation)) {
 		return res, temporal.NewNonRetryableApplicationError(a.redact(err.Error()), steps.ErrTypeOrphans, nil)
 	}
 	return res, err
 }
 
-func (a *Activities) ddl(ctx context.Context, in rollout.ConstraintInput, what string,
+func (a *Activities) runConstraintDDL(ctx context.Context, in rollout.ConstraintInput, what string,
 	fn func(context.Context, *pgxpool.Pool, plan.ForeignKey, migrate.Options) (migrate.Result, error)) (rollout.ConstraintResult, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
@@ -453,7 +453,7 @@ func quarantineCounts(ctx context.Context, pool *pgxpool.Pool, rolloutID, runID,
 	return res, rows.Err()
 }
 
-// RunBehaviourTests runs the seeds' constraint tests (invalid insert
+// RunBehaviourTests runs the constraint behaviour tests (invalid insert
 // rejected, RESTRICT blocks delete, CASCADE cascades) in rolled-back
 // transactions.
 func (a *Activities) RunBehaviourTests(ctx context.Context, in rollout.BehaviourInput) ([]rollout.BehaviourResult, error) {

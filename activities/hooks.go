@@ -25,8 +25,8 @@ import (
 // maxOutput is how much of a hook's output is kept (the tail).
 const maxOutput = 4096
 
-// RunDeployHooks runs the environment's configured hooks in order (the
-// seeds' "regenerate Prisma client, restart the service"). Commands come
+// RunDeployHooks runs the environment's configured hooks in order (for
+// example: regenerate the Prisma client, restart the service). Commands come
 // from the worker configuration only. A hook that fails is reported (exit
 // code and output tail) and the rest are skipped: the workflow asks a
 // human. No hooks configured: an empty result.

@@ -100,7 +100,7 @@ var monitorItemsFK = plan.ForeignKey{Name: "fk_items_order", Table: plan.TableNa
 
 // The production story end to end below the workflow: the rollout's
 // constraint goes in, the application starts failing with 23503, the
-// watcher (real PostgreSQL source, seeds' matrix) decides rollback, and the
+// watcher (real PostgreSQL source, default rollback matrix) decides rollback, and the
 // rollback drops exactly the rollout's constraint.
 func TestMonitorWatchDecidesRollbackAndRollbackDropsOnlyTheRollout(t *testing.T) {
 	db := pgtest.New(t)

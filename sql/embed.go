@@ -1,5 +1,5 @@
 // Package sqlassets embeds the APMS demo assets: the schema before the
-// rollout, the seeds' migration (the team's own plan format), the same plan
+// rollout, its hand-written 16-FK migration (the team's own plan format), the same plan
 // in YAML and the perf-phase workload.
 package sqlassets
 
@@ -10,7 +10,8 @@ import _ "embed"
 //go:embed schema.sql
 var Schema string
 
-// Migration is the seeds' 16-FK migration (NOT VALID, then VALIDATE).
+// Migration is the demo's hand-written 16-FK migration (NOT VALID, then
+// VALIDATE), the format teams already write their plans in.
 //
 //go:embed migration.sql
 var Migration string

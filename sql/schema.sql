@@ -1,8 +1,8 @@
--- APMS demo schema (the seeds' "master tables" migration, before the FK
+-- APMS demo schema (the application's "master tables" migration, before the FK
 -- rollout). Text ids filled with gen_random_uuid()::text, CHECK constraints
 -- on statuses and categories, one partial unique index, and exactly one
--- foreign key (config_versions.workspace_id -> workspaces) — the seeds'
--- "Foreign Keys: 1 before". None of the 16 foreign keys of migration.sql
+-- foreign key (config_versions.workspace_id -> workspaces) — so the
+-- stats table reads "Foreign Keys: 1" before the rollout. None of the 16 foreign keys of migration.sql
 -- exist yet. Some FK columns are indexed, some deliberately are not, so the
 -- index check has something to recommend. Runs on an empty database.
 
@@ -32,7 +32,7 @@ CREATE TABLE config_versions (
     -- The one foreign key that already exists before the rollout.
     CONSTRAINT fk_config_versions_workspace FOREIGN KEY (workspace_id) REFERENCES workspaces(id) ON DELETE RESTRICT
 );
--- The seeds' partial unique index: at most one ACTIVE config per workspace.
+-- The application's partial unique index: at most one ACTIVE config per workspace.
 CREATE UNIQUE INDEX uq_config_versions_one_active ON config_versions (workspace_id) WHERE status = 'ACTIVE';
 
 CREATE TABLE atp_scope_master (

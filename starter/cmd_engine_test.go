@@ -70,7 +70,7 @@ func TestLintCommand(t *testing.T) {
 		inStdout string
 		inStderr string
 	}{
-		{"seeds migration is clean", []string{"lint", "--plan", migrationSQL}, 0, "16 foreign key(s)", ""},
+		{"demo migration is clean", []string{"lint", "--plan", migrationSQL}, 0, "16 foreign key(s)", ""},
 		{"yaml plan is clean", []string{"lint", "--plan", planYAML}, 0, "16 foreign key(s)", ""},
 		{"missing NOT VALID and ON DELETE: made safe by the rollout", []string{"lint", "--plan", bad}, 0, "info [missing-not-valid]", ""},
 		{"missing NOT VALID and ON DELETE, strict", []string{"lint", "--plan", bad, "--strict"}, 1, "error [missing-not-valid]", "lint error"},
@@ -166,7 +166,7 @@ func TestCheckAuditRemediate(t *testing.T) {
 
 func TestApplyValidateVerifyRollback(t *testing.T) {
 	db := demoDB(t, nil)
-	require.EqualValues(t, 1, fkCount(t, db, false), "the seeds' one FK before")
+	require.EqualValues(t, 1, fkCount(t, db, false), "the demo schema's one FK before")
 	dsn := []string{"--dsn", db.DSN}
 
 	code, _, errs := cli(t, append([]string{"apply", "--plan", migrationSQL}, dsn...)...)

@@ -7,6 +7,7 @@ package main
 // <fleet-id>/<target>. See docs/FLEET.md.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -227,7 +228,7 @@ func runFleetStart(ctx context.Context, o fleetOptions, tf temporalFlags, stdout
 		id = "fkfleet-" + time.Now().UTC().Format("20060102-150405")
 	}
 	in.RequesterProof = s.sign(fleet.StartClaim(id, in))
-	waves := fleet.Waves(in.Targets, orDefaultInt(in.Canary, fleet.DefaultCanary), orDefaultInt(in.BatchSize, fleet.DefaultBatch))
+	waves := fleet.Waves(in.Targets, cmp.Or(in.Canary, fleet.DefaultCanary), cmp.Or(in.BatchSize, fleet.DefaultBatch))
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       id,
 		TaskQueue:                                o.start.taskQueue,
@@ -269,13 +270,6 @@ func runFleetStart(ctx context.Context, o fleetOptions, tf temporalFlags, stdout
 		result = stdout
 	}
 	return fleetWatch(ctx, c, run.GetID(), human, result, o.every)
-}
-
-func orDefaultInt(v, d int) int {
-	if v == 0 {
-		return d
-	}
-	return v
 }
 
 // fleetUILink escapes the id: child ids contain a slash.
@@ -358,7 +352,7 @@ func printFleet(w io.Writer, st *fleet.Status, live map[string]*rollout.Status) 
 	fmt.Fprintf(w, "fleet %s: %s (%s) requested by %s\n", st.FleetID, st.State, st.Phase, st.Requester)
 	fmt.Fprintf(w, "  %d databases in %d waves: %d succeeded, %d failed of budget %d", len(st.Targets), len(st.Waves), st.Succeeded, st.Failed, st.FailureBudget)
 	if st.PlanName != "" || st.ConstraintCount > 0 {
-		fmt.Fprintf(w, "; plan %s (%d constraints)", orDefault(st.PlanName, "-"), st.ConstraintCount)
+		fmt.Fprintf(w, "; plan %s (%d constraints)", cmp.Or(st.PlanName, "-"), st.ConstraintCount)
 	}
 	if st.DryRun {
 		fmt.Fprint(w, "; dry run")
@@ -368,7 +362,7 @@ func printFleet(w io.Writer, st *fleet.Status, live map[string]*rollout.Status) 
 	fmt.Fprintln(tw, "WAVE\tTARGET\tSTATE\tPHASE\tVALIDATED\tDEBT\tCHILD WORKFLOW\tNOTE")
 	var gates []string
 	for _, t := range st.Targets {
-		phase, note := orDefault(t.Phase, "-"), t.Error
+		phase, note := cmp.Or(t.Phase, "-"), t.Error
 		if cs, ok := live[t.Name]; ok {
 			phase = cs.Phase
 			for _, g := range cs.OpenGates {
@@ -403,7 +397,7 @@ func printFleet(w io.Writer, st *fleet.Status, live map[string]*rollout.Status) 
 	if len(st.Decisions) > 0 {
 		fmt.Fprintln(w, "decisions:")
 		for _, d := range st.Decisions {
-			fmt.Fprintf(w, "  %s  %s %s by %s (%s)\n", d.Time.Local().Format("2006-01-02 15:04:05"), orDefault(d.GateID, "fleet"), d.Action, d.Actor, orDefault(d.Reason, "no reason given"))
+			fmt.Fprintf(w, "  %s  %s %s by %s (%s)\n", d.Time.Local().Format("2006-01-02 15:04:05"), cmp.Or(d.GateID, "fleet"), d.Action, d.Actor, cmp.Or(d.Reason, "no reason given"))
 		}
 	}
 	if st.Error != "" {

@@ -18,8 +18,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// Defaults of the monthly FK health check (the seeds' Post-Deployment
-// "Month 2+: Run FK health check monthly").
+// Defaults of the monthly FK health check: after the rollout, the
+// constraints are re-checked once a month so drift is caught early.
 const (
 	healthScheduleID   = "fkrollout-fk-health-check"
 	healthScheduleCron = "0 3 1 * *" // 03:00 on the first of every month

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -68,7 +69,7 @@ func (t *temporalFlags) dial(ctx context.Context) (client.Client, string, error)
 	defer cancel()
 	c, err := client.DialContext(dctx, opts)
 	if err != nil {
-		return nil, "", fmt.Errorf("connect to temporal at %s: %w", orDefault(opts.HostPort, client.DefaultHostPort), err)
+		return nil, "", fmt.Errorf("connect to temporal at %s: %w", cmp.Or(opts.HostPort, client.DefaultHostPort), err)
 	}
 	return c, opts.Namespace, nil
 }
@@ -94,13 +95,6 @@ func envOr(k, d string) string {
 		return v
 	}
 	return d
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
 }
 
 func defaultActor() string {

@@ -180,7 +180,7 @@ func (f *follower) frame(st *rollout.Status, elapsed time.Duration) []string {
 			phase = "waiting"
 		}
 		l = append(l, fmt.Sprintf("  %-12s %s %2d/%d  applied %d · validated %d · tested %d · debt %d   %s",
-			env, bar(done, total, 20), done, total, c[rollout.CApplied]+c[rollout.CValidated]+done,
+			env, progressBar(done, total, 20), done, total, c[rollout.CApplied]+c[rollout.CValidated]+done,
 			c[rollout.CValidated]+done, c[rollout.CTested], c[rollout.CDebt], phase))
 	}
 	if m := st.Monitor; m != nil {
@@ -205,7 +205,7 @@ func (f *follower) frame(st *rollout.Status, elapsed time.Duration) []string {
 }
 
 // bar is a fixed-width progress bar.
-func bar(done, total, width int) string {
+func progressBar(done, total, width int) string {
 	n := 0
 	if total > 0 {
 		n = min(done*width/total, width)

@@ -27,9 +27,9 @@ func TestProgressHelpers(t *testing.T) {
 		assert.NoError(t, err)
 		assert.Equal(t, tc.live, live, tc.mode)
 	}
-	assert.Equal(t, "[░░░░]", bar(0, 0, 4))
-	assert.Equal(t, "[██░░]", bar(1, 2, 4))
-	assert.Equal(t, "[████]", bar(3, 2, 4), "never wider than the bar")
+	assert.Equal(t, "[░░░░]", progressBar(0, 0, 4))
+	assert.Equal(t, "[██░░]", progressBar(1, 2, 4))
+	assert.Equal(t, "[████]", progressBar(3, 2, 4), "never wider than the bar")
 	assert.Equal(t, "ab…", truncateRunes("abcdé", 3))
 	assert.Equal(t, "abcdé", truncateRunes("abcdé", 5))
 	_, err := (&followOptions{demo: true, interactive: true}).follower(nil, "x", &bytes.Buffer{}, "")

@@ -8,6 +8,7 @@
 package discoverbench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -36,17 +37,10 @@ func KeyOf(schema, table string, cols []string, refSchema, refTable string, refC
 func PlanKeys(p plan.Plan) []Key {
 	out := make([]Key, 0, len(p.ForeignKeys))
 	for _, fk := range p.ForeignKeys {
-		out = append(out, KeyOf(orPublic(fk.Table.Schema), fk.Table.Name, fk.Columns,
-			orPublic(fk.RefTable.Schema), fk.RefTable.Name, fk.RefColumns))
+		out = append(out, KeyOf(cmp.Or(fk.Table.Schema, "public"), fk.Table.Name, fk.Columns,
+			cmp.Or(fk.RefTable.Schema, "public"), fk.RefTable.Name, fk.RefColumns))
 	}
 	return out
-}
-
-func orPublic(s string) string {
-	if s == "" {
-		return "public"
-	}
-	return s
 }
 
 // declaredSQL lists every declared foreign key with its columns in order.

@@ -23,7 +23,7 @@ import (
 var sweepThresholds = []float64{0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9}
 
 // orphansInjected are the demo's dirty variant: orphan rows for four of
-// the seeds' foreign keys, one of them on a parent with only 3 values.
+// the demo migration's foreign keys, one of them on a parent with only 3 values.
 var orphansInjected = map[string]int{
 	"fk_workflow_stages_workflow_instance": 20,
 	"fk_punchlist_items_punchlist":         5,
@@ -72,7 +72,7 @@ func chinook(rename bool) func(t *testing.T, db *pgtest.DB) []Key {
 }
 
 // demoSchema is the APMS demo before its rollout: one declared foreign key
-// (dropped here) and the 16 that the seeds' migration adds.
+// (dropped here) and the 16 that its migration (sql/migration.sql) adds.
 func demoSchema(orphans map[string]int) func(t *testing.T, db *pgtest.DB) []Key {
 	return func(t *testing.T, db *pgtest.DB) []Key {
 		ctx := context.Background()
@@ -100,7 +100,7 @@ var datasets = []dataset{
 	{name: "chinook-pascalcase", setup: chinook(true), minPrecision: 1, minRecall: 1},
 	// Every table over 1000 rows screened through TABLESAMPLE, 50 values.
 	{name: "chinook-sampled", setup: chinook(false), opts: discover.Options{SampleRowsAbove: 1000, SampleSize: 50}, minPrecision: 1, minRecall: 1},
-	// Three extras are real links the seeds' migration leaves out.
+	// Three extras are real links the demo migration leaves out.
 	{name: "demo", setup: demoSchema(nil), minPrecision: 0.85, minRecall: 1},
 	{name: "demo-orphans", setup: demoSchema(orphansInjected), minPrecision: 0.85, minRecall: 1},
 	{name: "demo-sampled", setup: demoSchema(nil), opts: discover.Options{SampleRowsAbove: 1000, SampleSize: 50}, minPrecision: 0.85, minRecall: 1},

@@ -52,7 +52,7 @@ func orphanCount(fk plan.ForeignKey) string {
 }
 
 // auditBench builds the demo schema in its own database, seeds it at
-// -demo-workflows workflows, and audits the seeds' 16 foreign keys.
+// -demo-workflows workflows, and audits the demo migration's 16 foreign keys.
 func auditBench(ctx context.Context, c config) (*AuditBench, error) {
 	p, err := sqlplan.ParseSQL(sqlassets.Migration)
 	if err != nil {

@@ -1,7 +1,8 @@
-// Command zerostall is fkrollout's zero-stall benchmark (issue 4): on a
+// Command zerostall is fkrollout's zero-stall benchmark (docs/PERFORMANCE.md,
+// "Zero-stall benchmark"): on a
 // child table of millions of rows, with writers inserting into it
 // throughout, it migrates the same foreign key three ways (naive ADD
-// FOREIGN KEY, the seeds' hand NOT VALID + VALIDATE without lock_timeout,
+// FOREIGN KEY, a hand-written NOT VALID + VALIDATE without lock_timeout,
 // fkrollout's engine), each with and without one blocking transaction (an
 // uncommitted write on the child table held for 10 s, started just before
 // the migration), and reports the writers' max and p99 latency.
@@ -468,14 +469,14 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 	if s.Errors > 0 {
 		log.Printf("zerostall: %s: %d writer errors, first: %v", method, s.Errors, firstErr.Load())
 	}
-	s.P50MS = runner.MS(all.ValueAtQuantile(50))
-	s.P99MS = runner.MS(all.ValueAtQuantile(99))
-	s.MaxMS = runner.MS(all.Max())
+	s.P50MS = runner.MicrosToMillis(all.ValueAtQuantile(50))
+	s.P99MS = runner.MicrosToMillis(all.ValueAtQuantile(99))
+	s.MaxMS = runner.MicrosToMillis(all.Max())
 	return s, nil
 }
 
 // wallTime: fkrollout's apply+validate against psql running the same two
-// statements (autocommit, as the seeds' plan does), alternating, no load.
+// statements (autocommit, as a hand-run migration does), alternating, no load.
 func wallTime(ctx context.Context, pool *pgxpool.Pool, dsn string, fk plan.ForeignKey, c config) (*WallTime, error) {
 	if _, err := exec.LookPath("psql"); err != nil {
 		return nil, fmt.Errorf("wall-time comparison needs psql: %w", err)
@@ -579,7 +580,8 @@ operations:
 	return tp, nil
 }
 
-// Target is one of issue 4's acceptance numbers.
+// Target is one of the benchmark's acceptance numbers: writers stall no
+// longer than with the hand plan, migration no slower than psql, and so on.
 type Target struct {
 	Name     string  `json:"name"`
 	Want     string  `json:"want"`

@@ -133,9 +133,10 @@ type Environment struct {
 	// FullBackup dumps the whole database instead of the affected tables.
 	FullBackup bool `yaml:"full_backup"`
 	// DeployHooks run after validation in this environment, in order
-	// (the seeds' "regenerate Prisma client, restart service").
+	// (for example: regenerate the Prisma client, restart the service).
 	DeployHooks []Hook `yaml:"deploy_hooks"`
-	// SmokeChecks run after the deploy hooks (the seeds' Step 5.5).
+	// SmokeChecks run after the deploy hooks (HTTP checks that the
+	// application still serves with the new constraints).
 	SmokeChecks []SmokeCheck `yaml:"smoke_checks"`
 }
 

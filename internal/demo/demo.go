@@ -1,8 +1,9 @@
-// Package demo builds the APMS demo database of the seeds: the schema
-// before the rollout (sqlassets.Schema), consistent data generated set-based
-// (INSERT ... SELECT generate_series, millions of rows in minutes) and, on
-// request, orphan rows for chosen foreign keys so the audit and remediation
-// have something to find.
+// Package demo builds the APMS demo database (an approval-workflow
+// application): the schema before the rollout (sqlassets.Schema, from
+// sql/schema.sql), consistent data generated set-based (INSERT ... SELECT
+// generate_series, millions of rows in minutes) and, on request, orphan rows
+// for chosen foreign keys so the audit and remediation have something to
+// find.
 package demo
 
 import (
@@ -122,57 +123,58 @@ func CountRows(ctx context.Context, pool *pgxpool.Pool) (Counts, error) {
 
 type seedStatement struct{ table, sql string }
 
-// id(kind, n) as SQL: a deterministic uuid text.
-func id(kind, n string) string {
+// uuidSQL is the SQL expression of a deterministic uuid text for row n of a
+// kind: the same @seed reproduces the same ids.
+func uuidSQL(kind, n string) string {
 	return fmt.Sprintf("md5(@seed::text || ':%s:' || (%s)::text)::uuid::text", kind, n)
 }
 
 var seedStatements = []seedStatement{
 	{"workspaces", `INSERT INTO workspaces (id, code, name, status)
-SELECT ` + id("ws", "g") + `,
+SELECT ` + uuidSQL("ws", "g") + `,
        CASE WHEN g = 1 THEN 'XLSMART-AVIAT' ELSE 'WS-' || lpad(g::text, 5, '0') END,
        CASE WHEN g = 1 THEN 'XLSmart Aviat' ELSE 'Workspace ' || g END,
        'ACTIVE'
 FROM generate_series(1, @nws::int) g`},
 	{"config_versions", fmt.Sprintf(`INSERT INTO config_versions (id, workspace_id, version_number, status, description, created_by, activated_at)
-SELECT `+id("cv", "g")+`, `+id("ws", "(g-1)/%[1]d+1")+`, (g-1)%%%[1]d+1,
+SELECT `+uuidSQL("cv", "g")+`, `+uuidSQL("ws", "(g-1)/%[1]d+1")+`, (g-1)%%%[1]d+1,
        CASE WHEN (g-1)%%%[1]d+1 = %[1]d THEN 'ACTIVE' ELSE 'SUPERSEDED' END,
        'config v' || ((g-1)%%%[1]d+1), 'seed',
        now() - ((%[1]d - (g-1)%%%[1]d) || ' days')::interval
 FROM generate_series(1, @nws::int * %[1]d) g`, configsPerWS)},
 	{"atp_scope_master", fmt.Sprintf(`INSERT INTO atp_scope_master (id, workspace_id, code, name, atp_category)
-SELECT `+id("sc", "g")+`, `+id("ws", "(g-1)/%[1]d+1")+`, 'SCOPE-' || ((g-1)%%%[1]d+1), 'Scope ' || g,
+SELECT `+uuidSQL("sc", "g")+`, `+uuidSQL("ws", "(g-1)/%[1]d+1")+`, 'SCOPE-' || ((g-1)%%%[1]d+1), 'Scope ' || g,
        (ARRAY['HARDWARE','SOFTWARE','BOTH'])[(g-1)%%3+1]
 FROM generate_series(1, @nws::int * %[1]d) g`, scopesPerWS)},
 	{"vendor_master", fmt.Sprintf(`INSERT INTO vendor_master (id, workspace_id, code, name, vendor_type)
-SELECT `+id("vn", "g")+`, `+id("ws", "(g-1)/%[1]d+1")+`, 'VENDOR-' || g, 'Vendor ' || g,
+SELECT `+uuidSQL("vn", "g")+`, `+uuidSQL("ws", "(g-1)/%[1]d+1")+`, 'VENDOR-' || g, 'Vendor ' || g,
        (ARRAY['CONTRACTOR','OEM','SUBCONTRACTOR'])[(g-1)%%3+1]
 FROM generate_series(1, @nws::int * %[1]d) g`, vendorsPerWS)},
 	{"approval_role_master", fmt.Sprintf(`INSERT INTO approval_role_master (id, workspace_id, role_code, role_name, level)
-SELECT `+id("rl", "g")+`, `+id("ws", "(g-1)/%[1]d+1")+`, 'ROLE-' || ((g-1)%%%[1]d+1), 'Role ' || g, (g-1)%%%[1]d+1
+SELECT `+uuidSQL("rl", "g")+`, `+uuidSQL("ws", "(g-1)/%[1]d+1")+`, 'ROLE-' || ((g-1)%%%[1]d+1), 'Role ' || g, (g-1)%%%[1]d+1
 FROM generate_series(1, @nws::int * %[1]d) g`, rolesPerWS)},
 	{"approval_policy_master", fmt.Sprintf(`INSERT INTO approval_policy_master (id, workspace_id, name, atp_category)
-SELECT `+id("ap", "g")+`, `+id("ws", "(g-1)/%[1]d+1")+`, 'Policy ' || g,
+SELECT `+uuidSQL("ap", "g")+`, `+uuidSQL("ws", "(g-1)/%[1]d+1")+`, 'Policy ' || g,
        CASE WHEN g %% 2 = 1 THEN 'HARDWARE' ELSE 'SOFTWARE' END
 FROM generate_series(1, @nws::int * %[1]d) g`, policiesPerWS)},
 	{"approval_policy_stages", fmt.Sprintf(`INSERT INTO approval_policy_stages (id, approval_policy_id, stage_number, stage_name, approval_role_id, sla_hours)
-SELECT `+id("aps", "g")+`, `+id("ap", "(g-1)/%[1]d+1")+`, (g-1)%%%[1]d+1, 'Stage ' || ((g-1)%%%[1]d+1),
-       `+id("rl", "((g-1)/%[1]d/%[2]d)*%[3]d + (g-1)%%%[1]d + 1")+`, 24 * ((g-1)%%%[1]d+1)
+SELECT `+uuidSQL("aps", "g")+`, `+uuidSQL("ap", "(g-1)/%[1]d+1")+`, (g-1)%%%[1]d+1, 'Stage ' || ((g-1)%%%[1]d+1),
+       `+uuidSQL("rl", "((g-1)/%[1]d/%[2]d)*%[3]d + (g-1)%%%[1]d + 1")+`, 24 * ((g-1)%%%[1]d+1)
 FROM generate_series(1, @nws::int * %[2]d * %[1]d) g`, stagesPerPol, policiesPerWS, rolesPerWS)},
 	{"cluster_master", fmt.Sprintf(`INSERT INTO cluster_master (id, workspace_id, code, name, region)
-SELECT `+id("cl", "g")+`, `+id("ws", "(g-1)/%[1]d+1")+`, 'CL-' || g, 'Cluster ' || g,
+SELECT `+uuidSQL("cl", "g")+`, `+uuidSQL("ws", "(g-1)/%[1]d+1")+`, 'CL-' || g, 'Cluster ' || g,
        (ARRAY['JAVA','SUMATRA','KALIMANTAN'])[(g-1)%%3+1]
 FROM generate_series(1, @nws::int * %[1]d) g`, clustersPerWS)},
 	{"cluster_approver_master", fmt.Sprintf(`INSERT INTO cluster_approver_master (id, cluster_id, user_id, is_primary)
-SELECT `+id("ca", "g")+`, `+id("cl", "(g-1)/%[1]d+1")+`, 'user-' || g, (g-1)%%%[1]d = 0
+SELECT `+uuidSQL("ca", "g")+`, `+uuidSQL("cl", "(g-1)/%[1]d+1")+`, 'user-' || g, (g-1)%%%[1]d = 0
 FROM generate_series(1, @nws::int * %[2]d * %[1]d) g`, approversPerCl, clustersPerWS)},
 	// Workflow w belongs to workspace (w-1)/wpw+1 and uses its ACTIVE
 	// config, one of its policies and one of its scopes.
 	{"workflow_instances", fmt.Sprintf(`INSERT INTO workflow_instances (id, workspace_id, config_version_id, approval_policy_id,
     site_id, scope_id, atp_category, status, current_stage_number, created_by, created_at, completed_at)
-SELECT `+id("wf", "w")+`, `+id("ws", "ws")+`, `+id("cv", "ws*%[1]d")+`,
-       `+id("ap", "(ws-1)*%[2]d + 1 + w%%%[2]d")+`, 'SITE-' || lpad(w::text, 7, '0'),
-       `+id("sc", "(ws-1)*%[3]d + 1 + w%%%[3]d")+`,
+SELECT `+uuidSQL("wf", "w")+`, `+uuidSQL("ws", "ws")+`, `+uuidSQL("cv", "ws*%[1]d")+`,
+       `+uuidSQL("ap", "(ws-1)*%[2]d + 1 + w%%%[2]d")+`, 'SITE-' || lpad(w::text, 7, '0'),
+       `+uuidSQL("sc", "(ws-1)*%[3]d + 1 + w%%%[3]d")+`,
        CASE WHEN w %% 2 = 0 THEN 'HARDWARE' ELSE 'SOFTWARE' END,
        CASE WHEN w %% 4 = 0 THEN 'COMPLETED' ELSE 'IN_PROGRESS' END,
        CASE WHEN w %% 4 = 0 THEN %[4]d ELSE w %% %[4]d + 1 END, 'seed',
@@ -181,31 +183,31 @@ SELECT `+id("wf", "w")+`, `+id("ws", "ws")+`, `+id("cv", "ws*%[1]d")+`,
 FROM (SELECT w, (w-1)/@wpw::int + 1 AS ws FROM generate_series(1, @total::int) w) x`,
 		configsPerWS, policiesPerWS, scopesPerWS, stagesPerWF)},
 	{"workflow_stages", fmt.Sprintf(`INSERT INTO workflow_stages (id, workflow_instance_id, stage_number, stage_name, status, started_at)
-SELECT `+id("st", "g")+`, `+id("wf", "(g-1)/%[1]d+1")+`, (g-1)%%%[1]d+1, 'Stage ' || ((g-1)%%%[1]d+1),
+SELECT `+uuidSQL("st", "g")+`, `+uuidSQL("wf", "(g-1)/%[1]d+1")+`, (g-1)%%%[1]d+1, 'Stage ' || ((g-1)%%%[1]d+1),
        (ARRAY['APPROVED','IN_PROGRESS','PENDING'])[(g-1)%%%[1]d+1], now()
 FROM generate_series(1, @total::int * %[1]d) g`, stagesPerWF)},
 	{"workflow_stage_actions", `INSERT INTO workflow_stage_actions (id, stage_id, action, actor_id, comment)
-SELECT ` + id("sa", "g") + `, ` + id("st", "g") + `,
+SELECT ` + uuidSQL("sa", "g") + `, ` + uuidSQL("st", "g") + `,
        (ARRAY['APPROVE','COMMENT','REASSIGN'])[(g-1)%3+1], 'user-' || (g % 50), 'seeded'
 FROM generate_series(1, @total::int * ` + fmt.Sprint(stagesPerWF) + `) g`},
 	{"atp_submissions", `INSERT INTO atp_submissions (id, workflow_instance_id, site_id, atp_category, status, submitted_by)
-SELECT ` + id("sub", "g") + `, ` + id("wf", "g") + `, 'SITE-' || lpad(g::text, 7, '0'),
+SELECT ` + uuidSQL("sub", "g") + `, ` + uuidSQL("wf", "g") + `, 'SITE-' || lpad(g::text, 7, '0'),
        CASE WHEN g % 2 = 0 THEN 'HARDWARE' ELSE 'SOFTWARE' END,
        (ARRAY['SUBMITTED','UNDER_REVIEW','APPROVED'])[(g-1)%3+1], 'seed'
 FROM generate_series(1, @total::int) g`},
 	{"atp_submission_documents", fmt.Sprintf(`INSERT INTO atp_submission_documents (id, submission_id, file_name, document_type, size_bytes)
-SELECT `+id("doc", "g")+`, `+id("sub", "(g-1)/%[1]d+1")+`, 'atp-' || g || '.pdf',
+SELECT `+uuidSQL("doc", "g")+`, `+uuidSQL("sub", "(g-1)/%[1]d+1")+`, 'atp-' || g || '.pdf',
        (ARRAY['PDF','PHOTO'])[(g-1)%%2+1], 1024 * (g %% 100)
 FROM generate_series(1, @total::int * %[1]d) g`, docsPerSub)},
 	{"punchlists", fmt.Sprintf(`INSERT INTO punchlists (id, workflow_instance_id, status, created_by)
-SELECT `+id("pl", "g")+`, `+id("wf", "g*%[1]d")+`, (ARRAY['OPEN','IN_PROGRESS','CLOSED'])[(g-1)%%3+1], 'seed'
+SELECT `+uuidSQL("pl", "g")+`, `+uuidSQL("wf", "g*%[1]d")+`, (ARRAY['OPEN','IN_PROGRESS','CLOSED'])[(g-1)%%3+1], 'seed'
 FROM generate_series(1, @total::int / %[1]d) g`, wfPerPunch)},
 	{"punchlist_items", fmt.Sprintf(`INSERT INTO punchlist_items (id, punchlist_id, description, severity, status)
-SELECT `+id("pi", "g")+`, `+id("pl", "(g-1)/%[1]d+1")+`, 'Item ' || g,
+SELECT `+uuidSQL("pi", "g")+`, `+uuidSQL("pl", "(g-1)/%[1]d+1")+`, 'Item ' || g,
        (ARRAY['CRITICAL','MAJOR','MINOR'])[(g-1)%%3+1], (ARRAY['OPEN','FIXED','VERIFIED','WAIVED'])[(g-1)%%4+1]
 FROM generate_series(1, (@total::int / %[2]d) * %[1]d) g`, itemsPerPunch, wfPerPunch)},
 	{"approver_overrides", fmt.Sprintf(`INSERT INTO approver_overrides (id, workflow_instance_id, stage_number, override_approver_id, reason)
-SELECT `+id("ao", "g")+`, `+id("wf", "g*%[1]d")+`, 1, 'user-' || g, 'approver on leave'
+SELECT `+uuidSQL("ao", "g")+`, `+uuidSQL("wf", "g*%[1]d")+`, 1, 'user-' || g, 'approver on leave'
 FROM generate_series(1, @total::int / %[1]d) g`, wfPerOverride)},
 }
 

@@ -54,7 +54,7 @@ func TestSeedCountsAndNoOrphans(t *testing.T) {
 	for _, fk := range demoPlan(t).ForeignKeys {
 		assert.Zero(t, orphans(t, db, fk), fk.Name)
 	}
-	// The seeds' queries find what they expect.
+	// The application's own lookups find what they expect.
 	assert.EqualValues(t, 1, db.Count(t, `SELECT count(*) FROM workspaces ws JOIN config_versions cv ON cv.workspace_id = ws.id
 WHERE ws.code = 'XLSMART-AVIAT' AND cv.status = 'ACTIVE'`))
 	// Exactly one FK before the rollout, and the partial unique index.
@@ -107,7 +107,7 @@ func TestInjectOrphans(t *testing.T) {
 	assert.ErrorContains(t, demo.InjectOrphans(ctx, db.Pool, "fk_missing", 1), "fk_missing")
 }
 
-// After a clean seed, the seeds' migration file runs as written — every
+// After a clean seed, the hand-written migration file (sql/migration.sql) runs as written — every
 // foreign key added NOT VALID and validated — which proves the schema and
 // the plan agree (tables, columns, types, unique parents).
 func TestMigrationAppliesAndValidates(t *testing.T) {

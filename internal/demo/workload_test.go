@@ -13,7 +13,8 @@ import (
 	sqlassets "github.com/fkrollout/fkrollout/sql"
 )
 
-// The embedded workload parses, names the seeds' four operations, and every
+// The embedded workload parses, names the four operations of the
+// performance table, and every
 // statement runs against seeded data with all 16 foreign keys in force (so
 // the perf phase measures successful writes, not constraint errors).
 func TestWorkloadRunsWithConstraints(t *testing.T) {

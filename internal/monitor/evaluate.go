@@ -354,9 +354,9 @@ func missingFor(missing map[string]string, metric string) string {
 func describe(r Rule, w Detail) string {
 	unit := r.Unit
 	if r.Basis == BasisBaseline {
-		return fmt.Sprintf("%s rose by %s%s (baseline %s, now %s) %s %s%s", w.Series, num(w.Value), unit, num(w.Baseline), num(w.Sample), r.Op, num(r.Threshold), unit)
+		return fmt.Sprintf("%s rose by %s%s (baseline %s, now %s) %s %s%s", w.Series, formatFigure(w.Value), unit, formatFigure(w.Baseline), formatFigure(w.Sample), r.Op, formatFigure(r.Threshold), unit)
 	}
-	return fmt.Sprintf("%s is %s%s %s %s%s", w.Series, num(w.Value), unit, r.Op, num(r.Threshold), unit)
+	return fmt.Sprintf("%s is %s%s %s %s%s", w.Series, formatFigure(w.Value), unit, r.Op, formatFigure(r.Threshold), unit)
 }
 
 func pendingText(results []ruleResult, st State) string {
@@ -377,6 +377,6 @@ func missingText(m map[string]string) string {
 	return "no data for " + strings.Join(parts, ", ")
 }
 
-func num(f float64) string { return fmt.Sprintf("%.4g", f) }
+func formatFigure(f float64) string { return fmt.Sprintf("%.4g", f) }
 
 func round(f float64) float64 { return math.Round(f*1000) / 1000 }

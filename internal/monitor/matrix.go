@@ -1,5 +1,5 @@
-// Package monitor is the seeds' 24-hour watch after a production deploy:
-// the Rollback Decision Matrix as data, a baseline captured before the
+// Package monitor is the 24-hour watch after a production deploy: the
+// rollback decision matrix as data, a baseline captured before the
 // deploy, samples taken every interval from PostgreSQL, Prometheus and HTTP
 // smoke checks, and a pure Evaluator that turns (state, baseline, sample)
 // into a decision: continue, investigate, rollback, or an inconclusive gate.
@@ -86,15 +86,15 @@ type Rule struct {
 	Unit string `json:"unit,omitempty" yaml:"unit,omitempty"`
 }
 
-// Thresholds are the seeds' figures the default matrix is built from.
+// Thresholds are the figures the default matrix is built from.
 type Thresholds struct {
-	// LatencyIncreaseMS rolls back above this degradation (seeds: 20).
+	// LatencyIncreaseMS rolls back above this degradation (default 20).
 	LatencyIncreaseMS float64 `json:"latency_increase_ms,omitempty"`
 	// ErrorRateIncreasePct rolls back above this increase in percentage
-	// points of the error rate (seeds: 5).
+	// points of the error rate (default 5).
 	ErrorRateIncreasePct float64 `json:"error_rate_increase_pct,omitempty"`
 	// FKViolationsPerHour investigates above this count in any trailing
-	// hour (seeds: 1).
+	// hour (default 1).
 	FKViolationsPerHour float64 `json:"fk_violations_per_hour,omitempty"`
 	// Persist is the consecutive breaches latency and error rate need
 	// (default 3: a single slow interval is not a regression).
@@ -105,8 +105,10 @@ type Thresholds struct {
 	SmokePersist int `json:"smoke_persist,omitempty"`
 }
 
-// SeedThresholds are the figures of the seeds' Rollback Decision Matrix.
-func SeedThresholds() Thresholds {
+// DefaultThresholds are the figures of the team's rollback decision matrix:
+// more than 20 ms slower, 5 points more errors, or more than one FK violation
+// an hour after the deploy.
+func DefaultThresholds() Thresholds {
 	return Thresholds{LatencyIncreaseMS: 20, ErrorRateIncreasePct: 5, FKViolationsPerHour: 1, Persist: 3, SmokePersist: 2}
 }
 
@@ -119,21 +121,21 @@ const (
 	RuleSmokePassing = "all-smoke-tests-pass"
 )
 
-// DefaultMatrix reproduces the seeds' Rollback Decision Matrix; zero
-// thresholds take the seeds' figures.
+// DefaultMatrix reproduces the team's rollback decision matrix; zero
+// thresholds take DefaultThresholds' figures.
 //
 //	| Performance degradation >20ms | Rollback    |  latency_ms increase over baseline > 20, 3 checks in a row
 //	| Error rate increase >5%       | Rollback    |  error_rate_pct increase (percentage points) > 5, 3 in a row
 //	| FK violation errors >1/hour   | Investigate |  sum of fk_violations over the trailing hour > 1
 //	| All smoke tests pass          | Continue    |  smoke_failures <= 0 (informational)
-//	  (not in the seeds) smoke failing              smoke_failures > 0, 2 in a row → rollback
+//	| Smoke tests failing (added)   | Rollback    |  smoke_failures > 0, 2 in a row
 //	| Critical user complaints      | Rollback    |  not a metric: the rollout's manual rollback Update
 //
-// Smoke failures are not in the seeds' table; the seeds treat passing
+// Smoke failures are not in the team's table, which treats passing
 // smoke tests as the condition to continue, so we read a smoke test that
 // keeps failing as the opposite: the deployment broke the application.
 func DefaultMatrix(th Thresholds) []Rule {
-	def := SeedThresholds()
+	def := DefaultThresholds()
 	if th.LatencyIncreaseMS <= 0 {
 		th.LatencyIncreaseMS = def.LatencyIncreaseMS
 	}

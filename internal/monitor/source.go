@@ -214,7 +214,7 @@ func (sc SourceConfig) CollectTimeout() time.Duration {
 }
 
 // HTTPCheck is one smoke check: a request and the status it must answer
-// with. It covers the seeds' health check (GET /health → 200) and their
+// with. It covers a health check (GET /health → 200) and an
 // "invalid data returns 400" check (POST with a bad reference → 400).
 type HTTPCheck struct {
 	Name         string            `yaml:"name" json:"name"`

@@ -163,7 +163,8 @@ type TestResult struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// PerfRow is one line of the seeds' performance table.
+// PerfRow is one line of the perf phase's table (Operation | Baseline |
+// With FKs | Overhead | Status).
 type PerfRow struct {
 	Operation  string  `json:"operation"`
 	BaselineMS float64 `json:"baseline_ms"`

@@ -38,7 +38,8 @@ type PlanCheck struct {
 }
 
 // QueryCheck is EXPLAIN (ANALYZE, BUFFERS) of one representative statement
-// of the workload (the seeds' Step 4.4), run in a rolled-back transaction.
+// of the workload, run in a rolled-back transaction: a Seq Scan where an
+// index was expected shows up here before production.
 type QueryCheck struct {
 	Operation   string   `json:"operation"`
 	Statement   int      `json:"statement"`

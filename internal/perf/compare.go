@@ -1,5 +1,4 @@
-// Package perf is the decision of the staging "perf" phase (the seeds'
-// phase 4): it compares the workload's latency before and after the
+// Package perf is the decision of the staging "perf" phase: it compares the workload's latency before and after the
 // constraints against the thresholds of the decision matrix, and holds the
 // plan checks' results. It links no database driver (workflow code imports
 // it): loadgen/runner measures and package explain runs EXPLAIN (ANALYZE,
@@ -27,21 +26,23 @@ const (
 
 // Thresholds are the decision matrix's limits, per operation unit.
 type Thresholds struct {
-	// AcceptableMS: overhead up to this passes (seeds: "+5-10ms"). Default 10.
+	// AcceptableMS: overhead up to this passes (a few ms per write is the
+	// expected cost of a foreign key check). Default 10.
 	AcceptableMS float64 `json:"acceptable_ms"`
-	// RollbackMS: overhead above this rolls staging back (seeds: ">20ms").
+	// RollbackMS: overhead above this rolls staging back.
 	// Between the two the promotion gate warns and needs an override.
 	// Default 20.
 	RollbackMS float64 `json:"rollback_ms"`
 	// MaxErrorRateIncrease: an error-rate increase above this fraction
-	// rolls back (seeds: "Error rate increase >5%"). Default 0.05.
+	// rolls back. Default 0.05.
 	MaxErrorRateIncrease float64 `json:"max_error_rate_increase"`
-	// Metric is the latency compared: "avg" (default, what the seeds' table
-	// reports), "p50", "p95" or "p99".
+	// Metric is the latency compared: "avg" (default, what the comparison
+	// table reports), "p50", "p95" or "p99".
 	Metric string `json:"metric,omitempty"`
 }
 
-// DefaultThresholds are the seeds' numbers.
+// DefaultThresholds are the decision matrix's numbers: up to +10 ms per
+// operation unit passes, above +20 ms or +5% errors rolls back.
 func DefaultThresholds() Thresholds {
 	return Thresholds{AcceptableMS: 10, RollbackMS: 20, MaxErrorRateIncrease: 0.05}
 }
@@ -80,9 +81,8 @@ func (t Thresholds) value(o loadgen.OpStats) float64 {
 	return o.AvgMS
 }
 
-// Row is one line of the seeds' table. BaselineMS and WithFKsMS are the
-// thresholds' metric (the average by default, what the seeds' table
-// reports); the verdict is decided on its overhead per unit; p95 is shown
+// Row is one line of the comparison table. BaselineMS and WithFKsMS are the
+// thresholds' metric (the average by default); the verdict is decided on its overhead per unit; p95 is shown
 // beside it so a tail regression is visible to the approver.
 type Row struct {
 	Operation    string  `json:"operation"`
@@ -110,8 +110,8 @@ type Comparison struct {
 }
 
 // Compare decides, per operation of the baseline, from the average latency
-// per unit (Units > 1 for bulk operations: the seeds accept +50 ms on a
-// bulk import of 100). An operation missing from the with-FKs run, or one
+// per unit (Units > 1 for bulk operations: +50 ms on a bulk import of
+// 100 is +0.5 ms a row, acceptable). An operation missing from the with-FKs run, or one
 // whose error rate rose above the limit, is a rollback: the constraints
 // broke it.
 func Compare(baseline, withFKs loadgen.Report, t Thresholds) Comparison {
@@ -189,7 +189,7 @@ func Compare(baseline, withFKs loadgen.Report, t Thresholds) Comparison {
 
 func round(x float64) float64 { return math.Round(x*1000) / 1000 }
 
-// Markdown renders the seeds' table (Operation | Baseline | With FKs |
+// Markdown renders the comparison table (Operation | Baseline | With FKs |
 // Overhead | Acceptable), with p95 beside the average.
 func (c Comparison) Markdown() string {
 	var b strings.Builder
@@ -202,7 +202,7 @@ func (c Comparison) Markdown() string {
 		}
 		with, over := "—", "—"
 		if r.WithFKsMS > 0 || r.Note == "" {
-			with = fmt.Sprintf("%s (p95 %s)", ms(r.WithFKsMS), ms(r.WithFKsP95))
+			with = fmt.Sprintf("%s (p95 %s)", formatMS(r.WithFKsMS), formatMS(r.WithFKsP95))
 			over = signed(r.OverheadMS)
 			if r.Units > 1 {
 				over += fmt.Sprintf(" (%s/unit)", signed(r.PerUnitMS))
@@ -212,7 +212,7 @@ func (c Comparison) Markdown() string {
 		if r.Note != "" {
 			ok += " — " + strings.ReplaceAll(r.Note, "|", "\\|")
 		}
-		fmt.Fprintf(&b, "| %s | %s (p95 %s) | %s | %s | %s |\n", name, ms(r.BaselineMS), ms(r.BaselineP95), with, over, ok)
+		fmt.Fprintf(&b, "| %s | %s (p95 %s) | %s | %s | %s |\n", name, formatMS(r.BaselineMS), formatMS(r.BaselineP95), with, over, ok)
 	}
 	if c.Thresholds.Metric != "" && c.Thresholds.Metric != "avg" {
 		fmt.Fprintf(&b, "\nCompared on %s latency.\n", c.Thresholds.Metric)
@@ -221,7 +221,7 @@ func (c Comparison) Markdown() string {
 	return b.String()
 }
 
-func ms(x float64) string {
+func formatMS(x float64) string {
 	switch {
 	case x >= 100:
 		return fmt.Sprintf("%.0fms", x)
@@ -233,7 +233,7 @@ func ms(x float64) string {
 
 func signed(x float64) string {
 	if x >= 0 {
-		return "+" + ms(x)
+		return "+" + formatMS(x)
 	}
-	return "-" + ms(-x)
+	return "-" + formatMS(-x)
 }

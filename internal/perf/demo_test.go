@@ -18,7 +18,7 @@ import (
 )
 
 // TestDemoPerfPhase runs the perf phase the way staging does on the demo
-// schema: the shipped workload before the seeds' 16 constraints and after
+// schema: the shipped workload before the demo migration's 16 constraints and after
 // they are validated, the comparison, and the plan checks.
 func TestDemoPerfPhase(t *testing.T) {
 	ctx := context.Background()

@@ -15,7 +15,7 @@ type Report struct {
 	IndexesBuilt []string     `json:"indexes_built,omitempty"`
 }
 
-// Markdown renders the seeds' table followed by the plan findings.
+// Markdown renders the comparison table followed by the plan findings.
 func (r Report) Markdown() string {
 	var b strings.Builder
 	b.WriteString(r.Comparison.Markdown())

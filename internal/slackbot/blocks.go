@@ -1,6 +1,7 @@
 package slackbot
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -91,8 +92,8 @@ func StartedBlocks(ev Event) []slack.Block {
 		blocks = append(blocks, section(esc(st.PlanSummary)))
 	}
 	fields := []*slack.TextBlockObject{
-		mrkdwn("*Requester*\n" + esc(orDash(st.Requester))),
-		mrkdwn("*Environments*\n" + esc(orDash(strings.Join(st.Environments, " → ")))),
+		mrkdwn("*Requester*\n" + esc(cmp.Or(st.Requester, "—"))),
+		mrkdwn("*Environments*\n" + esc(cmp.Or(strings.Join(st.Environments, " → "), "—"))),
 		mrkdwn(fmt.Sprintf("*Constraints*\n%d", st.Constraints)),
 	}
 	blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))
@@ -229,7 +230,7 @@ func writeImpact(b *strings.Builder, fk OrphanReport) {
 
 func promotionBlocks(p *PromotionData) []slack.Block {
 	var blocks []slack.Block
-	head := fmt.Sprintf("*Staging results* (%s → %s)", esc(orDash(p.From)), esc(orDash(p.To)))
+	head := fmt.Sprintf("*Staging results* (%s → %s)", esc(cmp.Or(p.From, "—")), esc(cmp.Or(p.To, "—")))
 	blocks = append(blocks, section(head))
 
 	v := fmt.Sprintf("*Validated constraints (%d)*\n%s", len(p.Validated), esc(listOrNone(p.Validated)))
@@ -274,14 +275,14 @@ func promotionBlocks(p *PromotionData) []slack.Block {
 }
 
 func investigateBlocks(inv *InvestigateData) []slack.Block {
-	text := fmt.Sprintf(":mag: *Decision-matrix rule:* %s\n%s", esc(orDash(inv.Rule)), figuresText(inv.Figures))
+	text := fmt.Sprintf(":mag: *Decision-matrix rule:* %s\n%s", esc(cmp.Or(inv.Rule, "—")), figuresText(inv.Figures))
 	return []slack.Block{section(text)}
 }
 
 func figuresText(figs []Figure) string {
 	var b strings.Builder
 	for _, f := range figs {
-		fmt.Fprintf(&b, "• %s: *%s* (threshold %s)\n", esc(f.Name), esc(num(f.Value, f.Unit)), esc(num(f.Threshold, f.Unit)))
+		fmt.Fprintf(&b, "• %s: *%s* (threshold %s)\n", esc(f.Name), esc(formatFigure(f.Value, f.Unit)), esc(formatFigure(f.Threshold, f.Unit)))
 	}
 	return strings.TrimSuffix(b.String(), "\n")
 }
@@ -322,7 +323,7 @@ func VoteBlocks(body []slack.Block, d GateDecision, waiting int) []slack.Block {
 
 // DecisionText is the one line shown in place of the buttons.
 func DecisionText(d GateDecision) string {
-	who := esc(orDash(d.Actor))
+	who := esc(cmp.Or(d.Actor, "—"))
 	if slackUserID.MatchString(d.SlackUser) {
 		who = "<@" + d.SlackUser + ">"
 	}
@@ -362,9 +363,9 @@ func RollbackBlocks(ev Event, onCallGroup string) []slack.Block {
 	var b strings.Builder
 	b.WriteString(head)
 	if rb.Manual {
-		fmt.Fprintf(&b, "\nManual rollback by %s", esc(orDash(rb.Actor)))
+		fmt.Fprintf(&b, "\nManual rollback by %s", esc(cmp.Or(rb.Actor, "—")))
 	}
-	fmt.Fprintf(&b, "\n*Rule:* %s", esc(orDash(rb.Rule)))
+	fmt.Fprintf(&b, "\n*Rule:* %s", esc(cmp.Or(rb.Rule, "—")))
 	if rb.Reason != "" {
 		fmt.Fprintf(&b, "\n*Reason:* %s", esc(rb.Reason))
 	}
@@ -438,7 +439,7 @@ func slackDate(t time.Time) string {
 	return fmt.Sprintf("<!date^%d^{date_short_pretty} {time_secs}|%s>", t.Unix(), fallback)
 }
 
-func num(v float64, unit string) string {
+func formatFigure(v float64, unit string) string {
 	s := fmt.Sprintf("%.2f", v)
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return s + unit
@@ -490,13 +491,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "—"
-	}
-	return s
 }
 
 func listOrNone(l []string) string {

@@ -1,6 +1,7 @@
 package slackbot
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -362,7 +363,7 @@ func (x *Interactions) respond(ctx context.Context, responseURL, text string) {
 func (x *Interactions) HandleSlash(cmd slack.SlashCommand) any {
 	fields := strings.Fields(cmd.Text)
 	usage := SlashAck{ResponseType: slack.ResponseTypeEphemeral,
-		Text: "Usage: `" + esc(orDefault(cmd.Command, "/fkrollout")) + " status &lt;rollout-id&gt;`"}
+		Text: "Usage: `" + esc(cmp.Or(cmd.Command, "/fkrollout")) + " status &lt;rollout-id&gt;`"}
 	if len(fields) != 2 || fields[0] != "status" {
 		return usage
 	}
@@ -408,13 +409,6 @@ func (x *Interactions) unstash(channel, ts string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	delete(x.pending, channel+"/"+ts)
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
 }
 
 // RetryPolicy bounds how long a Slack call answering an interaction may keep

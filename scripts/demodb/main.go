@@ -90,7 +90,8 @@ func envOr(k, d string) string {
 }
 
 // orphanTargets are the constraints that get orphans in staging: one that
-// cannot be NULL (delete) and one more, as the seeds' audit would find.
+// cannot be NULL (delete) and one more, so the audit
+// has both kinds of finding to report.
 var orphanTargets = []string{"fk_workflow_stages_workflow_instance", "fk_vendor_master_workspace"}
 
 type options struct {

@@ -1,6 +1,6 @@
-// Package audit finds orphaned rows (Phase 1 of the seeds' plan: child rows
-// whose foreign-key columns match no parent row) and, only when asked,
-// remediates them (Step 1.2, option 1) with every removed or changed row
+// Package audit finds orphaned rows (the first step of a rollout: child rows
+// whose foreign-key columns match no parent row, which would make VALIDATE
+// fail) and, only when asked, remediates them with every removed or changed row
 // copied into fkrollout.quarantine first, in the same transaction.
 //
 // The orphan predicate follows PostgreSQL's own FK semantics exactly, so an

@@ -143,7 +143,7 @@ func (b *batchRun) allowed(e edge, d, n int) error {
 // of its parent, locked FOR UPDATE when lock is set.
 func referencing(ctx context.Context, tx pgx.Tx, e edge, parents []rid, lock bool) ([]rid, error) {
 	sql := "SELECT x.tableoid::oid, x.ctid::text FROM " + e.parent.from() + " p JOIN " + e.child.from() + " x ON " +
-		e.on("x", func(c string) string { return "p." + quote(c) }) + " WHERE " + ridFilter("p", 1)
+		e.joinCondition("x", func(c string) string { return "p." + quote(c) }) + " WHERE " + ridFilter("p", 1)
 	if lock {
 		sql += " FOR UPDATE OF x"
 	}

@@ -76,11 +76,11 @@ func (e edge) blocks() bool {
 	return e.onDelete == plan.ActionNoAction || e.onDelete == plan.ActionRestrict
 }
 
-// on is the join condition "child row x references parent row p", with the
+// joinCondition is the join condition "child row x references parent row p", with the
 // parent's columns rendered by parentCol (real columns or CTE aliases).
 // Equality never holds for a NULL, which is exactly MATCH SIMPLE/FULL's
 // "references nothing" for a partially or wholly NULL key.
-func (e edge) on(x string, parentCol func(string) string) string {
+func (e edge) joinCondition(x string, parentCol func(string) string) string {
 	eq := make([]string, len(e.cols))
 	for i, c := range e.cols {
 		eq[i] = x + "." + quote(c) + " = " + parentCol(e.refCols[i])

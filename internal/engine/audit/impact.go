@@ -379,7 +379,7 @@ func (w *impactWalk) countSetEdges(ctx context.Context, tx pgx.Tx) error {
 			notIn = " WHERE NOT EXISTS (SELECT 1 FROM " + allName(e.child.oid) + " s WHERE s.o = x.tableoid AND s.t = x.ctid)"
 		}
 		ctes = append(ctes, fmt.Sprintf("n_%d AS (SELECT min(p.lvl) + 1 AS depth FROM %s p JOIN %s x ON %s%s GROUP BY x.tableoid, x.ctid)",
-			ei, allName(e.parent.oid), e.child.from(), e.on("x", w.keyRef(e.parent.oid, "p")), notIn))
+			ei, allName(e.parent.oid), e.child.from(), e.joinCondition("x", w.keyRef(e.parent.oid, "p")), notIn))
 		counts = append(counts, fmt.Sprintf("SELECT 'n', %d, depth, count(*) FROM n_%d GROUP BY depth", ei, ei))
 	}
 	var tooDeep error
@@ -464,7 +464,7 @@ func (w *impactWalk) edgeCTE(d, ei int) string {
 			seen, w.rowsBelow(d, e.child.oid))
 	}
 	return fmt.Sprintf("%s AS (SELECT %s FROM %s p JOIN %s x ON %s%s)", edgeName(d, ei), w.selectList("x", e.child.oid),
-		w.sized(d-1, e.parent.oid), e.child.from(), e.on("x", w.keyRef(e.parent.oid, "p")), where)
+		w.sized(d-1, e.parent.oid), e.child.from(), e.joinCondition("x", w.keyRef(e.parent.oid, "p")), where)
 }
 
 // sized reads level d of table t with its known row count as a LIMIT: it

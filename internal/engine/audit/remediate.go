@@ -19,7 +19,8 @@ import (
 type Mode string
 
 const (
-	// ModeDelete deletes orphan rows (the seeds' Step 1.2 option 1).
+	// ModeDelete deletes orphan rows (the simplest remediation, for rows
+	// nothing else depends on).
 	ModeDelete Mode = "delete"
 	// ModeDeleteWithDependents deletes orphan rows together with every row
 	// that existing FK constraints make depend on them (RESTRICT/NO ACTION

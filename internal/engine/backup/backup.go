@@ -1,5 +1,5 @@
-// Package backup takes the backup the seeds ask for before a migration
-// (Step 3.1 staging, Step 5.1 production) and proves it is usable: a
+// Package backup takes the backup required before a migration, in staging
+// and in production, and proves it is usable: a
 // schema-only pg_dump, a JSON snapshot of every constraint definition, and
 // optionally a full data dump, each in custom format, listed back with
 // pg_restore --list, hashed and written atomically.

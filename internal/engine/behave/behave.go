@@ -1,5 +1,5 @@
 // Package behave proves that each rolled-out foreign key behaves as declared,
-// the automated form of the seeds' Step 3.3 "Test FK Constraints": an orphan
+// the automated form of the manual constraint tests done after VALIDATE: an orphan
 // insert is rejected, deleting (and updating) a referenced parent does what
 // ON DELETE / ON UPDATE say.
 //
@@ -226,7 +226,7 @@ func (r *runner) parentAndChild(ctx context.Context, tx pgx.Tx, fk plan.ForeignK
 			if err != nil {
 				return row{}, row{}, err
 			}
-			fixed[rc] = str(v)
+			fixed[rc] = strPtr(v)
 		}
 	}
 	for _, seed := range childSeeds(ct, fk) {
@@ -480,7 +480,7 @@ func (r *runner) parentChange(ctx context.Context, tx pgx.Tx, fk plan.ForeignKey
 		for i, c := range fk.Columns {
 			want := newKey[fk.RefColumns[i]]
 			if got[i] == nil || *got[i] != *want {
-				return Case{Outcome: Failed, Detail: fmt.Sprintf("child %s is %s, want the parent's new key %s", c, show(got[i]), *want)}, nil
+				return Case{Outcome: Failed, Detail: fmt.Sprintf("child %s is %s, want the parent's new key %s", c, nullableText(got[i]), *want)}, nil
 			}
 		}
 		return Case{Outcome: Passed, Detail: "child key followed the parent's new key"}, nil
@@ -536,7 +536,7 @@ func absentKey(ctx context.Context, tx pgx.Tx, pt, ct *tableInfo, fk plan.Foreig
 			if err != nil {
 				return nil, err
 			}
-			v[c] = str(g)
+			v[c] = strPtr(g)
 		}
 		w, a := match(pt, cols, v, 0)
 		var exists bool
@@ -671,7 +671,7 @@ func violatedFK(ctx context.Context, tx pgx.Tx, err error) (string, error) {
 	return root, nil
 }
 
-func show(s *string) string {
+func nullableText(s *string) string {
 	if s == nil {
 		return "NULL"
 	}
@@ -681,7 +681,7 @@ func show(s *string) string {
 func showAll(v []*string) string {
 	out := make([]string, len(v))
 	for i, s := range v {
-		out[i] = show(s)
+		out[i] = nullableText(s)
 	}
 	return strings.Join(out, ", ")
 }

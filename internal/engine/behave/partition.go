@@ -35,9 +35,9 @@ func (k keyChoice) pick() *string {
 	}
 	width := uint64(k.hi) - uint64(k.lo) // two's complement: right for hi >= lo
 	if width == math.MaxUint64 {
-		return str(strconv.FormatInt(int64(rand.Uint64()), 10))
+		return strPtr(strconv.FormatInt(int64(rand.Uint64()), 10))
 	}
-	return str(strconv.FormatInt(int64(uint64(k.lo)+rand.Uint64N(width+1)), 10))
+	return strPtr(strconv.FormatInt(int64(uint64(k.lo)+rand.Uint64N(width+1)), 10))
 }
 
 // admits reports whether v (canonical text, as the server prints it) is a
@@ -501,7 +501,7 @@ func (p *boundParser) datums() ([]rangeDatum, bool) {
 		var d rangeDatum
 		switch {
 		case t.quoted:
-			d.val = str(t.text)
+			d.val = strPtr(t.text)
 		case strings.EqualFold(t.text, "NULL"):
 		case strings.EqualFold(t.text, "MINVALUE"):
 			d.min = true
@@ -510,7 +510,7 @@ func (p *boundParser) datums() ([]rangeDatum, bool) {
 		case t.text == "(" || t.text == ")" || t.text == ",":
 			return nil, false
 		default:
-			d.val = str(t.text)
+			d.val = strPtr(t.text)
 		}
 		out = append(out, d)
 		if p.word(")") {

@@ -44,7 +44,7 @@ func TestBoundRoutes(t *testing.T) {
 		tbl.byName[c.Name] = len(tbl.Columns)
 		tbl.Columns = append(tbl.Columns, c)
 	}
-	base := route{keys: map[string]keyChoice{"region": exact(str("eu"))}}
+	base := route{keys: map[string]keyChoice{"region": exact(strPtr("eu"))}}
 	tests := []struct {
 		name  string
 		keys  []string
@@ -87,20 +87,20 @@ func TestKeyChoice(t *testing.T) {
 			assert.True(t, k.admits(v), "%s picked %s", k, *v)
 		}
 	}
-	assert.False(t, narrow.admits(str("0")))
+	assert.False(t, narrow.admits(strPtr("0")))
 	assert.False(t, narrow.admits(nil))
-	assert.False(t, narrow.admits(str("x")))
+	assert.False(t, narrow.admits(strPtr("x")))
 	assert.True(t, exact(nil).admits(nil))
-	assert.False(t, exact(nil).admits(str("a")))
-	assert.True(t, exact(str("a")).admits(str("a")))
-	assert.False(t, exact(str("a")).admits(nil))
+	assert.False(t, exact(nil).admits(strPtr("a")))
+	assert.True(t, exact(strPtr("a")).admits(strPtr("a")))
+	assert.False(t, exact(strPtr("a")).admits(nil))
 
 	tbl := &tableInfo{Routes: []route{
-		{keys: map[string]keyChoice{"tenant": exact(str("1")), "day": exact(str("2024-01-01"))}},
-		{keys: map[string]keyChoice{"tenant": exact(str("2")), "day": exact(str("2024-01-01"))}},
+		{keys: map[string]keyChoice{"tenant": exact(strPtr("1")), "day": exact(strPtr("2024-01-01"))}},
+		{keys: map[string]keyChoice{"tenant": exact(strPtr("2")), "day": exact(strPtr("2024-01-01"))}},
 	}}
-	assert.Equal(t, values{"day": str("2024-01-01")}, tbl.routeValues(values{"tenant": str("2")}, 0), "the route agreeing with a fixed value")
-	assert.Equal(t, values{"day": str("2024-01-01")}, tbl.routeValues(values{"tenant": str("9")}, 0), "any route when none agrees")
-	assert.Equal(t, values{"tenant": str("2"), "day": str("2024-01-01")}, tbl.routeValues(nil, 1), "attempt 1 takes the next route")
+	assert.Equal(t, values{"day": strPtr("2024-01-01")}, tbl.routeValues(values{"tenant": strPtr("2")}, 0), "the route agreeing with a fixed value")
+	assert.Equal(t, values{"day": strPtr("2024-01-01")}, tbl.routeValues(values{"tenant": strPtr("9")}, 0), "any route when none agrees")
+	assert.Equal(t, values{"tenant": strPtr("2"), "day": strPtr("2024-01-01")}, tbl.routeValues(nil, 1), "attempt 1 takes the next route")
 	assert.Nil(t, (&tableInfo{}).routeValues(nil, 0), "plain table")
 }

@@ -41,7 +41,7 @@ const maxDepth = 4
 // values maps column → text value; nil means NULL.
 type values map[string]*string
 
-func str(s string) *string { return &s }
+func strPtr(s string) *string { return &s }
 
 // row is an inserted test row: the values it was inserted with, the values
 // read back (defaults applied, canonical text), and where it is: its ctid
@@ -204,7 +204,7 @@ func (s *synth) build(ctx context.Context, tx pgx.Tx, t *tableInfo, fixed values
 			if err != nil {
 				return nil, err
 			}
-			vals[c.Name] = str(v)
+			vals[c.Name] = strPtr(v)
 		}
 	}
 	return vals, nil
@@ -221,7 +221,7 @@ func ownValue(t *tableInfo, c string, routed values, attempt int) (*string, erro
 	if err != nil {
 		return nil, err
 	}
-	return str(v), nil
+	return strPtr(v), nil
 }
 
 // execInsert inserts vals (text cast to each column's type, so any type with

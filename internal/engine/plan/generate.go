@@ -10,7 +10,8 @@ import (
 
 const separator = "-- ============================================================"
 
-// Generate renders p as a Prisma migration in the seeds' style: NOT VALID
+// Generate renders p as a Prisma migration in the style teams write by
+// hand (see sql/migration.sql): NOT VALID
 // additions grouped under "-- Priority N: NAME" headers (critical first,
 // file order within a priority), each with its comment above it, then a
 // "Validation Phase" with the VALIDATE statements in the same order. The

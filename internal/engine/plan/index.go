@@ -2,7 +2,7 @@ package plan
 
 // IndexAdvice says whether a foreign key's referencing columns are indexed.
 // Without such an index every DELETE/UPDATE of a parent key scans the child
-// table (the seeds' Step 4.4 "Seq Scan (bad, may need index)").
+// table: EXPLAIN shows a Seq Scan where an index scan was expected.
 type IndexAdvice struct {
 	FK      string   `json:"fk"`    // fk.ID(): schema.table.constraint
 	Table   string   `json:"table"` // human schema.table

@@ -1,6 +1,7 @@
 // Package plan holds the rollout plan: the foreign keys to add, in priority
 // order, parsed from a YAML/JSON plan file or from the team's migration SQL,
-// linted like the seeds' review checklist, and rendered back to SQL.
+// linted against the review checklist (NOT VALID first, explicit ON DELETE,
+// ...), and rendered back to SQL.
 //
 // This file is the shared vocabulary of every other package: keep it free of
 // database access.
@@ -11,7 +12,8 @@ import (
 	"strings"
 )
 
-// Priority orders the rollout, as in the seeds' migration headers.
+// Priority orders the rollout, as in the "-- Priority N: NAME" headers of
+// the team's migration files.
 // Lower numbers go first.
 type Priority int
 
@@ -119,7 +121,7 @@ type ForeignKey struct {
 	InitiallyDeferred bool      `json:"initially_deferred,omitempty" yaml:"initially_deferred,omitempty"`
 	Priority          Priority  `json:"priority" yaml:"priority"`
 	// Comment is the human description (the "-- Workflow stages belong to
-	// workflow instance" line above the statement in the seeds).
+	// workflow instance" line above the statement in a migration file).
 	Comment string `json:"comment,omitempty" yaml:"comment,omitempty"`
 }
 

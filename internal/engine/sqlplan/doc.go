@@ -45,7 +45,7 @@
 // whole-line "--" comment block directly above an addition (no blank line in
 // between) becomes its Comment.
 //
-// plan.Generate writes the seeds' format (every table schema-qualified so the
-// file does not depend on search_path) and ParseSQL reads it back to
-// p.Sorted().
+// plan.Generate writes the hand-written format of sql/migration.sql (every
+// table schema-qualified so the file does not depend on search_path) and
+// ParseSQL reads it back to p.Sorted().
 package sqlplan

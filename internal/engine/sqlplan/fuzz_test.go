@@ -11,7 +11,7 @@ import (
 
 func FuzzParseSQL(f *testing.F) {
 	f.Add(sqlassets.Migration)
-	for _, name := range []string{"seeds_generated.golden", "chinook_fks.sql"} {
+	for _, name := range []string{"demo_generated.golden", "chinook_fks.sql"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
 			f.Add(string(b))
 		}

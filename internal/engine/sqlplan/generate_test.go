@@ -27,7 +27,7 @@ func TestGenerateGolden(t *testing.T) {
 	rel, content := plan.Generate(p, "Add Master-Tables FKs", fixedNow)
 	assert.Equal(t, "20251229010228_add_master_tables_fks/migration.sql", rel)
 
-	golden := filepath.Join("testdata", "seeds_generated.golden")
+	golden := filepath.Join("testdata", "demo_generated.golden")
 	if *update {
 		require.NoError(t, os.WriteFile(golden, content, 0o644))
 	}

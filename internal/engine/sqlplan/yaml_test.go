@@ -16,7 +16,7 @@ import (
 func TestPlanJSONRoundTrip(t *testing.T) {
 	p, err := ParseSQL(sqlassets.Migration)
 	require.NoError(t, err)
-	p.Name = "seeds"
+	p.Name = "demo"
 	p.ForeignKeys = append(p.ForeignKeys, plan.ForeignKey{Name: "Odd", Table: plan.TableName{Schema: "My Schema", Name: "Odd.Table"}, Columns: []string{"A", "b"},
 		RefTable: plan.TableName{Schema: "public", Name: "select"}, RefColumns: []string{"id", `x"y`}, OnDelete: plan.ActionSetNull, OnUpdate: plan.ActionCascade,
 		Match: plan.MatchFull, Deferrable: true, InitiallyDeferred: true, Priority: plan.PriorityLow, Comment: "two\nlines"})
@@ -37,10 +37,10 @@ func TestPlanJSONRoundTrip(t *testing.T) {
 
 func TestLoadAndParseAuto(t *testing.T) {
 	dir := t.TempDir()
-	seeds := sqlassets.Migration
+	migration := sqlassets.Migration
 	mig := filepath.Join(dir, "20251229010228_add_master_tables_fks", "migration.sql")
 	require.NoError(t, os.MkdirAll(filepath.Dir(mig), 0o755))
-	require.NoError(t, os.WriteFile(mig, []byte(seeds), 0o644))
+	require.NoError(t, os.WriteFile(mig, []byte(migration), 0o644))
 	p, err := Load(mig)
 	require.NoError(t, err)
 	assert.Equal(t, "add_master_tables_fks", p.Name)
@@ -62,7 +62,7 @@ func TestLoadAndParseAuto(t *testing.T) {
 	_, err = Load(filepath.Join(dir, "plan.txt"))
 	assert.Error(t, err)
 
-	for name, text := range map[string]string{"sql": seeds, "yaml": string(y), "json": mustJSON(t, p)} {
+	for name, text := range map[string]string{"sql": migration, "yaml": string(y), "json": mustJSON(t, p)} {
 		got, err := ParseAuto(text)
 		require.NoError(t, err, name)
 		assert.Len(t, got.ForeignKeys, 16, name)

@@ -17,10 +17,10 @@ type Row struct {
 	Change string `json:"change"`
 }
 
-// NoChange is the Change text of an unchanged metric, as in the seeds.
+// NoChange is the Change text of an unchanged metric in the report table.
 const NoChange = "No change"
 
-// Compare lays two snapshots side by side in the order of the seeds' table
+// Compare lays two snapshots side by side in the order of the report table
 // (Foreign Keys first, Orphaned Records last).
 func Compare(before, after Snapshot) []Row {
 	rows := []Row{
@@ -50,7 +50,7 @@ func optInt(p *int64) string {
 	return group(*p)
 }
 
-// change renders the relative change the way the seeds do: 1 → 57 is
+// change renders the relative change as a percentage: 1 → 57 is
 // "+5,600%". From zero there is no percentage, so the absolute delta is shown.
 func change(before, after int64) string {
 	d := after - before
@@ -99,8 +99,8 @@ func group(n int64) string {
 	return b.String()
 }
 
-// RenderMarkdown renders rows as the seeds' table; a changed After value is
-// bold, as in the status report.
+// RenderMarkdown renders rows as the "Database Metrics" table of the
+// completion report; a changed After value is bold so it stands out.
 func RenderMarkdown(rows []Row) string {
 	var b strings.Builder
 	b.WriteString("| Metric | Before | After | Change |\n")

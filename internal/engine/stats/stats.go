@@ -1,8 +1,9 @@
 // Package stats takes the runbook's before/after snapshot of a database's
-// integrity machinery (the seeds' Step 3.5 "Re-Run Validation Runbook" and the
-// status report's "Database Metrics" table) and checks that every foreign key
-// has an index leading with its referencing columns (Step 4.4), creating the
-// missing ones without blocking writes.
+// integrity machinery (foreign keys validated or not, CHECKs, unique indexes,
+// orphans: the completion report's "Database Metrics" table) and checks that
+// every foreign key has an index leading with its referencing columns (without
+// one, every parent DELETE scans the child), creating the missing ones without
+// blocking writes.
 package stats
 
 import (

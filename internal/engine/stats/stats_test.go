@@ -98,7 +98,7 @@ func TestCompareLikeTheSeeds(t *testing.T) {
 	for _, tc := range tests {
 		assert.Equal(t, stats.Row{Metric: tc.metric, Before: tc.before, After: tc.after, Change: tc.change}, byMetric[tc.metric], tc.metric)
 	}
-	assert.Equal(t, "Foreign Keys", rows[0].Metric, "seeds' order: Foreign Keys first")
+	assert.Equal(t, "Foreign Keys", rows[0].Metric, "table order: Foreign Keys first")
 	assert.Equal(t, "Orphaned Records", rows[len(rows)-1].Metric)
 
 	md := stats.RenderMarkdown(rows)

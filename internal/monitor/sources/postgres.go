@@ -21,8 +21,8 @@ type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// PGSource measures a PostgreSQL database itself, in the seeds' Step 5.6
-// way but as deltas between checks:
+// PGSource measures a PostgreSQL database itself (the figures a DBA reads by
+// hand after a deploy), as deltas between checks:
 //   - latency_ms and throughput_per_s per tracked table, from
 //     pg_stat_statements (mean execution time and calls of the statements
 //     whose text names the table);
@@ -43,7 +43,7 @@ type PGSource struct {
 	// Log, when set, counts FK violations.
 	Log *LogTail
 	// Probes are statements the source times itself, each in a
-	// transaction it rolls back (the seeds' Phase 4 "EXPLAIN ANALYZE
+	// transaction it rolls back (the perf phase's "EXPLAIN ANALYZE
 	// INSERT ..." as a live measure): latency_ms@<source>/probe:<name>.
 	// They measure latency where pg_stat_statements is not preloaded.
 	// SQL comes from the worker configuration only.

@@ -53,7 +53,7 @@ func workload(t *testing.T, db *pgtest.DB, ok, bad int) {
 
 // Induce latency (a pg_sleep trigger on a tracked table) and errors (23503
 // inserts) on a real database and watch the PostgreSQL source and the
-// seeds' matrix decide to roll back.
+// default rollback matrix decide to roll back.
 func TestPGSourceDetectsLatencyAndErrors(t *testing.T) {
 	db := pgtest.New(t)
 	db.Exec(t, shopSchema)

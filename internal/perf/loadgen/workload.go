@@ -1,5 +1,5 @@
 // Package loadgen describes the runs of fkrollout's built-in load generator
-// (the seeds' k6 step): a workload is a set of named, weighted operations,
+// (what a k6 script does in a hand-run perf test): a workload is a set of named, weighted operations,
 // each a parameterised SQL transaction; a run's options and its report are
 // here too. It links no database driver, so workflow code can carry a
 // Report; loadgen/runner executes workloads against PostgreSQL.
@@ -40,8 +40,8 @@ type Workload struct {
 type Operation struct {
 	Name   string  `json:"name" yaml:"name"`
 	Weight float64 `json:"weight,omitempty" yaml:"weight,omitempty"`
-	// Units is how many application rows one execution stands for (the
-	// seeds' "Bulk import (100)"): the perf thresholds apply per unit.
+	// Units is how many application rows one execution stands for (a
+	// "Bulk import (100)" inserts 100): the perf thresholds apply per unit.
 	Units      int      `json:"units,omitempty" yaml:"units,omitempty"`
 	Params     Params   `json:"params,omitempty" yaml:"params,omitempty"`
 	Statements []string `json:"statements" yaml:"statements"`

@@ -45,8 +45,8 @@ func RecordLatency(h *hdrhistogram.Histogram, d time.Duration) {
 	_ = h.RecordValue(us)
 }
 
-// MS converts a histogram value (µs) to milliseconds.
-func MS(us int64) float64 { return float64(us) / 1000 }
+// MicrosToMillis converts a histogram value (µs) to milliseconds.
+func MicrosToMillis(us int64) float64 { return float64(us) / 1000 }
 
 type opResult struct {
 	hist   *hdrhistogram.Histogram
@@ -233,10 +233,10 @@ func stats(name string, units int, r *opResult, elapsed time.Duration) loadgen.O
 	s := loadgen.OpStats{Operation: name, Units: units, Count: r.count, Errors: r.errors, FirstError: r.first}
 	if r.hist.TotalCount() > 0 {
 		s.AvgMS = r.hist.Mean() / 1000
-		s.P50MS = MS(r.hist.ValueAtQuantile(50))
-		s.P95MS = MS(r.hist.ValueAtQuantile(95))
-		s.P99MS = MS(r.hist.ValueAtQuantile(99))
-		s.MaxMS = MS(r.hist.Max())
+		s.P50MS = MicrosToMillis(r.hist.ValueAtQuantile(50))
+		s.P95MS = MicrosToMillis(r.hist.ValueAtQuantile(95))
+		s.P99MS = MicrosToMillis(r.hist.ValueAtQuantile(99))
+		s.MaxMS = MicrosToMillis(r.hist.Max())
 	}
 	if r.count > 0 {
 		s.ErrorRate = float64(r.errors) / float64(r.count)
