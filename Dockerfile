@@ -23,8 +23,14 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /usr/local/bin/
 COPY sql/ /app/sql/
+# The worker needs no privileges: it runs as an unprivileged user that owns
+# only the backup and report directory (a new volume inherits that owner).
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin fkrollout \
+ && mkdir -p /var/backups/fkrollout/reports \
+ && chown -R fkrollout /var/backups/fkrollout
 WORKDIR /app
 ENV FKROLLOUT_BACKUP_DIR=/var/backups/fkrollout \
     FKROLLOUT_REPORT_DIR=/var/backups/fkrollout/reports
 VOLUME /var/backups/fkrollout
+USER 10001
 ENTRYPOINT ["worker"]

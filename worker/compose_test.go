@@ -321,6 +321,9 @@ func TestDockerComposeIsConsistent(t *testing.T) {
 			assert.Contains(t, dockerfile, pkg)
 		}
 		assert.Contains(t, dockerfile, "-o /out/fkrollout ./starter", "the image's CLI is fkrollout, the compose entrypoint")
+		user := regexp.MustCompile(`(?m)^USER\s+(\S+)`).FindAllStringSubmatch(dockerfile, -1)
+		require.NotEmpty(t, user, "the image sets a USER")
+		assert.NotContains(t, []string{"root", "0"}, user[len(user)-1][1], "the worker does not run as root")
 	})
 
 	t.Run("compose CLI", func(t *testing.T) {
