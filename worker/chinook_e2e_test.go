@@ -98,6 +98,10 @@ func chinookInput(migration string, envs ...rollout.EnvironmentInput) rollout.In
 func recordHistory(t *testing.T, ctx context.Context, c client.Client, id, file string) {
 	if *record {
 		require.NoError(t, os.WriteFile("../workflows/testdata/"+file, []byte(historyJSON(t, ctx, c, id)), 0o644))
+		// Workflows that name children after themselves replay only under
+		// their own id: the replay test reads it from here.
+		idFile := "../workflows/testdata/" + strings.TrimSuffix(file, ".json") + ".workflow-id"
+		require.NoError(t, os.WriteFile(idFile, []byte(id), 0o644))
 	}
 }
 

@@ -83,6 +83,9 @@ func TestE2EFleetRollout(t *testing.T) {
 
 	var st fleet.Status
 	require.NoError(t, run.Get(ctx, &st))
+	// The fleet and its canary child join the replay corpus (-record).
+	recordHistory(t, ctx, c, id, "history-fleet.json")
+	recordHistory(t, ctx, c, id+"/"+st.Targets[0].Name, "history-fleet-child.json")
 	assert.Equal(t, rollout.StateCompleted, st.State, st.Error)
 	assert.Equal(t, 3, st.Succeeded)
 	require.Len(t, st.Decisions, 1)

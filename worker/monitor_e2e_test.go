@@ -77,6 +77,9 @@ func TestE2EMonitorRollsBackOnRealServer(t *testing.T) {
 
 	var st rollout.Status
 	require.NoError(t, run.Get(ctx, &st))
+	// The rollout and its watch child join the replay corpus (-record).
+	recordHistory(t, ctx, c, id, "history-monitor-rollback.json")
+	recordHistory(t, ctx, c, id+"/monitor-1", "history-monitor-child.json")
 	assert.Equal(t, rollout.StateRolledBack, st.State, st.Summary())
 	require.NotNil(t, st.Monitor)
 	assert.Equal(t, rollout.MonitorRollback, st.Monitor.Status)

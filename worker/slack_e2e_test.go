@@ -264,6 +264,8 @@ policy:
 
 	var final rollout.Status
 	require.NoError(t, run.Get(ctx, &final))
+	// Decided from Slack (signed Updates, a refusal record): -record keeps it.
+	recordHistory(t, ctx, c, id, "history-slack-decided.json")
 	assert.Equal(t, rollout.StateCompleted, final.State, final.Summary())
 	var decisions []approval.Decision
 	for _, d := range final.Decisions {
