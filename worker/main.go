@@ -209,6 +209,13 @@ func run(ctx context.Context, log *slog.Logger) error {
 		opts.MetricsHandler = metrics.Handler
 	}
 
+	tr, err := newTracing(ctx, cfg.Tracing, v)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer tr.shutdown(log) // after the worker and client stop: their last spans are flushed
+	tr.addTo(&opts)
+
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("connect to temporal: %w", err)
