@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -271,3 +272,29 @@ func serviceName(s tracetest.SpanStub) string {
 }
 
 var _ sdktrace.SpanExporter = keptSpans{}
+
+// The example file's commented tracing block, uncommented, is a section
+// the worker accepts: operators copy it as it is.
+func TestExampleTracingBlockLoads(t *testing.T) {
+	var out []string
+	in := false
+	for _, line := range strings.Split(mustRead(t, "fkrollout.example.yaml"), "\n") {
+		switch {
+		case line == "# tracing:":
+			in = true
+			out = append(out, "tracing:")
+		case in && strings.HasPrefix(line, "#   "):
+			out = append(out, strings.TrimPrefix(line, "# "))
+		default:
+			in = false
+		}
+	}
+	require.Greater(t, len(out), 2, "no commented tracing block in the example")
+	path := filepath.Join(t.TempDir(), "tracing.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Join(out, "\n")+"\n"), 0o600))
+	cfg, err := config.LoadFrom(path, func(k string) (string, bool) { return "", k == "\x00names" })
+	require.NoError(t, err)
+	assert.True(t, cfg.Tracing.Enabled)
+	assert.Equal(t, "otel-collector:4317", cfg.Tracing.Endpoint)
+	assert.Equal(t, 1.0, cfg.Tracing.Ratio())
+}
