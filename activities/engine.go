@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/engine/audit"
@@ -165,12 +166,14 @@ func (a *Activities) Audit(ctx context.Context, in rollout.AuditInput) ([]rollou
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.FKs), Note: "auditing"})
 	defer hb.end()
-	res, err := audit.Audit(ctx, pool, in.FKs, audit.Options{
+	sctx, span := startSQLSpan(ctx, "sql audit", in.Environment, "", attribute.Int("fkrollout.constraints", len(in.FKs)))
+	res, err := audit.Audit(sctx, pool, in.FKs, audit.Options{
 		SampleLimit:      a.Config.Audit.SampleLimit,
 		StatementTimeout: a.Config.AuditStatementTimeout(),
 		Parallelism:      a.Config.Audit.Parallelism,
 		Progress:         func(done, total int, fk string) { hb.set(Progress{Done: done, Total: total, Item: fk}) },
 	})
+	a.endSQLSpan(span, err)
 	if err != nil {
 		return nil, a.cleanWith(ctx, fmt.Errorf("audit on %s: %w", in.Environment, err), pgerr.Options{StatementTimeout: true})
 	}
@@ -282,7 +285,9 @@ func (a *Activities) runConstraintDDL(ctx context.Context, in rollout.Constraint
 	hb := a.startHeartbeat(ctx, Progress{Total: 1, Item: in.FK.Name, Note: what})
 	defer hb.end()
 	opts := a.migrateOptions(in.RolloutID, in.RunID, hb)
-	r, err := fn(ctx, pool, in.FK, opts)
+	sctx, span := startSQLSpan(ctx, "sql "+what, in.Environment, in.FK.Name, attribute.String("db.sql.table", in.FK.Table.String()))
+	r, err := fn(sctx, pool, in.FK, opts)
+	a.endSQLSpan(span, err)
 	if err != nil {
 		if errors.Is(err, migrate.ErrOrphans) {
 			return rollout.ConstraintResult{}, err
@@ -326,7 +331,12 @@ func (a *Activities) Remediate(ctx context.Context, in rollout.RemediateInput) (
 	}
 	hb := a.startHeartbeat(ctx, Progress{Item: in.FK.Name, Note: in.Mode})
 	defer hb.end()
-	r, err := audit.Remediate(ctx, pool, in.FK, mode, in.RolloutID, audit.RemediateOptions{BatchSize: a.Config.Audit.RemediationBatch, Lock: a.Lock, RunID: in.RunID})
+	sctx, span := startSQLSpan(ctx, "sql remediate", in.Environment, in.FK.Name, attribute.String("fkrollout.remediation_mode", in.Mode))
+	r, err := audit.Remediate(sctx, pool, in.FK, mode, in.RolloutID, audit.RemediateOptions{BatchSize: a.Config.Audit.RemediationBatch, Lock: a.Lock, RunID: in.RunID})
+	if err == nil {
+		span.SetAttributes(attribute.Int64("fkrollout.rows_affected", r.Affected), attribute.Int64("fkrollout.rows_quarantined", r.Quarantined))
+	}
+	a.endSQLSpan(span, err)
 	if err != nil {
 		err = fmt.Errorf("remediate %s on %s: %w", in.FK.Name, in.Environment, err)
 		if errors.Is(err, audit.ErrDependents) || errors.Is(err, audit.ErrNotPossible) || errors.Is(err, audit.ErrUncapturedChanges) || errors.Is(err, audit.ErrTooDeep) {

@@ -65,11 +65,19 @@ func (t *temporalFlags) dial(ctx context.Context) (client.Client, string, error)
 	if err != nil {
 		return nil, "", err
 	}
+	flush, err := cliTracing(ctx, &opts)
+	if err != nil {
+		return nil, "", err
+	}
 	dctx, cancel := context.WithTimeout(ctx, t.connectTimeout)
 	defer cancel()
 	c, err := client.DialContext(dctx, opts)
 	if err != nil {
+		flush()
 		return nil, "", fmt.Errorf("connect to temporal at %s: %w", cmp.Or(opts.HostPort, client.DefaultHostPort), err)
+	}
+	if len(opts.Interceptors) > 0 {
+		return tracedClient{Client: c, flush: flush}, opts.Namespace, nil
 	}
 	return c, opts.Namespace, nil
 }

@@ -54,6 +54,7 @@ step against one database directly (lint, check, audit, apply, validate, ...).
 Temporal commands connect with the standard TEMPORAL_* variables (and a
 profile of the Temporal config file); --address, --namespace, --profile and
 --config-file override them. Database commands take --dsn or FKROLLOUT_DSN.
+FKROLLOUT_TRACE=otlp (or stdout) traces the Temporal calls with OpenTelemetry.
 
 Exit codes:
   0  ok

@@ -58,6 +58,7 @@ that touch the databases. It is configured by environment only:
   FKROLLOUT_METRICS_ADDR                    /metrics, /healthz, /readyz (e.g. :9464)
   FKROLLOUT_MAX_CONCURRENT_ACTIVITIES       activity slots (default: sized to the pools)
   FKROLLOUT_LOG_LEVEL                       debug, info, warn or error
+  OTEL_EXPORTER_OTLP_ENDPOINT               the collector, when tracing.enabled names none
 
 See docs/CONFIGURATION.md for every setting.
 
@@ -208,6 +209,13 @@ func run(ctx context.Context, log *slog.Logger) error {
 		}()
 		opts.MetricsHandler = metrics.Handler
 	}
+
+	tr, err := newTracing(ctx, cfg.Tracing, v)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer tr.shutdown(log) // after the worker and client stop: their last spans are flushed
+	tr.addTo(&opts)
 
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {

@@ -60,6 +60,9 @@ type Config struct {
 	Metrics MetricsConfig `yaml:"metrics"`
 	// Worker shapes the Temporal worker: how many tasks run at once.
 	Worker WorkerConfig `yaml:"worker"`
+	// Tracing sends OpenTelemetry spans of workflows, Updates and
+	// activities to a collector (off by default; see tracing.go).
+	Tracing TracingConfig `yaml:"tracing"`
 	// Prometheus is the server the production monitor queries.
 	Prometheus PrometheusConfig `yaml:"prometheus"`
 	// Monitor is the production monitor's metric sources (postgres,
@@ -336,6 +339,7 @@ func LoadFrom(path string, lookup func(string) (string, bool)) (*Config, error) 
 //	FKROLLOUT_MAX_CONCURRENT_ACTIVITIES  worker.max_concurrent_activities
 //	FKROLLOUT_PROMETHEUS_URL  Prometheus server for the monitor
 //	FKROLLOUT_SLACK_BOT_TOKEN, FKROLLOUT_SLACK_SIGNING_SECRET, FKROLLOUT_SLACK_APP_TOKEN
+//	OTEL_EXPORTER_OTLP_ENDPOINT  tracing.endpoint, when the file sets none
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	get := func(k string) string { v, _ := lookup(k); return v }
 	if c.Environments == nil {
@@ -390,6 +394,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	set(&c.SlackSecrets.BotToken, "FKROLLOUT_SLACK_BOT_TOKEN")
 	set(&c.SlackSecrets.SigningSecret, "FKROLLOUT_SLACK_SIGNING_SECRET")
 	set(&c.SlackSecrets.AppToken, "FKROLLOUT_SLACK_APP_TOKEN")
+	c.Tracing.applyEnv(get)
 }
 
 // environ lists the FKROLLOUT_DSN_* variable names. With os.LookupEnv the
@@ -451,6 +456,7 @@ func (c *Config) defaults() {
 	if w.StopTimeout == "" {
 		w.StopTimeout = defaultStopTimeout.String()
 	}
+	c.Tracing.defaults()
 	// prometheus.url (FKROLLOUT_PROMETHEUS_URL) is the server of every
 	// prometheus monitor source that names none.
 	for name, sc := range c.Monitor.Sources {
@@ -594,6 +600,7 @@ func (c *Config) validateScalars() []error {
 			c.Worker.ActivityTaskPollers, c.Worker.MaxConcurrentActivities))
 	}
 	errs = appendErr(errs, duration("worker.stop_timeout", c.Worker.StopTimeout))
+	errs = append(errs, c.Tracing.validate()...)
 	return errs
 }
 
@@ -807,5 +814,6 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("backup_dir", c.BackupDir),
 		slog.String("report_dir", c.ReportDir),
 		slog.String("metrics", c.Metrics.ListenAddr),
+		slog.String("tracing", c.Tracing.summary()),
 	)
 }
