@@ -232,18 +232,6 @@ type Probe struct {
 	SQL  string `yaml:"sql" json:"sql"`
 }
 
-func dedupTables(ts []plan.TableName) []plan.TableName {
-	seen := map[plan.TableName]bool{}
-	var out []plan.TableName
-	for _, t := range ts {
-		if !seen[t] {
-			seen[t] = true
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
 // PlanTables returns every table a plan's constraints touch (both sides),
 // the tables the monitor tracks by default.
 func PlanTables(p plan.Plan) []plan.TableName {
@@ -251,5 +239,5 @@ func PlanTables(p plan.Plan) []plan.TableName {
 	for _, fk := range p.ForeignKeys {
 		ts = append(ts, fk.Table, fk.RefTable)
 	}
-	return dedupTables(ts)
+	return plan.UniqueTables(ts)
 }

@@ -276,3 +276,16 @@ where window with`) {
 	}
 	return m
 }()
+
+// UniqueTables is ts without repeats, in first-seen order.
+func UniqueTables(ts []TableName) []TableName {
+	seen := map[TableName]bool{}
+	var out []TableName
+	for _, t := range ts {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}

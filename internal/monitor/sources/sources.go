@@ -60,7 +60,7 @@ func Build(ctx context.Context, c monitor.Config, names []string, deps Deps) ([]
 				}
 				tables = append(tables, tn)
 			}
-			src := &PGSource{SourceName: name, DB: db, Tables: dedup(tables), MinCalls: sc.MinCalls, Probes: sc.Probes, Now: deps.Now}
+			src := &PGSource{SourceName: name, DB: db, Tables: plan.UniqueTables(tables), MinCalls: sc.MinCalls, Probes: sc.Probes, Now: deps.Now}
 			if sc.LogPath != "" {
 				src.Log = &LogTail{Path: sc.LogPath, Format: sc.LogFormat}
 			}
@@ -95,18 +95,6 @@ func parseTable(s string) (plan.TableName, error) {
 		return plan.TableName{}, fmt.Errorf("table %q: want schema.table", s)
 	}
 	return plan.TableName{Schema: schema, Name: name}, nil
-}
-
-func dedup(ts []plan.TableName) []plan.TableName {
-	seen := map[plan.TableName]bool{}
-	var out []plan.TableName
-	for _, t := range ts {
-		if !seen[t] {
-			seen[t] = true
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 // ListForeignKeys returns every foreign key of the given schemas (all user
