@@ -588,6 +588,25 @@ func TestOnTimeoutMustBeOfferedByTheGateKind(t *testing.T) {
 	assert.Empty(t, h.fake.calls)
 }
 
+// A rollout started before the on_timeout check existed, with a rule the
+// check now refuses, keeps running when its history is replayed: the check
+// applies only to histories that record it (GetVersion), and a timeout at
+// such a gate applies the conservative choice instead.
+func TestOnTimeoutCheckSparesRolloutsStartedBeforeIt(t *testing.T) {
+	h := newHarness(t, nil)
+	h.env.OnGetVersion(offeredTimeoutsVersion, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	in := testInput()
+	in.DryRun = true // the input's acceptance is what is under test
+	in.Approval.Gates["promotion/production"] = approval.GateRule{Approvers: []string{alice, bob}, OnTimeout: approval.ChoiceDelete}
+	st, err := h.run(in)
+	require.NoError(t, err)
+	assert.Equal(t, StateDryRunDone, st.State)
+
+	t.Run("a new rollout with the same rule is refused", func(t *testing.T) {
+		assert.ErrorContains(t, ValidateInput(in), `approval.gates[promotion/production].on_timeout "delete": a promotion gate offers`)
+	})
+}
+
 func TestValidateOrphansReopenRemediationGate(t *testing.T) {
 	h := newHarness(t, approveAll)
 	h.fake.orphans["staging"] = map[string]int64{}

@@ -65,6 +65,9 @@ type rollout struct {
 	// refuseUnknownKeys: the input has keys no field takes, and this
 	// history refuses them (unknownKeysVersion).
 	refuseUnknownKeys bool
+	// checkOfferedTimeouts: this history refuses an on_timeout its gate
+	// kind does not offer (offeredTimeoutsVersion).
+	checkOfferedTimeouts bool
 }
 
 // Workflow is the FKRollout workflow. The rollout ID is the workflow ID.
@@ -86,6 +89,9 @@ func Workflow(ctx workflow.Context, in Input) (*Status, error) {
 	// Histories recorded before unknown keys were refused replay as they ran.
 	if len(in.UnknownKeys()) > 0 && workflow.GetVersion(ctx, unknownKeysVersion, workflow.DefaultVersion, 1) == 1 {
 		w.refuseUnknownKeys = true
+	}
+	if len(unofferedTimeouts(in)) > 0 && workflow.GetVersion(ctx, offeredTimeoutsVersion, workflow.DefaultVersion, 1) == 1 {
+		w.checkOfferedTimeouts = true
 	}
 	if err := w.validateInput(); err != nil {
 		w.st.State, w.st.Error = StateFailed, err.Error()
@@ -169,12 +175,10 @@ func (w *rollout) validateInput() error {
 		default:
 			errs = append(errs, fmt.Sprintf("approval.gates key %q: want promotion, remediation, approval or investigate, optionally /<environment>", k))
 		}
-		r := w.in.Approval.Gates[k]
-		if offered, ok := approval.TimeoutChoices(notify.GateKind(kind)); ok && r.OnTimeout != "" && approval.Known(r.OnTimeout) &&
-			!slices.Contains(offered, r.OnTimeout) {
-			errs = append(errs, fmt.Sprintf("approval.gates[%s].on_timeout %q: a %s gate offers %s", k, r.OnTimeout, kind, strings.Join(offered, ", ")))
-		}
-		rules = append(rules, r)
+		rules = append(rules, w.in.Approval.Gates[k])
+	}
+	if w.checkOfferedTimeouts {
+		errs = append(errs, unofferedTimeouts(w.in)...)
 	}
 	for _, r := range rules {
 		if r.Timeout != "" {
@@ -887,6 +891,32 @@ func sortedFKs(in []plan.ForeignKey) []plan.ForeignKey {
 	return out
 }
 
+// offeredTimeoutsVersion marks histories in which an on_timeout the gate
+// kind does not offer fails the input. Rollouts started before the check
+// existed ran with such a rule (a timeout then applies the conservative
+// choice); replaying them must not fail where they did not.
+const offeredTimeoutsVersion = "input-offered-timeouts"
+
+// unofferedTimeouts names each gate rule whose on_timeout its gate kind
+// never offers, in key order.
+func unofferedTimeouts(in Input) []string {
+	keys := make([]string, 0, len(in.Approval.Gates))
+	for k := range in.Approval.Gates {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var errs []string
+	for _, k := range keys {
+		kind, _, _ := strings.Cut(k, "/")
+		r := in.Approval.Gates[k]
+		if offered, ok := approval.TimeoutChoices(notify.GateKind(kind)); ok && r.OnTimeout != "" && approval.Known(r.OnTimeout) &&
+			!slices.Contains(offered, r.OnTimeout) {
+			errs = append(errs, fmt.Sprintf("approval.gates[%s].on_timeout %q: a %s gate offers %s", k, r.OnTimeout, kind, strings.Join(offered, ", ")))
+		}
+	}
+	return errs
+}
+
 // unknownKeysVersion marks histories in which keys of the input that no
 // field takes fail the rollout before anything runs.
 const unknownKeysVersion = "input-unknown-keys"
@@ -906,6 +936,6 @@ func UnknownKeysProblem(keys []jsonkeys.Key) string {
 // anything runs; a fleet checks its children's inputs with it at start.
 func ValidateInput(in Input) error {
 	w := &rollout{in: in, windows: map[string]window{}, gateScope: map[string][]string{}, gateImpact: map[string]map[string]Impact{},
-		refuseUnknownKeys: len(in.UnknownKeys()) > 0}
+		refuseUnknownKeys: len(in.UnknownKeys()) > 0, checkOfferedTimeouts: true}
 	return w.validateInput()
 }
