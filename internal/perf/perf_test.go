@@ -13,38 +13,9 @@ import (
 	"github.com/fkrollout/fkrollout/internal/perf"
 	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
 	"github.com/fkrollout/fkrollout/internal/perf/loadgen/runner"
+	"github.com/fkrollout/fkrollout/internal/testkit/perftest"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 )
-
-const schema = `
-CREATE TABLE workspaces (id bigint PRIMARY KEY, code text NOT NULL);
-INSERT INTO workspaces SELECT g, 'WS-' || g FROM generate_series(1, 200) g;
-CREATE TABLE workflow_instances (id bigserial PRIMARY KEY, workspace_id bigint NOT NULL, status text NOT NULL DEFAULT 'ACTIVE');
-INSERT INTO workflow_instances (workspace_id) SELECT 1 + g % 100 FROM generate_series(1, 20000) g;
-CREATE INDEX ON workflow_instances (workspace_id);
-CREATE TABLE punchlists (id bigserial PRIMARY KEY, workspace_id bigint NOT NULL, note text);
-INSERT INTO punchlists (workspace_id) SELECT 1 + g % 100 FROM generate_series(1, 20000) g;
-ANALYZE;`
-
-var (
-	fkIndexed = plan.ForeignKey{Name: "fk_workflow_instances_workspace", Table: plan.TableName{Schema: "public", Name: "workflow_instances"},
-		Columns: []string{"workspace_id"}, RefTable: plan.TableName{Schema: "public", Name: "workspaces"}, RefColumns: []string{"id"}, OnDelete: plan.ActionRestrict}
-	fkUnindexed = plan.ForeignKey{Name: "fk_punchlists_workspace", Table: plan.TableName{Schema: "public", Name: "punchlists"},
-		Columns: []string{"workspace_id"}, RefTable: plan.TableName{Schema: "public", Name: "workspaces"}, RefColumns: []string{"id"}, OnDelete: plan.ActionCascade}
-)
-
-const workload = `
-params:
-  workspace_id: SELECT id FROM workspaces WHERE id <= 100
-operations:
-  - name: create_workflow
-    statements:
-      - INSERT INTO workflow_instances (workspace_id) VALUES (:workspace_id)
-  - name: bulk_import
-    units: 10
-    statements:
-      - INSERT INTO punchlists (workspace_id) SELECT :workspace_id FROM generate_series(1, 10)
-`
 
 // TestDecisionsFromRealRuns measures a baseline, then the same workload with
 // the constraints plus a trigger that sleeps on every insert into
@@ -68,15 +39,15 @@ func TestDecisionsFromRealRuns(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
 			db := pgtest.New(t)
-			db.Exec(t, schema)
-			w, err := loadgen.ParseWorkload([]byte(workload))
+			db.Exec(t, perftest.Schema)
+			w, err := loadgen.ParseWorkload([]byte(perftest.Workload))
 			require.NoError(t, err)
 			opts := loadgen.RunOptions{Workers: 2, Iterations: 40, Warmup: 0}
 
 			base, err := runner.Run(ctx, db.Pool, w, opts)
 			require.NoError(t, err)
 
-			for _, fk := range []plan.ForeignKey{fkIndexed, fkUnindexed} {
+			for _, fk := range []plan.ForeignKey{perftest.FKIndexed, perftest.FKUnindexed} {
 				db.Exec(t, fk.AddSQL(true))
 				db.Exec(t, fk.ValidateSQL())
 			}
@@ -114,7 +85,7 @@ func TestDecisionsFromRealRuns(t *testing.T) {
 func TestErrorRateRollsBack(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.New(t)
-	db.Exec(t, schema)
+	db.Exec(t, perftest.Schema)
 	w, err := loadgen.ParseWorkload([]byte(`
 operations:
   - name: create_orphan_sometimes
@@ -125,7 +96,7 @@ operations:
 	base, err := runner.Run(ctx, db.Pool, w, opts)
 	require.NoError(t, err)
 	db.Exec(t, `DELETE FROM workflow_instances WHERE workspace_id > 200`)
-	db.Exec(t, fkIndexed.AddSQL(false))
+	db.Exec(t, perftest.FKIndexed.AddSQL(false))
 	with, err := runner.Run(ctx, db.Pool, w, opts)
 	require.NoError(t, err)
 

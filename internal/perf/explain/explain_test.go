@@ -12,38 +12,9 @@ import (
 	"github.com/fkrollout/fkrollout/internal/perf/explain"
 	"github.com/fkrollout/fkrollout/internal/perf/loadgen"
 	"github.com/fkrollout/fkrollout/internal/perf/loadgen/runner"
+	"github.com/fkrollout/fkrollout/internal/testkit/perftest"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 )
-
-const schema = `
-CREATE TABLE workspaces (id bigint PRIMARY KEY, code text NOT NULL);
-INSERT INTO workspaces SELECT g, 'WS-' || g FROM generate_series(1, 200) g;
-CREATE TABLE workflow_instances (id bigserial PRIMARY KEY, workspace_id bigint NOT NULL, status text NOT NULL DEFAULT 'ACTIVE');
-INSERT INTO workflow_instances (workspace_id) SELECT 1 + g % 100 FROM generate_series(1, 20000) g;
-CREATE INDEX ON workflow_instances (workspace_id);
-CREATE TABLE punchlists (id bigserial PRIMARY KEY, workspace_id bigint NOT NULL, note text);
-INSERT INTO punchlists (workspace_id) SELECT 1 + g % 100 FROM generate_series(1, 20000) g;
-ANALYZE;`
-
-var (
-	fkIndexed = plan.ForeignKey{Name: "fk_workflow_instances_workspace", Table: plan.TableName{Schema: "public", Name: "workflow_instances"},
-		Columns: []string{"workspace_id"}, RefTable: plan.TableName{Schema: "public", Name: "workspaces"}, RefColumns: []string{"id"}, OnDelete: plan.ActionRestrict}
-	fkUnindexed = plan.ForeignKey{Name: "fk_punchlists_workspace", Table: plan.TableName{Schema: "public", Name: "punchlists"},
-		Columns: []string{"workspace_id"}, RefTable: plan.TableName{Schema: "public", Name: "workspaces"}, RefColumns: []string{"id"}, OnDelete: plan.ActionCascade}
-)
-
-const workload = `
-params:
-  workspace_id: SELECT id FROM workspaces WHERE id <= 100
-operations:
-  - name: create_workflow
-    statements:
-      - INSERT INTO workflow_instances (workspace_id) VALUES (:workspace_id)
-  - name: bulk_import
-    units: 10
-    statements:
-      - INSERT INTO punchlists (workspace_id) SELECT :workspace_id FROM generate_series(1, 10)
-`
 
 // TestExplainFKs: the unindexed referencing column is caught scanning
 // sequentially and gets a recommendation; the indexed one is not; building
@@ -52,8 +23,8 @@ operations:
 func TestExplainFKs(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.New(t)
-	db.Exec(t, schema)
-	fks := []plan.ForeignKey{fkIndexed, fkUnindexed}
+	db.Exec(t, perftest.Schema)
+	fks := []plan.ForeignKey{perftest.FKIndexed, perftest.FKUnindexed}
 	for _, fk := range fks {
 		db.Exec(t, fk.AddSQL(true))
 		db.Exec(t, fk.ValidateSQL())
@@ -109,19 +80,19 @@ func TestExplainFKs(t *testing.T) {
 func TestExplainFKsBeforeConstraintAndAllReferenced(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.New(t)
-	db.Exec(t, schema)
+	db.Exec(t, perftest.Schema)
 	db.Exec(t, `DELETE FROM workspaces WHERE id > 100`) // every parent is now referenced
-	checks, err := explain.FKs(ctx, db.Pool, []plan.ForeignKey{fkUnindexed})
+	checks, err := explain.FKs(ctx, db.Pool, []plan.ForeignKey{perftest.FKUnindexed})
 	require.NoError(t, err)
 	assert.True(t, checks[0].SeqScan)
 	assert.Contains(t, checks[0].DeleteNote, "constraint not present")
 
-	db.Exec(t, fkIndexed.AddSQL(false))
-	checks, err = explain.FKs(ctx, db.Pool, []plan.ForeignKey{fkIndexed})
+	db.Exec(t, perftest.FKIndexed.AddSQL(false))
+	checks, err = explain.FKs(ctx, db.Pool, []plan.ForeignKey{perftest.FKIndexed})
 	require.NoError(t, err)
 	assert.Contains(t, checks[0].DeleteNote, "RESTRICT forbids")
 
-	bad := fkIndexed
+	bad := perftest.FKIndexed
 	bad.RefColumns = []string{"nope"}
 	_, err = explain.FKs(ctx, db.Pool, []plan.ForeignKey{bad})
 	assert.ErrorContains(t, err, `referenced column public.workspaces.nope does not exist`)
@@ -130,9 +101,9 @@ func TestExplainFKsBeforeConstraintAndAllReferenced(t *testing.T) {
 func TestExplainWorkload(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.New(t)
-	db.Exec(t, schema)
-	db.Exec(t, fkIndexed.AddSQL(false))
-	w, err := loadgen.ParseWorkload([]byte(workload + `
+	db.Exec(t, perftest.Schema)
+	db.Exec(t, perftest.FKIndexed.AddSQL(false))
+	w, err := loadgen.ParseWorkload([]byte(perftest.Workload + `
   - name: query_notes
     sql: SELECT * FROM punchlists WHERE note = 'x' AND workspace_id = :workspace_id`))
 	require.NoError(t, err)
@@ -141,7 +112,7 @@ func TestExplainWorkload(t *testing.T) {
 	checks, err := explain.Workload(ctx, db.Pool, samples, explain.Options{})
 	require.NoError(t, err)
 	require.Len(t, checks, 3)
-	assert.Contains(t, checks[0].TriggerMS, fkIndexed.Name, "the insert pays the FK check")
+	assert.Contains(t, checks[0].TriggerMS, perftest.FKIndexed.Name, "the insert pays the FK check")
 	assert.Equal(t, []string{"punchlists"}, checks[2].SeqScans)
 	for _, c := range checks {
 		assert.Empty(t, c.Error)
