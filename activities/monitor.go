@@ -24,6 +24,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/monitor/sources"
 	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/workflows/rollout"
 	"github.com/fkrollout/fkrollout/workflows/steps"
 	"github.com/fkrollout/fkrollout/workflows/watch"
 )
@@ -190,6 +191,16 @@ func (m *MonitorActivities) MonitorWatch(ctx context.Context, in watch.WatchInpu
 		return watch.WatchResult{}, err
 	}
 	prog := monitor.Progress{State: in.State}
+	if in.Progress != nil {
+		prog = *in.Progress
+		prog.State = in.State
+	}
+	var reportEvery time.Duration
+	if in.ReportEvery != "" {
+		if reportEvery, err = time.ParseDuration(in.ReportEvery); err != nil || reportEvery < 0 {
+			return watch.WatchResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("monitor report_every %q is not a duration", in.ReportEvery), steps.ErrTypeConfig, nil)
+		}
+	}
 	if activity.HasHeartbeatDetails(ctx) {
 		var saved monitor.Progress
 		if err := activity.GetHeartbeatDetails(ctx, &saved); err == nil {
@@ -198,7 +209,7 @@ func (m *MonitorActivities) MonitorWatch(ctx context.Context, in watch.WatchInpu
 		}
 	}
 	w := monitor.Watch{Sources: srcs, Evaluator: in.Evaluator, Baseline: in.Baseline, Interval: interval, Deadline: in.Deadline,
-		Now: m.Now, Sleep: m.Sleep, BeatEvery: m.HeartbeatEvery,
+		Now: m.Now, Sleep: m.Sleep, BeatEvery: m.HeartbeatEvery, ReportEvery: reportEvery, ReportOnChange: in.ReportOnChange,
 		Beat: func(p monitor.Progress) { activity.RecordHeartbeat(ctx, p) },
 		OnCheck: func(s monitor.Sample, d monitor.Decision) {
 			m.log(ctx).Info("monitor check", "rollout_id", in.RolloutID, "environment", in.Environment,
@@ -272,4 +283,19 @@ func (m *MonitorActivities) HealthCheck(ctx context.Context, in watch.HealthEnvI
 	}
 	rep.Healthy = len(rep.NotValid) == 0 && len(rep.WithOrphans) == 0 && len(rep.Failed) == 0
 	return rep, nil
+}
+
+// requiredRuleProblems names every rule this worker requires
+// (monitor.require_rules) that the rollout's watch could not evaluate:
+// its chosen sources measure nothing the rule reads. ResolvePolicy refuses
+// the start with them, before anything changes.
+func (m *MonitorActivities) requiredRuleProblems(in rollout.Input, env string) []string {
+	if len(m.Config.RequireRules) == 0 {
+		return nil
+	}
+	rules := in.Monitor.Rules
+	if len(rules) == 0 {
+		rules = monitor.DefaultMatrix(rollout.MonitorThresholds(in.Thresholds, watch.Config{Persist: in.Monitor.Persist, SmokePersist: in.Monitor.SmokePersist}))
+	}
+	return m.Config.RequiredUncovered(env, in.Monitor.Sources, rules)
 }

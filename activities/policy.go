@@ -50,7 +50,9 @@ func (a *Activities) unfitFor(in rollout.Input, gateOnly []string) []string {
 	}
 	if in.Monitor.Enabled {
 		last := in.Environments[len(in.Environments)-1].Name
-		sources := NewMonitorActivities(a, a.Config.Monitor).Config
+		mon := NewMonitorActivities(a, a.Config.Monitor)
+		sources := mon.Config
+		problems = append(problems, mon.requiredRuleProblems(in, last)...)
 		if len(in.Monitor.Sources) == 0 && len(sources.DefaultSources(last)) == 0 {
 			problems = append(problems, fmt.Sprintf("monitor.enabled: environment %q has no monitor sources on this worker (monitor.sources with environment: %s, or smoke_checks), so the watch could never pass; configure one or turn the watch off", last, last))
 		}

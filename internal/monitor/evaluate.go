@@ -33,6 +33,14 @@ type Sample struct {
 	Missing map[string]string `json:"missing,omitempty"`
 	// Notes are details for humans (which smoke check failed and how).
 	Notes []string `json:"notes,omitempty"`
+	// Baseline, by series, is a baseline matched to this sample's time
+	// (the same hour of previous days, from a Prometheus source with
+	// baseline_days); a rule on the baseline prefers it to the baseline
+	// captured before the deploy.
+	Baseline map[string]float64 `json:"baseline,omitempty"`
+	// BaselineFrom says where Baseline comes from, by series ("mean of the
+	// same time on the 7 previous days").
+	BaselineFrom map[string]string `json:"baseline_from,omitempty"`
 }
 
 // State is everything the Evaluator remembers between checks. It is plain
@@ -73,7 +81,49 @@ type Decision struct {
 	Missing      map[string]string `json:"missing,omitempty"`
 	// Uncovered lists rules no configured source measures.
 	Uncovered []string `json:"uncovered,omitempty"`
+	// Rules is every rule's state in this check, in matrix order: where
+	// its data came from, its last figure, ok, breach or inconclusive.
+	Rules []RuleStatus `json:"rules,omitempty"`
 }
+
+// Rule states in RuleStatus.
+const (
+	// RuleOK: the rule had data and did not breach.
+	RuleOK = "ok"
+	// RuleBreach: the rule breached (it fires once persistent).
+	RuleBreach = "breach"
+	// RuleInconclusive: the rule had no data this check, or no configured
+	// source measures its metric at all. Never a pass.
+	RuleInconclusive = "inconclusive"
+)
+
+// RuleStatus is one rule in one check.
+type RuleStatus struct {
+	Rule   string `json:"rule"`
+	Metric string `json:"metric"`
+	Action Action `json:"action"`
+	// Sources are the monitor sources that measured (or failed to measure)
+	// the metric; empty when none is configured for it.
+	Sources []string `json:"sources,omitempty"`
+	// Series is the worst series, Value its figure (the increase for a
+	// baseline rule), Sample and Baseline what it was computed from.
+	Series    string  `json:"series,omitempty"`
+	Value     float64 `json:"value"`
+	Sample    float64 `json:"sample,omitempty"`
+	Baseline  float64 `json:"baseline,omitempty"`
+	Threshold float64 `json:"threshold"`
+	Op        string  `json:"op"`
+	Unit      string  `json:"unit,omitempty"`
+	// BaselineFrom says which baseline the figure was compared with.
+	BaselineFrom string `json:"baseline_from,omitempty"`
+	State        string `json:"state"`
+	// Reason says why the rule is inconclusive.
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// HasData reports whether the rule produced a figure.
+func (r RuleStatus) HasData() bool { return r.Series != "" }
 
 // Detail is one rule's worst figure in a check.
 type Detail struct {
@@ -88,6 +138,9 @@ type Detail struct {
 	Breached  bool    `json:"breached"`
 	Streak    int     `json:"streak"`
 	Persist   int     `json:"persist"`
+	// BaselineFrom says where a time-matched baseline came from (empty:
+	// the baseline captured before the deploy).
+	BaselineFrom string `json:"baseline_from,omitempty"`
 }
 
 // NotifyFigures converts the details to notification figures, the rule
@@ -143,6 +196,7 @@ func (e Evaluator) Evaluate(st State, base Baseline, s Sample) (Decision, State)
 	var results []ruleResult
 	for _, r := range e.Rules {
 		rr := e.evalRule(r, base, s, next.Window)
+		d.Rules = append(d.Rules, ruleStatus(r, rr, s))
 		if !rr.covered {
 			d.Uncovered = append(d.Uncovered, r.Name)
 			continue
@@ -188,7 +242,7 @@ func (e Evaluator) Evaluate(st State, base Baseline, s Sample) (Decision, State)
 		w := rr.worst
 		d.Action, d.Rule = rr.rule.Action, rr.rule.Name
 		d.Figures["sample:"+w.Series] = round(w.Sample)
-		if rr.rule.Basis == BasisBaseline {
+		if rr.rule.Basis == BasisBaseline || rr.rule.Basis == BasisRelative {
 			d.Figures["baseline:"+w.Series] = round(w.Baseline)
 		}
 		d.Reason = fmt.Sprintf("%s → %s: %s for %d consecutive check(s)", rr.rule.Name, rr.rule.Action, describe(rr.rule, w), w.Streak)
@@ -267,28 +321,44 @@ func (e Evaluator) evalRule(r Rule, base Baseline, s Sample, window []Point) rul
 		c.Breached = cmp(c.Value, r.Threshold)
 		pick(c)
 	} else {
-		var noBase []string
+		var noBase, zeroBase []string
 		for _, name := range series {
 			v := s.Values[name]
 			c := Detail{Rule: r.Name, Series: name, Value: v, Sample: v, Threshold: r.Threshold, Op: r.Op, Unit: r.Unit, Persist: r.Persist}
-			if r.Basis == BasisBaseline {
-				b, ok := base.Values[name]
+			if r.Basis == BasisBaseline || r.Basis == BasisRelative {
+				b, ok := s.Baseline[name]
+				if ok {
+					c.BaselineFrom = s.BaselineFrom[name]
+				} else {
+					b, ok = base.Values[name]
+				}
 				if !ok {
 					noBase = append(noBase, name)
 					continue
 				}
 				c.Baseline, c.Value = b, v-b
+				if r.Basis == BasisRelative {
+					if b <= 0 {
+						zeroBase = append(zeroBase, name)
+						continue
+					}
+					c.Value = 100 * (v - b) / b
+				}
 			}
 			c.Breached = cmp(c.Value, r.Threshold)
 			pick(c)
 		}
-		if len(noBase) > 0 {
-			why := "no baseline for " + strings.Join(noBase, ", ")
-			if rr.noData != "" {
-				why = rr.noData + "; " + why
-			}
-			rr.noData = why
+		var whys []string
+		if rr.noData != "" {
+			whys = append(whys, rr.noData)
 		}
+		if len(noBase) > 0 {
+			whys = append(whys, "no baseline for "+strings.Join(noBase, ", "))
+		}
+		if len(zeroBase) > 0 {
+			whys = append(whys, "baseline 0 for "+strings.Join(zeroBase, ", ")+": no relative increase exists (the absolute row still applies)")
+		}
+		rr.noData = strings.Join(whys, "; ")
 		if rr.worst.Series == "" {
 			return rr
 		}
@@ -353,6 +423,9 @@ func missingFor(missing map[string]string, metric string) string {
 
 func describe(r Rule, w Detail) string {
 	unit := r.Unit
+	if r.Basis == BasisRelative {
+		return fmt.Sprintf("%s rose by %s%% of its baseline (baseline %s, now %s) %s %s%%", w.Series, formatFigure(w.Value), formatFigure(w.Baseline), formatFigure(w.Sample), r.Op, formatFigure(r.Threshold))
+	}
 	if r.Basis == BasisBaseline {
 		return fmt.Sprintf("%s rose by %s%s (baseline %s, now %s) %s %s%s", w.Series, formatFigure(w.Value), unit, formatFigure(w.Baseline), formatFigure(w.Sample), r.Op, formatFigure(r.Threshold), unit)
 	}
@@ -380,3 +453,48 @@ func missingText(m map[string]string) string {
 func formatFigure(f float64) string { return fmt.Sprintf("%.4g", f) }
 
 func round(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+// ruleStatus is one rule's line in a check: which sources measured its
+// metric (series "metric@source/label" and missing keys name them), its
+// worst figure and its state.
+func ruleStatus(r Rule, rr ruleResult, s Sample) RuleStatus {
+	st := RuleStatus{Rule: r.Name, Metric: r.Metric, Action: r.Action, Threshold: r.Threshold, Op: r.Op, Unit: r.Unit, At: s.At}
+	seen := map[string]bool{}
+	add := func(key string) {
+		if key != r.Metric && !strings.HasPrefix(key, r.Metric+"@") {
+			return
+		}
+		_, rest, _ := strings.Cut(key, "@")
+		src, _, _ := strings.Cut(rest, "/")
+		if src != "" && !seen[src] {
+			seen[src] = true
+			st.Sources = append(st.Sources, src)
+		}
+	}
+	for k := range s.Values {
+		add(k)
+	}
+	for k := range s.Missing {
+		add(k)
+	}
+	slices.Sort(st.Sources)
+	if w := rr.worst; w.Series != "" {
+		st.Series, st.Value, st.Sample, st.Baseline, st.BaselineFrom = w.Series, round(w.Value), round(w.Sample), round(w.Baseline), w.BaselineFrom
+	}
+	// A continue row (all smoke tests pass) is ok when its condition holds.
+	bad := rr.breach != (r.Action == ActionContinue)
+	switch {
+	case !rr.covered:
+		st.State = RuleInconclusive
+		st.Reason = "no configured source measures " + r.Metric
+	case rr.noData != "" && !rr.breach:
+		st.State, st.Reason = RuleInconclusive, rr.noData
+	case st.Series != "" && bad:
+		st.State = RuleBreach
+	case st.Series == "":
+		st.State, st.Reason = RuleInconclusive, "no figure"
+	default:
+		st.State = RuleOK
+	}
+	return st
+}

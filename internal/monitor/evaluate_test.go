@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -193,4 +194,150 @@ func TestEvaluatorWindowRestartsAfterFiring(t *testing.T) {
 			assert.Equal(t, ActionContinue, d.Action, "check %d: the violations already reported do not fire again", i)
 		}
 	}
+}
+
+// Relative rows express "+30 % latency" and "error rate 5 % above what it
+// was", beside the absolute rows in ms and percentage points.
+func TestEvaluatorRelativeThresholds(t *testing.T) {
+	rules := DefaultMatrix(Thresholds{LatencyIncreasePct: 30, ErrorRateIncreaseRatio: 0.5, Persist: 1})
+	require.NoError(t, ValidateRules(rules))
+	ev := Evaluator{Rules: rules, InconclusiveLimit: 3}
+	cases := []struct {
+		name   string
+		set    map[string]float64
+		base   map[string]float64
+		want   Action
+		rule   string
+		reason string
+	}{
+		{name: "+20 % latency is below +30 %", set: map[string]float64{"latency_ms@pg/public.orders": 12}, want: ActionContinue},
+		{name: "+40 % latency rolls back on the relative row before the 20 ms row", set: map[string]float64{"latency_ms@pg/public.orders": 14},
+			want: ActionRollback, rule: RuleLatencyRelative, reason: "rose by 40% of its baseline"},
+		{name: "error rate 1 % → 1.6 % is +60 % relative, 0.6 points absolute", set: map[string]float64{"error_rate_pct@pg/app": 1.6},
+			want: ActionRollback, rule: RuleErrorRateRelative},
+		{name: "a zero baseline has no relative increase: missing data, never a pass", base: map[string]float64{"error_rate_pct@pg/app": 0},
+			set: map[string]float64{"error_rate_pct@pg/app": 0.5}, want: ActionContinue, reason: "baseline 0 for error_rate_pct@pg/app"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := base()
+			for k, v := range tc.base {
+				b.Values[k] = v
+			}
+			s := healthy(0)
+			for k, v := range tc.set {
+				s.Values[k] = v
+			}
+			d, _ := ev.Evaluate(State{}, b, s)
+			assert.Equal(t, tc.want, d.Action, d.Reason)
+			assert.Equal(t, tc.rule, d.Rule)
+			assert.Contains(t, d.Reason, tc.reason)
+		})
+	}
+	assert.NotContains(t, ruleNames(DefaultMatrix(Thresholds{})), RuleLatencyRelative, "relative rows only when asked for")
+}
+
+func ruleNames(rules []Rule) []string {
+	var out []string
+	for _, r := range rules {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+func TestThresholdsValidate(t *testing.T) {
+	cases := []struct {
+		th   Thresholds
+		want string
+	}{
+		{Thresholds{ErrorRateIncreaseRatio: 50}, "for percentage points use error_rate_increase_pct"},
+		{Thresholds{LatencyIncreasePct: -1}, "latency_increase_pct -1"},
+		{Thresholds{ErrorRateIncreasePct: 120}, "cannot exceed 100"},
+		{Thresholds{ErrorRateIncreaseRatio: 0.05, LatencyIncreasePct: 30}, ""},
+	}
+	for _, tc := range cases {
+		err := tc.th.Validate()
+		if tc.want == "" {
+			assert.NoError(t, err)
+			continue
+		}
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+}
+
+// Every rule reports each check: its sources, last figure and state; a
+// rule no source measures is inconclusive, never silently off.
+func TestEvaluatorRuleStatuses(t *testing.T) {
+	ev := Evaluator{Rules: DefaultMatrix(Thresholds{}), InconclusiveLimit: 3}
+	s := healthy(0)
+	delete(s.Values, "fk_violations@pg")
+	s.Values["latency_ms@pg/public.orders"] = 35
+	s.Missing = map[string]string{"error_rate_pct@pg/app": "no transactions in the interval"}
+	delete(s.Values, "error_rate_pct@pg/app")
+	d, _ := ev.Evaluate(State{}, base(), s)
+	got := map[string]RuleStatus{}
+	for _, r := range d.Rules {
+		got[r.Rule] = r
+	}
+	require.Len(t, d.Rules, len(ev.Rules), "every rule, in matrix order")
+	assert.Equal(t, RuleLatency, d.Rules[0].Rule)
+	assert.Equal(t, RuleStatus{Rule: RuleLatency, Metric: MetricLatencyMS, Action: ActionRollback, Sources: []string{"pg"}, Series: "latency_ms@pg/public.orders",
+		Value: 25, Sample: 35, Baseline: 10, Threshold: 20, Op: ">", Unit: "ms", State: RuleBreach, At: s.At}, got[RuleLatency])
+	assert.Equal(t, RuleInconclusive, got[RuleErrorRate].State)
+	assert.Equal(t, []string{"pg"}, got[RuleErrorRate].Sources)
+	assert.Contains(t, got[RuleErrorRate].Reason, "no transactions")
+	assert.Equal(t, RuleInconclusive, got[RuleFKViolations].State)
+	assert.Empty(t, got[RuleFKViolations].Sources)
+	assert.Equal(t, "no configured source measures fk_violations", got[RuleFKViolations].Reason)
+	assert.Equal(t, RuleOK, got[RuleSmokePassing].State, "all smoke tests pass")
+	assert.Equal(t, RuleOK, got[RuleSmokeFailing].State)
+}
+
+// The watcher returns a checkpoint when a rule changes state and every
+// ReportEvery, and resumes from it without re-priming its sources.
+func TestWatchCheckpoints(t *testing.T) {
+	clock := t0
+	src := &countingSource{}
+	ev := Evaluator{Rules: DefaultMatrix(Thresholds{}), InconclusiveLimit: 3}
+	w := Watch{Sources: []Source{src}, Evaluator: ev, Baseline: base(), Interval: 5 * time.Minute, Deadline: t0.Add(3 * time.Hour),
+		Now: func() time.Time { return clock }, Sleep: func(_ context.Context, d time.Duration) error { clock = clock.Add(d); return nil },
+		ReportEvery: time.Hour, ReportOnChange: true}
+	var at []int
+	p := Progress{}
+	for {
+		res, err := w.Run(context.Background(), p)
+		require.NoError(t, err)
+		require.NotNil(t, res.Progress)
+		if res.DeadlineReached {
+			break
+		}
+		require.True(t, res.Checkpoint)
+		at = append(at, res.State.Checks)
+		p = *res.Progress
+	}
+	// Check 1: first states; check 13: an hour later; 20: smoke fails
+	// (breach); 21: passes again; then hourly.
+	assert.Equal(t, []int{1, 13, 20, 21, 33}, at)
+	assert.Equal(t, 1, src.primes, "resumed with the cursors, primed once")
+	assert.Equal(t, 36, src.checks)
+}
+
+type countingSource struct{ primes, checks int }
+
+func (c *countingSource) Name() string { return "pg" }
+func (c *countingSource) Provides() []string {
+	return []string{MetricLatencyMS, MetricErrorRatePct, MetricFKViolations, MetricSmokeFailures}
+}
+func (c *countingSource) Collect(_ context.Context, cursor json.RawMessage) (Reading, error) {
+	if cursor == nil {
+		c.primes++
+		return Reading{Cursor: json.RawMessage(`{}`)}, nil
+	}
+	c.checks++
+	s := healthy(c.checks)
+	if c.checks == 20 {
+		s.Values["smoke_failures@smoke"] = 1
+	}
+	return Reading{Values: s.Values, Cursor: cursor}, nil
 }

@@ -12,6 +12,7 @@ package monitor
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -57,8 +58,14 @@ const (
 	// BasisAbsolute compares the sampled value itself.
 	BasisAbsolute Basis = ""
 	// BasisBaseline compares the increase over the baseline
-	// (sample - baseline), e.g. "latency degradation > 20 ms".
+	// (sample - baseline), e.g. "latency degradation > 20 ms" or "error
+	// rate + 5 percentage points".
 	BasisBaseline Basis = "baseline"
+	// BasisRelative compares the increase relative to the baseline, in
+	// percent of it (100 × (sample - baseline) / baseline), e.g. "latency
+	// + 30 %" or "error rate + 50 % of what it was". A zero baseline has no
+	// relative increase: that series is missing data, never a pass.
+	BasisRelative Basis = "relative"
 )
 
 // Rule is one row of the decision matrix.
@@ -93,6 +100,14 @@ type Thresholds struct {
 	// ErrorRateIncreasePct rolls back above this increase in percentage
 	// points of the error rate (default 5).
 	ErrorRateIncreasePct float64 `json:"error_rate_increase_pct,omitempty"`
+	// LatencyIncreasePct, when set, adds a rollback row on the latency
+	// increase relative to the baseline, in percent (30: 30 % slower).
+	LatencyIncreasePct float64 `json:"latency_increase_pct,omitempty"`
+	// ErrorRateIncreaseRatio, when set, adds a rollback row on the error
+	// rate relative to the baseline: 0.05 rolls back when the rate is more
+	// than 5 % above what it was (1 % → above 1.05 %), where
+	// ErrorRateIncreasePct counts percentage points (1 % → above 6 %).
+	ErrorRateIncreaseRatio float64 `json:"error_rate_increase_ratio,omitempty"`
 	// FKViolationsPerHour investigates above this count in any trailing
 	// hour (default 1).
 	FKViolationsPerHour float64 `json:"fk_violations_per_hour,omitempty"`
@@ -118,7 +133,10 @@ const (
 	RuleErrorRate    = "error-rate-increase"
 	RuleFKViolations = "fk-violations"
 	RuleSmokeFailing = "smoke-tests-failing"
-	RuleSmokePassing = "all-smoke-tests-pass"
+	// The relative rows, present only when their threshold is set.
+	RuleLatencyRelative   = "latency-increase-relative"
+	RuleErrorRateRelative = "error-rate-increase-relative"
+	RuleSmokePassing      = "all-smoke-tests-pass"
 )
 
 // DefaultMatrix reproduces the team's rollback decision matrix; zero
@@ -151,13 +169,49 @@ func DefaultMatrix(th Thresholds) []Rule {
 	if th.SmokePersist <= 0 {
 		th.SmokePersist = def.SmokePersist
 	}
-	return []Rule{
+	rules := []Rule{
 		{Name: RuleLatency, Metric: MetricLatencyMS, Op: ">", Threshold: th.LatencyIncreaseMS, Basis: BasisBaseline, Action: ActionRollback, Persist: th.Persist, Unit: "ms"},
 		{Name: RuleErrorRate, Metric: MetricErrorRatePct, Op: ">", Threshold: th.ErrorRateIncreasePct, Basis: BasisBaseline, Action: ActionRollback, Persist: th.Persist, Unit: "%"},
 		{Name: RuleFKViolations, Metric: MetricFKViolations, Op: ">", Threshold: th.FKViolationsPerHour, Over: Duration(time.Hour), Action: ActionInvestigate, Persist: 1, Unit: "/h"},
 		{Name: RuleSmokeFailing, Metric: MetricSmokeFailures, Op: ">", Threshold: 0, Action: ActionRollback, Persist: th.SmokePersist},
 		{Name: RuleSmokePassing, Metric: MetricSmokeFailures, Op: "<=", Threshold: 0, Action: ActionContinue},
 	}
+	// Appended, so a matrix without them is the one older watches ran.
+	if th.LatencyIncreasePct > 0 {
+		rules = append(rules, Rule{Name: RuleLatencyRelative, Metric: MetricLatencyMS, Op: ">", Threshold: th.LatencyIncreasePct, Basis: BasisRelative,
+			Action: ActionRollback, Persist: th.Persist, Unit: "%"})
+	}
+	if th.ErrorRateIncreaseRatio > 0 {
+		rules = append(rules, Rule{Name: RuleErrorRateRelative, Metric: MetricErrorRatePct, Op: ">", Threshold: 100 * th.ErrorRateIncreaseRatio, Basis: BasisRelative,
+			Action: ActionRollback, Persist: th.Persist, Unit: "%"})
+	}
+	return rules
+}
+
+// Validate names every threshold that cannot be meant: negative figures,
+// and a ratio written as a percentage (5 for 5 %: a ratio is 0.05).
+func (th Thresholds) Validate() error {
+	var probs []string
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"latency_increase_ms", th.LatencyIncreaseMS}, {"error_rate_increase_pct", th.ErrorRateIncreasePct},
+		{"latency_increase_pct", th.LatencyIncreasePct}, {"error_rate_increase_ratio", th.ErrorRateIncreaseRatio},
+		{"fk_violations_per_hour", th.FKViolationsPerHour}} {
+		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			probs = append(probs, fmt.Sprintf("%s %g: want 0 (default) or a positive figure", f.name, f.v))
+		}
+	}
+	if th.ErrorRateIncreaseRatio > 10 {
+		probs = append(probs, fmt.Sprintf("error_rate_increase_ratio %g: a ratio of the baseline (0.05 = 5 %% more errors than before); for percentage points use error_rate_increase_pct", th.ErrorRateIncreaseRatio))
+	}
+	if th.ErrorRateIncreasePct > 100 {
+		probs = append(probs, fmt.Sprintf("error_rate_increase_pct %g: percentage points of the error rate cannot exceed 100", th.ErrorRateIncreasePct))
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("invalid thresholds: %s", strings.Join(probs, "; "))
+	}
+	return nil
 }
 
 // ValidateRules names every problem of a matrix at once.
@@ -183,8 +237,11 @@ func ValidateRules(rules []Rule) error {
 		default:
 			probs = append(probs, fmt.Sprintf("%s: action %q (want rollback, investigate or continue)", where, r.Action))
 		}
-		if r.Basis != BasisAbsolute && r.Basis != BasisBaseline {
-			probs = append(probs, fmt.Sprintf("%s: basis %q (want empty or baseline)", where, r.Basis))
+		if r.Basis != BasisAbsolute && r.Basis != BasisBaseline && r.Basis != BasisRelative {
+			probs = append(probs, fmt.Sprintf("%s: basis %q (want empty, baseline or relative)", where, r.Basis))
+		}
+		if r.Basis != BasisAbsolute && r.Over > 0 {
+			probs = append(probs, where+": a windowed rule (over) sums the samples; it has no baseline basis")
 		}
 		if r.Persist < 0 || r.Over < 0 {
 			probs = append(probs, where+": negative persist or window")

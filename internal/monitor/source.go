@@ -34,6 +34,10 @@ type Reading struct {
 	Missing map[string]string  `json:"missing,omitempty"`
 	Notes   []string           `json:"notes,omitempty"`
 	Cursor  json.RawMessage    `json:"cursor,omitempty"`
+	// Baseline and BaselineFrom are time-matched baselines by series
+	// (Sample.Baseline).
+	Baseline     map[string]float64 `json:"baseline,omitempty"`
+	BaselineFrom map[string]string  `json:"baseline_from,omitempty"`
 }
 
 // Cursors are the per-source cursors, by source name.
@@ -58,6 +62,13 @@ func Collect(ctx context.Context, sources []Source, cursors Cursors, at time.Tim
 		}
 		maps.Copy(s.Values, r.Values)
 		maps.Copy(s.Missing, r.Missing)
+		if len(r.Baseline) > 0 {
+			if s.Baseline == nil {
+				s.Baseline, s.BaselineFrom = map[string]float64{}, map[string]string{}
+			}
+			maps.Copy(s.Baseline, r.Baseline)
+			maps.Copy(s.BaselineFrom, r.BaselineFrom)
+		}
 		s.Notes = append(s.Notes, r.Notes...)
 		if r.Cursor != nil {
 			next[src.Name()] = r.Cursor
@@ -106,6 +117,11 @@ func ToBaseline(s Sample, period time.Duration) Baseline {
 //	           body: '{"configVersionId":"invalid"}', headers: {Content-Type: application/json}, expect_status: 400}
 type Config struct {
 	Sources map[string]SourceConfig `yaml:"sources" json:"sources"`
+	// RequireRules names rules (or the metrics they read: "fk_violations")
+	// that a watch on this worker must be able to evaluate: a rollout
+	// whose chosen sources measure none of them is refused at start,
+	// before anything changes (RequiredUncovered).
+	RequireRules []string `yaml:"require_rules" json:"require_rules,omitempty"`
 }
 
 // DefaultSources are the names of the sources of an environment, sorted:
@@ -153,6 +169,11 @@ type SourceConfig struct {
 	// prometheus: URL of the server and PromQL per metric name.
 	URL     string            `yaml:"url" json:"url,omitempty"`
 	Queries map[string]string `yaml:"queries" json:"queries,omitempty"`
+	// BaselineDays, when set, gives every check a baseline matched in
+	// time: the mean of the same queries at the same time of day on that
+	// many previous days (offset queries), instead of the baseline
+	// measured before the deploy (in the quiet maintenance window).
+	BaselineDays int `yaml:"baseline_days" json:"baseline_days,omitempty"`
 
 	// http: the smoke checks.
 	Checks []HTTPCheck `yaml:"checks" json:"checks,omitempty"`
@@ -184,6 +205,9 @@ func (c Config) Validate() error {
 			if sc.URL == "" || len(sc.Queries) == 0 {
 				bad("prometheus source needs url and queries")
 			}
+			if sc.BaselineDays < 0 || sc.BaselineDays > MaxBaselineDays {
+				bad("baseline_days %d (want 0 to %d)", sc.BaselineDays, MaxBaselineDays)
+			}
 		case KindHTTP:
 			if len(sc.Checks) == 0 {
 				bad("http source needs checks")
@@ -202,8 +226,17 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	for i, r := range c.RequireRules {
+		if strings.TrimSpace(r) == "" {
+			errs = append(errs, fmt.Errorf("monitor.require_rules[%d] is empty", i))
+		}
+	}
 	return errors.Join(errs...)
 }
+
+// MaxBaselineDays bounds baseline_days: four weeks of offset queries per
+// check is already more than a weekly pattern needs.
+const MaxBaselineDays = 28
 
 // CollectTimeout is how long one collection may take (default 10s).
 func (sc SourceConfig) CollectTimeout() time.Duration {

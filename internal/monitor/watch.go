@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -13,6 +14,8 @@ type Progress struct {
 	Cursors   Cursors   `json:"cursors,omitempty"`
 	LastCheck time.Time `json:"last_check,omitempty"`
 	Last      Decision  `json:"last"`
+	// ReportedAt is when the watcher last returned a checkpoint.
+	ReportedAt time.Time `json:"reported_at,omitempty"`
 }
 
 // Watch is the monitoring loop: every Interval it collects a sample,
@@ -33,6 +36,15 @@ type Watch struct {
 	BeatEvery time.Duration
 	// OnCheck sees every check (logging, inconclusive notifications).
 	OnCheck func(Sample, Decision)
+	// ReportEvery, when set, ends the loop with a checkpoint (Checkpoint,
+	// Progress) once this long has passed since the last one, so the
+	// workflow sees every rule's figures during a long watch and can post
+	// a digest; the caller resumes from Progress, cursors included.
+	ReportEvery time.Duration
+	// ReportOnChange ends the loop with a checkpoint when a rule changes
+	// state (ok, breach, inconclusive) or sources, the first check
+	// included.
+	ReportOnChange bool
 }
 
 // WatchResult is how the loop ended.
@@ -40,6 +52,11 @@ type WatchResult struct {
 	Decision        Decision `json:"decision"`
 	State           State    `json:"state"`
 	DeadlineReached bool     `json:"deadline_reached"`
+	// Checkpoint: nothing fired, the watch goes on from Progress (see
+	// Watch.ReportEvery and ReportOnChange).
+	Checkpoint bool `json:"checkpoint,omitempty"`
+	// Progress is where the loop stopped, to resume from.
+	Progress *Progress `json:"progress,omitempty"`
 }
 
 // Run watches from p (the zero Progress, or the one a heartbeat saved).
@@ -93,6 +110,9 @@ func (w Watch) Run(ctx context.Context, p Progress) (WatchResult, error) {
 	if p.LastCheck.IsZero() {
 		p.LastCheck = now()
 	}
+	if p.ReportedAt.IsZero() {
+		p.ReportedAt = p.LastCheck
+	}
 	beat()
 	for {
 		next := p.LastCheck.Add(w.Interval)
@@ -100,7 +120,8 @@ func (w Watch) Run(ctx context.Context, p Progress) (WatchResult, error) {
 			if err := waitUntil(w.Deadline); err != nil {
 				return WatchResult{}, err
 			}
-			return WatchResult{Decision: p.Last, State: p.State, DeadlineReached: true}, nil
+			saved := p
+			return WatchResult{Decision: p.Last, State: p.State, DeadlineReached: true, Progress: &saved}, nil
 		}
 		if err := waitUntil(next); err != nil {
 			return WatchResult{}, err
@@ -108,13 +129,35 @@ func (w Watch) Run(ctx context.Context, p Progress) (WatchResult, error) {
 		at := now()
 		s, cursors := Collect(ctx, w.Sources, p.Cursors, at)
 		d, st := w.Evaluator.Evaluate(p.State, w.Baseline, s)
+		changed := RuleStatesChanged(p.Last.Rules, d.Rules)
 		p.State, p.Cursors, p.LastCheck, p.Last = st, cursors, at, d
 		beat()
 		if w.OnCheck != nil {
 			w.OnCheck(s, d)
 		}
 		if d.Action != ActionContinue {
-			return WatchResult{Decision: d, State: st}, nil
+			saved := p
+			return WatchResult{Decision: d, State: st, Progress: &saved}, nil
+		}
+		if (w.ReportOnChange && changed) || (w.ReportEvery > 0 && !at.Before(p.ReportedAt.Add(w.ReportEvery))) {
+			p.ReportedAt = at
+			saved := p
+			return WatchResult{Decision: d, State: st, Checkpoint: true, Progress: &saved}, nil
 		}
 	}
+}
+
+// RuleStatesChanged reports whether any rule changed state or sources
+// between two checks (figures alone do not count).
+func RuleStatesChanged(prev, next []RuleStatus) bool {
+	if len(prev) != len(next) {
+		return true
+	}
+	for i := range next {
+		a, b := prev[i], next[i]
+		if a.Rule != b.Rule || a.State != b.State || !slices.Equal(a.Sources, b.Sources) {
+			return true
+		}
+	}
+	return false
 }

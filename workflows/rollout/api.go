@@ -171,8 +171,15 @@ type Thresholds struct {
 	MaxOverheadMS float64 `json:"max_overhead_ms,omitempty"`
 	// RollbackOverheadMS rolls back above this degradation (default 20).
 	RollbackOverheadMS float64 `json:"rollback_overhead_ms,omitempty"`
-	// ErrorRateIncreasePct rolls back above this error-rate increase (default 5).
+	// ErrorRateIncreasePct rolls back above this error-rate increase in
+	// percentage points (default 5: 1 % → above 6 %).
 	ErrorRateIncreasePct float64 `json:"error_rate_increase_pct,omitempty"`
+	// ErrorRateIncreaseRatio, when set, also rolls back above this error-rate
+	// increase relative to the baseline (0.05: 1 % → above 1.05 %).
+	ErrorRateIncreaseRatio float64 `json:"error_rate_increase_ratio,omitempty"`
+	// LatencyIncreasePct, when set, also rolls back above this latency
+	// increase relative to the baseline, in percent (30: 30 % slower).
+	LatencyIncreasePct float64 `json:"latency_increase_pct,omitempty"`
 	// FKViolationsPerHour opens an investigate gate above this rate (default 1).
 	FKViolationsPerHour float64 `json:"fk_violations_per_hour,omitempty"`
 }
@@ -198,4 +205,9 @@ type MonitorInput struct {
 	BaselinePeriod string `json:"baseline_period,omitempty"`
 	// Rules, when set, replace the default decision matrix.
 	Rules []monitor.Rule `json:"rules,omitempty"`
+	// InvestigateTimeout is how long a gate the watch opens (investigate,
+	// inconclusive) waits for a person when the approval policy gives it
+	// no timeout (default "4h"); then it rolls back. The watch goes on
+	// meanwhile.
+	InvestigateTimeout string `json:"investigate_timeout,omitempty"`
 }

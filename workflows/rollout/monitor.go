@@ -41,6 +41,14 @@ type MonitorResult struct {
 	Rounds []MonitorRound `json:"rounds,omitempty"`
 	// Baseline is what the watch compares with, captured before the deploy.
 	Baseline *monitor.Baseline `json:"baseline,omitempty"`
+	// Rules is every rule of the matrix at the last report of the watch:
+	// its source, last figure and state (ok, breach, inconclusive).
+	Rules   []monitor.RuleStatus `json:"rules,omitempty"`
+	RulesAt *time.Time           `json:"rules_at,omitempty"`
+	// GateDeadline is when the open monitor gate times out, and what it
+	// applies then.
+	GateDeadline  *time.Time `json:"gate_deadline,omitempty"`
+	GateOnTimeout string     `json:"gate_on_timeout,omitempty"`
 }
 
 // runMonitor is the watch after production validation: the decision
@@ -102,6 +110,9 @@ func (w *rollout) runMonitor(ctx workflow.Context, env string) (MonitorResult, e
 	w.event(ctx, env, PhaseMonitor, fmt.Sprintf("watching %s with %s until %s; a manual rollback (critical user complaints) is possible until then",
 		env, watch.SourcesText(mcfg.Sources), deadline.UTC().Format(time.RFC3339)))
 	publish()
+	if workflow.GetVersion(ctx, monitorKeepsWatchingVersion, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+		return w.watchThroughGates(ctx, env, req, &res, publish, stopped)
+	}
 
 	for n := 1; ; n++ {
 		if err := w.checkpoint(ctx); err != nil {

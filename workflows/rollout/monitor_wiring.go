@@ -63,8 +63,18 @@ func (m MonitorInput) config() watch.Config {
 
 // problems lists what is wrong with the monitor part of the input, so a
 // bad matrix is refused when the rollout starts, not after the deploy.
-func (m MonitorInput) problems() []string {
+func (m MonitorInput) problems(th Thresholds) []string {
 	var errs []string
+	// Only the relative figures: older inputs' absolute ones were never
+	// checked here, and a replayed history must decide as it did.
+	if err := (monitor.Thresholds{LatencyIncreasePct: th.LatencyIncreasePct, ErrorRateIncreaseRatio: th.ErrorRateIncreaseRatio}).Validate(); err != nil {
+		errs = append(errs, "thresholds: "+err.Error())
+	}
+	if m.InvestigateTimeout != "" {
+		if d, err := time.ParseDuration(m.InvestigateTimeout); err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("monitor.investigate_timeout %q: want a positive duration like 4h", m.InvestigateTimeout))
+		}
+	}
 	if m.BaselinePeriod != "" {
 		if d, err := time.ParseDuration(m.BaselinePeriod); err != nil || d <= 0 {
 			errs = append(errs, fmt.Sprintf("monitor.baseline_period %q: want a positive duration", m.BaselinePeriod))
@@ -170,6 +180,7 @@ func (w *rollout) setMonitorState(res MonitorResult) {
 	r := res
 	r.Figures = slices.Clone(res.Figures)
 	r.Rounds = slices.Clone(res.Rounds)
+	r.Rules = slices.Clone(res.Rules)
 	w.st.Monitor = &r
 }
 
@@ -240,10 +251,12 @@ const MonitorBaselineCaptured = "baseline-captured"
 // configuration onto the matrix thresholds.
 func MonitorThresholds(th Thresholds, cfg watch.Config) monitor.Thresholds {
 	return monitor.Thresholds{
-		LatencyIncreaseMS:    th.RollbackOverheadMS,
-		ErrorRateIncreasePct: th.ErrorRateIncreasePct,
-		FKViolationsPerHour:  th.FKViolationsPerHour,
-		Persist:              cfg.Persist,
-		SmokePersist:         cfg.SmokePersist,
+		LatencyIncreaseMS:      th.RollbackOverheadMS,
+		ErrorRateIncreasePct:   th.ErrorRateIncreasePct,
+		LatencyIncreasePct:     th.LatencyIncreasePct,
+		ErrorRateIncreaseRatio: th.ErrorRateIncreaseRatio,
+		FKViolationsPerHour:    th.FKViolationsPerHour,
+		Persist:                cfg.Persist,
+		SmokePersist:           cfg.SmokePersist,
 	}
 }

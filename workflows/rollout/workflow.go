@@ -194,7 +194,7 @@ func (w *rollout) validateInput() error {
 		}
 	}
 	if w.in.Monitor.Enabled {
-		errs = append(errs, w.in.Monitor.problems()...)
+		errs = append(errs, w.in.Monitor.problems(w.in.Thresholds)...)
 		for name, v := range map[string]string{"monitor.duration": w.in.Monitor.Duration, "monitor.interval": w.in.Monitor.Interval} {
 			if v == "" {
 				continue

@@ -79,7 +79,42 @@ type Request struct {
 	Baseline *monitor.Baseline `json:"baseline,omitempty"`
 	// State carries the evaluator's counters into a resumed watch.
 	State *monitor.State `json:"state,omitempty"`
+	// Progress carries the watcher's position (counters, source cursors,
+	// last check) into a resumed watch, so a cumulative source does not
+	// re-prime and lose the interval between two runs.
+	Progress *monitor.Progress `json:"progress,omitempty"`
+	// ReportTo, when set, is the workflow (the parent rollout) that gets a
+	// SignalRules report at every checkpoint: each rule's source, last
+	// figure and state.
+	ReportTo string `json:"report_to,omitempty"`
+	// Thread is the rollout's Slack thread; the daily digest goes there.
+	Thread notify.MessageRef `json:"thread"`
+	// WatchStarted is when the whole watch began (resumed runs included):
+	// digest n is due at WatchStarted + n days. Digests is how many were
+	// posted already, so a resumed watch never posts a day twice.
+	WatchStarted time.Time `json:"watch_started,omitempty"`
+	Digests      int       `json:"digests,omitempty"`
 }
+
+// SignalRules is the signal a watch sends to Request.ReportTo at each
+// checkpoint, with a RulesReport.
+const SignalRules = "monitor-rules"
+
+// RulesReport is every rule's state at a checkpoint of the watch.
+type RulesReport struct {
+	// Run names the monitor child (its workflow id).
+	Run    string               `json:"run"`
+	At     time.Time            `json:"at"`
+	Checks int                  `json:"checks"`
+	Rules  []monitor.RuleStatus `json:"rules"`
+}
+
+// DefaultReportEvery is how often a watch reports every rule's figures
+// when nothing changes state.
+const DefaultReportEvery = time.Hour
+
+// DigestEvery is the period of the watch's digest in the rollout's thread.
+const DigestEvery = 24 * time.Hour
 
 // Outcome is what the watch decided.
 type Outcome struct {
@@ -95,9 +130,13 @@ type Outcome struct {
 	Missing       map[string]string `json:"missing,omitempty"`
 	// Uncovered lists matrix rows no chosen source measures.
 	Uncovered []string `json:"uncovered,omitempty"`
+	// Rules is every rule's state at the last check.
+	Rules []monitor.RuleStatus `json:"rules,omitempty"`
 	// Resume material: pass back in Request to continue the watch.
 	Baseline *monitor.Baseline `json:"baseline,omitempty"`
 	State    monitor.State     `json:"state"`
+	Progress *monitor.Progress `json:"progress,omitempty"`
+	Digests  int               `json:"digests,omitempty"`
 	Deadline time.Time         `json:"deadline"`
 	Started  time.Time         `json:"started"`
 	Ended    time.Time         `json:"ended"`
@@ -112,6 +151,12 @@ func (o Outcome) Resume(prev Request) Request {
 	next.Baseline = o.Baseline
 	st := o.State
 	next.State = &st
+	if o.Progress != nil {
+		p := *o.Progress
+		p.State = st
+		next.Progress = &p
+	}
+	next.Digests = max(next.Digests, o.Digests)
 	return next
 }
 
@@ -135,6 +180,14 @@ type WatchInput struct {
 	Evaluator   monitor.Evaluator `json:"evaluator"`
 	Baseline    monitor.Baseline  `json:"baseline"`
 	State       monitor.State     `json:"state"`
+	// Progress, when set, is where to resume (cursors included); a
+	// heartbeat of a retried attempt wins over it.
+	Progress *monitor.Progress `json:"progress,omitempty"`
+	// ReportEvery ("1h") and ReportOnChange make the watcher return
+	// checkpoints (monitor.Watch); empty and false: it returns only a
+	// decision or at the deadline.
+	ReportEvery    string `json:"report_every,omitempty"`
+	ReportOnChange bool   `json:"report_on_change,omitempty"`
 }
 
 // WatchResult is the watcher's last decision: not "continue", or

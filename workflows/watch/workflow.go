@@ -41,6 +41,12 @@ func monitorDurations(req Request) (time.Duration, time.Duration, time.Duration,
 // clean only when the watcher reports that it watched to the end.
 const watchEvidenceVersion = "watch-needs-evidence"
 
+// checkpointsVersion marks histories in which the watcher returns
+// checkpoints: every rule's state goes to the parent (SignalRules), a
+// digest goes to the rollout's thread each day, and the watch resumes
+// with its cursors.
+const checkpointsVersion = "watch-checkpoints"
+
 // Workflow watches one environment after the deploy. Contract for
 // the parent rollout:
 //
@@ -110,6 +116,9 @@ func Workflow(ctx workflow.Context, req Request) (Outcome, error) {
 	remaining := deadline.Sub(workflow.Now(ctx))
 	if remaining <= 0 {
 		return finish(OutcomeClean, "the watch window had already ended")
+	}
+	if workflow.GetVersion(ctx, checkpointsVersion, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+		return watchWithCheckpoints(ctx, req, ev, interval, &out, finish)
 	}
 	wctx, cancelWatch := workflow.WithCancel(ctx)
 	defer cancelWatch()

@@ -28,6 +28,11 @@ type PromSource struct {
 	Queries map[string]string
 	Timeout time.Duration
 	Now     func() time.Time
+	// BaselineDays, when set, also evaluates every query at the same time
+	// on that many previous days and gives each series the mean as its
+	// baseline (Reading.Baseline): daytime traffic is compared with
+	// daytime traffic, not with the maintenance window.
+	BaselineDays int
 }
 
 // NewPromSource connects to a Prometheus server.
@@ -98,8 +103,62 @@ func (p *PromSource) Collect(ctx context.Context, _ json.RawMessage) (monitor.Re
 		if got == 0 && !hasPrefixKey(r.Missing, base) {
 			r.Missing[base] = fmt.Sprintf("query %q returned no data", q)
 		}
+		if p.BaselineDays > 0 && got > 0 {
+			p.sameTimeBaseline(ctx, &r, metric, q, at)
+		}
 	}
 	return r, nil
+}
+
+// sameTimeBaseline evaluates q at the same time on each of the previous
+// BaselineDays days and records the mean per series. A day without data
+// (no traffic, retention) is left out and the text says how many counted;
+// a series with no day at all gets no time-matched baseline, and the rule
+// falls back to the baseline captured before the deploy.
+func (p *PromSource) sameTimeBaseline(ctx context.Context, r *monitor.Reading, metric, q string, at time.Time) {
+	sums, counts := map[string]float64{}, map[string]int{}
+	for day := 1; day <= p.BaselineDays; day++ {
+		qctx := ctx
+		var cancel context.CancelFunc = func() {}
+		if p.Timeout > 0 {
+			qctx, cancel = context.WithTimeout(ctx, p.Timeout)
+		}
+		v, _, _, err := p.API.Query(qctx, q, at.Add(-time.Duration(day)*24*time.Hour))
+		cancel()
+		if err != nil {
+			continue
+		}
+		add := func(series string, f float64) {
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return
+			}
+			sums[series] += f
+			counts[series]++
+		}
+		base := metric + "@" + p.SourceName
+		switch val := v.(type) {
+		case model.Vector:
+			for _, s := range val {
+				series := base
+				if len(s.Metric) > 0 {
+					series += "/" + labelString(s.Metric)
+				}
+				add(series, float64(s.Value))
+			}
+		case *model.Scalar:
+			add(base, float64(val.Value))
+		}
+	}
+	for series, n := range counts {
+		if _, ok := r.Values[series]; !ok {
+			continue
+		}
+		if r.Baseline == nil {
+			r.Baseline, r.BaselineFrom = map[string]float64{}, map[string]string{}
+		}
+		r.Baseline[series] = sums[series] / float64(n)
+		r.BaselineFrom[series] = fmt.Sprintf("mean of the same time on %d of the %d previous days", n, p.BaselineDays)
+	}
 }
 
 func hasPrefixKey(m map[string]string, prefix string) bool {

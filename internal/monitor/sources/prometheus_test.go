@@ -101,6 +101,8 @@ func freeAddr(t *testing.T) string {
 // exporter is a small application exposing request counters by status code.
 type exporter struct {
 	requests *prometheus.CounterVec
+	// dbErrors is the application's count of database errors by SQLSTATE.
+	dbErrors *prometheus.CounterVec
 	srv      *httptest.Server
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -112,7 +114,9 @@ func newExporter(t *testing.T) *exporter {
 	reg := prometheus.NewRegistry()
 	e := &exporter{stop: make(chan struct{}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "app_requests_total", Help: "requests by code"}, []string{"code"})}
-	reg.MustRegister(e.requests)
+	e.dbErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "app_db_errors_total", Help: "database errors by SQLSTATE"}, []string{"sqlstate"})
+	e.dbErrors.WithLabelValues("23503")
+	reg.MustRegister(e.requests, e.dbErrors)
 	e.requests.WithLabelValues("200")
 	e.requests.WithLabelValues("500") // exists at 0 so the error rate is 0, not "no data"
 	e.srv = httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -252,4 +256,58 @@ func TestHTTPSourceSmokeChecks(t *testing.T) {
 	r, err = src.Collect(context.Background(), nil)
 	require.NoError(t, err)
 	assert.Equal(t, 2.0, r.Values[monitor.MetricSmokeFailures+"@smoke"])
+}
+
+// A prometheus source with baseline_days compares each check with the same
+// time on previous days (offset queries), and a fk_violations query over
+// the application's own SQLSTATE 23503 counter feeds the FK violations
+// rule: the rule reports the source it came from.
+func TestPrometheusSameTimeBaselineAndFKViolations(t *testing.T) {
+	exp := newExporter(t)
+	url := startPrometheus(t, exp.srv.Listener.Addr().String())
+	// time() is the evaluation time itself: the query at the same time on
+	// previous days answers exactly that time minus whole days.
+	src, err := NewPromSource("app", url, map[string]string{
+		monitor.MetricLatencyMS:    `time()`,
+		monitor.MetricFKViolations: `sum(increase(app_db_errors_total{sqlstate="23503"}[5s]))`,
+	}, 5*time.Second)
+	require.NoError(t, err)
+	src.BaselineDays = 3
+	ctx := context.Background()
+	lat, fk := monitor.MetricLatencyMS+"@app", monitor.MetricFKViolations+"@app"
+
+	exp.dbErrors.WithLabelValues("23503").Add(4)
+	var r monitor.Reading
+	var at time.Time
+	require.Eventually(t, func() bool {
+		at = time.Now().Truncate(time.Second)
+		src.Now = func() time.Time { return at }
+		r, err = src.Collect(ctx, nil)
+		require.NoError(t, err)
+		return r.Values[fk] >= 1
+	}, 20*time.Second, 250*time.Millisecond, "the 23503 counter never showed: %v %v", r.Values, r.Missing)
+
+	day := float64(24 * 60 * 60)
+	now := float64(at.Unix())
+	assert.InDelta(t, now, r.Values[lat], 0.01)
+	assert.InDelta(t, now-2*day, r.Baseline[lat], 0.01, "mean of now-1d, now-2d, now-3d")
+	assert.Equal(t, "mean of the same time on 3 of the 3 previous days", r.BaselineFrom[lat])
+
+	// The evaluator prefers the time-matched baseline to the one captured
+	// before the deploy, and reports where each rule's figure came from.
+	s, _ := monitor.Collect(ctx, []monitor.Source{src}, monitor.Cursors{}, at)
+	ev := monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{LatencyIncreaseMS: 3 * day, Persist: 1}), InconclusiveLimit: 3}
+	d, _ := ev.Evaluate(monitor.State{}, monitor.Baseline{Values: map[string]float64{lat: 0}}, s)
+	byRule := map[string]monitor.RuleStatus{}
+	for _, rs := range d.Rules {
+		byRule[rs.Rule] = rs
+	}
+	assert.InDelta(t, 2*day, byRule[monitor.RuleLatency].Value, 1, "increase over the same time two days ago on average, not over the captured 0")
+	assert.Equal(t, monitor.RuleOK, byRule[monitor.RuleLatency].State)
+	assert.Contains(t, byRule[monitor.RuleLatency].BaselineFrom, "previous days")
+	assert.Equal(t, []string{"app"}, byRule[monitor.RuleFKViolations].Sources)
+	assert.Equal(t, monitor.RuleBreach, byRule[monitor.RuleFKViolations].State, "4 violations > 1 an hour")
+	assert.Equal(t, monitor.ActionInvestigate, d.Action)
+	assert.Equal(t, monitor.RuleInconclusive, byRule[monitor.RuleErrorRate].State, "no source measures the error rate")
+	assert.Empty(t, byRule[monitor.RuleErrorRate].Sources)
 }

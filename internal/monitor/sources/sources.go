@@ -71,6 +71,7 @@ func Build(ctx context.Context, c monitor.Config, names []string, deps Deps) ([]
 				return nil, err
 			}
 			src.Now = deps.Now
+			src.BaselineDays = sc.BaselineDays
 			out = append(out, src)
 		case monitor.KindHTTP:
 			client := deps.HTTPClient
