@@ -16,6 +16,9 @@ type Progress struct {
 	Last      Decision  `json:"last"`
 	// ReportedAt is when the watcher last returned a checkpoint.
 	ReportedAt time.Time `json:"reported_at,omitempty"`
+	// Primed: the sources were primed; a source without a cursor (an
+	// instant query) leaves Cursors empty, which must not prime again.
+	Primed bool `json:"primed,omitempty"`
 }
 
 // Watch is the monitoring loop: every Interval it collects a sample,
@@ -104,9 +107,10 @@ func (w Watch) Run(ctx context.Context, p Progress) (WatchResult, error) {
 			}
 		}
 	}
-	if p.Cursors == nil {
+	if p.Cursors == nil && !p.Primed {
 		p.Cursors = Prime(ctx, w.Sources)
 	}
+	p.Primed = true
 	if p.LastCheck.IsZero() {
 		p.LastCheck = now()
 	}

@@ -13,8 +13,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fkrollout/fkrollout/internal/mdtext"
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/report"
 	"github.com/fkrollout/fkrollout/workflows/approval"
 	"github.com/fkrollout/fkrollout/workflows/steps"
 	"github.com/fkrollout/fkrollout/workflows/watch"
@@ -171,6 +173,15 @@ func (m *MonitorResult) markdown() string {
 	if len(m.Figures) > 0 {
 		fmt.Fprintf(&b, "\n\nfigures: %s", figuresText(m.Figures))
 	}
+	if m.GateDeadline != nil {
+		fmt.Fprintf(&b, "\n\nthe open monitor gate applies %s at %s", m.GateOnTimeout, m.GateDeadline.UTC().Format(time.RFC3339))
+	}
+	if len(m.Rules) > 0 {
+		b.WriteString("\n\nrules:")
+		for _, r := range m.Rules {
+			fmt.Fprintf(&b, "\n- %s", mdtext.Markdown(watch.RuleLine(r)))
+		}
+	}
 	return b.String()
 }
 
@@ -259,4 +270,55 @@ func MonitorThresholds(th Thresholds, cfg watch.Config) monitor.Thresholds {
 		Persist:                cfg.Persist,
 		SmokePersist:           cfg.SmokePersist,
 	}
+}
+
+// writeMonitorRules is the report's table of the watch's rules: each
+// rule's sources, last figure and state at the last check. A rule no
+// source measures, or without data, is inconclusive: it was not evaluated.
+func (s *Status) writeMonitorRules(b *strings.Builder) {
+	m := s.Monitor
+	if m == nil || len(m.Rules) == 0 {
+		return
+	}
+	b.WriteString("\n---\n\n## Production Monitor Rules\n\n")
+	if m.RulesAt != nil {
+		fmt.Fprintf(b, "At the last reported check (%s). An inconclusive rule was not evaluated: no source measures it, or its source had no data.\n\n", report.Stamp(*m.RulesAt))
+	}
+	b.WriteString("| Rule | Metric | Sources | Last figure | State |\n|---|---|---|---|---|\n")
+	for _, r := range m.Rules {
+		src := "no source"
+		if len(r.Sources) > 0 {
+			src = strings.Join(r.Sources, ", ")
+		}
+		fig := "—"
+		if r.HasData() {
+			fig = mdtext.TableCell(fmt.Sprintf("%s: %.4g%s (%s %s %.4g%s)", r.Series, r.Value, r.Unit, r.Action, r.Op, r.Threshold, r.Unit))
+			if r.BaselineFrom != "" {
+				fig += mdtext.TableCell("; baseline: " + r.BaselineFrom)
+			}
+		}
+		state := r.State
+		if r.Reason != "" {
+			state += ": " + r.Reason
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", mdtext.TableCell(r.Rule), mdtext.TableCell(r.Metric), mdtext.TableCell(src), fig, mdtext.TableCell(state))
+	}
+}
+
+// inconclusiveNote names the rules the watch could not evaluate at its
+// last check: "; 1 rule inconclusive: fk-violations".
+func (m *MonitorResult) inconclusiveNote() string {
+	var names []string
+	for _, r := range m.Rules {
+		if r.State == monitor.RuleInconclusive {
+			names = append(names, r.Rule)
+		}
+	}
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return "; 1 rule inconclusive: " + names[0]
+	}
+	return fmt.Sprintf("; %d rules inconclusive: %s", len(names), strings.Join(names, ", "))
 }

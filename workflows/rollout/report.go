@@ -112,6 +112,7 @@ func (s *Status) Report() string {
 	s.writePerf(&b)
 	s.writeDecisions(&b)
 	s.writeSuccessMetrics(&b)
+	s.writeMonitorRules(&b)
 	s.writeRollback(&b)
 
 	fmt.Fprintf(&b, "\n---\n\n*Report generated: %s*  \n*Rollout ID: %s*  \n*Status: %s*\n", report.Stamp(s.UpdatedAt), report.Text(s.RolloutID), label)
@@ -558,7 +559,7 @@ func (s *Status) successMetrics() []report.Metric {
 		target := fmt.Sprintf("no rollback rule fires (latency +%g ms, errors +%g pts, FK violations >%g/h)",
 			cmp.Or(s.Thresholds.RollbackOverheadMS, defaultRollbackOverheadMS), cmp.Or(s.Thresholds.ErrorRateIncreasePct, defaultErrorRateIncrease),
 			cmp.Or(s.Thresholds.FKViolationsPerHour, defaultFKViolationsPerHour))
-		actual := m.Status
+		actual := m.Status + m.inconclusiveNote()
 		if m.Rule != "" {
 			actual += " (" + mdtext.TableCell(m.Rule) + ")"
 		}

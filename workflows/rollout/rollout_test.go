@@ -682,7 +682,8 @@ func TestManualRollbackDuringMonitor(t *testing.T) {
 	h.fake.orphans["staging"] = map[string]int64{}
 	h.fake.orphans["production"] = map[string]int64{}
 	in := testInput()
-	in.Monitor = MonitorInput{Enabled: true, Duration: "24h"}
+	// No watcher here: its gate stays open past the complaint.
+	in.Monitor = MonitorInput{Enabled: true, Duration: "24h", InvestigateTimeout: "48h"}
 	h.drive()
 	// Day 2 at 10:00: production validated at 02:00, monitor running.
 	h.env.RegisterDelayedCallback(func() {
