@@ -203,6 +203,13 @@ type MonitorInput struct {
 	SmokePersist int `json:"smoke_persist,omitempty"`
 	// BaselinePeriod is how long the baseline is measured ("5m").
 	BaselinePeriod string `json:"baseline_period,omitempty"`
+	// BaselineAt is when the baseline of the last environment is measured:
+	// "deploy" (default), just before the deploy, inside the maintenance
+	// window; "before-window", when the rollout reaches that environment,
+	// before it waits for the window, at the day's load the watch will
+	// see. A prometheus source with baseline_days compares each check with
+	// the same time on previous days either way.
+	BaselineAt string `json:"baseline_at,omitempty"`
 	// Rules, when set, replace the default decision matrix.
 	Rules []monitor.Rule `json:"rules,omitempty"`
 	// InvestigateTimeout is how long a gate the watch opens (investigate,

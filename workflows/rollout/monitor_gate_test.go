@@ -285,3 +285,46 @@ func TestMonitorDailyDigest(t *testing.T) {
 	}
 	assert.True(t, strings.Contains(digests[1].Text, "checks so far"))
 }
+
+// monitor.baseline_at: before-window measures the baseline when the rollout
+// reaches production in the day, not inside the 02:00 maintenance window.
+func TestMonitorBaselineBeforeWindow(t *testing.T) {
+	cases := []struct {
+		at       string
+		wantHour int
+	}{
+		{"", 2},
+		{BaselineAtBeforeWindow, 10},
+	}
+	for _, tc := range cases {
+		t.Run("baseline_at="+tc.at, func(t *testing.T) {
+			h := newHarness(t, approveAll)
+			h.fake.orphans["staging"] = map[string]int64{}
+			h.fake.orphans["production"] = map[string]int64{}
+			m := withMonitor(t, h, func(int) monitor.Reading { return monitortest.Healthy() }, false)
+			h.drive()
+			in := monitorInput()
+			in.Monitor.BaselineAt = tc.at
+			st, err := h.run(in)
+			require.NoError(t, err)
+			assert.Equal(t, StateCompleted, st.State)
+			assert.Equal(t, 1, m.baselines)
+			assert.Zero(t, m.appliedAtBaseline, "before the deploy either way")
+			require.NotNil(t, st.Monitor.Baseline)
+			assert.Equal(t, tc.wantHour, st.Monitor.Baseline.CapturedAt.Hour())
+			base, window := phaseIndex(st, "production", PhaseBaseline), phaseIndex(st, "production", PhaseWindow)
+			require.True(t, base >= 0 && window >= 0)
+			assert.Equal(t, tc.at == BaselineAtBeforeWindow, base < window, "timeline order")
+		})
+	}
+}
+
+// phaseIndex is where the environment entered phase in the timeline (-1: never).
+func phaseIndex(st *Status, env, phase string) int {
+	for i, e := range st.Timeline {
+		if e.Environment == env && e.Message == "phase "+phase {
+			return i
+		}
+	}
+	return -1
+}

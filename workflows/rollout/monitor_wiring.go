@@ -72,6 +72,11 @@ func (m MonitorInput) problems(th Thresholds) []string {
 	if err := (monitor.Thresholds{LatencyIncreasePct: th.LatencyIncreasePct, ErrorRateIncreaseRatio: th.ErrorRateIncreaseRatio}).Validate(); err != nil {
 		errs = append(errs, "thresholds: "+err.Error())
 	}
+	switch m.BaselineAt {
+	case "", BaselineAtDeploy, BaselineAtBeforeWindow:
+	default:
+		errs = append(errs, fmt.Sprintf("monitor.baseline_at %q: want %s (default) or %s", m.BaselineAt, BaselineAtDeploy, BaselineAtBeforeWindow))
+	}
 	if m.InvestigateTimeout != "" {
 		if d, err := time.ParseDuration(m.InvestigateTimeout); err != nil || d <= 0 {
 			errs = append(errs, fmt.Sprintf("monitor.investigate_timeout %q: want a positive duration like 4h", m.InvestigateTimeout))
@@ -253,6 +258,26 @@ func (w *rollout) captureBaseline(ctx workflow.Context, env string) error {
 		Reason: fmt.Sprintf("baseline of %d series captured before the deploy", len(b.Values))})
 	w.event(ctx, env, PhaseBaseline, fmt.Sprintf("monitor baseline captured before the deploy: %d series, %d without data", len(b.Values), len(b.Missing)))
 	return nil
+}
+
+// When MonitorInput.BaselineAt measures the baseline.
+const (
+	BaselineAtDeploy       = "deploy"
+	BaselineAtBeforeWindow = "before-window"
+)
+
+// baselineBeforeWindowVersion marks histories that measured the baseline
+// before the maintenance window (monitor.baseline_at: before-window).
+const baselineBeforeWindowVersion = "watch-baseline-before-window"
+
+// baselineBeforeWindow reports whether the last environment's baseline is
+// measured before its maintenance window rather than inside it, where the
+// load is nothing like the day the watch compares it with.
+func (w *rollout) baselineBeforeWindow(ctx workflow.Context) bool {
+	if !w.in.Monitor.Enabled || w.in.DryRun || w.in.Monitor.BaselineAt != BaselineAtBeforeWindow {
+		return false
+	}
+	return workflow.GetVersion(ctx, baselineBeforeWindowVersion, workflow.DefaultVersion, 1) != workflow.DefaultVersion
 }
 
 // MonitorBaselineCaptured: the baseline is in; the watch has not started.

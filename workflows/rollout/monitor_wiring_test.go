@@ -379,18 +379,29 @@ func TestMonitorInputProblemsRefusedAtStart(t *testing.T) {
 		name string
 		mod  func(*MonitorInput)
 		want string
+		th   func(*Thresholds)
 	}{
-		{"bad baseline period", func(m *MonitorInput) { m.BaselinePeriod = "soon" }, `monitor.baseline_period "soon"`},
-		{"negative persist", func(m *MonitorInput) { m.Persist = -1 }, "monitor.persist -1"},
+		{"an error-rate ratio written as a percentage", func(*MonitorInput) {}, "error_rate_increase_ratio 50", func(th *Thresholds) { th.ErrorRateIncreaseRatio = 50 }},
+		{"a negative relative latency", func(*MonitorInput) {}, "latency_increase_pct -5", func(th *Thresholds) { th.LatencyIncreasePct = -5 }},
+		{"bad baseline period", func(m *MonitorInput) { m.BaselinePeriod = "soon" }, `monitor.baseline_period "soon"`, nil},
+		{"negative persist", func(m *MonitorInput) { m.Persist = -1 }, "monitor.persist -1", nil},
+		{"bad baseline_at", func(m *MonitorInput) { m.BaselineAt = "noon" }, `monitor.baseline_at "noon"`, nil},
+		{"bad investigate timeout", func(m *MonitorInput) { m.InvestigateTimeout = "never" }, `monitor.investigate_timeout "never"`, nil},
+		{"a windowed rule with a baseline basis", func(m *MonitorInput) {
+			m.Rules = []monitor.Rule{{Name: "x", Metric: monitor.MetricFKViolations, Op: ">", Threshold: 1, Basis: monitor.BasisRelative, Over: monitor.Duration(time.Hour), Action: monitor.ActionInvestigate}}
+		}, "a windowed rule (over) sums the samples", nil},
 		{"bad rule", func(m *MonitorInput) {
 			m.Rules = []monitor.Rule{{Name: "x", Metric: monitor.MetricLatencyMS, Op: "~", Threshold: 1, Action: monitor.ActionRollback}}
-		}, "monitor.rules"},
+		}, "monitor.rules", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, approveAll)
 			in := monitorInput()
 			tc.mod(&in.Monitor)
+			if tc.th != nil {
+				tc.th(&in.Thresholds)
+			}
 			_, err := h.run(in)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)

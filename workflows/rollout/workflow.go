@@ -326,10 +326,16 @@ func (w *rollout) environment(ctx workflow.Context, env EnvironmentInput, last b
 		return nil
 	}
 
+	early := last && w.baselineBeforeWindow(ctx)
+	if early {
+		if err := w.captureBaseline(ctx, name); err != nil {
+			return err
+		}
+	}
 	if err := w.waitWindow(ctx, name); err != nil {
 		return err
 	}
-	if last {
+	if last && !early {
 		// The monitor's baseline, measured before this environment changes.
 		if err := w.captureBaseline(ctx, name); err != nil {
 			return err
