@@ -47,6 +47,33 @@ func TestResolvePolicyRefusesWhatTheWorkerCannotDo(t *testing.T) {
 			c.Monitor = monitor.Config{Sources: map[string]monitor.SourceConfig{"pg": {Kind: monitor.KindPostgres, Environment: "production"}}}
 		}, in: func(in *rollout.Input) { in.Monitor.Enabled, in.Monitor.Sources = true, []string{"pg", "grafana"} },
 			wantErr: []string{`monitor.sources: "grafana" is not a monitor source of this worker (configured: pg)`}},
+		{name: "a required rule no chosen source measures refuses the start", cfg: func(c *config.Config) {
+			c.Monitor = monitor.Config{RequireRules: []string{"fk_violations"},
+				Sources: map[string]monitor.SourceConfig{"pg": {Kind: monitor.KindPostgres, Environment: "production"}}}
+		}, in: func(in *rollout.Input) { in.Monitor.Enabled = true },
+			wantErr: []string{"monitor.require_rules: rule fk-violations (fk_violations) is required by this worker, but none of the sources watching production (pg) measures fk_violations: give a postgres source log_path"}},
+		{name: "a required rule the server log measures", cfg: func(c *config.Config) {
+			c.Monitor = monitor.Config{RequireRules: []string{"fk_violations"},
+				Sources: map[string]monitor.SourceConfig{"pg": {Kind: monitor.KindPostgres, Environment: "production", LogPath: "/var/log/postgresql/*.json"}}}
+		}, in: func(in *rollout.Input) { in.Monitor.Enabled = true }},
+		{name: "a required rule an application counter measures", cfg: func(c *config.Config) {
+			c.Monitor = monitor.Config{RequireRules: []string{"fk-violations"}, Sources: map[string]monitor.SourceConfig{
+				"pg":  {Kind: monitor.KindPostgres, Environment: "production"},
+				"app": {Kind: monitor.KindPrometheus, Environment: "production", URL: "http://prom:9090", Queries: map[string]string{"fk_violations": `sum(increase(app_db_errors_total{sqlstate="23503"}[5m]))`}}}}
+		}, in: func(in *rollout.Input) { in.Monitor.Enabled = true }},
+		{name: "a required rule the chosen sources leave out", cfg: func(c *config.Config) {
+			c.Monitor = monitor.Config{RequireRules: []string{"fk_violations"}, Sources: map[string]monitor.SourceConfig{
+				"pg":  {Kind: monitor.KindPostgres, Environment: "production"},
+				"app": {Kind: monitor.KindPrometheus, Environment: "production", URL: "http://prom:9090", Queries: map[string]string{"fk_violations": "x"}}}}
+		}, in: func(in *rollout.Input) { in.Monitor.Enabled, in.Monitor.Sources = true, []string{"pg"} },
+			wantErr: []string{"none of the sources watching production (pg) measures fk_violations"}},
+		{name: "a required rule missing from the rollout's own matrix", cfg: func(c *config.Config) {
+			c.Monitor = monitor.Config{RequireRules: []string{"fk_violations"},
+				Sources: map[string]monitor.SourceConfig{"pg": {Kind: monitor.KindPostgres, Environment: "production", LogPath: "/var/log/pg.csv"}}}
+		}, in: func(in *rollout.Input) {
+			in.Monitor.Enabled = true
+			in.Monitor.Rules = []monitor.Rule{{Name: "slow", Metric: monitor.MetricLatencyMS, Op: ">", Threshold: 50, Action: monitor.ActionRollback}}
+		}, wantErr: []string{`monitor.require_rules: "fk_violations" is required by this worker but no rule of the rollout's matrix is named so or reads that metric`}},
 		{name: "a dry run needs no watch sources", in: func(in *rollout.Input) { in.Monitor.Enabled, in.DryRun = true, true }},
 		{name: "an unknown perf workload", in: func(in *rollout.Input) {
 			in.Perf = &rollout.PerfInput{Enabled: true, Workload: "checkout"}

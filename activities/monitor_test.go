@@ -304,3 +304,66 @@ func TestMonitorDefaultSourcesIncludeConfiguredSmokeChecks(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `no monitor sources for environment "qa"`)
 }
+
+// On a real database: every rule reports its source each check, a rule no
+// source measures (FK violations without a server log) is inconclusive,
+// and a watcher resumed from its checkpoint keeps its cursors.
+func TestMonitorWatchReportsEveryRuleAndResumesFromCheckpoint(t *testing.T) {
+	db := pgtest.New(t)
+	db.Exec(t, monitorShopDDL)
+	cfg := monitor.Config{Sources: map[string]monitor.SourceConfig{"prod-db": {Kind: monitor.KindPostgres, Environment: "production"}}}
+	require.NoError(t, cfg.Validate())
+	m := monitorActivitiesFor(db, cfg)
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	m.Register(env)
+	monitorStartTraffic(t, db)
+	errSeries := monitor.MetricErrorRatePct + "@prod-db/" + db.Name
+	base := monitor.Baseline{Values: map[string]float64{errSeries: 0}}
+	in := watch.WatchInput{RolloutID: "r1", Environment: "production", Sources: []string{"prod-db"},
+		Interval: "2s", Deadline: time.Now().Add(time.Minute), Baseline: base, ReportOnChange: true, ReportEvery: "1h",
+		Evaluator: monitor.Evaluator{Rules: monitor.DefaultMatrix(monitor.Thresholds{}), InconclusiveLimit: 1000}}
+
+	v, err := env.ExecuteActivity(watch.ActMonitorWatch, in)
+	require.NoError(t, err)
+	var first watch.WatchResult
+	require.NoError(t, v.Get(&first))
+	require.True(t, first.Checkpoint, "the first check reports every rule")
+	require.NotNil(t, first.Progress)
+	assert.Equal(t, 1, first.State.Checks)
+	rules := map[string]monitor.RuleStatus{}
+	for _, r := range first.Decision.Rules {
+		rules[r.Rule] = r
+	}
+	require.Len(t, rules, 5)
+	fk := rules[monitor.RuleFKViolations]
+	assert.Equal(t, monitor.RuleInconclusive, fk.State)
+	assert.Empty(t, fk.Sources)
+	assert.Equal(t, "no configured source measures fk_violations", fk.Reason)
+	er := rules[monitor.RuleErrorRate]
+	assert.Equal(t, []string{"prod-db"}, er.Sources)
+	assert.Equal(t, errSeries, er.Series)
+	assert.Equal(t, monitor.RuleOK, er.State, er.Reason)
+	lat := rules[monitor.RuleLatency]
+	assert.Equal(t, []string{"prod-db"}, lat.Sources, "the source that failed to measure it")
+	assert.Equal(t, monitor.RuleInconclusive, lat.State)
+	assert.Contains(t, lat.Reason, "pg_stat_statements")
+
+	// Resumed from the checkpoint: the cursor carries on, no new priming
+	// (a primed check would have no error rate for the interval).
+	in.Progress, in.State, in.ReportEvery = first.Progress, first.State, "2s"
+	v, err = env.ExecuteActivity(watch.ActMonitorWatch, in)
+	require.NoError(t, err)
+	var second watch.WatchResult
+	require.NoError(t, v.Get(&second))
+	require.True(t, second.Checkpoint)
+	assert.Greater(t, second.State.Checks, 1, "the counters went on")
+	var rate *monitor.RuleStatus
+	for i := range second.Decision.Rules {
+		if second.Decision.Rules[i].Rule == monitor.RuleErrorRate {
+			rate = &second.Decision.Rules[i]
+		}
+	}
+	require.NotNil(t, rate)
+	assert.Equal(t, monitor.RuleOK, rate.State, "the resumed check measured the interval since the checkpoint: %s", rate.Reason)
+}

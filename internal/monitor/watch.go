@@ -45,8 +45,9 @@ type Watch struct {
 	// a digest; the caller resumes from Progress, cursors included.
 	ReportEvery time.Duration
 	// ReportOnChange ends the loop with a checkpoint when a rule changes
-	// state (ok, breach, inconclusive) or sources, the first check
-	// included.
+	// state (ok, breach, inconclusive) or sources: at the first check, then
+	// at most once every ReportEvery/4, so a rule flapping between ok and
+	// inconclusive does not add a stretch of history per check.
 	ReportOnChange bool
 }
 
@@ -114,7 +115,8 @@ func (w Watch) Run(ctx context.Context, p Progress) (WatchResult, error) {
 	if p.LastCheck.IsZero() {
 		p.LastCheck = now()
 	}
-	if p.ReportedAt.IsZero() {
+	never := p.ReportedAt.IsZero()
+	if never {
 		p.ReportedAt = p.LastCheck
 	}
 	beat()
@@ -143,7 +145,9 @@ func (w Watch) Run(ctx context.Context, p Progress) (WatchResult, error) {
 			saved := p
 			return WatchResult{Decision: d, State: st, Progress: &saved}, nil
 		}
-		if (w.ReportOnChange && changed) || (w.ReportEvery > 0 && !at.Before(p.ReportedAt.Add(w.ReportEvery))) {
+		onChange := w.ReportOnChange && changed && (never || !at.Before(p.ReportedAt.Add(w.ReportEvery/4)))
+		if onChange || (w.ReportEvery > 0 && !at.Before(p.ReportedAt.Add(w.ReportEvery))) {
+			never = false
 			p.ReportedAt = at
 			saved := p
 			return WatchResult{Decision: d, State: st, Checkpoint: true, Progress: &saved}, nil
