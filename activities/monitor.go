@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -282,7 +283,52 @@ func (m *MonitorActivities) HealthCheck(ctx context.Context, in watch.HealthEnvI
 		rep.FKs = append(rep.FKs, h)
 	}
 	rep.Healthy = len(rep.NotValid) == 0 && len(rep.WithOrphans) == 0 && len(rep.Failed) == 0
+	if !in.ReviewSince.IsZero() {
+		var db string
+		if err := pool.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+			return watch.HealthReport{}, fmt.Errorf("health check %s: %w", in.Environment, err)
+		}
+		v := m.reviewViolations(in.Environment, db, in.ReviewSince)
+		rep.Violations = &v
+	}
 	return rep, nil
+}
+
+// reviewViolations reads the server logs of the environment's postgres
+// sources (log_path) for FK violations since the time given. Without one
+// the review is not done, and says how to make it possible: PostgreSQL
+// counts no errors per SQLSTATE anywhere else (pg_stat_database has none).
+func (m *MonitorActivities) reviewViolations(env, db string, since time.Time) monitor.ViolationReview {
+	v := monitor.ViolationReview{Since: since, ByConstraint: map[string]int{}}
+	var notes []string
+	for _, name := range m.Config.DefaultSources(env) {
+		sc := m.Config.Sources[name]
+		if sc.Kind != monitor.KindPostgres || sc.LogPath == "" {
+			continue
+		}
+		got, err := (&sources.LogTail{Path: sc.LogPath, Format: sc.LogFormat}).Review(since, db)
+		if err != nil {
+			notes = append(notes, name+": "+err.Error())
+			continue
+		}
+		v.Reviewed = true
+		v.Sources = append(v.Sources, name)
+		v.Total += got.Total
+		for k, n := range got.ByConstraint {
+			v.ByConstraint[k] += n
+		}
+		if !got.Oldest.IsZero() && got.Oldest.After(since) && (v.Oldest.IsZero() || got.Oldest.After(v.Oldest)) {
+			v.Oldest = got.Oldest
+		}
+	}
+	if !v.Oldest.IsZero() {
+		notes = append(notes, fmt.Sprintf("the log starts %s, after the start of the period: older violations are not counted", v.Oldest.UTC().Format(time.RFC3339)))
+	}
+	if !v.Reviewed && len(notes) == 0 {
+		notes = append(notes, fmt.Sprintf("no postgres monitor source of %s has a log_path (the server's csvlog or jsonlog); PostgreSQL keeps no per-SQLSTATE error count anywhere else", env))
+	}
+	v.Note = strings.Join(notes, "; ")
+	return v
 }
 
 // requiredRuleProblems names every rule this worker requires

@@ -3,14 +3,19 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -366,4 +371,62 @@ func TestMonitorWatchReportsEveryRuleAndResumesFromCheckpoint(t *testing.T) {
 	}
 	require.NotNil(t, rate)
 	assert.Equal(t, monitor.RuleOK, rate.State, "the resumed check measured the interval since the checkpoint: %s", rate.Reason)
+}
+
+// The monthly health check reviews the constraint violations of the period
+// in the server log: the messages are the real server's (its 23503 errors
+// on this database), written as csvlog lines; an entry before the period
+// or of another database is not counted, and without a log the review
+// says it was not done.
+func TestHealthCheckReviewsConstraintViolations(t *testing.T) {
+	db := pgtest.New(t)
+	db.Exec(t, monitorShopDDL)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	var lines strings.Builder
+	csvLine := func(at time.Time, dbName, msg string) {
+		fmt.Fprintf(&lines, "%s,\"app\",\"%s\",1234,\"127.0.0.1:5555\",65a1.4d2,3,\"INSERT\",%s,3/7,0,ERROR,23503,\"%s\",,,,,,\"INSERT\",,,\"app\",\"client backend\",,0\n",
+			at.Format("2006-01-02 15:04:05.000 MST"), dbName, at.Format("2006-01-02 15:04:05 MST"), strings.ReplaceAll(msg, `"`, `""`))
+	}
+	for i := 0; i < 3; i++ {
+		_, err := db.Pool.Exec(ctx, `INSERT INTO notes (order_id) VALUES ($1)`, 1000+i)
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+		require.Equal(t, "23503", pgErr.Code)
+		csvLine(now.Add(-time.Duration(i)*24*time.Hour), db.Name, pgErr.Message)
+		if i == 0 {
+			csvLine(now.Add(-40*24*time.Hour), db.Name, pgErr.Message) // before the period
+			csvLine(now, "another_db", pgErr.Message)                  // not this database
+		}
+	}
+	logPath := filepath.Join(t.TempDir(), "postgresql-2026-12.csv")
+	require.NoError(t, os.WriteFile(logPath, []byte(lines.String()), 0o644))
+
+	run := func(cfg monitor.Config) watch.HealthReport {
+		m := monitorActivitiesFor(db, cfg)
+		var ts testsuite.WorkflowTestSuite
+		env := ts.NewTestActivityEnvironment()
+		m.Register(env)
+		v, err := env.ExecuteActivity(watch.ActHealthCheck, watch.HealthEnvInput{Environment: "production", ReviewSince: now.Add(-watch.DefaultReviewPeriod)})
+		require.NoError(t, err)
+		var rep watch.HealthReport
+		require.NoError(t, v.Get(&rep))
+		return rep
+	}
+	rep := run(monitor.Config{Sources: map[string]monitor.SourceConfig{
+		"prod-db": {Kind: monitor.KindPostgres, Environment: "production", LogPath: filepath.Join(filepath.Dir(logPath), "postgresql-*.csv")}}})
+	require.NotNil(t, rep.Violations)
+	v := *rep.Violations
+	assert.True(t, v.Reviewed)
+	assert.Equal(t, []string{"prod-db"}, v.Sources)
+	assert.Equal(t, 3, v.Total, "three in the period, in this database")
+	assert.Equal(t, map[string]int{"notes_order_fk": 3}, v.ByConstraint)
+	assert.Empty(t, v.Note, "the log covers the whole period")
+	assert.True(t, rep.Healthy, "violations refused by a constraint are reported, not a defect of the keys")
+	assert.Contains(t, watch.ViolationText(v), "(prod-db): 3 (notes_order_fk 3)")
+
+	rep = run(monitor.Config{Sources: map[string]monitor.SourceConfig{"prod-db": {Kind: monitor.KindPostgres, Environment: "production"}}})
+	require.NotNil(t, rep.Violations)
+	assert.False(t, rep.Violations.Reviewed)
+	assert.Contains(t, watch.ViolationText(*rep.Violations), "FK violations not reviewed: no postgres monitor source of production has a log_path")
 }

@@ -210,13 +210,21 @@ type HealthCheckInput struct {
 	Schemas []string `json:"schemas,omitempty"`
 	// StatementTimeout per orphan count ("10m"; default none).
 	StatementTimeout string `json:"statement_timeout,omitempty"`
+	// ReviewPeriod is how far back the constraint-violation review reads
+	// the server log ("720h", the default: the month since the last check).
+	ReviewPeriod string `json:"review_period,omitempty"`
 }
+
+// DefaultReviewPeriod is the monthly check's violation review period.
+const DefaultReviewPeriod = 30 * 24 * time.Hour
 
 // HealthEnvInput audits one environment.
 type HealthEnvInput struct {
 	Environment      string   `json:"environment"`
 	Schemas          []string `json:"schemas,omitempty"`
 	StatementTimeout string   `json:"statement_timeout,omitempty"`
+	// ReviewSince, when set, reviews the FK violations logged since then.
+	ReviewSince time.Time `json:"review_since,omitzero"`
 }
 
 // HealthReport is one environment's health.
@@ -230,6 +238,8 @@ type HealthReport struct {
 	Failed      []string           `json:"failed,omitempty"`
 	FKs         []monitor.HealthFK `json:"fks"`
 	Healthy     bool               `json:"healthy"`
+	// Violations is the constraint-violation review of the period.
+	Violations *monitor.ViolationReview `json:"violations,omitempty"`
 }
 
 // HealthCheckResult is the whole check.

@@ -9,6 +9,8 @@ package watch
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -205,6 +207,15 @@ func HealthCheckWorkflow(ctx workflow.Context, in HealthCheckInput) (HealthCheck
 	if len(in.Environments) == 0 {
 		return HealthCheckResult{}, temporal.NewNonRetryableApplicationError("health check: no environments", steps.ErrTypeConfig, nil)
 	}
+	review := DefaultReviewPeriod
+	if in.ReviewPeriod != "" {
+		d, err := time.ParseDuration(in.ReviewPeriod)
+		if err != nil || d <= 0 {
+			return HealthCheckResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("health check: review_period %q: want a positive duration like 720h", in.ReviewPeriod), steps.ErrTypeConfig, nil)
+		}
+		review = d
+	}
+	since := workflow.Now(ctx).Add(-review)
 	res := HealthCheckResult{Healthy: true}
 	var lines []string
 	for _, env := range in.Environments {
@@ -215,7 +226,7 @@ func HealthCheckWorkflow(ctx workflow.Context, in HealthCheckInput) (HealthCheck
 			Summary:             "FK health check of " + env,
 		})
 		var rep HealthReport
-		if err := workflow.ExecuteActivity(actx, ActHealthCheck, HealthEnvInput{Environment: env, Schemas: in.Schemas, StatementTimeout: in.StatementTimeout}).Get(ctx, &rep); err != nil {
+		if err := workflow.ExecuteActivity(actx, ActHealthCheck, HealthEnvInput{Environment: env, Schemas: in.Schemas, StatementTimeout: in.StatementTimeout, ReviewSince: since}).Get(ctx, &rep); err != nil {
 			rep = HealthReport{Environment: env, Failed: []string{err.Error()}}
 		}
 		res.Reports = append(res.Reports, rep)
@@ -255,6 +266,32 @@ func healthLine(r HealthReport) string {
 	}
 	if r.Healthy {
 		s += " — healthy"
+	}
+	if v := r.Violations; v != nil {
+		s += "; " + ViolationText(*v)
+	}
+	return s
+}
+
+// ViolationText is the constraint-violation review on one line.
+func ViolationText(v monitor.ViolationReview) string {
+	if !v.Reviewed {
+		return "FK violations not reviewed: " + v.Note
+	}
+	s := fmt.Sprintf("FK violations since %s (%s): %d", v.Since.UTC().Format("2006-01-02"), strings.Join(v.Sources, ", "), v.Total)
+	if v.Total > 0 {
+		var parts []string
+		for _, name := range slices.Sorted(maps.Keys(v.ByConstraint)) {
+			label := name
+			if label == "" {
+				label = "(unnamed)"
+			}
+			parts = append(parts, fmt.Sprintf("%s %d", label, v.ByConstraint[name]))
+		}
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if v.Note != "" {
+		s += "; " + v.Note
 	}
 	return s
 }
