@@ -220,12 +220,15 @@ func (w *rollout) watchThroughGates(ctx workflow.Context, env string, req watch.
 				res.Rule, res.Figures = out.Rule, out.NotifyFigures
 				res.Reason = fmt.Sprintf("%s chose rollback at gate %s after %s at %s: %s; figures: %s", dec.Actor, g.ID, mg.what, monitorTime(out.At, now),
 					out.Reason, figuresText(out.NotifyFigures))
-				if dec.Actor == "timeout" {
+				kind := approval.UpdateRollback
+				if g.Status == approval.GateTimedOut {
+					// Nobody decided: the monitor's own rollback, naming its rule.
+					kind = "monitor"
 					res.Reason = fmt.Sprintf("gate %s timed out (%s) after %s at %s → rollback: %s; figures: %s", g.ID, dec.Reason, mg.what, monitorTime(out.At, now),
 						out.Reason, figuresText(out.NotifyFigures))
 				}
 				publish()
-				w.stop = &stopRequest{kind: approval.UpdateRollback, in: approval.ControlInput{Actor: dec.Actor, Reason: fmt.Sprintf("%s (monitor %s: %s)", approval.OrNoReason(dec.Reason), out.Status, mg.what), Via: dec.Via}, rollback: true}
+				w.stop = &stopRequest{kind: kind, in: approval.ControlInput{Actor: dec.Actor, Reason: fmt.Sprintf("%s (monitor %s: %s)", approval.OrNoReason(dec.Reason), out.Status, mg.what), Via: dec.Via}, rollback: true}
 				return MonitorResult{}, errStopped
 			case approval.ChoiceAbort:
 				stopChild()

@@ -172,6 +172,9 @@ func TestMonitorWindowEndingWithGateOpenIsNotClean(t *testing.T) {
 				assert.Equal(t, approval.ChoiceRollback, g.Decision.Action)
 				assert.Contains(t, st.Monitor.Reason, "timed out")
 				assert.Equal(t, g.OpenedAt.Add(DefaultInvestigateTimeout), st.Monitor.Ended)
+				require.NotNil(t, st.Rollback)
+				assert.Equal(t, monitor.RuleFKViolations, st.Rollback.Rule, "an automatic rollback naming the rule")
+				assert.Equal(t, "monitor", st.Rollback.Trigger)
 			}},
 		{name: "continue after the window passes, naming who", decide: func(h *harness, g approval.Gate) []approval.DecisionInput {
 			if g.Kind == notify.GateInvestigate && h.env.Now().Before(g.OpenedAt.Add(90*time.Minute)) {
