@@ -169,7 +169,17 @@ type Evaluator struct {
 	// InconclusiveLimit consecutive checks with missing data open a gate
 	// (default DefaultInconclusiveLimit).
 	InconclusiveLimit int `json:"inconclusive_limit,omitempty"`
+	// Hold names investigate rules whose gate is already open (and
+	// HoldInconclusive for an open inconclusive gate): they are still
+	// evaluated, counted and reported as breaching, but do not end the
+	// watch again; rollback rules are never held.
+	Hold []string `json:"hold,omitempty"`
 }
+
+// HoldInconclusive in Evaluator.Hold holds the inconclusive gate.
+const HoldInconclusive = "inconclusive"
+
+func (e Evaluator) held(name string) bool { return slices.Contains(e.Hold, name) }
 
 type ruleResult struct {
 	rule    Rule
@@ -228,7 +238,8 @@ func (e Evaluator) Evaluate(st State, base Baseline, s Sample) (Decision, State)
 	fired := func(action Action) *ruleResult {
 		for i := range results {
 			rr := &results[i]
-			if rr.rule.Action == action && rr.noData == "" && rr.breach && next.Streaks[rr.rule.Name] >= max(1, rr.rule.Persist) {
+			if rr.rule.Action == action && rr.noData == "" && rr.breach && next.Streaks[rr.rule.Name] >= max(1, rr.rule.Persist) &&
+				(action == ActionRollback || !e.held(rr.rule.Name)) {
 				return rr
 			}
 		}
@@ -265,13 +276,19 @@ func (e Evaluator) Evaluate(st State, base Baseline, s Sample) (Decision, State)
 		d.Inconclusive = true
 		next.InconclusiveStreak++
 		why := missingText(d.Missing)
-		if next.InconclusiveStreak >= limit {
+		if next.InconclusiveStreak >= limit && !e.held(HoldInconclusive) {
 			d.Action = ActionInconclusive
 			d.Reason = fmt.Sprintf("inconclusive for %d consecutive checks (limit %d): %s; a human must decide", next.InconclusiveStreak, limit, why)
 			next.InconclusiveStreak = 0
 			return d, next
 		}
 		d.Reason = fmt.Sprintf("inconclusive check %d of %d before a gate: %s", next.InconclusiveStreak, limit, why)
+		if next.InconclusiveStreak >= limit {
+			d.Reason = fmt.Sprintf("inconclusive for %d consecutive checks: %s", next.InconclusiveStreak, why)
+		}
+		if len(e.Hold) > 0 {
+			d.Reason += "; held while their gate is open: " + strings.Join(e.Hold, ", ")
+		}
 		return d, next
 	}
 	next.InconclusiveStreak = 0
@@ -279,7 +296,40 @@ func (e Evaluator) Evaluate(st State, base Baseline, s Sample) (Decision, State)
 	if pending := pendingText(results, next); pending != "" {
 		d.Reason += "; breaching but not yet persistent: " + pending
 	}
+	if len(e.Hold) > 0 {
+		d.Reason += "; held while their gate is open: " + strings.Join(e.Hold, ", ")
+	}
 	return d, next
+}
+
+// Release forgets what held rules counted while their gate was open (the
+// person who chose "continue" saw it): their streaks, their windowed
+// totals, and the inconclusive streak, so only what happens next counts.
+func Release(st State, rules []Rule, names []string) State {
+	next := st
+	next.Streaks = maps.Clone(st.Streaks)
+	var metrics []string
+	for _, r := range rules {
+		if slices.Contains(names, r.Name) {
+			delete(next.Streaks, r.Name)
+			if r.Over > 0 {
+				metrics = append(metrics, r.Metric)
+			}
+		}
+	}
+	if slices.Contains(names, HoldInconclusive) {
+		next.InconclusiveStreak = 0
+	}
+	if len(metrics) > 0 {
+		next.Window = slices.Clone(st.Window)
+		for i := range next.Window {
+			next.Window[i].Totals = maps.Clone(next.Window[i].Totals)
+			for _, m := range metrics {
+				delete(next.Window[i].Totals, m)
+			}
+		}
+	}
+	return next
 }
 
 func (e Evaluator) evalRule(r Rule, base Baseline, s Sample, window []Point) ruleResult {

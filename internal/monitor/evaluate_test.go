@@ -343,3 +343,41 @@ func (c *countingSource) Collect(_ context.Context, cursor json.RawMessage) (Rea
 	}
 	return Reading{Values: s.Values, Cursor: cursor}, nil
 }
+
+// A held investigate rule is evaluated and reported but does not fire; a
+// rollback rule is never held; Release forgets what was counted meanwhile.
+func TestEvaluatorHoldAndRelease(t *testing.T) {
+	rules := DefaultMatrix(Thresholds{Persist: 1})
+	ev := Evaluator{Rules: rules, InconclusiveLimit: 2, Hold: []string{RuleFKViolations, HoldInconclusive}}
+	st := State{}
+	var d Decision
+	for i := 0; i < 4; i++ {
+		s := healthy(i)
+		s.Values["fk_violations@pg"] = 3
+		delete(s.Values, "error_rate_pct@pg/app")
+		s.Missing = map[string]string{"error_rate_pct@pg/app": "no transactions"}
+		d, st = ev.Evaluate(st, base(), s)
+		assert.Equal(t, ActionContinue, d.Action, d.Reason)
+	}
+	assert.Contains(t, d.Reason, "held while their gate is open: fk-violations, inconclusive")
+	for _, r := range d.Rules {
+		if r.Rule == RuleFKViolations {
+			assert.Equal(t, RuleBreach, r.State)
+			assert.Equal(t, 12.0, r.Value, "four checks of 3 in the hour")
+		}
+	}
+	s := healthy(5)
+	s.Values["latency_ms@pg/public.orders"] = 40
+	d, _ = ev.Evaluate(st, base(), s)
+	assert.Equal(t, ActionRollback, d.Action, "rollback rules are never held")
+
+	released := Release(st, rules, ev.Hold)
+	assert.Zero(t, released.InconclusiveStreak)
+	ev.Hold = nil
+	s = healthy(5)
+	s.Values["fk_violations@pg"] = 1
+	d, _ = ev.Evaluate(released, base(), s)
+	assert.Equal(t, ActionContinue, d.Action, "only what came after the release counts: 1 in the hour")
+	d, _ = ev.Evaluate(st, base(), s)
+	assert.Equal(t, ActionInvestigate, d.Action, "without the release the held count fires at once")
+}

@@ -16,6 +16,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/workflows/approval"
 	"github.com/fkrollout/fkrollout/workflows/watch"
@@ -36,6 +37,7 @@ const ActorMonitor = "monitor"
 // monitorChild is one running monitor child.
 type monitorChild struct {
 	n      int
+	id     string
 	cancel workflow.CancelFunc
 	done   bool
 	out    watch.Outcome
@@ -74,11 +76,11 @@ func (w *rollout) watchThroughGates(ctx workflow.Context, env string, req watch.
 	var child *monitorChild
 	start := func() {
 		n++
-		c := &monitorChild{n: n}
+		c := &monitorChild{n: n, id: fmt.Sprintf("%s/monitor-%d", w.id, n)}
 		cctx, cancel := workflow.WithCancel(ctx)
 		c.cancel = cancel
 		cctx = workflow.WithChildOptions(cctx, workflow.ChildWorkflowOptions{
-			WorkflowID:          fmt.Sprintf("%s/monitor-%d", w.id, n),
+			WorkflowID:          c.id,
 			WaitForCancellation: true,
 			StaticSummary:       fmt.Sprintf("monitor %s until %s (run %d)", env, req.Deadline.UTC().Format(time.RFC3339), n),
 		})
@@ -100,6 +102,8 @@ func (w *rollout) watchThroughGates(ctx workflow.Context, env string, req watch.
 	}
 	var gate *monitorGate
 	windowOver := false
+	// Rules whose gate is open: the children hold them (watch.Request.Hold).
+	var holds []string
 
 	start()
 	for {
@@ -168,6 +172,13 @@ func (w *rollout) watchThroughGates(ctx workflow.Context, env string, req watch.
 			if what == "" {
 				what = out.Status
 			}
+			hold := out.Rule
+			if out.Status != watch.OutcomeInvestigate || hold == "" {
+				hold = monitor.HoldInconclusive
+			}
+			if !slices.Contains(holds, hold) {
+				holds = append(holds, hold)
+			}
 			if gate == nil {
 				gate = w.openMonitorGate(ctx, env, out, what, len(res.Rounds)-1)
 				res.Rule, res.Figures, res.FiredAt = out.Rule, out.NotifyFigures, round.At
@@ -178,6 +189,7 @@ func (w *rollout) watchThroughGates(ctx workflow.Context, env string, req watch.
 				w.notify(ctx, notify.Event{Kind: notify.KindPhase, Environment: env, Phase: PhaseMonitor, Text: text})
 			}
 			next := out.Resume(req)
+			next.Hold = slices.Clone(holds)
 			switch {
 			case !now.Before(next.Deadline):
 				windowOver = true
@@ -245,10 +257,13 @@ func (w *rollout) watchThroughGates(ctx workflow.Context, env string, req watch.
 				publish()
 				return *res, nil
 			}
+			holds, req.Hold = nil, nil
 			if child == nil {
-				// The watcher had stopped; the person's continue restarts it.
-				req = mg.out.Resume(req)
+				// The watcher had stopped; the person's continue restarts it
+				// where it stopped.
 				start()
+			} else if err := workflow.SignalExternalWorkflow(ctx, child.id, "", watch.SignalRelease, nil).Get(ctx, nil); err != nil {
+				w.event(ctx, env, PhaseMonitor, fmt.Sprintf("the watch could not be told that gate %s closed (%v); its held rules stay held until its run ends", g.ID, err))
 			}
 			res.Status = MonitorWatching
 			res.Reason = fmt.Sprintf("%s chose %s at gate %s; watching until %s", dec.Actor, dec.Action, g.ID, req.Deadline.UTC().Format(time.RFC3339))

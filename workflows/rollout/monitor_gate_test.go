@@ -331,3 +331,51 @@ func phaseIndex(st *Status, env, phase string) int {
 	}
 	return -1
 }
+
+// FK violations that go on while their gate is open do not ask again (the
+// rule is held: evaluated, shown as breaching, no new gate, no message per
+// check); after "continue", what happens next asks again.
+func TestMonitorHoldsTheGatesRuleUntilContinue(t *testing.T) {
+	decide := func(h *harness, g approval.Gate) []approval.DecisionInput {
+		if g.Kind != notify.GateInvestigate {
+			return approveAll(h, g)
+		}
+		if g.ID != "production/investigate/2" || h.env.Now().Before(g.OpenedAt.Add(time.Hour)) {
+			return nil // the first gate is answered after an hour, the second never
+		}
+		return decideMonitor(approval.ChoiceContinue, "looked at it: a known import job")(h, g)
+	}
+	h := newHarness(t, decide)
+	h.fake.orphans["staging"] = map[string]int64{}
+	h.fake.orphans["production"] = map[string]int64{}
+	every := func(n int) monitor.Reading {
+		r := monitortest.Healthy()
+		if n >= 50 {
+			r = monitortest.WithValues(r, map[string]float64{"fk_violations@pg": 1})
+		}
+		return r
+	}
+	withTimedMonitor(t, h, every)
+	h.drive()
+	var held *Status
+	h.env.RegisterDelayedCallback(func() { held = h.status() }, 16*time.Hour+5*time.Hour) // ~40 min into the first gate
+	st, err := h.run(monitorInput())
+	require.NoError(t, err)
+
+	require.NotNil(t, held)
+	require.Len(t, held.OpenGates, 1)
+	assert.Equal(t, monitor.RuleBreach, ruleByName(held.Monitor.Rules, monitor.RuleFKViolations).State, "held, still evaluated")
+	require.Len(t, held.Monitor.Rounds, 1, "no new finding while held")
+
+	gates := monitorGates(st)
+	require.Len(t, gates, 2)
+	first, second := gates[0], gates[1]
+	require.NotNil(t, first.Decision)
+	assert.Equal(t, approval.ChoiceContinue, first.Decision.Action)
+	gap := second.OpenedAt.Sub(first.Decision.Time)
+	assert.True(t, gap > 0 && gap <= 20*time.Minute, "asked again on what came after continue: %s", gap)
+	assert.Equal(t, StateRolledBack, st.State, "the second gate timed out")
+	for _, e := range st.Timeline {
+		assert.NotContains(t, e.Message, "while gate", "no repeated finding while held")
+	}
+}

@@ -94,7 +94,20 @@ type Request struct {
 	// posted already, so a resumed watch never posts a day twice.
 	WatchStarted time.Time `json:"watch_started,omitempty"`
 	Digests      int       `json:"digests,omitempty"`
+	// Hold names the investigate rules (and monitor.HoldInconclusive) whose
+	// gate is open in the parent: evaluated and reported, they do not end
+	// the watch again. SignalRelease lifts the hold when the gate closes.
+	Hold []string `json:"hold,omitempty"`
 }
+
+// SignalRelease tells a watch that the gate behind its Hold was decided
+// "continue": what the held rules counted meanwhile is forgotten and they
+// fire again on what happens next.
+const SignalRelease = "monitor-release"
+
+// HeldReportEvery is how often a watch with held rules reports, so a
+// release takes effect within it.
+const HeldReportEvery = 15 * time.Minute
 
 // SignalRules is the signal a watch sends to Request.ReportTo at each
 // checkpoint, with a RulesReport.

@@ -34,6 +34,14 @@ func watchWithCheckpoints(ctx workflow.Context, req Request, ev monitor.Evaluato
 	if watchStarted.IsZero() {
 		watchStarted = out.Started
 	}
+	hold := req.Hold
+	released := false
+	releaseCh := workflow.GetSignalChannel(ctx, SignalRelease)
+	workflow.Go(ctx, func(g workflow.Context) {
+		for releaseCh.Receive(g, nil) {
+			released = true
+		}
+	})
 	wctx, cancelWatch := workflow.WithCancel(ctx)
 	defer cancelWatch()
 	timer := workflow.NewTimerWithOptions(wctx, deadline.Sub(workflow.Now(ctx)), workflow.TimerOptions{
@@ -41,6 +49,18 @@ func watchWithCheckpoints(ctx workflow.Context, req Request, ev monitor.Evaluato
 	})
 	windowEnded := false
 	for {
+		if released && len(hold) > 0 {
+			out.State = monitor.Release(out.State, ev.Rules, hold)
+			if prog != nil {
+				prog.State = out.State
+			}
+			hold, released = nil, false
+		}
+		ev.Hold = hold
+		reportEvery := DefaultReportEvery
+		if len(hold) > 0 {
+			reportEvery = HeldReportEvery
+		}
 		remaining := max(deadline.Sub(workflow.Now(ctx)), 0)
 		actx := workflow.WithActivityOptions(wctx, workflow.ActivityOptions{
 			ScheduleToCloseTimeout: remaining + interval + 5*time.Minute,
@@ -54,7 +74,7 @@ func watchWithCheckpoints(ctx workflow.Context, req Request, ev monitor.Evaluato
 		watch := workflow.ExecuteActivity(actx, ActMonitorWatch, WatchInput{
 			RolloutID: req.RolloutID, Environment: req.Environment, Sources: req.Config.Sources, Tables: req.Tables,
 			Interval: interval.String(), Deadline: deadline, Evaluator: ev, Baseline: *out.Baseline, State: out.State,
-			Progress: prog, ReportEvery: DefaultReportEvery.String(), ReportOnChange: true,
+			Progress: prog, ReportEvery: reportEvery.String(), ReportOnChange: true,
 		})
 		var res WatchResult
 		var watchErr error
