@@ -158,6 +158,9 @@ func reportRules(ctx workflow.Context, req Request, res WatchResult) {
 // (the end has its own report). out.Digests counts what was posted, and a
 // resumed watch carries it, so no day is posted twice.
 func postDigest(ctx workflow.Context, req Request, out *Outcome, started, deadline time.Time) {
+	if req.ReportTo == "" {
+		return // started by a rollout that knows no digest: it gave no thread
+	}
 	now := workflow.Now(ctx)
 	day := int(now.Sub(started) / DigestEvery)
 	if day <= out.Digests || !now.Before(deadline) {
