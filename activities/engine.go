@@ -508,6 +508,7 @@ func (a *Activities) Rollback(ctx context.Context, in rollout.RollbackInput) ([]
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.Plan.ForeignKeys), Note: "rollback"})
 	defer hb.end()
 	opts := a.migrateOptions(in.RolloutID, in.RunID, hb)
+	opts.KeepValidated = in.KeepValidated
 	res, err := migrate.Rollback(ctx, pool, in.RolloutID, in.Plan, opts)
 	if err != nil {
 		return nil, a.clean(fmt.Errorf("rollback on %s: %w", in.Environment, err))

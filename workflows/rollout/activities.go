@@ -291,6 +291,9 @@ type RollbackInput struct {
 	RolloutID   string    `json:"rollout_id"`
 	RunID       string    `json:"run_id,omitempty"`
 	Plan        plan.Plan `json:"plan"`
+	// KeepValidated drops only constraints still NOT VALID; validated ones
+	// are reported as "kept-validated" (a cancelled rollout's cleanup).
+	KeepValidated bool `json:"keep_validated,omitempty"`
 }
 
 // Verification is one constraint as the catalog has it.
