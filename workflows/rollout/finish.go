@@ -133,7 +133,7 @@ func (w *rollout) stopOutcome(ctx workflow.Context) error {
 	if w.st.Error != "" {
 		msg += "; " + w.st.Error
 	}
-	return temporal.NewNonRetryableApplicationError(msg, typ, nil, w.snapshot())
+	return temporal.NewNonRetryableApplicationError(msg, typ, nil, *w.snapshot())
 }
 
 // cancelled reports whether the story ended because the workflow was
@@ -188,7 +188,7 @@ func (w *rollout) finishCancel(ctx workflow.Context) (*Status, error) {
 	w.event(dctx, "", PhaseDone, text)
 	w.notify(dctx, notify.Event{Kind: notify.KindFailed, Text: text})
 	w.publishReport(dctx)
-	return w.snapshot(), temporal.NewCanceledError(w.snapshot())
+	return w.snapshot(), temporal.NewCanceledError(*w.snapshot())
 }
 
 // closeOpenGates cancels every open gate and updates its message, so no

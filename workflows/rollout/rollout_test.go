@@ -64,6 +64,9 @@ type fakeEngine struct {
 	modes   []string
 	// notOwned["staging/fk"]: the constraint exists but another run owns it.
 	notOwned map[string]bool
+	// droppedBehind["staging/fk"]: the constraint disappears just before
+	// its VALIDATE.
+	droppedBehind map[string]bool
 }
 
 // fail pops the next scripted failure of act for env/fk.
@@ -80,7 +83,7 @@ func (f *fakeEngine) fail(act, env, fk string) error {
 func newFake() *fakeEngine {
 	return &fakeEngine{orphans: map[string]map[string]int64{}, validateOrphans: map[string]int{},
 		constraints: map[string]string{}, policy: policy.Config{TrustClientIdentity: true}, failures: map[string][]error{},
-		impacts: map[string]Impact{}, quarantined: map[string]int64{}, partial: map[string]int64{}, notOwned: map[string]bool{}}
+		impacts: map[string]Impact{}, quarantined: map[string]int64{}, partial: map[string]int64{}, notOwned: map[string]bool{}, droppedBehind: map[string]bool{}}
 }
 
 func (f *fakeEngine) record(act, env string, ctx context.Context) {
@@ -178,6 +181,14 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 			return ConstraintResult{}, err
 		}
 		k := in.Environment + "/" + in.FK.Name
+		if f.droppedBehind[k] {
+			// Someone dropped it between ADD and VALIDATE.
+			delete(f.droppedBehind, k)
+			delete(f.constraints, k)
+		}
+		if _, ok := f.constraints[k]; !ok {
+			return ConstraintResult{}, temporal.NewNonRetryableApplicationError("validate "+in.FK.Name+": constraint does not exist", steps.ErrTypeMissing, nil)
+		}
 		if f.validateOrphans[k] > 0 {
 			f.validateOrphans[k]--
 			f.orphans[in.Environment][in.FK.Name] += 2
