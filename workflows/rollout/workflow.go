@@ -176,12 +176,7 @@ func (w *rollout) validateInput() error {
 		}
 	}
 	rules := []approval.GateRule{w.in.Approval.Default}
-	keys := make([]string, 0, len(w.in.Approval.Gates))
-	for k := range w.in.Approval.Gates {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range approval.SortedRuleKeys(w.in.Approval.Gates) {
 		kind, _, _ := strings.Cut(k, "/")
 		switch notify.GateKind(kind) {
 		case notify.GateRemediation, notify.GatePromotion, notify.GateApproval, notify.GateInvestigate:
@@ -208,7 +203,8 @@ func (w *rollout) validateInput() error {
 	}
 	if w.in.Monitor.Enabled {
 		errs = append(errs, w.in.Monitor.problems()...)
-		for name, v := range map[string]string{"monitor.duration": w.in.Monitor.Duration, "monitor.interval": w.in.Monitor.Interval} {
+		for _, d := range [][2]string{{"monitor.duration", w.in.Monitor.Duration}, {"monitor.interval", w.in.Monitor.Interval}} {
+			name, v := d[0], d[1]
 			if v == "" {
 				continue
 			}
@@ -920,13 +916,8 @@ const offeredTimeoutsVersion = "input-offered-timeouts"
 // unofferedTimeouts names each gate rule whose on_timeout its gate kind
 // never offers, in key order.
 func unofferedTimeouts(in Input) []string {
-	keys := make([]string, 0, len(in.Approval.Gates))
-	for k := range in.Approval.Gates {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var errs []string
-	for _, k := range keys {
+	for _, k := range approval.SortedRuleKeys(in.Approval.Gates) {
 		kind, _, _ := strings.Cut(k, "/")
 		r := in.Approval.Gates[k]
 		if offered, ok := approval.TimeoutChoices(notify.GateKind(kind)); ok && r.OnTimeout != "" && approval.Known(r.OnTimeout) &&
