@@ -152,6 +152,9 @@ type BackupInput struct {
 // BackupResult lists the artifacts written (paths on the worker host).
 type BackupResult struct {
 	Artifacts []BackupArtifact `json:"artifacts"`
+	// Reused: a retry found this run's completed backup (its manifest) and
+	// verified it instead of dumping again.
+	Reused bool `json:"reused,omitempty"`
 }
 
 // BackupArtifact is one file of a backup.
