@@ -238,8 +238,25 @@ func Workflow(ctx workflow.Context, raw Input) (*Status, error) {
 	f.publishReport(ctx)
 	f.publish(ctx)
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	if f.st.State == rollout.StateAborted && workflow.GetVersion(ctx, stopClosesFailedVersion, workflow.DefaultVersion, 1) == 1 {
+		// An aborted fleet closes failed (a cancelled one, cancelled), so
+		// Temporal's lists and alerts do not count it a success; the status
+		// travels in the details.
+		if ctx.Err() != nil {
+			return f.snapshot(), temporal.NewCanceledError(*f.snapshot())
+		}
+		msg := "fleet aborted"
+		if f.stop != nil {
+			msg = fmt.Sprintf("fleet aborted by %s (%s)", f.stop.Actor, approval.OrNoReason(f.stop.Reason))
+		}
+		return f.snapshot(), temporal.NewNonRetryableApplicationError(msg, rollout.ErrTypeAborted, nil, *f.snapshot())
+	}
 	return f.snapshot(), nil
 }
+
+// stopClosesFailedVersion: an aborted fleet closes as a failed workflow
+// (Aborted), a cancelled one as cancelled; histories before it completed.
+const stopClosesFailedVersion = "durable-fleet-stop-closes-failed"
 
 // validateVersion: the input check's verdict is recorded in the history
 // (a side effect), so a later change to Validate cannot change how a

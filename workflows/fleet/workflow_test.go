@@ -107,6 +107,8 @@ type fleetHarness struct {
 	rejected map[string]string
 	updates  int
 	policy   policy.Config
+	// closedWith is the error an aborted fleet closed with.
+	closedWith error
 }
 
 const fleetID = "fleet-test-1"
@@ -224,6 +226,25 @@ func (h *fleetHarness) runArg(arg any) (*Status, error) {
 	require.True(h.t, h.env.IsWorkflowCompleted())
 	err := h.env.GetWorkflowError()
 	st := h.status()
+	// An aborted fleet closes failed (Aborted), or cancelled when Temporal
+	// cancelled it, with its status in the details; tests read the state
+	// from the status and the closing error from h.closedWith.
+	if st.State == rollout.StateAborted {
+		var ae *temporal.ApplicationError
+		var ce *temporal.CanceledError
+		switch {
+		case errors.As(err, &ae):
+			require.Equal(h.t, rollout.ErrTypeAborted, ae.Type())
+			require.True(h.t, ae.NonRetryable())
+			var out Status
+			require.NoError(h.t, ae.Details(&out))
+			require.Equal(h.t, st.State, out.State)
+		case errors.As(err, &ce):
+		default:
+			require.Fail(h.t, "an aborted fleet closes failed or cancelled", "got %v", err)
+		}
+		h.closedWith, err = err, nil
+	}
 	return st, err
 }
 
@@ -732,6 +753,8 @@ func TestFleetCancelNeverCancelsChildren(t *testing.T) {
 	st, err := h.run(in)
 	require.NoError(t, err)
 	assert.Equal(t, rollout.StateAborted, st.State)
+	var ce *temporal.CanceledError
+	assert.ErrorAs(t, h.closedWith, &ce, "a cancelled fleet ends cancelled")
 	assert.Equal(t, map[string]rollout.RolloutState{"c1": rollout.StateCompleted, "b1": rollout.StateCompleted, "b2": rollout.StateSkipped}, targetStates(st))
 	assert.Len(t, h.kids.list(), 2)
 }
