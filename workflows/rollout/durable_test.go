@@ -238,3 +238,50 @@ func TestRetryAfterMissingConstraintAppliesItAgain(t *testing.T) {
 	assert.True(t, asked)
 	assert.Equal(t, CTested, stateIn(st, "staging")["fk_vendor_workspace"])
 }
+
+// Skipping a constraint found missing records it as skipped (it is not in
+// the database), not as NOT VALID debt.
+func TestSkipAfterMissingConstraintIsSkipped(t *testing.T) {
+	h := newHarness(t, func(h *harness, g approval.Gate) []approval.DecisionInput {
+		if strings.Contains(g.Title, "retry adds it again NOT VALID") {
+			return []approval.DecisionInput{{GateID: g.ID, Choice: approval.ChoiceSkip, Actor: alice, Reason: "dropped on purpose", Via: "test"},
+				{GateID: g.ID, Choice: approval.ChoiceSkip, Actor: bob, Reason: "agreed", Via: "test"}}
+		}
+		return approveAll(h, g)
+	})
+	h.fake.orphans["staging"] = map[string]int64{}
+	h.fake.droppedBehind["staging/fk_vendor_workspace"] = true
+	in := testInput()
+	in.Environments = in.Environments[:1]
+	h.drive()
+	st, err := h.run(in)
+	require.NoError(t, err)
+	assert.Equal(t, CSkipped, stateIn(st, "staging")["fk_vendor_workspace"])
+	assert.Equal(t, StateCompletedWithDebt, st.State)
+	assert.NotContains(t, h.fake.constraints, "staging/fk_vendor_workspace")
+}
+
+// A gate a stop request cancels is closed in Slack too: its message is
+// updated in place and says it closed without a decision.
+func TestStopClosesTheOpenGateMessage(t *testing.T) {
+	h := newHarness(t, func(h *harness, g approval.Gate) []approval.DecisionInput { return nil })
+	h.fake.orphans["staging"] = map[string]int64{"fk_stages_instance": 1}
+	h.env.RegisterDelayedCallback(func() {
+		h.control(approval.UpdateAbort, approval.ControlInput{Actor: requester, Reason: "wrong window"})
+	}, time.Hour)
+	st, err := h.run(testInput())
+	require.NoError(t, err) // the harness checked the Aborted failure
+	require.Equal(t, StateAborted, st.State)
+	var ae *temporal.ApplicationError
+	require.ErrorAs(t, h.closedWith, &ae)
+	assert.Equal(t, ErrTypeAborted, ae.Type())
+	g := st.Gates[0]
+	require.Equal(t, approval.GateCancelled, g.Status)
+	var closed bool
+	for _, ev := range notificationsOf(h, notify.KindGateDecided) {
+		if ev.Gate != nil && ev.Gate.ID == g.ID && ev.Message == g.Message && ev.Decision.Choice == string(approval.GateCancelled) {
+			closed = true
+		}
+	}
+	assert.True(t, closed, "the gate's message no longer offers buttons")
+}

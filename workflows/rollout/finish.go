@@ -209,6 +209,10 @@ func (w *rollout) closeGate(ctx workflow.Context, g *approval.Gate, reason strin
 	w.notify(ctx, approval.DecidedEvent(g, d, w.st.Phase))
 }
 
+// errMissingSkipped: a human skipped a constraint that is missing; it is
+// not in the database at all (errSkipped for the callers that only skip).
+var errMissingSkipped = fmt.Errorf("missing constraint skipped: %w", errSkipped)
+
 // missingReapplyVersion: a VALIDATE that finds its constraint gone asks a
 // human, and its retry applies the constraint again before validating.
 const missingReapplyVersion = "durable-missing-reapply"
@@ -226,7 +230,7 @@ func (w *rollout) missingConstraint(ctx workflow.Context, env, fk, summary strin
 		return err
 	}
 	if c == approval.ChoiceSkip {
-		return errSkipped
+		return errMissingSkipped
 	}
 	var res ConstraintResult
 	if err := w.stepFor(ctx, env, fk, "ADD CONSTRAINT "+fk+" NOT VALID (again: it was missing)", ActApplyConstraint, steps.DDL(), in, &res); err != nil {

@@ -453,6 +453,10 @@ func (w *rollout) remediateAndValidate(ctx workflow.Context, name string) error 
 			}
 			var res ConstraintResult
 			err := w.stepFor(ctx, name, fk.Name, "VALIDATE CONSTRAINT "+fk.Name, ActValidateConstraint, steps.Validate(), ConstraintInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk}, &res)
+			if errors.Is(err, errMissingSkipped) {
+				w.setConstraintState(ctx, name, fk.Name, CSkipped, -1, "missing at VALIDATE and skipped at its gate: not in the database")
+				continue
+			}
 			if errors.Is(err, errSkipped) {
 				w.setConstraintState(ctx, name, fk.Name, CDebt, -1, "VALIDATE skipped at a failure gate: stays NOT VALID, still guards new writes")
 				continue
