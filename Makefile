@@ -1,14 +1,17 @@
 # fkrollout — see README.md. Every target works on a fresh machine with Go,
 # PostgreSQL and the Go module proxy.
 TEMPORAL_VERSION := v1.5.1
+# Temporal's determinism analyzer for workflow code (make vet).
+WORKFLOWCHECK_VERSION := v0.6.0
 BIN := $(CURDIR)/bin
 TEMPORAL := $(BIN)/temporal
+WORKFLOWCHECK := $(BIN)/workflowcheck
 export FKROLLOUT_TEMPORAL_CLI := $(TEMPORAL)
 # The version the worker logs at start (and carries in its Temporal
 # identity) and fkrollout version prints: git describe's in a git checkout.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
-.PHONY: test temporal build vet fmt
+.PHONY: test temporal build vet fmt workflowcheck
 
 # The pinned Temporal CLI (dev server + UI), built from the Go module proxy.
 temporal: $(TEMPORAL)
@@ -22,8 +25,19 @@ build:
 	go build -ldflags "$(if $(VERSION),-X main.version=$(VERSION))" -o $(BIN)/worker ./worker
 	go build -ldflags "$(if $(VERSION),-X main.buildVersion=$(VERSION))" -o $(BIN)/fkrollout ./starter
 
-vet:
+# The pinned workflowcheck, built from the Go module proxy.
+$(WORKFLOWCHECK):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
+
+# Workflow code must be deterministic: workflowcheck follows every call a
+# workflow makes (config: functions it misreads as non-deterministic).
+workflowcheck: $(WORKFLOWCHECK)
+	$(WORKFLOWCHECK) -config .ci/workflowcheck.yaml ./workflows/...
+
+vet: $(WORKFLOWCHECK)
 	gofmt -l . | (! grep .) && go vet ./...
+	$(WORKFLOWCHECK) -config .ci/workflowcheck.yaml ./workflows/...
 
 # The test command README gives and .ci/run calls.
 test: $(TEMPORAL)

@@ -173,6 +173,9 @@ func (a *Activities) cleanWith(ctx context.Context, err error, o pgerr.Options) 
 	if f, ok := pgerr.Classify(ctx, err, o); ok {
 		return temporal.NewNonRetryableApplicationError(red, steps.ErrTypeDeterministic, nil, steps.DeterministicDetail{SQLState: f.SQLState, Reason: f.Reason})
 	}
+	if errors.Is(err, migrate.ErrMissing) {
+		return temporal.NewNonRetryableApplicationError(red, steps.ErrTypeMissing, nil)
+	}
 	if errors.Is(err, migrate.ErrDefinitionConflict) || errors.Is(err, migrate.ErrNotOwned) {
 		return temporal.NewNonRetryableApplicationError(red, steps.ErrTypeDeterministic, nil, steps.DeterministicDetail{Reason: "definition conflict"})
 	}

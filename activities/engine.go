@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/engine/audit"
@@ -229,11 +230,21 @@ func (a *Activities) Backup(ctx context.Context, in rollout.BackupInput) (rollou
 	hb := a.startHeartbeat(ctx, Progress{Note: "backing up " + in.Environment})
 	defer hb.end()
 	dir := filepath.Join(a.Config.BackupDirFor(in.Environment), safeName(in.RolloutID), in.Environment)
-	res, err := backup.Run(ctx, pool, backup.Options{DSN: dsn, Dir: dir, Label: safeName(in.RolloutID) + "-" + in.Environment, Full: env.FullBackup, Schemas: schemasFor(env.Schemas, in.Plan)})
+	// The run id keys the backup's manifest: a retry of this activity (on
+	// any worker sharing the backup directory) reuses the completed backup.
+	var runKey string
+	if activity.IsActivity(ctx) {
+		runKey = activity.GetInfo(ctx).WorkflowExecution.RunID
+	}
+	res, err := backup.Run(ctx, pool, backup.Options{DSN: dsn, Dir: dir, Label: safeName(in.RolloutID) + "-" + in.Environment, Full: env.FullBackup,
+		Schemas: schemasFor(env.Schemas, in.Plan), RunKey: runKey})
 	if err != nil {
 		return rollout.BackupResult{}, a.clean(fmt.Errorf("backup of %s: %w", in.Environment, err))
 	}
-	var out rollout.BackupResult
+	if res.Reused {
+		activityLogger(ctx, a.Log).Info("backup reused: completed by an earlier attempt, verified", "environment", in.Environment, "files", len(res.Artifacts))
+	}
+	out := rollout.BackupResult{Reused: res.Reused}
 	for _, ar := range res.Artifacts {
 		out.Artifacts = append(out.Artifacts, rollout.BackupArtifact{Kind: string(ar.Kind), Path: ar.Path, SizeBytes: ar.SizeBytes, SHA256: ar.SHA256, Entries: ar.Entries})
 	}
@@ -508,6 +519,7 @@ func (a *Activities) Rollback(ctx context.Context, in rollout.RollbackInput) ([]
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.Plan.ForeignKeys), Note: "rollback"})
 	defer hb.end()
 	opts := a.migrateOptions(in.RolloutID, in.RunID, hb)
+	opts.KeepValidated = in.KeepValidated
 	res, err := migrate.Rollback(ctx, pool, in.RolloutID, in.Plan, opts)
 	if err != nil {
 		return nil, a.clean(fmt.Errorf("rollback on %s: %w", in.Environment, err))

@@ -59,9 +59,10 @@ func reportCmd() *cobra.Command {
 	return cmd
 }
 
-// fetchReport renders a completed rollout's report from its result, which
-// needs no worker, and asks a running (or failed) one through the report
-// query.
+// fetchReport renders a closed rollout's report from its result (or, for
+// one rolled back, aborted or cancelled, from the status its failure
+// carries), which needs no worker, and asks a running one through the
+// report query.
 func fetchReport(ctx context.Context, c client.Client, id string) (string, error) {
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	if err != nil {
@@ -70,6 +71,14 @@ func fetchReport(ctx context.Context, c client.Client, id string) (string, error
 			return "", fmt.Errorf("no rollout with id %q", id)
 		}
 		return "", fmt.Errorf("describe %s: %w", id, err)
+	}
+	switch desc.GetWorkflowExecutionInfo().GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		// A rolled-back, aborted or cancelled rollout carries its status in
+		// the failure it closed with.
+		if st, ok := rollout.OutcomeStatus(c.GetWorkflow(ctx, id, "").Get(ctx, nil)); ok {
+			return st.Report(), nil
+		}
 	}
 	if desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		var raw json.RawMessage

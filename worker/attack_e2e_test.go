@@ -364,8 +364,9 @@ func TestE2EAttacksAreRefused(t *testing.T) {
 			assert.Equal(t, "exists-same", c.Action, "%s: the second run owns nothing", c.FK)
 		}
 		require.NoError(t, lab.control(id, approval.UpdateRollback, approval.ControlInput{Actor: olga, Reason: "takeover drill"}, olga))
-		var second rollout.Status
-		_ = run.Get(ctx, &second)
+		// Rolled back: the run closes failed (RolledBack), its status in the details.
+		second, ok := rollout.OutcomeStatus(run.Get(ctx, nil))
+		require.True(t, ok, "a rolled-back run carries its status")
 		assert.Equal(t, created, lab.state("solo"), "the second run dropped nothing the first created")
 		require.NotNil(t, second.Rollback)
 		assert.Empty(t, second.Rollback.Dropped, "nothing is reported dropped")

@@ -273,8 +273,7 @@ func TestE2EChinookPrismaRollbackRestores(t *testing.T) {
 	id := "chinook-prisma-" + randHex(4)
 	run := startRollout(t, ctx, c, tq, id, in)
 	go driveChinook(t, ctx, c, id, map[string]string{}, &approval.ControlInput{Actor: alice, Reason: "found a problem in staging", Rollback: true})
-	var st rollout.Status
-	require.NoError(t, run.Get(ctx, &st))
+	st := closedWith(t, ctx, c, run, rollout.ErrTypeRolledBack)
 	require.Equal(t, rollout.StateRolledBack, st.State, st.Summary())
 
 	rep := st.Environments["staging"]

@@ -365,8 +365,7 @@ func TestE2EAbortWithRollbackDropsOnlyTheRollout(t *testing.T) {
 	require.NoError(t, update(ctx, c, id, approval.UpdateAbort, approval.ControlInput{Actor: rita, Reason: "wrong window", Rollback: true}, &ack))
 	assert.True(t, ack.Accepted)
 
-	var st rollout.Status
-	require.NoError(t, run.Get(ctx, &st))
+	st := closedWith(t, ctx, c, run, rollout.ErrTypeRolledBack)
 	assert.Equal(t, rollout.StateRolledBack, st.State)
 	assert.Equal(t, before, staging.Count(t, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'"), "exactly the rollout's constraints dropped")
 	assert.Equal(t, int64(1), staging.Count(t, "SELECT count(*) FROM pg_constraint WHERE conname = 'keep_me'"))

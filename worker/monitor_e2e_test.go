@@ -75,8 +75,7 @@ func TestE2EMonitorRollsBackOnRealServer(t *testing.T) {
 	time.Sleep(3 * time.Second) // a few healthy checks first
 	healthy.Store(false)
 
-	var st rollout.Status
-	require.NoError(t, run.Get(ctx, &st))
+	st := closedWith(t, ctx, c, run, rollout.ErrTypeRolledBack)
 	// The rollout and its watch child join the replay corpus (-record).
 	recordHistory(t, ctx, c, id, "history-monitor-rollback.json")
 	recordHistory(t, ctx, c, id+"/monitor-1", "history-monitor-child.json")

@@ -88,7 +88,7 @@ func Badge(state string) (emoji, label string) {
 		return "🟡", label
 	case "rolled-back":
 		return "↩️", label
-	case "failed", "aborted", "rejected":
+	case "failed", "aborted", "rejected", "cancelled":
 		return "❌", label
 	case "completed-with-failures":
 		return "⚠️", label

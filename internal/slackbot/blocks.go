@@ -334,6 +334,9 @@ func DecisionText(d GateDecision) string {
 		s = fmt.Sprintf(":white_check_mark: Approved by %s at %s", who, at)
 	case approval.ChoiceReject:
 		s = fmt.Sprintf(":x: Rejected by %s at %s", who, at)
+	case string(approval.GateCancelled):
+		// Closed by the rollout itself (stopped or cancelled): no decision.
+		s = fmt.Sprintf(":no_entry_sign: Gate closed without a decision at %s", at)
 	default:
 		s = fmt.Sprintf(":ballot_box_with_check: *%s* chosen by %s at %s", esc(approval.Label(d.Choice)), who, at)
 	}

@@ -14,12 +14,18 @@ import (
 	"github.com/slack-go/slack"
 )
 
+// ClientTimeout bounds one Slack call. The client never retries (the Notify
+// activity does), so this is its whole budget per attempt, and it stays
+// under the Notify activity's timeout: an attempt always ends by its own
+// error, and the next one finds what it posted (idempotent.go).
+const ClientTimeout = 15 * time.Second
+
 // NewClient builds the Web API client from the configuration. extra options
 // come last so tests can override the HTTP client.
 func NewClient(cfg Config, extra ...slack.Option) *slack.Client {
 	opts := []slack.Option{
 		// A hung Slack must not hang a notification activity past its own timeout.
-		slack.OptionHTTPClient(&http.Client{Timeout: 15 * time.Second}),
+		slack.OptionHTTPClient(&http.Client{Timeout: ClientTimeout}),
 	}
 	if cfg.APIURL != "" {
 		opts = append(opts, slack.OptionAPIURL(cfg.APIURL))
@@ -51,6 +57,8 @@ type Notifier struct {
 	channel string
 	onCall  string
 	log     *slog.Logger
+	// posted records the keys of messages posted (idempotent.go).
+	posted postedRecord
 }
 
 var _ notify.Notifier = (*Notifier)(nil)
@@ -126,9 +134,9 @@ func (n *Notifier) Post(ctx context.Context, ev Event) (PostResult, error) {
 		return PostResult{}, fmt.Errorf("slack post %s: unknown event kind %q", ev.RolloutID, ev.Kind)
 	}
 
-	channel := n.channel
+	channel, thread := n.channel, ""
 	if ev.Kind != KindStarted && !ev.Thread.IsZero() {
-		channel = ev.Thread.Channel
+		channel, thread = ev.Thread.Channel, ev.Thread.TS
 		opts = append(opts, slack.MsgOptionTS(ev.Thread.TS))
 	} else if ev.Kind != KindStarted {
 		// No thread (e.g. the started post failed): broadcast is meaningless.
@@ -139,12 +147,7 @@ func (n *Notifier) Post(ctx context.Context, ev Event) (PostResult, error) {
 	opts = append(opts, slack.MsgOptionText(esc(fallback), false), slack.MsgOptionBlocks(blocks...),
 		slack.MsgOptionDisableLinkUnfurl())
 
-	var res PostResult
-	err := n.call(ctx, "chat.postMessage", func(ctx context.Context) error {
-		ch, ts, err := n.api.PostMessageContext(ctx, channel, opts...)
-		res = PostResult{Channel: ch, TS: ts}
-		return err
-	})
+	res, err := n.postOnce(ctx, channel, thread, 0, opts)
 	if err != nil {
 		return PostResult{}, fmt.Errorf("slack post %s %s: %w", ev.Kind, ev.RolloutID, err)
 	}
@@ -159,10 +162,10 @@ func (n *Notifier) postReport(ctx context.Context, ev Event) (PostResult, error)
 	if strings.TrimSpace(ev.Report) == "" {
 		return PostResult{}, fmt.Errorf("slack post %s: report event without report", ev.RolloutID)
 	}
-	channel := n.channel
+	channel, threadTS := n.channel, ""
 	var thread []slack.MsgOption
 	if !ev.Thread.IsZero() {
-		channel = ev.Thread.Channel
+		channel, threadTS = ev.Thread.Channel, ev.Thread.TS
 		thread = append(thread, slack.MsgOptionTS(ev.Thread.TS))
 	}
 	var first PostResult
@@ -171,12 +174,7 @@ func (n *Notifier) postReport(ctx context.Context, ev Event) (PostResult, error)
 		fallback := fmt.Sprintf("Completion report of rollout %s (%d/%d)", ev.RolloutID, i+1, len(chunks))
 		opts := append(slices.Clone(thread), slack.MsgOptionText(esc(fallback), false),
 			slack.MsgOptionBlocks(slack.NewMarkdownBlock("", chunk)), slack.MsgOptionDisableLinkUnfurl())
-		var res PostResult
-		err := n.call(ctx, "chat.postMessage", func(ctx context.Context) error {
-			ch, ts, err := n.api.PostMessageContext(ctx, channel, opts...)
-			res = PostResult{Channel: ch, TS: ts}
-			return err
-		})
+		res, err := n.postOnce(ctx, channel, threadTS, i, opts)
 		if err != nil {
 			return first, fmt.Errorf("slack post report %s (part %d/%d): %w", ev.RolloutID, i+1, len(chunks), err)
 		}

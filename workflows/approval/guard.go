@@ -67,6 +67,7 @@ func NoneIfEmpty(l []string) string {
 // workflow code must not depend on it).
 func SortedRuleKeys(m map[string]GateRule) []string {
 	keys := make([]string, 0, len(m))
+	//workflowcheck:ignore (sorted below)
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -174,6 +175,8 @@ func (g *Guard) Remember(proof *identity.Proof, now time.Time) {
 		g.nonces = map[string]time.Time{}
 	}
 	skew, _ := time.ParseDuration(g.Policy.MaxClockSkew)
+	// Deleting expired nonces gives the same map in any order.
+	//workflowcheck:ignore
 	for k, t := range g.nonces {
 		if now.Sub(t) > 2*skew {
 			delete(g.nonces, k)

@@ -185,7 +185,7 @@ func Workflow(ctx workflow.Context, raw Input) (*Status, error) {
 	if err := f.setupHandlers(ctx); err != nil {
 		return nil, err
 	}
-	err := raw.Validate()
+	err := validateRecorded(ctx, raw)
 	// Histories recorded before unknown keys were refused replay as they ran.
 	if len(raw.UnknownKeys()) > 0 && workflow.GetVersion(ctx, unknownKeysVersion, workflow.DefaultVersion, 1) == 1 {
 		err = errors.Join(errors.New(rollout.UnknownKeysProblem(raw.UnknownKeys())), err)
@@ -238,7 +238,50 @@ func Workflow(ctx workflow.Context, raw Input) (*Status, error) {
 	f.publishReport(ctx)
 	f.publish(ctx)
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	if f.st.State == rollout.StateAborted && workflow.GetVersion(ctx, stopClosesFailedVersion, workflow.DefaultVersion, 1) == 1 {
+		// An aborted fleet closes failed (a cancelled one, cancelled), so
+		// Temporal's lists and alerts do not count it a success; the status
+		// travels in the details.
+		if ctx.Err() != nil {
+			return f.snapshot(), temporal.NewCanceledError(*f.snapshot())
+		}
+		msg := "fleet aborted"
+		if f.stop != nil {
+			msg = fmt.Sprintf("fleet aborted by %s (%s)", f.stop.Actor, approval.OrNoReason(f.stop.Reason))
+		}
+		return f.snapshot(), temporal.NewNonRetryableApplicationError(msg, rollout.ErrTypeAborted, nil, *f.snapshot())
+	}
 	return f.snapshot(), nil
+}
+
+// stopClosesFailedVersion: an aborted fleet closes as a failed workflow
+// (Aborted), a cancelled one as cancelled; histories before it completed.
+const stopClosesFailedVersion = "durable-fleet-stop-closes-failed"
+
+// validateVersion: the input check's verdict is recorded in the history
+// (a side effect), so a later change to Validate cannot change how a
+// running fleet replays. Histories before it ran Validate on replay.
+const validateVersion = "durable-fleet-validate-recorded"
+
+// validateRecorded runs raw.Validate once and records its verdict.
+func validateRecorded(ctx workflow.Context, raw Input) error {
+	if workflow.GetVersion(ctx, validateVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return raw.Validate()
+	}
+	var problem string
+	enc := workflow.SideEffect(ctx, func(workflow.Context) any {
+		if err := raw.Validate(); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	if err := enc.Get(&problem); err != nil {
+		return fmt.Errorf("read the recorded input check: %w", err)
+	}
+	if problem != "" {
+		return errors.New(problem)
+	}
+	return nil
 }
 
 func (f *fleet) childID(target string) string { return f.id + "/" + target }
@@ -405,6 +448,12 @@ func (f *fleet) runWave(ctx workflow.Context, i int) {
 			f.publish(g)
 			var st rollout.Status
 			if err := fut.Get(g, &st); err != nil {
+				// A rolled-back, aborted or cancelled child closes failed
+				// with its final status: that status is the outcome.
+				if out, ok := rollout.OutcomeStatus(err); ok {
+					f.childEnded(g, wave, t, out, nil)
+					return
+				}
 				f.childEnded(g, wave, t, nil, err)
 				return
 			}

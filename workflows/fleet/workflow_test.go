@@ -31,8 +31,10 @@ import (
 // fleetKids is the test child registered as "FKRollout": each child takes
 // an hour of workflow time and ends by its target's name: "fail-*" fails
 // the workflow (an error, as FKRollout does for a failed rollout),
-// "reject-*", "rolledback-*", "aborted-*" end in that state, "debt-*"
-// completes with debt, anything else completes.
+// "reject-*" ends in that state, "rolledback-*" and "aborted-*" close failed
+// with their typed outcome and status (as FKRollout does), "oldrb-*"
+// completes rolled back (as FKRollout did before), "debt-*" completes
+// with debt, anything else completes.
 type fleetKids struct {
 	mu      sync.Mutex
 	started []kidStart
@@ -63,11 +65,15 @@ func (k *fleetKids) run(ctx workflow.Context, in rollout.Input) (*rollout.Status
 		return st, temporal.NewNonRetryableApplicationError("plan does not fit "+env+": table missing", steps.ErrTypePlan, nil)
 	case "reject":
 		st.State, st.Phase = rollout.StateRejected, rollout.PhaseDone
-	case "rolledback":
+	case "rolledback", "oldrb":
 		st.State, st.Phase, st.Error = rollout.StateRolledBack, rollout.PhaseDone, "monitor: latency"
 		st.Constraints[0].Environments[env] = rollout.ConstraintEnvState{State: rollout.CRolledBack}
+		if prefix == "rolledback" {
+			return nil, temporal.NewNonRetryableApplicationError("rollout rolled-back", rollout.ErrTypeRolledBack, nil, *st)
+		}
 	case "aborted":
 		st.State = rollout.StateAborted
+		return nil, temporal.NewNonRetryableApplicationError("rollout aborted", rollout.ErrTypeAborted, nil, *st)
 	case "debt":
 		st.State = rollout.StateCompletedWithDebt
 		st.Constraints[1].Environments[env] = rollout.ConstraintEnvState{State: rollout.CDebt}
@@ -101,6 +107,8 @@ type fleetHarness struct {
 	rejected map[string]string
 	updates  int
 	policy   policy.Config
+	// closedWith is the error an aborted fleet closed with.
+	closedWith error
 }
 
 const fleetID = "fleet-test-1"
@@ -218,6 +226,25 @@ func (h *fleetHarness) runArg(arg any) (*Status, error) {
 	require.True(h.t, h.env.IsWorkflowCompleted())
 	err := h.env.GetWorkflowError()
 	st := h.status()
+	// An aborted fleet closes failed (Aborted), or cancelled when Temporal
+	// cancelled it, with its status in the details; tests read the state
+	// from the status and the closing error from h.closedWith.
+	if st.State == rollout.StateAborted {
+		var ae *temporal.ApplicationError
+		var ce *temporal.CanceledError
+		switch {
+		case errors.As(err, &ae):
+			require.Equal(h.t, rollout.ErrTypeAborted, ae.Type())
+			require.True(h.t, ae.NonRetryable())
+			var out Status
+			require.NoError(h.t, ae.Details(&out))
+			require.Equal(h.t, st.State, out.State)
+		case errors.As(err, &ce):
+		default:
+			require.Fail(h.t, "an aborted fleet closes failed or cancelled", "got %v", err)
+		}
+		h.closedWith, err = err, nil
+	}
 	return st, err
 }
 
@@ -520,8 +547,8 @@ func TestFleetFailureBudget(t *testing.T) {
 			wantErr: "failure budget exhausted: 2 of 2", wantState: rollout.StateFailed, wantKids: []string{"ok0", "fail-a", "rolledback-b"}, failed: 2, succeeded: 1},
 		{name: "within budget the fleet finishes", targets: []string{"ok0", "fail-a", "ok1", "ok2"}, batch: 2, budget: 2,
 			wantState: rollout.StateCompletedWithFailures, wantKids: []string{"ok0", "fail-a", "ok1", "ok2"}, failed: 1, succeeded: 3},
-		{name: "every failed outcome counts, debt does not", targets: []string{"fail-a", "reject-b", "rolledback-c", "aborted-d", "debt-e", "ok"},
-			canary: 6, budget: 10, wantState: rollout.StateCompletedWithFailures, wantKids: []string{"fail-a", "reject-b", "rolledback-c", "aborted-d", "debt-e", "ok"}, failed: 4, succeeded: 2},
+		{name: "every failed outcome counts, debt does not", targets: []string{"fail-a", "reject-b", "rolledback-c", "aborted-d", "debt-e", "ok", "oldrb-f"},
+			canary: 7, budget: 10, wantState: rollout.StateCompletedWithFailures, wantKids: []string{"fail-a", "reject-b", "rolledback-c", "aborted-d", "debt-e", "ok", "oldrb-f"}, failed: 5, succeeded: 2},
 		{name: "all succeed with debt", targets: []string{"debt-a", "ok"}, canary: 2,
 			wantState: rollout.StateCompletedWithDebt, wantKids: []string{"debt-a", "ok"}, succeeded: 2},
 	}
@@ -569,14 +596,21 @@ func TestFleetFailureBudget(t *testing.T) {
 					continue
 				}
 				prefix, _, _ := strings.Cut(tg.Name, "-")
-				wantFailed := map[string]bool{"fail": true, "reject": true, "rolledback": true, "aborted": true}[prefix]
+				wantFailed := map[string]bool{"fail": true, "reject": true, "rolledback": true, "aborted": true, "oldrb": true}[prefix]
 				assert.Equal(t, wantFailed, tg.Failed, tg.Name)
 				if prefix == "fail" {
 					assert.Equal(t, rollout.StateFailed, tg.State)
 					assert.Contains(t, tg.Error, "plan does not fit "+tg.Name)
 				}
-				if prefix == "rolledback" {
-					assert.Equal(t, 1, tg.RolledBack)
+				switch prefix {
+				case "rolledback", "oldrb":
+					// The child's RolledBack failure is its outcome, read
+					// from the status it carries, not an infrastructure error.
+					assert.Equal(t, rollout.StateRolledBack, tg.State, tg.Name)
+					assert.Equal(t, "monitor: latency", tg.Error, tg.Name)
+					assert.Equal(t, 1, tg.RolledBack, tg.Name)
+				case "aborted":
+					assert.Equal(t, rollout.StateAborted, tg.State, tg.Name)
 				}
 			}
 		})
@@ -719,6 +753,8 @@ func TestFleetCancelNeverCancelsChildren(t *testing.T) {
 	st, err := h.run(in)
 	require.NoError(t, err)
 	assert.Equal(t, rollout.StateAborted, st.State)
+	var ce *temporal.CanceledError
+	assert.ErrorAs(t, h.closedWith, &ce, "a cancelled fleet ends cancelled")
 	assert.Equal(t, map[string]rollout.RolloutState{"c1": rollout.StateCompleted, "b1": rollout.StateCompleted, "b2": rollout.StateSkipped}, targetStates(st))
 	assert.Len(t, h.kids.list(), 2)
 }

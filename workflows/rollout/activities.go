@@ -152,6 +152,9 @@ type BackupInput struct {
 // BackupResult lists the artifacts written (paths on the worker host).
 type BackupResult struct {
 	Artifacts []BackupArtifact `json:"artifacts"`
+	// Reused: a retry found this run's completed backup (its manifest) and
+	// verified it instead of dumping again.
+	Reused bool `json:"reused,omitempty"`
 }
 
 // BackupArtifact is one file of a backup.
@@ -291,6 +294,9 @@ type RollbackInput struct {
 	RolloutID   string    `json:"rollout_id"`
 	RunID       string    `json:"run_id,omitempty"`
 	Plan        plan.Plan `json:"plan"`
+	// KeepValidated drops only constraints still NOT VALID; validated ones
+	// are reported as "kept-validated" (a cancelled rollout's cleanup).
+	KeepValidated bool `json:"keep_validated,omitempty"`
 }
 
 // Verification is one constraint as the catalog has it.

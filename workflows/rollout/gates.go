@@ -36,6 +36,11 @@ func (w *rollout) awaitGate(ctx workflow.Context, g *approval.Gate) (approval.De
 	}
 	if g.Status == approval.GateOpen {
 		if w.stop != nil {
+			// Histories before this left the gate's buttons live in Slack.
+			if workflow.GetVersion(ctx, gateClosedOnStopVersion, workflow.DefaultVersion, 1) == 1 {
+				w.closeGate(ctx, g, "rollout is stopping ("+w.stop.kind+" by "+w.stop.in.Actor+")")
+				return approval.Decision{}, errStopped
+			}
 			g.Status = approval.GateCancelled
 			w.event(ctx, g.Environment, "gate", fmt.Sprintf("gate %s cancelled: rollout is stopping", g.ID))
 			return approval.Decision{}, errStopped
@@ -65,6 +70,9 @@ func (w *rollout) validateDecision(ctx workflow.Context, in approval.DecisionInp
 	}
 	if err := approval.CheckChoice(g, in); err != nil {
 		return err
+	}
+	if w.isRollbackGate(g.ID) && in.Choice == approval.ChoiceAbort && strings.TrimSpace(in.Reason) == "" {
+		return fmt.Errorf("leaving constraints a rollback could not drop needs a reason")
 	}
 	if err := w.CheckVoter(g, in); err != nil {
 		return err

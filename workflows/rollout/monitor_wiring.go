@@ -87,6 +87,7 @@ func (m MonitorInput) problems(th Thresholds) []string {
 			errs = append(errs, fmt.Sprintf("monitor.baseline_period %q: want a positive duration", m.BaselinePeriod))
 		}
 	}
+	//workflowcheck:ignore (the input's problems are sorted before use)
 	for name, v := range map[string]int{"monitor.persist": m.Persist, "monitor.smoke_persist": m.SmokePersist, "monitor.inconclusive_limit": m.InconclusiveLimit} {
 		if v < 0 {
 			errs = append(errs, fmt.Sprintf("%s %d: want 0 (default) or more", name, v))

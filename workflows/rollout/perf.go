@@ -155,6 +155,7 @@ func (w *rollout) perfFor(env string) bool { return w.perfOn() && env == w.perfE
 func (w *rollout) perfValidateInput() []string {
 	var errs []string
 	// An override needs a person and a reason, whether or not perf is on.
+	//workflowcheck:ignore (the input's problems are sorted before use)
 	for k, r := range w.in.Approval.Gates {
 		if r.OnTimeout == approval.ChoiceApproveOverride {
 			errs = append(errs, fmt.Sprintf("approval.gates[%s].on_timeout: %s needs a person and a reason; a timeout cannot choose it", k, approval.ChoiceApproveOverride))
@@ -180,6 +181,7 @@ func (w *rollout) perfValidateInput() []string {
 	if p.Iterations < 0 {
 		errs = append(errs, fmt.Sprintf("perf.iterations %d is negative", p.Iterations))
 	}
+	//workflowcheck:ignore (the input's problems are sorted before use)
 	for name, v := range map[string]string{"perf.duration": p.Duration, "perf.warmup": p.Warmup} {
 		if v == "" {
 			continue

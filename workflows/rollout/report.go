@@ -616,7 +616,13 @@ func (s *Status) writeRollback(b *strings.Builder) {
 	} else {
 		b.WriteString("\nNothing to drop: this rollout had not created a constraint yet.\n")
 	}
+	if len(r.Kept) > 0 {
+		fmt.Fprintf(b, "\nKept (already validated): %s\n", report.JoinText(r.Kept, ", "))
+	}
 	if len(r.Failures) > 0 {
 		fmt.Fprintf(b, "\n❌ Rollback incomplete: %s\n", report.JoinText(r.Failures, "; "))
+	}
+	if l := r.Left; l != nil {
+		fmt.Fprintf(b, "\nLeft in place by %s at %s: %s\n", report.Text(l.Actor), report.Stamp(l.At), report.OrDash(report.Text(l.Reason)))
 	}
 }

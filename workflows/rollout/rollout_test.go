@@ -62,6 +62,11 @@ type fakeEngine struct {
 	// partial["staging/fk"]: rows a failing remediation removed first.
 	partial map[string]int64
 	modes   []string
+	// notOwned["staging/fk"]: the constraint exists but another run owns it.
+	notOwned map[string]bool
+	// droppedBehind["staging/fk"]: the constraint disappears just before
+	// its VALIDATE.
+	droppedBehind map[string]bool
 }
 
 // fail pops the next scripted failure of act for env/fk.
@@ -78,7 +83,7 @@ func (f *fakeEngine) fail(act, env, fk string) error {
 func newFake() *fakeEngine {
 	return &fakeEngine{orphans: map[string]map[string]int64{}, validateOrphans: map[string]int{},
 		constraints: map[string]string{}, policy: policy.Config{TrustClientIdentity: true}, failures: map[string][]error{},
-		impacts: map[string]Impact{}, quarantined: map[string]int64{}, partial: map[string]int64{}}
+		impacts: map[string]Impact{}, quarantined: map[string]int64{}, partial: map[string]int64{}, notOwned: map[string]bool{}, droppedBehind: map[string]bool{}}
 }
 
 func (f *fakeEngine) record(act, env string, ctx context.Context) {
@@ -176,6 +181,14 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 			return ConstraintResult{}, err
 		}
 		k := in.Environment + "/" + in.FK.Name
+		if f.droppedBehind[k] {
+			// Someone dropped it between ADD and VALIDATE.
+			delete(f.droppedBehind, k)
+			delete(f.constraints, k)
+		}
+		if _, ok := f.constraints[k]; !ok {
+			return ConstraintResult{}, temporal.NewNonRetryableApplicationError("validate "+in.FK.Name+": constraint does not exist", steps.ErrTypeMissing, nil)
+		}
 		if f.validateOrphans[k] > 0 {
 			f.validateOrphans[k]--
 			f.orphans[in.Environment][in.FK.Name] += 2
@@ -201,11 +214,21 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.record(ActRollback, in.Environment, ctx)
+		if err := f.fail(ActRollback, in.Environment, ""); err != nil {
+			return nil, err
+		}
 		var out []ConstraintResult
 		for i := len(in.Plan.ForeignKeys) - 1; i >= 0; i-- {
 			fk := in.Plan.ForeignKeys[i]
 			k := in.Environment + "/" + fk.Name
-			if _, ok := f.constraints[k]; ok {
+			switch state, ok := f.constraints[k]; {
+			case !ok:
+				out = append(out, ConstraintResult{FK: fk.Name, Action: "absent"})
+			case f.notOwned[k]:
+				out = append(out, ConstraintResult{FK: fk.Name, Action: "not-owned"})
+			case state == "valid" && in.KeepValidated:
+				out = append(out, ConstraintResult{FK: fk.Name, Action: keptValidated})
+			default:
 				delete(f.constraints, k)
 				out = append(out, ConstraintResult{FK: fk.Name, Action: "dropped"})
 			}
@@ -329,6 +352,8 @@ type harness struct {
 	rejected map[string]string
 	// metrics records what the workflow emitted through the SDK's handler.
 	metrics tally.TestScope
+	// closedWith is the typed failure a stopped rollout closed with.
+	closedWith error
 	// at registers a one-off callback at a test time offset.
 }
 
@@ -425,8 +450,26 @@ func (h *harness) runArg(arg any) (*Status, error) {
 		require.NoError(h.t, qerr)
 		require.NoError(h.t, v.Get(&st))
 	}
+	// A stopped rollout closes failed, typed by its outcome, with the same
+	// status in the failure's details as the query answers; the tests see
+	// it through h.closedWith and read the state from the status.
+	if want, stopped := stopErrType[st.State]; stopped {
+		h.t.Helper()
+		var ae *temporal.ApplicationError
+		require.ErrorAs(h.t, err, &ae, "a %s rollout closes failed", st.State)
+		require.Equal(h.t, want, ae.Type())
+		require.True(h.t, ae.NonRetryable(), "the outcome is not retried")
+		out, ok := OutcomeStatus(err)
+		require.True(h.t, ok, "the failure carries the status")
+		require.Equal(h.t, st.State, out.State)
+		require.Equal(h.t, st.ReportPath, out.ReportPath, "the report was written before the run closed")
+		h.closedWith, err = err, nil
+	}
 	return &st, err
 }
+
+// stopErrType is the error type each stopped state closes with.
+var stopErrType = map[RolloutState]string{StateRolledBack: ErrTypeRolledBack, StateAborted: ErrTypeAborted}
 
 // approveAll: alice and bob approve every gate (delete for remediation).
 func approveAll(h *harness, g approval.Gate) []approval.DecisionInput {

@@ -51,12 +51,23 @@ func (w *rollout) stepFor(ctx workflow.Context, env, fk, summary, act string, op
 		if w.stop != nil {
 			return errStopped
 		}
+		// A cancelled workflow asks nobody: finishCancel cleans up.
+		if ctx.Err() != nil && workflow.GetVersion(ctx, cancelCleanupVersion, workflow.DefaultVersion, 1) == 1 {
+			return err
+		}
 		for _, t := range []string{steps.ErrTypeOrphans, steps.ErrTypeRemediation, steps.ErrTypePlan, steps.ErrTypeConfig} {
 			if steps.IsType(err, t) {
 				return err
 			}
 		}
 		w.failed(env, fmt.Sprintf("%s: %v", summary, steps.RootCause(err)))
+		if act == ActValidateConstraint && steps.IsType(err, steps.ErrTypeMissing) &&
+			workflow.GetVersion(ctx, missingReapplyVersion, workflow.DefaultVersion, 1) == 1 {
+			if err := w.missingConstraint(ctx, env, fk, summary, in, err); err != nil {
+				return err
+			}
+			continue
+		}
 		if steps.IsType(err, steps.ErrTypeDeterministic) && workflow.GetVersion(ctx, deterministicGateVersion, workflow.DefaultVersion, 1) == 1 {
 			choices := []string{approval.ChoiceRetry, approval.ChoiceRollback, approval.ChoiceAbort}
 			if fk != "" {
@@ -346,4 +357,41 @@ func (w *rollout) hasFK(name string) bool { _, ok := w.fk(name); return ok }
 
 func (w *rollout) envInput(env string) EnvInput {
 	return EnvInput{Environment: env, RolloutID: w.id, RunID: w.runID, Plan: w.plan}
+}
+
+// Application error types a rollout closes with when it did not complete,
+// so Temporal's lists, alerts and the UI's badge show it as failed. Their
+// details carry the final Status (OutcomeStatus reads it back).
+const (
+	// ErrTypeRolledBack: the rollout dropped its constraints (monitor,
+	// perf verdict, a rollback request or choice).
+	ErrTypeRolledBack = "RolledBack"
+	// ErrTypeAborted: stopped on request; applied constraints stay.
+	ErrTypeAborted = "Aborted"
+	// ErrTypeRollbackIncomplete: a rollback could not drop everything and
+	// a human chose to leave the rest (Status.Rollback.Left says who, why).
+	ErrTypeRollbackIncomplete = "RollbackIncomplete"
+)
+
+// OutcomeStatus reads the final Status out of the error a rollout closed
+// with: a RolledBack, Aborted or RollbackIncomplete failure, or a
+// cancellation. It reports false for any other error (the workflow's own
+// failure, a timeout): those carry no status.
+func OutcomeStatus(err error) (*Status, bool) {
+	var st Status
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		switch ae.Type() {
+		case ErrTypeRolledBack, ErrTypeAborted, ErrTypeRollbackIncomplete:
+			if ae.HasDetails() && ae.Details(&st) == nil && st.RolloutID != "" {
+				return &st, true
+			}
+		}
+		return nil, false
+	}
+	var ce *temporal.CanceledError
+	if errors.As(err, &ce) && ce.HasDetails() && ce.Details(&st) == nil && st.RolloutID != "" {
+		return &st, true
+	}
+	return nil, false
 }

@@ -22,6 +22,10 @@ const (
 	StateAborted           RolloutState = "aborted"
 	StateRolledBack        RolloutState = "rolled-back"
 	StateFailed            RolloutState = "failed"
+	// StateCancelled: the workflow was cancelled (Temporal's cancel); the
+	// NOT VALID constraints this run created were dropped, validated ones
+	// kept (Status.Rollback says which).
+	StateCancelled RolloutState = "cancelled"
 )
 
 // States of a fleet and its targets (FKFleetRollout shows them with the
@@ -38,7 +42,7 @@ const (
 // Terminal reports whether the rollout has ended.
 func (s RolloutState) Terminal() bool {
 	switch s {
-	case StateCompleted, StateCompletedWithDebt, StateDryRunDone, StateRejected, StateAborted, StateRolledBack, StateFailed:
+	case StateCompleted, StateCompletedWithDebt, StateDryRunDone, StateRejected, StateAborted, StateRolledBack, StateFailed, StateCancelled:
 		return true
 	}
 	return false
@@ -213,6 +217,20 @@ type RollbackRecord struct {
 	Dropped []string `json:"dropped,omitempty"`
 	// Failures are environments whose rollback did not complete.
 	Failures []string `json:"failures,omitempty"`
+	// Kept are "<environment>:<constraint>" pairs a cancellation left in
+	// place because they were already validated.
+	Kept []string `json:"kept,omitempty"`
+	// Left is set when a human chose at the rollback gate to stop retrying
+	// and leave the remaining constraints in place: who, and why.
+	Left *LeftRecord `json:"left,omitempty"`
+}
+
+// LeftRecord is the decision to leave constraints a failed rollback could
+// not drop.
+type LeftRecord struct {
+	Actor  string    `json:"actor"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // maxPhases bounds Status.Phases (remediation loops re-enter phases).

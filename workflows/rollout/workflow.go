@@ -68,6 +68,9 @@ type rollout struct {
 	// checkOfferedTimeouts: this history refuses an on_timeout its gate
 	// kind does not offer (offeredTimeoutsVersion).
 	checkOfferedTimeouts bool
+	// rollbackGates are the gates a failed rollback opened (their abort
+	// needs a reason).
+	rollbackGates []string
 }
 
 // Workflow is the FKRollout workflow. The rollout ID is the workflow ID.
@@ -107,7 +110,10 @@ func Workflow(ctx workflow.Context, in Input) (*Status, error) {
 	switch {
 	case err == nil:
 	case errors.Is(err, errStopped):
+		// A stop asked for before a cancellation is honoured as asked.
 		w.finishStop(ctx)
+	case w.cancelled(ctx, err):
+		return w.finishCancel(ctx)
 	default:
 		w.finishing = true
 		w.st.State, w.st.Error = StateFailed, err.Error()
@@ -121,6 +127,13 @@ func Workflow(ctx workflow.Context, in Input) (*Status, error) {
 	w.publishReport(ctx)
 	// Handlers are non-blocking, but this keeps it true if one ever blocks.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	if err != nil {
+		// Rolled back, aborted or left incomplete: the run closes failed
+		// (finish.go), with the status in the failure's details.
+		if out := w.stopOutcome(ctx); out != nil {
+			return w.snapshot(), out
+		}
+	}
 	return w.snapshot(), nil
 }
 
@@ -163,12 +176,7 @@ func (w *rollout) validateInput() error {
 		}
 	}
 	rules := []approval.GateRule{w.in.Approval.Default}
-	keys := make([]string, 0, len(w.in.Approval.Gates))
-	for k := range w.in.Approval.Gates {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range approval.SortedRuleKeys(w.in.Approval.Gates) {
 		kind, _, _ := strings.Cut(k, "/")
 		switch notify.GateKind(kind) {
 		case notify.GateRemediation, notify.GatePromotion, notify.GateApproval, notify.GateInvestigate:
@@ -195,7 +203,8 @@ func (w *rollout) validateInput() error {
 	}
 	if w.in.Monitor.Enabled {
 		errs = append(errs, w.in.Monitor.problems(w.in.Thresholds)...)
-		for name, v := range map[string]string{"monitor.duration": w.in.Monitor.Duration, "monitor.interval": w.in.Monitor.Interval} {
+		for _, d := range [][2]string{{"monitor.duration", w.in.Monitor.Duration}, {"monitor.interval", w.in.Monitor.Interval}} {
+			name, v := d[0], d[1]
 			if v == "" {
 				continue
 			}
@@ -450,6 +459,10 @@ func (w *rollout) remediateAndValidate(ctx workflow.Context, name string) error 
 			}
 			var res ConstraintResult
 			err := w.stepFor(ctx, name, fk.Name, "VALIDATE CONSTRAINT "+fk.Name, ActValidateConstraint, steps.Validate(), ConstraintInput{Environment: name, RolloutID: w.id, RunID: w.runID, FK: fk}, &res)
+			if errors.Is(err, errMissingSkipped) {
+				w.setConstraintState(ctx, name, fk.Name, CSkipped, -1, "missing at VALIDATE and skipped at its gate: not in the database")
+				continue
+			}
 			if errors.Is(err, errSkipped) {
 				w.setConstraintState(ctx, name, fk.Name, CDebt, -1, "VALIDATE skipped at a failure gate: stays NOT VALID, still guards new writes")
 				continue
@@ -792,39 +805,46 @@ func (w *rollout) finishStop(ctx workflow.Context) {
 	// flight; rollback runs on a context the stop cannot cancel.
 	rctx, _ := workflow.NewDisconnectedContext(ctx)
 	countMetric(rctx, MetricRollbacks, map[string]string{"trigger": req.kind})
-	var dropped []string
-	var failures []string
-	for i := len(w.touched) - 1; i >= 0; i-- {
-		name := w.touched[i]
-		w.enter(rctx, name, PhaseRollback)
-		var res []ConstraintResult
-		actx := workflow.WithActivityOptions(rctx, steps.WithSummary(steps.DDL(), "drop this rollout's constraints in "+name))
-		if err := workflow.ExecuteActivity(actx, ActRollback, RollbackInput{Environment: name, RolloutID: w.id, RunID: w.runID, Plan: w.plan}).Get(actx, &res); err != nil {
-			failures = append(failures, fmt.Sprintf("%s: %v", name, err))
-			continue
-		}
-		rep := w.report(name)
-		rep.RolledBack = res
-		w.setReport(name, rep)
-		// Only what this run dropped counts: another run's constraint
-		// ("not-owned") or one already gone ("absent") stays as it is.
-		for _, r := range res {
-			if r.Action != "dropped" {
-				w.event(rctx, name, PhaseRollback, fmt.Sprintf("%s not dropped: %s", r.FK, r.Action))
+	var dropped, failures []string
+	pending := slices.Clone(w.touched)
+	slices.Reverse(pending)
+	var left *LeftRecord
+	for {
+		failures = nil
+		var failedEnvs []string
+		for _, name := range pending {
+			w.enter(rctx, name, PhaseRollback)
+			res, err := w.runRollback(rctx, name, false)
+			if err != nil {
+				failures = append(failures, fmt.Sprintf("%s: %v", name, err))
+				failedEnvs = append(failedEnvs, name)
 				continue
 			}
-			w.setConstraintState(rctx, name, r.FK, CRolledBack, 0, r.Action)
-			dropped = append(dropped, name+":"+r.FK)
+			dropped = append(dropped, w.recordRollback(rctx, name, res)...)
+			// The constraints are gone: the rows remediation removed can go back.
+			if w.quarantineTruth(rctx, name) {
+				w.recordQuarantine(rctx, name, true)
+			}
 		}
-		// The constraints are gone: the rows remediation removed can go back.
-		if w.quarantineTruth(rctx, name) {
-			w.recordQuarantine(rctx, name, true)
+		// Histories before the rollback gate closed the run as failed here.
+		if len(failures) == 0 || workflow.GetVersion(rctx, rollbackGateVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			break
 		}
+		retry, l := w.rollbackGate(rctx, failedEnvs, failures)
+		if !retry {
+			left = l
+			break
+		}
+		pending = failedEnvs
 	}
 	w.st.Rollback = w.rollbackRecord(rctx, req, dropped, failures)
+	w.st.Rollback.Left = left
 	w.enter(rctx, w.st.Environment, PhaseDone)
 	if len(failures) > 0 {
 		w.st.Error = "rollback incomplete: " + strings.Join(failures, "; ")
+		if left != nil {
+			w.st.Error += fmt.Sprintf("; the rest left in place by %s: %s", left.Actor, approval.OrNoReason(left.Reason))
+		}
 		w.setState(rctx, StateFailed)
 	} else {
 		w.setState(rctx, StateRolledBack)
@@ -906,13 +926,8 @@ const offeredTimeoutsVersion = "input-offered-timeouts"
 // unofferedTimeouts names each gate rule whose on_timeout its gate kind
 // never offers, in key order.
 func unofferedTimeouts(in Input) []string {
-	keys := make([]string, 0, len(in.Approval.Gates))
-	for k := range in.Approval.Gates {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var errs []string
-	for _, k := range keys {
+	for _, k := range approval.SortedRuleKeys(in.Approval.Gates) {
 		kind, _, _ := strings.Cut(k, "/")
 		r := in.Approval.Gates[k]
 		if offered, ok := approval.TimeoutChoices(notify.GateKind(kind)); ok && r.OnTimeout != "" && approval.Known(r.OnTimeout) &&

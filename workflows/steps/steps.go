@@ -33,6 +33,10 @@ const (
 	// a definition conflict, an audit statement timeout). Its details
 	// carry a DeterministicDetail.
 	ErrTypeDeterministic = "DeterministicError"
+	// ErrTypeMissing: the constraint a step acts on does not exist any more
+	// (someone dropped it); retrying the same step cannot help, applying
+	// it again can.
+	ErrTypeMissing = "ConstraintMissing"
 )
 
 // DeterministicDetail is the detail of an ErrTypeDeterministic failure.

@@ -46,6 +46,11 @@ type Options struct {
 	// PgDump and PgRestore are binary paths (default: from PATH).
 	PgDump    string `json:"pg_dump,omitempty"`
 	PgRestore string `json:"pg_restore,omitempty"`
+	// RunKey names the run the backup is for (a workflow run id). With it,
+	// a completed backup records a manifest, and Run called again with the
+	// same key, label and options (a retried activity) returns that backup,
+	// each file verified against the manifest, instead of dumping again.
+	RunKey string `json:"run_key,omitempty"`
 }
 
 // Artifact kinds.
@@ -71,6 +76,24 @@ type Result struct {
 	Artifacts   []Artifact `json:"artifacts"`
 	Constraints int        `json:"constraints"`
 	DurationMS  int64      `json:"duration_ms"`
+	// Reused: the backup was completed by an earlier attempt of the same
+	// run and verified against its manifest; nothing was dumped again.
+	Reused bool `json:"reused,omitempty"`
+}
+
+// manifest is what a completed backup records next to its files, so a
+// retry can find and verify it (ManifestPath).
+type manifest struct {
+	RunKey  string   `json:"run_key"`
+	Label   string   `json:"label"`
+	Full    bool     `json:"full"`
+	Schemas []string `json:"schemas,omitempty"`
+	Result  Result   `json:"result"`
+}
+
+// ManifestPath is where a backup with this label records its manifest.
+func ManifestPath(dir, label string) string {
+	return filepath.Join(dir, label+".manifest.json")
 }
 
 // Constraint is one entry of the constraint snapshot file.
@@ -114,6 +137,9 @@ func Run(ctx context.Context, pool *pgxpool.Pool, o Options) (Result, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return Result{}, fmt.Errorf("backup: create %s: %w", o.Dir, err)
 	}
+	if res, ok := reuse(ctx, o, pgRestore); ok {
+		return res, nil
+	}
 	prefix := filepath.Join(o.Dir, o.Label+"_"+start.UTC().Format("20060102_150405"))
 
 	var res Result
@@ -139,7 +165,67 @@ func Run(ctx context.Context, pool *pgxpool.Pool, o Options) (Result, error) {
 		res.Artifacts = append(res.Artifacts, a)
 	}
 	res.DurationMS = time.Since(start).Milliseconds()
+	if o.RunKey != "" {
+		if err := writeManifest(o, res); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// reuse returns the backup an earlier attempt of the same run completed,
+// when its manifest matches o and every file verifies (size, sha256, TOC
+// entries). Anything else (no manifest, another run, a missing or changed
+// file) means a fresh backup.
+func reuse(ctx context.Context, o Options, pgRestore string) (Result, bool) {
+	if o.RunKey == "" {
+		return Result{}, false
+	}
+	b, err := os.ReadFile(ManifestPath(o.Dir, o.Label))
+	if err != nil {
+		return Result{}, false
+	}
+	var m manifest
+	if json.Unmarshal(b, &m) != nil || m.RunKey != o.RunKey || m.Label != o.Label || m.Full != o.Full ||
+		strings.Join(m.Schemas, "\x00") != strings.Join(o.Schemas, "\x00") || len(m.Result.Artifacts) == 0 {
+		return Result{}, false
+	}
+	for _, a := range m.Result.Artifacts {
+		if filepath.Dir(a.Path) != filepath.Clean(o.Dir) || Verify(ctx, a, pgRestore) != nil {
+			return Result{}, false
+		}
+	}
+	m.Result.Reused = true
+	return m.Result, true
+}
+
+// writeManifest records a completed backup atomically (temp file, rename).
+func writeManifest(o Options, res Result) error {
+	b, err := json.MarshalIndent(manifest{RunKey: o.RunKey, Label: o.Label, Full: o.Full, Schemas: o.Schemas, Result: res}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("backup manifest: %w", err)
+	}
+	path := ManifestPath(o.Dir, o.Label)
+	tmp, err := os.CreateTemp(o.Dir, ".tmp-manifest-*")
+	if err != nil {
+		return fmt.Errorf("backup manifest: %w", err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		_ = tmp.Close()
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("backup manifest: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("backup manifest: %w", err)
+	}
+	_ = tmp.Close()
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("backup manifest: %w", err)
+	}
+	return nil
 }
 
 // Verify re-hashes the file and checks its size, then lists a dump with

@@ -208,3 +208,67 @@ func TestPasswordEchoIsRedacted(t *testing.T) {
 	assert.Contains(t, err.Error(), "--dbname=postgres://postgres@127.0.0.1:5432/")
 	assert.NotContains(t, err.Error(), secret)
 }
+
+// A retried backup of the same run finds the completed one by its manifest
+// and reuses it, each file verified; another run, a changed file or other
+// options dump again.
+func TestRetryReusesCompletedBackup(t *testing.T) {
+	ctx := context.Background()
+	src := pgtest.New(t)
+	src.Exec(t, fixture)
+	dir := filepath.Join(t.TempDir(), "backups")
+	opts := Options{DSN: src.DSN, Dir: dir, Label: "fkr-1-production", RunKey: "run-1"}
+
+	first, err := Run(ctx, src.Pool, opts)
+	require.NoError(t, err)
+	require.False(t, first.Reused)
+	require.FileExists(t, ManifestPath(dir, opts.Label))
+	files := func() []string {
+		es, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	before := files()
+
+	cases := []struct {
+		name   string
+		change func(o *Options)
+		spoil  bool
+		reused bool
+	}{
+		{name: "same run: reused", change: func(*Options) {}, reused: true},
+		{name: "another run: dumped again", change: func(o *Options) { o.RunKey = "run-2" }},
+		{name: "other options: dumped again", change: func(o *Options) { o.Full = true }},
+		{name: "a file changed since: dumped again", change: func(*Options) {}, spoil: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// Every case starts from the first run's completed backup.
+			first, err := Run(ctx, src.Pool, opts)
+			require.NoError(t, err)
+			if tc.spoil {
+				f, err := os.OpenFile(first.Artifacts[0].Path, os.O_APPEND|os.O_WRONLY, 0)
+				require.NoError(t, err)
+				_, err = f.WriteString("x")
+				require.NoError(t, err)
+				require.NoError(t, f.Close())
+			}
+			o := opts
+			tc.change(&o)
+			again, err := Run(ctx, src.Pool, o)
+			require.NoError(t, err)
+			assert.Equal(t, tc.reused, again.Reused)
+			if tc.reused {
+				assert.Equal(t, first.Artifacts, again.Artifacts, "the same files, as the manifest recorded them")
+				assert.Equal(t, before, files(), "nothing new was written")
+			}
+			for _, a := range again.Artifacts {
+				assert.NoError(t, Verify(ctx, a, ""), a.Path)
+			}
+		})
+	}
+}

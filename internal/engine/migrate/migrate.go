@@ -36,6 +36,10 @@ var ErrDefinitionConflict = errors.New("constraint exists with a different defin
 // would then drop it too.
 var ErrNotOwned = errors.New("constraint not owned by this rollout")
 
+// ErrMissing: VALIDATE was asked for a constraint that does not exist
+// (dropped by someone since it was applied); only applying it again helps.
+var ErrMissing = errors.New("constraint does not exist")
+
 // Options for Apply, Validate, Verify and Rollback.
 type Options struct {
 	RolloutID string
@@ -48,6 +52,9 @@ type Options struct {
 	Lock  dbx.LockPolicy
 	// Progress, when set, sees every start, attempt and finish.
 	Progress func(Event)
+	// KeepValidated makes Rollback drop only constraints still NOT VALID;
+	// a validated one stays, with its ownership, as ActionKeptValidated.
+	KeepValidated bool
 }
 
 // Event reports progress (the workflow heartbeats from it).
@@ -71,6 +78,7 @@ const (
 	ActionAbsent           = "absent"
 	ActionNotOwned         = "not-owned"
 	ActionSkipped          = "skipped"
+	ActionKeptValidated    = "kept-validated"
 )
 
 // Result of one constraint.
@@ -438,7 +446,7 @@ func validateOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o 
 			return err
 		}
 		if !st.Exists {
-			return fmt.Errorf("constraint %q does not exist on %s (apply it first)", fk.Name, fk.Table)
+			return fmt.Errorf("%w: %q on %s (apply it first)", ErrMissing, fk.Name, fk.Table)
 		}
 		if !st.SameDefinition {
 			return fmt.Errorf("%w: %s has %q", ErrDefinitionConflict, fk.ID(), st.Definition)
@@ -630,14 +638,18 @@ func dropOwned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Op
 			r.Action = ActionNotOwned
 			return nil
 		}
-		var exists, inherited bool
-		err = tx.QueryRow(ctx, `SELECT true, c.conparentid <> 0 FROM pg_catalog.pg_constraint c
-			WHERE c.conrelid = to_regclass($1) AND c.conname = $2 AND c.contype = 'f'`, fk.Table.Sanitize(), fk.Name).Scan(&exists, &inherited)
+		var exists, inherited, validated bool
+		err = tx.QueryRow(ctx, `SELECT true, c.conparentid <> 0, c.convalidated FROM pg_catalog.pg_constraint c
+			WHERE c.conrelid = to_regclass($1) AND c.conname = $2 AND c.contype = 'f'`, fk.Table.Sanitize(), fk.Name).Scan(&exists, &inherited, &validated)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("look up %s: %w", fk.ID(), err)
 		}
 		if inherited {
 			return fmt.Errorf("%s is attached to a parent table's constraint that this rollout does not own; drop that first", fk.ID())
+		}
+		if exists && validated && o.KeepValidated {
+			r.Action = ActionKeptValidated
+			return nil
 		}
 		if exists {
 			if _, err := tx.Exec(ctx, fk.DropSQL()); err != nil {

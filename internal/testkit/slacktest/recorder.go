@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,7 +63,14 @@ type Failure struct {
 	// Error, with Status 0 or 200, answers as Slack refuses a call: HTTP
 	// 200 with {"ok":false,"error":Error} (channel_not_found, invalid_auth).
 	Error string
+	// Delay alone (no Status, no Error) carries the call out as Slack
+	// would (a chat.postMessage is posted) but answers only after Delay:
+	// a client that gives up sooner never learns it succeeded.
+	Delay time.Duration
 }
+
+// slow reports whether f carries the call out and only answers late.
+func (f *Failure) slow() bool { return f.Delay > 0 && f.Status == 0 && f.Error == "" }
 
 // Options are a Recorder's optional behaviours.
 type Options struct {
@@ -197,6 +205,14 @@ func (r *Recorder) serve(w http.ResponseWriter, req *http.Request) {
 	}
 
 	number, failure := r.record(&c)
+	if failure != nil && failure.slow() {
+		select {
+		case <-time.After(failure.Delay):
+		case <-req.Context().Done():
+			return // the client gave up; the call was carried out all the same
+		}
+		failure = nil
+	}
 	if failure != nil {
 		if failure.RetryAfter != "" {
 			w.Header().Set("Retry-After", failure.RetryAfter)
@@ -238,15 +254,20 @@ func decodeBody(req *http.Request, c *Call) error {
 }
 
 // record appends c to the calls. It returns the queued failure to answer
-// with, if any; otherwise the number of the answer (1, 2, ...), which
-// numbers message timestamps and view IDs.
+// with, if any, and the number of the answer (1, 2, ...), which numbers
+// message timestamps and view IDs; a slow failure comes with its number
+// (the call is carried out, only answered late).
 func (r *Recorder) record(c *Call) (int, *Failure) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var slow *Failure
 	if queued := r.failures[c.Method]; len(queued) > 0 {
 		r.failures[c.Method] = queued[1:]
-		r.calls = append(r.calls, *c)
-		return 0, &queued[0]
+		if !queued[0].slow() {
+			r.calls = append(r.calls, *c)
+			return 0, &queued[0]
+		}
+		slow = &queued[0]
 	}
 	r.answered++
 	if c.Method == "chat.postMessage" {
@@ -260,7 +281,36 @@ func (r *Recorder) record(c *Call) (int, *Failure) {
 			r.t.Errorf("slacktest: more than %d unread posts on Responses; dropped the one to %q", responseBacklog, c.ResponseID)
 		}
 	}
-	return r.answered, nil
+	return r.answered, slow
+}
+
+// messages are the messages posted so far in channel: top-level ones
+// (thread "") or the parent and replies of a thread, oldest first, as
+// conversations.history and conversations.replies list them (with their
+// metadata).
+func (r *Recorder) messages(channel, thread string) []map[string]any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []map[string]any
+	for _, c := range r.calls {
+		if c.Method != "chat.postMessage" || c.TS == "" || c.Form.Get("channel") != channel {
+			continue
+		}
+		parent := c.Form.Get("thread_ts")
+		if (thread == "" && parent != "") || (thread != "" && c.TS != thread && parent != thread) {
+			continue
+		}
+		m := map[string]any{"type": "message", "ts": c.TS, "text": c.Form.Get("text")}
+		if parent != "" {
+			m["thread_ts"] = parent
+		}
+		var meta map[string]any
+		if raw := c.Form.Get("metadata"); raw != "" && json.Unmarshal([]byte(raw), &meta) == nil {
+			m["metadata"] = meta
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // answer is Slack's answer to an accepted call, the number-th answer.
@@ -270,6 +320,12 @@ func (r *Recorder) answer(c Call, number int) map[string]any {
 		return map[string]any{"ok": true, "channel": c.Form.Get("channel"), "ts": c.TS}
 	case "chat.update":
 		return map[string]any{"ok": true, "channel": c.Form.Get("channel"), "ts": c.Form.Get("ts")}
+	case "conversations.history":
+		msgs := r.messages(c.Form.Get("channel"), "")
+		slices.Reverse(msgs) // newest first, as Slack lists a channel
+		return map[string]any{"ok": true, "messages": msgs, "has_more": false}
+	case "conversations.replies":
+		return map[string]any{"ok": true, "messages": r.messages(c.Form.Get("channel"), c.Form.Get("ts")), "has_more": false}
 	case "views.open":
 		return map[string]any{"ok": true, "view": map[string]any{"id": "V" + strconv.Itoa(number)}}
 	case "usergroups.users.list":
