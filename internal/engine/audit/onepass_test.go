@@ -63,6 +63,8 @@ FROM generate_series(1, 3000) g;
 CREATE TABLE notes (account_id int, region text, pad text);  -- no primary key
 INSERT INTO notes SELECT CASE WHEN g % 53 = 0 THEN -g ELSE g % 300 + 1 END, CASE WHEN g % 3 = 0 THEN 'eu' ELSE NULL END, repeat('z', 100)
 FROM generate_series(1, 2500) g;
+-- Not a heap table: read in one statement, not by block ranges.
+CREATE MATERIALIZED VIEW notes_copy AS SELECT * FROM notes;
 `
 
 func mixedFKs() []plan.ForeignKey {
@@ -81,6 +83,7 @@ func mixedFKs() []plan.ForeignKey {
 		fk("orders_live_fk", "orders", []string{"live_id"}, "live_account", []string{"id"}, ""),
 		fk("events_region_fk", "events", []string{"region"}, "region", []string{"code"}, ""),
 		fk("notes_region_fk", "notes", []string{"region"}, "region", []string{"code"}, ""),
+		fk("notes_copy_account_fk", "notes_copy", []string{"account_id"}, "account", []string{"id"}, ""),
 	}
 }
 
@@ -104,8 +107,22 @@ func TestAuditOnePassEqualsPerFK(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			var last Checkpoint
+			tc.o.OnCheckpoint = func(cp Checkpoint) error { last = cp; return nil }
 			got, err := Audit(ctx, db.Pool, fks, tc.o)
 			require.NoError(t, err)
+			for _, tp := range last.Tables {
+				assert.True(t, tp.Done, tp.Table)
+				switch {
+				case tp.Table == "public.notes_copy":
+					assert.True(t, tp.Unchunked, "a materialized view is read in one statement")
+				case tc.o.ChunkPages > 0 && tc.o.ChunkPages <= 5:
+					assert.Greater(t, tp.Chunks, 2, "%s is cut into chunks", tp.Table)
+				default:
+					assert.Equal(t, len(tp.Relations), tp.Chunks, "%s: one chunk per relation", tp.Table)
+				}
+			}
+			assert.Len(t, last.Tables, 4)
 			require.Len(t, got, len(fks))
 			dirty := 0
 			for i, fk := range fks {

@@ -207,6 +207,17 @@ func refUnique(ctx context.Context, q querier, fk plan.ForeignKey) (bool, error)
 // its leaf partitions by name. chunked is false when some relation is not
 // an ordinary table, whose rows have no block ranges to read by.
 func relations(ctx context.Context, q querier, t plan.TableName) ([]string, bool, error) {
+	var kind string
+	if err := q.QueryRow(ctx, "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)", t.Sanitize()).Scan(&kind); err != nil {
+		return nil, false, fmt.Errorf("kind of table: %w", err)
+	}
+	switch kind {
+	case "r":
+		return []string{t.Sanitize()}, true, nil
+	case "p":
+	default:
+		return []string{t.Sanitize()}, false, nil
+	}
 	rows, err := q.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind = 'r'
 		FROM pg_partition_tree(to_regclass($1)) t
 		JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
