@@ -66,7 +66,7 @@ func main() {
 	flag.StringVar(&c.only, "only", "multi,demo,large", "parts to run, comma-separated: multi, demo, large")
 	flag.IntVar(&c.repeats, "repeats", 3, "alternating repeats of the wall-time comparisons (medians reported)")
 	flag.IntVar(&c.multiRows, "multi-rows", 2_000_000, "rows of the main child table of the multi-FK schema")
-	flag.IntVar(&c.demoWorkflows, "demo-workflows", 20_000, "workflows seeded into the demo schema (20 000 ≈ 2.4 M rows)")
+	flag.IntVar(&c.demoWorkflows, "demo-workflows", 200_000, "workflows seeded into the demo schema (200 000 ≈ 2.4 M rows)")
 	flag.IntVar(&c.largeRows, "large-rows", 20_000_000, "rows of the large child table")
 	flag.IntVar(&c.chunkPages, "chunk-pages", audit.DefaultChunkPages, "pages per audit chunk")
 	flag.DurationVar(&c.pause, "pause", 50*time.Millisecond, "pause between chunks in the throttled large-table run")

@@ -242,17 +242,20 @@ func relations(ctx context.Context, q querier, t plan.TableName) ([]string, bool
 	return rels, true, nil
 }
 
-// countSQL counts every FK's orphans in one read of rel (aliased c) between
-// blocks from and to (to < 0: to the end; from < 0: no block condition).
-// Each parent is left-joined on the referenced columns (DISTINCT when they
-// are not unique, so duplicates cannot inflate counts); a row is an orphan
-// of an FK when its key passes the MATCH rule and no parent joined. The
-// equality p.ref = c.col is the one orphanPredicate uses, so type
-// differences resolve to the same operators.
-func (pp passPlan) countSQL(rel string, from, to int64, samples int) string {
+// passSQL reads rel (aliased c) once between blocks from and to (to < 0:
+// to the end; from < 0: the whole relation, which lets PostgreSQL use a
+// parallel plan) for the FKs numbered which. Each parent is left-joined on
+// the referenced columns (DISTINCT when they are not unique, so duplicates
+// cannot inflate counts); a row is an orphan of an FK when its key passes
+// the MATCH rule and no parent joined. The equality p.ref = c.col is the
+// one orphanPredicate uses, so type differences resolve to the same
+// operators. With samples = 0 it counts each FK's orphans; otherwise it
+// returns, per FK, the ctids of the first samples orphans by key.
+func (pp passPlan) passSQL(rel string, from, to int64, which []int, samples int) string {
 	var sel, joins []string
 	order := pp.info.orderBy()
-	for i, fk := range pp.group.fks {
+	for _, i := range which {
+		fk := pp.group.fks[i]
 		alias := fmt.Sprintf("p%d", i)
 		var on, nn, allNull []string
 		for j, col := range fk.Columns {
@@ -271,9 +274,10 @@ func (pp passPlan) countSQL(rel string, from, to int64, samples int) string {
 		if fk.EffectiveMatch() == plan.MatchFull {
 			orphan = "NOT (" + strings.Join(allNull, " AND ") + ") AND " + missing
 		}
-		sel = append(sel, "count(*) FILTER (WHERE "+orphan+")")
 		if samples > 0 {
 			sel = append(sel, fmt.Sprintf("coalesce(((array_agg(c.ctid ORDER BY %s) FILTER (WHERE %s))[1:%d])::text[], '{}')", order, orphan, samples))
+		} else {
+			sel = append(sel, "count(*) FILTER (WHERE "+orphan+")")
 		}
 	}
 	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + rel + " c " + strings.Join(joins, " ")
@@ -322,11 +326,14 @@ func (tp *tablePass) run(ctx context.Context, pos TablePosition) (TablePosition,
 				pos.Blocks = n
 			}
 			if pos.NextBlock < pos.Blocks {
-				to := pos.NextBlock + chunk
+				from, to := pos.NextBlock, pos.NextBlock+chunk
 				if to >= pos.Blocks {
 					to = -1 // the last chunk reads to the end, pages added since included
+					if from == 0 {
+						from = -1 // one chunk: the whole relation, a parallel plan allowed
+					}
 				}
-				if err := tp.chunk(ctx, &pos, pos.NextBlock, to); err != nil {
+				if err := tp.chunk(ctx, &pos, from, to); err != nil {
 					return pos, err
 				}
 				if to < 0 {
@@ -360,49 +367,75 @@ func (tp *tablePass) run(ctx context.Context, pos TablePosition) (TablePosition,
 	return pos, nil
 }
 
-// chunk counts one block range of the current relation into pos.
+// chunk counts one block range of the current relation into pos, then,
+// only for the FKs with orphans in it, reads the same range again for the
+// ctids of their first orphans by key (sample candidates).
 func (tp *tablePass) chunk(ctx context.Context, pos *TablePosition, from, to int64) error {
 	rel := pos.Relations[pos.Relation]
-	samples := tp.o.SampleLimit
-	q := tp.plan.countSQL(rel, from, to, samples)
 	n := len(tp.plan.group.fks)
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
 	counts := make([]int64, n)
-	cands := make([][]string, n)
-	dest := make([]any, 0, 2*n)
-	for i := range n {
-		dest = append(dest, &counts[i])
-		if samples > 0 {
-			dest = append(dest, &cands[i])
+	dest := make([]any, n)
+	for i := range counts {
+		dest[i] = &counts[i]
+	}
+	if err := tp.query(ctx, rel, from, to, tp.plan.passSQL(rel, from, to, all, 0), dest); err != nil {
+		return err
+	}
+	var dirty []int
+	for i, c := range counts {
+		if c > 0 {
+			dirty = append(dirty, i)
 		}
 	}
-	tp.statement(q)
-	err := dbx.ReadOnly(ctx, tp.pool, tp.o.StatementTimeout, func(ctx context.Context, tx pgx.Tx) error {
-		return tx.QueryRow(ctx, q).Scan(dest...)
-	})
-	if err != nil {
-		where := rel
-		if from >= 0 {
-			where = fmt.Sprintf("%s blocks %d–", rel, from)
-			if to >= 0 {
-				where += fmt.Sprint(to - 1)
-			} else {
-				where += "end"
-			}
+	cands := make([][]string, len(dirty))
+	if len(dirty) > 0 && tp.o.SampleLimit > 0 {
+		dest := make([]any, len(dirty))
+		for j := range cands {
+			dest[j] = &cands[j]
 		}
-		if dbx.IsCode(err, dbx.CodeQueryCanceled) && ctx.Err() == nil {
-			return fmt.Errorf("audit %s (%s): statement_timeout %s exceeded on %s (lower audit.chunk_pages, raise audit.statement_timeout, or add an index on the FK columns): %w",
-				tp.plan.group.table, strings.Join(tp.plan.group.ids(), ", "), tp.o.StatementTimeout, where, err)
+		if err := tp.query(ctx, rel, from, to, tp.plan.passSQL(rel, from, to, dirty, tp.o.SampleLimit), dest); err != nil {
+			return err
 		}
-		return fmt.Errorf("audit %s (%s) on %s: %w", tp.plan.group.table, strings.Join(tp.plan.group.ids(), ", "), where, err)
 	}
 	pos.Chunks++
 	for i := range n {
 		pos.Orphans[i] += counts[i]
-		for _, tid := range cands[i] {
+	}
+	for j, i := range dirty {
+		for _, tid := range cands[j] {
 			pos.Candidates[i] = append(pos.Candidates[i], Candidate{Relation: pos.Relation, TID: tid})
 		}
 	}
 	return nil
+}
+
+// query runs one statement of a chunk in its own READ ONLY transaction.
+func (tp *tablePass) query(ctx context.Context, rel string, from, to int64, q string, dest []any) error {
+	tp.statement(q)
+	err := dbx.ReadOnly(ctx, tp.pool, tp.o.StatementTimeout, func(ctx context.Context, tx pgx.Tx) error {
+		return tx.QueryRow(ctx, q).Scan(dest...)
+	})
+	if err == nil {
+		return nil
+	}
+	where := rel
+	if from >= 0 {
+		where = fmt.Sprintf("%s blocks %d–", rel, from)
+		if to >= 0 {
+			where += fmt.Sprint(to - 1)
+		} else {
+			where += "end"
+		}
+	}
+	if dbx.IsCode(err, dbx.CodeQueryCanceled) && ctx.Err() == nil {
+		return fmt.Errorf("audit %s (%s): statement_timeout %s exceeded on %s (lower audit.chunk_pages, raise audit.statement_timeout, or add an index on the FK columns): %w",
+			tp.plan.group.table, strings.Join(tp.plan.group.ids(), ", "), tp.o.StatementTimeout, where, err)
+	}
+	return fmt.Errorf("audit %s (%s) on %s: %w", tp.plan.group.table, strings.Join(tp.plan.group.ids(), ", "), where, err)
 }
 
 // reduceIfLarge keeps the candidates (and so the heartbeat) small: past
