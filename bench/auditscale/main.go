@@ -52,6 +52,7 @@ type config struct {
 	largeRows     int
 	chunkPages    int
 	pause         time.Duration
+	pauseChunk    int
 	parallelism   int
 	writers       int
 	rate          int
@@ -69,7 +70,8 @@ func main() {
 	flag.IntVar(&c.demoWorkflows, "demo-workflows", 200_000, "workflows seeded into the demo schema (200 000 ≈ 2.4 M rows)")
 	flag.IntVar(&c.largeRows, "large-rows", 20_000_000, "rows of the large child table")
 	flag.IntVar(&c.chunkPages, "chunk-pages", audit.DefaultChunkPages, "pages per audit chunk")
-	flag.DurationVar(&c.pause, "pause", 50*time.Millisecond, "pause between chunks in the throttled large-table run")
+	flag.DurationVar(&c.pause, "pause", 250*time.Millisecond, "pause between chunks in the throttled large-table run")
+	flag.IntVar(&c.pauseChunk, "pause-chunk-pages", 4096, "pages per chunk in the throttled large-table run (smaller chunks, each followed by -pause)")
 	flag.IntVar(&c.parallelism, "parallelism", 2, "tables audited at once (the worker's default audit.parallelism)")
 	flag.IntVar(&c.writers, "writers", 4, "concurrent writers on the large table")
 	flag.IntVar(&c.rate, "rate", 100, "transactions per second per writer (paced; latency corrected for coordinated omission)")
@@ -78,7 +80,7 @@ func main() {
 	flag.StringVar(&c.md, "md", "", "write the results as Markdown here")
 	flag.BoolVar(&c.keep, "keep", false, "keep the databases")
 	flag.Parse()
-	if c.repeats < 1 || c.multiRows < 1000 || c.largeRows < 1000 || c.chunkPages < 1 || c.writers < 1 || c.rate < 1 || c.pause < 0 {
+	if c.repeats < 1 || c.multiRows < 1000 || c.largeRows < 1000 || c.chunkPages < 1 || c.pauseChunk < 1 || c.writers < 1 || c.rate < 1 || c.pause < 0 {
 		log.Fatal("auditscale: -repeats, -writers, -rate and -chunk-pages must be positive, -multi-rows and -large-rows at least 1000, -pause not negative")
 	}
 	ctx := context.Background()
@@ -170,6 +172,8 @@ type Large struct {
 	ChunkPages   int     `json:"chunk_pages"`
 	Chunks       int     `json:"chunks"`
 	PauseMS      float64 `json:"pause_ms"`
+	PauseChunk   int     `json:"pause_chunk_pages"`
+	PausedChunks int     `json:"paused_chunks"`
 	Baseline     Latency `json:"baseline"`
 	Audit        Latency `json:"audit"`
 	AuditPaused  Latency `json:"audit_paused"`
@@ -411,7 +415,7 @@ func largeBench(ctx context.Context, c config) (*Large, error) {
 		return nil, err
 	}
 	defer pool.Close()
-	l := &Large{Rows: int64(c.largeRows), ChunkPages: c.chunkPages, PauseMS: ms(c.pause)}
+	l := &Large{Rows: int64(c.largeRows), ChunkPages: c.chunkPages, PauseMS: ms(c.pause), PauseChunk: c.pauseChunk}
 	t0 := time.Now()
 	if _, err := pool.Exec(ctx, `
 CREATE TABLE account (id int PRIMARY KEY);
@@ -453,11 +457,11 @@ SELECT CASE WHEN g %% 1000003 = 0 THEN -g ELSE 1 + g %% 100000 END, 1 + g %% 100
 	if err != nil {
 		return nil, err
 	}
-	runAudit := func(pause time.Duration, took *float64) func(context.Context) error {
+	runAudit := func(pages int, pause time.Duration, took *float64, chunks *int) func(context.Context) error {
 		return func(ctx context.Context) error {
 			t0 := time.Now()
-			res, err := audit.Audit(ctx, pool, fks, audit.Options{ChunkPages: c.chunkPages, Pause: pause, OnCheckpoint: func(cp audit.Checkpoint) error {
-				l.Chunks = cp.Tables[0].Chunks
+			res, err := audit.Audit(ctx, pool, fks, audit.Options{ChunkPages: pages, Pause: pause, OnCheckpoint: func(cp audit.Checkpoint) error {
+				*chunks = cp.Tables[0].Chunks
 				return nil
 			}})
 			*took = time.Since(t0).Seconds()
@@ -470,14 +474,14 @@ SELECT CASE WHEN g %% 1000003 = 0 THEN -g ELSE 1 + g %% 100000 END, 1 + g %% 100
 			return err
 		}
 	}
-	if l.Audit, _, err = underWriters(ctx, pool, c, runAudit(0, &l.AuditS)); err != nil {
+	if l.Audit, _, err = underWriters(ctx, pool, c, runAudit(c.chunkPages, 0, &l.AuditS, &l.Chunks)); err != nil {
 		return nil, err
 	}
-	if l.AuditPaused, _, err = underWriters(ctx, pool, c, runAudit(c.pause, &l.AuditPausedS)); err != nil {
+	if l.AuditPaused, _, err = underWriters(ctx, pool, c, runAudit(c.pauseChunk, c.pause, &l.AuditPausedS, &l.PausedChunks)); err != nil {
 		return nil, err
 	}
-	log.Printf("auditscale: large: writers p99 alone %.1f ms, during the audit %.1f ms (%.1f s, %d chunks), with %s pauses %.1f ms (%.1f s)",
-		l.Baseline.P99MS, l.Audit.P99MS, l.AuditS, l.Chunks, c.pause, l.AuditPaused.P99MS, l.AuditPausedS)
+	log.Printf("auditscale: large: writers p99 alone %.1f ms, during the audit %.1f ms (%.1f s, %d chunks), %d-page chunks with %s pauses %.1f ms (%.1f s, %d chunks)",
+		l.Baseline.P99MS, l.Audit.P99MS, l.AuditS, l.Chunks, c.pauseChunk, c.pause, l.AuditPaused.P99MS, l.AuditPausedS, l.PausedChunks)
 	return l, nil
 }
 
@@ -634,7 +638,7 @@ func (r Results) Markdown() string {
 		b.WriteString("| Writers (4, paced) | p50 | p99 | max | audit time |\n|---|---|---|---|---|\n")
 		fmt.Fprintf(&b, "| alone | %.1f ms | %.1f ms | %.1f ms | |\n", l.Baseline.P50MS, l.Baseline.P99MS, l.Baseline.MaxMS)
 		fmt.Fprintf(&b, "| during the audit | %.1f ms | %.1f ms | %.1f ms | %.1f s |\n", l.Audit.P50MS, l.Audit.P99MS, l.Audit.MaxMS, l.AuditS)
-		fmt.Fprintf(&b, "| during the audit, %.0f ms pause between chunks | %.1f ms | %.1f ms | %.1f ms | %.1f s |\n\n", l.PauseMS, l.AuditPaused.P50MS, l.AuditPaused.P99MS, l.AuditPaused.MaxMS, l.AuditPausedS)
+		fmt.Fprintf(&b, "| during the audit, chunks of %d pages (%d) each followed by a %.0f ms pause | %.1f ms | %.1f ms | %.1f ms | %.1f s |\n\n", l.PauseChunk, l.PausedChunks, l.PauseMS, l.AuditPaused.P50MS, l.AuditPaused.P99MS, l.AuditPaused.MaxMS, l.AuditPausedS)
 	}
 	return b.String()
 }
