@@ -329,9 +329,9 @@ func compare(ctx context.Context, c config, pool *pgxpool.Pool, dsn string, fks 
 		group := byTable[table]
 		var stmts []audit.Statement
 		var mu sync.Mutex
-		if _, err := audit.Audit(ctx, pool, group, audit.Options{SampleLimit: -1, ChunkPages: c.chunkPages, OnStatement: func(sql string, args []any) {
+		if _, err := audit.Audit(ctx, pool, group, audit.Options{SampleLimit: -1, ChunkPages: c.chunkPages, OnStatement: func(st audit.Statement) {
 			mu.Lock()
-			stmts = append(stmts, audit.Statement{SQL: sql, Args: args})
+			stmts = append(stmts, st)
 			mu.Unlock()
 		}}); err != nil {
 			return nil, err

@@ -55,7 +55,7 @@ type Options struct {
 	OnCheckpoint func(Checkpoint) error
 	// OnStatement, when set, is called with each counting or sampling
 	// statement before it runs (benchmarks EXPLAIN them for pages read).
-	OnStatement func(sql string, args []any)
+	OnStatement func(Statement)
 }
 
 func (o Options) normalised() Options {
@@ -127,9 +127,16 @@ func Audit(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey, o Opt
 			if err != nil {
 				return err
 			}
+			byIndex := false
+			if chunked && len(rels) == 1 {
+				if byIndex, err = indexCheaper(gctx, pool, grp); err != nil {
+					return err
+				}
+			}
 			pos, ok := o.Resume.find(grp.table.String(), grp.ids())
-			if !ok || !equalStrings(pos.Relations, rels) || pos.Unchunked == chunked {
+			if !ok || !equalStrings(pos.Relations, rels) || pos.Unchunked == chunked || pos.ByIndex != byIndex {
 				pos = newPosition(grp, rels, chunked)
+				pos.ByIndex = byIndex
 			}
 			if len(pos.Candidates) != len(grp.fks) {
 				pos.Candidates = make([][]Candidate, len(grp.fks))
@@ -147,13 +154,19 @@ func Audit(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey, o Opt
 			cp.Tables[gi] = pos.clone()
 			mu.Unlock()
 			tp := &tablePass{pool: pool, o: o, plan: pp, save: save}
-			pos, err = tp.run(gctx, pos)
+			if pos.ByIndex {
+				pos, err = tp.runByIndex(gctx, pos)
+			} else {
+				pos, err = tp.run(gctx, pos)
+			}
 			if err != nil {
 				return err
 			}
 			for i, fk := range grp.fks {
 				res := Result{FK: fk.ID(), Table: fk.Table.String(), References: fk.RefTable.String(), Orphans: pos.Orphans[i], Samples: []Sample{}}
-				if res.Orphans > 0 && o.SampleLimit > 0 {
+				if pos.ByIndex {
+					res.Samples = pos.Samples[i]
+				} else if res.Orphans > 0 && o.SampleLimit > 0 {
 					rows, err := tp.samples(gctx, &pos, i)
 					if err != nil {
 						return err
@@ -185,6 +198,12 @@ func Audit(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey, o Opt
 // AuditOne counts and samples the orphans of one FK in a READ ONLY
 // transaction with SET LOCAL statement_timeout.
 func AuditOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Options) (Result, error) {
+	return auditOne(ctx, pool, fk, o, false)
+}
+
+// auditOne is AuditOne; byIndex makes the count read the child through an
+// index on the FK columns (enable_seqscan off for that statement only).
+func auditOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Options, byIndex bool) (Result, error) {
 	o = o.normalised()
 	if err := checkFK(fk); err != nil {
 		return Result{}, err
@@ -203,10 +222,20 @@ func AuditOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Opt
 		pred := orphanPredicate(fk)
 		count := "SELECT count(*) FROM " + fk.Table.Sanitize() + " c WHERE " + pred
 		if o.OnStatement != nil {
-			o.OnStatement(count, nil)
+			o.OnStatement(Statement{SQL: count, ByIndex: byIndex})
+		}
+		if byIndex {
+			if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+				return fmt.Errorf("set enable_seqscan: %w", err)
+			}
 		}
 		if err := tx.QueryRow(ctx, count).Scan(&res.Orphans); err != nil {
 			return fmt.Errorf("count orphans: %w", err)
+		}
+		if byIndex {
+			if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = on"); err != nil {
+				return fmt.Errorf("set enable_seqscan: %w", err)
+			}
 		}
 		if res.Orphans == 0 || o.SampleLimit == 0 {
 			return nil
@@ -220,7 +249,7 @@ func AuditOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Opt
 		q := "SELECT " + strings.Join(sel, ", ") + " FROM " + fk.Table.Sanitize() + " c WHERE " + pred +
 			" ORDER BY " + info.orderBy() + fmt.Sprintf(" LIMIT %d", o.SampleLimit)
 		if o.OnStatement != nil {
-			o.OnStatement(q, nil)
+			o.OnStatement(Statement{SQL: q})
 		}
 		rows, err := tx.Query(ctx, q)
 		if err != nil {

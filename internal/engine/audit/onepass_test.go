@@ -65,6 +65,13 @@ INSERT INTO notes SELECT CASE WHEN g % 53 = 0 THEN -g ELSE g % 300 + 1 END, CASE
 FROM generate_series(1, 2500) g;
 -- Not a heap table: read in one statement, not by block ranges.
 CREATE MATERIALIZED VIEW notes_copy AS SELECT * FROM notes;
+
+-- Wide rows, every FK indexed: each FK is counted from its index.
+CREATE TABLE ticket (id int PRIMARY KEY, account_id int, region text, body text);
+INSERT INTO ticket SELECT g, CASE WHEN g % 89 = 0 THEN 900 + g WHEN g % 6 = 0 THEN NULL ELSE 1 + g % 300 END,
+       CASE WHEN g % 71 = 0 THEN 'moon' ELSE 'us' END, repeat('t', 300)
+FROM generate_series(1, 4000) g;
+CREATE INDEX ON ticket (account_id); CREATE INDEX ON ticket (region);
 `
 
 func mixedFKs() []plan.ForeignKey {
@@ -84,6 +91,8 @@ func mixedFKs() []plan.ForeignKey {
 		fk("events_region_fk", "events", []string{"region"}, "region", []string{"code"}, ""),
 		fk("notes_region_fk", "notes", []string{"region"}, "region", []string{"code"}, ""),
 		fk("notes_copy_account_fk", "notes_copy", []string{"account_id"}, "account", []string{"id"}, ""),
+		fk("ticket_account_fk", "ticket", []string{"account_id"}, "account", []string{"id"}, ""),
+		fk("ticket_region_fk", "ticket", []string{"region"}, "region", []string{"code"}, ""),
 	}
 }
 
@@ -114,6 +123,9 @@ func TestAuditOnePassEqualsPerFK(t *testing.T) {
 			for _, tp := range last.Tables {
 				assert.True(t, tp.Done, tp.Table)
 				switch {
+				case tp.Table == "public.ticket":
+					assert.True(t, tp.ByIndex, "every FK of ticket has a small index")
+					assert.Equal(t, 2, tp.Chunks, "one statement per FK")
 				case tp.Table == "public.notes_copy":
 					assert.True(t, tp.Unchunked, "a materialized view is read in one statement")
 				case tc.o.ChunkPages > 0 && tc.o.ChunkPages <= 5:
@@ -122,7 +134,7 @@ func TestAuditOnePassEqualsPerFK(t *testing.T) {
 					assert.Equal(t, len(tp.Relations), tp.Chunks, "%s: one chunk per relation", tp.Table)
 				}
 			}
-			assert.Len(t, last.Tables, 4)
+			assert.Len(t, last.Tables, 5)
 			require.Len(t, got, len(fks))
 			dirty := 0
 			for i, fk := range fks {
@@ -155,9 +167,10 @@ func TestAuditOnePassEqualsPerFK(t *testing.T) {
 // parents' pages (EXPLAIN (ANALYZE, BUFFERS): shared hit + read).
 func TestAuditOnePassPagesBound(t *testing.T) {
 	cases := []struct {
-		name   string
-		schema string // "" = Chinook
-		fks    func(t *testing.T, db *pgtest.DB) []plan.ForeignKey
+		name    string
+		schema  string // "" = Chinook
+		fks     func(t *testing.T, db *pgtest.DB) []plan.ForeignKey
+		byIndex map[string]bool // child tables whose FKs all have small indexes
 	}{
 		{"wide child, four FKs to small parents", `
 CREATE TABLE customer (id int PRIMARY KEY); INSERT INTO customer SELECT generate_series(1, 2000);
@@ -172,10 +185,21 @@ FROM generate_series(1, 200000) g;`, func(*testing.T, *pgtest.DB) []plan.Foreign
 			}
 			return []plan.ForeignKey{mk("sale_customer_fk", "customer_id", "customer", "id"), mk("sale_product_fk", "product_id", "product", "id"),
 				mk("sale_store_fk", "store_id", "store", "id"), mk("sale_currency_fk", "currency", "currency", "code")}
-		}},
+		}, nil},
+		{"wide child whose FKs are all indexed", `
+CREATE TABLE region (id int PRIMARY KEY); INSERT INTO region SELECT generate_series(1, 20);
+CREATE TABLE kind (id int PRIMARY KEY); INSERT INTO kind SELECT generate_series(1, 8);
+CREATE TABLE ticket (id bigint PRIMARY KEY, region_id int, kind_id int, body text);
+INSERT INTO ticket SELECT g, 1 + g % 20, CASE WHEN g % 5 = 0 THEN NULL ELSE 1 + g % 8 END, repeat('b', 300) FROM generate_series(1, 50000) g;
+CREATE INDEX ON ticket (region_id); CREATE INDEX ON ticket (kind_id, id);`, func(*testing.T, *pgtest.DB) []plan.ForeignKey {
+			mk := func(name, col, ref string) plan.ForeignKey {
+				return plan.ForeignKey{Name: name, Table: tn("public", "ticket"), Columns: []string{col}, RefTable: tn("public", ref), RefColumns: []string{"id"}}
+			}
+			return []plan.ForeignKey{mk("ticket_region_fk", "region_id", "region"), mk("ticket_kind_fk", "kind_id", "kind")}
+		}, map[string]bool{"ticket": true}},
 		{"Chinook, its own foreign keys", "", func(t *testing.T, db *pgtest.DB) []plan.ForeignKey {
 			return existingFKs(t, db)
-		}},
+		}, map[string]bool{"track": true}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -197,11 +221,14 @@ FROM generate_series(1, 200000) g;`, func(*testing.T, *pgtest.DB) []plan.Foreign
 				}
 				k := int64(len(g.fks))
 				var one, per []Statement
-				record := func(to *[]Statement) func(string, []any) {
-					return func(sql string, args []any) { *to = append(*to, Statement{SQL: sql, Args: args}) }
+				record := func(to *[]Statement) func(Statement) {
+					return func(st Statement) { *to = append(*to, st) }
 				}
-				res, err := Audit(ctx, db.Pool, g.fks, Options{SampleLimit: -1, OnStatement: record(&one)})
+				var cp Checkpoint
+				res, err := Audit(ctx, db.Pool, g.fks, Options{SampleLimit: -1, OnStatement: record(&one),
+					OnCheckpoint: func(c Checkpoint) error { cp = c; return nil }})
 				require.NoError(t, err)
+				byIndex := cp.Tables[0].ByIndex
 				for i, fk := range g.fks {
 					r, err := AuditOne(ctx, db.Pool, fk, Options{SampleLimit: -1, OnStatement: record(&per)})
 					require.NoError(t, err)
@@ -223,9 +250,20 @@ FROM generate_series(1, 200000) g;`, func(*testing.T, *pgtest.DB) []plan.Foreign
 						fk.RefTable.Sanitize()).Scan(&n))
 					parents += n
 				}
+				var heap int64
+				require.NoError(t, db.Pool.QueryRow(ctx, `SELECT pg_relation_size(to_regclass($1)) / current_setting('block_size')::bigint`, g.table.Sanitize()).Scan(&heap))
 				bound := perPages/k + parents
-				t.Logf("%s: %d FKs, one pass %d pages, per-FK anti-joins %d pages (%.2f×), parents %d pages, bound %d",
-					g.table, k, onePages, perPages, float64(onePages)/float64(perPages), parents, bound)
+				t.Logf("%s: %d FKs, audit %d pages (by index: %v), per-FK anti-joins %d pages (%.2f×), heap %d pages, parents %d pages, bound %d",
+					g.table, k, onePages, byIndex, perPages, float64(onePages)/float64(perPages), heap, parents, bound)
+				assert.Equal(t, tc.byIndex[g.table.Name], byIndex, "%s: read by index or by heap", g.table)
+				if byIndex {
+					// Each FK from its own index: never more than the per-FK
+					// anti-joins, and less than one read of the heap.
+					// (the parents may be read through their own index).
+					assert.LessOrEqual(t, onePages, perPages+parents, g.table)
+					assert.Less(t, onePages, heap+parents, g.table)
+					continue
+				}
 				assert.LessOrEqual(t, onePages, bound, "%s: one pass reads at most 1/k of the per-FK pages plus the parents'", g.table)
 			}
 		})
@@ -276,8 +314,8 @@ func TestAuditResumesFromCheckpoint(t *testing.T) {
 			var saved []byte
 			var mu sync.Mutex
 			firstChunks := 0
-			o := Options{ChunkPages: 4, Parallelism: 2, OnStatement: func(sql string, _ []any) {
-				if strings.Contains(sql, "count(*) FILTER") {
+			o := Options{ChunkPages: 4, Parallelism: 2, OnStatement: func(st Statement) {
+				if strings.Contains(st.SQL, "count(*) FILTER") || st.ByIndex {
 					mu.Lock()
 					firstChunks++
 					mu.Unlock()
@@ -302,10 +340,10 @@ func TestAuditResumesFromCheckpoint(t *testing.T) {
 			var second []string
 			var last Checkpoint
 			res, err := Audit(ctx, db.Pool, fks, Options{ChunkPages: 4, Resume: &cp,
-				OnStatement: func(sql string, _ []any) {
-					if strings.Contains(sql, "count(*) FILTER") {
+				OnStatement: func(st Statement) {
+					if strings.Contains(st.SQL, "count(*) FILTER") || st.ByIndex {
 						mu.Lock()
-						second = append(second, sql)
+						second = append(second, st.SQL)
 						mu.Unlock()
 					}
 				},
