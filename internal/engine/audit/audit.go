@@ -38,7 +38,8 @@ type Options struct {
 	// (default 4).
 	Parallelism int
 	// Progress, when set, is called after each FK finishes (one call at a
-	// time).
+	// time; in Audit, for each FK of a table once the table is done, never
+	// at the same time as OnCheckpoint).
 	Progress func(done, total int, fk string)
 
 	// ChunkPages is how many heap pages of a child table one statement of
