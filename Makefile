@@ -74,3 +74,14 @@ BENCH_ROWS ?= 2000000
 bench:
 	@mkdir -p out
 	go run ./bench/zerostall -rows $(BENCH_ROWS) -out out/bench.json -md out/bench.md
+
+# --- orphan audit at scale (docs/PERFORMANCE.md) ------------------------------
+.PHONY: bench-audit
+AUDIT_MULTI_ROWS ?= 2000000
+AUDIT_LARGE_ROWS ?= 20000000
+# Pages read and wall time of the audit against per-FK anti-joins in psql
+# (a multi-FK schema and the demo schema), and a large table audited in
+# chunks with the p99 of concurrent writers. Takes minutes.
+bench-audit:
+	@mkdir -p out
+	go run ./bench/auditscale -multi-rows $(AUDIT_MULTI_ROWS) -large-rows $(AUDIT_LARGE_ROWS) -out out/bench-audit.json -md out/bench-audit.md

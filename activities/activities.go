@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/config"
+	"github.com/fkrollout/fkrollout/internal/engine/audit"
 	"github.com/fkrollout/fkrollout/internal/engine/dbx"
 	"github.com/fkrollout/fkrollout/internal/engine/migrate"
 	"github.com/fkrollout/fkrollout/internal/engine/pgerr"
@@ -45,6 +46,10 @@ type Activities struct {
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
+
+	// afterAuditChunk, when set (tests), runs after each audit chunk's
+	// heartbeat; an error ends the attempt there, as a lost worker would.
+	afterAuditChunk func(audit.Checkpoint) error
 }
 
 // New builds the activities; a nil notifier logs events. A lock section

@@ -158,21 +158,61 @@ func schemasOf(p plan.Plan) []string {
 	return out
 }
 
-// Audit counts orphans per constraint with a few samples, heartbeating
-// after each constraint.
+// AuditProgress is the Audit activity's heartbeat: how far it is, for
+// people, and the checkpoint a retried attempt resumes from.
+type AuditProgress struct {
+	Progress
+	Checkpoint audit.Checkpoint `json:"checkpoint"`
+}
+
+// Audit counts orphans per constraint with a few samples. Each child table
+// is read once for all its constraints, in chunks; after each chunk the
+// position and the counts so far go into the heartbeat, and an attempt that
+// finds them there (a retry after an error or a lost worker) goes on from
+// that position instead of starting again.
 func (a *Activities) Audit(ctx context.Context, in rollout.AuditInput) ([]rollout.AuditFigure, error) {
 	pool, err := a.pool(ctx, in.Environment)
 	if err != nil {
 		return nil, err
 	}
-	hb := a.startHeartbeat(ctx, Progress{Total: len(in.FKs), Note: "auditing"})
+	var resume *audit.Checkpoint
+	if activity.HasHeartbeatDetails(ctx) {
+		var saved AuditProgress
+		if err := activity.GetHeartbeatDetails(ctx, &saved); err == nil && len(saved.Checkpoint.Tables) > 0 {
+			resume = &saved.Checkpoint
+			activityLogger(ctx, a.Log).Info("audit resumes from its last heartbeat", "environment", in.Environment, "chunks_done", auditChunks(saved.Checkpoint))
+		}
+	}
+	// Progress and OnCheckpoint are never called at once (the engine
+	// serialises them), so state needs no lock of its own.
+	state := AuditProgress{Progress: Progress{Total: len(in.FKs), Note: "auditing"}}
+	if resume != nil {
+		state.Checkpoint = *resume
+	}
+	hb := a.startHeartbeat(ctx, state)
 	defer hb.end()
 	sctx, span := startSQLSpan(ctx, "sql audit", in.Environment, "", attribute.Int("fkrollout.constraints", len(in.FKs)))
 	res, err := audit.Audit(sctx, pool, in.FKs, audit.Options{
 		SampleLimit:      a.Config.Audit.SampleLimit,
 		StatementTimeout: a.Config.AuditStatementTimeout(),
 		Parallelism:      a.Config.Audit.Parallelism,
-		Progress:         func(done, total int, fk string) { hb.set(Progress{Done: done, Total: total, Item: fk}) },
+		ChunkPages:       a.Config.Audit.ChunkPages,
+		Pause:            a.Config.AuditChunkPause(),
+		Resume:           resume,
+		Progress: func(done, total int, fk string) {
+			state.Done, state.Total, state.Item = done, total, fk
+			hb.set(state)
+		},
+		OnCheckpoint: func(cp audit.Checkpoint) error {
+			state.Checkpoint = cp
+			state.Note = fmt.Sprintf("auditing: %d chunks read", auditChunks(cp))
+			hb.set(state)
+			activity.RecordHeartbeat(ctx, state)
+			if a.afterAuditChunk != nil {
+				return a.afterAuditChunk(cp)
+			}
+			return nil
+		},
 	})
 	a.endSQLSpan(span, err)
 	if err != nil {
@@ -199,6 +239,14 @@ func (a *Activities) Audit(ctx context.Context, in rollout.AuditInput) ([]rollou
 		out = append(out, fig)
 	}
 	return out, nil
+}
+
+func auditChunks(cp audit.Checkpoint) int {
+	n := 0
+	for _, t := range cp.Tables {
+		n += t.Chunks
+	}
+	return n
 }
 
 // nullable reports whether every FK column accepts NULL (set-null possible).

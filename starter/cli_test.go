@@ -152,6 +152,9 @@ func TestAuditExitCodes(t *testing.T) {
 		{"no orphans", []string{"audit", "--plan", planYAML, "--dsn", clean.DSN}, 0, ""},
 		{"orphans are findings", []string{"audit", "--plan", planYAML, "--dsn", dirty.DSN}, 1, "2 orphan row(s) in 1 foreign key(s)"},
 		{"orphans allowed", []string{"audit", "--plan", planYAML, "--dsn", dirty.DSN, "--allow-orphans"}, 0, ""},
+		{"one page per chunk, paused", []string{"audit", "--plan", planYAML, "--dsn", dirty.DSN, "--chunk-pages", "1", "--pause", "1ms"}, 1, "2 orphan row(s) in 1 foreign key(s)"},
+		{"chunk of no pages", []string{"audit", "--plan", planYAML, "--dsn", dirty.DSN, "--chunk-pages", "0"}, 2, "--chunk-pages must be at least 1, got 0"},
+		{"pause too long", []string{"audit", "--plan", planYAML, "--dsn", dirty.DSN, "--pause", "2m"}, 2, "--pause must be between 0 and 1m0s, got 2m0s"},
 		{"database nobody listens on", []string{"audit", "--plan", planYAML, "--dsn", "postgres://postgres@127.0.0.1:" + freePort(t) + "/x?connect_timeout=2"}, 3, "connect to database"},
 	}
 	for _, tc := range cases {

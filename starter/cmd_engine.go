@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/demo"
 	"github.com/fkrollout/fkrollout/internal/engine/audit"
 	"github.com/fkrollout/fkrollout/internal/engine/backup"
@@ -219,8 +220,10 @@ func auditCmd() *cobra.Command {
 	f := newEngineFlags(cmd.Flags()).withPlan().withDB()
 	o := audit.Options{}
 	cmd.Flags().IntVar(&o.SampleLimit, "samples", 10, "orphan rows sampled per foreign key (negative: none)")
-	cmd.Flags().DurationVar(&o.StatementTimeout, "timeout", 5*time.Minute, "statement_timeout of each audit query")
-	cmd.Flags().IntVar(&o.Parallelism, "parallel", 4, "foreign keys audited at once")
+	cmd.Flags().DurationVar(&o.StatementTimeout, "timeout", 5*time.Minute, "statement_timeout of each audit statement (one chunk of a table)")
+	cmd.Flags().IntVar(&o.Parallelism, "parallel", 4, "child tables audited at once")
+	cmd.Flags().IntVar(&o.ChunkPages, "chunk-pages", audit.DefaultChunkPages, "heap pages of a child table read by one statement")
+	cmd.Flags().DurationVar(&o.Pause, "pause", 0, "wait between two chunks of a table, to cap the load (at most 1m)")
 	allow := cmd.Flags().Bool("allow-orphans", false, "exit 0 even when orphans are found")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
@@ -229,6 +232,12 @@ func auditCmd() *cobra.Command {
 		}
 		if o.Parallelism < 1 {
 			return usageError{fmt.Sprintf("--parallel must be at least 1, got %d", o.Parallelism)}
+		}
+		if o.ChunkPages < 1 {
+			return usageError{fmt.Sprintf("--chunk-pages must be at least 1, got %d", o.ChunkPages)}
+		}
+		if o.Pause < 0 || o.Pause > config.MaxAuditChunkPause {
+			return usageError{fmt.Sprintf("--pause must be between 0 and %s, got %s", config.MaxAuditChunkPause, o.Pause)}
 		}
 		p, pool, err := f.open(ctx)
 		if err != nil {

@@ -219,7 +219,17 @@ type AuditConfig struct {
 	StatementTimeout string `yaml:"statement_timeout"`
 	Parallelism      int    `yaml:"parallelism"`
 	RemediationBatch int    `yaml:"remediation_batch"`
+	// ChunkPages is how many heap pages of a child table one audit
+	// statement reads (default audit.DefaultChunkPages, 128 MiB).
+	ChunkPages int `yaml:"chunk_pages"`
+	// ChunkPause is a wait between two chunks of a table, capping the
+	// audit's load on the server (default none; at most MaxAuditChunkPause).
+	ChunkPause string `yaml:"chunk_pause"`
 }
+
+// MaxAuditChunkPause bounds audit.chunk_pause: a 1 TB table is 8 000
+// chunks, and a longer pause would stretch its audit over days.
+const MaxAuditChunkPause = time.Minute
 
 // MetricsConfig is the worker's Prometheus endpoint.
 type MetricsConfig struct {
@@ -533,6 +543,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = appendErr(errs, duration("audit.statement_timeout", c.Audit.StatementTimeout))
+	errs = appendErr(errs, duration("audit.chunk_pause", c.Audit.ChunkPause))
+	if d := c.AuditChunkPause(); d > MaxAuditChunkPause {
+		errs = append(errs, fmt.Errorf("audit.chunk_pause: %s is longer than %s", c.Audit.ChunkPause, MaxAuditChunkPause))
+	}
 	errs = append(errs, c.validateScalars()...)
 	if err := c.Monitor.Validate(); err != nil {
 		errs = append(errs, err)
@@ -590,6 +604,7 @@ func (c *Config) validateScalars() []error {
 		{"worker.activity_task_pollers", c.Worker.ActivityTaskPollers},
 		{"audit.parallelism", c.Audit.Parallelism},
 		{"audit.remediation_batch", c.Audit.RemediationBatch},
+		{"audit.chunk_pages", c.Audit.ChunkPages},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: %d is negative", f.path, f.v))
@@ -708,6 +723,12 @@ func (c *Config) LockPolicy() (dbx.LockPolicy, error) {
 // AuditStatementTimeout returns the audit statement timeout (0 = none).
 func (c *Config) AuditStatementTimeout() time.Duration {
 	d, _ := time.ParseDuration(c.Audit.StatementTimeout)
+	return d
+}
+
+// AuditChunkPause returns the pause between audit chunks (0 = none).
+func (c *Config) AuditChunkPause() time.Duration {
+	d, _ := time.ParseDuration(c.Audit.ChunkPause)
 	return d
 }
 

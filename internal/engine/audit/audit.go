@@ -32,13 +32,31 @@ type Options struct {
 	// negative means no samples).
 	SampleLimit int
 	// StatementTimeout bounds each query (SET LOCAL in a READ ONLY tx;
-	// default 5m).
+	// default 5m): in Audit, each chunk of a table, not the whole table.
 	StatementTimeout time.Duration
-	// Parallelism is how many FKs are audited at once (default 4).
+	// Parallelism is how many child tables (Audit) are read at once
+	// (default 4).
 	Parallelism int
 	// Progress, when set, is called after each FK finishes (one call at a
-	// time).
+	// time; in Audit, for each FK of a table once the table is done, never
+	// at the same time as OnCheckpoint).
 	Progress func(done, total int, fk string)
+
+	// ChunkPages is how many heap pages of a child table one statement of
+	// Audit reads (default DefaultChunkPages).
+	ChunkPages int
+	// Pause is a wait between two chunks of a table, to cap the load the
+	// audit puts on the server (default none).
+	Pause time.Duration
+	// Resume is the checkpoint of an earlier attempt; tables it shows as
+	// done or partly read are not read again from the start.
+	Resume *Checkpoint
+	// OnCheckpoint, when set, is called after each chunk (one call at a
+	// time) with the whole audit's position; an error stops the audit.
+	OnCheckpoint func(Checkpoint) error
+	// OnStatement, when set, is called with each counting or sampling
+	// statement before it runs (benchmarks EXPLAIN them for pages read).
+	OnStatement func(Statement)
 }
 
 func (o Options) normalised() Options {
@@ -53,6 +71,12 @@ func (o Options) normalised() Options {
 	}
 	if o.Parallelism <= 0 {
 		o.Parallelism = 4
+	}
+	if o.ChunkPages <= 0 {
+		o.ChunkPages = DefaultChunkPages
+	}
+	if o.Pause < 0 {
+		o.Pause = 0
 	}
 	return o
 }
@@ -77,8 +101,12 @@ type Result struct {
 	DurationMS int64    `json:"duration_ms"`
 }
 
-// Audit audits every FK with bounded parallelism. Results are in input
-// order. The first error cancels the rest.
+// Audit audits every FK, reading each child table once: the FKs of one
+// table are counted together, chunk by chunk (block ranges of the heap,
+// see TablePosition), and samples are read back afterwards only for FKs
+// with orphans. Tables are read with bounded parallelism. Results are in
+// input order and equal AuditOne's for each FK. The first error cancels
+// the rest.
 func Audit(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey, o Options) ([]Result, error) {
 	o = o.normalised()
 	for _, fk := range fks {
@@ -86,22 +114,77 @@ func Audit(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey, o Opt
 			return nil, err
 		}
 	}
+	groups := groupByTable(fks)
 	results := make([]Result, len(fks))
+	var mu sync.Mutex // serialises Progress, OnCheckpoint and the checkpoint
+	done := 0
+	cp := Checkpoint{Tables: make([]TablePosition, len(groups))}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Parallelism)
-	var mu sync.Mutex // serialises Progress calls and the done counter
-	done := 0
-	for i, fk := range fks {
+	for gi, grp := range groups {
 		g.Go(func() error {
-			r, err := AuditOne(gctx, pool, fk, o)
+			start := time.Now()
+			pp, rels, chunked, err := prepare(gctx, pool, grp)
 			if err != nil {
 				return err
 			}
-			results[i] = r
+			byIndex := false
+			if chunked && len(rels) == 1 {
+				if byIndex, err = indexCheaper(gctx, pool, grp); err != nil {
+					return err
+				}
+			}
+			pos, ok := o.Resume.find(grp.table.String(), grp.ids())
+			if !ok || !equalStrings(pos.Relations, rels) || pos.Unchunked == chunked || pos.ByIndex != byIndex {
+				pos = newPosition(grp, rels, chunked)
+				pos.ByIndex = byIndex
+			}
+			if len(pos.Candidates) != len(grp.fks) {
+				pos.Candidates = make([][]Candidate, len(grp.fks))
+			}
+			save := func(p TablePosition) error {
+				mu.Lock()
+				defer mu.Unlock()
+				cp.Tables[gi] = p
+				if o.OnCheckpoint == nil {
+					return nil
+				}
+				return o.OnCheckpoint(cp.clone())
+			}
+			mu.Lock()
+			cp.Tables[gi] = pos.clone()
+			mu.Unlock()
+			tp := &tablePass{pool: pool, o: o, plan: pp, save: save}
+			if pos.ByIndex {
+				pos, err = tp.runByIndex(gctx, pos)
+			} else {
+				pos, err = tp.run(gctx, pos)
+			}
+			if err != nil {
+				return err
+			}
+			for i, fk := range grp.fks {
+				res := Result{FK: fk.ID(), Table: fk.Table.String(), References: fk.RefTable.String(), Orphans: pos.Orphans[i], Samples: []Sample{}}
+				if pos.ByIndex {
+					res.Samples = pos.Samples[i]
+				} else if res.Orphans > 0 && o.SampleLimit > 0 {
+					rows, err := tp.samples(gctx, &pos, i)
+					if err != nil {
+						return err
+					}
+					for _, r := range rows {
+						res.Samples = append(res.Samples, r.sample)
+					}
+				}
+				res.DurationMS = time.Since(start).Milliseconds()
+				results[grp.idx[i]] = res
+			}
 			if o.Progress != nil {
 				mu.Lock()
-				done++
-				o.Progress(done, len(fks), fk.ID())
+				for _, fk := range grp.fks {
+					done++
+					o.Progress(done, len(fks), fk.ID())
+				}
 				mu.Unlock()
 			}
 			return nil
@@ -116,6 +199,12 @@ func Audit(ctx context.Context, pool *pgxpool.Pool, fks []plan.ForeignKey, o Opt
 // AuditOne counts and samples the orphans of one FK in a READ ONLY
 // transaction with SET LOCAL statement_timeout.
 func AuditOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Options) (Result, error) {
+	return auditOne(ctx, pool, fk, o, false)
+}
+
+// auditOne is AuditOne; byIndex makes the count read the child through an
+// index on the FK columns (enable_seqscan off for that statement only).
+func auditOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Options, byIndex bool) (Result, error) {
 	o = o.normalised()
 	if err := checkFK(fk); err != nil {
 		return Result{}, err
@@ -132,8 +221,22 @@ func AuditOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Opt
 			return err
 		}
 		pred := orphanPredicate(fk)
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+fk.Table.Sanitize()+" c WHERE "+pred).Scan(&res.Orphans); err != nil {
+		count := "SELECT count(*) FROM " + fk.Table.Sanitize() + " c WHERE " + pred
+		if o.OnStatement != nil {
+			o.OnStatement(Statement{SQL: count, ByIndex: byIndex})
+		}
+		if byIndex {
+			if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+				return fmt.Errorf("set enable_seqscan: %w", err)
+			}
+		}
+		if err := tx.QueryRow(ctx, count).Scan(&res.Orphans); err != nil {
 			return fmt.Errorf("count orphans: %w", err)
+		}
+		if byIndex {
+			if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = on"); err != nil {
+				return fmt.Errorf("set enable_seqscan: %w", err)
+			}
 		}
 		if res.Orphans == 0 || o.SampleLimit == 0 {
 			return nil
@@ -146,6 +249,9 @@ func AuditOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Opt
 		}
 		q := "SELECT " + strings.Join(sel, ", ") + " FROM " + fk.Table.Sanitize() + " c WHERE " + pred +
 			" ORDER BY " + info.orderBy() + fmt.Sprintf(" LIMIT %d", o.SampleLimit)
+		if o.OnStatement != nil {
+			o.OnStatement(Statement{SQL: q})
+		}
 		rows, err := tx.Query(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sample orphans: %w", err)
