@@ -350,6 +350,7 @@ func monitorGateSummary(out watch.Outcome) string {
 		out.Reason, figuresText(out.NotifyFigures), out.Deadline.UTC().Format(time.RFC3339))
 	if len(out.Missing) > 0 {
 		var miss []string
+		//workflowcheck:ignore (sorted)
 		for _, k := range slices.Sorted(maps.Keys(out.Missing)) {
 			miss = append(miss, k+": "+out.Missing[k])
 		}

@@ -281,6 +281,7 @@ func ViolationText(v monitor.ViolationReview) string {
 	s := fmt.Sprintf("FK violations since %s (%s): %d", v.Since.UTC().Format("2006-01-02"), strings.Join(v.Sources, ", "), v.Total)
 	if v.Total > 0 {
 		var parts []string
+		//workflowcheck:ignore (sorted)
 		for _, name := range slices.Sorted(maps.Keys(v.ByConstraint)) {
 			label := name
 			if label == "" {
