@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/policy"
+	"github.com/fkrollout/fkrollout/internal/smoke"
 )
 
 // EnvVar names the variable holding the configuration file path.
@@ -141,6 +143,9 @@ type Environment struct {
 	// SmokeChecks run after the deploy hooks (HTTP checks that the
 	// application still serves with the new constraints).
 	SmokeChecks []SmokeCheck `yaml:"smoke_checks"`
+	// SmokeCleanup runs after the smoke checks, even when one failed
+	// (delete what the checks created; may use their captured values).
+	SmokeCleanup []SmokeCheck `yaml:"smoke_cleanup"`
 }
 
 // PerfDSNOrMain is the DSN the perf phase runs its workload through:
@@ -190,19 +195,10 @@ func (h Hook) TimeoutOr(d time.Duration) time.Duration {
 	return d
 }
 
-// SmokeCheck is one HTTP request and the status it must answer with.
-type SmokeCheck struct {
-	Name   string `yaml:"name"`
-	Method string `yaml:"method"`
-	URL    string `yaml:"url"`
-	Body   string `yaml:"body"`
-	// Headers are sent with the request. Their values count as secrets
-	// (Authorization: Bearer ...), redacted from check details and errors;
-	// only descriptive ones (Content-Type, Accept, User-Agent, ...) do not.
-	Headers      map[string]string `yaml:"headers"`
-	ExpectStatus int               `yaml:"expect_status"`
-	Timeout      string            `yaml:"timeout"`
-}
+// SmokeCheck is one HTTP request and what its answer must show: status,
+// body assertions, captured values for later checks, a log line (see
+// package smoke).
+type SmokeCheck = smoke.Check
 
 // LockConfig is the YAML form of dbx.LockPolicy.
 type LockConfig struct {
@@ -512,21 +508,8 @@ func (c *Config) Validate() error {
 			}
 			errs = appendErr(errs, duration(fmt.Sprintf("environments.%s.deploy_hooks[%d].timeout", name, i), h.Timeout))
 		}
-		for i, s := range e.SmokeChecks {
-			if s.Name == "" || s.URL == "" {
-				errs = append(errs, fmt.Errorf("environment %q: smoke_checks[%d] needs a name and a url", name, i))
-			}
-			path := fmt.Sprintf("environments.%s.smoke_checks[%d]", name, i)
-			if s.URL != "" {
-				errs = appendErr(errs, httpURL(path+".url", s.URL))
-			}
-			errs = appendErr(errs, duration(path+".timeout", s.Timeout))
-			if s.Method != "" && !validMethods[strings.ToUpper(s.Method)] {
-				errs = append(errs, fmt.Errorf("%s.method: %q is not an HTTP method", path, s.Method))
-			}
-			if s.ExpectStatus != 0 && (s.ExpectStatus < 100 || s.ExpectStatus > 599) {
-				errs = append(errs, fmt.Errorf("%s.expect_status: %d is not an HTTP status", path, s.ExpectStatus))
-			}
+		if err := smoke.Validate("environments."+name, e.SmokeChecks, e.SmokeCleanup); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if _, err := c.LockPolicy(); err != nil {
@@ -745,7 +728,7 @@ func (c *Config) Secrets() []string {
 				}
 			}
 		}
-		for _, s := range e.SmokeChecks {
+		for _, s := range slices.Concat(e.SmokeChecks, e.SmokeCleanup) {
 			for k, v := range s.Headers {
 				if !plainHeaders[strings.ToLower(k)] {
 					out = append(out, headerSecrets(v)...)

@@ -662,6 +662,7 @@ func (w *rollout) hooksAndSmoke(ctx workflow.Context, name string) error {
 		}
 		rep = w.report(name)
 		rep.Smoke = smoke
+		rep.SmokeRounds = append(rep.SmokeRounds, smokeRound(workflow.Now(ctx), smoke))
 		w.setReport(name, rep)
 		if failed := failedSmoke(smoke); failed != "" {
 			retry, err := w.problemGateRetry(ctx, name, "smoke checks failed in "+name+": "+failed)
@@ -842,7 +843,7 @@ func failedSmoke(ss []SmokeResult) string {
 	var f []string
 	for _, s := range ss {
 		if !s.OK {
-			f = append(f, fmt.Sprintf("%s (got %d, want %d)", s.Name, s.Status, s.Expected))
+			f = append(f, smokeFailure(s))
 		}
 	}
 	return strings.Join(f, ", ")
