@@ -31,6 +31,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fkrollout/fkrollout/internal/engine/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/expect"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/policy"
@@ -146,6 +147,10 @@ type Environment struct {
 	// SmokeCleanup runs after the smoke checks, even when one failed
 	// (delete what the checks created; may use their captured values).
 	SmokeCleanup []SmokeCheck `yaml:"smoke_cleanup"`
+	// Expect are the figures this environment must show once its
+	// constraints are validated, and the team's read-only runbook queries
+	// (package expect); the plan's expect: section adds to them.
+	Expect expect.Config `yaml:"expect"`
 }
 
 // PerfDSNOrMain is the DSN the perf phase runs its workload through:
@@ -509,6 +514,9 @@ func (c *Config) Validate() error {
 			errs = appendErr(errs, duration(fmt.Sprintf("environments.%s.deploy_hooks[%d].timeout", name, i), h.Timeout))
 		}
 		if err := smoke.Validate("environments."+name, e.SmokeChecks, e.SmokeCleanup); err != nil {
+			errs = append(errs, err)
+		}
+		if err := e.Expect.Validate("environments." + name + ".expect"); err != nil {
 			errs = append(errs, err)
 		}
 	}
