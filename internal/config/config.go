@@ -220,6 +220,32 @@ type AuditConfig struct {
 	StatementTimeout string `yaml:"statement_timeout"`
 	Parallelism      int    `yaml:"parallelism"`
 	RemediationBatch int    `yaml:"remediation_batch"`
+	// ExportMaxRows bounds each constraint's orphan export, the CSV
+	// written next to the backups before the remediation gate opens
+	// (default 100000).
+	ExportMaxRows int `yaml:"export_max_rows"`
+	// ExportColumns are context columns shown in the export after the key
+	// and FK columns, per child table ("public.invoice" or "invoice" for
+	// schema public): [invoice_date, total]. Never name a secret column:
+	// the people deciding read these files.
+	ExportColumns map[string][]string `yaml:"export_columns"`
+}
+
+// ExportColumnsFor are the configured context columns of table t.
+func (a AuditConfig) ExportColumnsFor(t plan.TableName) []string {
+	for _, k := range sortedKeys(a.ExportColumns) {
+		pt, err := plan.ParseTableName(k)
+		if err != nil {
+			continue
+		}
+		if pt.Schema == "" {
+			pt.Schema = plan.DefaultSchema
+		}
+		if pt == t {
+			return a.ExportColumns[k]
+		}
+	}
+	return nil
 }
 
 // MetricsConfig is the worker's Prometheus endpoint.
@@ -581,6 +607,7 @@ func (c *Config) validateScalars() []error {
 		{"worker.activity_task_pollers", c.Worker.ActivityTaskPollers},
 		{"audit.parallelism", c.Audit.Parallelism},
 		{"audit.remediation_batch", c.Audit.RemediationBatch},
+		{"audit.export_max_rows", c.Audit.ExportMaxRows},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: %d is negative", f.path, f.v))
@@ -591,6 +618,16 @@ func (c *Config) validateScalars() []error {
 			c.Worker.ActivityTaskPollers, c.Worker.MaxConcurrentActivities))
 	}
 	errs = appendErr(errs, duration("worker.stop_timeout", c.Worker.StopTimeout))
+	for _, k := range sortedKeys(c.Audit.ExportColumns) {
+		if _, err := plan.ParseTableName(k); err != nil {
+			errs = append(errs, fmt.Errorf("audit.export_columns: key %q is not a table name: %v", k, err))
+		}
+		for i, col := range c.Audit.ExportColumns[k] {
+			if strings.TrimSpace(col) == "" {
+				errs = append(errs, fmt.Errorf("audit.export_columns.%s[%d]: empty column name", k, i))
+			}
+		}
+	}
 	errs = append(errs, c.Tracing.validate()...)
 	return errs
 }
@@ -807,4 +844,13 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("metrics", c.Metrics.ListenAddr),
 		slog.String("tracing", c.Tracing.summary()),
 	)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -36,6 +36,12 @@ const (
 	// ActQuarantine counts (and on rollback restores) the rows this run's
 	// remediation copied to quarantine.
 	ActQuarantine = "Quarantine"
+	// ActCheckExpectations measures the figures the plan and the worker's
+	// configuration expect of an environment and compares them.
+	ActCheckExpectations = "CheckExpectations"
+	// ActExportOrphans writes every orphan row of the given constraints to
+	// files on the worker host, for the people who decide at the gate.
+	ActExportOrphans = "ExportOrphans"
 )
 
 // ActivityNames lists every activity FKRollout schedules besides Notify
@@ -43,7 +49,7 @@ const (
 func ActivityNames() []string {
 	return []string{ActParsePlan, ActCheckPlan, ActTakeStats, ActAudit, ActBackup, ActApplyConstraint,
 		ActRemediate, ActValidateConstraint, ActRunBehaviourTests, ActRollback, ActVerify, ActRunDeployHooks, ActRunSmokeChecks, ActPublishReport,
-		ActRemediationImpact, ActQuarantine, ActResolvePolicy, ActPerfRun, ActPerfExplain}
+		ActRemediationImpact, ActQuarantine, ActResolvePolicy, ActPerfRun, ActPerfExplain, ActCheckExpectations, ActExportOrphans}
 }
 
 // ParsePlanInput is the plan text from the workflow input.

@@ -410,6 +410,9 @@ func (w *rollout) environment(ctx workflow.Context, env EnvironmentInput, last b
 	rep = w.report(name)
 	rep.StatsAfter = &after
 	w.setReport(name, rep)
+	if err := w.checkExpectations(ctx, name); err != nil {
+		return err
+	}
 
 	if err := w.hooksAndSmoke(ctx, name); err != nil {
 		return err
@@ -492,12 +495,17 @@ func (w *rollout) remediationLoop(ctx workflow.Context, name string, fks []plan.
 		if err != nil {
 			return err
 		}
+		exports := w.exportOrphans(ctx, name, dirty)
 		detail := &notify.Gate{Remediation: &notify.RemediationData{}}
 		var lines []string
 		for _, f := range dirty {
 			or := notify.OrphanReport{Constraint: f.FK, Table: f.Table, Columns: f.Columns,
 				RefTable: f.References, Orphans: f.Orphans, Samples: f.Samples, Nullable: f.Nullable}
 			lines = append(lines, fmt.Sprintf("%s: %d orphans (e.g. %s)", f.FK, f.Orphans, strings.Join(f.Samples, "; ")))
+			if e, ok := exports[f.FK]; ok {
+				or.Export = e.Note()
+				lines = append(lines, "  full list: "+e.Note())
+			}
 			if imp, ok := impacts[f.FK]; ok {
 				or.Nullable, or.Triggers, or.Impossible = imp.Nullable, imp.Triggers, imp.Impossible
 				or.Dependents = imp.Dependents
