@@ -119,3 +119,33 @@ func TestRemediationGateLinksTheOrphanExport(t *testing.T) {
 	assert.Equal(t, path, st.Environments["staging"].OrphanExports[0].Path)
 	assert.Contains(t, st.Report(), path)
 }
+
+// A failed export never holds the decision up: the gate opens with the
+// samples and the timeline says why there is no file.
+func TestFailedOrphanExportStillOpensTheGate(t *testing.T) {
+	h := newHarness(t, approveAll)
+	h.fake.orphans["staging"] = map[string]int64{"fk_stages_instance": 3}
+	h.fake.exportFails = true
+	in := testInput()
+	in.Environments = in.Environments[:1]
+	h.drive()
+	st, err := h.run(in)
+	require.NoError(t, err)
+	assert.Equal(t, StateCompleted, st.State)
+	assert.Len(t, h.fake.exports, 3, "three attempts, then the gate")
+	var gate *approval.Gate
+	for i := range st.Gates {
+		if st.Gates[i].Kind == notify.GateRemediation {
+			gate = &st.Gates[i]
+		}
+	}
+	require.NotNil(t, gate)
+	assert.Contains(t, gate.Summary, "fk_stages_instance: 3 orphans (e.g. id=orphan-1)")
+	assert.NotContains(t, gate.Summary, "full list")
+	var noted bool
+	for _, e := range st.Timeline {
+		noted = noted || strings.Contains(e.Message, "orphan export failed (the gate shows the samples only): backup dir: permission denied")
+	}
+	assert.True(t, noted, "the timeline says why there is no file")
+	assert.Empty(t, st.Environments["staging"].OrphanExports)
+}

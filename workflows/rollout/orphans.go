@@ -50,10 +50,11 @@ func (e OrphanExport) Note() string {
 
 // exportOrphans writes the orphan lists of the dirty constraints before
 // their gate opens. A failed export never holds the rollout up: the gate
-// opens with the samples, and the timeline says why there is no file.
-func (w *rollout) exportOrphans(ctx workflow.Context, name string, dirty []AuditFigure) map[string]OrphanExport {
+// opens with the samples, and the timeline says why there is no file. An
+// abort or rollback during the export returns errStopped.
+func (w *rollout) exportOrphans(ctx workflow.Context, name string, dirty []AuditFigure) (map[string]OrphanExport, error) {
 	if workflow.GetVersion(ctx, orphanExportVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return nil
+		return nil, nil
 	}
 	rep := w.report(name)
 	in := ExportOrphansInput{Environment: name, RolloutID: w.id, Round: rep.AuditRounds}
@@ -68,11 +69,20 @@ func (w *rollout) exportOrphans(ctx workflow.Context, name string, dirty []Audit
 	rp := *opts.RetryPolicy
 	rp.MaximumAttempts = 3
 	opts.RetryPolicy = &rp
-	actx := workflow.WithActivityOptions(ctx, steps.WithSummary(opts, fmt.Sprintf("export the orphans of %d constraint(s) in %s", len(in.FKs), name)))
+	// An abort cancels the export like any step (w.cancelStep).
+	sctx, cancel := workflow.WithCancel(ctx)
+	w.cancelStep = cancel
+	actx := workflow.WithActivityOptions(sctx, steps.WithSummary(opts, fmt.Sprintf("export the orphans of %d constraint(s) in %s", len(in.FKs), name)))
 	var res []OrphanExport
-	if err := workflow.ExecuteActivity(actx, ActExportOrphans, in).Get(actx, &res); err != nil {
+	err := workflow.ExecuteActivity(actx, ActExportOrphans, in).Get(actx, &res)
+	cancel()
+	w.cancelStep = nil
+	if w.stop != nil {
+		return nil, errStopped
+	}
+	if err != nil {
 		w.event(ctx, name, w.st.Phase, fmt.Sprintf("orphan export failed (the gate shows the samples only): %v", steps.RootCause(err)))
-		return nil
+		return nil, nil
 	}
 	rep = w.report(name)
 	rep.OrphanExports = append(rep.OrphanExports, res...)
@@ -82,5 +92,5 @@ func (w *rollout) exportOrphans(ctx workflow.Context, name string, dirty []Audit
 		out[e.FK] = e
 		w.event(ctx, name, w.st.Phase, fmt.Sprintf("orphans of %s exported to %s", e.FK, e.Note()))
 	}
-	return out
+	return out, nil
 }

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,8 +48,9 @@ type fakeEngine struct {
 	// expectations[env] are CheckExpectations' answers, one per call
 	// (the last one repeats).
 	expectations map[string][][]ExpectationResult
-	// exports are the ExportOrphans requests.
+	// exports are the ExportOrphans requests; exportFails fails them.
 	exports       []ExportOrphansInput
+	exportFails   bool
 	notifications []notify.Event
 	reports       []ReportInput
 	now           func() time.Time
@@ -276,6 +278,9 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.exports = append(f.exports, in)
+		if f.exportFails {
+			return nil, errors.New("backup dir: permission denied")
+		}
 		var out []OrphanExport
 		for _, fk := range in.FKs {
 			n := f.orphans[in.Environment][fk.Name]

@@ -495,7 +495,10 @@ func (w *rollout) remediationLoop(ctx workflow.Context, name string, fks []plan.
 		if err != nil {
 			return err
 		}
-		exports := w.exportOrphans(ctx, name, dirty)
+		exports, err := w.exportOrphans(ctx, name, dirty)
+		if err != nil {
+			return err
+		}
 		detail := &notify.Gate{Remediation: &notify.RemediationData{}}
 		var lines []string
 		for _, f := range dirty {
