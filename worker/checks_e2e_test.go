@@ -154,11 +154,19 @@ func TestE2ERunbookChecks(t *testing.T) {
 		assert.Contains(t, string(md), want)
 	}
 
-	// The history holds the export's path and counts, not its rows.
-	text := decodedHistory(t, historyJSON(t, ctx, c, id))
+	// The history holds the export's path and counts, not its rows, and no
+	// secret of the worker.
+	hist := historyJSON(t, ctx, c, id)
+	text := decodedHistory(t, hist)
 	assert.Contains(t, text, ex.Path)
 	for _, r := range recs[1:] {
 		assert.NotContains(t, text, r[2], "an exported row reached the history")
+	}
+	for _, s := range cfg.Secrets() {
+		assert.NotContains(t, text, s)
+	}
+	if *record {
+		require.NoError(t, os.WriteFile("../workflows/testdata/history-checks-runbook.json", []byte(hist), 0o644))
 	}
 }
 
