@@ -121,15 +121,15 @@ func (r Runner) redact(s string) string {
 
 // one sends one request and checks its answer; captured values go into
 // values.
-func (r Runner) one(ctx context.Context, c Check, kind string, values map[string]string) Result {
+func (r Runner) one(ctx context.Context, c Check, kind string, values map[string]string) (res Result) {
 	start := time.Now()
 	want := c.ExpectStatus
 	if want == 0 {
 		want = http.StatusOK
 	}
-	res := Result{Name: c.Name, Kind: kind, Expected: want}
+	res = Result{Name: c.Name, Kind: kind, Expected: want}
 	defer func() { res.DurationMS = time.Since(start).Milliseconds() }()
-	u, miss := expand(c.URL, values, url.PathEscape)
+	u, miss := expandURL(c.URL, values)
 	body, miss2 := expand(c.Body, values, nil)
 	headers := map[string]string{}
 	var miss3 string
@@ -317,6 +317,19 @@ func capture(c Capture, raw []byte) (string, error) {
 	return string(m[0]), nil
 }
 
+// expandURL expands ${name} in a URL: path-escaped before the "?",
+// query-escaped after it, so a value cannot add a path segment or a
+// query parameter.
+func expandURL(u string, values map[string]string) (string, string) {
+	path, query, hasQuery := strings.Cut(u, "?")
+	p, miss := expand(path, values, url.PathEscape)
+	if !hasQuery {
+		return p, miss
+	}
+	q, miss2 := expand(query, values, url.QueryEscape)
+	return p + "?" + q, cmpOr(miss, miss2)
+}
+
 // quoteVars expands ${name} in a pattern to the value, matched literally.
 func quoteVars(p string, values map[string]string) string {
 	out, _ := expand(p, values, regexp.QuoteMeta)
@@ -418,7 +431,9 @@ func (r Runner) readLog(ctx context.Context, l LogCheck, mark logMark, deadline 
 	cmd := exec.CommandContext(cctx, l.Command[0], l.Command[1:]...)
 	cmd.Env = slices.Clone(r.CommandEnv)
 	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &limited{w: &buf, n: maxLog}, &limited{w: &buf, n: maxLog}
+	// One writer for both: exec then copies them on one goroutine.
+	out := &limited{w: &buf, n: maxLog}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

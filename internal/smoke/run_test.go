@@ -308,3 +308,25 @@ func TestPathLookup(t *testing.T) {
 		}
 	}
 }
+
+func TestExpandURLEscapesEachPart(t *testing.T) {
+	vals := map[string]string{"id": "a/b c", "q": "x&admin=1"}
+	got, miss := expandURL("http://app/orders/${id}?name=${q}&id=${id}", vals)
+	if miss != "" || got != "http://app/orders/a%2Fb%20c?name=x%26admin%3D1&id=a%2Fb+c" {
+		t.Errorf("got %q (missing %q)", got, miss)
+	}
+	if _, miss := expandURL("http://app/${nope}", vals); miss != "nope" {
+		t.Errorf("missing %q, want nope", miss)
+	}
+}
+
+func TestDurationIsMeasured(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+	}))
+	defer srv.Close()
+	got := Runner{}.Run(context.Background(), []Check{{Name: "slow", URL: srv.URL}}, nil, nil)
+	if got[0].DurationMS < 20 {
+		t.Errorf("duration %d ms, want at least the 20 ms the answer took", got[0].DurationMS)
+	}
+}
