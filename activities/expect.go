@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/fkrollout/fkrollout/internal/engine/audit"
 	"github.com/fkrollout/fkrollout/internal/engine/expect"
 	"github.com/fkrollout/fkrollout/internal/engine/pgerr"
+	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
@@ -73,4 +75,37 @@ func absPath(p string) string {
 		return abs
 	}
 	return p
+}
+
+// plannedQueriesExist refuses, before anything changes, a plan that names
+// runbook queries the first environment's configuration does not define
+// (later environments are checked when their figures are measured).
+func (a *Activities) plannedQueriesExist(p plan.Plan, envName string) error {
+	if p.Expect == nil || len(p.Expect.Queries) == 0 || envName == "" {
+		return nil
+	}
+	env, err := a.Config.Environment(envName)
+	if err != nil {
+		return nil // the environment's own check reports it
+	}
+	defined := map[string]bool{}
+	var names []string
+	for _, q := range env.Expect.Queries {
+		defined[q.Name] = true
+		names = append(names, q.Name)
+	}
+	var missing []string
+	for _, n := range p.Expect.Queries {
+		if !defined[n] {
+			missing = append(missing, strconv.Quote(n))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if len(names) == 0 {
+		names = []string{"none"}
+	}
+	return fmt.Errorf("expect.queries: %s not defined in the worker configuration of environment %s (defined: %s); runbook SQL lives only there",
+		strings.Join(missing, ", "), envName, strings.Join(names, ", "))
 }

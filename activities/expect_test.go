@@ -14,6 +14,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 // The plan's figures and the environment's runbook query, measured on
@@ -88,4 +89,29 @@ func TestExportOrphansActivity(t *testing.T) {
 	assert.Equal(t, [][]string{{"id", "parent_id", "note"}, {"2", "99", "lost"}, {"3", "98", ""}}, recs)
 	raw, _ := os.ReadFile(res[0].Path)
 	assert.False(t, strings.Contains(string(raw), "s2"), "a column nobody configured is not exported")
+}
+
+// A plan naming a runbook query the first environment does not define is
+// refused before anything changes.
+func TestParsePlanRefusesAnUndefinedRunbookQuery(t *testing.T) {
+	db := pgtest.New(t)
+	db.Exec(t, `CREATE TABLE parent (id int PRIMARY KEY); CREATE TABLE child (id int PRIMARY KEY, parent_id int);`)
+	zero := "0"
+	cfg := cfgWith(map[string]config.Environment{"staging": {DSN: db.DSN, Expect: expect.Config{
+		Queries: []expect.Query{{Name: "known", SQL: "SELECT 0", ExpectValue: &zero}}}}})
+	env, _ := newEnv(t, cfg)
+	text := "expect: {queries: [known, unknown]}\nforeign_keys:\n  - {name: fk_child_parent, table: child, columns: [parent_id], references: parent}\n"
+	_, err := env.ExecuteActivity(rollout.ActParsePlan, rollout.ParsePlanInput{Text: text, Format: "yaml", Environment: "staging"})
+	require.Error(t, err)
+	typ, nonRetryable := appErrType(t, err)
+	assert.Equal(t, steps.ErrTypePlan, typ)
+	assert.True(t, nonRetryable)
+	assert.Contains(t, err.Error(), `expect.queries: "unknown" not defined in the worker configuration of environment staging (defined: known)`)
+
+	v, err := env.ExecuteActivity(rollout.ActParsePlan, rollout.ParsePlanInput{Text: strings.Replace(text, ", unknown", "", 1), Format: "yaml", Environment: "staging"})
+	require.NoError(t, err)
+	var res rollout.ParsePlanResult
+	require.NoError(t, v.Get(&res))
+	require.NotNil(t, res.Plan.Expect)
+	assert.Equal(t, []string{"known"}, res.Plan.Expect.Queries)
 }
