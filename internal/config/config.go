@@ -18,7 +18,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -666,12 +665,6 @@ func appendErr(errs []error, err error) []error {
 		return append(errs, err)
 	}
 	return errs
-}
-
-// validMethods are the methods a smoke check may send.
-var validMethods = map[string]bool{
-	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
-	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
 }
 
 // EnvironmentNames returns the configured environment names, sorted.
