@@ -96,7 +96,7 @@ func (s *Status) writeRisks(b *strings.Builder) {
 			}
 		}
 		for _, r := range rep.Smoke {
-			if !r.OK && !r.Skipped {
+			if !r.OK {
 				risks = append(risks, fmt.Sprintf("%s: smoke %s failed and was taken past: %s.", e, report.Text(r.Name), report.Text(clipText(smokeFailure(r), 200))))
 			}
 		}
