@@ -339,19 +339,19 @@ func quoteVars(p string, values map[string]string) string {
 // logMark is where a log file ended before the request.
 type logMark struct {
 	size int64
-	ok   bool
 }
 
+// markLog notes the log file's size; a file that does not exist yet may
+// appear with the first line the request causes (read from its start).
 func markLog(l *LogCheck) logMark {
 	if l.File == "" {
 		return logMark{}
 	}
 	fi, err := os.Stat(l.File)
 	if err != nil {
-		// The file may appear with the first line the request causes.
-		return logMark{ok: true}
+		return logMark{}
 	}
-	return logMark{size: fi.Size(), ok: true}
+	return logMark{size: fi.Size()}
 }
 
 // checkLog waits up to Within for the pattern in what was logged; it
