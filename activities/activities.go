@@ -96,6 +96,8 @@ func (a *Activities) byName() map[string]any {
 		rollout.ActVerify:                a.Verify,
 		rollout.ActRunDeployHooks:        a.RunDeployHooks,
 		rollout.ActRunSmokeChecks:        a.RunSmokeChecks,
+		rollout.ActCheckExpectations:     a.CheckExpectations,
+		rollout.ActExportOrphans:         a.ExportOrphans,
 		steps.ActNotify:                  a.Notify,
 		rollout.ActPublishReport:         a.PublishReport,
 		rollout.ActRemediationImpact:     a.RemediationImpact,

@@ -54,6 +54,9 @@ func (a *Activities) ParsePlan(ctx context.Context, in rollout.ParsePlanInput) (
 	if err := plan.FindingsError(src.Plan.Name, findings); err != nil {
 		return rollout.ParsePlanResult{}, planErr(err)
 	}
+	if err := a.plannedQueriesExist(src.Plan, in.Environment); err != nil {
+		return rollout.ParsePlanResult{}, planErr(err)
+	}
 	if in.Environment != "" {
 		pool, err := a.pool(ctx, in.Environment)
 		if err != nil {

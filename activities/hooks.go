@@ -1,13 +1,10 @@
 package activities
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -19,6 +16,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/smoke"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
@@ -150,57 +148,38 @@ func (t *tailBuffer) String() string {
 	return string(t.buf)
 }
 
-// RunSmokeChecks sends each configured HTTP request and compares the status
-// (health check, "invalid data returns 400").
+// RunSmokeChecks sends each configured check in order (status, body
+// assertions, captured values carried to later checks, log lines), then
+// every cleanup step, even after a failure (package smoke).
 func (a *Activities) RunSmokeChecks(ctx context.Context, in rollout.HooksInput) ([]rollout.SmokeResult, error) {
 	env, err := a.Config.Environment(in.Environment)
 	if err != nil {
 		return nil, err
 	}
-	out := []rollout.SmokeResult{}
-	for _, s := range env.SmokeChecks {
-		want := s.ExpectStatus
-		if want == 0 {
-			want = http.StatusOK
+	cmdEnv, _ := hookEnv(config.Hook{}, in, os.LookupEnv)
+	r := smoke.Runner{Redact: a.redact, CommandEnv: cmdEnv}
+	res := r.Run(ctx, env.SmokeChecks, env.SmokeCleanup, map[string]string{smoke.VarRolloutID: in.RolloutID, smoke.VarEnvironment: in.Environment})
+	out := make([]rollout.SmokeResult, 0, len(res))
+	for _, s := range res {
+		kind := s.Kind
+		if kind == smoke.KindCheck {
+			kind = "" // the default, as results before cleanup steps existed
 		}
-		res := rollout.SmokeResult{Name: s.Name, Expected: want}
-		timeout := 10 * time.Second
-		if d, err := time.ParseDuration(s.Timeout); err == nil && d > 0 {
-			timeout = d
-		}
-		rctx, cancel := context.WithTimeout(ctx, timeout)
-		method := s.Method
-		if method == "" {
-			method = http.MethodGet
-		}
-		var body io.Reader
-		if s.Body != "" {
-			body = bytes.NewBufferString(s.Body)
-		}
-		req, err := http.NewRequestWithContext(rctx, method, s.URL, body)
-		if err == nil {
-			for k, v := range s.Headers {
-				req.Header.Set(k, v)
-			}
-			var resp *http.Response
-			resp, err = http.DefaultClient.Do(req)
-			if err == nil {
-				b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-				resp.Body.Close()
-				res.Status = resp.StatusCode
-				res.OK = resp.StatusCode == want
-				if !res.OK {
-					res.Detail = a.redact(strings.TrimSpace(string(b)))
-				}
-			}
-		}
-		cancel()
-		if err != nil {
-			res.Detail = a.redact(err.Error())
-		}
-		out = append(out, res)
+		out = append(out, rollout.SmokeResult{Name: s.Name, Kind: kind, OK: s.OK, Status: s.Status, Expected: s.Expected, Detail: s.Detail,
+			Failures: s.Failures, Captured: s.Captured, Skipped: s.Skipped, DurationMS: s.DurationMS})
 	}
+	activityLogger(ctx, a.Log).Info("smoke checks finished", "environment", in.Environment, "checks", len(out), "failed", failedCount(out))
 	return out, nil
+}
+
+func failedCount(rs []rollout.SmokeResult) int {
+	n := 0
+	for _, r := range rs {
+		if !r.OK {
+			n++
+		}
+	}
+	return n
 }
 
 // Notify hands an event to the configured notifier, adding the Temporal UI

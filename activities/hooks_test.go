@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fkrollout/fkrollout/internal/config"
+	"github.com/fkrollout/fkrollout/internal/smoke"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
 
@@ -114,4 +115,48 @@ func TestSmokeCheckDetailRedactsHeaderValues(t *testing.T) {
 	assert.Contains(t, res[0].Detail, "token [redacted] expired")
 	assert.NotContains(t, res[0].Detail, "smoke-bearer-123")
 	assert.NotContains(t, res[0].Detail, "smoke-api-key-456")
+}
+
+// Through the activity: a create → query chain with a failing assertion,
+// a cleanup that still runs with the captured id, a log command that sees
+// the rollout's id (FKROLLOUT_ROLLOUT_ID) and no worker secret.
+func TestSmokeChecksChainCleanupAndLogThroughTheActivity(t *testing.T) {
+	t.Setenv("FKROLLOUT_DSN_PRODUCTION", "postgres://app:dsn-in-worker-env@db/apms")
+	var deleted []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost:
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"data":{"id":"wi-77"}}`))
+		case r.Method == http.MethodGet:
+			_, _ = w.Write([]byte(`{"id":"` + strings.TrimPrefix(r.URL.Path, "/wi/") + `","state":"draft"}`))
+		case r.Method == http.MethodDelete:
+			deleted = append(deleted, r.URL.Path)
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	eq := func(s string) *string { return &s }
+	cfg := cfgWith(map[string]config.Environment{"production": {DSN: "postgres://x@y/z",
+		SmokeChecks: []config.SmokeCheck{
+			{Name: "create", Method: "POST", URL: srv.URL + "/wi", ExpectStatus: 201, Capture: map[string]smoke.Capture{"id": {JSON: "data.id"}},
+				ExpectLog: &smoke.LogCheck{Command: []string{"sh", "-c", `echo "created for $FKROLLOUT_ROLLOUT_ID dsn=[$FKROLLOUT_DSN_PRODUCTION]"`}, Pattern: `created for r-42 dsn=\[\]`, Within: "1s"}},
+			{Name: "query", URL: srv.URL + "/wi/${id}", ExpectBody: []smoke.Assertion{{JSON: "id", Equals: eq("${id}")}, {JSON: "state", Equals: eq("active")}}},
+		},
+		SmokeCleanup: []config.SmokeCheck{{Name: "delete", Method: "DELETE", URL: srv.URL + "/wi/${id}", ExpectStatus: 204}},
+	}})
+	require.NoError(t, cfg.Validate())
+	env, _ := newEnv(t, cfg)
+	v, err := env.ExecuteActivity(rollout.ActRunSmokeChecks, rollout.HooksInput{Environment: "production", RolloutID: "r-42"})
+	require.NoError(t, err)
+	var res []rollout.SmokeResult
+	require.NoError(t, v.Get(&res))
+	require.Len(t, res, 3)
+	assert.True(t, res[0].OK, "create: %v", res[0].Failures)
+	assert.Equal(t, []string{"id"}, res[0].Captured)
+	assert.False(t, res[1].OK)
+	assert.Equal(t, []string{`expect_body[1]: state is "draft", want "active"`}, res[1].Failures)
+	assert.Equal(t, "cleanup", res[2].Kind)
+	assert.True(t, res[2].OK, "cleanup: %v", res[2].Failures)
+	assert.Equal(t, []string{"/wi/wi-77"}, deleted)
 }

@@ -57,7 +57,8 @@ type MonitorActivities struct {
 // NewMonitorActivities wires the monitor to the rollout activities'
 // database pools and notifier. Each environment's configured smoke checks
 // (config smoke_checks) also become an http source "smoke-<env>" of that
-// environment, unless a source of that name is configured.
+// environment, unless a source of that name is configured; checks that
+// capture values or use captured ones (a create → query chain) are left out.
 func NewMonitorActivities(base *Activities, cfg monitor.Config) *MonitorActivities {
 	cfg.Sources = maps.Clone(cfg.Sources)
 	if cfg.Sources == nil {
@@ -72,10 +73,15 @@ func NewMonitorActivities(base *Activities, cfg monitor.Config) *MonitorActiviti
 			}
 			sc := monitor.SourceConfig{Kind: monitor.KindHTTP, Environment: env}
 			for _, c := range e.SmokeChecks {
+				if c.UsesVariables() || len(c.Capture) > 0 {
+					continue // part of a chain: meaningless on its own, every interval
+				}
 				sc.Checks = append(sc.Checks, monitor.HTTPCheck{Name: c.Name, Method: c.Method, URL: c.URL, Body: c.Body,
 					Headers: c.Headers, ExpectStatus: c.ExpectStatus, Timeout: c.Timeout})
 			}
-			cfg.Sources[name] = sc
+			if len(sc.Checks) > 0 {
+				cfg.Sources[name] = sc
+			}
 		}
 	}
 	return &MonitorActivities{Config: cfg, Pool: base.pool, StatsPool: base.monitorPool, Notifier: base.Notifier, Log: base.Log}

@@ -91,6 +91,12 @@ func registerStubs(w worker.Worker, orphans int64, pol policy.Config) {
 	})
 	reg(rollout.ActRunDeployHooks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.HookResult, error) { return nil, nil })
 	reg(rollout.ActRunSmokeChecks, func(ctx context.Context, in rollout.HooksInput) ([]rollout.SmokeResult, error) { return nil, nil })
+	reg(rollout.ActCheckExpectations, func(ctx context.Context, in rollout.ExpectInput) ([]rollout.ExpectationResult, error) {
+		return nil, nil
+	})
+	reg(rollout.ActExportOrphans, func(ctx context.Context, in rollout.ExportOrphansInput) ([]rollout.OrphanExport, error) {
+		return nil, nil
+	})
 	reg(steps.ActNotify, func(ctx context.Context, ev notify.Event) (notify.Receipt, error) { return notify.Receipt{}, nil })
 	reg(rollout.ActPublishReport, func(ctx context.Context, in rollout.ReportInput) (rollout.ReportResult, error) {
 		return rollout.ReportResult{Path: "/reports/" + in.RolloutID + ".md", Posted: true}, nil

@@ -18,9 +18,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,9 +30,11 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fkrollout/fkrollout/internal/engine/dbx"
+	"github.com/fkrollout/fkrollout/internal/engine/expect"
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/monitor"
 	"github.com/fkrollout/fkrollout/internal/policy"
+	"github.com/fkrollout/fkrollout/internal/smoke"
 )
 
 // EnvVar names the variable holding the configuration file path.
@@ -141,6 +143,13 @@ type Environment struct {
 	// SmokeChecks run after the deploy hooks (HTTP checks that the
 	// application still serves with the new constraints).
 	SmokeChecks []SmokeCheck `yaml:"smoke_checks"`
+	// SmokeCleanup runs after the smoke checks, even when one failed
+	// (delete what the checks created; may use their captured values).
+	SmokeCleanup []SmokeCheck `yaml:"smoke_cleanup"`
+	// Expect are the figures this environment must show once its
+	// constraints are validated, and the team's read-only runbook queries
+	// (package expect); the plan's expect: section adds to them.
+	Expect expect.Config `yaml:"expect"`
 }
 
 // PerfDSNOrMain is the DSN the perf phase runs its workload through:
@@ -190,19 +199,10 @@ func (h Hook) TimeoutOr(d time.Duration) time.Duration {
 	return d
 }
 
-// SmokeCheck is one HTTP request and the status it must answer with.
-type SmokeCheck struct {
-	Name   string `yaml:"name"`
-	Method string `yaml:"method"`
-	URL    string `yaml:"url"`
-	Body   string `yaml:"body"`
-	// Headers are sent with the request. Their values count as secrets
-	// (Authorization: Bearer ...), redacted from check details and errors;
-	// only descriptive ones (Content-Type, Accept, User-Agent, ...) do not.
-	Headers      map[string]string `yaml:"headers"`
-	ExpectStatus int               `yaml:"expect_status"`
-	Timeout      string            `yaml:"timeout"`
-}
+// SmokeCheck is one HTTP request and what its answer must show: status,
+// body assertions, captured values for later checks, a log line (see
+// package smoke).
+type SmokeCheck = smoke.Check
 
 // LockConfig is the YAML form of dbx.LockPolicy.
 type LockConfig struct {
@@ -225,6 +225,32 @@ type AuditConfig struct {
 	// ChunkPause is a wait between two chunks of a table, capping the
 	// audit's load on the server (default none; at most MaxAuditChunkPause).
 	ChunkPause string `yaml:"chunk_pause"`
+	// ExportMaxRows bounds each constraint's orphan export, the CSV
+	// written next to the backups before the remediation gate opens
+	// (default 100000).
+	ExportMaxRows int `yaml:"export_max_rows"`
+	// ExportColumns are context columns shown in the export after the key
+	// and FK columns, per child table ("public.invoice" or "invoice" for
+	// schema public): [invoice_date, total]. Never name a secret column:
+	// the people deciding read these files.
+	ExportColumns map[string][]string `yaml:"export_columns"`
+}
+
+// ExportColumnsFor are the configured context columns of table t.
+func (a AuditConfig) ExportColumnsFor(t plan.TableName) []string {
+	for _, k := range sortedKeys(a.ExportColumns) {
+		pt, err := plan.ParseTableName(k)
+		if err != nil {
+			continue
+		}
+		if pt.Schema == "" {
+			pt.Schema = plan.DefaultSchema
+		}
+		if pt == t {
+			return a.ExportColumns[k]
+		}
+	}
+	return nil
 }
 
 // MaxAuditChunkPause bounds audit.chunk_pause: a 1 TB table is 8 000
@@ -522,21 +548,11 @@ func (c *Config) Validate() error {
 			}
 			errs = appendErr(errs, duration(fmt.Sprintf("environments.%s.deploy_hooks[%d].timeout", name, i), h.Timeout))
 		}
-		for i, s := range e.SmokeChecks {
-			if s.Name == "" || s.URL == "" {
-				errs = append(errs, fmt.Errorf("environment %q: smoke_checks[%d] needs a name and a url", name, i))
-			}
-			path := fmt.Sprintf("environments.%s.smoke_checks[%d]", name, i)
-			if s.URL != "" {
-				errs = appendErr(errs, httpURL(path+".url", s.URL))
-			}
-			errs = appendErr(errs, duration(path+".timeout", s.Timeout))
-			if s.Method != "" && !validMethods[strings.ToUpper(s.Method)] {
-				errs = append(errs, fmt.Errorf("%s.method: %q is not an HTTP method", path, s.Method))
-			}
-			if s.ExpectStatus != 0 && (s.ExpectStatus < 100 || s.ExpectStatus > 599) {
-				errs = append(errs, fmt.Errorf("%s.expect_status: %d is not an HTTP status", path, s.ExpectStatus))
-			}
+		if err := smoke.Validate("environments."+name, e.SmokeChecks, e.SmokeCleanup); err != nil {
+			errs = append(errs, err)
+		}
+		if err := e.Expect.Validate("environments." + name + ".expect"); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if _, err := c.LockPolicy(); err != nil {
@@ -605,6 +621,7 @@ func (c *Config) validateScalars() []error {
 		{"audit.parallelism", c.Audit.Parallelism},
 		{"audit.remediation_batch", c.Audit.RemediationBatch},
 		{"audit.chunk_pages", c.Audit.ChunkPages},
+		{"audit.export_max_rows", c.Audit.ExportMaxRows},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: %d is negative", f.path, f.v))
@@ -615,6 +632,16 @@ func (c *Config) validateScalars() []error {
 			c.Worker.ActivityTaskPollers, c.Worker.MaxConcurrentActivities))
 	}
 	errs = appendErr(errs, duration("worker.stop_timeout", c.Worker.StopTimeout))
+	for _, k := range sortedKeys(c.Audit.ExportColumns) {
+		if _, err := plan.ParseTableName(k); err != nil {
+			errs = append(errs, fmt.Errorf("audit.export_columns: key %q is not a table name: %v", k, err))
+		}
+		for i, col := range c.Audit.ExportColumns[k] {
+			if strings.TrimSpace(col) == "" {
+				errs = append(errs, fmt.Errorf("audit.export_columns.%s[%d]: empty column name", k, i))
+			}
+		}
+	}
 	errs = append(errs, c.Tracing.validate()...)
 	return errs
 }
@@ -653,12 +680,6 @@ func appendErr(errs []error, err error) []error {
 		return append(errs, err)
 	}
 	return errs
-}
-
-// validMethods are the methods a smoke check may send.
-var validMethods = map[string]bool{
-	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
-	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
 }
 
 // EnvironmentNames returns the configured environment names, sorted.
@@ -766,7 +787,7 @@ func (c *Config) Secrets() []string {
 				}
 			}
 		}
-		for _, s := range e.SmokeChecks {
+		for _, s := range slices.Concat(e.SmokeChecks, e.SmokeCleanup) {
 			for k, v := range s.Headers {
 				if !plainHeaders[strings.ToLower(k)] {
 					out = append(out, headerSecrets(v)...)
@@ -837,4 +858,13 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("metrics", c.Metrics.ListenAddr),
 		slog.String("tracing", c.Tracing.summary()),
 	)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

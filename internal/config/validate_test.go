@@ -32,16 +32,24 @@ environments:
 	}{
 		{"smoke check timeout", envs + `    smoke_checks:
       - {name: api, url: "http://api/health", timeout: 10ss}
-`, nil, `environments.staging.smoke_checks[0].timeout: time: unknown unit "ss" in duration "10ss"`},
+`, nil, `environments.staging.smoke_checks[0] (api).timeout: "10ss": want a positive duration`},
 		{"smoke check relative url", envs + `    smoke_checks:
       - {name: api, url: "/health"}
-`, nil, `environments.staging.smoke_checks[0].url: "/health" is not an absolute http(s) URL`},
+`, nil, `environments.staging.smoke_checks[0] (api).url: "/health": want an http:// or https:// URL`},
 		{"smoke check status", envs + `    smoke_checks:
       - {name: api, url: "http://api/health", expect_status: 2000}
-`, nil, `environments.staging.smoke_checks[0].expect_status: 2000 is not an HTTP status`},
+`, nil, `environments.staging.smoke_checks[0] (api).expect_status: 2000 is not an HTTP status`},
 		{"smoke check method", envs + `    smoke_checks:
       - {name: api, url: "http://api/health", method: FETCH}
-`, nil, `environments.staging.smoke_checks[0].method: "FETCH" is not an HTTP method`},
+`, nil, `environments.staging.smoke_checks[0] (api).method: "FETCH" is not an HTTP method`},
+		{"smoke check uses a value nobody captured", envs + `    smoke_checks:
+      - {name: query, url: "http://api/orders/${order_id}"}
+`, nil, `environments.staging.smoke_checks[0] (query).url: ${order_id} is not captured by an earlier check`},
+		{"smoke cleanup assertion", envs + `    smoke_checks:
+      - {name: create, url: "http://api/orders", capture: {order_id: {json: data.id}}}
+    smoke_cleanup:
+      - {name: delete, url: "http://api/orders/${order_id}", expect_body: [{json: "a[", equals: x}]}
+`, nil, `environments.staging.smoke_cleanup[0] (delete).expect_body[0].json: json path "a[": [ without ]`},
 		{"deploy hook timeout", envs + `    deploy_hooks:
       - {name: restart, command: [true], timeout: 5 minutes}
 `, nil, `environments.staging.deploy_hooks[0].timeout: time: unknown unit " minutes" in duration "5 minutes"`},

@@ -126,7 +126,10 @@ type OrphanReport struct {
 	RefTable   string   `json:"ref_table"`
 	Orphans    int64    `json:"orphans"`
 	Samples    []string `json:"samples,omitempty"`
-	Nullable   bool     `json:"nullable"`
+	// Export is where the worker wrote every orphan row (a path on its
+	// host, with the row count); empty when no file was written.
+	Export   string `json:"export,omitempty"`
+	Nullable bool   `json:"nullable"`
 	// Dependents is the remediation impact: rows in other tables that
 	// deleting the orphans would block, delete or change.
 	Dependents []ImpactRow `json:"dependents,omitempty"`

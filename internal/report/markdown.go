@@ -99,34 +99,69 @@ func Badge(state string) (emoji, label string) {
 }
 
 // Metric is one line of a Success Metrics table. OK is nil while the
-// figure is not known yet (pending).
+// figure is not known yet (pending). Phase (where it is proven) and
+// Criteria (what counts as a pass, in words) are optional; when any row
+// has them the table shows both columns.
 type Metric struct {
 	Name, Target, Actual string
 	OK                   *bool
 	Note                 string
+	Phase, Criteria      string
 }
 
 // Passed is a known outcome for Metric.OK.
 func Passed(v bool) *bool { return &v }
 
-// WriteSuccessMetrics writes the Success Metrics section.
+// Status is the status cell of a metric: ✅ PASS, ❌ FAIL or ⏳ PENDING,
+// with the note.
+func (m Metric) Status() string {
+	status := "⏳ PENDING"
+	if m.OK != nil && *m.OK {
+		status = "✅ PASS"
+	} else if m.OK != nil {
+		status = "❌ FAIL"
+	}
+	if m.Note != "" {
+		status += " (" + m.Note + ")"
+	}
+	return status
+}
+
+// WriteSuccessMetrics writes the Success Metrics section. Every cell is
+// written as given: the caller escapes what a person or a database wrote
+// (Phase and Criteria are the caller's own words).
 func WriteSuccessMetrics(b *strings.Builder, rows []Metric) {
 	b.WriteString("\n---\n\n## Success Metrics\n\n")
 	if len(rows) == 0 {
 		b.WriteString("Nothing measured yet.\n")
 		return
 	}
-	b.WriteString("| Metric | Target | Actual | Status |\n|---|---|---|---|\n")
+	phased := false
 	for _, r := range rows {
-		status := "⏳ PENDING"
-		if r.OK != nil && *r.OK {
-			status = "✅ PASS"
-		} else if r.OK != nil {
-			status = "❌ FAIL"
-		}
-		if r.Note != "" {
-			status += " (" + r.Note + ")"
-		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", r.Name, r.Target, r.Actual, status)
+		phased = phased || r.Phase != "" || r.Criteria != ""
 	}
+	if !phased {
+		b.WriteString("| Metric | Target | Actual | Status |\n|---|---|---|---|\n")
+		for _, r := range rows {
+			fmt.Fprintf(b, "| %s | %s | %s | %s |\n", r.Name, r.Target, r.Actual, r.Status())
+		}
+		return
+	}
+	b.WriteString("| Phase | Metric | Criteria | Target | Actual | Status |\n|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", OrDash(r.Phase), r.Name, OrDash(r.Criteria), r.Target, r.Actual, r.Status())
+	}
+}
+
+// Size is a byte count in the unit a person reads best.
+func Size(n int64) string {
+	switch {
+	case n < 1024:
+		return fmt.Sprintf("%d B", n)
+	case n < 1024*1024:
+		return fmt.Sprintf("%.1f KiB", float64(n)/1024)
+	case n < 1024*1024*1024:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1024*1024))
+	}
+	return fmt.Sprintf("%.1f GiB", float64(n)/(1024*1024*1024))
 }

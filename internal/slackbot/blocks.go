@@ -199,6 +199,9 @@ func remediationBlocks(r *RemediationData) []slack.Block {
 				fmt.Fprintf(&b, " …")
 			}
 		}
+		if fk.Export != "" {
+			b.WriteString("\nfull list on the worker: `" + esc(truncate(fk.Export, 200)) + "`")
+		}
 		writeImpact(&b, fk)
 		blocks = append(blocks, section(b.String()))
 	}

@@ -533,6 +533,7 @@ func TestRemediationGateBlocks(t *testing.T) {
 		Gate: &Gate{ID: "remediation-staging-1", Kind: GateRemediation, Remediation: &RemediationData{FKs: []OrphanReport{
 			{Constraint: "fk_wi_workspace", Table: "public.workflow_instances", Columns: []string{"workspace_id"},
 				RefTable: "public.workspaces", Orphans: 3, Samples: []string{"ws-9", "ws-10", "<!channel>"}, Nullable: false,
+				Export:     "/var/backups/fkr-2/staging/orphans/round-2/fk_wi_workspace.csv (3 rows)",
 				Dependents: []ImpactRow{{Table: "public.workflow_stages", Constraint: "fk_stages_wi", Action: "NO ACTION", Rows: 7, Depth: 1}},
 				Triggers:   []string{"audit_wi on public.workflow_instances (AFTER DELETE ROW)"},
 				Impossible: map[string]string{approval.ChoiceDelete: "7 rows of public.workflow_stages reference the orphans", approval.ChoiceSetNull: "workspace_id is NOT NULL"}},
@@ -547,6 +548,7 @@ func TestRemediationGateBlocks(t *testing.T) {
 	assert.Contains(t, body, "*fk_wi_workspace*")
 	assert.Contains(t, body, "*3* orphans")
 	assert.Contains(t, body, "`ws-9`")
+	assert.Contains(t, body, "full list on the worker: `/var/backups/fkr-2/staging/orphans/round-2/fk_wi_workspace.csv (3 rows)`", "the gate links the full export")
 	assert.Contains(t, body, "&lt;!channel&gt;", "data from the database cannot ping the channel")
 	assert.NotContains(t, body, "<!channel>")
 	assert.Contains(t, body, "↳ `public.workflow_stages` via `fk_stages_wi` (NO ACTION): *7* rows", "the remediation impact")

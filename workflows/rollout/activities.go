@@ -36,6 +36,12 @@ const (
 	// ActQuarantine counts (and on rollback restores) the rows this run's
 	// remediation copied to quarantine.
 	ActQuarantine = "Quarantine"
+	// ActCheckExpectations measures the figures the plan and the worker's
+	// configuration expect of an environment and compares them.
+	ActCheckExpectations = "CheckExpectations"
+	// ActExportOrphans writes every orphan row of the given constraints to
+	// files on the worker host, for the people who decide at the gate.
+	ActExportOrphans = "ExportOrphans"
 )
 
 // ActivityNames lists every activity FKRollout schedules besides Notify
@@ -43,7 +49,7 @@ const (
 func ActivityNames() []string {
 	return []string{ActParsePlan, ActCheckPlan, ActTakeStats, ActAudit, ActBackup, ActApplyConstraint,
 		ActRemediate, ActValidateConstraint, ActRunBehaviourTests, ActRollback, ActVerify, ActRunDeployHooks, ActRunSmokeChecks, ActPublishReport,
-		ActRemediationImpact, ActQuarantine, ActResolvePolicy, ActPerfRun, ActPerfExplain}
+		ActRemediationImpact, ActQuarantine, ActResolvePolicy, ActPerfRun, ActPerfExplain, ActCheckExpectations, ActExportOrphans}
 }
 
 // ParsePlanInput is the plan text from the workflow input.
@@ -324,13 +330,24 @@ type HookResult struct {
 	DurationMS int64  `json:"duration_ms"`
 }
 
-// SmokeResult is one smoke check.
+// SmokeResult is one smoke check or cleanup step.
 type SmokeResult struct {
-	Name     string `json:"name"`
-	OK       bool   `json:"ok"`
+	Name string `json:"name"`
+	// Kind is "cleanup" for a cleanup step, empty for a check.
+	Kind string `json:"kind,omitempty"`
+	OK   bool   `json:"ok"`
+	// Status is the HTTP status received (0: no answer).
 	Status   int    `json:"status"`
 	Expected int    `json:"expected"`
 	Detail   string `json:"detail,omitempty"`
+	// Failures lists every assertion that did not hold (status, body,
+	// captures, log).
+	Failures []string `json:"failures,omitempty"`
+	// Captured names the values taken for later checks (never the values).
+	Captured []string `json:"captured,omitempty"`
+	// Skipped: not sent because a value it needs was not captured.
+	Skipped    bool  `json:"skipped,omitempty"`
+	DurationMS int64 `json:"duration_ms,omitempty"`
 }
 
 // ReportInput is the completion report to publish.

@@ -114,6 +114,8 @@ func (s *Status) Report() string {
 	s.writeSuccessMetrics(&b)
 	s.writeMonitorRules(&b)
 	s.writeRollback(&b)
+	s.writeRisks(&b)
+	s.writeArtefacts(&b)
 
 	fmt.Fprintf(&b, "\n---\n\n*Report generated: %s*  \n*Rollout ID: %s*  \n*Status: %s*\n", report.Stamp(s.UpdatedAt), report.Text(s.RolloutID), label)
 	return b.String()
@@ -484,7 +486,8 @@ func (s *Status) successMetrics() []report.Metric {
 	enforced := c[CValidated] + c[CTested]
 	if planned > 0 {
 		rows = append(rows, report.Metric{Name: "FK Constraints Validated (" + lastCell + ")", Target: fmt.Sprint(planned),
-			Actual: fmt.Sprint(enforced), OK: report.Passed(enforced == planned), Note: fmt.Sprintf("%d%%", enforced*100/planned)})
+			Actual: fmt.Sprint(enforced), OK: report.Passed(enforced == planned), Note: fmt.Sprintf("%d%%", enforced*100/planned),
+			Phase: PhaseValidate, Criteria: "every planned constraint VALIDATED"})
 	}
 	typeOK := true
 	for _, e := range s.EnvironmentOrder {
@@ -499,7 +502,8 @@ func (s *Status) successMetrics() []report.Metric {
 		if !typeOK {
 			actual = "mismatches found"
 		}
-		rows = append(rows, report.Metric{Name: "Type Consistency", Target: "100%", Actual: actual, OK: report.Passed(typeOK)})
+		rows = append(rows, report.Metric{Name: "Type Consistency", Target: "100%", Actual: actual, OK: report.Passed(typeOK),
+			Phase: PhaseCheck, Criteria: "planned FK columns have the referenced columns' types"})
 	}
 	if len(rep.FirstAudit) > 0 {
 		after := totalOrphans(rep.FirstAudit)
@@ -510,7 +514,8 @@ func (s *Status) successMetrics() []report.Metric {
 		if c[CDebt] > 0 {
 			note = "accepted as debt"
 		}
-		rows = append(rows, report.Metric{Name: "Orphaned Records (" + lastCell + ")", Target: "0", Actual: fmt.Sprint(after), OK: report.Passed(after == 0), Note: note})
+		rows = append(rows, report.Metric{Name: "Orphaned Records (" + lastCell + ")", Target: "0", Actual: fmt.Sprint(after), OK: report.Passed(after == 0), Note: note,
+			Phase: PhaseRemediation, Criteria: "no orphan left after remediation"})
 	}
 	_, insert, protect, actions := s.behaviour()
 	tests := behaviourTally{passed: insert.passed + protect.passed + actions.passed, failed: insert.failed + protect.failed + actions.failed,
@@ -522,15 +527,17 @@ func (s *Status) successMetrics() []report.Metric {
 			note = fmt.Sprintf("%d skipped", tests.skipped)
 		}
 		rows = append(rows, report.Metric{Name: "FK Tests Passing", Target: fmt.Sprintf("%d/%d", run, run),
-			Actual: fmt.Sprintf("%d/%d", tests.passed, run), OK: report.Passed(tests.failed == 0 && run > 0), Note: note})
+			Actual: fmt.Sprintf("%d/%d", tests.passed, run), OK: report.Passed(tests.failed == 0 && run > 0), Note: note,
+			Phase: PhaseBehaviour, Criteria: "every behaviour case passes"})
 	}
 	if protect.total() > 0 {
 		rows = append(rows, report.Metric{Name: "Freeze-by-Reference", Target: "Protected", Actual: map[bool]string{true: "Protected", false: "Not protected"}[protect.failed == 0 && protect.passed > 0],
-			OK: report.Passed(protect.failed == 0 && protect.passed > 0)})
+			OK: report.Passed(protect.failed == 0 && protect.passed > 0), Phase: PhaseBehaviour, Criteria: "RESTRICT / NO ACTION parent deletes refused"})
 	}
 	if ms, n := ddlMillis(rep); n > 0 {
 		rows = append(rows, report.Metric{Name: "Migration Duration (" + lastCell + ", apply + validate)", Target: fmt.Sprintf("<%d sec", migrationTargetSeconds),
-			Actual: report.Duration(time.Duration(ms) * time.Millisecond), OK: report.Passed(ms < migrationTargetSeconds*1000), Note: fmt.Sprintf("%d statements", n)})
+			Actual: report.Duration(time.Duration(ms) * time.Millisecond), OK: report.Passed(ms < migrationTargetSeconds*1000), Note: fmt.Sprintf("%d statements", n),
+			Phase: PhaseApply + " + " + PhaseValidate, Criteria: "ADD NOT VALID and VALIDATE together under the target"})
 	}
 	if p := s.perfReport(); p != nil && p.Comparison != nil {
 		limit := s.Thresholds.MaxOverheadMS
@@ -542,18 +549,35 @@ func (s *Status) successMetrics() []report.Metric {
 			worst = max(worst, r.PerUnitMS)
 		}
 		rows = append(rows, report.Metric{Name: "Latency Overhead per Operation", Target: fmt.Sprintf("<%g ms", limit),
-			Actual: fmt.Sprintf("%+.2f ms (worst)", worst), OK: report.Passed(p.Comparison.Verdict == perf.Pass), Note: p.Comparison.Verdict})
+			Actual: fmt.Sprintf("%+.2f ms (worst)", worst), OK: report.Passed(p.Comparison.Verdict == perf.Pass), Note: p.Comparison.Verdict,
+			Phase: "perf", Criteria: "worst per-operation overhead below the limit"})
 	}
+	rows = append(rows, s.expectationMetrics()...)
 	var smokeOK, smoke int
+	cleanupFailed := 0
 	for _, r := range rep.Smoke {
+		if r.Kind == "cleanup" {
+			if !r.OK {
+				cleanupFailed++
+			}
+			continue
+		}
 		smoke++
 		if r.OK {
 			smokeOK++
 		}
 	}
 	if smoke > 0 {
+		note := ""
+		if cleanupFailed > 0 {
+			note = fmt.Sprintf("%d cleanup step(s) failed", cleanupFailed)
+		}
 		rows = append(rows, report.Metric{Name: "Smoke Checks (" + lastCell + ")", Target: fmt.Sprintf("%d/%d", smoke, smoke),
-			Actual: fmt.Sprintf("%d/%d", smokeOK, smoke), OK: report.Passed(smokeOK == smoke)})
+			Actual: fmt.Sprintf("%d/%d", smokeOK, smoke), OK: report.Passed(smokeOK == smoke && cleanupFailed == 0), Note: note,
+			Phase: PhaseSmoke, Criteria: "status, body and log assertions hold; cleanup done"})
+	}
+	if m, ok := s.uptimeMetric(); ok {
+		rows = append(rows, m)
 	}
 	if m := s.Monitor; m != nil && m.Status != MonitorSkipped {
 		target := fmt.Sprintf("no rollback rule fires (latency +%g ms, errors +%g pts, FK violations >%g/h)",
@@ -570,11 +594,13 @@ func (s *Status) successMetrics() []report.Metric {
 		case MonitorRollback, MonitorAborted:
 			ok = report.Passed(false)
 		}
-		rows = append(rows, report.Metric{Name: "Production Monitor (" + report.Span(m.Started, m.Ended) + ")", Target: target, Actual: actual, OK: ok})
+		rows = append(rows, report.Metric{Name: "Production Monitor (" + report.Span(m.Started, m.Ended) + ")", Target: target, Actual: actual, OK: ok,
+			Phase: PhaseMonitor, Criteria: "the watch ends without a rollback"})
 	}
 	if len(rep.Hooks) > 0 {
 		failed := mdtext.TableCell(failedHooks(rep.Hooks))
-		rows = append(rows, report.Metric{Name: "Deploy Hooks (" + lastCell + ")", Target: "all succeed", Actual: cmp.Or(failed, "all succeeded"), OK: report.Passed(failed == "")})
+		rows = append(rows, report.Metric{Name: "Deploy Hooks (" + lastCell + ")", Target: "all succeed", Actual: cmp.Or(failed, "all succeeded"), OK: report.Passed(failed == ""),
+			Phase: PhaseDeployHooks, Criteria: "every hook exits 0"})
 	}
 	return rows
 }

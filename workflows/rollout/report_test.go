@@ -61,9 +61,9 @@ func TestReportOfCompletedRollout(t *testing.T) {
 		"| Referential integrity (production) | ✅ ENFORCED | 3/3 constraints validated, 0 NOT VALID as debt |",
 		"| staging/remediation/1 | delete | alice@example.com | test | looks right |",
 		"| production/promotion/2 | approve | bob@example.com | test | agreed |",
-		"| FK Constraints Validated (production) | 3 | 3 | ✅ PASS (100%) |",
-		"| Orphaned Records (production) | 0 | 0 | ✅ PASS |",
-		"| Smoke Checks (production) | 1/1 | 1/1 | ✅ PASS |",
+		"| FK Constraints Validated (production) | every planned constraint VALIDATED | 3 | 3 | ✅ PASS (100%) |",
+		"| Orphaned Records (production) | no orphan left after remediation | 0 | 0 | ✅ PASS |",
+		"| Smoke Checks (production) | status, body and log assertions hold; cleanup done | 1/1 | 1/1 | ✅ PASS |",
 		"*Status: COMPLETED*",
 	} {
 		assert.Contains(t, md, want)
@@ -198,28 +198,28 @@ func TestReportRendersFigures(t *testing.T) {
 			"| Freeze-by-reference (parent delete refused) | ✅ PROTECTED | 1/1",
 			"| Referential actions (CASCADE / SET NULL / SET DEFAULT) | ⚠️ NOT PROVEN | 0/1 action cases passed, 1 skipped |",
 			"| Referential integrity (staging) | 🟡 PARTLY (NOT VALID debt) | 1/2 constraints validated, 1 NOT VALID as debt |",
-			"| FK Tests Passing | 2/2 | 2/2 | ✅ PASS (1 skipped) |",
-			"| Orphaned Records (staging) | 0 | 7 | ❌ FAIL (accepted as debt) |",
-			"| Migration Duration (staging, apply + validate) | <60 sec | 1m 03s | ❌ FAIL (3 statements) |",
+			"| FK Tests Passing | every behaviour case passes | 2/2 | 2/2 | ✅ PASS (1 skipped) |",
+			"| Orphaned Records (staging) | no orphan left after remediation | 0 | 7 | ❌ FAIL (accepted as debt) |",
+			"| Migration Duration (staging, apply + validate) | ADD NOT VALID and VALIDATE together under the target | <60 sec | 1m 03s | ❌ FAIL (3 statements) |",
 			"| alice@example.com (dba) | slack | legacy \\| rows |",
 		}, absent: []string{"## Performance", "## Rollback"}},
 		{name: "perf pass", change: withPerf(perf.Pass, 1.5), want: []string{
 			"## Performance (staging, workload demo)", "| create | 3 ms |", "**Verdict:** pass — because",
-			"| Latency Overhead per Operation | <10 ms | +1.50 ms (worst) | ✅ PASS (pass) |",
+			"| Latency Overhead per Operation | worst per-operation overhead below the limit | <10 ms | +1.50 ms (worst) | ✅ PASS (pass) |",
 		}},
 		{name: "perf warn overridden", change: withPerf(perf.Warn, 14), want: []string{
 			"**Override:** promoted despite the warning by bob@example.com",
-			"| Latency Overhead per Operation | <10 ms | +14.00 ms (worst) | ❌ FAIL (warn) |",
+			"| Latency Overhead per Operation | worst per-operation overhead below the limit | <10 ms | +14.00 ms (worst) | ❌ FAIL (warn) |",
 		}},
 		{name: "custom threshold", change: func(s *Status) { withPerf(perf.Pass, 14)(s); s.Thresholds.MaxOverheadMS = 15 }, want: []string{
-			"| Latency Overhead per Operation | <15 ms |",
+			"| Latency Overhead per Operation | worst per-operation overhead below the limit | <15 ms |",
 		}},
 		{name: "type mismatch", change: func(s *Status) {
 			r := s.Environments["staging"]
 			r.Problems = []Problem{{FK: "fk_a", Rule: "type-mismatch", Message: "int vs bigint"}}
 			s.Environments["staging"] = r
 			s.State, s.Error = StateFailed, "plan does not fit staging"
-		}, want: []string{"| Type consistency | ❌ MISMATCH |", "| Type Consistency | 100% | mismatches found | ❌ FAIL |", "**Error:** plan does not fit staging"}},
+		}, want: []string{"| Type consistency | ❌ MISMATCH |", "| Type Consistency | planned FK columns have the referenced columns' types | 100% | mismatches found | ❌ FAIL |", "**Error:** plan does not fit staging"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

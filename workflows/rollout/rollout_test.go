@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,9 +45,15 @@ type fakeEngine struct {
 	constraints     map[string]string // env/fk → "not_valid" | "valid"
 	calls           []string
 	hookFailures    int
-	notifications   []notify.Event
-	reports         []ReportInput
-	now             func() time.Time
+	// expectations[env] are CheckExpectations' answers, one per call
+	// (the last one repeats).
+	expectations map[string][][]ExpectationResult
+	// exports are the ExportOrphans requests; exportFails fails them.
+	exports       []ExportOrphansInput
+	exportFails   bool
+	notifications []notify.Event
+	reports       []ReportInput
+	now           func() time.Time
 	// policy is the worker policy ResolvePolicy applies: development mode
 	// (the input's rules) unless a test sets one.
 	policy      policy.Config
@@ -276,6 +283,35 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		}
 		return res, nil
 	}, ActQuarantine)
+	reg(func(ctx context.Context, in ExpectInput) ([]ExpectationResult, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.record(ActCheckExpectations, in.Environment, ctx)
+		answers := f.expectations[in.Environment]
+		if len(answers) == 0 {
+			return nil, nil
+		}
+		res := answers[0]
+		if len(answers) > 1 {
+			f.expectations[in.Environment] = answers[1:]
+		}
+		return res, nil
+	}, ActCheckExpectations)
+	reg(func(ctx context.Context, in ExportOrphansInput) ([]OrphanExport, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.exports = append(f.exports, in)
+		if f.exportFails {
+			return nil, errors.New("backup dir: permission denied")
+		}
+		var out []OrphanExport
+		for _, fk := range in.FKs {
+			n := f.orphans[in.Environment][fk.Name]
+			out = append(out, OrphanExport{FK: fk.Name, Round: in.Round, Path: fmt.Sprintf("/backups/%s/%s/orphans/round-%d/%s.csv", in.RolloutID, in.Environment, in.Round, fk.Name),
+				Rows: n, Orphans: n})
+		}
+		return out, nil
+	}, ActExportOrphans)
 	reg(func(ctx context.Context, ev notify.Event) (notify.Receipt, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()

@@ -166,7 +166,14 @@ type EnvReport struct {
 	Behaviour    []BehaviourResult   `json:"behaviour,omitempty"`
 	Hooks        []HookResult        `json:"hooks,omitempty"`
 	Smoke        []SmokeResult       `json:"smoke,omitempty"`
-	RolledBack   []ConstraintResult  `json:"rolled_back,omitempty"`
+	// SmokeRounds counts every run of the smoke checks (retries too).
+	SmokeRounds []SmokeRound `json:"smoke_rounds,omitempty"`
+	// Expectations are the expected figures as last measured.
+	Expectations []ExpectationResult `json:"expectations,omitempty"`
+	// OrphanExports are the files listing every orphan row, per audit
+	// round that opened the remediation gate (paths on the worker host).
+	OrphanExports []OrphanExport     `json:"orphan_exports,omitempty"`
+	RolledBack    []ConstraintResult `json:"rolled_back,omitempty"`
 	// Failures are the steps that failed in this environment, by phase
 	// (the phase table shows such a phase as failed or partial).
 	Failures []PhaseFailure `json:"failures,omitempty"`

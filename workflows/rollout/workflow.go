@@ -425,6 +425,9 @@ func (w *rollout) environment(ctx workflow.Context, env EnvironmentInput, last b
 	rep = w.report(name)
 	rep.StatsAfter = &after
 	w.setReport(name, rep)
+	if err := w.checkExpectations(ctx, name); err != nil {
+		return err
+	}
 
 	if err := w.hooksAndSmoke(ctx, name); err != nil {
 		return err
@@ -511,12 +514,20 @@ func (w *rollout) remediationLoop(ctx workflow.Context, name string, fks []plan.
 		if err != nil {
 			return err
 		}
+		exports, err := w.exportOrphans(ctx, name, dirty)
+		if err != nil {
+			return err
+		}
 		detail := &notify.Gate{Remediation: &notify.RemediationData{}}
 		var lines []string
 		for _, f := range dirty {
 			or := notify.OrphanReport{Constraint: f.FK, Table: f.Table, Columns: f.Columns,
 				RefTable: f.References, Orphans: f.Orphans, Samples: f.Samples, Nullable: f.Nullable}
 			lines = append(lines, fmt.Sprintf("%s: %d orphans (e.g. %s)", f.FK, f.Orphans, strings.Join(f.Samples, "; ")))
+			if e, ok := exports[f.FK]; ok {
+				or.Export = e.Note()
+				lines = append(lines, "  full list: "+e.Note())
+			}
 			if imp, ok := impacts[f.FK]; ok {
 				or.Nullable, or.Triggers, or.Impossible = imp.Nullable, imp.Triggers, imp.Impossible
 				or.Dependents = imp.Dependents
@@ -681,6 +692,7 @@ func (w *rollout) hooksAndSmoke(ctx workflow.Context, name string) error {
 		}
 		rep = w.report(name)
 		rep.Smoke = smoke
+		rep.SmokeRounds = append(rep.SmokeRounds, smokeRound(workflow.Now(ctx), smoke))
 		w.setReport(name, rep)
 		if failed := failedSmoke(smoke); failed != "" {
 			retry, err := w.problemGateRetry(ctx, name, "smoke checks failed in "+name+": "+failed)
@@ -868,7 +880,7 @@ func failedSmoke(ss []SmokeResult) string {
 	var f []string
 	for _, s := range ss {
 		if !s.OK {
-			f = append(f, fmt.Sprintf("%s (got %d, want %d)", s.Name, s.Status, s.Expected))
+			f = append(f, smokeFailure(s))
 		}
 	}
 	return strings.Join(f, ", ")

@@ -18,6 +18,13 @@
 //	lint:                                    # optional, see Lint severities
 //	  strict: false
 //	  rules: {missing-validate: warning}
+//	expect:                                  # optional, see Expected figures
+//	  foreign_keys: 45+
+//	  check_constraints: 21
+//	  tables: 16
+//	  orphans: 0
+//	  types_aligned: true
+//	  queries: [no_unpaid_invoices]
 //	foreign_keys:
 //	  - name: fk_workflow_instances_config_version
 //	    table: public.workflow_instances      # schema optional (default public)
@@ -46,6 +53,18 @@
 // Encoded with encoding/json (as Temporal carries it) a TableName is the
 // string form with quoting where needed, so json.Marshal/Unmarshal of a Plan
 // round-trips exactly, its lint options included.
+//
+// # Expected figures
+//
+// The expect: section states what the database must show once an
+// environment's constraints are validated: validated foreign keys, CHECK
+// constraints and tables in the environment's schemas, the planned
+// constraints' orphans after remediation, whether every foreign key's
+// column types match the referenced ones, and named runbook queries. A
+// count is a number (exactly), "45+" (at least) or {min: 45, max: 60}.
+// Queries are only named here: their SQL lives in the worker's
+// configuration (expect.queries of the environment), never in a plan. A
+// figure that does not hold opens a gate with the measured figures.
 //
 // # Lint severities
 //

@@ -219,6 +219,9 @@ type Plan struct {
 	// a migration's "-- fkrollout:lint" directives); nil when none. They
 	// travel with the plan so every later lint applies them.
 	Lint *LintOptions `json:"lint,omitempty" yaml:"lint,omitempty"`
+	// Expect are the figures the plan expects after the rollout (a plan
+	// file's expect: section); nil when it states none.
+	Expect *Expectations `json:"expect,omitempty" yaml:"expect,omitempty"`
 }
 
 // QuoteIdent quotes each part as a PostgreSQL identifier and joins them with

@@ -28,9 +28,10 @@ type fileFK struct {
 }
 
 type filePlan struct {
-	Name        string       `yaml:"name,omitempty"`
-	Lint        *LintOptions `yaml:"lint,omitempty"`
-	ForeignKeys []fileFK     `yaml:"foreign_keys"`
+	Name        string        `yaml:"name,omitempty"`
+	Lint        *LintOptions  `yaml:"lint,omitempty"`
+	Expect      *Expectations `yaml:"expect,omitempty"`
+	ForeignKeys []fileFK      `yaml:"foreign_keys"`
 }
 
 type fileAction Action
@@ -93,6 +94,14 @@ func parsePlanFile(data []byte) (Plan, error) {
 			return Plan{}, fmt.Errorf("parse plan: lint: %w", err)
 		}
 		p.Lint = &opts
+	}
+	if fp.Expect != nil {
+		if err := fp.Expect.Validate(); err != nil {
+			return Plan{}, fmt.Errorf("parse plan: expect: %w", err)
+		}
+		if !fp.Expect.Empty() {
+			p.Expect = fp.Expect
+		}
 	}
 	if len(fp.ForeignKeys) == 0 {
 		return Plan{}, fmt.Errorf("parse plan: %w (foreign_keys is empty)", ErrNoForeignKeys)
@@ -200,7 +209,7 @@ func parseIdents(in []string) ([]string, error) {
 // again: identifiers are double-quoted where PostgreSQL would fold or reject
 // them bare.
 func EncodeYAML(p Plan) ([]byte, error) {
-	fp := filePlan{Name: p.Name, Lint: p.Lint}
+	fp := filePlan{Name: p.Name, Lint: p.Lint, Expect: p.Expect}
 	for _, fk := range p.ForeignKeys {
 		pr := fk.Priority
 		fp.ForeignKeys = append(fp.ForeignKeys, fileFK{

@@ -2,6 +2,8 @@ package plan
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -138,4 +140,66 @@ func mustJSON(t *testing.T, v any) string {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return string(b)
+}
+
+func TestPlanExpectations(t *testing.T) {
+	base := "foreign_keys:\n  - {name: fk_a, table: a, columns: [b_id], references: b}\n"
+	tests := []struct {
+		name, yaml string
+		want       string // rendered targets, or the error
+		err        bool
+	}{
+		{"counts in every form", "expect:\n  foreign_keys: 45+\n  check_constraints: 21\n  tables: {min: 10, max: 20}\n  orphans: {max: 0}\n  types_aligned: true\n  queries: [q1, q2]\n" + base,
+			"fk=≥ 45 check== 21 tables=10–20 orphans=≤ 0 types=true queries=[q1 q2]", false},
+		{"empty section states nothing", "expect: {}\n" + base, "none", false},
+		{"not a count", "expect: {tables: many}\n" + base, `"many" is not a count`, true},
+		{"negative", "expect: {orphans: -1}\n" + base, "expect: orphans: -1 is negative", true},
+		{"min above max", "expect: {tables: {min: 5, max: 3}}\n" + base, "tables: min 5 is above max 3", true},
+		{"eq with a range", "expect: {tables: {eq: 5, max: 3}}\n" + base, "eq and min/max contradict", true},
+		{"query named twice", "expect: {queries: [a, a]}\n" + base, `queries[1]: "a" is named twice`, true},
+		{"unknown key", "expect: {fks: 3}\n" + base, "field fks not found", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParseYAML([]byte(tc.yaml))
+			if tc.err {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("error %v, want one containing %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := "none"
+			if e := p.Expect; e != nil {
+				got = fmt.Sprintf("fk=%s check=%s tables=%s orphans=%s types=%v queries=%v", e.ForeignKeys, e.CheckConstraints, e.Tables, e.Orphans, *e.TypesAligned, e.Queries)
+			}
+			if got != tc.want {
+				t.Fatalf("got %s, want %s", got, tc.want)
+			}
+			// The plan file and JSON (as Temporal carries it) round-trip.
+			out, err := EncodeYAML(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := ParseYAML(out)
+			if err != nil {
+				t.Fatalf("re-parse %s: %v", out, err)
+			}
+			j1, _ := json.Marshal(p)
+			j2, _ := json.Marshal(again)
+			var fromJSON Plan
+			if err := json.Unmarshal(j1, &fromJSON); err != nil {
+				t.Fatal(err)
+			}
+			j3, _ := json.Marshal(fromJSON)
+			if string(j1) != string(j2) || string(j1) != string(j3) {
+				t.Fatalf("round trip changed the plan:\n%s\n%s\n%s", j1, j2, j3)
+			}
+		})
+	}
+	if c := AtLeast(45); !c.Holds(45) || c.Holds(44) || !Exactly(0).Holds(0) || Exactly(0).Holds(1) {
+		t.Fatal("Holds is wrong")
+	}
 }
