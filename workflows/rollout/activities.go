@@ -43,7 +43,7 @@ const (
 func ActivityNames() []string {
 	return []string{ActParsePlan, ActCheckPlan, ActTakeStats, ActAudit, ActBackup, ActApplyConstraint,
 		ActRemediate, ActValidateConstraint, ActRunBehaviourTests, ActRollback, ActVerify, ActRunDeployHooks, ActRunSmokeChecks, ActPublishReport,
-		ActRemediationImpact, ActQuarantine, ActResolvePolicy, ActPerfRun, ActPerfExplain}
+		ActRemediationImpact, ActQuarantine, ActResolvePolicy, ActPerfRun, ActPerfExplain, ActPerfInterleave}
 }
 
 // ParsePlanInput is the plan text from the workflow input.

@@ -77,6 +77,13 @@ type PerfInput struct {
 	Environment string `json:"environment,omitempty"`
 	// Metric compared: "avg" (default, the report's table), "p50", "p95", "p99".
 	Metric string `json:"metric,omitempty"`
+	// Pairs of slices (without, with the constraints) per round of the
+	// interleaved comparison, default 5: Duration (or Iterations) is split
+	// over the round's 2×Pairs slices.
+	Pairs int `json:"pairs,omitempty"`
+	// MaxRounds bounds how often an inconclusive comparison measures again
+	// (default 3) before a person decides with the numbers.
+	MaxRounds int `json:"max_rounds,omitempty"`
 }
 
 // PerfRunInput runs the workload once (ActPerfRun → loadgen.Report).
@@ -130,6 +137,11 @@ type PerfReport struct {
 	Markdown string `json:"markdown,omitempty"`
 	// Override is the decision that promoted despite a warning.
 	Override *approval.Decision `json:"override,omitempty"`
+	// Method is "interleaved" for slices alternating without/with the
+	// constraints before they are applied (perf_interleaved.go), "" for
+	// a baseline run and a with-FKs run; Interleave describes its slices.
+	Method     string                 `json:"method,omitempty"`
+	Interleave *PerfInterleaveSummary `json:"interleave,omitempty"`
 }
 
 // perfActivity: a run lasts warm-up + duration (minutes at most); the
@@ -193,6 +205,7 @@ func (w *rollout) perfValidateInput() []string {
 	default:
 		errs = append(errs, fmt.Sprintf("perf.metric %q: want avg, p50, p95 or p99", p.Metric))
 	}
+	errs = append(errs, perfInterleaveValidate(p)...)
 	t := w.in.Thresholds
 	if t.MaxOverheadMS < 0 || t.RollbackOverheadMS < 0 {
 		errs = append(errs, "thresholds: overheads must not be negative")
@@ -256,6 +269,9 @@ func (w *rollout) runPerfBaseline(ctx workflow.Context, env string) error {
 	if !w.perfFor(env) {
 		return nil
 	}
+	if workflow.GetVersion(ctx, perfInterleavedVersion, workflow.DefaultVersion, 1) == 1 {
+		return w.runPerfInterleaved(ctx, env)
+	}
 	w.enter(ctx, env, PhasePerfBaseline)
 	in := w.perfRunInput(env, "baseline")
 	var base loadgen.Report
@@ -277,6 +293,10 @@ func (w *rollout) runPerfCompare(ctx workflow.Context, env string) error {
 		return nil
 	}
 	pr := w.perfReport(env)
+	if pr.Method == perf.MethodInterleaved {
+		// Measured and decided before the constraints went in.
+		return w.perfExplainOnly(ctx, env, pr)
+	}
 	if pr.Baseline == nil {
 		// The baseline runs right after the backup; without it there is
 		// nothing to compare with (cannot happen in the run's order).
@@ -349,7 +369,7 @@ func (w *rollout) perfPromotionFollows(env string) bool {
 // perfWarningOpen: env's perf verdict is warn and nobody overrode it.
 func (w *rollout) perfWarningOpen(env string) bool {
 	p := w.report(env).Perf
-	return p != nil && p.Verdict == perf.Warn && p.Override == nil
+	return p != nil && (p.Verdict == perf.Warn || p.Verdict == perf.Inconclusive) && p.Override == nil
 }
 
 // perfPromotion adds the perf table to the promotion gate between from and
@@ -361,7 +381,11 @@ func (w *rollout) perfPromotion(from string, pd *notify.PromotionData, summary s
 		return summary, choices
 	}
 	for _, r := range p.Comparison.Rows {
-		pd.Perf = append(pd.Perf, notify.PerfRow{Operation: r.Operation, BaselineMS: r.BaselineMS, WithFKsMS: r.WithFKsMS, Acceptable: r.Verdict == perf.RowAcceptable})
+		row := notify.PerfRow{Operation: r.Operation, BaselineMS: r.BaselineMS, WithFKsMS: r.WithFKsMS, Acceptable: r.Verdict == perf.RowAcceptable}
+		if p.Comparison.Method == perf.MethodInterleaved {
+			row.Verdict, row.Overhead = r.Verdict, r.IntervalText()
+		}
+		pd.Perf = append(pd.Perf, row)
 	}
 	for _, c := range p.Explain.orEmpty().FKChecks {
 		if c.Recommendation != "" {
@@ -370,7 +394,7 @@ func (w *rollout) perfPromotion(from string, pd *notify.PromotionData, summary s
 	}
 	summary += fmt.Sprintf("\nperf (%s): %s — %s", p.Workload, p.Verdict, p.Reason)
 	if w.perfWarningOpen(from) {
-		pd.Warnings = append(pd.Warnings, "perf warning: "+p.Reason+" — promotion needs "+approval.ChoiceApproveOverride+" with a reason")
+		pd.Warnings = append(pd.Warnings, "perf "+perfVerdictWord(p.Verdict)+": "+p.Reason+" — promotion needs "+approval.ChoiceApproveOverride+" with a reason")
 		out := []string{}
 		for _, c := range choices {
 			if c == approval.ChoiceApprove {
@@ -397,8 +421,8 @@ func (e *PerfExplainResult) orEmpty() PerfExplainResult {
 func (w *rollout) perfValidateDecision(g *approval.Gate, in approval.DecisionInput) error {
 	if g.Kind == notify.GatePromotion && in.Choice == approval.ChoiceApprove {
 		if from := w.perfFromOf(g.Environment); from != "" && w.perfWarningOpen(from) {
-			return fmt.Errorf("perf warning open for %s (%s): a plain approve is refused; choose %q with a reason to promote despite it, or reject",
-				from, w.report(from).Perf.Reason, approval.ChoiceApproveOverride)
+			return fmt.Errorf("perf %s open for %s (%s): a plain approve is refused; choose %q with a reason to promote despite it, or reject",
+				perfVerdictWord(w.report(from).Perf.Verdict), from, w.report(from).Perf.Reason, approval.ChoiceApproveOverride)
 		}
 	}
 	if in.Choice == approval.ChoiceApproveOverride && strings.TrimSpace(in.Reason) == "" {
@@ -435,7 +459,7 @@ func (w *rollout) perfGateOutcome(ctx workflow.Context, from string, d approval.
 // perfRecordOverride records who overrode env's perf warning.
 func (w *rollout) perfRecordOverride(ctx workflow.Context, env string, d approval.Decision) {
 	p := w.report(env).Perf
-	if p == nil || p.Verdict != perf.Warn {
+	if p == nil || (p.Verdict != perf.Warn && p.Verdict != perf.Inconclusive) {
 		return
 	}
 	p.Override = &d
@@ -472,9 +496,9 @@ func (s *Status) perfMarkdown() string {
 		switch {
 		case p.Verdict == "" && p.Baseline != nil:
 			fmt.Fprintf(&b, "\nperf `%s`: baseline measured (%d operations)", env, p.Baseline.Total.Count)
-		case p.Verdict == perf.Warn && p.Override == nil:
-			fmt.Fprintf(&b, "\n⚠️ perf `%s`: %s — promotion needs %s", env, p.Reason, approval.ChoiceApproveOverride)
-		case p.Verdict == perf.Warn:
+		case (p.Verdict == perf.Warn || p.Verdict == perf.Inconclusive) && p.Override == nil:
+			fmt.Fprintf(&b, "\n⚠️ perf `%s` %s: %s — promotion needs %s", env, perfVerdictWord(p.Verdict), p.Reason, approval.ChoiceApproveOverride)
+		case p.Verdict == perf.Warn || p.Verdict == perf.Inconclusive:
 			fmt.Fprintf(&b, "\n⚠️ perf `%s`: %s — overridden by %s", env, p.Reason, p.Override.Actor)
 		case p.Verdict == perf.Rollback:
 			fmt.Fprintf(&b, "\n❌ perf `%s`: %s", env, p.Reason)
