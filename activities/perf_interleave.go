@@ -94,4 +94,3 @@ func interleaveOptions(in rollout.PerfInterleaveInput) (interleave.Options, erro
 	}
 	return o, nil
 }
-
