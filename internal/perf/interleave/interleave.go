@@ -38,8 +38,11 @@ type Options struct {
 	// how many operations it runs (wins when set).
 	Slice      time.Duration
 	Iterations int
-	// Settle runs the workload unmeasured after each switch of side, so the
-	// plan caches and the catalogue caches see the new constraints first.
+	// Settle runs the workload unmeasured after each switch of side: the
+	// first statements after an ADD or DROP rebuild their plans and, with
+	// the keys, prepare the referential checks in every session, a one-off
+	// cost the steady state does not pay. Default a quarter of a slice (at
+	// most 1s; 250ms for slices of an iteration count); negative: none.
 	Settle time.Duration
 	// Pairs of slices in this round (default 5).
 	Pairs int
@@ -82,6 +85,15 @@ func (o Options) normalised() Options {
 	}
 	if o.Pairs <= 0 {
 		o.Pairs = 5
+	}
+	switch {
+	case o.Settle < 0:
+		o.Settle = 0
+	case o.Settle > 0:
+	case o.Iterations > 0 || o.Slice <= 0:
+		o.Settle = 250 * time.Millisecond
+	default:
+		o.Settle = min(o.Slice/4, time.Second)
 	}
 	o.Lock = o.Lock.WithDefaults()
 	return o
