@@ -215,15 +215,27 @@ func existing(ctx context.Context, q catalog.Querier, fk plan.ForeignKey) (name,
 	return name, "", nil
 }
 
+// ddlTimeout bounds one key's ADD or DROP with all its lock retries.
+const ddlTimeout = time.Minute
+
+// add adds the keys NOT VALID. Each statement runs to its end even when ctx
+// is cancelled (it is bounded by the lock policy): a COMMIT cut off on the
+// client can still land on the server after the cleanup's DROP, and leave
+// a key behind. ctx is checked between keys.
 func add(ctx context.Context, db *pgxpool.Pool, fks []plan.ForeignKey, lock dbx.LockPolicy) error {
 	for _, fk := range fks {
-		err := dbx.InLockedTx(ctx, db, lock, nil, func(ctx context.Context, tx pgx.Tx) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("add the keys for the measurement: %w", err)
+		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ddlTimeout)
+		err := dbx.InLockedTx(dctx, db, lock, nil, func(ctx context.Context, tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, fk.DropSQL()); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, fk.AddSQL(true))
 			return err
 		})
+		cancel()
 		if err != nil {
 			return fmt.Errorf("add %s NOT VALID for the measurement: %w", fk.ID(), err)
 		}
@@ -231,13 +243,16 @@ func add(ctx context.Context, db *pgxpool.Pool, fks []plan.ForeignKey, lock dbx.
 	return nil
 }
 
+// drop drops the keys (IF EXISTS), each to its end as in add.
 func drop(ctx context.Context, db *pgxpool.Pool, fks []plan.ForeignKey, lock dbx.LockPolicy) error {
 	var errs []error
 	for _, fk := range fks {
-		err := dbx.InLockedTx(ctx, db, lock, nil, func(ctx context.Context, tx pgx.Tx) error {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ddlTimeout)
+		err := dbx.InLockedTx(dctx, db, lock, nil, func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, fk.DropSQL())
 			return err
 		})
+		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("drop %s: %w", fk.ID(), err))
 		}
