@@ -63,9 +63,11 @@ type PerfInput struct {
 	WorkloadYAML string `json:"workload_yaml,omitempty"`
 	// Workers is the number of concurrent clients (default 4).
 	Workers int `json:"workers,omitempty"`
-	// Duration of each measured run, "30s" (default when Iterations is 0).
+	// Duration measured per round, "30s" (default when Iterations is 0):
+	// split over the round's slices (in rollouts started before the
+	// interleaved comparison: each of the two runs).
 	Duration string `json:"duration,omitempty"`
-	// Iterations bounds each run by a total operation count instead.
+	// Iterations bounds a round (or each run) by a total operation count instead.
 	Iterations int `json:"iterations,omitempty"`
 	// Warmup runs the workload unmeasured first, "5s" (default; "0s" none).
 	Warmup string `json:"warmup,omitempty"`
@@ -81,8 +83,8 @@ type PerfInput struct {
 	// interleaved comparison, default 5: Duration (or Iterations) is split
 	// over the round's 2×Pairs slices.
 	Pairs int `json:"pairs,omitempty"`
-	// MaxRounds bounds how often an inconclusive comparison measures again
-	// (default 3) before a person decides with the numbers.
+	// MaxRounds: rounds at most (default 3); an inconclusive comparison
+	// measures again until then, and a person decides with the numbers.
 	MaxRounds int `json:"max_rounds,omitempty"`
 }
 
