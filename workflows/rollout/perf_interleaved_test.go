@@ -92,6 +92,10 @@ func TestPerfInterleavedPassMeasuresBeforeApplyingAnything(t *testing.T) {
 	require.NotNil(t, p.Interleave)
 	assert.Equal(t, 10, p.Interleave.Slices)
 
+	md := st.Report()
+	assert.Contains(t, md, "Overhead (95% interval)", "the completion report carries the table")
+	assert.Contains(t, md, "upper bound of 95% interval")
+
 	g := promotionGate(st)
 	require.NotNil(t, g)
 	assert.Equal(t, []string{approval.ChoiceApprove, approval.ChoiceReject}, g.Choices)
