@@ -77,4 +77,5 @@ func TestE2EPerfPhaseOnStaging(t *testing.T) {
 	}
 	assert.NotContains(t, text, pw)
 	assert.Contains(t, text, rollout.ActPerfInterleave)
+	recordHistory(t, ctx, c, id, "history-perf-interleaved.json")
 }
