@@ -53,6 +53,11 @@ type Interval struct {
 	Confidence float64 `json:"confidence,omitempty"`
 	// Resamples of the bootstrap, default 4000.
 	Resamples int `json:"resamples,omitempty"`
+	// PendingOrphans is how many orphan rows the data still has when it is
+	// measured before remediation: a write to one of them fails with the
+	// keys and will not after remediation, so an error-rate rise then warns
+	// (a person looks) instead of rolling back.
+	PendingOrphans int64 `json:"pending_orphans,omitempty"`
 }
 
 func (o Interval) normalised() Interval {
@@ -141,6 +146,10 @@ func CompareInterleaved(sl []Slice, t Thresholds, o Interval) Comparison {
 			r.Note = fmt.Sprintf("error rate %.1f%% → %.1f%%", 100*a.ErrorRate, 100*b.ErrorRate)
 			if b.FirstError != "" {
 				r.Note += ": " + b.FirstError
+			}
+			if o.PendingOrphans > 0 {
+				r.Verdict = RowWarning
+				r.Note += fmt.Sprintf(" (measured before remediation: %d orphan rows may be what failed)", o.PendingOrphans)
 			}
 		case len(diffs) < 2:
 			r.Verdict, r.Note = RowInconclusive, fmt.Sprintf("%d pair(s) measured: too few for an interval", len(diffs))

@@ -68,6 +68,17 @@ func TestCompareInterleavedVerdicts(t *testing.T) {
 	}
 }
 
+func TestErrorsBeforeRemediationWarnInsteadOfRollingBack(t *testing.T) {
+	sl := slicesOf(5, 5, 0, 0.5, 0, 20)
+	for _, c := range []struct {
+		orphans int64
+		verdict string
+	}{{0, Rollback}, {12, Warn}} {
+		cmp := CompareInterleaved(sl, Thresholds{}, Interval{Seed: 1, PendingOrphans: c.orphans})
+		assert.Equal(t, c.verdict, cmp.Verdict, cmp.Reason)
+	}
+}
+
 func TestCompareInterleavedIsDeterministicGivenTheSeed(t *testing.T) {
 	sl := slicesOf(6, 5, 3, 2, 0.1, 0)
 	a := CompareInterleaved(sl, Thresholds{}, Interval{Seed: 42})

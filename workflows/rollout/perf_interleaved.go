@@ -130,7 +130,8 @@ func (w *rollout) runPerfInterleaved(ctx workflow.Context, env string) error {
 	pr := w.perfReport(env)
 	pr.Method = perf.MethodInterleaved
 	th := w.perfThresholds()
-	iv := perf.Interval{Seed: w.perfSeed(env)}
+	// Measured before remediation: the first audit's orphans are still there.
+	iv := perf.Interval{Seed: w.perfSeed(env), PendingOrphans: totalOrphans(w.report(env).FirstAudit)}
 	var all []perf.Slice
 	var cmp perf.Comparison
 	maxRounds := w.perfMaxRounds()

@@ -65,7 +65,7 @@ func TestNoChangeRaisesNoAlarmInTenComparisons(t *testing.T) {
 	assert.Equal(t, int64(2), db.Count(t, `SELECT count(*) FROM pg_constraint WHERE contype = 'f'`), "the existing keys stay")
 }
 
-// A trigger that sleeps 30 ms on every insert into workflow_instances, but
+// A trigger that sleeps 50 ms on every insert into workflow_instances, but
 // only while the measurement's key on that table exists (the B side): the
 // comparison must see it.
 func TestAnInjectedSlowdownIsDetected(t *testing.T) {
@@ -73,7 +73,7 @@ func TestAnInjectedSlowdownIsDetected(t *testing.T) {
 	db.Exec(t, `CREATE FUNCTION slow_with_fk() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
 			IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = TG_RELID AND conname LIKE 'fkrollout\_perf\_%') THEN
-				PERFORM pg_sleep(0.03);
+				PERFORM pg_sleep(0.05);
 			END IF;
 			RETURN NEW;
 		END $$;
