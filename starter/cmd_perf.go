@@ -39,7 +39,7 @@ type perfFlags struct {
 func perfCmd() *cobra.Command {
 	cmd := engineCmd("perf --plan FILE [--dsn DSN] [--workload FILE]",
 		"measure the run-time overhead of the plan's foreign keys: slices without/with them, interleaved, with a confidence interval (exit 1 unless pass)",
-		"  FKROLLOUT_DSN=postgres://… fkrollout perf --plan sql/migration.sql --workload demo --slice 3s --pairs 5")
+		"  FKROLLOUT_DSN=postgres://… fkrollout perf --plan sql/migration.sql --workload demo --slice 3s --pairs 6")
 	f := newEngineFlags(cmd.Flags()).withPlan().withDB().withLock()
 	var pf perfFlags
 	fs := cmd.Flags()
@@ -48,7 +48,7 @@ func perfCmd() *cobra.Command {
 	fs.DurationVar(&pf.slice, "slice", 3*time.Second, "measured time of each slice")
 	fs.IntVar(&pf.iterations, "iterations", 0, "operations per slice instead of --slice")
 	fs.DurationVar(&pf.warmup, "warmup", 5*time.Second, "unmeasured warm-up before each round (0 for none)")
-	fs.IntVar(&pf.pairs, "pairs", 5, "pairs of slices (without, with the keys) per round")
+	fs.IntVar(&pf.pairs, "pairs", 6, "pairs of slices (without, with the keys) per round; even balances a linear drift")
 	fs.IntVar(&pf.rounds, "max-rounds", 3, "rounds at most: an inconclusive result measures again")
 	fs.StringVar(&pf.metric, "metric", "avg", "latency compared: avg, p50, p95 or p99")
 	fs.Float64Var(&pf.maxMS, "max-overhead-ms", 10, "acceptable overhead per operation unit (warn above it)")

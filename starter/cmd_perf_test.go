@@ -46,7 +46,8 @@ func TestPerfCommandOnDemoDatabase(t *testing.T) {
 	db := demoDB(t, nil)
 	db.Exec(t, "ALTER TABLE workflow_stages ADD CONSTRAINT fk_workflow_stages_workflow_instance FOREIGN KEY (workflow_instance_id) REFERENCES workflow_instances (id) ON DELETE CASCADE NOT VALID")
 	before := fkCount(t, db, false)
-	code, out, errOut := cli(t, "perf", "--plan", migrationSQL, "--dsn", db.DSN, "--workers", "2", "--iterations", "20", "--pairs", "2",
+	// 80 operations a slice: the bulk import (1 in 12) is in every slice.
+	code, out, errOut := cli(t, "perf", "--plan", migrationSQL, "--dsn", db.DSN, "--workers", "2", "--iterations", "80", "--pairs", "3",
 		"--warmup", "0s", "--max-rounds", "1", "--max-overhead-ms", "1000", "--rollback-overhead-ms", "5000")
 	require.Equal(t, 0, code, "%s\n%s", out, errOut)
 	for _, want := range []string{"OPERATION", "BASELINE", "WITH FKS", "OVERHEAD [95% CI]", "VERDICT", "create_workflow", "bulk_import_100 (100)",

@@ -43,7 +43,7 @@ func TestE2EPerfPhaseOnStaging(t *testing.T) {
 		Environments: []rollout.EnvironmentInput{{Name: "staging"}},
 		Approval:     approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob}}},
 		Thresholds:   rollout.Thresholds{MaxOverheadMS: 1000, RollbackOverheadMS: 5000},
-		Perf:         &rollout.PerfInput{Enabled: true, Workers: 2, Iterations: 150, Warmup: "0s", CreateIndexes: true},
+		Perf:         &rollout.PerfInput{Enabled: true, Workers: 2, Iterations: 600, Warmup: "0s", CreateIndexes: true},
 	}
 	id := "e2e-perf-" + randHex(4)
 	run := startRollout(t, ctx, c, tq, id, in)
@@ -56,7 +56,7 @@ func TestE2EPerfPhaseOnStaging(t *testing.T) {
 	assert.Equal(t, perf.MethodInterleaved, p.Method)
 	require.NotNil(t, p.Interleave)
 	assert.Len(t, p.Interleave.Toggled, 16)
-	assert.Equal(t, 10*p.Interleave.Rounds, p.Interleave.Slices, p.Markdown)
+	assert.Equal(t, 12*p.Interleave.Rounds, p.Interleave.Slices, p.Markdown)
 	require.NotNil(t, p.Comparison)
 	assert.Len(t, p.Comparison.Rows, 4)
 	for _, r := range p.Comparison.Rows {

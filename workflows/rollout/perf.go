@@ -80,7 +80,7 @@ type PerfInput struct {
 	// Metric compared: "avg" (default, the report's table), "p50", "p95", "p99".
 	Metric string `json:"metric,omitempty"`
 	// Pairs of slices (without, with the constraints) per round of the
-	// interleaved comparison, default 5: Duration (or Iterations) is split
+	// interleaved comparison, default 6: Duration (or Iterations) is split
 	// over the round's 2×Pairs slices.
 	Pairs int `json:"pairs,omitempty"`
 	// MaxRounds: rounds at most (default 3); an inconclusive comparison

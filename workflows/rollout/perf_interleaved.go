@@ -33,7 +33,7 @@ const ActPerfInterleave = "PerfInterleave"
 const perfInterleavedVersion = "perf-interleaved"
 
 const (
-	perfDefaultPairs     = 5
+	perfDefaultPairs     = 6
 	perfDefaultMaxRounds = 3
 	perfMaxPairs         = 50
 	perfMaxRounds        = 10

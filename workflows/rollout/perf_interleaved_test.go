@@ -2,7 +2,7 @@ package rollout
 
 import (
 	"context"
-	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -31,7 +31,7 @@ func interleaveFake(h *harness, overheadMS, noiseMS float64) *[]PerfInterleaveIn
 		res := PerfInterleaveResult{Toggled: []string{"public.workflow_stages.fk_stages_instance"}}
 		for i := in.FirstSlice; i < in.FirstSlice+2*in.Pairs; i++ {
 			with := perf.SliceOrder(i)
-			v := 5 + noiseMS*math.Sin(1.7*float64(i))
+			v := 5 + noiseMS*(2*rand.New(rand.NewPCG(uint64(i), 7)).Float64()-1)
 			if with {
 				v += overheadMS
 			}
@@ -72,8 +72,8 @@ func TestPerfInterleavedPassMeasuresBeforeApplyingAnything(t *testing.T) {
 	assert.Zero(t, h.fake.count(ActPerfInterleave+" production"))
 	require.Len(t, *rounds, 1, "settled in one round")
 	r := (*rounds)[0]
-	assert.Equal(t, 5, r.Pairs)
-	assert.Equal(t, "2s", r.Slice, "20s split over 10 slices")
+	assert.Equal(t, 6, r.Pairs)
+	assert.Equal(t, "1.667s", r.Slice, "20s split over 12 slices")
 	assert.Equal(t, "2s", r.Warmup)
 	assert.Len(t, r.FKs, 3)
 
@@ -90,7 +90,7 @@ func TestPerfInterleavedPassMeasuresBeforeApplyingAnything(t *testing.T) {
 	assert.Contains(t, p.Markdown, "Overhead (95% interval)")
 	assert.Contains(t, p.Markdown, "adding NOT VALID for the with-FKs slices only")
 	require.NotNil(t, p.Interleave)
-	assert.Equal(t, 10, p.Interleave.Slices)
+	assert.Equal(t, 12, p.Interleave.Slices)
 
 	md := st.Report()
 	assert.Contains(t, md, "Overhead (95% interval)", "the completion report carries the table")
@@ -130,7 +130,7 @@ func TestPerfInterleavedInconclusiveMeasuresAgainThenAsks(t *testing.T) {
 	h := newHarness(t, nil)
 	h.fake.orphans["staging"] = map[string]int64{}
 	h.fake.orphans["production"] = map[string]int64{}
-	rounds := interleaveFake(h, 9, 8)
+	rounds := interleaveFake(h, 10, 8)
 	h.script = func(h *harness, g approval.Gate) []approval.DecisionInput {
 		if g.Kind != notify.GatePromotion {
 			return approveAll(h, g)
@@ -148,11 +148,11 @@ func TestPerfInterleavedInconclusiveMeasuresAgainThenAsks(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, StateCompleted, st.State)
 	require.Len(t, *rounds, 2)
-	assert.Equal(t, 10, (*rounds)[1].FirstSlice, "the second round continues the pattern")
+	assert.Equal(t, 12, (*rounds)[1].FirstSlice, "the second round continues the pattern")
 	p := st.Environments["staging"].Perf
 	assert.Equal(t, perf.Inconclusive, p.Verdict, p.Reason)
 	assert.Equal(t, 2, p.Comparison.Rounds)
-	assert.Equal(t, 10, p.Comparison.Pairs)
+	assert.Equal(t, 12, p.Comparison.Pairs)
 	g := promotionGate(st)
 	require.NotNil(t, g)
 	assert.Equal(t, []string{approval.ChoiceApproveOverride, approval.ChoiceReject}, g.Choices)

@@ -56,7 +56,7 @@ func BenchmarkAAFalseAlarms(b *testing.B) {
 			var halfWidths []float64
 			b.ResetTimer()
 			for i := range b.N {
-				o := interleave.Options{Workers: 2, Warmup: 500 * time.Millisecond, Slice: 500 * time.Millisecond, Pairs: 5, Seed: uint64(i + 1)}
+				o := interleave.Options{Workers: 2, Warmup: 500 * time.Millisecond, Slice: 500 * time.Millisecond, Pairs: 6, Seed: uint64(i + 1)}
 				res, err := interleave.Run(context.Background(), db.Pool, db.Pool, w, plan, o)
 				if err != nil {
 					b.Fatal(err)

@@ -44,7 +44,8 @@ type Options struct {
 	// cost the steady state does not pay. Default a quarter of a slice (at
 	// most 1s; 250ms for slices of an iteration count); negative: none.
 	Settle time.Duration
-	// Pairs of slices in this round (default 5).
+	// Pairs of slices in this round (default 6: A B B A needs an even
+	// number to balance a linear drift exactly).
 	Pairs int
 	// FirstSlice is the index of the round's first slice: a later round
 	// continues the A B B A pattern of the earlier ones.
@@ -84,7 +85,7 @@ func (o Options) normalised() Options {
 		o.Slice = 2 * time.Second
 	}
 	if o.Pairs <= 0 {
-		o.Pairs = 5
+		o.Pairs = 6
 	}
 	switch {
 	case o.Settle < 0:
