@@ -496,6 +496,8 @@ func (s *Status) perfMarkdown() string {
 			continue
 		}
 		switch {
+		case p.Verdict == "" && p.Comparison != nil && p.Interleave != nil:
+			fmt.Fprintf(&b, "\nperf `%s`: measuring again after round %d (%s)", env, p.Interleave.Rounds, p.Comparison.Reason)
 		case p.Verdict == "" && p.Baseline != nil:
 			fmt.Fprintf(&b, "\nperf `%s`: baseline measured (%d operations)", env, p.Baseline.Total.Count)
 		case (p.Verdict == perf.Warn || p.Verdict == perf.Inconclusive) && p.Override == nil:

@@ -152,12 +152,15 @@ func (w *rollout) runPerfInterleaved(ctx workflow.Context, env string) error {
 		}
 		cmp.Rounds = round
 		pr.Interleave = &PerfInterleaveSummary{Rounds: round, Slices: len(all), Slice: in.Slice, Toggled: res.Toggled, Present: res.Present, Skipped: res.Skipped}
-		pr.Comparison, pr.Verdict, pr.Reason = &cmp, cmp.Verdict, cmp.Reason
+		pr.Comparison = &cmp
 		pr.Markdown = w.perfMarkdownOf(pr)
-		w.setPerfReport(env, pr)
 		if cmp.Settled || round == maxRounds {
+			pr.Verdict, pr.Reason = cmp.Verdict, cmp.Reason
+			w.setPerfReport(env, pr)
 			break
 		}
+		// No verdict in the status while another round is coming.
+		w.setPerfReport(env, pr)
 		w.event(ctx, env, PhasePerf, fmt.Sprintf("perf round %d: %s — measuring again", round, cmp.Reason))
 	}
 	w.event(ctx, env, PhasePerf, fmt.Sprintf("perf verdict %s: %s", cmp.Verdict, cmp.Reason))
