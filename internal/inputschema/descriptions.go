@@ -75,7 +75,7 @@ func descriptions() map[string]string {
 		"github.com/fkrollout/fkrollout/workflows/rollout.PerfInput.Iterations":               "Iterations bounds a round (or each run) by a total operation count instead.",
 		"github.com/fkrollout/fkrollout/workflows/rollout.PerfInput.MaxRounds":                "MaxRounds: rounds at most (default 3); an inconclusive comparison measures again until then, and a person decides with the numbers.",
 		"github.com/fkrollout/fkrollout/workflows/rollout.PerfInput.Metric":                   "Metric compared: \"avg\" (default, the report's table), \"p50\", \"p95\", \"p99\".",
-		"github.com/fkrollout/fkrollout/workflows/rollout.PerfInput.Pairs":                    "Pairs of slices (without, with the constraints) per round of the interleaved comparison, default 5: Duration (or Iterations) is split over the round's 2×Pairs slices.",
+		"github.com/fkrollout/fkrollout/workflows/rollout.PerfInput.Pairs":                    "Pairs of slices (without, with the constraints) per round of the interleaved comparison, default 6: Duration (or Iterations) is split over the round's 2×Pairs slices.",
 		"github.com/fkrollout/fkrollout/workflows/rollout.PerfInput.Warmup":                   "Warmup runs the workload unmeasured first, \"5s\" (default; \"0s\" none).",
 		"github.com/fkrollout/fkrollout/workflows/rollout.PerfInput.Workers":                  "Workers is the number of concurrent clients (default 4).",
 		"github.com/fkrollout/fkrollout/workflows/rollout.PerfInput.Workload":                 "Workload names a workload in the worker configuration (perf.workloads); default \"demo\", the demo schema's workload.",
