@@ -106,6 +106,8 @@ func (a *Activities) byName() map[string]any {
 		// The perf phase (perf.go).
 		rollout.ActPerfRun:     a.PerfRun,
 		rollout.ActPerfExplain: a.PerfExplain,
+		// The interleaved comparison (perf_interleave.go).
+		rollout.ActPerfInterleave: a.PerfInterleave,
 	}
 }
 

@@ -74,6 +74,8 @@ func TestPerfActivitiesEnforceThePolicy(t *testing.T) {
 					Workload: workload, WorkloadYAML: c.yaml, Workers: 1, Iterations: 1}},
 				{rollout.ActPerfExplain, rollout.PerfExplainInput{Environment: c.env, RolloutID: "r-guard",
 					Workload: workload, WorkloadYAML: c.yaml, CreateIndexes: true}},
+				{rollout.ActPerfInterleave, rollout.PerfInterleaveInput{Environment: c.env, RolloutID: "r-guard",
+					Workload: workload, WorkloadYAML: c.yaml, Workers: 1, Pairs: 2, Iterations: 1}},
 			} {
 				_, err := env.ExecuteActivity(call.act, call.in)
 				require.Error(t, err, call.act)

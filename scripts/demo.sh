@@ -144,7 +144,7 @@ case $gates in
   *) fail "FKROLLOUT_DEMO_GATES=$gates: want ask or auto";;
 esac
 
-step "starting the rollout (production window open now; staging perf phase 2 x 5 s;"
+step "starting the rollout (production window open now; staging perf phase 5 s per round;"
 echo "   production monitored for 1 minute, a check every 15 s)"
 id="fkrollout-demo-$(date -u +%Y%m%d-%H%M%S)"
 status=0

@@ -34,7 +34,7 @@ import (
 func engineCommands() []*cobra.Command {
 	return []*cobra.Command{
 		lintCmd(), checkCmd(), auditCmd(), remediateOrphansCmd(), applyCmd(), validateCmd(), verifyCmd(),
-		rollbackCmd(), restoreCmd(), behaveCmd(), statsCmd(), indexesCmd(), backupCmd(), generateCmd(), demoDBCmd(),
+		rollbackCmd(), restoreCmd(), behaveCmd(), statsCmd(), indexesCmd(), backupCmd(), generateCmd(), demoDBCmd(), perfCmd(),
 	}
 }
 

@@ -85,7 +85,7 @@ func newFleetStartCmd() (*cobra.Command, *fleetOptions, *temporalFlags) {
 	fs.DurationVar(&s.monitor, "monitor", 0, "watch each database this long after it is done, e.g. 1h (default: off)")
 	fs.DurationVar(&s.monitorInterval, "monitor-interval", 0, "time between monitor checks (default 5m)")
 	fs.DurationVar(&s.monitorBaseline, "monitor-baseline", 0, "how long each baseline is measured before the deploy (default 5m)")
-	fs.DurationVar(&s.perf, "perf", 0, "run the perf phase in the canary, each measured run lasting this long, e.g. 30s (default: off)")
+	fs.DurationVar(&s.perf, "perf", 0, "run the perf phase in the canary, measuring this long per round of slices without/with the keys, e.g. 30s (default: off)")
 	fs.StringVar(&s.perfWorkload, "perf-workload", "demo", "perf workload name from the worker configuration")
 	fs.StringVar(&s.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", rollout.DefaultTaskQueue), "worker task queue (FKROLLOUT_TASK_QUEUE)")
 	fs.BoolVar(&s.dryRun, "dry-run", false, "checks, statistics and audit only on every target; nothing changes (no wave gates)")

@@ -92,7 +92,7 @@ func startCmd() *cobra.Command {
 	fs.DurationVar(&o.monitor, "monitor", 0, "watch duration after the last environment, e.g. 24h (default: off)")
 	fs.DurationVar(&o.monitorInterval, "monitor-interval", 0, "time between monitor checks (default 5m)")
 	fs.DurationVar(&o.monitorBaseline, "monitor-baseline", 0, "how long the production baseline is measured before the deploy (default 5m)")
-	fs.DurationVar(&o.perf, "perf", 0, "run the staging perf phase, each measured run lasting this long, e.g. 30s (default: off)")
+	fs.DurationVar(&o.perf, "perf", 0, "run the staging perf phase, measuring this long per round of slices without/with the keys, e.g. 30s (default: off)")
 	fs.StringVar(&o.perfWorkload, "perf-workload", "demo", "perf workload name from the worker configuration (perf.workloads); demo is built in")
 	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", rollout.DefaultTaskQueue), "worker task queue (FKROLLOUT_TASK_QUEUE)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "checks, statistics and audit only; nothing changes")

@@ -17,9 +17,10 @@ import (
 )
 
 // TestE2EPerfPhaseOnStaging runs the demo plan with the perf phase on a
-// real dev server and a real staging database: baseline before the
-// constraints, EXPLAIN with index creation requested, the with-FKs run and
-// the verdict in the status. The thresholds are wide on purpose (the
+// real dev server and a real staging database: the interleaved comparison
+// before the constraints (slices without and with the keys added NOT VALID,
+// the database left as found), EXPLAIN with index creation requested after
+// validation, and the verdict in the status. The thresholds are wide on purpose (the
 // machine is shared): the test checks the wiring and the figures' shape,
 // not a timing; the verdicts' logic is covered by workflows/perf_test.go.
 func TestE2EPerfPhaseOnStaging(t *testing.T) {
@@ -42,7 +43,7 @@ func TestE2EPerfPhaseOnStaging(t *testing.T) {
 		Environments: []rollout.EnvironmentInput{{Name: "staging"}},
 		Approval:     approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob}}},
 		Thresholds:   rollout.Thresholds{MaxOverheadMS: 1000, RollbackOverheadMS: 5000},
-		Perf:         &rollout.PerfInput{Enabled: true, Workers: 2, Iterations: 150, Warmup: "0s", CreateIndexes: true},
+		Perf:         &rollout.PerfInput{Enabled: true, Workers: 2, Iterations: 600, Warmup: "0s", CreateIndexes: true},
 	}
 	id := "e2e-perf-" + randHex(4)
 	run := startRollout(t, ctx, c, tq, id, in)
@@ -52,14 +53,16 @@ func TestE2EPerfPhaseOnStaging(t *testing.T) {
 
 	p := st.Environments["staging"].Perf
 	require.NotNil(t, p)
-	require.NotNil(t, p.Baseline)
-	require.NotNil(t, p.WithFKs)
-	assert.Equal(t, int64(150), p.Baseline.Total.Count)
-	assert.Equal(t, int64(150), p.WithFKs.Total.Count)
-	assert.Zero(t, p.Baseline.Total.Errors, p.Baseline.Total.FirstError)
-	assert.Zero(t, p.WithFKs.Total.Errors, p.WithFKs.Total.FirstError)
+	assert.Equal(t, perf.MethodInterleaved, p.Method)
+	require.NotNil(t, p.Interleave)
+	assert.Len(t, p.Interleave.Toggled, 16)
+	assert.Equal(t, 12*p.Interleave.Rounds, p.Interleave.Slices, p.Markdown)
 	require.NotNil(t, p.Comparison)
 	assert.Len(t, p.Comparison.Rows, 4)
+	for _, r := range p.Comparison.Rows {
+		assert.Zero(t, r.WithFKsErrs, r.Operation)
+	}
+	assert.Zero(t, staging.Count(t, `SELECT count(*) FROM pg_constraint WHERE conname LIKE 'fkrollout\_perf\_%'`))
 	assert.Equal(t, perf.Pass, p.Verdict, p.Markdown)
 	require.NotNil(t, p.Explain)
 	assert.Len(t, p.Explain.FKChecks, 16)
@@ -73,5 +76,6 @@ func TestE2EPerfPhaseOnStaging(t *testing.T) {
 		assert.NotContains(t, text, s)
 	}
 	assert.NotContains(t, text, pw)
-	assert.Contains(t, text, rollout.ActPerfRun)
+	assert.Contains(t, text, rollout.ActPerfInterleave)
+	recordHistory(t, ctx, c, id, "history-perf-interleaved.json")
 }

@@ -173,6 +173,10 @@ type PerfRow struct {
 	BaselineMS float64 `json:"baseline_ms"`
 	WithFKsMS  float64 `json:"with_fks_ms"`
 	Acceptable bool    `json:"acceptable"`
+	// Verdict and Overhead (with its confidence interval, "+1.2ms
+	// [-0.3ms, +2.8ms]") come from the interleaved comparison.
+	Verdict  string `json:"verdict,omitempty"`
+	Overhead string `json:"overhead,omitempty"`
 }
 
 // InvestigateData is what breached during monitoring.

@@ -97,6 +97,11 @@ type Row struct {
 	WithFKsErrs  float64 `json:"with_fks_error_rate"`
 	Verdict      string  `json:"verdict"`
 	Note         string  `json:"note,omitempty"`
+	// LowMS and HighMS bound the overhead per unit (interleaved method):
+	// the Comparison's Confidence interval over Pairs pairs of slices.
+	LowMS  float64 `json:"overhead_low_ms,omitempty"`
+	HighMS float64 `json:"overhead_high_ms,omitempty"`
+	Pairs  int     `json:"pairs,omitempty"`
 }
 
 // Comparison is the perf phase's decision.
@@ -107,6 +112,16 @@ type Comparison struct {
 	// limits: the gate needs an explicit override), rollback.
 	Verdict string `json:"verdict"`
 	Reason  string `json:"reason"`
+	// Method is "" for one baseline run and one with-FKs run, "interleaved"
+	// for alternating slices with an interval (then also: Pairs of slices,
+	// Confidence, the bootstrap's Seed, Rounds measured; Settled is false
+	// while more slices could change a row's verdict).
+	Method     string  `json:"method,omitempty"`
+	Pairs      int     `json:"pairs,omitempty"`
+	Confidence float64 `json:"confidence,omitempty"`
+	Seed       uint64  `json:"seed,omitempty"`
+	Rounds     int     `json:"rounds,omitempty"`
+	Settled    bool    `json:"settled,omitempty"`
 }
 
 // Compare decides, per operation of the baseline, from the average latency
@@ -192,6 +207,9 @@ func round(x float64) float64 { return math.Round(x*1000) / 1000 }
 // Markdown renders the comparison table (Operation | Baseline | With FKs |
 // Overhead | Acceptable), with p95 beside the average.
 func (c Comparison) Markdown() string {
+	if c.Method == MethodInterleaved {
+		return c.intervalMarkdown()
+	}
 	var b strings.Builder
 	b.WriteString("| Operation | Baseline | With FKs | Overhead | Acceptable |\n")
 	b.WriteString("|-----------|----------|----------|----------|------------|\n")
@@ -236,4 +254,32 @@ func signed(x float64) string {
 		return "+" + formatMS(x)
 	}
 	return "-" + formatMS(-x)
+}
+
+// intervalMarkdown renders the interleaved comparison: the overhead with its
+// interval, and the verdict it supports.
+func (c Comparison) intervalMarkdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| Operation | Baseline | With FKs | Overhead (%g%% interval) | Verdict |\n", 100*c.Confidence)
+	b.WriteString("|-----------|----------|----------|--------------------------|---------|\n")
+	for _, r := range c.Rows {
+		name := r.Operation
+		if r.Units > 1 {
+			name = fmt.Sprintf("%s (%d)", name, r.Units)
+		}
+		ok := map[string]string{RowAcceptable: "✅ acceptable", RowWarning: "⚠️ override needed", RowRollback: "❌ rollback", RowInconclusive: "❔ inconclusive"}[r.Verdict]
+		if r.Note != "" {
+			ok += " — " + strings.ReplaceAll(r.Note, "|", "\\|")
+		}
+		fmt.Fprintf(&b, "| %s | %s (p95 %s) | %s (p95 %s) | %s | %s |\n", name, formatMS(r.BaselineMS), formatMS(r.BaselineP95),
+			formatMS(r.WithFKsMS), formatMS(r.WithFKsP95), r.IntervalText(), ok)
+	}
+	metric := c.Thresholds.Metric
+	if metric == "" {
+		metric = "avg"
+	}
+	fmt.Fprintf(&b, "\nInterleaved: %d pairs of slices without/with the constraints in %d round(s), same session and data; %s latency; limits +%g ms (warn) and +%g ms (rollback) per unit.\n",
+		c.Pairs, max(c.Rounds, 1), metric, c.Thresholds.AcceptableMS, c.Thresholds.RollbackMS)
+	fmt.Fprintf(&b, "\n**Verdict:** %s — %s\n", c.Verdict, c.Reason)
+	return b.String()
 }

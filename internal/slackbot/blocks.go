@@ -266,6 +266,12 @@ func promotionBlocks(p *PromotionData) []slack.Block {
 			if !r.Acceptable {
 				ok = "NO"
 			}
+			if r.Overhead != "" {
+				// Interleaved comparison: the overhead with its interval.
+				fmt.Fprintf(&tb, "%-28s %8.1fms %8.1fms  %s  %s\n",
+					truncate(r.Operation, 28), r.BaselineMS, r.WithFKsMS, r.Overhead, r.Verdict)
+				continue
+			}
 			fmt.Fprintf(&tb, "%-28s %8.1fms %8.1fms %+8.1fms  %s\n",
 				truncate(r.Operation, 28), r.BaselineMS, r.WithFKsMS, overheadMS(r), ok)
 		}

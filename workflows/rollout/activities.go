@@ -49,7 +49,7 @@ const (
 func ActivityNames() []string {
 	return []string{ActParsePlan, ActCheckPlan, ActTakeStats, ActAudit, ActBackup, ActApplyConstraint,
 		ActRemediate, ActValidateConstraint, ActRunBehaviourTests, ActRollback, ActVerify, ActRunDeployHooks, ActRunSmokeChecks, ActPublishReport,
-		ActRemediationImpact, ActQuarantine, ActResolvePolicy, ActPerfRun, ActPerfExplain, ActCheckExpectations, ActExportOrphans}
+		ActRemediationImpact, ActQuarantine, ActResolvePolicy, ActPerfRun, ActPerfExplain, ActPerfInterleave, ActCheckExpectations, ActExportOrphans}
 }
 
 // ParsePlanInput is the plan text from the workflow input.

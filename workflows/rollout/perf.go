@@ -63,9 +63,11 @@ type PerfInput struct {
 	WorkloadYAML string `json:"workload_yaml,omitempty"`
 	// Workers is the number of concurrent clients (default 4).
 	Workers int `json:"workers,omitempty"`
-	// Duration of each measured run, "30s" (default when Iterations is 0).
+	// Duration measured per round, "30s" (default when Iterations is 0):
+	// split over the round's slices (in rollouts started before the
+	// interleaved comparison: each of the two runs).
 	Duration string `json:"duration,omitempty"`
-	// Iterations bounds each run by a total operation count instead.
+	// Iterations bounds a round (or each run) by a total operation count instead.
 	Iterations int `json:"iterations,omitempty"`
 	// Warmup runs the workload unmeasured first, "5s" (default; "0s" none).
 	Warmup string `json:"warmup,omitempty"`
@@ -77,6 +79,13 @@ type PerfInput struct {
 	Environment string `json:"environment,omitempty"`
 	// Metric compared: "avg" (default, the report's table), "p50", "p95", "p99".
 	Metric string `json:"metric,omitempty"`
+	// Pairs of slices (without, with the constraints) per round of the
+	// interleaved comparison, default 6: Duration (or Iterations) is split
+	// over the round's 2×Pairs slices.
+	Pairs int `json:"pairs,omitempty"`
+	// MaxRounds: rounds at most (default 3); an inconclusive comparison
+	// measures again until then, and a person decides with the numbers.
+	MaxRounds int `json:"max_rounds,omitempty"`
 }
 
 // PerfRunInput runs the workload once (ActPerfRun → loadgen.Report).
@@ -130,6 +139,11 @@ type PerfReport struct {
 	Markdown string `json:"markdown,omitempty"`
 	// Override is the decision that promoted despite a warning.
 	Override *approval.Decision `json:"override,omitempty"`
+	// Method is "interleaved" for slices alternating without/with the
+	// constraints before they are applied (perf_interleaved.go), "" for
+	// a baseline run and a with-FKs run; Interleave describes its slices.
+	Method     string                 `json:"method,omitempty"`
+	Interleave *PerfInterleaveSummary `json:"interleave,omitempty"`
 }
 
 // perfActivity: a run lasts warm-up + duration (minutes at most); the
@@ -195,6 +209,7 @@ func (w *rollout) perfValidateInput() []string {
 	default:
 		errs = append(errs, fmt.Sprintf("perf.metric %q: want avg, p50, p95 or p99", p.Metric))
 	}
+	errs = append(errs, perfInterleaveValidate(p)...)
 	t := w.in.Thresholds
 	if t.MaxOverheadMS < 0 || t.RollbackOverheadMS < 0 {
 		errs = append(errs, "thresholds: overheads must not be negative")
@@ -258,6 +273,9 @@ func (w *rollout) runPerfBaseline(ctx workflow.Context, env string) error {
 	if !w.perfFor(env) {
 		return nil
 	}
+	if workflow.GetVersion(ctx, perfInterleavedVersion, workflow.DefaultVersion, 1) == 1 {
+		return w.runPerfInterleaved(ctx, env)
+	}
 	w.enter(ctx, env, PhasePerfBaseline)
 	in := w.perfRunInput(env, "baseline")
 	var base loadgen.Report
@@ -279,6 +297,10 @@ func (w *rollout) runPerfCompare(ctx workflow.Context, env string) error {
 		return nil
 	}
 	pr := w.perfReport(env)
+	if pr.Method == perf.MethodInterleaved {
+		// Measured and decided before the constraints went in.
+		return w.perfExplainOnly(ctx, env, pr)
+	}
 	if pr.Baseline == nil {
 		// The baseline runs right after the backup; without it there is
 		// nothing to compare with (cannot happen in the run's order).
@@ -351,7 +373,7 @@ func (w *rollout) perfPromotionFollows(env string) bool {
 // perfWarningOpen: env's perf verdict is warn and nobody overrode it.
 func (w *rollout) perfWarningOpen(env string) bool {
 	p := w.report(env).Perf
-	return p != nil && p.Verdict == perf.Warn && p.Override == nil
+	return p != nil && (p.Verdict == perf.Warn || p.Verdict == perf.Inconclusive) && p.Override == nil
 }
 
 // perfPromotion adds the perf table to the promotion gate between from and
@@ -363,7 +385,11 @@ func (w *rollout) perfPromotion(from string, pd *notify.PromotionData, summary s
 		return summary, choices
 	}
 	for _, r := range p.Comparison.Rows {
-		pd.Perf = append(pd.Perf, notify.PerfRow{Operation: r.Operation, BaselineMS: r.BaselineMS, WithFKsMS: r.WithFKsMS, Acceptable: r.Verdict == perf.RowAcceptable})
+		row := notify.PerfRow{Operation: r.Operation, BaselineMS: r.BaselineMS, WithFKsMS: r.WithFKsMS, Acceptable: r.Verdict == perf.RowAcceptable}
+		if p.Comparison.Method == perf.MethodInterleaved {
+			row.Verdict, row.Overhead = r.Verdict, r.IntervalText()
+		}
+		pd.Perf = append(pd.Perf, row)
 	}
 	for _, c := range p.Explain.orEmpty().FKChecks {
 		if c.Recommendation != "" {
@@ -372,7 +398,7 @@ func (w *rollout) perfPromotion(from string, pd *notify.PromotionData, summary s
 	}
 	summary += fmt.Sprintf("\nperf (%s): %s — %s", p.Workload, p.Verdict, p.Reason)
 	if w.perfWarningOpen(from) {
-		pd.Warnings = append(pd.Warnings, "perf warning: "+p.Reason+" — promotion needs "+approval.ChoiceApproveOverride+" with a reason")
+		pd.Warnings = append(pd.Warnings, "perf "+perfVerdictWord(p.Verdict)+": "+p.Reason+" — promotion needs "+approval.ChoiceApproveOverride+" with a reason")
 		out := []string{}
 		for _, c := range choices {
 			if c == approval.ChoiceApprove {
@@ -399,8 +425,8 @@ func (e *PerfExplainResult) orEmpty() PerfExplainResult {
 func (w *rollout) perfValidateDecision(g *approval.Gate, in approval.DecisionInput) error {
 	if g.Kind == notify.GatePromotion && in.Choice == approval.ChoiceApprove {
 		if from := w.perfFromOf(g.Environment); from != "" && w.perfWarningOpen(from) {
-			return fmt.Errorf("perf warning open for %s (%s): a plain approve is refused; choose %q with a reason to promote despite it, or reject",
-				from, w.report(from).Perf.Reason, approval.ChoiceApproveOverride)
+			return fmt.Errorf("perf %s open for %s (%s): a plain approve is refused; choose %q with a reason to promote despite it, or reject",
+				perfVerdictWord(w.report(from).Perf.Verdict), from, w.report(from).Perf.Reason, approval.ChoiceApproveOverride)
 		}
 	}
 	if in.Choice == approval.ChoiceApproveOverride && strings.TrimSpace(in.Reason) == "" {
@@ -437,7 +463,7 @@ func (w *rollout) perfGateOutcome(ctx workflow.Context, from string, d approval.
 // perfRecordOverride records who overrode env's perf warning.
 func (w *rollout) perfRecordOverride(ctx workflow.Context, env string, d approval.Decision) {
 	p := w.report(env).Perf
-	if p == nil || p.Verdict != perf.Warn {
+	if p == nil || (p.Verdict != perf.Warn && p.Verdict != perf.Inconclusive) {
 		return
 	}
 	p.Override = &d
@@ -472,11 +498,13 @@ func (s *Status) perfMarkdown() string {
 			continue
 		}
 		switch {
+		case p.Verdict == "" && p.Comparison != nil && p.Interleave != nil:
+			fmt.Fprintf(&b, "\nperf `%s`: measuring again after round %d (%s)", env, p.Interleave.Rounds, p.Comparison.Reason)
 		case p.Verdict == "" && p.Baseline != nil:
 			fmt.Fprintf(&b, "\nperf `%s`: baseline measured (%d operations)", env, p.Baseline.Total.Count)
-		case p.Verdict == perf.Warn && p.Override == nil:
-			fmt.Fprintf(&b, "\n⚠️ perf `%s`: %s — promotion needs %s", env, p.Reason, approval.ChoiceApproveOverride)
-		case p.Verdict == perf.Warn:
+		case (p.Verdict == perf.Warn || p.Verdict == perf.Inconclusive) && p.Override == nil:
+			fmt.Fprintf(&b, "\n⚠️ perf `%s` %s: %s — promotion needs %s", env, perfVerdictWord(p.Verdict), p.Reason, approval.ChoiceApproveOverride)
+		case p.Verdict == perf.Warn || p.Verdict == perf.Inconclusive:
 			fmt.Fprintf(&b, "\n⚠️ perf `%s`: %s — overridden by %s", env, p.Reason, p.Override.Actor)
 		case p.Verdict == perf.Rollback:
 			fmt.Fprintf(&b, "\n❌ perf `%s`: %s", env, p.Reason)

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/fkrollout/fkrollout/internal/engine/stats"
 	"github.com/fkrollout/fkrollout/internal/notify"
@@ -22,6 +23,9 @@ import (
 // judged per unit. Calls go into the fake engine's call log, so their order
 // relative to apply and validate is checked.
 func perfFake(h *harness, overheadMS float64) *[]PerfRunInput {
+	// These tests are of the two-run comparison that rollouts started
+	// before the interleaved one keep (perf_interleaved_test.go).
+	h.env.OnGetVersion(perfInterleavedVersion, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	var runs []PerfRunInput
 	reg := func(fn any, name string) { h.env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
 	reg(func(ctx context.Context, in PerfRunInput) (loadgen.Report, error) {

@@ -61,14 +61,37 @@ type opResult struct {
 // one statement is one Bind/Execute round trip, several are sent as one
 // pipelined batch, which PostgreSQL runs as one implicit transaction.
 func Run(ctx context.Context, pool *pgxpool.Pool, w loadgen.Workload, o loadgen.RunOptions) (loadgen.Report, error) {
-	if err := w.Validate(); err != nil {
+	s, err := Open(ctx, pool, w, o)
+	if err != nil {
 		return loadgen.Report{}, err
+	}
+	defer s.Close(context.WithoutCancel(ctx))
+	return s.Measure(ctx, o.Warmup, o.Duration, o.Iterations)
+}
+
+// Session is a workload ready to run: parameters loaded, workers connected
+// and their statements prepared. Measure runs it any number of times on the
+// same sessions (the interleaved comparison's slices); Close ends them.
+type Session struct {
+	o       loadgen.RunOptions
+	ops     []loadgen.CompiledOp
+	values  [][][][][]byte
+	cum     []float64
+	total   float64
+	workers []*worker
+	rngs    []*rand.Rand
+}
+
+// Open loads the parameter sources and connects o.Workers workers.
+func Open(ctx context.Context, pool *pgxpool.Pool, w loadgen.Workload, o loadgen.RunOptions) (*Session, error) {
+	if err := w.Validate(); err != nil {
+		return nil, err
 	}
 	if o.Workers <= 0 {
 		o.Workers = 1
 	}
 	if o.Duration <= 0 && o.Iterations <= 0 {
-		return loadgen.Report{}, errors.New("loadgen: set a duration or an iteration count")
+		return nil, errors.New("loadgen: set a duration or an iteration count")
 	}
 	if o.MaxParamRows <= 0 {
 		o.MaxParamRows = 10000
@@ -76,41 +99,57 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w loadgen.Workload, o loadgen.
 	if o.Seed == 0 {
 		o.Seed = 0x5eed
 	}
-	ops := make([]loadgen.CompiledOp, len(w.Operations))
+	s := &Session{o: o}
+	s.ops = make([]loadgen.CompiledOp, len(w.Operations))
 	for i, op := range w.Operations {
 		c, err := w.Compile(op)
 		if err != nil {
-			return loadgen.Report{}, err
+			return nil, err
 		}
-		ops[i] = c
+		s.ops[i] = c
 	}
-	values, err := loadSources(ctx, pool, ops, o.MaxParamRows)
-	if err != nil {
-		return loadgen.Report{}, err
+	var err error
+	if s.values, err = loadSources(ctx, pool, s.ops, o.MaxParamRows); err != nil {
+		return nil, err
 	}
-	cum := make([]float64, len(ops))
-	total := 0.0
-	for i, op := range ops {
-		total += op.Weight
-		cum[i] = total
+	s.cum = make([]float64, len(s.ops))
+	for i, op := range s.ops {
+		s.total += op.Weight
+		s.cum[i] = s.total
 	}
-
-	workers := make([]*worker, o.Workers)
-	defer func() {
-		for _, wk := range workers {
-			if wk != nil {
-				wk.close(context.WithoutCancel(ctx))
-			}
-		}
-	}()
-	for i := range workers {
-		wk := &worker{cfg: pool.Config().ConnConfig, ops: ops}
+	s.workers = make([]*worker, o.Workers)
+	s.rngs = make([]*rand.Rand, o.Workers)
+	for i := range s.workers {
+		wk := &worker{cfg: pool.Config().ConnConfig, ops: s.ops}
 		if err := wk.connect(ctx); err != nil {
-			return loadgen.Report{}, fmt.Errorf("loadgen: worker %d: %w", i+1, err)
+			s.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("loadgen: worker %d: %w", i+1, err)
 		}
-		workers[i] = wk
+		s.workers[i] = wk
+		s.rngs[i] = rand.New(rand.NewPCG(o.Seed, uint64(i)+1))
 	}
+	return s, nil
+}
 
+// Close ends the workers' sessions.
+func (s *Session) Close(ctx context.Context) {
+	for _, wk := range s.workers {
+		if wk != nil {
+			wk.close(ctx)
+		}
+	}
+}
+
+// Measure runs the workload unmeasured for warmup, then measured for
+// duration (or for iterations operations in total, which wins), and
+// reports. Between two calls the workers are idle: no statement of theirs
+// holds a lock.
+func (s *Session) Measure(ctx context.Context, warmup, duration time.Duration, iterations int) (loadgen.Report, error) {
+	if duration <= 0 && iterations <= 0 {
+		return loadgen.Report{}, errors.New("loadgen: set a duration or an iteration count")
+	}
+	o, ops, values, cum, total, workers := s.o, s.ops, s.values, s.cum, s.total, s.workers
+	o.Warmup, o.Duration, o.Iterations = warmup, duration, iterations
 	var remaining atomic.Int64
 	remaining.Store(int64(o.Iterations))
 	started := time.Now()
@@ -149,7 +188,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w loadgen.Workload, o loadgen.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(o.Seed, uint64(wi)+1))
+			rng := s.rngs[wi]
 			wk := workers[wi]
 			for ctx.Err() == nil {
 				now := time.Now()
