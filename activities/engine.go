@@ -229,7 +229,7 @@ func (a *Activities) Backup(ctx context.Context, in rollout.BackupInput) (rollou
 	hb := a.startHeartbeat(ctx, Progress{Note: "backing up " + in.Environment})
 	defer hb.end()
 	dir := filepath.Join(a.Config.BackupDirFor(in.Environment), safeName(in.RolloutID), in.Environment)
-	res, err := backup.Run(ctx, pool, backup.Options{DSN: dsn, Dir: dir, Label: safeName(in.RolloutID) + "-" + in.Environment, Full: env.FullBackup, Schemas: schemasFor(env.Schemas, in.Plan)})
+	res, err := backup.Run(ctx, pool, backup.Options{DSN: dsn, Dir: dir, Label: safeName(in.RolloutID) + "-" + in.Environment, Full: env.FullBackup || in.Full, Schemas: schemasFor(env.Schemas, in.Plan)})
 	if err != nil {
 		return rollout.BackupResult{}, a.clean(fmt.Errorf("backup of %s: %w", in.Environment, err))
 	}

@@ -147,6 +147,10 @@ type BackupInput struct {
 	Environment string    `json:"environment"`
 	RolloutID   string    `json:"rollout_id"`
 	Plan        plan.Plan `json:"plan"`
+	// Full dumps the whole database whatever the environment's
+	// full_backup says (the last environment, unless skip lists
+	// "full_backup").
+	Full bool `json:"full,omitempty"`
 }
 
 // BackupResult lists the artifacts written (paths on the worker host).

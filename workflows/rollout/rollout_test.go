@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -62,6 +63,8 @@ type fakeEngine struct {
 	// partial["staging/fk"]: rows a failing remediation removed first.
 	partial map[string]int64
 	modes   []string
+	// backups are the backups asked for, in order.
+	backups []BackupInput
 }
 
 // fail pops the next scripted failure of act for env/fk.
@@ -77,7 +80,7 @@ func (f *fakeEngine) fail(act, env, fk string) error {
 
 func newFake() *fakeEngine {
 	return &fakeEngine{orphans: map[string]map[string]int64{}, validateOrphans: map[string]int{},
-		constraints: map[string]string{}, policy: policy.Config{TrustClientIdentity: true}, failures: map[string][]error{},
+		constraints: map[string]string{}, policy: policy.Config{TrustClientIdentity: true, AllowSkip: policy.Safeguards}, failures: map[string][]error{},
 		impacts: map[string]Impact{}, quarantined: map[string]int64{}, partial: map[string]int64{}}
 }
 
@@ -134,6 +137,7 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.record(ActBackup, in.Environment, ctx)
+		f.backups = append(f.backups, in)
 		return BackupResult{Artifacts: []BackupArtifact{{Kind: "tables", Path: "/backups/x.dump"}}}, nil
 	}, ActBackup)
 	reg(func(ctx context.Context, in ConstraintInput) (ConstraintResult, error) {
@@ -296,11 +300,14 @@ const (
 )
 
 // testInput: staging, then production with a daily 02:00 UTC window;
-// promotion to production needs alice and bob.
+// promotion to production needs alice and bob. It skips every safeguard
+// (the fake worker's policy allows it; the window is kept): tests of one
+// take it out of Skip.
 func testInput() Input {
 	return Input{
 		Plan:      "foreign_keys: [...]",
 		Requester: requester,
+		Skip:      slices.Clone(policy.Safeguards),
 		Environments: []EnvironmentInput{
 			{Name: "staging"},
 			{Name: "production", MaintenanceWindow: &MaintenanceWindow{Start: "02:00", Duration: "2h", Timezone: "UTC", NotifyBefore: "30m"}},
@@ -408,7 +415,20 @@ func (h *harness) status() *Status {
 }
 
 func (h *harness) run(in Input) (*Status, error) {
-	return h.runArg(in)
+	return h.runArg(enabledNotSkipped(in))
+}
+
+// enabledNotSkipped lets a test ask for the perf phase or the watch the
+// way its input configures them (enabled: true): the safeguard leaves
+// Skip. The workflow itself only reads Skip.
+func enabledNotSkipped(in Input) Input {
+	if in.Perf != nil && in.Perf.Enabled {
+		in.Skip = without(in.Skip, policy.SafeguardPerf)
+	}
+	if in.Monitor.Enabled {
+		in.Skip = without(in.Skip, policy.SafeguardMonitor)
+	}
+	return in
 }
 
 // runArg starts the workflow with arg as its input: an Input, or raw JSON
@@ -956,4 +976,9 @@ func TestGateDecisionMetrics(t *testing.T) {
 	assert.Equal(t, 1, waited)
 	assert.Equal(t, int64(1), h.counter(MetricRolloutsFinished, map[string]string{"state": string(st.State)}))
 	assert.Zero(t, h.counter(MetricRollbacks, nil))
+}
+
+// without is skip minus one safeguard.
+func without(skip []string, safeguard string) []string {
+	return slices.DeleteFunc(slices.Clone(skip), func(s string) bool { return s == safeguard })
 }

@@ -106,6 +106,9 @@ type Status struct {
 	Monitor          *MonitorResult       `json:"monitor,omitempty"`
 	// Thresholds are the input's acceptance figures (the report's targets).
 	Thresholds Thresholds `json:"thresholds"`
+	// SafeguardsOff are the runbook safeguards this rollout's input turned
+	// off (skip, allowed by the worker's policy.allow_skip).
+	SafeguardsOff []string `json:"safeguards_off,omitempty"`
 	// Phases is where the time went: one span per phase entered.
 	Phases []PhaseSpan `json:"phases,omitempty"`
 	// ReportPath is where the worker wrote the completion report.

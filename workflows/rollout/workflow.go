@@ -68,6 +68,9 @@ type rollout struct {
 	// checkOfferedTimeouts: this history refuses an on_timeout its gate
 	// kind does not offer (offeredTimeoutsVersion).
 	checkOfferedTimeouts bool
+	// safeguards: this history runs the safeguards unless skipped
+	// (safeDefaultsVersion, policy_safeguards.go).
+	safeguards bool
 }
 
 // Workflow is the FKRollout workflow. The rollout ID is the workflow ID.
@@ -92,6 +95,13 @@ func Workflow(ctx workflow.Context, in Input) (*Status, error) {
 	}
 	if len(unofferedTimeouts(in)) > 0 && workflow.GetVersion(ctx, offeredTimeoutsVersion, workflow.DefaultVersion, 1) == 1 {
 		w.checkOfferedTimeouts = true
+	}
+	// Safe defaults for rollouts started by a person; a dry run changes
+	// nothing and a fleet's child follows its fleet's input.
+	if !in.DryRun && info.ParentWorkflowExecution == nil && workflow.GetVersion(ctx, safeDefaultsVersion, workflow.DefaultVersion, 1) == 1 {
+		w.safeguards = true
+		w.in = WithSafeDefaults(w.in)
+		w.st.SafeguardsOff = SafeguardsOff(w.in)
 	}
 	if err := w.validateInput(); err != nil {
 		w.st.State, w.st.Error = StateFailed, err.Error()
@@ -132,6 +142,7 @@ func (w *rollout) validateInput() error {
 	if strings.TrimSpace(w.in.Plan) == "" {
 		errs = append(errs, "plan is empty: paste the plan YAML or migration SQL")
 	}
+	errs = append(errs, skipProblems(w.in)...)
 	switch w.in.PlanFormat {
 	case "", "sql", "yaml", "json":
 	default:
@@ -337,7 +348,7 @@ func (w *rollout) environment(ctx workflow.Context, env EnvironmentInput, last b
 	}
 	w.enter(ctx, name, PhaseBackup)
 	var bk BackupResult
-	if err := w.step(ctx, name, "back up "+name+" before any change", ActBackup, steps.Long(), BackupInput{Environment: name, RolloutID: w.id, Plan: w.plan}, &bk); err != nil {
+	if err := w.step(ctx, name, "back up "+name+" before any change", ActBackup, steps.Long(), BackupInput{Environment: name, RolloutID: w.id, Plan: w.plan, Full: w.fullBackup(last)}, &bk); err != nil {
 		return err
 	}
 	rep = w.report(name)
