@@ -158,6 +158,7 @@ policy:
 		Plan:         sqlassets.Migration,
 		Requester:    rita,
 		Environments: stagingThenProduction(),
+		Skip:         skipAllBut(),
 		Approval: approval.Policy{
 			Default: approval.GateRule{Approvers: []string{alice}},
 			Gates:   map[string]approval.GateRule{"promotion": {Approvers: []string{"role:dba"}}},
