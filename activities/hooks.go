@@ -38,15 +38,34 @@ func (a *Activities) RunDeployHooks(ctx context.Context, in rollout.HooksInput) 
 	out := []rollout.HookResult{}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(env.DeployHooks), Note: "deploy hooks"})
 	defer hb.end()
-	for i, h := range env.DeployHooks {
+	for i, h := range pendingHooks(env.DeployHooks, in.Done) {
 		hb.set(Progress{Done: i, Total: len(env.DeployHooks), Item: h.Name})
 		res := a.runHook(ctx, in, h, h.TimeoutOr(10*time.Minute))
 		out = append(out, res)
-		if !res.OK {
+		if !res.OK || in.One {
 			break
 		}
 	}
 	return out, nil
+}
+
+// pendingHooks are the hooks not yet done, in order: each name in done
+// accounts for one occurrence, so a repeated name runs as often as it is
+// configured.
+func pendingHooks(hooks []config.Hook, done []string) []config.Hook {
+	left := map[string]int{}
+	for _, d := range done {
+		left[d]++
+	}
+	var out []config.Hook
+	for _, h := range hooks {
+		if left[h.Name] > 0 {
+			left[h.Name]--
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 func (a *Activities) runHook(ctx context.Context, in rollout.HooksInput, h config.Hook, timeout time.Duration) rollout.HookResult {
@@ -87,8 +106,9 @@ var hookBaseEnv = []string{"PATH", "HOME", "LANG", "TZ"}
 // environment holds every DSN, the Slack tokens and whatever credentials
 // its host injects; a hook sees none of it unless its configuration names
 // the variable. Later sources win: base, inherit_env, env:, and the
-// worker's FKROLLOUT_ROLLOUT_ID / FKROLLOUT_ENVIRONMENT last, so a hook can
-// rely on them.
+// worker's FKROLLOUT_ROLLOUT_ID / FKROLLOUT_RUN_ID / FKROLLOUT_ENVIRONMENT
+// last, so a hook can rely on them (the run id lets a script that did its
+// work before a crash recognise the same run).
 func hookEnv(h config.Hook, in rollout.HooksInput, lookup func(string) (string, bool)) (env, secrets []string) {
 	vars := map[string]string{}
 	for _, k := range hookBaseEnv {
@@ -107,6 +127,7 @@ func hookEnv(h config.Hook, in rollout.HooksInput, lookup func(string) (string, 
 		secrets = append(secrets, v)
 	}
 	vars["FKROLLOUT_ROLLOUT_ID"] = in.RolloutID
+	vars["FKROLLOUT_RUN_ID"] = in.RunID
 	vars["FKROLLOUT_ENVIRONMENT"] = in.Environment
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		env = append(env, k+"="+vars[k])

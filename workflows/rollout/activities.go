@@ -311,6 +311,16 @@ type Verification struct {
 type HooksInput struct {
 	Environment string `json:"environment"`
 	RolloutID   string `json:"rollout_id"`
+	// RunID is the rollout's run (FKROLLOUT_RUN_ID in a hook's
+	// environment): a hook run again for the same run can tell.
+	RunID string `json:"run_id,omitempty"`
+	// Done names the hooks that already succeeded in this run; they are
+	// not run again (a name twice: its first two occurrences).
+	Done []string `json:"done,omitempty"`
+	// One runs only the first hook not done, so the workflow records each
+	// hook's success in history before the next starts. No hook left: an
+	// empty result.
+	One bool `json:"one,omitempty"`
 }
 
 // HookResult is one hook run; Output is the captured tail.

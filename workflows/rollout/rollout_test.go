@@ -65,6 +65,8 @@ type fakeEngine struct {
 	modes   []string
 	// backups are the backups asked for, in order.
 	backups []BackupInput
+	// hookRuns are the deploy hooks run, "env/name", in order.
+	hookRuns []string
 }
 
 // fail pops the next scripted failure of act for env/fk.
@@ -220,11 +222,23 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.record(ActRunDeployHooks, in.Environment, ctx)
-		if in.Environment == "production" && f.hookFailures > 0 {
-			f.hookFailures--
-			return []HookResult{{Name: "restart-api", OK: false, ExitCode: 1, Output: "boom"}}, nil
+		// Two hooks; restart-api fails hookFailures times in production.
+		out := []HookResult{}
+		for _, name := range []string{"prisma-generate", "restart-api"} {
+			if slices.Contains(in.Done, name) {
+				continue
+			}
+			f.hookRuns = append(f.hookRuns, in.Environment+"/"+name)
+			if name == "restart-api" && in.Environment == "production" && f.hookFailures > 0 {
+				f.hookFailures--
+				return append(out, HookResult{Name: name, OK: false, ExitCode: 1, Output: "boom"}), nil
+			}
+			out = append(out, HookResult{Name: name, OK: true})
+			if in.One {
+				break
+			}
 		}
-		return []HookResult{{Name: "restart-api", OK: true}}, nil
+		return out, nil
 	}, ActRunDeployHooks)
 	reg(func(ctx context.Context, in HooksInput) ([]SmokeResult, error) {
 		f.mu.Lock()
@@ -792,7 +806,13 @@ func TestHookFailureAsksAndRetries(t *testing.T) {
 	st, err := func() (*Status, error) { h.drive(); return h.run(testInput()) }()
 	require.NoError(t, err)
 	assert.Equal(t, StateCompleted, st.State)
-	assert.Equal(t, 2, h.fake.count(ActRunDeployHooks+" production"))
+	// One activity per hook; the retry resumes at the failed hook.
+	assert.Equal(t, []string{"production/prisma-generate", "production/restart-api", "production/restart-api"}, slices.DeleteFunc(slices.Clone(h.fake.hookRuns), func(r string) bool { return strings.HasPrefix(r, "staging/") }),
+		"prisma-generate succeeded before the failure: it never runs again")
+	assert.Equal(t, 4, h.fake.count(ActRunDeployHooks+" production"), "prisma-generate, restart-api (failed), restart-api, none left")
+	hooks := st.Environments["production"].Hooks
+	require.Len(t, hooks, 2)
+	assert.True(t, hooks[0].OK && hooks[1].OK, "the report lists both hooks as succeeded")
 	var hookGate *approval.Gate
 	for i := range st.Gates {
 		if strings.Contains(st.Gates[i].Title, "deploy hook failed") {

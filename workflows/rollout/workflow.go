@@ -648,10 +648,17 @@ func (w *rollout) promotion(ctx workflow.Context, from, to string) (bool, error)
 // hooksAndSmoke runs the configured deploy hooks, then the smoke checks;
 // a failure asks a human (retry, continue, roll back, abort).
 func (w *rollout) hooksAndSmoke(ctx workflow.Context, name string) error {
+	checkpoint := workflow.GetVersion(ctx, hookCheckpointVersion, workflow.DefaultVersion, 1) == 1
+	var done []HookResult // succeeded hooks of this environment (checkpoint)
 	for {
 		w.enter(ctx, name, PhaseDeployHooks)
 		var hooks []HookResult
-		if err := w.step(ctx, name, "deploy hooks from worker configuration", ActRunDeployHooks, steps.Long(), HooksInput{Environment: name, RolloutID: w.id}, &hooks); err != nil {
+		if checkpoint {
+			var err error
+			if done, hooks, err = w.deployHooks(ctx, name, done); err != nil {
+				return err
+			}
+		} else if err := w.step(ctx, name, "deploy hooks from worker configuration", ActRunDeployHooks, steps.Long(), HooksInput{Environment: name, RolloutID: w.id}, &hooks); err != nil {
 			return err
 		}
 		rep := w.report(name)
