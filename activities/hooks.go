@@ -2,6 +2,7 @@ package activities
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,17 +17,21 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 // maxOutput is how much of a hook's output is kept (the tail).
 const maxOutput = 4096
 
 // RunDeployHooks runs the environment's configured hooks in order (for
-// example: regenerate the Prisma client, restart the service). Commands come
+// example: regenerate the Prisma client, restart the service); with
+// in.Set, its rollback hooks instead (stop the service before the drop,
+// start it after). Commands come
 // from the worker configuration only. A hook that fails is reported (exit
 // code and output tail) and the rest are skipped: the workflow asks a
 // human. No hooks configured: an empty result.
@@ -35,11 +40,15 @@ func (a *Activities) RunDeployHooks(ctx context.Context, in rollout.HooksInput) 
 	if err != nil {
 		return nil, err
 	}
+	hooks, err := env.HookSet(in.Set)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
+	}
 	out := []rollout.HookResult{}
-	hb := a.startHeartbeat(ctx, Progress{Total: len(env.DeployHooks), Note: "deploy hooks"})
+	hb := a.startHeartbeat(ctx, Progress{Total: len(hooks), Note: cmp.Or(in.Set, "deploy") + " hooks"})
 	defer hb.end()
-	for i, h := range pendingHooks(env.DeployHooks, in.Done) {
-		hb.set(Progress{Done: i, Total: len(env.DeployHooks), Item: h.Name})
+	for i, h := range pendingHooks(hooks, in.Done) {
+		hb.set(Progress{Done: i, Total: len(hooks), Item: h.Name})
 		res := a.runHook(ctx, in, h, h.TimeoutOr(10*time.Minute))
 		out = append(out, res)
 		if !res.OK || in.One {
@@ -93,7 +102,7 @@ func (a *Activities) runHook(ctx context.Context, in rollout.HooksInput, h confi
 	if hctx.Err() == context.DeadlineExceeded {
 		res.Output = strings.TrimSpace(res.Output + fmt.Sprintf("\n(timed out after %s)", timeout))
 	}
-	activityLogger(ctx, a.Log).Info("deploy hook finished", "environment", in.Environment, "hook", h.Name, "ok", res.OK, "exit_code", res.ExitCode)
+	activityLogger(ctx, a.Log).Info("hook finished", "set", cmp.Or(in.Set, "deploy"), "environment", in.Environment, "hook", h.Name, "ok", res.OK, "exit_code", res.ExitCode)
 	return res
 }
 

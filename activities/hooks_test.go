@@ -13,6 +13,7 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 func runHooks(t *testing.T, cfg *config.Config) []rollout.HookResult {
@@ -162,4 +163,29 @@ func TestSmokeCheckDetailRedactsHeaderValues(t *testing.T) {
 	assert.Contains(t, res[0].Detail, "token [redacted] expired")
 	assert.NotContains(t, res[0].Detail, "smoke-bearer-123")
 	assert.NotContains(t, res[0].Detail, "smoke-api-key-456")
+}
+
+// Set picks the rollback hooks instead of the deploy hooks; an unknown set
+// is a configuration error a retry cannot fix.
+func TestRollbackHookSets(t *testing.T) {
+	echo := func(name string) config.Hook {
+		return config.Hook{Name: name, Command: []string{"sh", "-c", "echo " + name + " $FKROLLOUT_RUN_ID"}}
+	}
+	cfg := cfgWith(map[string]config.Environment{"production": {DSN: "postgres://x@y/z",
+		DeployHooks:   []config.Hook{echo("deploy")},
+		RollbackHooks: config.RollbackHooks{Before: []config.Hook{echo("stop-api")}, After: []config.Hook{echo("start-api")}}}})
+	env, _ := newEnv(t, cfg)
+	for _, c := range []struct{ set, want string }{{"", "deploy"}, {rollout.HookSetRollbackBefore, "stop-api"}, {rollout.HookSetRollbackAfter, "start-api"}} {
+		v, err := env.ExecuteActivity(rollout.ActRunDeployHooks, rollout.HooksInput{Environment: "production", RunID: "run-3", Set: c.set})
+		require.NoError(t, err)
+		var res []rollout.HookResult
+		require.NoError(t, v.Get(&res))
+		require.Len(t, res, 1, c.set)
+		assert.Equal(t, c.want, res[0].Name)
+		assert.Equal(t, c.want+" run-3", strings.TrimSpace(res[0].Output))
+	}
+	_, err := env.ExecuteActivity(rollout.ActRunDeployHooks, rollout.HooksInput{Environment: "production", Set: "rollback_during"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `hook set "rollback_during"`)
+	assert.Contains(t, err.Error(), steps.ErrTypeConfig)
 }

@@ -321,7 +321,17 @@ type HooksInput struct {
 	// hook's success in history before the next starts. No hook left: an
 	// empty result.
 	One bool `json:"one,omitempty"`
+	// Set is which hooks run: the deploy hooks (empty), or the rollback
+	// hooks around the drop (HookSetRollbackBefore, HookSetRollbackAfter).
+	Set string `json:"set,omitempty"`
 }
+
+// Hook sets of an environment besides its deploy hooks (config
+// rollback_hooks.before / .after).
+const (
+	HookSetRollbackBefore = "rollback_before"
+	HookSetRollbackAfter  = "rollback_after"
+)
 
 // HookResult is one hook run; Output is the captured tail.
 type HookResult struct {

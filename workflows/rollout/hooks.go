@@ -38,3 +38,46 @@ func (w *rollout) deployHooks(ctx workflow.Context, env string, done []HookResul
 		w.event(ctx, env, PhaseDeployHooks, fmt.Sprintf("deploy hook %s succeeded: it does not run again in this rollout", res[0].Name))
 	}
 }
+
+// rollbackHooksVersion marks histories whose rollbacks run the
+// environment's rollback hooks around the drop.
+const rollbackHooksVersion = "defaults-rollback-hooks"
+
+// rollbackHooksOn is asked once per rollback, on the rollback path only.
+func (w *rollout) rollbackHooksOn(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, rollbackHooksVersion, workflow.DefaultVersion, 1) == 1
+}
+
+// rollbackHooks runs one of the environment's rollback hook sets (before
+// or after the drop), each hook its own activity. A failing hook is
+// recorded and the rollback goes on: the drop is the safety action, and
+// the after hooks (start the application again) must run whatever
+// happened before them.
+func (w *rollout) rollbackHooks(ctx workflow.Context, on bool, env, set string) {
+	if !on {
+		return
+	}
+	var done []string
+	for {
+		var res []HookResult
+		actx := workflow.WithActivityOptions(ctx, steps.WithSummary(steps.Long(), fmt.Sprintf("%s hook %d of %s", set, len(done)+1, env)))
+		err := workflow.ExecuteActivity(actx, ActRunDeployHooks, HooksInput{Environment: env, RolloutID: w.id, RunID: w.runID, Done: done, One: true, Set: set}).Get(actx, &res)
+		if err != nil {
+			w.event(ctx, env, PhaseRollback, fmt.Sprintf("%s hooks could not run: %v", set, steps.RootCause(err)))
+			return
+		}
+		if len(res) == 0 {
+			return
+		}
+		h := res[0]
+		rep := w.report(env)
+		rep.RollbackHooks = append(rep.RollbackHooks, h)
+		w.setReport(env, rep)
+		if !h.OK {
+			w.event(ctx, env, PhaseRollback, fmt.Sprintf("%s hook %s failed (exit %d); the rollback goes on: %s", set, h.Name, h.ExitCode, h.Output))
+			return
+		}
+		w.event(ctx, env, PhaseRollback, fmt.Sprintf("%s hook %s succeeded", set, h.Name))
+		done = append(done, h.Name)
+	}
+}

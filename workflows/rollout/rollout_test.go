@@ -67,6 +67,10 @@ type fakeEngine struct {
 	backups []BackupInput
 	// hookRuns are the deploy hooks run, "env/name", in order.
 	hookRuns []string
+	// rollbackHooks[set] are the rollback hooks configured (every
+	// environment); failingHook fails whenever it runs.
+	rollbackHooks map[string][]string
+	failingHook   string
 }
 
 // fail pops the next scripted failure of act for env/fk.
@@ -221,6 +225,19 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 	reg(func(ctx context.Context, in HooksInput) ([]HookResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		if in.Set != "" {
+			// Rollback hooks: rollbackHooks[set], recorded in the call log
+			// so their order around the drop shows.
+			for _, name := range f.rollbackHooks[in.Set] {
+				if slices.Contains(in.Done, name) {
+					continue
+				}
+				f.record("Hook "+in.Set+"/"+name, in.Environment, ctx)
+				ok := name != f.failingHook
+				return []HookResult{{Name: name, OK: ok, ExitCode: map[bool]int{true: 0, false: 3}[ok]}}, nil
+			}
+			return []HookResult{}, nil
+		}
 		f.record(ActRunDeployHooks, in.Environment, ctx)
 		// Two hooks; restart-api fails hookFailures times in production.
 		out := []HookResult{}

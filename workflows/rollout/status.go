@@ -164,8 +164,10 @@ type EnvReport struct {
 	Remediations []RemediationResult `json:"remediations,omitempty"`
 	Behaviour    []BehaviourResult   `json:"behaviour,omitempty"`
 	Hooks        []HookResult        `json:"hooks,omitempty"`
-	Smoke        []SmokeResult       `json:"smoke,omitempty"`
-	RolledBack   []ConstraintResult  `json:"rolled_back,omitempty"`
+	// RollbackHooks ran around this environment's rollback drop.
+	RollbackHooks []HookResult       `json:"rollback_hooks,omitempty"`
+	Smoke         []SmokeResult      `json:"smoke,omitempty"`
+	RolledBack    []ConstraintResult `json:"rolled_back,omitempty"`
 	// Failures are the steps that failed in this environment, by phase
 	// (the phase table shows such a phase as failed or partial).
 	Failures []PhaseFailure `json:"failures,omitempty"`

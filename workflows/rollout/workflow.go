@@ -806,12 +806,16 @@ func (w *rollout) finishStop(ctx workflow.Context) {
 	countMetric(rctx, MetricRollbacks, map[string]string{"trigger": req.kind})
 	var dropped []string
 	var failures []string
+	hooks := w.rollbackHooksOn(rctx)
 	for i := len(w.touched) - 1; i >= 0; i-- {
 		name := w.touched[i]
 		w.enter(rctx, name, PhaseRollback)
+		w.rollbackHooks(rctx, hooks, name, HookSetRollbackBefore)
 		var res []ConstraintResult
 		actx := workflow.WithActivityOptions(rctx, steps.WithSummary(steps.DDL(), "drop this rollout's constraints in "+name))
-		if err := workflow.ExecuteActivity(actx, ActRollback, RollbackInput{Environment: name, RolloutID: w.id, RunID: w.runID, Plan: w.plan}).Get(actx, &res); err != nil {
+		err := workflow.ExecuteActivity(actx, ActRollback, RollbackInput{Environment: name, RolloutID: w.id, RunID: w.runID, Plan: w.plan}).Get(actx, &res)
+		w.rollbackHooks(rctx, hooks, name, HookSetRollbackAfter)
+		if err != nil {
 			failures = append(failures, fmt.Sprintf("%s: %v", name, err))
 			continue
 		}
