@@ -57,6 +57,7 @@ var RemediationChoices = []string{"delete", "delete-with-dependents", "set-null"
 //	  operators: [oncall@example.com]  # may pause, abort and roll back any rollout
 //	  allow_skip: []                   # safeguards an input may turn off (perf, monitor, window, full_backup)
 //	  min_watch: 24h                   # shortest watch after the last environment
+//	  rehearse_rollback: false         # rehearse the rollback in staging before production
 //	  environments:
 //	    staging:    {approvers: [alice@example.com, "role:dba"], perf: true}
 //	    production: {approvers: ["role:dba"], min_approvals: 2, requires: [staging]}
@@ -81,6 +82,10 @@ type Config struct {
 	AllowSkip []string `yaml:"allow_skip" json:"allow_skip,omitempty"`
 	// MinWatch is the shortest watch a rollout may ask for (default 24h).
 	MinWatch string `yaml:"min_watch" json:"min_watch,omitempty"`
+	// RehearseRollback has every rollout of more than one environment
+	// rehearse its rollback in the first (drop, re-apply, validate) before
+	// it is promoted; an input can ask for it itself (rehearse_rollback).
+	RehearseRollback bool `yaml:"rehearse_rollback" json:"rehearse_rollback,omitempty"`
 }
 
 // Identity is one person or automation.

@@ -110,6 +110,12 @@ type Input struct {
 	// environment, a watch of at least policy.min_watch, a maintenance
 	// window and a full backup for the last environment).
 	Skip []string `json:"skip,omitempty"`
+	// RehearseRollback rehearses the rollback in the first environment
+	// once it is done: this rollout's constraints are dropped (with the
+	// rollback hooks), added again and validated, before the promotion
+	// to the next. The worker's policy.rehearse_rollback asks it of
+	// every rollout.
+	RehearseRollback bool `json:"rehearse_rollback,omitempty"`
 	// Perf configures the perf phase (baseline vs with-FKs workload on
 	// staging); see PerfInput. It runs unless skip lists "perf" (rollouts
 	// started before skip existed: only when perf.enabled). Skipped in a

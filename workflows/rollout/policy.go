@@ -56,6 +56,7 @@ func ResolvePolicy(cfg policy.Config, req PolicyRequest, slackSigner string, now
 		EnvOperators:        map[string][]string{},
 		RemediationChoices:  map[string][]string{},
 		TimeoutMayProceed:   map[string][]string{},
+		RehearseRollback:    cfg.RehearseRollback,
 	}
 	var errs []string
 	if cfg.TrustClientIdentity {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fkrollout/fkrollout/internal/policy"
+	"github.com/fkrollout/fkrollout/internal/report"
 	"github.com/fkrollout/fkrollout/workflows/approval"
 )
 
@@ -55,6 +56,10 @@ func WithSafeDefaults(in Input) Input {
 func SafeguardsOff(in Input) []string {
 	var off []string
 	for _, s := range policy.Safeguards {
+		// A window given is kept even when skip lists it.
+		if s == policy.SafeguardWindow && len(in.Environments) > 0 && in.Environments[len(in.Environments)-1].MaintenanceWindow != nil {
+			continue
+		}
 		if in.Skips(s) {
 			off = append(off, s)
 		}
@@ -131,15 +136,21 @@ func (w *rollout) fullBackup(last bool) bool {
 	return w.safeguards && last && !w.in.Skips(policy.SafeguardFullBackup)
 }
 
-// writeSafeguardsOff puts the safeguards this rollout ran without at the
-// top of the report, where nobody can miss them.
-func (s *Status) writeSafeguardsOff(b *strings.Builder) {
-	if len(s.SafeguardsOff) == 0 {
-		return
+// writeRunbookHeader puts at the top of the report, where nobody can miss
+// them, the safeguards this rollout ran without and the rollback it
+// rehearsed.
+func (s *Status) writeRunbookHeader(b *strings.Builder) {
+	if len(s.SafeguardsOff) > 0 {
+		b.WriteString("> **Safeguards off** (input skip, allowed by the worker's policy.allow_skip):\n")
+		for _, line := range SafeguardText(s.SafeguardsOff) {
+			b.WriteString("> - " + line + "\n")
+		}
+		b.WriteString("\n")
 	}
-	b.WriteString("> **Safeguards off** (input skip, allowed by the worker's policy.allow_skip):\n")
-	for _, line := range SafeguardText(s.SafeguardsOff) {
-		b.WriteString("> - " + line + "\n")
+	for _, env := range s.EnvironmentOrder {
+		if rh := s.Environments[env].Rehearsal; rh != nil {
+			fmt.Fprintf(b, "**Rollback rehearsed** in %s before the next environment (%s): %d dropped, %d added again, %d validated again.\n\n",
+				report.Text(env), rh.Ended.Sub(rh.Started).Round(time.Second), len(rh.Dropped), len(rh.Reapplied), len(rh.Revalidated))
+		}
 	}
-	b.WriteString("\n")
 }

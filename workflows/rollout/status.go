@@ -64,6 +64,7 @@ const (
 	PhasePromotion   = "promotion"
 	PhaseMonitor     = "monitor"
 	PhaseRollback    = "rollback"
+	PhaseRehearsal   = "rollback-rehearsal"
 	PhaseDone        = "done"
 )
 
@@ -164,10 +165,14 @@ type EnvReport struct {
 	Remediations []RemediationResult `json:"remediations,omitempty"`
 	Behaviour    []BehaviourResult   `json:"behaviour,omitempty"`
 	Hooks        []HookResult        `json:"hooks,omitempty"`
-	// RollbackHooks ran around this environment's rollback drop.
-	RollbackHooks []HookResult       `json:"rollback_hooks,omitempty"`
-	Smoke         []SmokeResult      `json:"smoke,omitempty"`
-	RolledBack    []ConstraintResult `json:"rolled_back,omitempty"`
+	// RollbackHooks ran around this environment's rollback drop (or
+	// its rehearsal).
+	RollbackHooks []HookResult `json:"rollback_hooks,omitempty"`
+	// Rehearsal is the rollback rehearsed here before the next
+	// environment (Input.RehearseRollback).
+	Rehearsal  *RehearsalReport   `json:"rehearsal,omitempty"`
+	Smoke      []SmokeResult      `json:"smoke,omitempty"`
+	RolledBack []ConstraintResult `json:"rolled_back,omitempty"`
 	// Failures are the steps that failed in this environment, by phase
 	// (the phase table shows such a phase as failed or partial).
 	Failures []PhaseFailure `json:"failures,omitempty"`

@@ -260,6 +260,11 @@ func (w *rollout) run(ctx workflow.Context) error {
 		if err := w.environment(ctx, env, i == len(w.in.Environments)-1); err != nil {
 			return err
 		}
+		if i == 0 && len(w.in.Environments) > 1 && !w.in.DryRun && w.rehearse(ctx) {
+			if err := w.rehearseRollback(ctx, env.Name); err != nil {
+				return err
+			}
+		}
 	}
 	if w.in.DryRun {
 		w.finish(ctx, StateDryRunDone, "dry run completed: nothing was changed")
