@@ -21,7 +21,8 @@ import (
 )
 
 // On a worker whose policy allows no skip, a plain rollout without a
-// production window and one that skips the perf phase are refused by the
+// production window (whose watch, on by default, has no sources on this
+// worker either) and one that skips the perf phase are refused by the
 // first activity, naming why; nothing in the database changes.
 func TestE2ESafeguardsRefusedByTheWorkerPolicy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -44,14 +45,15 @@ func TestE2ESafeguardsRefusedByTheWorkerPolicy(t *testing.T) {
 		skip []string
 		want []string
 	}{
-		{"plain start without a window", nil, []string{"environments[1] (production): the last environment needs a maintenance_window"}},
+		{"plain start without a window", nil, []string{"environments[1] (production): the last environment needs a maintenance_window",
+			`environment "production" has no monitor sources on this worker`, `skip: ["monitor"]`}},
 		{"skipping the perf phase", []string{policy.SafeguardPerf, policy.SafeguardWindow}, []string{
 			`skip: "perf" would turn off the perf phase`, `skip: "window" would turn off`, "policy.allow_skip: none"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := "e2e-defaults-" + randHex(4)
 			run := startRollout(t, ctx, c, tq, id, rollout.Input{Plan: sqlassets.Migration, Requester: rita, Skip: tc.skip,
-				Environments: stagingThenProduction(),
+				Environments: []rollout.EnvironmentInput{{Name: "staging"}, {Name: "production"}},
 				Approval:     approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob}}}})
 			var st rollout.Status
 			err := run.Get(ctx, &st)
