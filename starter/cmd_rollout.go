@@ -63,7 +63,7 @@ type startOptions struct {
 	planFile, inputFile, id, requester, envs, window, approvers, taskQueue string
 	perfWorkload, config                                                   string
 	skip                                                                   []string
-	windowNow, dryRun, wait, json                                          bool
+	windowNow, dryRun, wait, json, rehearse                                bool
 	follow                                                                 followOptions
 	minProd                                                                int
 	gateTimeout, monitor, monitorInterval, monitorBaseline, perf           time.Duration
@@ -99,6 +99,7 @@ func startCmd() *cobra.Command {
 	fs.StringVar(&o.perfWorkload, "perf-workload", "demo", "perf workload name from the worker configuration (perf.workloads); demo is built in")
 	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", rollout.DefaultTaskQueue), "worker task queue (FKROLLOUT_TASK_QUEUE)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "checks, statistics and audit only; nothing changes")
+	fs.BoolVar(&o.rehearse, "rehearse-rollback", false, "rehearse the rollback in the first environment (drop, re-add, validate) before the promotion")
 	fs.StringSliceVar(&o.skip, "skip", nil, "safeguards to turn off, where the worker's policy.allow_skip lets you: "+strings.Join(policy.Safeguards, ","))
 	fs.StringVar(&o.config, "config", "", "worker configuration whose policy the rollout must pass, checked before it starts (as lint --input --config does)")
 	fs.BoolVar(&o.wait, "wait", false, "follow the rollout until it ends (like watch; exit 1 when it does not complete)")
@@ -297,6 +298,9 @@ func buildInput(o startOptions, now time.Time) (rollout.Input, error) {
 	}
 	if o.dryRun {
 		in.DryRun = true
+	}
+	if o.rehearse {
+		in.RehearseRollback = true
 	}
 	for _, sk := range o.skip {
 		if sk = strings.TrimSpace(sk); sk != "" && !in.Skips(sk) {

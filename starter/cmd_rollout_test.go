@@ -61,9 +61,10 @@ func TestBuildInput(t *testing.T) {
 		assert.Equal(t, rollout.MonitorInput{Enabled: true, Interval: "1m"}, in.Monitor)
 	})
 	t.Run("skip", func(t *testing.T) {
-		in, err := buildInput(startOptions{planFile: planFile, requester: "rita", envs: "staging", skip: []string{"perf", " monitor", "perf"}}, now)
+		in, err := buildInput(startOptions{planFile: planFile, requester: "rita", envs: "staging", skip: []string{"perf", " monitor", "perf"}, rehearse: true}, now)
 		require.NoError(t, err)
 		assert.Equal(t, []string{"perf", "monitor"}, in.Skip)
+		assert.True(t, in.RehearseRollback)
 	})
 	for name, o := range map[string]startOptions{
 		"negative perf duration": {planFile: planFile, requester: "rita", envs: "staging", perf: -time.Second},
