@@ -110,4 +110,48 @@ func TestE2ERollbackHooksAroundTheDrop(t *testing.T) {
 	assert.Regexp(t, `^stop-api `+runID+` [1-9][0-9]*$`, lines[0], "before the drop: the rollout's constraints are there")
 	assert.Equal(t, "start-api "+runID+" 0", lines[1], "after the drop: none left")
 	require.Len(t, st.Environments["staging"].RollbackHooks, 2)
+
+	recordHistory(t, ctx, c, id, "history-defaults-rollback-hooks.json")
+}
+
+// The rollback rehearsed on staging with real data: after remediation and
+// validation the rollout drops exactly its keys, adds them again and
+// validates them again (the remediated rows stay remediated), then
+// promotes to production as usual. Every key ends validated with its
+// original definition in both databases, owned by the rollout.
+func TestE2EChinookRollbackRehearsal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	srv := devserver.Start(t, rollout.SearchAttributes())
+	c := srv.Client()
+	staging, production := newChinookLab(t), newChinookLab(t)
+	cfg := testConfig(t, map[string]string{"staging": pgtest.RoleDSN(t, staging.db), "production": pgtest.RoleDSN(t, production.db)}, nil)
+	tq := startRolloutWorker(t, c, "chinook-rehearsal", cfg, nil, discardLogger())
+	in := chinookInput(staging.dump, stagingThenProduction()...)
+	in.RehearseRollback = true
+	id := "chinook-rehearsal-" + randHex(4)
+	run := startRollout(t, ctx, c, tq, id, in)
+	go driveChinook(t, ctx, c, id, map[string]string{}, nil)
+	var st rollout.Status
+	require.NoError(t, run.Get(ctx, &st))
+	require.Equal(t, rollout.StateCompleted, st.State, st.Summary())
+
+	rh := st.Environments["staging"].Rehearsal
+	require.NotNil(t, rh)
+	require.Len(t, rh.Dropped, len(staging.original))
+	assert.ElementsMatch(t, rh.Dropped, rh.Reapplied)
+	assert.ElementsMatch(t, rh.Dropped, rh.Revalidated)
+	assert.Nil(t, st.Environments["production"].Rehearsal, "only the first environment rehearses")
+	for name, lab := range map[string]*chinookLab{"staging": staging, "production": production} {
+		defs := lab.defs(t)
+		for _, fk := range lab.original {
+			assert.Equal(t, fk.Def, defs[fk.Name], "%s in %s", fk.Name, name)
+		}
+		assert.Zero(t, lab.db.Count(t, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND NOT convalidated`), name)
+		assert.Equal(t, int64(len(lab.original)), lab.db.Count(t, `SELECT count(*) FROM fkrollout.constraints WHERE rollout_id = $1`, id), "%s: every key owned by the rollout", name)
+	}
+	assert.Positive(t, staging.db.Count(t, `SELECT count(*) FROM fkrollout.quarantine WHERE rollout_id = $1`, id), "the rehearsal does not put remediated rows back")
+	assert.Contains(t, st.Report(), "**Rollback rehearsed** in staging")
+
+	recordHistory(t, ctx, c, id, "history-defaults-rehearsal.json")
 }
