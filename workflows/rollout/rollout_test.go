@@ -246,6 +246,9 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 				continue
 			}
 			f.hookRuns = append(f.hookRuns, in.Environment+"/"+name)
+			if err := f.fail(ActRunDeployHooks, in.Environment, name); err != nil {
+				return nil, err // the worker died during this hook: Temporal retries the activity
+			}
 			if name == "restart-api" && in.Environment == "production" && f.hookFailures > 0 {
 				f.hookFailures--
 				return append(out, HookResult{Name: name, OK: false, ExitCode: 1, Output: "boom"}), nil
