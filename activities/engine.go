@@ -287,7 +287,7 @@ func (a *Activities) Backup(ctx context.Context, in rollout.BackupInput) (rollou
 	if activity.IsActivity(ctx) {
 		runKey = activity.GetInfo(ctx).WorkflowExecution.RunID
 	}
-	res, err := backup.Run(ctx, pool, backup.Options{DSN: dsn, Dir: dir, Label: safeName(in.RolloutID) + "-" + in.Environment, Full: env.FullBackup,
+	res, err := backup.Run(ctx, pool, backup.Options{DSN: dsn, Dir: dir, Label: safeName(in.RolloutID) + "-" + in.Environment, Full: env.FullBackup || in.Full,
 		Schemas: schemasFor(env.Schemas, in.Plan), RunKey: runKey})
 	if err != nil {
 		return rollout.BackupResult{}, a.clean(fmt.Errorf("backup of %s: %w", in.Environment, err))

@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,18 +14,22 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/notify"
 	"github.com/fkrollout/fkrollout/internal/smoke"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 // maxOutput is how much of a hook's output is kept (the tail).
 const maxOutput = 4096
 
 // RunDeployHooks runs the environment's configured hooks in order (for
-// example: regenerate the Prisma client, restart the service). Commands come
+// example: regenerate the Prisma client, restart the service); with
+// in.Set, its rollback hooks instead (stop the service before the drop,
+// start it after). Commands come
 // from the worker configuration only. A hook that fails is reported (exit
 // code and output tail) and the rest are skipped: the workflow asks a
 // human. No hooks configured: an empty result.
@@ -33,18 +38,41 @@ func (a *Activities) RunDeployHooks(ctx context.Context, in rollout.HooksInput) 
 	if err != nil {
 		return nil, err
 	}
+	hooks, err := env.HookSet(in.Set)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), steps.ErrTypeConfig, nil)
+	}
 	out := []rollout.HookResult{}
-	hb := a.startHeartbeat(ctx, Progress{Total: len(env.DeployHooks), Note: "deploy hooks"})
+	hb := a.startHeartbeat(ctx, Progress{Total: len(hooks), Note: cmp.Or(in.Set, "deploy") + " hooks"})
 	defer hb.end()
-	for i, h := range env.DeployHooks {
-		hb.set(Progress{Done: i, Total: len(env.DeployHooks), Item: h.Name})
+	for i, h := range pendingHooks(hooks, in.Done) {
+		hb.set(Progress{Done: i, Total: len(hooks), Item: h.Name})
 		res := a.runHook(ctx, in, h, h.TimeoutOr(10*time.Minute))
 		out = append(out, res)
-		if !res.OK {
+		if !res.OK || in.One {
 			break
 		}
 	}
 	return out, nil
+}
+
+// pendingHooks are the hooks not yet done, in order: each name in done
+// accounts for one occurrence, so a repeated name runs as often as it is
+// configured.
+func pendingHooks(hooks []config.Hook, done []string) []config.Hook {
+	left := map[string]int{}
+	for _, d := range done {
+		left[d]++
+	}
+	var out []config.Hook
+	for _, h := range hooks {
+		if left[h.Name] > 0 {
+			left[h.Name]--
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 func (a *Activities) runHook(ctx context.Context, in rollout.HooksInput, h config.Hook, timeout time.Duration) rollout.HookResult {
@@ -72,7 +100,7 @@ func (a *Activities) runHook(ctx context.Context, in rollout.HooksInput, h confi
 	if hctx.Err() == context.DeadlineExceeded {
 		res.Output = strings.TrimSpace(res.Output + fmt.Sprintf("\n(timed out after %s)", timeout))
 	}
-	activityLogger(ctx, a.Log).Info("deploy hook finished", "environment", in.Environment, "hook", h.Name, "ok", res.OK, "exit_code", res.ExitCode)
+	activityLogger(ctx, a.Log).Info("hook finished", "set", cmp.Or(in.Set, "deploy"), "environment", in.Environment, "hook", h.Name, "ok", res.OK, "exit_code", res.ExitCode)
 	return res
 }
 
@@ -85,8 +113,9 @@ var hookBaseEnv = []string{"PATH", "HOME", "LANG", "TZ"}
 // environment holds every DSN, the Slack tokens and whatever credentials
 // its host injects; a hook sees none of it unless its configuration names
 // the variable. Later sources win: base, inherit_env, env:, and the
-// worker's FKROLLOUT_ROLLOUT_ID / FKROLLOUT_ENVIRONMENT last, so a hook can
-// rely on them.
+// worker's FKROLLOUT_ROLLOUT_ID / FKROLLOUT_RUN_ID / FKROLLOUT_ENVIRONMENT
+// last, so a hook can rely on them (the run id lets a script that did its
+// work before a crash recognise the same run).
 func hookEnv(h config.Hook, in rollout.HooksInput, lookup func(string) (string, bool)) (env, secrets []string) {
 	vars := map[string]string{}
 	for _, k := range hookBaseEnv {
@@ -105,6 +134,7 @@ func hookEnv(h config.Hook, in rollout.HooksInput, lookup func(string) (string, 
 		secrets = append(secrets, v)
 	}
 	vars["FKROLLOUT_ROLLOUT_ID"] = in.RolloutID
+	vars["FKROLLOUT_RUN_ID"] = in.RunID
 	vars["FKROLLOUT_ENVIRONMENT"] = in.Environment
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		env = append(env, k+"="+vars[k])

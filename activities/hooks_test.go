@@ -3,6 +3,8 @@ package activities
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/config"
 	"github.com/fkrollout/fkrollout/internal/smoke"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
+	"github.com/fkrollout/fkrollout/workflows/steps"
 )
 
 func runHooks(t *testing.T, cfg *config.Config) []rollout.HookResult {
@@ -51,7 +54,7 @@ func TestDeployHookEnvironmentIsOnlyWhatItsConfigNames(t *testing.T) {
 	}
 	// sh may add PWD, SHLVL or _ itself: only what the worker passes is checked.
 	for _, n := range names {
-		assert.Contains(t, []string{"PATH", "HOME", "LANG", "TZ", "FKROLLOUT_ROLLOUT_ID", "FKROLLOUT_ENVIRONMENT", "PWD", "SHLVL", "_"}, n, "variable %s reached the hook", n)
+		assert.Contains(t, []string{"PATH", "HOME", "LANG", "TZ", "FKROLLOUT_ROLLOUT_ID", "FKROLLOUT_RUN_ID", "FKROLLOUT_ENVIRONMENT", "PWD", "SHLVL", "_"}, n, "variable %s reached the hook", n)
 	}
 	assert.Contains(t, res[0].Output, "FKROLLOUT_ROLLOUT_ID=r-9")
 	assert.Contains(t, res[0].Output, "FKROLLOUT_ENVIRONMENT=production")
@@ -61,6 +64,52 @@ func TestDeployHookEnvironmentIsOnlyWhatItsConfigNames(t *testing.T) {
 	}
 	assert.True(t, res[1].OK, "inherit_env and env reach the hook: %s", res[1].Output)
 	assert.Contains(t, res[1].Output, "inherited ok")
+}
+
+// With One, each call runs the first hook not done, and a hook named in
+// Done never runs again: the workflow records each success and resumes
+// after it (a retry, a worker crash).
+func TestDeployHooksResumeAfterTheLastSuccess(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "ran")
+	hook := func(name string) config.Hook {
+		return config.Hook{Name: name, Command: []string{"sh", "-c", `echo "` + name + ` $FKROLLOUT_RUN_ID" >> "$LOG"`}, Env: map[string]string{"LOG": log}}
+	}
+	cfg := cfgWith(map[string]config.Environment{"production": {DSN: "postgres://x@y/z",
+		DeployHooks: []config.Hook{hook("migrate"), hook("restart"), hook("restart"), hook("warm")}}})
+	env, _ := newEnv(t, cfg)
+	for _, c := range []struct {
+		name string
+		in   rollout.HooksInput
+		ran  []string
+	}{
+		{"the first", rollout.HooksInput{One: true}, []string{"migrate"}},
+		{"after the first", rollout.HooksInput{One: true, Done: []string{"migrate"}}, []string{"restart"}},
+		{"a repeated name counts once per success", rollout.HooksInput{One: true, Done: []string{"migrate", "restart"}}, []string{"restart"}},
+		{"the rest at once", rollout.HooksInput{Done: []string{"restart", "migrate"}}, []string{"restart", "warm"}},
+		{"none left", rollout.HooksInput{One: true, Done: []string{"migrate", "restart", "restart", "warm"}}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			require.NoError(t, os.WriteFile(log, nil, 0o600))
+			in := c.in
+			in.Environment, in.RolloutID, in.RunID = "production", "r-1", "run-7"
+			v, err := env.ExecuteActivity(rollout.ActRunDeployHooks, in)
+			require.NoError(t, err)
+			var res []rollout.HookResult
+			require.NoError(t, v.Get(&res))
+			var names, lines []string
+			for _, r := range res {
+				require.True(t, r.OK, r.Output)
+				names = append(names, r.Name)
+			}
+			b, err := os.ReadFile(log)
+			require.NoError(t, err)
+			for _, n := range c.ran {
+				lines = append(lines, n+" run-7")
+			}
+			assert.Equal(t, c.ran, names)
+			assert.Equal(t, strings.Join(lines, "\n"), strings.TrimSpace(string(b)), "what ran, with the run id")
+		})
+	}
 }
 
 // The hook's own secrets are redacted from what it prints, whether they came
@@ -87,8 +136,8 @@ func TestHookEnvOrder(t *testing.T) {
 		return v, ok
 	}
 	env, secrets := hookEnv(config.Hook{Env: map[string]string{"SHARED": "from-hook", "FKROLLOUT_ENVIRONMENT": "spoofed"}, InheritEnv: []string{"SHARED", "MISSING"}},
-		rollout.HooksInput{RolloutID: "r-1", Environment: "staging"}, lookup)
-	assert.Equal(t, []string{"FKROLLOUT_ENVIRONMENT=staging", "FKROLLOUT_ROLLOUT_ID=r-1", "HOME=/home/w", "PATH=/bin", "SHARED=from-hook"}, env)
+		rollout.HooksInput{RolloutID: "r-1", RunID: "run-1", Environment: "staging"}, lookup)
+	assert.Equal(t, []string{"FKROLLOUT_ENVIRONMENT=staging", "FKROLLOUT_ROLLOUT_ID=r-1", "FKROLLOUT_RUN_ID=run-1", "HOME=/home/w", "PATH=/bin", "SHARED=from-hook"}, env)
 	assert.ElementsMatch(t, []string{"from-worker", "from-hook", "spoofed"}, secrets)
 }
 
@@ -159,4 +208,29 @@ func TestSmokeChecksChainCleanupAndLogThroughTheActivity(t *testing.T) {
 	assert.Equal(t, "cleanup", res[2].Kind)
 	assert.True(t, res[2].OK, "cleanup: %v", res[2].Failures)
 	assert.Equal(t, []string{"/wi/wi-77"}, deleted)
+}
+
+// Set picks the rollback hooks instead of the deploy hooks; an unknown set
+// is a configuration error a retry cannot fix.
+func TestRollbackHookSets(t *testing.T) {
+	echo := func(name string) config.Hook {
+		return config.Hook{Name: name, Command: []string{"sh", "-c", "echo " + name + " $FKROLLOUT_RUN_ID"}}
+	}
+	cfg := cfgWith(map[string]config.Environment{"production": {DSN: "postgres://x@y/z",
+		DeployHooks:   []config.Hook{echo("deploy")},
+		RollbackHooks: config.RollbackHooks{Before: []config.Hook{echo("stop-api")}, After: []config.Hook{echo("start-api")}}}})
+	env, _ := newEnv(t, cfg)
+	for _, c := range []struct{ set, want string }{{"", "deploy"}, {rollout.HookSetRollbackBefore, "stop-api"}, {rollout.HookSetRollbackAfter, "start-api"}} {
+		v, err := env.ExecuteActivity(rollout.ActRunDeployHooks, rollout.HooksInput{Environment: "production", RunID: "run-3", Set: c.set})
+		require.NoError(t, err)
+		var res []rollout.HookResult
+		require.NoError(t, v.Get(&res))
+		require.Len(t, res, 1, c.set)
+		assert.Equal(t, c.want, res[0].Name)
+		assert.Equal(t, c.want+" run-3", strings.TrimSpace(res[0].Output))
+	}
+	_, err := env.ExecuteActivity(rollout.ActRunDeployHooks, rollout.HooksInput{Environment: "production", Set: "rollback_during"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `hook set "rollback_during"`)
+	assert.Contains(t, err.Error(), steps.ErrTypeConfig)
 }

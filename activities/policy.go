@@ -54,7 +54,7 @@ func (a *Activities) unfitFor(in rollout.Input, gateOnly []string) []string {
 		sources := mon.Config
 		problems = append(problems, mon.requiredRuleProblems(in, last)...)
 		if len(in.Monitor.Sources) == 0 && len(sources.DefaultSources(last)) == 0 {
-			problems = append(problems, fmt.Sprintf("monitor.enabled: environment %q has no monitor sources on this worker (monitor.sources with environment: %s, or smoke_checks), so the watch could never pass; configure one or turn the watch off", last, last))
+			problems = append(problems, fmt.Sprintf("monitor.enabled: environment %q has no monitor sources on this worker (monitor.sources with environment: %s, or smoke_checks), so the watch could never pass; configure one or turn the watch off (skip: [\"monitor\"], where policy.allow_skip lists monitor)", last, last))
 		}
 		for _, name := range in.Monitor.Sources {
 			if _, ok := sources.Sources[name]; !ok {

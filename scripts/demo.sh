@@ -144,8 +144,8 @@ case $gates in
   *) fail "FKROLLOUT_DEMO_GATES=$gates: want ask or auto";;
 esac
 
-step "starting the rollout (production window open now; staging perf phase 5 s per round;"
-echo "   production monitored for 1 minute, a check every 15 s)"
+step "starting the rollout (production window open now and backed up whole; staging perf phase 5 s per round;"
+echo "   production monitored for 1 minute, a check every 15 s: the demo config's policy.min_watch allows it)"
 id="fkrollout-demo-$(date -u +%Y%m%d-%H%M%S)"
 status=0
 "$BIN/fkrollout" start --plan sql/migration.sql --id "$id" --requester demo-requester \

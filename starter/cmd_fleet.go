@@ -160,6 +160,11 @@ func buildFleetInput(o fleetOptions, now time.Time) (fleet.Input, error) {
 		if len(splitList(so.envs)) == 0 {
 			so.envs = "-" // the target check below names the problem
 		}
+		// A fleet's watch stays opt-in (its children follow the fleet's
+		// input): the interval and baseline configure a --monitor.
+		if so.monitor == 0 && (so.monitorInterval > 0 || so.monitorBaseline > 0) {
+			return in, usageError{msg: "--monitor-interval and --monitor-baseline need --monitor"}
+		}
 		base, err := buildInput(so, now)
 		if err != nil {
 			return in, err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -154,6 +155,7 @@ func checkDecoded(raw []byte, o inputLintOptions, now time.Time) (problems []inp
 		if err := rollout.ValidateInput(in); err != nil {
 			problems = append(problems, split("input", err, "invalid rollout input: ")...)
 		}
+		problems = append(problems, enabledFalse(raw)...)
 	}
 	if o.config == "" {
 		return problems, nil, nil
@@ -168,6 +170,10 @@ func checkDecoded(raw []byte, o inputLintOptions, now time.Time) (problems []inp
 		notes = append(notes, "requester_proof is not verified here (it signs the workflow id, chosen at start); the policy was checked as for an unsigned start, which may ask for more approvers than the signed one will")
 	}
 	req.Input = in
+	if !o.fleet {
+		// As the workflow runs it: the safeguards on unless skipped.
+		req.Input, req.Safeguards = rollout.WithSafeDefaults(in), !in.DryRun
+	}
 	eff, err := rollout.ResolvePolicy(cfg.Policy, req, "", now)
 	if err != nil {
 		problems = append(problems, split("policy", err, "the worker policy refuses this rollout: ")...)
@@ -194,4 +200,36 @@ func split(source string, err error, prefix string) []inputProblem {
 		out = append(out, inputProblem{Source: source, Message: part})
 	}
 	return out
+}
+
+// enabledFalse names "enabled": false in the perf and monitor sections that
+// skip does not list: it once turned them off; now only skip does, so the
+// input would run them.
+func enabledFalse(raw []byte) []inputProblem {
+	var doc struct {
+		Perf    *struct{ Enabled *bool } `json:"perf"`
+		Monitor *struct{ Enabled *bool } `json:"monitor"`
+		Skip    []string                 `json:"skip"`
+	}
+	if json.Unmarshal(raw, &doc) != nil {
+		return nil
+	}
+	var out []inputProblem
+	for _, x := range []struct {
+		name    string
+		enabled *bool
+	}{{"perf", enabledOf(doc.Perf)}, {"monitor", enabledOf(doc.Monitor)}} {
+		if x.enabled != nil && !*x.enabled && !slices.Contains(doc.Skip, x.name) {
+			out = append(out, inputProblem{Source: "input", Path: x.name + ".enabled",
+				Message: fmt.Sprintf(`%s.enabled false does not turn it off: it runs unless skip lists %q (where the worker's policy.allow_skip allows it)`, x.name, x.name)})
+		}
+	}
+	return out
+}
+
+func enabledOf(s *struct{ Enabled *bool }) *bool {
+	if s == nil {
+		return nil
+	}
+	return s.Enabled
 }

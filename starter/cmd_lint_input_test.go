@@ -40,6 +40,14 @@ func TestLintInput(t *testing.T) {
 		delete(p, "workload")
 		p["workload_yaml"] = "operations: []"
 	})
+	skipsPerf := edited("skip-perf.json", func(m map[string]any) {
+		m["skip"] = []string{"perf"}
+		m["perf"].(map[string]any)["enabled"] = false
+	})
+	noWindow := edited("no-window.json", func(m map[string]any) {
+		delete(m["environments"].([]any)[1].(map[string]any), "maintenance_window")
+	})
+	allowPerf := writeInputFile(t, dir, "allow.yaml", "policy:\n  trust_client_identity: true\n  allow_skip: [perf]\n")
 	// Only staging has a policy: production's gates could not be approved.
 	strict := writeInputFile(t, dir, "strict.yaml", `
 policy:
@@ -75,6 +83,15 @@ policy:
 			[]string{"note: development mode", "the worker policy accepts it"}, "", "problem(s)"},
 		{"a refusal with a '; ' inside stays one problem", []string{"lint", "--input", inlineWorkload, "--config", devMode}, 1,
 			[]string{"policy: perf.workload_yaml: inline SQL is not accepted from the rollout input; name a workload from the worker configuration (perf.workloads)\n", "1 problem(s)"}, "", ""},
+		{"skip the policy does not allow", []string{"lint", "--input", skipsPerf, "--config", devMode}, 1,
+			[]string{`policy: skip: "perf" would turn off the perf phase`, "policy.allow_skip: none"}, "", "valid"},
+		{"skip the policy allows", []string{"lint", "--input", skipsPerf, "--config", allowPerf}, 0,
+			[]string{"the worker policy accepts it"}, "", "problem(s)"},
+		{"no window for the last environment", []string{"lint", "--input", noWindow, "--config", allowPerf}, 1,
+			[]string{"policy: environments[1] (production): the last environment needs a maintenance_window"}, "", "valid"},
+		{"enabled false no longer turns a phase off", []string{"lint", "--input", edited("perf-off.json", func(m map[string]any) {
+			m["perf"].(map[string]any)["enabled"] = false
+		})}, 1, []string{`input: perf.enabled false does not turn it off: it runs unless skip lists "perf"`}, "", "valid"},
 		{"fleet input", []string{"lint", "--input", fleetInput, "--fleet"}, 0, []string{"valid FKFleetRollout input"}, "", ""},
 		{"fleet input, policy", []string{"lint", "--input", fleetInput, "--fleet", "--config", strict}, 1,
 			[]string{`policy: environment "tenant_a" has no approval policy`, `policy: environment "fleet" has no approval policy`}, "", ""},

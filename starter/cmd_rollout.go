@@ -25,6 +25,7 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/engine/sqlplan"
 	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/internal/policy"
 )
 
 // Demo approver identities used by --demo-auto-approve. They are separate
@@ -60,8 +61,9 @@ func rolloutCommands() []*cobra.Command {
 // startOptions are the flags of start; fleet-start shares most of them.
 type startOptions struct {
 	planFile, inputFile, id, requester, envs, window, approvers, taskQueue string
-	perfWorkload                                                           string
-	windowNow, dryRun, wait, json                                          bool
+	perfWorkload, config                                                   string
+	skip                                                                   []string
+	windowNow, dryRun, wait, json, rehearse                                bool
 	follow                                                                 followOptions
 	minProd                                                                int
 	gateTimeout, monitor, monitorInterval, monitorBaseline, perf           time.Duration
@@ -75,6 +77,7 @@ func startCmd() *cobra.Command {
 		Short: "start a rollout from a plan file (prints the workflow id and UI link)",
 		Example: `  fkrollout start --plan sql/migration.sql --requester rita@example.com --key ~/.fkrollout/rita.key \
     --environments staging,production --window 02:00/2h/Asia/Jakarta --min-approvals-last 2
+  fkrollout start --plan sql/migration.sql --window 02:00/2h --skip perf --config worker.yaml
   fkrollout start --plan sql/migration.sql --dry-run --wait`,
 		Args: exactArgs(),
 	}
@@ -84,18 +87,21 @@ func startCmd() *cobra.Command {
 	fs.StringVar(&o.id, "id", "", "rollout (workflow) id (default fkrollout-<time>)")
 	fs.StringVar(&o.requester, "requester", defaultActor(), "who requests the rollout (four-eyes: cannot approve it)")
 	fs.StringVar(&o.envs, "environments", "staging,production", "environments in order (names the worker is configured with)")
-	fs.StringVar(&o.window, "window", "", "maintenance window of the last environment: HH:MM/DURATION[/TZ], e.g. 02:00/2h/Asia/Jakarta")
+	fs.StringVar(&o.window, "window", "", "maintenance window of the last environment: HH:MM/DURATION[/TZ], e.g. 02:00/2h/Asia/Jakarta (required unless --skip window)")
 	fs.BoolVar(&o.windowNow, "window-now", false, "a 2h maintenance window that opens now (demos)")
 	fs.StringVar(&o.approvers, "approvers", "", "comma-separated approver identities (default: anyone but the requester)")
 	fs.IntVar(&o.minProd, "min-approvals-last", 1, "distinct approvers needed to promote to the last environment")
 	fs.DurationVar(&o.gateTimeout, "gate-timeout", 0, "gate timeout, e.g. 24h (default: wait)")
-	fs.DurationVar(&o.monitor, "monitor", 0, "watch duration after the last environment, e.g. 24h (default: off)")
+	fs.DurationVar(&o.monitor, "monitor", 0, "watch duration after the last environment (default 24h; at least the worker's policy.min_watch; off only with --skip monitor)")
 	fs.DurationVar(&o.monitorInterval, "monitor-interval", 0, "time between monitor checks (default 5m)")
 	fs.DurationVar(&o.monitorBaseline, "monitor-baseline", 0, "how long the production baseline is measured before the deploy (default 5m)")
-	fs.DurationVar(&o.perf, "perf", 0, "run the staging perf phase, measuring this long per round of slices without/with the keys, e.g. 30s (default: off)")
+	fs.DurationVar(&o.perf, "perf", 0, "the staging perf phase measures this long per round of slices without/with the keys (default 30s; off only with --skip perf)")
 	fs.StringVar(&o.perfWorkload, "perf-workload", "demo", "perf workload name from the worker configuration (perf.workloads); demo is built in")
 	fs.StringVar(&o.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", rollout.DefaultTaskQueue), "worker task queue (FKROLLOUT_TASK_QUEUE)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "checks, statistics and audit only; nothing changes")
+	fs.BoolVar(&o.rehearse, "rehearse-rollback", false, "rehearse the rollback in the first environment (drop, re-add, validate) before the promotion")
+	fs.StringSliceVar(&o.skip, "skip", nil, "safeguards to turn off, where the worker's policy.allow_skip lets you: "+strings.Join(policy.Safeguards, ","))
+	fs.StringVar(&o.config, "config", "", "worker configuration whose policy the rollout must pass, checked before it starts (as lint --input --config does)")
 	fs.BoolVar(&o.wait, "wait", false, "follow the rollout until it ends (like watch; exit 1 when it does not complete)")
 	fs.BoolVar(&o.json, "json", false, "print the started rollout as JSON (with --wait: its final status; progress goes to stderr)")
 	o.follow.register(fs)
@@ -119,6 +125,9 @@ func runStart(ctx context.Context, o startOptions, tf temporalFlags, key string,
 	}
 	in, err := buildInput(o, time.Now())
 	if err != nil {
+		return err
+	}
+	if err := checkSafeguards(in, o.config, stderr, time.Now()); err != nil {
 		return err
 	}
 	s, err := loadSigner(key, in.Requester)
@@ -276,10 +285,9 @@ func buildInput(o startOptions, now time.Time) (rollout.Input, error) {
 			in.Approval.Gates["promotion/"+last.Name] = approval.GateRule{Approvers: approvers, MinApprovals: o.minProd, Timeout: durationText(o.gateTimeout)}
 		}
 	}
-	if o.monitor > 0 {
+	// The watch runs unless skipped; the flags only configure it.
+	if o.monitor > 0 || o.monitorInterval > 0 || o.monitorBaseline > 0 {
 		in.Monitor = rollout.MonitorInput{Enabled: true, Duration: durationText(o.monitor), Interval: durationText(o.monitorInterval), BaselinePeriod: durationText(o.monitorBaseline)}
-	} else if o.monitorInterval > 0 || o.monitorBaseline > 0 {
-		return in, usageError{msg: "--monitor-interval and --monitor-baseline need --monitor"}
 	}
 	if o.perf > 0 {
 		warmup := "5s" // short demo runs get a shorter warm-up
@@ -290,6 +298,14 @@ func buildInput(o startOptions, now time.Time) (rollout.Input, error) {
 	}
 	if o.dryRun {
 		in.DryRun = true
+	}
+	if o.rehearse {
+		in.RehearseRollback = true
+	}
+	for _, sk := range o.skip {
+		if sk = strings.TrimSpace(sk); sk != "" && !in.Skips(sk) {
+			in.Skip = append(in.Skip, sk)
+		}
 	}
 	return in, nil
 }

@@ -55,13 +55,23 @@ func TestBuildInput(t *testing.T) {
 		assert.Equal(t, rollout.MonitorInput{Enabled: true, Duration: "1m", Interval: "15s", BaselinePeriod: "15s"}, in.Monitor)
 		assert.Equal(t, "24h", in.Approval.Default.Timeout, "durations go to the workflow as people write them")
 	})
+	t.Run("monitor interval alone configures the default watch", func(t *testing.T) {
+		in, err := buildInput(startOptions{planFile: planFile, requester: "rita", envs: "staging", monitorInterval: time.Minute}, now)
+		require.NoError(t, err)
+		assert.Equal(t, rollout.MonitorInput{Enabled: true, Interval: "1m"}, in.Monitor)
+	})
+	t.Run("skip", func(t *testing.T) {
+		in, err := buildInput(startOptions{planFile: planFile, requester: "rita", envs: "staging", skip: []string{"perf", " monitor", "perf"}, rehearse: true}, now)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"perf", "monitor"}, in.Skip)
+		assert.True(t, in.RehearseRollback)
+	})
 	for name, o := range map[string]startOptions{
-		"negative perf duration":       {planFile: planFile, requester: "rita", envs: "staging", perf: -time.Second},
-		"monitor interval without one": {planFile: planFile, requester: "rita", envs: "staging", monitorInterval: time.Minute},
-		"no plan":                      {requester: "rita", envs: "staging"},
-		"no requester":                 {planFile: planFile, envs: "staging"},
-		"bad window":                   {planFile: planFile, requester: "rita", envs: "staging", window: "0200"},
-		"no envs":                      {planFile: planFile, requester: "rita", envs: " , "},
+		"negative perf duration": {planFile: planFile, requester: "rita", envs: "staging", perf: -time.Second},
+		"no plan":                {requester: "rita", envs: "staging"},
+		"no requester":           {planFile: planFile, envs: "staging"},
+		"bad window":             {planFile: planFile, requester: "rita", envs: "staging", window: "0200"},
+		"no envs":                {planFile: planFile, requester: "rita", envs: " , "},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := buildInput(o, now)

@@ -59,7 +59,7 @@ func TestCLISignedDecisions(t *testing.T) {
 	t.Setenv("FKROLLOUT_KEY", "")
 	dir := t.TempDir()
 	keys := map[string]string{}
-	pol := policy.Config{Identities: map[string]policy.Identity{}, Operators: []string{"olga"},
+	pol := policy.Config{Identities: map[string]policy.Identity{}, Operators: []string{"olga"}, AllowSkip: policy.Safeguards,
 		Environments: map[string]policy.Environment{
 			"staging":    {Approvers: []string{"alice", "bob"}},
 			"production": {Approvers: []string{"alice", "bob"}, MinApprovals: 2, Requires: []string{"staging"}},
@@ -83,15 +83,15 @@ func TestCLISignedDecisions(t *testing.T) {
 	require.NoError(t, os.WriteFile(planFile, []byte("-- the stub parses it\nALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;"), 0o600))
 
 	// Production without staging first: refused at start by the policy.
-	code, _, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-prod-only", "--requester", "rita", "--key", keys["rita"],
-		"--environments", "production", "--task-queue", tq)
+	code, _, errOut := starterRun(t, append([]string{"start", "--plan", planFile, "--id", "cli-prod-only", "--requester", "rita", "--key", keys["rita"],
+		"--environments", "production", "--task-queue", tq}, skipAll...)...)
 	require.Equal(t, 0, code, errOut)
 	code, out, _ := starterRun(t, "watch", "cli-prod-only", "--every", "100ms")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, `requires "staging" earlier`)
 
-	code, _, errOut = starterRun(t, "start", "--plan", planFile, "--id", "cli-signed", "--requester", "rita", "--key", keys["rita"],
-		"--environments", "staging,production", "--task-queue", tq)
+	code, _, errOut = starterRun(t, append([]string{"start", "--plan", planFile, "--id", "cli-signed", "--requester", "rita", "--key", keys["rita"],
+		"--environments", "staging,production", "--task-queue", tq}, skipAll...)...)
 	require.Equal(t, 0, code, errOut)
 	waitGate := func(id string) {
 		require.Eventually(t, func() bool {

@@ -85,8 +85,8 @@ func TestCLIDecideStartsTheTrace(t *testing.T) {
 
 	planFile := filepath.Join(t.TempDir(), "plan.sql")
 	require.NoError(t, os.WriteFile(planFile, []byte("ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;"), 0o600))
-	code, _, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-traced", "--requester", "rita",
-		"--approvers", "alice,bob", "--environments", "staging", "--task-queue", tq)
+	code, _, errOut := starterRun(t, append([]string{"start", "--plan", planFile, "--id", "cli-traced", "--requester", "rita",
+		"--approvers", "alice,bob", "--environments", "staging", "--task-queue", tq}, skipAll...)...)
 	require.Equal(t, 0, code, errOut)
 	require.Eventually(t, func() bool {
 		_, out, _ := starterRun(t, "status", "cli-traced")

@@ -105,7 +105,11 @@ func registerStubs(w worker.Worker, orphans int64, pol policy.Config) {
 
 // devPolicy is development mode: the CLI tests of the gates' rules send
 // unsigned decisions; TestCLISignedDecisions covers the signed path.
-var devPolicy = policy.Config{TrustClientIdentity: true}
+var devPolicy = policy.Config{TrustClientIdentity: true, AllowSkip: policy.Safeguards}
+
+// skipAll turns every safeguard off: the stub worker has no perf workload,
+// no monitor sources, and these tests are about gates.
+var skipAll = []string{"--skip", strings.Join(policy.Safeguards, ",")}
 
 func starterRun(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
@@ -141,13 +145,13 @@ func TestCLIAgainstDevServer(t *testing.T) {
 
 	planFile := filepath.Join(t.TempDir(), "plan.sql")
 	require.NoError(t, os.WriteFile(planFile, []byte("-- the stub parses it\nALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;"), 0o600))
-	code, out, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-rollout", "--requester", "rita",
-		"--approvers", "alice,bob", "--environments", "staging,production", "--task-queue", tq, "--ui", "http://ui.test")
+	code, out, errOut := starterRun(t, append([]string{"start", "--plan", planFile, "--id", "cli-rollout", "--requester", "rita",
+		"--approvers", "alice,bob", "--environments", "staging,production", "--task-queue", tq, "--ui", "http://ui.test"}, skipAll...)...)
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "rollout started: cli-rollout")
 	assert.Contains(t, out, "http://ui.test/namespaces/default/workflows/cli-rollout")
 
-	code, _, errOut = starterRun(t, "start", "--plan", planFile, "--id", "cli-rollout", "--requester", "rita", "--task-queue", tq)
+	code, _, errOut = starterRun(t, append([]string{"start", "--plan", planFile, "--id", "cli-rollout", "--requester", "rita", "--task-queue", tq}, skipAll...)...)
 	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "already exists")
 
@@ -275,8 +279,8 @@ func TestInteractiveFollowOnDevServer(t *testing.T) {
 
 	planFile := filepath.Join(t.TempDir(), "plan.sql")
 	require.NoError(t, os.WriteFile(planFile, []byte("-- the stub parses it\nALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;"), 0o600))
-	code, startOut, errOut := starterRun(t, "start", "--plan", planFile, "--id", "cli-interactive", "--requester", "rita",
-		"--approvers", demoApprover+","+demoApprover2, "--min-approvals-last", "2", "--environments", "staging,production", "--task-queue", tq, "--json")
+	code, startOut, errOut := starterRun(t, append([]string{"start", "--plan", planFile, "--id", "cli-interactive", "--requester", "rita",
+		"--approvers", demoApprover + "," + demoApprover2, "--min-approvals-last", "2", "--environments", "staging,production", "--task-queue", tq, "--json"}, skipAll...)...)
 	require.Equal(t, 0, code, errOut)
 	var started map[string]string
 	require.NoError(t, json.Unmarshal([]byte(startOut), &started), startOut)

@@ -53,7 +53,7 @@ type attackLab struct {
 func newAttackLab(t *testing.T, ctx context.Context) *attackLab {
 	srv := devserver.Start(t, rollout.SearchAttributes())
 	lab := &attackLab{t: t, ctx: ctx, c: srv.Client(), keys: map[string]ed25519.PrivateKey{}, dbs: map[string]*pgtest.DB{}}
-	pol := policy.Config{Identities: map[string]policy.Identity{}, Operators: []string{olga},
+	pol := policy.Config{Identities: map[string]policy.Identity{}, Operators: []string{olga}, AllowSkip: policy.Safeguards,
 		Environments: map[string]policy.Environment{
 			"staging":    {Approvers: []string{alice, bob}},
 			"production": {Approvers: []string{alice, bob}, MinApprovals: 2, Requires: []string{"staging"}},
@@ -122,7 +122,7 @@ func (l *attackLab) states() map[string]dbState {
 }
 
 func (l *attackLab) input(envs ...string) rollout.Input {
-	in := rollout.Input{Plan: sqlassets.Migration, Requester: rita}
+	in := rollout.Input{Plan: sqlassets.Migration, Requester: rita, Skip: skipAllBut()}
 	for _, e := range envs {
 		in.Environments = append(in.Environments, rollout.EnvironmentInput{Name: e})
 	}

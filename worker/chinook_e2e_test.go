@@ -90,7 +90,7 @@ func (l *chinookLab) defs(t *testing.T) map[string]string {
 // chinookInput is a rollout of migration (SQL) over envs that alice or bob
 // may approve; rita asks.
 func chinookInput(migration string, envs ...rollout.EnvironmentInput) rollout.Input {
-	return rollout.Input{Plan: migration, PlanFormat: "sql", Requester: rita, Environments: envs,
+	return rollout.Input{Plan: migration, PlanFormat: "sql", Requester: rita, Environments: envs, Skip: skipAllBut(),
 		Approval: approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob}}}}
 }
 

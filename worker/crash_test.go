@@ -88,7 +88,7 @@ func crashOnce(t *testing.T, srv *testsuite.DevServer, bin string) {
 	cfgPath := filepath.Join(dir, "fkrollout.yaml")
 	// Short lock timeouts, many attempts: VALIDATE keeps retrying while the
 	// test holds its lock.
-	require.NoError(t, os.WriteFile(cfgPath, []byte("lock:\n  lock_timeout: 200ms\n  attempts: 400\n  base_backoff: 50ms\n  max_backoff: 200ms\npolicy:\n  trust_client_identity: true\n"), 0o600))
+	require.NoError(t, os.WriteFile(cfgPath, []byte("lock:\n  lock_timeout: 200ms\n  attempts: 400\n  base_backoff: 50ms\n  max_backoff: 200ms\npolicy:\n  trust_client_identity: true\n  allow_skip: [perf, monitor, window, full_backup]\n"), 0o600))
 	tq := "crash-" + randHex(4)
 	env := []string{
 		"TEMPORAL_ADDRESS=" + srv.FrontendHostPort(),
@@ -105,6 +105,7 @@ func crashOnce(t *testing.T, srv *testsuite.DevServer, bin string) {
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, rollout.WorkflowName, rollout.Input{
 		Plan: sqlassets.Migration, Requester: rita,
 		Environments: []rollout.EnvironmentInput{{Name: "staging"}},
+		Skip:         skipAllBut(),
 		Approval:     approval.Policy{Default: approval.GateRule{Approvers: []string{alice}}},
 	})
 	require.NoError(t, err)

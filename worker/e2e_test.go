@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"flag"
+	"github.com/fkrollout/fkrollout/internal/policy"
 	"io"
 	"log/slog"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +98,23 @@ func testConfig(t *testing.T, dsns map[string]string, extra map[string]string) *
 	// The E2E tests of the rollout's phases decide through the raw client:
 	// development mode. The trust model has its own suite (attack_e2e_test.go).
 	cfg.Policy.TrustClientIdentity = true
+	// The tests of one phase turn the safeguards they do not test off
+	// (skipNone, skipAllBut): the worker lets them.
+	cfg.Policy.AllowSkip = policy.Safeguards
+	cfg.Policy.MinWatch = "1s"
 	return cfg
+}
+
+// skipAllBut is every safeguard except keep: the input of a test that
+// exercises only those.
+func skipAllBut(keep ...string) []string {
+	var out []string
+	for _, s := range policy.Safeguards {
+		if !slices.Contains(keep, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -194,6 +212,7 @@ func TestE2ERolloutOverStagingAndProduction(t *testing.T) {
 		Plan:         sqlassets.Migration,
 		Requester:    rita,
 		Environments: stagingThenProduction(),
+		Skip:         skipAllBut(),
 		Approval: approval.Policy{
 			Default: approval.GateRule{Approvers: []string{alice, bob, rita}},
 			Gates:   map[string]approval.GateRule{"promotion/production": {Approvers: []string{alice, bob, rita}, MinApprovals: 2}},
@@ -350,6 +369,7 @@ func TestE2EAbortWithRollbackDropsOnlyTheRollout(t *testing.T) {
 	run := startRollout(t, ctx, c, tq, id, rollout.Input{
 		Plan: sqlassets.Migration, Requester: rita,
 		Environments: []rollout.EnvironmentInput{{Name: "staging"}},
+		Skip:         skipAllBut(),
 		Approval:     approval.Policy{Default: approval.GateRule{Approvers: []string{alice}}},
 	})
 	waitFor(t, ctx, c, id, func(st *rollout.Status) bool { return len(st.OpenGates) > 0 })

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/fkrollout/fkrollout/internal/policy"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -59,6 +60,7 @@ func TestE2EMonitorRollsBackOnRealServer(t *testing.T) {
 		Plan:         sqlassets.Migration,
 		Requester:    rita,
 		Environments: []rollout.EnvironmentInput{{Name: "production"}},
+		Skip:         skipAllBut(policy.SafeguardMonitor),
 		Approval:     approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob}}},
 		Monitor: rollout.MonitorInput{Enabled: true, Duration: "10m", Interval: "1s", BaselinePeriod: "1s", Sources: []string{"app-health"},
 			Rules: []monitor.Rule{{Name: "app-health-failing", Metric: monitor.MetricSmokeFailures, Op: ">", Threshold: 0, Action: monitor.ActionRollback, Persist: 2}}},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/fkrollout/fkrollout/internal/policy"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ func TestE2EPerfPhaseOnStaging(t *testing.T) {
 		Plan:         sqlassets.Migration,
 		Requester:    rita,
 		Environments: []rollout.EnvironmentInput{{Name: "staging"}},
+		Skip:         skipAllBut(policy.SafeguardPerf),
 		Approval:     approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob}}},
 		Thresholds:   rollout.Thresholds{MaxOverheadMS: 1000, RollbackOverheadMS: 5000},
 		Perf:         &rollout.PerfInput{Enabled: true, Workers: 2, Iterations: 600, Warmup: "0s", CreateIndexes: true},

@@ -105,6 +105,7 @@ slack:
   approver_groups:
     S0DBA: dba
 policy:
+  allow_skip: [perf, monitor, window, full_backup]
   identities:
     %s: {}
     %s: {public_keys: [%q]}
@@ -158,6 +159,7 @@ policy:
 		Plan:         sqlassets.Migration,
 		Requester:    rita,
 		Environments: stagingThenProduction(),
+		Skip:         skipAllBut(),
 		Approval: approval.Policy{
 			Default: approval.GateRule{Approvers: []string{alice}},
 			Gates:   map[string]approval.GateRule{"promotion": {Approvers: []string{"role:dba"}}},
@@ -194,6 +196,11 @@ policy:
 		}
 	}
 	require.NotNil(t, gatePost, "gate message with buttons posted")
+	// The promotion's approvers (the input narrowed them to role:dba) are
+	// pinged through the dba group; a promotion is the planned path, so
+	// on-call is not.
+	assert.True(t, strings.HasPrefix(gatePost.Form.Get("text"), "<!subteam^S0DBA> your decision is needed "), gatePost.Form.Get("text"))
+	assert.NotContains(t, gatePost.Form.Get("text"), "S0ONCALL")
 	gateBlocks := json.RawMessage(gatePost.Form.Get("blocks"))
 	assert.Equal(t, gate.Message.Channel, gatePost.Form.Get("channel"))
 	require.NotEmpty(t, parent.TS)

@@ -140,6 +140,10 @@ type Environment struct {
 	// DeployHooks run after validation in this environment, in order
 	// (for example: regenerate the Prisma client, restart the service).
 	DeployHooks []Hook `yaml:"deploy_hooks"`
+	// RollbackHooks run around every rollback's drop in this environment
+	// (stop the application before, start it after), whatever triggered
+	// the rollback.
+	RollbackHooks RollbackHooks `yaml:"rollback_hooks"`
 	// SmokeChecks run after the deploy hooks (HTTP checks that the
 	// application still serves with the new constraints).
 	SmokeChecks []SmokeCheck `yaml:"smoke_checks"`
@@ -150,6 +154,41 @@ type Environment struct {
 	// constraints are validated, and the team's read-only runbook queries
 	// (package expect); the plan's expect: section adds to them.
 	Expect expect.Config `yaml:"expect"`
+}
+
+// RollbackHooks are the hooks around a rollback's drop, the same shape as
+// deploy_hooks.
+type RollbackHooks struct {
+	Before []Hook `yaml:"before"`
+	After  []Hook `yaml:"after"`
+}
+
+// HookSet names a list of hooks of an environment: deploy_hooks (""),
+// rollback_hooks.before or rollback_hooks.after.
+func (e Environment) HookSet(set string) ([]Hook, error) {
+	switch set {
+	case "", "deploy":
+		return e.DeployHooks, nil
+	case "rollback_before":
+		return e.RollbackHooks.Before, nil
+	case "rollback_after":
+		return e.RollbackHooks.After, nil
+	}
+	return nil, fmt.Errorf("hook set %q: want deploy, rollback_before or rollback_after", set)
+}
+
+// allHooks are every hook of the environment with where it is configured.
+func (e Environment) allHooks() (where []string, hooks []Hook) {
+	for i, h := range e.DeployHooks {
+		where, hooks = append(where, fmt.Sprintf("deploy_hooks[%d]", i)), append(hooks, h)
+	}
+	for i, h := range e.RollbackHooks.Before {
+		where, hooks = append(where, fmt.Sprintf("rollback_hooks.before[%d]", i)), append(hooks, h)
+	}
+	for i, h := range e.RollbackHooks.After {
+		where, hooks = append(where, fmt.Sprintf("rollback_hooks.after[%d]", i)), append(hooks, h)
+	}
+	return where, hooks
 }
 
 // PerfDSNOrMain is the DSN the perf phase runs its workload through:
@@ -532,21 +571,22 @@ func (c *Config) Validate() error {
 				}
 			}
 		}
-		for i, h := range e.DeployHooks {
+		where, hooks := e.allHooks()
+		for i, h := range hooks {
 			if h.Name == "" || len(h.Command) == 0 {
-				errs = append(errs, fmt.Errorf("environment %q: deploy_hooks[%d] needs a name and a command", name, i))
+				errs = append(errs, fmt.Errorf("environment %q: %s needs a name and a command", name, where[i]))
 			}
 			for k := range h.Env {
 				if !envName(k) {
-					errs = append(errs, fmt.Errorf("environment %q: deploy hook %q: env name %q is not a variable name", name, h.Name, k))
+					errs = append(errs, fmt.Errorf("environment %q: hook %q (%s): env name %q is not a variable name", name, h.Name, where[i], k))
 				}
 			}
 			for _, k := range h.InheritEnv {
 				if !envName(k) {
-					errs = append(errs, fmt.Errorf("environment %q: deploy hook %q: inherit_env entry %q is not a variable name", name, h.Name, k))
+					errs = append(errs, fmt.Errorf("environment %q: hook %q (%s): inherit_env entry %q is not a variable name", name, h.Name, where[i], k))
 				}
 			}
-			errs = appendErr(errs, duration(fmt.Sprintf("environments.%s.deploy_hooks[%d].timeout", name, i), h.Timeout))
+			errs = appendErr(errs, duration(fmt.Sprintf("environments.%s.%s.timeout", name, where[i]), h.Timeout))
 		}
 		if err := smoke.Validate("environments."+name, e.SmokeChecks, e.SmokeCleanup); err != nil {
 			errs = append(errs, err)
@@ -773,7 +813,8 @@ func (c *Config) Secrets() []string {
 		dsn(e.DSN)
 		dsn(e.PerfDSN)
 		dsn(e.MonitorDSN)
-		for _, h := range e.DeployHooks {
+		_, hooks := e.allHooks()
+		for _, h := range hooks {
 			for _, v := range h.Env {
 				if v != "" {
 					out = append(out, v)

@@ -53,6 +53,12 @@ environments:
 		{"deploy hook timeout", envs + `    deploy_hooks:
       - {name: restart, command: [true], timeout: 5 minutes}
 `, nil, `environments.staging.deploy_hooks[0].timeout: time: unknown unit " minutes" in duration "5 minutes"`},
+		{"rollback hook timeout", envs + `    rollback_hooks:
+      before: [{name: stop, command: [true], timeout: soon}]
+`, nil, `environments.staging.rollback_hooks.before[0].timeout: time: invalid duration "soon"`},
+		{"rollback hook without a command", envs + `    rollback_hooks:
+      after: [{name: start}]
+`, nil, `environment "staging": rollback_hooks.after[0] needs a name and a command`},
 		{"negative lock timeout", "lock: {lock_timeout: -1s}\n", nil, `lock.lock_timeout: "-1s" is negative`},
 		{"lock attempts", "lock: {attempts: -2}\n", nil, `lock.attempts: -2 is negative`},
 		{"audit timeout", "audit: {statement_timeout: 5}\n", nil, `audit.statement_timeout: time: missing unit in duration "5"`},

@@ -19,6 +19,7 @@ import (
 	"github.com/invopop/jsonschema"
 
 	"github.com/fkrollout/fkrollout/internal/monitor"
+	"github.com/fkrollout/fkrollout/internal/policy"
 	"github.com/fkrollout/fkrollout/workflows/fleet"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
 )
@@ -73,6 +74,12 @@ func rules(root reflect.Type) map[string]rule {
 		"plan_format":  enum("", "sql", "yaml", "json"),
 		"requester":    pattern(nonBlank, "must not be blank"),
 		"environments": minItems(1),
+		// The safeguards an input may name; the worker's policy decides
+		// whether it may turn each off.
+		"skip": func(s *jsonschema.Schema) {
+			enum(policy.Safeguards...)(s.Items)
+			s.UniqueItems = true
+		},
 	}}
 	if root == reflect.TypeFor[fleet.Input]() {
 		root0 = rule{required: []string{"plan", "requester", "targets"}, props: map[string]func(*jsonschema.Schema){

@@ -98,6 +98,9 @@ type Gate struct {
 	// votes, deadline, the decide Update payload, the CLI command): one
 	// renderer, workflows.Status.GateBlock, for every client.
 	Block string `json:"block,omitempty"`
+	// Approvers are who may decide it: identities and "role:<name>"
+	// (empty: anyone). The Slack message mentions them.
+	Approvers []string `json:"approvers,omitempty"`
 
 	Remediation *RemediationData `json:"remediation,omitempty"`
 	Promotion   *PromotionData   `json:"promotion,omitempty"`

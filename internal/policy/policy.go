@@ -26,6 +26,24 @@ var GateKinds = []string{"remediation", "promotion", "approval", "investigate"}
 // one only when the environment's timeout_may_proceed lists it.
 var ProceedingChoices = []string{"approve", "delete", "delete-with-dependents", "set-null", "accept-debt", "skip", "continue", "approve-override"}
 
+// Safeguards are the runbook steps every rollout runs unless its input
+// turns one off (skip) and the worker's allow_skip lets it: the staging
+// perf phase, the watch after the last environment, the last
+// environment's maintenance window and its full backup.
+var Safeguards = []string{SafeguardPerf, SafeguardMonitor, SafeguardWindow, SafeguardFullBackup}
+
+// Safeguard names, as input skip, policy.allow_skip and the report use them.
+const (
+	SafeguardPerf       = "perf"
+	SafeguardMonitor    = "monitor"
+	SafeguardWindow     = "window"
+	SafeguardFullBackup = "full_backup"
+)
+
+// DefaultMinWatch is the shortest watch a rollout may ask for unless
+// policy.min_watch says otherwise: the runbook's 24 hours.
+const DefaultMinWatch = 24 * time.Hour
+
 // RemediationChoices are every remediation choice fkrollout knows.
 var RemediationChoices = []string{"delete", "delete-with-dependents", "set-null", "accept-debt", "re-audit", "abort"}
 
@@ -37,6 +55,9 @@ var RemediationChoices = []string{"delete", "delete-with-dependents", "set-null"
 //	  identities:
 //	    alice@example.com: {public_keys: ["ed25519:…"], roles: [dba]}
 //	  operators: [oncall@example.com]  # may pause, abort and roll back any rollout
+//	  allow_skip: []                   # safeguards an input may turn off (perf, monitor, window, full_backup)
+//	  min_watch: 24h                   # shortest watch after the last environment
+//	  rehearse_rollback: false         # rehearse the rollback in staging before production
 //	  environments:
 //	    staging:    {approvers: [alice@example.com, "role:dba"], perf: true}
 //	    production: {approvers: ["role:dba"], min_approvals: 2, requires: [staging]}
@@ -56,6 +77,15 @@ type Config struct {
 	// Environments by name. A rollout naming an environment missing here
 	// is refused at start: no approver means nobody approves.
 	Environments map[string]Environment `yaml:"environments" json:"environments,omitempty"`
+	// AllowSkip lists the safeguards (Safeguards) a rollout's input may turn
+	// off with skip; default none: every rollout runs all of them.
+	AllowSkip []string `yaml:"allow_skip" json:"allow_skip,omitempty"`
+	// MinWatch is the shortest watch a rollout may ask for (default 24h).
+	MinWatch string `yaml:"min_watch" json:"min_watch,omitempty"`
+	// RehearseRollback has every rollout of more than one environment
+	// rehearse its rollback in the first (drop, re-apply, validate) before
+	// it is promoted; an input can ask for it itself (rehearse_rollback).
+	RehearseRollback bool `yaml:"rehearse_rollback" json:"rehearse_rollback,omitempty"`
 }
 
 // Identity is one person or automation.
@@ -112,12 +142,33 @@ func (c Config) Skew() time.Duration {
 	return 5 * time.Minute
 }
 
+// Watch returns MinWatch (default DefaultMinWatch).
+func (c Config) Watch() time.Duration {
+	if d, err := time.ParseDuration(c.MinWatch); err == nil && d > 0 {
+		return d
+	}
+	return DefaultMinWatch
+}
+
+// MaySkip reports whether an input may turn the safeguard off.
+func (c Config) MaySkip(safeguard string) bool { return slices.Contains(c.AllowSkip, safeguard) }
+
 // Validate lists every mistake in the section at once.
 func (c Config) Validate() error {
 	var errs []string
 	if c.MaxClockSkew != "" {
 		if d, err := time.ParseDuration(c.MaxClockSkew); err != nil || d <= 0 {
 			errs = append(errs, fmt.Sprintf("policy.max_clock_skew %q: want a positive duration such as 5m", c.MaxClockSkew))
+		}
+	}
+	if c.MinWatch != "" {
+		if d, err := time.ParseDuration(c.MinWatch); err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("policy.min_watch %q: want a positive duration such as 24h", c.MinWatch))
+		}
+	}
+	for _, s := range c.AllowSkip {
+		if !slices.Contains(Safeguards, s) {
+			errs = append(errs, fmt.Sprintf("policy.allow_skip: %q is not a safeguard (want some of %s)", s, strings.Join(Safeguards, ", ")))
 		}
 	}
 	for _, name := range sortedKeys(c.Identities) {

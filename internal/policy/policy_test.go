@@ -98,6 +98,12 @@ func TestValidate(t *testing.T) {
 			e.Approvers = nil
 			c.Environments["production"] = e
 		}, []string{"policy.environments[production].approvers: list at least one"}},
+		{"unknown safeguard", func(c *Config) {
+			c.AllowSkip = []string{SafeguardPerf, "backup"}
+		}, []string{`policy.allow_skip: "backup" is not a safeguard (want some of perf, monitor, window, full_backup)`}},
+		{"min_watch not a duration", func(c *Config) {
+			c.MinWatch = "a day"
+		}, []string{`policy.min_watch "a day": want a positive duration such as 24h`}},
 		{"negative min_approvals", func(c *Config) {
 			e := c.Environments["production"]
 			e.MinApprovals = -1
@@ -206,4 +212,12 @@ func TestSkew(t *testing.T) {
 	for _, tc := range cases {
 		assert.Equal(t, tc.want, Config{MaxClockSkew: tc.in}.Skew(), tc.in)
 	}
+}
+
+func TestSafeguardDefaults(t *testing.T) {
+	assert.Equal(t, DefaultMinWatch, Config{}.Watch(), "the runbook's 24 hours")
+	assert.Equal(t, time.Minute, Config{MinWatch: "1m"}.Watch())
+	assert.False(t, Config{}.MaySkip(SafeguardPerf), "nothing may be skipped unless listed")
+	assert.True(t, Config{AllowSkip: []string{SafeguardWindow}}.MaySkip(SafeguardWindow))
+	assert.False(t, Config{AllowSkip: []string{SafeguardWindow}}.MaySkip(SafeguardMonitor))
 }

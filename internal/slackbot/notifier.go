@@ -56,7 +56,12 @@ type Notifier struct {
 	api     *slack.Client
 	channel string
 	onCall  string
-	log     *slog.Logger
+	// users and groups are the configuration's slack.users (Slack user →
+	// identity) and approver_groups (user group → role), read backwards
+	// to mention a gate's approvers.
+	users  map[string]string
+	groups map[string]string
+	log    *slog.Logger
 	// posted records the keys of messages posted (idempotent.go).
 	posted postedRecord
 }
@@ -78,7 +83,7 @@ func NewNotifier(api *slack.Client, cfg Config, log *slog.Logger) *Notifier {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Notifier{api: api, channel: cfg.Channel, onCall: cfg.OnCallGroup, log: log}
+	return &Notifier{api: api, channel: cfg.Channel, onCall: cfg.OnCallGroup, users: cfg.Users, groups: cfg.ApproverGroups, log: log}
 }
 
 // Post renders ev and posts it: KindStarted as a new thread parent in the
@@ -94,6 +99,9 @@ func (n *Notifier) Post(ctx context.Context, ev Event) (PostResult, error) {
 		blocks   []slack.Block
 		fallback string
 		opts     []slack.MsgOption
+		// mentions are Slack mention tokens for the fallback text (which
+		// is what pings people); everything else in it is escaped.
+		mentions string
 	)
 	switch ev.Kind {
 	case KindReport:
@@ -106,6 +114,10 @@ func (n *Notifier) Post(ctx context.Context, ev Event) (PostResult, error) {
 		}
 		blocks = GateBlocks(ev)
 		fallback = fmt.Sprintf("Rollout %s waits for a %s decision (gate %s)", ev.RolloutID, ev.Gate.Kind, ev.Gate.ID)
+		if m := n.gateMentions(ev.Gate); m != "" {
+			blocks = append([]slack.Block{section(m)}, blocks...)
+			mentions = m
+		}
 	case KindGateDecided:
 		if ev.Decision == nil {
 			return PostResult{}, fmt.Errorf("slack post %s: gate-decided event without decision", ev.RolloutID)
@@ -144,7 +156,11 @@ func (n *Notifier) Post(ctx context.Context, ev Event) (PostResult, error) {
 	}
 	// The fallback text is mrkdwn too (and what notifications show): the
 	// rollout and gate ids in it are escaped like everything else.
-	opts = append(opts, slack.MsgOptionText(esc(fallback), false), slack.MsgOptionBlocks(blocks...),
+	text := esc(fallback)
+	if mentions != "" {
+		text = mentions + " " + text
+	}
+	opts = append(opts, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...),
 		slack.MsgOptionDisableLinkUnfurl())
 
 	res, err := n.postOnce(ctx, channel, thread, 0, opts)

@@ -274,7 +274,15 @@ func (b *Board) Register(ctx workflow.Context, h Handlers) error {
 // OpenedEvent is the notification that g opened (Slack posts it with its
 // buttons; the message reference comes back in the receipt).
 func OpenedEvent(g *Gate, phase string) notify.Event {
-	return notify.Event{Kind: notify.KindGateOpened, Environment: g.Environment, Phase: phase, Text: g.Title, Gate: g.Detail}
+	detail := g.Detail
+	if detail != nil && len(g.Rule.Approvers) > 0 {
+		// Who may decide travels with the message so the notifier can
+		// mention them; the gate's own detail stays as it was.
+		d := *detail
+		d.Approvers = g.Rule.Approvers
+		detail = &d
+	}
+	return notify.Event{Kind: notify.KindGateOpened, Environment: g.Environment, Phase: phase, Text: g.Title, Gate: detail}
 }
 
 // DecidedEvent is the notification that g was decided by d; it updates the

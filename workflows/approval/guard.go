@@ -39,6 +39,9 @@ type EffectivePolicy struct {
 	TimeoutMayProceed  map[string][]string `json:"timeout_may_proceed,omitempty"`
 	// PerfEnvironments may run the perf phase.
 	PerfEnvironments []string `json:"perf_environments,omitempty"`
+	// RehearseRollback: the worker's policy has every rollout rehearse its
+	// rollback in the first environment before the next one.
+	RehearseRollback bool `json:"rehearse_rollback,omitempty"`
 	// RequesterVerified: the requester signed the start. Otherwise every
 	// proceeding choice needs two distinct approvers, because the
 	// requester could be any one of them.

@@ -153,6 +153,10 @@ type BackupInput struct {
 	Environment string    `json:"environment"`
 	RolloutID   string    `json:"rollout_id"`
 	Plan        plan.Plan `json:"plan"`
+	// Full dumps the whole database whatever the environment's
+	// full_backup says (the last environment, unless skip lists
+	// "full_backup").
+	Full bool `json:"full,omitempty"`
 }
 
 // BackupResult lists the artifacts written (paths on the worker host).
@@ -319,7 +323,27 @@ type Verification struct {
 type HooksInput struct {
 	Environment string `json:"environment"`
 	RolloutID   string `json:"rollout_id"`
+	// RunID is the rollout's run (FKROLLOUT_RUN_ID in a hook's
+	// environment): a hook run again for the same run can tell.
+	RunID string `json:"run_id,omitempty"`
+	// Done names the hooks that already succeeded in this run; they are
+	// not run again (a name twice: its first two occurrences).
+	Done []string `json:"done,omitempty"`
+	// One runs only the first hook not done, so the workflow records each
+	// hook's success in history before the next starts. No hook left: an
+	// empty result.
+	One bool `json:"one,omitempty"`
+	// Set is which hooks run: the deploy hooks (empty), or the rollback
+	// hooks around the drop (HookSetRollbackBefore, HookSetRollbackAfter).
+	Set string `json:"set,omitempty"`
 }
+
+// Hook sets of an environment besides its deploy hooks (config
+// rollback_hooks.before / .after).
+const (
+	HookSetRollbackBefore = "rollback_before"
+	HookSetRollbackAfter  = "rollback_after"
+)
 
 // HookResult is one hook run; Output is the captured tail.
 type HookResult struct {

@@ -103,8 +103,23 @@ type Input struct {
 	Monitor MonitorInput `json:"monitor"`
 	// DryRun runs checks, statistics and the audit only; nothing changes.
 	DryRun bool `json:"dry_run,omitempty"`
-	// Perf is the perf phase (baseline vs with-FKs workload on staging);
-	// see PerfInput. Off when absent. Skipped in a dry run.
+	// Skip turns runbook safeguards off: "perf", "monitor", "window",
+	// "full_backup" (policy.Safeguards). Each one listed must be allowed
+	// by the worker's policy.allow_skip, or the rollout is refused before
+	// anything runs. Empty: every safeguard runs (perf phase on the first
+	// environment, a watch of at least policy.min_watch, a maintenance
+	// window and a full backup for the last environment).
+	Skip []string `json:"skip,omitempty"`
+	// RehearseRollback rehearses the rollback in the first environment
+	// once it is done: this rollout's constraints are dropped (with the
+	// rollback hooks), added again and validated, before the promotion
+	// to the next. The worker's policy.rehearse_rollback asks it of
+	// every rollout.
+	RehearseRollback bool `json:"rehearse_rollback,omitempty"`
+	// Perf configures the perf phase (baseline vs with-FKs workload on
+	// staging); see PerfInput. It runs unless skip lists "perf" (rollouts
+	// started before skip existed: only when perf.enabled). Skipped in a
+	// dry run.
 	Perf *PerfInput `json:"perf,omitempty"`
 	// RequesterProof is the requester's signature over the start (see
 	// StartClaim). Without it the requester is unverified: four-eyes then
@@ -186,8 +201,12 @@ type Thresholds struct {
 
 // MonitorInput configures the watch after the last environment.
 type MonitorInput struct {
+	// Enabled turns the watch on in a fleet's input and in rollouts
+	// started before Input.Skip existed. In a rollout the watch now runs
+	// unless skip lists "monitor" (the workflow sets Enabled from that).
 	Enabled bool `json:"enabled"`
-	// Duration of the watch, "24h".
+	// Duration of the watch, "24h" (default; at least the worker's
+	// policy.min_watch).
 	Duration string `json:"duration,omitempty"`
 	// Interval between evaluations, "5m".
 	Interval string `json:"interval,omitempty"`

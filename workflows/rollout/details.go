@@ -316,6 +316,9 @@ func (s *Status) Markdown() string {
 func (s *Status) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "rollout %s: %s\n", s.RolloutID, s.HeadLine())
+	if len(s.SafeguardsOff) > 0 {
+		fmt.Fprintf(&b, "  safeguards off: %s\n", strings.Join(s.SafeguardsOff, ", "))
+	}
 	for _, env := range s.EnvironmentOrder {
 		p := s.Progress(env)
 		fmt.Fprintf(&b, "  %-12s planned %d, applied %d, validated %d, tested %d", env, p.Planned, p.Applied, p.Validated, p.Tested)

@@ -34,6 +34,9 @@ type PolicyRequest struct {
 	// GateEnvironments are extra gate environments that need rules (a
 	// fleet's wave gates: "fleet").
 	GateEnvironments []string `json:"gate_environments,omitempty"`
+	// Safeguards: the input runs with safe defaults (WithSafeDefaults was
+	// applied) and each skip must be allowed (SafeguardProblems).
+	Safeguards bool `json:"safeguards,omitempty"`
 }
 
 // ResolvePolicy checks in against the worker's policy and returns the
@@ -53,6 +56,7 @@ func ResolvePolicy(cfg policy.Config, req PolicyRequest, slackSigner string, now
 		EnvOperators:        map[string][]string{},
 		RemediationChoices:  map[string][]string{},
 		TimeoutMayProceed:   map[string][]string{},
+		RehearseRollback:    cfg.RehearseRollback,
 	}
 	var errs []string
 	if cfg.TrustClientIdentity {
@@ -131,9 +135,17 @@ func ResolvePolicy(cfg policy.Config, req PolicyRequest, slackSigner string, now
 				env = envs[0]
 			}
 			if env != "" && !slices.Contains(eff.PerfEnvironments, env) {
-				errs = append(errs, fmt.Sprintf("perf: environment %q may not run the perf phase (its workload writes rows); the worker policy allows it in: %s", env, approval.NoneIfEmpty(eff.PerfEnvironments)))
+				hint := ""
+				if req.Safeguards {
+					hint = ` (or skip: ["perf"] where policy.allow_skip lists perf)`
+				}
+				errs = append(errs, fmt.Sprintf("perf: environment %q may not run the perf phase (its workload writes rows); the worker policy allows it in: %s%s", env, approval.NoneIfEmpty(eff.PerfEnvironments), hint))
 			}
 		}
+	}
+
+	if req.Safeguards {
+		errs = append(errs, SafeguardProblems(cfg, in)...)
 	}
 
 	// The requester is who signed the start, or unverified.

@@ -3,6 +3,7 @@ package rollout
 import (
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ func trustPolicy(k trustKeys) policy.Config {
 	return policy.Config{
 		Identities: k.Identities(map[string][]string{alice: {"dba"}}),
 		Operators:  []string{olga},
+		AllowSkip:  slices.Clone(policy.Safeguards),
 		Environments: map[string]policy.Environment{
 			"staging":    {Approvers: []string{alice, bob}, Perf: true},
 			"production": {Approvers: []string{alice, bob}, MinApprovals: 2, Requires: []string{"staging"}},
@@ -42,9 +44,9 @@ func trustPolicy(k trustKeys) policy.Config {
 }
 
 // trustInput is a rollout of staging then production whose input adds no
-// approval rules of its own.
+// approval rules of its own (and skips every safeguard).
 func trustInput() Input {
-	return Input{Plan: "foreign_keys: [...]", Requester: requester,
+	return Input{Plan: "foreign_keys: [...]", Requester: requester, Skip: slices.Clone(policy.Safeguards),
 		Environments: []EnvironmentInput{{Name: "staging"}, {Name: "production"}}}
 }
 
@@ -94,7 +96,7 @@ func TestResolvePolicy(t *testing.T) {
 			in.Environments = append(in.Environments, EnvironmentInput{Name: "dr"})
 		}, wantErr: []string{`environment "dr" has no approval policy on this worker (policy.environments.dr)`}},
 		{name: "development mode: environment without policy keeps the input's rules", cfg: func(c *policy.Config) {
-			*c = policy.Config{TrustClientIdentity: true}
+			*c = policy.Config{TrustClientIdentity: true, AllowSkip: policy.Safeguards}
 		}, in: func(in *Input) {
 			in.Approval = approval.Policy{Default: approval.GateRule{Approvers: []string{mallory}},
 				Gates: map[string]approval.GateRule{"remediation/staging": {Approvers: []string{"carol@example.com", "role:dba"}, MinApprovals: 3}}}

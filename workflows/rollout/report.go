@@ -79,6 +79,7 @@ func (s *Status) Report() string {
 		title += " " + report.Text(s.PlanName)
 	}
 	fmt.Fprintf(&b, "# %s %s — %s\n\n", icon, title, label)
+	s.writeRunbookHeader(&b)
 	fmt.Fprintf(&b, "**Rollout:** %s  \n", report.Text(s.RolloutID))
 	fmt.Fprintf(&b, "**Requester:** %s  \n", report.OrDash(report.Text(s.Requester)))
 	fmt.Fprintf(&b, "**Environments:** %s  \n", report.JoinText(s.EnvironmentOrder, " → "))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -74,6 +75,14 @@ type fakeEngine struct {
 	// droppedBehind["staging/fk"]: the constraint disappears just before
 	// its VALIDATE.
 	droppedBehind map[string]bool
+	// backups are the backups asked for, in order.
+	backups []BackupInput
+	// hookRuns are the deploy hooks run, "env/name", in order.
+	hookRuns []string
+	// rollbackHooks[set] are the rollback hooks configured (every
+	// environment); failingHook fails whenever it runs.
+	rollbackHooks map[string][]string
+	failingHook   string
 }
 
 // fail pops the next scripted failure of act for env/fk.
@@ -89,7 +98,7 @@ func (f *fakeEngine) fail(act, env, fk string) error {
 
 func newFake() *fakeEngine {
 	return &fakeEngine{orphans: map[string]map[string]int64{}, validateOrphans: map[string]int{},
-		constraints: map[string]string{}, policy: policy.Config{TrustClientIdentity: true}, failures: map[string][]error{},
+		constraints: map[string]string{}, policy: policy.Config{TrustClientIdentity: true, AllowSkip: policy.Safeguards}, failures: map[string][]error{},
 		impacts: map[string]Impact{}, quarantined: map[string]int64{}, partial: map[string]int64{}, notOwned: map[string]bool{}, droppedBehind: map[string]bool{}}
 }
 
@@ -146,6 +155,7 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.record(ActBackup, in.Environment, ctx)
+		f.backups = append(f.backups, in)
 		return BackupResult{Artifacts: []BackupArtifact{{Kind: "tables", Path: "/backups/x.dump"}}}, nil
 	}, ActBackup)
 	reg(func(ctx context.Context, in ConstraintInput) (ConstraintResult, error) {
@@ -245,12 +255,40 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 	reg(func(ctx context.Context, in HooksInput) ([]HookResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.record(ActRunDeployHooks, in.Environment, ctx)
-		if in.Environment == "production" && f.hookFailures > 0 {
-			f.hookFailures--
-			return []HookResult{{Name: "restart-api", OK: false, ExitCode: 1, Output: "boom"}}, nil
+		if in.Set != "" {
+			// Rollback hooks: rollbackHooks[set], recorded in the call log
+			// so their order around the drop shows.
+			for _, name := range f.rollbackHooks[in.Set] {
+				if slices.Contains(in.Done, name) {
+					continue
+				}
+				f.record("Hook "+in.Set+"/"+name, in.Environment, ctx)
+				ok := name != f.failingHook
+				return []HookResult{{Name: name, OK: ok, ExitCode: map[bool]int{true: 0, false: 3}[ok]}}, nil
+			}
+			return []HookResult{}, nil
 		}
-		return []HookResult{{Name: "restart-api", OK: true}}, nil
+		f.record(ActRunDeployHooks, in.Environment, ctx)
+		// Two hooks; restart-api fails hookFailures times in production.
+		out := []HookResult{}
+		for _, name := range []string{"prisma-generate", "restart-api"} {
+			if slices.Contains(in.Done, name) {
+				continue
+			}
+			f.hookRuns = append(f.hookRuns, in.Environment+"/"+name)
+			if err := f.fail(ActRunDeployHooks, in.Environment, name); err != nil {
+				return nil, err // the worker died during this hook: Temporal retries the activity
+			}
+			if name == "restart-api" && in.Environment == "production" && f.hookFailures > 0 {
+				f.hookFailures--
+				return append(out, HookResult{Name: name, OK: false, ExitCode: 1, Output: "boom"}), nil
+			}
+			out = append(out, HookResult{Name: name, OK: true})
+			if in.One {
+				break
+			}
+		}
+		return out, nil
 	}, ActRunDeployHooks)
 	reg(func(ctx context.Context, in HooksInput) ([]SmokeResult, error) {
 		f.mu.Lock()
@@ -355,11 +393,14 @@ const (
 )
 
 // testInput: staging, then production with a daily 02:00 UTC window;
-// promotion to production needs alice and bob.
+// promotion to production needs alice and bob. It skips every safeguard
+// (the fake worker's policy allows it; the window is kept): tests of one
+// take it out of Skip.
 func testInput() Input {
 	return Input{
 		Plan:      "foreign_keys: [...]",
 		Requester: requester,
+		Skip:      slices.Clone(policy.Safeguards),
 		Environments: []EnvironmentInput{
 			{Name: "staging"},
 			{Name: "production", MaintenanceWindow: &MaintenanceWindow{Start: "02:00", Duration: "2h", Timezone: "UTC", NotifyBefore: "30m"}},
@@ -469,7 +510,20 @@ func (h *harness) status() *Status {
 }
 
 func (h *harness) run(in Input) (*Status, error) {
-	return h.runArg(in)
+	return h.runArg(enabledNotSkipped(in))
+}
+
+// enabledNotSkipped lets a test ask for the perf phase or the watch the
+// way its input configures them (enabled: true): the safeguard leaves
+// Skip. The workflow itself only reads Skip.
+func enabledNotSkipped(in Input) Input {
+	if in.Perf != nil && in.Perf.Enabled {
+		in.Skip = without(in.Skip, policy.SafeguardPerf)
+	}
+	if in.Monitor.Enabled {
+		in.Skip = without(in.Skip, policy.SafeguardMonitor)
+	}
+	return in
 }
 
 // runArg starts the workflow with arg as its input: an Input, or raw JSON
@@ -852,7 +906,13 @@ func TestHookFailureAsksAndRetries(t *testing.T) {
 	st, err := func() (*Status, error) { h.drive(); return h.run(testInput()) }()
 	require.NoError(t, err)
 	assert.Equal(t, StateCompleted, st.State)
-	assert.Equal(t, 2, h.fake.count(ActRunDeployHooks+" production"))
+	// One activity per hook; the retry resumes at the failed hook.
+	assert.Equal(t, []string{"production/prisma-generate", "production/restart-api", "production/restart-api"}, slices.DeleteFunc(slices.Clone(h.fake.hookRuns), func(r string) bool { return strings.HasPrefix(r, "staging/") }),
+		"prisma-generate succeeded before the failure: it never runs again")
+	assert.Equal(t, 4, h.fake.count(ActRunDeployHooks+" production"), "prisma-generate, restart-api (failed), restart-api, none left")
+	hooks := st.Environments["production"].Hooks
+	require.Len(t, hooks, 2)
+	assert.True(t, hooks[0].OK && hooks[1].OK, "the report lists both hooks as succeeded")
 	var hookGate *approval.Gate
 	for i := range st.Gates {
 		if strings.Contains(st.Gates[i].Title, "deploy hook failed") {
@@ -1036,4 +1096,9 @@ func TestGateDecisionMetrics(t *testing.T) {
 	assert.Equal(t, 1, waited)
 	assert.Equal(t, int64(1), h.counter(MetricRolloutsFinished, map[string]string{"state": string(st.State)}))
 	assert.Zero(t, h.counter(MetricRollbacks, nil))
+}
+
+// without is skip minus one safeguard.
+func without(skip []string, safeguard string) []string {
+	return slices.DeleteFunc(slices.Clone(skip), func(s string) bool { return s == safeguard })
 }

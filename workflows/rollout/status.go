@@ -68,6 +68,7 @@ const (
 	PhasePromotion   = "promotion"
 	PhaseMonitor     = "monitor"
 	PhaseRollback    = "rollback"
+	PhaseRehearsal   = "rollback-rehearsal"
 	PhaseDone        = "done"
 )
 
@@ -110,6 +111,9 @@ type Status struct {
 	Monitor          *MonitorResult       `json:"monitor,omitempty"`
 	// Thresholds are the input's acceptance figures (the report's targets).
 	Thresholds Thresholds `json:"thresholds"`
+	// SafeguardsOff are the runbook safeguards this rollout's input turned
+	// off (skip, allowed by the worker's policy.allow_skip).
+	SafeguardsOff []string `json:"safeguards_off,omitempty"`
 	// Phases is where the time went: one span per phase entered.
 	Phases []PhaseSpan `json:"phases,omitempty"`
 	// ReportPath is where the worker wrote the completion report.
@@ -165,7 +169,13 @@ type EnvReport struct {
 	Remediations []RemediationResult `json:"remediations,omitempty"`
 	Behaviour    []BehaviourResult   `json:"behaviour,omitempty"`
 	Hooks        []HookResult        `json:"hooks,omitempty"`
-	Smoke        []SmokeResult       `json:"smoke,omitempty"`
+	// RollbackHooks ran around this environment's rollback drop (or
+	// its rehearsal).
+	RollbackHooks []HookResult `json:"rollback_hooks,omitempty"`
+	// Rehearsal is the rollback rehearsed here before the next
+	// environment (Input.RehearseRollback).
+	Rehearsal *RehearsalReport `json:"rehearsal,omitempty"`
+	Smoke     []SmokeResult    `json:"smoke,omitempty"`
 	// SmokeRounds counts every run of the smoke checks (retries too).
 	SmokeRounds []SmokeRound `json:"smoke_rounds,omitempty"`
 	// Expectations are the expected figures as last measured.

@@ -16,12 +16,15 @@ import (
 // recorded before the worker policy existed: the input's rules apply.
 // extraGateEnvs are gate environments beyond the input's (a fleet's waves).
 func ResolveEffectivePolicy(ctx workflow.Context, workflowID string, in Input, extraGateEnvs []string) (*approval.EffectivePolicy, error) {
+	return resolveEffectivePolicy(ctx, PolicyRequest{WorkflowID: workflowID, Input: in, GateEnvironments: extraGateEnvs})
+}
+
+func resolveEffectivePolicy(ctx workflow.Context, req PolicyRequest) (*approval.EffectivePolicy, error) {
 	if workflow.GetVersion(ctx, policyVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return nil, nil
 	}
 	actx := workflow.WithActivityOptions(ctx, steps.WithSummary(steps.Short(), "check the input against the worker's policy"))
 	var eff approval.EffectivePolicy
-	req := PolicyRequest{WorkflowID: workflowID, Input: in, GateEnvironments: extraGateEnvs}
 	if p := workflow.GetInfo(ctx).ParentWorkflowExecution; p != nil {
 		req.ParentWorkflowID = p.ID
 	}
@@ -32,7 +35,7 @@ func ResolveEffectivePolicy(ctx workflow.Context, workflowID string, in Input, e
 }
 
 func (w *rollout) resolvePolicy(ctx workflow.Context, extra []string) error {
-	pol, err := ResolveEffectivePolicy(ctx, w.id, w.in, extra)
+	pol, err := resolveEffectivePolicy(ctx, PolicyRequest{WorkflowID: w.id, Input: w.in, GateEnvironments: extra, Safeguards: w.safeguards})
 	if err != nil {
 		return err
 	}

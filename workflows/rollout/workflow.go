@@ -71,6 +71,9 @@ type rollout struct {
 	// rollbackGates are the gates a failed rollback opened (their abort
 	// needs a reason).
 	rollbackGates []string
+	// safeguards: this history runs the safeguards unless skipped
+	// (safeDefaultsVersion, policy_safeguards.go).
+	safeguards bool
 }
 
 // Workflow is the FKRollout workflow. The rollout ID is the workflow ID.
@@ -95,6 +98,13 @@ func Workflow(ctx workflow.Context, in Input) (*Status, error) {
 	}
 	if len(unofferedTimeouts(in)) > 0 && workflow.GetVersion(ctx, offeredTimeoutsVersion, workflow.DefaultVersion, 1) == 1 {
 		w.checkOfferedTimeouts = true
+	}
+	// Safe defaults for rollouts started by a person; a dry run changes
+	// nothing and a fleet's child follows its fleet's input.
+	if !in.DryRun && info.ParentWorkflowExecution == nil && workflow.GetVersion(ctx, safeDefaultsVersion, workflow.DefaultVersion, 1) == 1 {
+		w.safeguards = true
+		w.in = WithSafeDefaults(w.in)
+		w.st.SafeguardsOff = SafeguardsOff(w.in)
 	}
 	if err := w.validateInput(); err != nil {
 		w.st.State, w.st.Error = StateFailed, err.Error()
@@ -145,6 +155,7 @@ func (w *rollout) validateInput() error {
 	if strings.TrimSpace(w.in.Plan) == "" {
 		errs = append(errs, "plan is empty: paste the plan YAML or migration SQL")
 	}
+	errs = append(errs, skipProblems(w.in)...)
 	switch w.in.PlanFormat {
 	case "", "sql", "yaml", "json":
 	default:
@@ -258,6 +269,11 @@ func (w *rollout) run(ctx workflow.Context) error {
 		if err := w.environment(ctx, env, i == len(w.in.Environments)-1); err != nil {
 			return err
 		}
+		if i == 0 && len(w.in.Environments) > 1 && !w.in.DryRun && w.rehearse(ctx) {
+			if err := w.rehearseRollback(ctx, env.Name); err != nil {
+				return err
+			}
+		}
 	}
 	if w.in.DryRun {
 		w.finish(ctx, StateDryRunDone, "dry run completed: nothing was changed")
@@ -352,7 +368,7 @@ func (w *rollout) environment(ctx workflow.Context, env EnvironmentInput, last b
 	}
 	w.enter(ctx, name, PhaseBackup)
 	var bk BackupResult
-	if err := w.step(ctx, name, "back up "+name+" before any change", ActBackup, steps.Long(), BackupInput{Environment: name, RolloutID: w.id, Plan: w.plan}, &bk); err != nil {
+	if err := w.step(ctx, name, "back up "+name+" before any change", ActBackup, steps.Long(), BackupInput{Environment: name, RolloutID: w.id, Plan: w.plan, Full: w.fullBackup(last)}, &bk); err != nil {
 		return err
 	}
 	rep = w.report(name)
@@ -667,10 +683,17 @@ func (w *rollout) promotion(ctx workflow.Context, from, to string) (bool, error)
 // hooksAndSmoke runs the configured deploy hooks, then the smoke checks;
 // a failure asks a human (retry, continue, roll back, abort).
 func (w *rollout) hooksAndSmoke(ctx workflow.Context, name string) error {
+	checkpoint := workflow.GetVersion(ctx, hookCheckpointVersion, workflow.DefaultVersion, 1) == 1
+	var done []HookResult // succeeded hooks of this environment (checkpoint)
 	for {
 		w.enter(ctx, name, PhaseDeployHooks)
 		var hooks []HookResult
-		if err := w.step(ctx, name, "deploy hooks from worker configuration", ActRunDeployHooks, steps.Long(), HooksInput{Environment: name, RolloutID: w.id}, &hooks); err != nil {
+		if checkpoint {
+			var err error
+			if done, hooks, err = w.deployHooks(ctx, name, done); err != nil {
+				return err
+			}
+		} else if err := w.step(ctx, name, "deploy hooks from worker configuration", ActRunDeployHooks, steps.Long(), HooksInput{Environment: name, RolloutID: w.id}, &hooks); err != nil {
 			return err
 		}
 		rep := w.report(name)
@@ -821,12 +844,15 @@ func (w *rollout) finishStop(ctx workflow.Context) {
 	pending := slices.Clone(w.touched)
 	slices.Reverse(pending)
 	var left *LeftRecord
+	hooks := w.rollbackHooksOn(rctx)
 	for {
 		failures = nil
 		var failedEnvs []string
 		for _, name := range pending {
 			w.enter(rctx, name, PhaseRollback)
+			w.rollbackHooks(rctx, hooks, name, HookSetRollbackBefore)
 			res, err := w.runRollback(rctx, name, false)
+			w.rollbackHooks(rctx, hooks, name, HookSetRollbackAfter)
 			if err != nil {
 				failures = append(failures, fmt.Sprintf("%s: %v", name, err))
 				failedEnvs = append(failedEnvs, name)

@@ -58,6 +58,7 @@ func exampleInput(t *testing.T, now time.Time) string {
 		}
 	}
 	in.Perf, in.Monitor = nil, rollout.MonitorInput{}
+	in.Skip = []string{policy.SafeguardPerf, policy.SafeguardMonitor}
 	out, err := json.MarshalIndent(in, "", "  ")
 	require.NoError(t, err)
 	p := filepath.Join(t.TempDir(), "input.json")
@@ -90,7 +91,7 @@ func TestReleaseOwnerInTemporalUI(t *testing.T) {
 	tq := "ui-test"
 	w := worker.New(srv.Client(), tq, worker.Options{})
 	workflows.Register(w)
-	registerStubs(w, policy.Config{TrustClientIdentity: true})
+	registerStubs(w, policy.Config{TrustClientIdentity: true, AllowSkip: policy.Safeguards})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	ctx := browser(t)
