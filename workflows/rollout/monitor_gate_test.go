@@ -229,6 +229,7 @@ func TestMonitorRuleWithoutSourceIsInconclusive(t *testing.T) {
 	h.drive()
 	var during *Status
 	h.env.RegisterDelayedCallback(func() { during = h.status() }, 20*time.Hour)
+	h.fake.policy.MinWatch = "1h" // a 6 h watch: this worker allows it
 	in := monitorInput()
 	in.Monitor.Duration = "6h"
 	st, err := h.run(in)
