@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/engine/audit"
@@ -251,8 +252,14 @@ func safeName(s string) string {
 
 // migrateOptions binds ownership to the workflow run (runID) as well as the
 // rollout: a rollout id can be reused once its run has closed.
-func (a *Activities) migrateOptions(rolloutID, runID string, hb *heartbeater) migrate.Options {
-	return migrate.Options{RolloutID: rolloutID, RunID: runID, Lock: a.Lock, Progress: func(ev migrate.Event) {
+// The activity attempt labels each statement's session, so a retry ends
+// a previous attempt's backend still running the same statement.
+func (a *Activities) migrateOptions(ctx context.Context, rolloutID, runID string, hb *heartbeater) migrate.Options {
+	attempt := 0
+	if activity.IsActivity(ctx) {
+		attempt = int(activity.GetInfo(ctx).Attempt)
+	}
+	return migrate.Options{RolloutID: rolloutID, RunID: runID, Lock: a.Lock, Attempt: attempt, Progress: func(ev migrate.Event) {
 		if hb != nil {
 			hb.set(ev)
 		}
@@ -284,7 +291,7 @@ func (a *Activities) runConstraintDDL(ctx context.Context, in rollout.Constraint
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: 1, Item: in.FK.Name, Note: what})
 	defer hb.end()
-	opts := a.migrateOptions(in.RolloutID, in.RunID, hb)
+	opts := a.migrateOptions(ctx, in.RolloutID, in.RunID, hb)
 	sctx, span := startSQLSpan(ctx, "sql "+what, in.Environment, in.FK.Name, attribute.String("db.sql.table", in.FK.Table.String()))
 	r, err := fn(sctx, pool, in.FK, opts)
 	a.endSQLSpan(span, err)
@@ -507,7 +514,7 @@ func (a *Activities) Rollback(ctx context.Context, in rollout.RollbackInput) ([]
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.Plan.ForeignKeys), Note: "rollback"})
 	defer hb.end()
-	opts := a.migrateOptions(in.RolloutID, in.RunID, hb)
+	opts := a.migrateOptions(ctx, in.RolloutID, in.RunID, hb)
 	res, err := migrate.Rollback(ctx, pool, in.RolloutID, in.Plan, opts)
 	if err != nil {
 		return nil, a.clean(fmt.Errorf("rollback on %s: %w", in.Environment, err))
