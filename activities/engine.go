@@ -301,12 +301,14 @@ func (a *Activities) runConstraintDDL(ctx context.Context, in rollout.Constraint
 		}
 		return rollout.ConstraintResult{}, a.clean(fmt.Errorf("%s %s on %s: %w", what, in.FK.Name, in.Environment, err))
 	}
-	activityLogger(ctx, a.Log).Info(what+" done", "environment", in.Environment, "constraint", in.FK.Name, "action", r.Action, "attempts", r.Attempts)
+	activityLogger(ctx, a.Log).Info(what+" done", "environment", in.Environment, "constraint", in.FK.Name, "action", r.Action, "attempts", r.Attempts,
+		"waited_ms", r.WaitedMS, "waited_for", r.WaitedFor, "terminated", r.Terminated)
 	return toResult(in.FK, r), nil
 }
 
 func toResult(fk plan.ForeignKey, r migrate.Result) rollout.ConstraintResult {
-	return rollout.ConstraintResult{FK: fk.Name, Table: fk.Table.String(), Action: string(r.Action), Attempts: r.Attempts, DurationMS: r.DurationMS}
+	return rollout.ConstraintResult{FK: fk.Name, Table: fk.Table.String(), Action: string(r.Action), Attempts: r.Attempts, DurationMS: r.DurationMS,
+		WaitedMS: r.WaitedMS, WaitedFor: r.WaitedFor, Terminated: r.Terminated}
 }
 
 // Remediate quarantines and then deletes (or sets NULL on) one
