@@ -127,13 +127,13 @@ func InLockedTx(ctx context.Context, db Beginner, p LockPolicy, observe func(Att
 // retryLocked is InLockedTx's loop with the settings given and, when
 // before is set, a step run before each attempt (RunDDL's wait for
 // blockers).
-func retryLocked(ctx context.Context, db Beginner, p LockPolicy, s Settings, observe func(Attempt), before func(context.Context) error,
+func retryLocked(ctx context.Context, db Beginner, p LockPolicy, s Settings, observe func(Attempt), before func(ctx context.Context, attempt int) error,
 	fn func(ctx context.Context, tx pgx.Tx) error) error {
 	backoff := p.BaseBackoff
 	var last error
 	for n := 1; n <= p.Attempts; n++ {
 		if before != nil {
-			if err := before(ctx); err != nil {
+			if err := before(ctx, n); err != nil {
 				return err
 			}
 		}

@@ -140,9 +140,11 @@ type DDL struct {
 	// StatementTimeout, when not zero, replaces the lock policy's
 	// statement_timeout for this statement (NoTimeout: none at all).
 	StatementTimeout time.Duration
-	// Observe sees every attempt; Waiting every look that found blockers.
+	// Observe sees every attempt's end; Waiting every look that found
+	// blockers; Running every attempt's start (after any wait).
 	Observe func(Attempt)
 	Waiting func(Wait)
+	Running func(attempt int)
 }
 
 // Report is what RunDDL did besides the statement.
@@ -178,7 +180,16 @@ func RunDDL(ctx context.Context, db DB, p LockPolicy, d DDL, fn func(ctx context
 		s.ApplicationName = d.Label.ApplicationName()
 	}
 	c := &clearance{db: db, targets: d.Targets, p: p, waiting: d.Waiting}
-	err = retryLocked(ctx, db, p, s, d.Observe, c.wait, fn)
+	before := func(ctx context.Context, n int) error {
+		if err := c.wait(ctx); err != nil {
+			return err
+		}
+		if d.Running != nil {
+			d.Running(n)
+		}
+		return nil
+	}
+	err = retryLocked(ctx, db, p, s, d.Observe, before, fn)
 	rep.Waited, rep.Blockers = c.waited, c.last
 	if err != nil && errors.Is(err, ErrLockRetriesExhausted) && len(c.last) > 0 {
 		err = fmt.Errorf("%w; last seen blocking: %s", err, c.last[0])

@@ -163,13 +163,19 @@ func (t *tracker) emitWait(attempt int, msg string, w *dbx.Wait) {
 
 func (t *tracker) waiting(w dbx.Wait) { t.emitWait(t.attempts, w.String(), &w) }
 
+// running is the detail every heartbeat carries while the statement runs
+// (a VALIDATE scan: for hours).
+func (t *tracker) running(n int) {
+	t.emit(n, fmt.Sprintf("attempt %d running (lock_timeout %s)", n, t.o.Lock.WithDefaults().LockTimeout))
+}
+
 // run runs the tracker's statement through dbx.RunDDL: labelled, after a
 // previous attempt's backend is ended, and after the targets are clear of
 // blockers. statementTimeout 0 keeps the lock policy's.
 func (t *tracker) run(ctx context.Context, pool *pgxpool.Pool, targets []dbx.LockTarget, statementTimeout time.Duration,
 	fn func(ctx context.Context, tx pgx.Tx) error) error {
 	rep, err := dbx.RunDDL(ctx, pool, t.o.Lock, dbx.DDL{Targets: targets, Label: t.o.label(t.step, t.key), StatementTimeout: statementTimeout,
-		Observe: t.observe, Waiting: t.waiting}, fn)
+		Observe: t.observe, Waiting: t.waiting, Running: t.running}, fn)
 	t.rep.Waited += rep.Waited
 	if len(rep.Blockers) > 0 {
 		t.rep.Blockers = rep.Blockers
