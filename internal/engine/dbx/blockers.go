@@ -198,8 +198,9 @@ type clearance struct {
 
 // blocking keeps the conflicting transactions that count as blockers:
 // older than p.BlockerAge (a short write ends before a queued statement
-// would hold anyone up noticeably), or of unknown age the first time
-// they are seen.
+// would hold anyone up noticeably); idle in transaction, however young
+// (it ends only when its client comes back); prepared; or of unknown age
+// the first time they are seen.
 func (c *clearance) blocking(all []Blocker, now time.Time) []Blocker {
 	var out []Blocker
 	seen := map[string]time.Time{}
@@ -217,7 +218,7 @@ func (c *clearance) blocking(all []Blocker, now time.Time) []Blocker {
 				continue
 			}
 		}
-		if b.Prepared || b.XactAge >= c.p.BlockerAge {
+		if b.Prepared || b.XactAge >= c.p.BlockerAge || strings.HasPrefix(b.State, "idle in transaction") {
 			out = append(out, b)
 		}
 	}

@@ -1,9 +1,13 @@
 // Package dbx owns how fkrollout talks to a busy database: every DDL runs in
 // its own short transaction with SET LOCAL lock_timeout (so it also works
 // behind a transaction-mode pooler), and lock_not_available (55P03) is
-// retried with exponential backoff and jitter. It also owns the session
-// settings every statement runs under (Apply: lock_timeout,
-// statement_timeout, application_name). No call site re-implements this.
+// retried with exponential backoff and jitter. RunDDL adds, for ALTER
+// statements, a wait outside the lock queue while a long transaction holds
+// a conflicting lock (Blockers), a session label naming the rollout, step
+// and attempt, and the ending of a dead attempt's backend
+// (TerminatePrevious). It also owns the session settings every statement
+// runs under (Apply: lock_timeout, statement_timeout, application_name).
+// No call site re-implements this.
 package dbx
 
 import (

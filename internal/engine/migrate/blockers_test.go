@@ -181,24 +181,58 @@ func TestDDLWaitsOutABlockerWithoutQueueing(t *testing.T) {
 	}
 }
 
+// openActiveBlocker runs a write and a long statement in one implicit
+// transaction: state "active", holding ROW EXCLUSIVE on child.
+func openActiveBlocker(t *testing.T, db *pgtest.DB) *blocker {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg, err := pgx.ParseConfig(db.DSN)
+	require.NoError(t, err)
+	cfg.RuntimeParams["application_name"] = "test-blocker"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	require.NoError(t, err)
+	b := &blocker{}
+	require.NoError(t, conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&b.pid))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = conn.Exec(ctx, `INSERT INTO child VALUES (2, 2, 'busy'); SELECT pg_sleep(3600)`)
+	}()
+	require.Eventually(t, func() bool {
+		return db.Count(t, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+			WHERE l.pid = $1 AND a.state = 'active' AND l.relation = 'child'::regclass AND l.mode = 'RowExclusiveLock'`, b.pid) == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	b.end = func() { b.once.Do(func() { cancel(); <-done; _ = conn.Close(context.Background()) }) }
+	t.Cleanup(b.end)
+	return b
+}
+
 // A blocker that never ends: the wait is bounded (lock.blocker_wait), then
 // the statement tries under lock_timeout as before and ends in the
 // retries' error (which the workflow turns into its gate), naming the
-// blocker. A blocker younger than lock.blocker_age is not waited for.
+// blocker. A running transaction younger than lock.blocker_age is not
+// waited for; one idle in transaction is, however young.
 func TestNeverEndingBlockerEndsInTheLockRetries(t *testing.T) {
 	tests := []struct {
 		name       string
 		policy     dbx.LockPolicy
+		idle       bool
 		wantWaited bool
 	}{
-		{"waited out, then retried", dbx.LockPolicy{LockTimeout: 100 * time.Millisecond, Attempts: 2, BaseBackoff: 20 * time.Millisecond, BlockerWait: 400 * time.Millisecond}, true},
-		{"too young to wait for", dbx.LockPolicy{LockTimeout: 100 * time.Millisecond, Attempts: 2, BaseBackoff: 20 * time.Millisecond, BlockerAge: time.Hour}, false},
+		{"waited out, then retried", dbx.LockPolicy{LockTimeout: 100 * time.Millisecond, Attempts: 2, BaseBackoff: 20 * time.Millisecond, BlockerWait: 400 * time.Millisecond}, true, true},
+		{"running and too young to wait for", dbx.LockPolicy{LockTimeout: 100 * time.Millisecond, Attempts: 2, BaseBackoff: 20 * time.Millisecond, BlockerAge: time.Hour}, false, false},
+		{"idle in transaction, however young", dbx.LockPolicy{LockTimeout: 100 * time.Millisecond, Attempts: 2, BaseBackoff: 20 * time.Millisecond, BlockerAge: time.Hour, BlockerWait: 400 * time.Millisecond}, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db := pgtest.New(t)
 			db.Exec(t, blockerSchema)
-			b := openBlocker(t, db, `INSERT INTO child VALUES (2, 2, 'never ends')`)
+			var b *blocker
+			if tt.idle {
+				b = openBlocker(t, db, `INSERT INTO child VALUES (2, 2, 'never ends')`)
+			} else {
+				b = openActiveBlocker(t, db)
+			}
 			var mu sync.Mutex
 			waited := 0
 			o := migrate.Options{RolloutID: "r1", Lock: tt.policy, Progress: func(e migrate.Event) {
