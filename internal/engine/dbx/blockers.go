@@ -192,8 +192,9 @@ type clearance struct {
 	waiting  func(Wait)
 	waited   time.Duration
 	firstSaw map[string]time.Time
-	// last is the most recent set of blockers seen (for the report).
-	last []Blocker
+	// last is the most recent non-empty set of blockers (what was waited
+	// for); current is what the latest look found (maybe nothing).
+	last, current []Blocker
 }
 
 // blocking keeps the conflicting transactions that count as blockers:
@@ -240,6 +241,7 @@ func (c *clearance) wait(ctx context.Context) error {
 			return err
 		}
 		bs := c.blocking(all, time.Now())
+		c.current = bs
 		if len(bs) == 0 {
 			return nil
 		}

@@ -191,8 +191,9 @@ func RunDDL(ctx context.Context, db DB, p LockPolicy, d DDL, fn func(ctx context
 	}
 	err = retryLocked(ctx, db, p, s, d.Observe, before, fn)
 	rep.Waited, rep.Blockers = c.waited, c.last
-	if err != nil && errors.Is(err, ErrLockRetriesExhausted) && len(c.last) > 0 {
-		err = fmt.Errorf("%w; last seen blocking: %s", err, c.last[0])
+	// Name the blocker the last look found (not one that ended earlier).
+	if err != nil && errors.Is(err, ErrLockRetriesExhausted) && len(c.current) > 0 {
+		err = fmt.Errorf("%w; last seen blocking: %s", err, c.current[0])
 	}
 	return rep, err
 }

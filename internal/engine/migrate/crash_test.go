@@ -164,3 +164,39 @@ func TestRetryNeverEndsAnotherRolloutsStatement(t *testing.T) {
 	assert.Equal(t, int64(1), db.Count(t, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, pid), "the other rollout's VALIDATE runs on")
 	require.NoError(t, <-done)
 }
+
+// VALIDATE runs under its own statement timeout
+// (lock.validate_statement_timeout), not lock.statement_timeout, which is
+// sized for the short statements: none by default, so a scan that takes
+// longer than lock.statement_timeout still completes.
+func TestValidateHasItsOwnStatementTimeout(t *testing.T) {
+	tests := []struct {
+		name     string
+		lock     dbx.LockPolicy
+		wantCode string
+	}{
+		{"lock.statement_timeout does not cut the scan short", dbx.LockPolicy{StatementTimeout: 500 * time.Millisecond}, ""},
+		{"lock.validate_statement_timeout does", dbx.LockPolicy{StatementTimeout: time.Hour, ValidateStatementTimeout: 500 * time.Millisecond}, dbx.CodeQueryCanceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := pgtest.New(t)
+			db.Exec(t, pgtest.SlowScanSchema)
+			ctx := context.Background()
+			o := migrate.Options{RolloutID: "r1", Lock: tt.lock}
+			_, err := migrate.ApplyOne(ctx, db.Pool, slowFK, o)
+			require.NoError(t, err)
+			r, err := migrate.ValidateOne(ctx, db.Pool, slowFK, o)
+			_, validated := conState(t, db, slowFK.Table, slowFK.Name)
+			if tt.wantCode == "" {
+				require.NoError(t, err)
+				assert.Equal(t, migrate.ActionValidated, r.Action)
+				assert.Greater(t, r.DurationMS, int64(500), "the scan outlasted lock.statement_timeout")
+				assert.True(t, validated)
+				return
+			}
+			assert.Equal(t, tt.wantCode, dbx.Code(err), "%v", err)
+			assert.False(t, validated)
+		})
+	}
+}
