@@ -160,13 +160,21 @@ func Blockers(ctx context.Context, q Querier, targets []LockTarget) ([]Blocker, 
 // Wait is what a statement is waiting for before it asks for its locks:
 // passed to the Waiting callback on every look that finds blockers.
 type Wait struct {
-	// Blockers are the transactions being waited out, oldest first.
+	// Blockers are the transactions being waited out, oldest first, at
+	// most maxWaitBlockers of them; More counts the others.
 	Blockers []Blocker `json:"blockers"`
+	More     int       `json:"more,omitempty"`
 	// Waited is the time spent waiting so far, for this statement.
 	Waited time.Duration `json:"waited"`
 	// Budget is LockPolicy.BlockerWait: once Waited reaches it the
 	// statement asks for its locks anyway, under lock_timeout.
 	Budget time.Duration `json:"budget"`
+}
+
+// newWait keeps the first maxWaitBlockers blockers and counts the rest.
+func newWait(bs []Blocker, waited, budget time.Duration) Wait {
+	n := min(len(bs), maxWaitBlockers)
+	return Wait{Blockers: bs[:n:n], More: len(bs) - n, Waited: waited, Budget: budget}
 }
 
 // String is the heartbeat's and the log's line.
@@ -175,7 +183,7 @@ func (w Wait) String() string {
 		return fmt.Sprintf("waited %s for conflicting transactions", w.Waited.Round(time.Millisecond))
 	}
 	more := ""
-	if n := len(w.Blockers) - 1; n > 0 {
+	if n := len(w.Blockers) - 1 + w.More; n > 0 {
 		more = fmt.Sprintf(" and %d more", n)
 	}
 	return fmt.Sprintf("waiting (%s of %s) without queueing for %s%s", w.Waited.Round(time.Second), w.Budget, w.Blockers[0], more)
@@ -250,7 +258,7 @@ func (c *clearance) wait(ctx context.Context) error {
 			return nil
 		}
 		if c.waiting != nil {
-			c.waiting(Wait{Blockers: bs, Waited: c.waited, Budget: c.p.BlockerWait})
+			c.waiting(newWait(bs, c.waited, c.p.BlockerWait))
 		}
 		// Back off while the blockers stay: a short blocker is seen gone
 		// soon, a long one is not polled for needlessly.
@@ -264,6 +272,9 @@ func (c *clearance) wait(ctx context.Context) error {
 		poll = min(poll*2, maxBlockerPoll)
 	}
 }
+
+// maxWaitBlockers keeps a heartbeat small on a table with many blockers.
+const maxWaitBlockers = 10
 
 // maxBlockerPoll bounds the time between two looks while blocked: at most
 // this long passes between the blocker's end and the statement's attempt.
