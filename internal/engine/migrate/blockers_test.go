@@ -61,7 +61,9 @@ func probe(t *testing.T, db *pgtest.DB, sql string) error {
 
 // waitingRequests counts relation lock requests waiting in the queue.
 func waitingRequests(t *testing.T, db *pgtest.DB) int64 {
-	return db.Count(t, `SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND NOT granted`)
+	// pg_locks is the whole server's: only this test's database counts.
+	return db.Count(t, `SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND NOT granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
 }
 
 const blockerSchema = `CREATE TABLE parent (id int PRIMARY KEY); CREATE TABLE child (id int, parent_id int, note text);

@@ -152,8 +152,13 @@ func TestRetryNeverEndsAnotherRolloutsStatement(t *testing.T) {
 	}()
 	var pid int
 	require.Eventually(t, func() bool {
-		return db.Pool.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'fkr % validate a1 other-rollout' AND state = 'active'`).Scan(&pid) == nil
-	}, 30*time.Second, 20*time.Millisecond)
+		return db.Pool.QueryRow(ctx, `SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
+			WHERE a.application_name LIKE 'fkr % validate a1 other-rollout' AND a.state = 'active'
+			  AND l.relation = 'slow_child'::regclass AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted`).Scan(&pid) == nil
+	}, 30*time.Second, 20*time.Millisecond, "the other rollout's VALIDATE holds its lock")
+	// Older than lock.blocker_age: a statement that has been running, not
+	// one that may be a short write about to end.
+	time.Sleep(100 * time.Millisecond)
 
 	mine := migrate.Options{RolloutID: crashRollout, RunID: crashRun, Attempt: 2,
 		Lock: dbx.LockPolicy{LockTimeout: 50 * time.Millisecond, Attempts: 1, BlockerWait: 200 * time.Millisecond}}
