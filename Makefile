@@ -69,7 +69,8 @@ demo: $(TEMPORAL) build
 .PHONY: bench
 BENCH_ROWS ?= 2000000
 # Six migrations of one FK under concurrent writers (naive / hand / fkrollout,
-# each with and without a 10 s blocking write), wall time against psql, audit
+# each with and without a 10 s blocking write), fkrollout under a 60 s blocker
+# queueing and retrying against waiting it out, wall time against psql, audit
 # against sequential psql, load generator against pgbench. Takes minutes.
 bench:
 	@mkdir -p out

@@ -313,8 +313,14 @@ func safeName(s string) string {
 
 // migrateOptions binds ownership to the workflow run (runID) as well as the
 // rollout: a rollout id can be reused once its run has closed.
-func (a *Activities) migrateOptions(rolloutID, runID string, hb *heartbeater) migrate.Options {
-	return migrate.Options{RolloutID: rolloutID, RunID: runID, Lock: a.Lock, Progress: func(ev migrate.Event) {
+// The activity attempt labels each statement's session, so a retry ends
+// a previous attempt's backend still running the same statement.
+func (a *Activities) migrateOptions(ctx context.Context, rolloutID, runID string, hb *heartbeater) migrate.Options {
+	attempt := 0
+	if activity.IsActivity(ctx) {
+		attempt = int(activity.GetInfo(ctx).Attempt)
+	}
+	return migrate.Options{RolloutID: rolloutID, RunID: runID, Lock: a.Lock, Attempt: attempt, Progress: func(ev migrate.Event) {
 		if hb != nil {
 			hb.set(ev)
 		}
@@ -346,7 +352,7 @@ func (a *Activities) runConstraintDDL(ctx context.Context, in rollout.Constraint
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: 1, Item: in.FK.Name, Note: what})
 	defer hb.end()
-	opts := a.migrateOptions(in.RolloutID, in.RunID, hb)
+	opts := a.migrateOptions(ctx, in.RolloutID, in.RunID, hb)
 	sctx, span := startSQLSpan(ctx, "sql "+what, in.Environment, in.FK.Name, attribute.String("db.sql.table", in.FK.Table.String()))
 	r, err := fn(sctx, pool, in.FK, opts)
 	a.endSQLSpan(span, err)
@@ -356,12 +362,14 @@ func (a *Activities) runConstraintDDL(ctx context.Context, in rollout.Constraint
 		}
 		return rollout.ConstraintResult{}, a.clean(fmt.Errorf("%s %s on %s: %w", what, in.FK.Name, in.Environment, err))
 	}
-	activityLogger(ctx, a.Log).Info(what+" done", "environment", in.Environment, "constraint", in.FK.Name, "action", r.Action, "attempts", r.Attempts)
+	activityLogger(ctx, a.Log).Info(what+" done", "environment", in.Environment, "constraint", in.FK.Name, "action", r.Action, "attempts", r.Attempts,
+		"waited_ms", r.WaitedMS, "waited_for", r.WaitedFor, "terminated", r.Terminated)
 	return toResult(in.FK, r), nil
 }
 
 func toResult(fk plan.ForeignKey, r migrate.Result) rollout.ConstraintResult {
-	return rollout.ConstraintResult{FK: fk.Name, Table: fk.Table.String(), Action: string(r.Action), Attempts: r.Attempts, DurationMS: r.DurationMS}
+	return rollout.ConstraintResult{FK: fk.Name, Table: fk.Table.String(), Action: string(r.Action), Attempts: r.Attempts, DurationMS: r.DurationMS,
+		WaitedMS: r.WaitedMS, WaitedFor: r.WaitedFor, Terminated: r.Terminated}
 }
 
 // Remediate quarantines and then deletes (or sets NULL on) one
@@ -569,7 +577,7 @@ func (a *Activities) Rollback(ctx context.Context, in rollout.RollbackInput) ([]
 	}
 	hb := a.startHeartbeat(ctx, Progress{Total: len(in.Plan.ForeignKeys), Note: "rollback"})
 	defer hb.end()
-	opts := a.migrateOptions(in.RolloutID, in.RunID, hb)
+	opts := a.migrateOptions(ctx, in.RolloutID, in.RunID, hb)
 	opts.KeepValidated = in.KeepValidated
 	res, err := migrate.Rollback(ctx, pool, in.RolloutID, in.Plan, opts)
 	if err != nil {

@@ -25,7 +25,7 @@ func TestNewResolvesTheLockPolicyOnce(t *testing.T) {
 	}{
 		{name: "defaults", want: dbx.DefaultLockPolicy()},
 		{name: "configured", lock: config.LockConfig{LockTimeout: "1500ms", StatementTimeout: "1m", Attempts: 3, BaseBackoff: "50ms", MaxBackoff: "2s"},
-			want: dbx.LockPolicy{LockTimeout: 1500 * time.Millisecond, StatementTimeout: time.Minute, Attempts: 3, BaseBackoff: 50 * time.Millisecond, MaxBackoff: 2 * time.Second}},
+			want: dbx.LockPolicy{LockTimeout: 1500 * time.Millisecond, StatementTimeout: time.Minute, Attempts: 3, BaseBackoff: 50 * time.Millisecond, MaxBackoff: 2 * time.Second}.WithDefaults()},
 		{name: "unparsable", lock: config.LockConfig{LockTimeout: "soon"}, wantErr: `lock.lock_timeout: time: invalid duration "soon"`},
 	}
 	for _, tt := range tests {

@@ -54,6 +54,9 @@ type config struct {
 	writers          int
 	rate             int
 	blocker          time.Duration
+	longBlocker      time.Duration
+	longAttempts     int
+	longRepeats      int
 	settle           time.Duration
 	policy           dbx.LockPolicy
 	repeats          int
@@ -77,6 +80,9 @@ func main() {
 	flag.IntVar(&c.writers, "writers", 4, "concurrent writers inserting into the child table")
 	flag.IntVar(&c.rate, "rate", 200, "transactions per second per writer (paced; latency is corrected for coordinated omission)")
 	flag.DurationVar(&c.blocker, "blocker", 10*time.Second, "how long the blocking transaction holds its write")
+	flag.DurationVar(&c.longBlocker, "long-blocker", 60*time.Second, "the long-blocker scenario's blocker (fkrollout queueing and retrying vs waiting it out; 0 skips it)")
+	flag.IntVar(&c.longRepeats, "long-repeats", 1, "rounds of the long-blocker scenario (its three runs alternate)")
+	flag.IntVar(&c.longAttempts, "long-attempts", 400, "fkrollout's attempts per statement in the long-blocker scenario (enough to outlast the blocker when queueing)")
 	flag.DurationVar(&c.settle, "settle", time.Second, "writer time recorded before and after each migration")
 	flag.DurationVar(&c.policy.LockTimeout, "lock-timeout", 200*time.Millisecond, "fkrollout's lock_timeout per attempt")
 	flag.IntVar(&c.policy.Attempts, "attempts", 40, "fkrollout's attempts per statement")
@@ -89,7 +95,7 @@ func main() {
 	flag.StringVar(&c.md, "md", "", "write the Markdown report to this file")
 	flag.BoolVar(&c.keep, "keep", false, "keep the benchmark database")
 	flag.BoolVar(&c.skipExtras, "skip-extras", false, "only the six stall runs")
-	flag.StringVar(&c.only, "only", "", "run one part: stalls, walltime, audit or throughput")
+	flag.StringVar(&c.only, "only", "", "run one part: stalls, longblocker, walltime, audit or throughput")
 	flag.IntVar(&c.demoWorkflows, "demo-workflows", 0, "workflows of the demo data the audit runs on (default rows/10)")
 	flag.IntVar(&c.stallRepeats, "stall-repeats", 3, "repeats of each migration without the blocker (the median max is reported)")
 	flag.IntVar(&c.auditParallelism, "audit-parallelism", 4, "audit.Options.Parallelism")
@@ -132,7 +138,20 @@ type Stall struct {
 	Blocker     bool    `json:"blocker"`
 	MigrationMS float64 `json:"migration_ms"`
 	Attempts    int     `json:"attempts,omitempty"`
-	Writes      int64   `json:"writes"`
+	// Round is the long-blocker scenario's round.
+	Round int `json:"round,omitempty"`
+	// BlockerFor is how long the blocker held its write ("" without one).
+	BlockerFor string `json:"blocker_for,omitempty"`
+	// WaitedMS is the time fkrollout waited for blockers without queueing.
+	WaitedMS float64 `json:"waited_ms,omitempty"`
+	Writes   int64   `json:"writes"`
+	// SlowPct is the share of writes over 100 ms, in percent, from the
+	// histogram corrected for coordinated omission.
+	SlowPct float64 `json:"writes_over_100ms_pct"`
+	// The same for the writes started while the blocker held its lock.
+	HeldWrites  int64   `json:"held_writes,omitempty"`
+	HeldSlowPct float64 `json:"held_writes_over_100ms_pct,omitempty"`
+	HeldP99MS   float64 `json:"held_p99_ms,omitempty"`
 	Errors      int64   `json:"errors"`
 	P50MS       float64 `json:"p50_ms"`
 	P99MS       float64 `json:"p99_ms"`
@@ -143,17 +162,20 @@ type Stall struct {
 
 // Results is everything the benchmark measured.
 type Results struct {
-	Machine       Machine     `json:"machine"`
-	Config        string      `json:"config"`
-	BlockerFor    string      `json:"blocker_for"`
-	LockTimeoutMS float64     `json:"lock_timeout_ms"`
-	Targets       []Target    `json:"targets"`
-	SetupMS       float64     `json:"setup_ms"`
-	Idle          Stall       `json:"idle"`
-	Stalls        []Stall     `json:"stalls"`
-	WallTime      *WallTime   `json:"wall_time,omitempty"`
-	Throughput    *Throughput `json:"throughput,omitempty"`
-	Audit         *AuditBench `json:"audit,omitempty"`
+	Machine       Machine  `json:"machine"`
+	Config        string   `json:"config"`
+	BlockerFor    string   `json:"blocker_for"`
+	LockTimeoutMS float64  `json:"lock_timeout_ms"`
+	Targets       []Target `json:"targets"`
+	SetupMS       float64  `json:"setup_ms"`
+	Idle          Stall    `json:"idle"`
+	Stalls        []Stall  `json:"stalls"`
+	// Long is the long-blocker scenario: fkrollout queueing and retrying
+	// (lock.blocker_wait: off) against waiting the blocker out.
+	Long       []Stall     `json:"long_blocker,omitempty"`
+	WallTime   *WallTime   `json:"wall_time,omitempty"`
+	Throughput *Throughput `json:"throughput,omitempty"`
+	Audit      *AuditBench `json:"audit,omitempty"`
 }
 
 type Machine struct {
@@ -240,6 +262,11 @@ func run(ctx context.Context, c config) (Results, error) {
 			return res, err
 		}
 	}
+	if c.longBlocker > 0 && (c.only == "" || c.only == "longblocker") {
+		if err := longBlocker(ctx, pool, c, fk, &res); err != nil {
+			return res, err
+		}
+	}
 	if c.skipExtras {
 		return res, nil
 	}
@@ -269,29 +296,29 @@ func run(ctx context.Context, c config) (Results, error) {
 
 func stalls(ctx context.Context, pool *pgxpool.Pool, c config, fk plan.ForeignKey, res *Results) (err error) {
 	// The writers alone, for reference.
-	res.Idle, err = measure(ctx, pool, c, "no migration", false, func(context.Context) (int, error) {
+	res.Idle, err = measure(ctx, pool, c, "no migration", 0, func(context.Context) (int, time.Duration, error) {
 		time.Sleep(c.settle)
-		return 0, nil
+		return 0, 0, nil
 	})
 	if err != nil {
 		return err
 	}
 	methods := []struct {
 		name string
-		fn   func(ctx context.Context) (int, error)
+		fn   func(ctx context.Context) (int, time.Duration, error)
 	}{
-		{"naive ADD FOREIGN KEY", func(ctx context.Context) (int, error) {
+		{"naive ADD FOREIGN KEY", func(ctx context.Context) (int, time.Duration, error) {
 			_, err := pool.Exec(ctx, fk.AddSQL(false))
-			return 1, err
+			return 1, 0, err
 		}},
-		{"hand NOT VALID + VALIDATE", func(ctx context.Context) (int, error) {
+		{"hand NOT VALID + VALIDATE", func(ctx context.Context) (int, time.Duration, error) {
 			if _, err := pool.Exec(ctx, fk.AddSQL(true)); err != nil {
-				return 1, err
+				return 1, 0, err
 			}
 			_, err := pool.Exec(ctx, fk.ValidateSQL())
-			return 2, err
+			return 2, 0, err
 		}},
-		{"fkrollout", func(ctx context.Context) (int, error) {
+		{"fkrollout", func(ctx context.Context) (int, time.Duration, error) {
 			return engineApplyValidate(ctx, pool, fk, c.policy)
 		}},
 	}
@@ -313,7 +340,11 @@ func stalls(ctx context.Context, pool *pgxpool.Pool, c config, fk plan.ForeignKe
 				if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
 					return err
 				}
-				s, err := measure(ctx, pool, c, m.name, blocker, m.fn)
+				var blockFor time.Duration
+				if blocker {
+					blockFor = c.blocker
+				}
+				s, err := measure(ctx, pool, c, m.name, blockFor, m.fn)
 				if err != nil {
 					return err
 				}
@@ -330,6 +361,55 @@ func stalls(ctx context.Context, pool *pgxpool.Pool, c config, fk plan.ForeignKe
 				s.MaxRuns = append(s.MaxRuns, r.MaxMS)
 			}
 			res.Stalls = append(res.Stalls, s)
+		}
+	}
+	return nil
+}
+
+// longBlocker runs fkrollout's migration twice under one long blocker
+// (c.longBlocker): queueing and retrying under lock_timeout
+// (lock.blocker_wait: off, the behaviour before the wait existed), then
+// waiting the blocker out without queueing (the default). Same policy
+// otherwise, with attempts enough to outlast the blocker either way. A
+// first run starts the hand plan only after the blocker has ended: what
+// the writers pay anyway (the blocker, VALIDATE's scan on a shared
+// machine) when nobody queues behind the blocker.
+func longBlocker(ctx context.Context, pool *pgxpool.Pool, c config, fk plan.ForeignKey, res *Results) error {
+	queue := c.policy
+	queue.Attempts, queue.BlockerWait = c.longAttempts, -1
+	wait := c.policy
+	wait.Attempts, wait.BlockerWait = c.longAttempts, c.longBlocker+time.Minute
+	methods := []struct {
+		name string
+		p    *dbx.LockPolicy
+	}{{"reference: hand NOT VALID + VALIDATE run after the blocker ended", nil}, {"fkrollout, queue and retry (blocker_wait off)", &queue}, {"fkrollout, wait out the blocker (default)", &wait}}
+	for round := range max(c.longRepeats, 1) {
+		for _, m := range methods {
+			if _, err := pool.Exec(ctx, fk.DropSQL()); err != nil {
+				return err
+			}
+			if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
+				return err
+			}
+			s, err := measure(ctx, pool, c, m.name, c.longBlocker, func(ctx context.Context) (int, time.Duration, error) {
+				if m.p == nil {
+					// The hand plan, started only once the blocker has ended.
+					time.Sleep(c.longBlocker + 100*time.Millisecond)
+					if _, err := pool.Exec(ctx, fk.AddSQL(true)); err != nil {
+						return 1, 0, err
+					}
+					_, err := pool.Exec(ctx, fk.ValidateSQL())
+					return 2, 0, err
+				}
+				return engineApplyValidate(ctx, pool, fk, *m.p)
+			})
+			if err != nil {
+				return err
+			}
+			s.Round = round + 1
+			log.Printf("zerostall: round %d %-46s blocker=%s migration %8.0f ms  writer p99 %8.1f ms  max %8.1f ms  > 100 ms %.2f %%; while held: %d writes, > 100 ms %.2f %%, p99 %.1f ms; attempts %d  waited %.0f ms",
+				s.Round, s.Method, s.BlockerFor, s.MigrationMS, s.P99MS, s.MaxMS, s.SlowPct, s.HeldWrites, s.HeldSlowPct, s.HeldP99MS, s.Attempts, s.WaitedMS)
+			res.Long = append(res.Long, s)
 		}
 	}
 	return nil
@@ -367,11 +447,19 @@ func setup(ctx context.Context, pool *pgxpool.Pool, c config) error {
 // measure runs the writers, starts the blocker when asked, runs the
 // migration, and returns the writers' latency over settle + migration +
 // settle (+ until the blocker ended).
-func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, blocker bool, migrate func(context.Context) (int, error)) (Stall, error) {
+func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, blockFor time.Duration, migrate func(context.Context) (int, time.Duration, error)) (Stall, error) {
+	blocker := blockFor > 0
 	s := Stall{Method: method, Blocker: blocker}
+	if blocker {
+		s.BlockerFor = blockFor.String()
+	}
 	interval := time.Second / time.Duration(c.rate)
 	stop := make(chan struct{})
 	hists := make([]*hdrhistogram.Histogram, c.writers)
+	// held: the blocker holds its lock; heldHists are the writes started
+	// meanwhile (what the blocker scenario's target is about).
+	var held atomic.Bool
+	heldHists := make([]*hdrhistogram.Histogram, c.writers)
 	var writes, errs atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -385,8 +473,8 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 		defer cc.Close(context.Background())
 	}
 	for i := range c.writers {
-		h := runner.NewHistogram()
-		hists[i] = h
+		h, hh := runner.NewHistogram(), runner.NewHistogram()
+		hists[i], heldHists[i] = h, hh
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -401,7 +489,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 				if d := time.Until(next); d > 0 {
 					time.Sleep(d)
 				}
-				start := time.Now()
+				start, during := time.Now(), held.Load()
 				_, err := conn.Exec(ctx, `INSERT INTO bench_child (parent_id, payload) VALUES ($1, $2)`, int64(1+(n*7919+i*104729)%c.parents), "writer")
 				el := time.Since(start)
 				if err != nil {
@@ -413,6 +501,9 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 				// Coordinated omission: a stalled writer would have issued
 				// a transaction every interval; those are recorded too.
 				_ = h.RecordCorrectedValue(max(el.Microseconds(), 1), interval.Microseconds())
+				if during {
+					_ = hh.RecordCorrectedValue(max(el.Microseconds(), 1), interval.Microseconds())
+				}
 				next = next.Add(interval)
 				if time.Until(next) < -interval {
 					next = time.Now()
@@ -440,8 +531,10 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 			wg.Wait()
 			return s, fmt.Errorf("blocker: %w", err)
 		}
+		held.Store(true)
 		go func() {
-			time.Sleep(c.blocker)
+			time.Sleep(blockFor)
+			held.Store(false)
 			blockerDone <- tx.Rollback(context.Background())
 		}()
 	} else {
@@ -449,9 +542,9 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 	}
 
 	t0 := time.Now()
-	attempts, err := migrate(ctx)
+	attempts, waited, err := migrate(ctx)
 	s.MigrationMS = ms(time.Since(t0))
-	s.Attempts = attempts
+	s.Attempts, s.WaitedMS = attempts, ms(waited)
 	if berr := <-blockerDone; berr != nil && err == nil {
 		err = fmt.Errorf("blocker rollback: %w", berr)
 	}
@@ -472,7 +565,31 @@ func measure(ctx context.Context, pool *pgxpool.Pool, c config, method string, b
 	s.P50MS = runner.MicrosToMillis(all.ValueAtQuantile(50))
 	s.P99MS = runner.MicrosToMillis(all.ValueAtQuantile(99))
 	s.MaxMS = runner.MicrosToMillis(all.Max())
+	s.SlowPct = slowPct(all)
+	if blocker {
+		during := runner.NewHistogram()
+		for _, h := range heldHists {
+			during.Merge(h)
+		}
+		s.HeldWrites = during.TotalCount()
+		s.HeldSlowPct = slowPct(during)
+		s.HeldP99MS = runner.MicrosToMillis(during.ValueAtQuantile(99))
+	}
 	return s, nil
+}
+
+// slowPct is the share of h's values over 100 ms, in percent.
+func slowPct(h *hdrhistogram.Histogram) float64 {
+	var slow int64
+	for _, b := range h.Distribution() {
+		if b.From > 100_000 {
+			slow += b.Count
+		}
+	}
+	if n := h.TotalCount(); n > 0 {
+		return 100 * float64(slow) / float64(n)
+	}
+	return 0
 }
 
 // wallTime: fkrollout's apply+validate against psql running the same two
@@ -487,7 +604,7 @@ func wallTime(ctx context.Context, pool *pgxpool.Pool, dsn string, fk plan.Forei
 			return nil, err
 		}
 		t0 := time.Now()
-		if _, err := engineApplyValidate(ctx, pool, fk, c.policy); err != nil {
+		if _, _, err := engineApplyValidate(ctx, pool, fk, c.policy); err != nil {
 			return nil, err
 		}
 		wt.FkrolloutMS = append(wt.FkrolloutMS, ms(time.Since(t0)))
@@ -608,6 +725,16 @@ func (r *Results) evaluate() {
 	if f, ok := find("fkrollout", true); ok {
 		r.Targets = append(r.Targets, Target{Name: "fkrollout max writer stall, with blocker", Want: "≤ lock_timeout + 50 ms", Measured: f.MaxMS, Limit: r.LockTimeoutMS + 50, Met: f.MaxMS <= r.LockTimeoutMS+50})
 	}
+	var held []float64
+	for _, s := range r.Long {
+		if strings.Contains(s.Method, "wait out") {
+			held = append(held, s.HeldSlowPct)
+		}
+	}
+	if len(held) > 0 {
+		m := median(held)
+		r.Targets = append(r.Targets, Target{Name: "fkrollout writes over 100 ms while a " + r.Long[0].BlockerFor + " blocker holds its lock (median of rounds)", Want: "< 0.5 %", Measured: m, Limit: 0.5, Met: m < 0.5})
+	}
 	if r.WallTime != nil {
 		r.Targets = append(r.Targets, Target{Name: "apply+validate wall time vs psql", Want: "≤ 1.10×", Measured: r.WallTime.Ratio, Limit: 1.10, Met: r.WallTime.Ratio <= 1.10})
 	}
@@ -651,6 +778,15 @@ func (r Results) Markdown() string {
 			fmt.Fprintf(&b, "| %s | %s | %.0f ms | %.1f ms | %s | %s | %d |\n", s.Method, bl, s.MigrationMS, s.P99MS, maxs, ratio, s.Attempts)
 		}
 	}
+	if len(r.Long) > 0 {
+		b.WriteString("\nLong blocker, fkrollout queueing and retrying against waiting it out:\n\n")
+		b.WriteString("| Round | Migration | Blocker | Writes > 100 ms while held | p99 while held | Writes > 100 ms, whole run | Writer p99, whole run | Writer max | Migration time | Statement attempts | Waited without queueing |\n")
+		b.WriteString("|-------|-----------|---------|----------------------------|----------------|----------------------------|-----------------------|------------|----------------|--------------------|-------------------------|\n")
+		for _, s := range r.Long {
+			fmt.Fprintf(&b, "| %d | %s | %s write | %.2f %% (%d writes) | %.1f ms | %.2f %% | %.1f ms | %.1f ms | %.0f ms | %d | %.0f ms |\n",
+				s.Round, s.Method, s.BlockerFor, s.HeldSlowPct, s.HeldWrites, s.HeldP99MS, s.SlowPct, s.P99MS, s.MaxMS, s.MigrationMS, s.Attempts, s.WaitedMS)
+		}
+	}
 	if r.WallTime != nil {
 		fmt.Fprintf(&b, "\nApply+validate wall time: fkrollout %s ms (median %.0f), psql %s ms (median %.0f): **%.2f×**\n",
 			list(r.WallTime.FkrolloutMS), median(r.WallTime.FkrolloutMS), list(r.WallTime.PsqlMS), median(r.WallTime.PsqlMS), r.WallTime.Ratio)
@@ -678,6 +814,8 @@ func (r Results) Markdown() string {
 			unit := " ms"
 			if strings.Contains(t.Want, "×") {
 				unit = "×"
+			} else if strings.Contains(t.Want, "%") {
+				unit = " %"
 			}
 			fmt.Fprintf(&b, "| %s | %s (%.2f%s) | %.2f%s | %s |\n", t.Name, t.Want, t.Limit, unit, t.Measured, unit, met)
 		}

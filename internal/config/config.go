@@ -250,6 +250,14 @@ type LockConfig struct {
 	Attempts         int    `yaml:"attempts"`
 	BaseBackoff      string `yaml:"base_backoff"`
 	MaxBackoff       string `yaml:"max_backoff"`
+	// BlockerWait: how long a DDL statement waits, without queueing, for
+	// conflicting transactions to end ("off": it never waits).
+	BlockerWait string `yaml:"blocker_wait"`
+	// BlockerAge: a conflicting transaction older than this is waited out.
+	BlockerAge string `yaml:"blocker_age"`
+	// ValidateStatementTimeout: statement_timeout of VALIDATE CONSTRAINT
+	// (0 or unset: none).
+	ValidateStatementTimeout string `yaml:"validate_statement_timeout"`
 }
 
 // AuditConfig tunes the orphan audit.
@@ -762,6 +770,8 @@ func (c *Config) LockPolicy() (dbx.LockPolicy, error) {
 		{"lock.statement_timeout", c.Lock.StatementTimeout, &p.StatementTimeout},
 		{"lock.base_backoff", c.Lock.BaseBackoff, &p.BaseBackoff},
 		{"lock.max_backoff", c.Lock.MaxBackoff, &p.MaxBackoff},
+		{"lock.blocker_age", c.Lock.BlockerAge, &p.BlockerAge},
+		{"lock.validate_statement_timeout", c.Lock.ValidateStatementTimeout, &p.ValidateStatementTimeout},
 	}
 	for _, d := range durs {
 		if d.s == "" {
@@ -774,6 +784,23 @@ func (c *Config) LockPolicy() (dbx.LockPolicy, error) {
 	}
 	if c.Lock.Attempts < 0 {
 		return p, fmt.Errorf("lock.attempts: %d is negative", c.Lock.Attempts)
+	}
+	switch w := c.Lock.BlockerWait; w {
+	case "":
+	case "off":
+		p.BlockerWait = -1
+	default:
+		d, err := time.ParseDuration(w)
+		if err != nil || d <= 0 {
+			return p, fmt.Errorf("lock.blocker_wait: %q: want a positive duration (2m) or off", w)
+		}
+		p.BlockerWait = d
+	}
+	if c.Lock.BlockerAge != "" && p.BlockerAge <= 0 {
+		return p, fmt.Errorf("lock.blocker_age: %q: want a positive duration (20ms)", c.Lock.BlockerAge)
+	}
+	if v := p.ValidateStatementTimeout; v > 0 && v < time.Second {
+		return p, fmt.Errorf("lock.validate_statement_timeout: %s is under a second (0 means none; VALIDATE of a big table takes minutes to hours)", v)
 	}
 	if c.Lock.Attempts > 0 {
 		p.Attempts = c.Lock.Attempts

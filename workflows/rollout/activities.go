@@ -193,6 +193,14 @@ type ConstraintResult struct {
 	Action     string `json:"action"`
 	Attempts   int    `json:"attempts"`
 	DurationMS int64  `json:"duration_ms"`
+	// WaitedMS is the time the statement waited, without queueing for its
+	// locks, for conflicting transactions to end; WaitedFor names the last
+	// one (pid, application_name, transaction age; never query text).
+	WaitedMS  int64  `json:"waited_ms,omitempty"`
+	WaitedFor string `json:"waited_for,omitempty"`
+	// Terminated lists the backends of an earlier attempt of this step
+	// (a dead worker's) that were still running it and were ended first.
+	Terminated []int `json:"terminated,omitempty"`
 }
 
 // RemediateInput remediates one constraint's orphans.

@@ -46,6 +46,7 @@ func (w *rollout) stepFor(ctx workflow.Context, env, fk, summary, act string, op
 		cancel()
 		w.cancelStep = nil
 		if err == nil {
+			w.noteLockWait(ctx, env, summary, out)
 			return nil
 		}
 		if w.stop != nil {

@@ -20,7 +20,7 @@ type Settings struct {
 	// before failing with 55P03.
 	LockTimeout time.Duration
 	// StatementTimeout is statement_timeout: how long one statement runs
-	// before failing with 57014.
+	// before failing with 57014 (NoTimeout: never).
 	StatementTimeout time.Duration
 	// ApplicationName is application_name, as pg_stat_activity shows it.
 	ApplicationName string
@@ -66,8 +66,11 @@ func (s Settings) pairs() (names, values []string) {
 	if s.LockTimeout > 0 {
 		names, values = append(names, "lock_timeout"), append(values, millis(s.LockTimeout))
 	}
-	if s.StatementTimeout > 0 {
+	switch {
+	case s.StatementTimeout > 0:
 		names, values = append(names, "statement_timeout"), append(values, millis(s.StatementTimeout))
+	case s.StatementTimeout < 0: // NoTimeout
+		names, values = append(names, "statement_timeout"), append(values, "0")
 	}
 	if s.ApplicationName != "" {
 		names, values = append(names, "application_name"), append(values, s.ApplicationName)

@@ -1,10 +1,13 @@
 // Package migrate changes the database: ADD CONSTRAINT ... NOT VALID (short
 // lock, no scan), VALIDATE CONSTRAINT (scan under SHARE UPDATE EXCLUSIVE, so
 // reads and writes continue), verification and rollback of exactly the
-// constraints a rollout created. Every statement runs through dbx.InLockedTx
-// (SET LOCAL lock_timeout, retry on 55P03), one constraint per transaction,
-// and ownership is recorded in the same transaction as the DDL so a crash
-// never leaves an unowned constraint or an ownership row without one.
+// constraints a rollout created. Every statement runs through dbx.RunDDL:
+// it waits, without queueing, while a long transaction holds a conflicting
+// lock, then runs under SET LOCAL lock_timeout with retries of 55P03, in a
+// session labelled with the rollout, step and attempt (a retry ends a dead
+// attempt's backend). One constraint per transaction, and ownership is
+// recorded in the same transaction as the DDL so a crash never leaves an
+// unowned constraint or an ownership row without one.
 package migrate
 
 import (
@@ -50,11 +53,24 @@ type Options struct {
 	// manual commands); see catalog.Owner.Owns.
 	RunID string
 	Lock  dbx.LockPolicy
-	// Progress, when set, sees every start, attempt and finish.
+	// Attempt is the activity attempt running the step (0 outside a
+	// workflow). With RolloutID it labels each statement's session
+	// (dbx.Label): a retry ends a previous attempt's backend of the same
+	// rollout run, step and constraint that is still running.
+	Attempt int
+	// Progress, when set, sees every start, attempt, wait and finish.
 	Progress func(Event)
 	// KeepValidated makes Rollback drop only constraints still NOT VALID;
 	// a validated one stays, with its ownership, as ActionKeptValidated.
 	KeepValidated bool
+}
+
+// label is the session label of one step on one constraint.
+func (o Options) label(step string, fk plan.ForeignKey) dbx.Label {
+	if o.RolloutID == "" {
+		return dbx.Label{}
+	}
+	return dbx.Label{Rollout: o.RolloutID, Identity: []string{o.RunID, step, fk.ID()}, Step: step, Attempt: o.Attempt}
 }
 
 // Event reports progress (the workflow heartbeats from it).
@@ -66,6 +82,9 @@ type Event struct {
 	Total   int           `json:"total"`
 	Message string        `json:"message"`
 	Elapsed time.Duration `json:"elapsed"`
+	// Waiting is set while the statement waits, without queueing for its
+	// locks, for conflicting transactions to end (who, and how long).
+	Waiting *dbx.Wait `json:"waiting,omitempty"`
 }
 
 // Actions in Result.
@@ -94,6 +113,13 @@ type Result struct {
 	// Partitions lists the leaf partitions handled for a partitioned table.
 	Partitions []string `json:"partitions,omitempty"`
 	Note       string   `json:"note,omitempty"`
+	// WaitedMS is the time spent waiting, without queueing, for
+	// conflicting transactions to end; WaitedFor names the last one.
+	WaitedMS  int64  `json:"waited_ms,omitempty"`
+	WaitedFor string `json:"waited_for,omitempty"`
+	// Terminated lists the backends of a previous attempt of this step
+	// that were still running its statement and were ended first.
+	Terminated []int `json:"terminated,omitempty"`
 }
 
 // Verification is the state of one plan constraint.
@@ -120,23 +146,53 @@ func ordered(p plan.Plan) []plan.ForeignKey {
 type tracker struct {
 	o        Options
 	step     string
+	key      plan.ForeignKey
 	fk       string
 	done     int
 	total    int
 	attempts int
 	start    time.Time
+	rep      dbx.Report
 }
 
 func newTracker(o Options, step string, fk plan.ForeignKey, done, total int) *tracker {
-	t := &tracker{o: o, step: step, fk: fk.ID(), done: done, total: total, start: time.Now()}
+	t := &tracker{o: o, step: step, key: fk, fk: fk.ID(), done: done, total: total, start: time.Now()}
 	t.emit(0, "start")
 	return t
 }
 
-func (t *tracker) emit(attempt int, msg string) {
+func (t *tracker) emit(attempt int, msg string) { t.emitWait(attempt, msg, nil) }
+
+func (t *tracker) emitWait(attempt int, msg string, w *dbx.Wait) {
 	if t.o.Progress != nil {
-		t.o.Progress(Event{FK: t.fk, Step: t.step, Attempt: attempt, Done: t.done, Total: t.total, Message: msg, Elapsed: time.Since(t.start)})
+		t.o.Progress(Event{FK: t.fk, Step: t.step, Attempt: attempt, Done: t.done, Total: t.total, Message: msg, Elapsed: time.Since(t.start), Waiting: w})
 	}
+}
+
+func (t *tracker) waiting(w dbx.Wait) { t.emitWait(t.attempts, w.String(), &w) }
+
+// running is the detail every heartbeat carries while the statement runs
+// (a VALIDATE scan: for hours).
+func (t *tracker) running(n int) {
+	t.emit(n, fmt.Sprintf("attempt %d running (lock_timeout %s)", n, t.o.Lock.WithDefaults().LockTimeout))
+}
+
+// run runs the tracker's statement through dbx.RunDDL: labelled, after a
+// previous attempt's backend is ended, and after the targets are clear of
+// blockers. statementTimeout 0 keeps the lock policy's.
+func (t *tracker) run(ctx context.Context, pool *pgxpool.Pool, targets []dbx.LockTarget, statementTimeout time.Duration,
+	fn func(ctx context.Context, tx pgx.Tx) error) error {
+	rep, err := dbx.RunDDL(ctx, pool, t.o.Lock, dbx.DDL{Targets: targets, Label: t.o.label(t.step, t.key), StatementTimeout: statementTimeout,
+		Observe: t.observe, Waiting: t.waiting, Running: t.running}, fn)
+	t.rep.Waited += rep.Waited
+	if len(rep.Blockers) > 0 {
+		t.rep.Blockers = rep.Blockers
+	}
+	t.rep.Terminated = append(t.rep.Terminated, rep.Terminated...)
+	if len(rep.Terminated) > 0 {
+		t.emit(t.attempts, fmt.Sprintf("ended backend(s) %v of a previous attempt still running this statement", rep.Terminated))
+	}
+	return err
 }
 
 func (t *tracker) observe(a dbx.Attempt) {
@@ -151,6 +207,11 @@ func (t *tracker) observe(a dbx.Attempt) {
 func (t *tracker) finish(r *Result, err error) {
 	r.Attempts = t.attempts
 	r.DurationMS = time.Since(t.start).Milliseconds()
+	r.WaitedMS = t.rep.Waited.Milliseconds()
+	if len(t.rep.Blockers) > 0 {
+		r.WaitedFor = t.rep.Blockers[0].String()
+	}
+	r.Terminated = t.rep.Terminated
 	msg := r.Action
 	if err != nil {
 		msg = "error: " + err.Error()
@@ -210,7 +271,7 @@ func applyOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Opt
 	}
 	t := newTracker(o, "apply", fk, done, total)
 	defer func() { t.finish(&r, err) }()
-	err = dbx.InLockedTx(ctx, pool, o.Lock, t.observe, func(ctx context.Context, tx pgx.Tx) error {
+	err = t.run(ctx, pool, addTargets(fk), 0, func(ctx context.Context, tx pgx.Tx) error {
 		action, owned, note, err := addIfAbsent(ctx, tx, fk, o, true)
 		r.Action, r.Owned, r.Note = action, owned, note
 		return err
@@ -338,7 +399,7 @@ func applyPartitioned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKe
 		// Parent already there: settle it with the ordinary path (state
 		// re-read in the tx; no DDL when it exists).
 		t := newTracker(o, "apply", fk, done, total)
-		err = dbx.InLockedTx(ctx, pool, o.Lock, t.observe, func(ctx context.Context, tx pgx.Tx) error {
+		err = t.run(ctx, pool, addTargets(fk), 0, func(ctx context.Context, tx pgx.Tx) error {
 			a, owned, note, err := addIfAbsent(ctx, tx, fk, o, false)
 			r.Action, r.Owned, r.Note = a, owned, note
 			return err
@@ -377,7 +438,7 @@ func applyPartitioned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKe
 		}
 	}
 	t := newTracker(o, "apply", fk, done, total)
-	err = dbx.InLockedTx(ctx, pool, o.Lock, t.observe, func(ctx context.Context, tx pgx.Tx) error {
+	err = t.run(ctx, pool, addTargets(fk, leaves...), 0, func(ctx context.Context, tx pgx.Tx) error {
 		// Validating form: NOT VALID is refused on partitioned tables; with
 		// every leaf constraint validated the parent add attaches them.
 		a, owned, note, err := addIfAbsent(ctx, tx, fk, o, false)
@@ -430,8 +491,9 @@ func Validate(ctx context.Context, pool *pgxpool.Pool, p plan.Plan, o Options) (
 }
 
 // ValidateOne runs VALIDATE CONSTRAINT (SHARE UPDATE EXCLUSIVE: reads and
-// writes continue) and confirms pg_constraint.convalidated. No statement
-// timeout unless o.Lock.StatementTimeout is set: a big table takes long.
+// writes continue) and confirms pg_constraint.convalidated. Its statement
+// timeout is o.Lock.ValidateStatementTimeout, none when 0: a big table
+// takes long.
 func ValidateOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Options) (Result, error) {
 	return validateOne(ctx, pool, fk, o, 0, 1)
 }
@@ -440,7 +502,14 @@ func validateOne(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o 
 	r = Result{FK: fk.ID(), Table: fk.Table.String()}
 	t := newTracker(o, "validate", fk, done, total)
 	defer func() { t.finish(&r, err) }()
-	err = dbx.InLockedTx(ctx, pool, o.Lock, t.observe, func(ctx context.Context, tx pgx.Tx) error {
+	// VALIDATE's scan can take hours: its own statement timeout, none by
+	// default.
+	timeout := o.Lock.ValidateStatementTimeout
+	if timeout == 0 {
+		timeout = dbx.NoTimeout
+	}
+	targets := []dbx.LockTarget{{Table: fk.Table.Sanitize(), Mode: dbx.ShareUpdateExclusive}, {Table: fk.RefTable.Sanitize(), Mode: dbx.RowShare}}
+	err = t.run(ctx, pool, targets, timeout, func(ctx context.Context, tx pgx.Tx) error {
 		st, err := catalog.Lookup(ctx, tx, fk)
 		if err != nil {
 			return err
@@ -628,7 +697,11 @@ func dropOwned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Op
 	r = Result{FK: fk.ID(), Table: fk.Table.String()}
 	t := newTracker(o, "drop", fk, done, total)
 	defer func() { t.finish(&r, err) }()
-	err = dbx.InLockedTx(ctx, pool, o.Lock, t.observe, func(ctx context.Context, tx pgx.Tx) error {
+	targets, err := dropTargets(ctx, pool, fk)
+	if err != nil {
+		return r, fmt.Errorf("rollback %s: %w", fk.ID(), err)
+	}
+	err = t.run(ctx, pool, targets, 0, func(ctx context.Context, tx pgx.Tx) error {
 		// Re-check inside the transaction: still this run's?
 		owner, err := catalog.OwnerOf(ctx, tx, fk.Table, fk.Name)
 		if err != nil {
@@ -670,4 +743,32 @@ func dropOwned(ctx context.Context, pool *pgxpool.Pool, fk plan.ForeignKey, o Op
 		return r, fmt.Errorf("rollback %s: %w", fk.ID(), err)
 	}
 	return r, nil
+}
+
+// addTargets are the locks ADD FOREIGN KEY takes: SHARE ROW EXCLUSIVE on
+// the table (and, for a partitioned one, its leaves) and on the referenced
+// table. Every writer of the table conflicts with it.
+func addTargets(fk plan.ForeignKey, leaves ...plan.TableName) []dbx.LockTarget {
+	out := []dbx.LockTarget{{Table: fk.Table.Sanitize(), Mode: dbx.ShareRowExclusive}, {Table: fk.RefTable.Sanitize(), Mode: dbx.ShareRowExclusive}}
+	for _, l := range leaves {
+		out = append(out, dbx.LockTarget{Table: l.Sanitize(), Mode: dbx.ShareRowExclusive})
+	}
+	return out
+}
+
+// dropTargets are the locks DROP CONSTRAINT of a foreign key takes: ACCESS
+// EXCLUSIVE on the table and on the table it references (read from the
+// catalog: the ownership row does not record it).
+func dropTargets(ctx context.Context, q catalog.Querier, fk plan.ForeignKey) ([]dbx.LockTarget, error) {
+	out := []dbx.LockTarget{{Table: fk.Table.Sanitize(), Mode: dbx.AccessExclusive}}
+	var ref *string
+	err := q.QueryRow(ctx, `SELECT c.confrelid::regclass::text FROM pg_catalog.pg_constraint c
+		WHERE c.conrelid = to_regclass($1) AND c.conname = $2 AND c.contype = 'f'`, fk.Table.Sanitize(), fk.Name).Scan(&ref)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("look up the table %s references: %w", fk.ID(), err)
+	}
+	if ref != nil {
+		out = append(out, dbx.LockTarget{Table: *ref, Mode: dbx.AccessExclusive})
+	}
+	return out, nil
 }

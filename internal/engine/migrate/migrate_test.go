@@ -322,7 +322,9 @@ func TestApplyRetriesUnderLockContention(t *testing.T) {
 	holdLock(t, db, "parent", 1500*time.Millisecond) // ADD FK locks the referenced table too
 	var mu sync.Mutex
 	var events []migrate.Event
-	o := migrate.Options{RolloutID: "r1", Lock: dbx.LockPolicy{LockTimeout: 200 * time.Millisecond, Attempts: 20, BaseBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+	// Without the wait for blockers (lock.blocker_wait: off): the retries
+	// of 55P03 alone.
+	o := migrate.Options{RolloutID: "r1", Lock: dbx.LockPolicy{LockTimeout: 200 * time.Millisecond, Attempts: 20, BaseBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, BlockerWait: -1},
 		Progress: func(e migrate.Event) { mu.Lock(); events = append(events, e); mu.Unlock() }}
 	start := time.Now()
 	res, err := migrate.Apply(context.Background(), db.Pool, plan.Plan{ForeignKeys: []plan.ForeignKey{lockFK}}, o)
@@ -346,7 +348,9 @@ func TestApplyLockRetriesExhaustedLeavesNothing(t *testing.T) {
 	db := pgtest.New(t)
 	db.Exec(t, lockSchema)
 	holdLock(t, db, "child", 1200*time.Millisecond)
-	_, err := migrate.Apply(context.Background(), db.Pool, plan.Plan{ForeignKeys: []plan.ForeignKey{lockFK}}, opts())
+	o := opts()
+	o.Lock.BlockerWait = -1
+	_, err := migrate.Apply(context.Background(), db.Pool, plan.Plan{ForeignKeys: []plan.ForeignKey{lockFK}}, o)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, dbx.ErrLockRetriesExhausted)
 	assert.Contains(t, err.Error(), "fk_child_parent")
