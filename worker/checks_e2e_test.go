@@ -71,7 +71,7 @@ func TestE2ERunbookChecks(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	tq := startRolloutWorker(t, c, "checks", cfg, nil, discardLogger())
-	in := rollout.Input{Plan: sqlassets.Migration, Requester: rita, Environments: []rollout.EnvironmentInput{{Name: "staging"}},
+	in := rollout.Input{Plan: sqlassets.Migration, Requester: rita, Skip: skipAllBut(), Environments: []rollout.EnvironmentInput{{Name: "staging"}},
 		Approval: approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob, rita}}}}
 	id := "e2e-checks-" + randHex(4)
 	run := startRollout(t, ctx, c, tq, id, in)

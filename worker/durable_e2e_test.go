@@ -62,7 +62,7 @@ func TestE2EDurableOutcomes(t *testing.T) {
 	srv := devserver.Start(t, rollout.SearchAttributes())
 	c := srv.Client()
 	single := func(env string) rollout.Input {
-		return rollout.Input{Plan: sqlassets.Migration, Requester: rita, Environments: []rollout.EnvironmentInput{{Name: env}},
+		return rollout.Input{Plan: sqlassets.Migration, Requester: rita, Skip: skipAllBut(), Environments: []rollout.EnvironmentInput{{Name: env}},
 			Approval: approval.Policy{Default: approval.GateRule{Approvers: []string{alice}}}}
 	}
 
