@@ -130,7 +130,8 @@ func TestE2EDurableOutcomes(t *testing.T) {
 		seedDemo(t, staging, map[string]int{"fk_vendor_master_workspace": 2})
 		before := staging.Count(t, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'")
 		cfg := testConfig(t, map[string]string{"staging": staging.DSN}, nil)
-		cfg.Lock.Attempts, cfg.Lock.LockTimeout = 1, "100ms" // a held lock fails each attempt fast
+		// A held lock fails each attempt fast: no waiting it out first.
+		cfg.Lock.Attempts, cfg.Lock.LockTimeout, cfg.Lock.BlockerWait = 1, "100ms", "off"
 		tq := startRolloutWorker(t, c, "durable-rbgate", cfg, nil, discardLogger())
 		id := "durable-rbgate-" + randHex(4)
 		run := startRollout(t, ctx, c, tq, id, single("staging"))
