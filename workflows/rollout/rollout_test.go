@@ -62,6 +62,9 @@ type fakeEngine struct {
 	// partial["staging/fk"]: rows a failing remediation removed first.
 	partial map[string]int64
 	modes   []string
+	// shape, when set, makes the engine answer like a large real database
+	// (scale_test.go): its plan, and results of realistic size.
+	shape *scaleShape
 }
 
 // fail pops the next scripted failure of act for env/fk.
@@ -101,6 +104,9 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		if !strings.Contains(in.Text, "foreign_keys") {
 			return ParsePlanResult{}, temporal.NewNonRetryableApplicationError("plan: no foreign_keys", steps.ErrTypePlan, nil)
 		}
+		if f.shape != nil {
+			return ParsePlanResult{Plan: f.shape.plan}, nil
+		}
 		return ParsePlanResult{Plan: testPlan()}, nil
 	}, ActParsePlan)
 	reg(func(ctx context.Context, in EnvInput) (CheckResult, error) {
@@ -113,6 +119,9 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.record(ActTakeStats, in.Environment, ctx)
+		if f.shape != nil {
+			return f.shape.stats(), nil
+		}
 		return StatsResult{Snapshot: json.RawMessage(`{}`), TakenAt: time.Unix(0, 0)}, nil
 	}, ActTakeStats)
 	reg(func(ctx context.Context, in AuditInput) ([]AuditFigure, error) {
@@ -125,6 +134,9 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 			fig := AuditFigure{FK: fk.Name, Table: fk.Table.String(), References: fk.RefTable.String(), Orphans: n}
 			if n > 0 {
 				fig.Samples = []string{"id=orphan-1"}
+			}
+			if f.shape != nil {
+				fig = f.shape.auditFigure(fk, n)
 			}
 			out = append(out, fig)
 		}
@@ -193,7 +205,11 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.record(ActRunBehaviourTests, in.Environment, ctx)
 		var out []BehaviourResult
 		for _, fk := range in.FKs {
-			out = append(out, BehaviourResult{FK: fk.Name, Passed: true, Cases: []BehaviourCase{{Name: "reject invalid insert", Outcome: "pass", Passed: true}}})
+			br := BehaviourResult{FK: fk.Name, Passed: true, Cases: []BehaviourCase{{Name: "reject invalid insert", Outcome: "pass", Passed: true}}}
+			if f.shape != nil {
+				br = f.shape.behaviour(fk)
+			}
+			out = append(out, br)
 		}
 		return out, nil
 	}, ActRunBehaviourTests)
