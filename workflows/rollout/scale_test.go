@@ -138,6 +138,24 @@ func TestScaleRolloutStaysWithinTemporalLimits(t *testing.T) {
 	rep.page = scaleConstraintsPage(t, h)
 	t.Logf("rollout of %d constraints over 2 environments: %s", fks, rep)
 
+	if os.Getenv("DBG") != "" {
+		for name, raw := range map[string]json.RawMessage{"result": result, "query": q} {
+			var top map[string]json.RawMessage
+			require.NoError(t, json.Unmarshal(raw, &top))
+			for k, v := range top {
+				if len(v) > 2000 {
+					t.Logf("%s.%s: %d", name, k, len(v))
+				}
+			}
+			var envs map[string]map[string]json.RawMessage
+			require.NoError(t, json.Unmarshal(top["environments"], &envs))
+			for k, v := range envs["production"] {
+				if len(v) > 2000 {
+					t.Logf("%s.environments.production.%s: %d", name, k, len(v))
+				}
+			}
+		}
+	}
 	var st Status
 	require.NoError(t, json.Unmarshal(result, &st))
 	assert.Equal(t, StateCompleted, st.State)
