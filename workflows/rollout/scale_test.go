@@ -13,7 +13,6 @@ import (
 
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/testkit/historymeter"
-	"github.com/fkrollout/fkrollout/workflows/approval"
 )
 
 // Size bounds a large rollout must stay within (Temporal refuses a payload
@@ -98,9 +97,6 @@ func TestScaleRolloutStaysWithinTemporalLimits(t *testing.T) {
 	fks := scaleFKs(500)
 	h := newHarness(t, approveAll)
 	meter := historymeter.Attach(h.env)
-	if os.Getenv("NOMETER") != "" {
-		meter = historymeter.Attach(newHarness(t, nil).env)
-	}
 	h.env.SetTestTimeout(10 * time.Minute)
 	h.fake.shape = newScaleShape(fks, 5)
 	for _, env := range []string{"staging", "production"} {
@@ -114,13 +110,6 @@ func TestScaleRolloutStaysWithinTemporalLimits(t *testing.T) {
 	in := testInput()
 	in.Environments[1].MaintenanceWindow = nil
 	h.drive()
-	if os.Getenv("DBG") != "" {
-		h.env.RegisterDelayedCallback(func() {
-			st := h.status()
-			b, _ := json.MarshalIndent(map[string]any{"state": st.State, "phase": st.Phase, "open": st.OpenGates, "tl": st.Timeline[max(0, len(st.Timeline)-15):]}, "", " ")
-			fmt.Println(string(b))
-		}, 48*time.Hour)
-	}
 	h.env.ExecuteWorkflow(WorkflowName, in)
 	require.True(t, h.env.IsWorkflowCompleted())
 	require.NoError(t, h.env.GetWorkflowError())
@@ -138,24 +127,6 @@ func TestScaleRolloutStaysWithinTemporalLimits(t *testing.T) {
 	rep.page = scaleConstraintsPage(t, h)
 	t.Logf("rollout of %d constraints over 2 environments: %s", fks, rep)
 
-	if os.Getenv("DBG") != "" {
-		for name, raw := range map[string]json.RawMessage{"result": result, "query": q} {
-			var top map[string]json.RawMessage
-			require.NoError(t, json.Unmarshal(raw, &top))
-			for k, v := range top {
-				if len(v) > 2000 {
-					t.Logf("%s.%s: %d", name, k, len(v))
-				}
-			}
-			var envs map[string]map[string]json.RawMessage
-			require.NoError(t, json.Unmarshal(top["environments"], &envs))
-			for k, v := range envs["production"] {
-				if len(v) > 2000 {
-					t.Logf("%s.environments.production.%s: %d", name, k, len(v))
-				}
-			}
-		}
-	}
 	var st Status
 	require.NoError(t, json.Unmarshal(result, &st))
 	assert.Equal(t, StateCompleted, st.State)
@@ -163,7 +134,6 @@ func TestScaleRolloutStaysWithinTemporalLimits(t *testing.T) {
 	assert.Less(t, rep.run.HistoryBytes(), scaleMaxHistory, "history")
 	assert.Less(t, rep.query, scaleMaxPayload, "status query")
 	assert.Less(t, rep.result, scaleMaxResult, "result")
-	_ = approval.ChoiceApprove
 }
 
 // scaleConstraintsPage is the size of one page of the constraints query (0
