@@ -134,11 +134,42 @@ func TestScaleRolloutStaysWithinTemporalLimits(t *testing.T) {
 	assert.Less(t, rep.run.HistoryBytes(), scaleMaxHistory, "history")
 	assert.Less(t, rep.query, scaleMaxPayload, "status query")
 	assert.Less(t, rep.result, scaleMaxResult, "result")
+	assert.Less(t, rep.page, scaleMaxPayload, "constraints page")
+	// The bounded copies count every constraint.
+	require.NotNil(t, st.Totals)
+	assert.Equal(t, fks, st.Totals.Constraints)
+	assert.Equal(t, fks, st.Progress("production").Tested)
+	require.NotNil(t, st.Truncated)
+	assert.Equal(t, fks-StatusLimitsResult.Constraints, st.Truncated.Constraints)
 }
 
-// scaleConstraintsPage is the size of one page of the constraints query (0
-// when the workflow has none).
-func scaleConstraintsPage(t *testing.T, h *harness) int { return 0 }
+// scaleConstraintsPage pages through every constraint with the
+// constraints query, checks each appears once, and returns the size of the
+// largest page.
+func scaleConstraintsPage(t *testing.T, h *harness) int {
+	seen := map[string]bool{}
+	largest, offset := 0, 0
+	for {
+		v, err := h.env.QueryWorkflow(QueryConstraints, ConstraintsQuery{Offset: offset, Limit: MaxConstraintsPage})
+		require.NoError(t, err)
+		var raw json.RawMessage
+		require.NoError(t, v.Get(&raw))
+		largest = max(largest, len(raw))
+		var page ConstraintsPage
+		require.NoError(t, json.Unmarshal(raw, &page))
+		require.Equal(t, len(h.fake.shape.plan.ForeignKeys), page.Total)
+		for _, c := range page.Constraints {
+			assert.False(t, seen[c.Name], "%s listed twice", c.Name)
+			seen[c.Name] = true
+		}
+		if page.Next == 0 {
+			break
+		}
+		offset = page.Next
+	}
+	assert.Len(t, seen, len(h.fake.shape.plan.ForeignKeys), "every constraint on some page")
+	return largest
+}
 
 // scaleFKs is n, or $FKROLLOUT_SCALE_FKS (a quicker look at a smaller plan).
 func scaleFKs(n int) int {
