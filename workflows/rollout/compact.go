@@ -48,15 +48,18 @@ type Limits struct {
 	Text int
 	// GateRows is how many constraints a gate's notification detail keeps.
 	GateRows int
+	// Gates is how many of the newest closed gates (and decisions) are
+	// kept: a gate whose timeout retries opens one per round.
+	Gates int
 }
 
 // StatusLimitsQuery bound the status query: enough for a person or a
 // dashboard, well under Temporal's 2 MB payload limit at any plan size.
-var StatusLimitsQuery = Limits{Constraints: 100, Rows: 100, Samples: 200, SamplesPerFK: 5, Cases: true, Timeline: maxTimeline, Text: 4096, GateRows: gateRows}
+var StatusLimitsQuery = Limits{Constraints: 100, Rows: 100, Samples: 200, SamplesPerFK: 5, Cases: true, Timeline: maxTimeline, Text: 4096, GateRows: gateRows, Gates: 50}
 
 // StatusLimitsResult bound the workflow's result: a summary with the first
 // rows; it is kept in the history (and in a fleet's, per child).
-var StatusLimitsResult = Limits{Constraints: 20, Rows: 10, Samples: 40, SamplesPerFK: 3, Timeline: 50, Text: 1024, GateRows: 5}
+var StatusLimitsResult = Limits{Constraints: 20, Rows: 10, Samples: 40, SamplesPerFK: 3, Timeline: 50, Text: 1024, GateRows: 5, Gates: 20}
 
 // Source caps: what the workflow keeps of an audit (per constraint, and in
 // total over one audit) and what a gate lists.
@@ -94,12 +97,18 @@ type Truncation struct {
 	Samples int `json:"samples,omitempty"`
 	// Cases are behaviour test cases not shown (of passed constraints).
 	Cases int `json:"cases,omitempty"`
+	// Gates and Decisions are the oldest closed gates and decisions not
+	// listed (open gates are always listed).
+	Gates     int `json:"gates,omitempty"`
+	Decisions int `json:"decisions,omitempty"`
 	// Hint says how to see the rest.
 	Hint string `json:"hint,omitempty"`
 }
 
 // Empty reports whether nothing was left out.
-func (t Truncation) Empty() bool { return t.Constraints+t.Rows+t.Samples+t.Cases == 0 }
+func (t Truncation) Empty() bool {
+	return t.Constraints+t.Rows+t.Samples+t.Cases+t.Gates+t.Decisions == 0
+}
 
 // ComputeTotals counts s.
 func (s *Status) ComputeTotals() *Totals {
@@ -170,7 +179,11 @@ func (s *Status) Bounded(lim Limits) *Status {
 		}
 		return res
 	}
-	out.OpenGates, out.Gates = bg(s.OpenGates), bg(s.Gates)
+	out.OpenGates, out.Gates = bg(s.OpenGates), bg(newestGates(s.Gates, lim.Gates, &tr))
+	if n := len(s.Decisions); n > lim.Gates {
+		out.Decisions = slices.Clone(s.Decisions[n-lim.Gates:])
+		tr.Decisions += n - lim.Gates
+	}
 	if n := len(s.Timeline); n > lim.Timeline {
 		out.Timeline = slices.Clone(s.Timeline[n-lim.Timeline:])
 		out.TimelineDropped += n - lim.Timeline
@@ -235,6 +248,31 @@ func boundReport(r EnvReport, lim Limits, tr *Truncation, samples func([]string)
 		r.StatsAfter = &sa
 	}
 	return r
+}
+
+// newestGates keeps every open gate and the newest n closed ones, in
+// their order, and counts the rest in tr.
+func newestGates(gs []approval.Gate, n int, tr *Truncation) []approval.Gate {
+	closed := 0
+	for _, g := range gs {
+		if g.Status != approval.GateOpen {
+			closed++
+		}
+	}
+	if closed <= n {
+		return gs
+	}
+	skip := closed - n
+	tr.Gates += skip
+	out := make([]approval.Gate, 0, len(gs)-skip)
+	for _, g := range gs {
+		if g.Status != approval.GateOpen && skip > 0 {
+			skip--
+			continue
+		}
+		out = append(out, g)
+	}
+	return out
 }
 
 // firstRows keeps the first n rows of in and counts the rest in tr.

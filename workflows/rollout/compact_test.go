@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fkrollout/fkrollout/internal/notify"
+	"github.com/fkrollout/fkrollout/workflows/approval"
 )
 
 // compactStatus is a status of n constraints in staging, every other one
@@ -182,4 +183,24 @@ func TestGateListsAreCapped(t *testing.T) {
 
 	assert.Equal(t, "héll… (2 more bytes)", clip("héllo!", 5))
 	assert.True(t, strings.HasPrefix(clip("ééé", 3), "é"), "cut on a rune boundary")
+}
+
+func TestBoundedKeepsOpenGatesAndTheNewestClosed(t *testing.T) {
+	st := compactStatus(1)
+	for i := range 30 {
+		status := approval.GateTimedOut
+		if i == 3 {
+			status = approval.GateOpen
+		}
+		st.Gates = append(st.Gates, approval.Gate{ID: fmt.Sprintf("staging/approval/%d", i), Status: status})
+		st.Decisions = append(st.Decisions, approval.Decision{GateID: fmt.Sprintf("staging/approval/%d", i)})
+	}
+	b := st.Bounded(StatusLimitsResult)
+	require.Len(t, b.Gates, StatusLimitsResult.Gates+1)
+	assert.Equal(t, "staging/approval/3", b.Gates[0].ID, "an open gate is always listed")
+	assert.Equal(t, "staging/approval/29", b.Gates[len(b.Gates)-1].ID)
+	assert.Len(t, b.Decisions, StatusLimitsResult.Gates)
+	require.NotNil(t, b.Truncated)
+	assert.Equal(t, 29-StatusLimitsResult.Gates, b.Truncated.Gates)
+	assert.Equal(t, 30-StatusLimitsResult.Gates, b.Truncated.Decisions)
 }
