@@ -79,13 +79,13 @@ func (s *scaleShape) stats() StatsResult {
 // scaleReport is what one scale run measured.
 type scaleReport struct {
 	run                          historymeter.Run
-	result, query, page, largest int
+	result, query, page, report int
 }
 
 func (r scaleReport) String() string {
-	return fmt.Sprintf("history ≈ %.2f MB in %d events; largest payload %.1f KB (%s); result %.1f KB; status query %.1f KB; constraints page %.1f KB",
+	return fmt.Sprintf("history ≈ %.2f MB in %d events; largest payload %.1f KB (%s); result %.1f KB; status query %.1f KB; constraints page %.1f KB; report query %.1f KB",
 		float64(r.run.HistoryBytes())/(1<<20), r.run.Events, float64(r.run.Largest)/1024, r.run.LargestWhat,
-		float64(r.result)/1024, float64(r.query)/1024, float64(r.page)/1024)
+		float64(r.result)/1024, float64(r.query)/1024, float64(r.page)/1024, float64(r.report)/1024)
 }
 
 // TestScaleRolloutStaysWithinTemporalLimits runs a 500-constraint plan
@@ -124,6 +124,10 @@ func TestScaleRolloutStaysWithinTemporalLimits(t *testing.T) {
 	require.NoError(t, v.Get(&q))
 	rep.query = len(q)
 	rep.run = meter.Run("rollout-test-1")
+	v, err = h.env.QueryWorkflow(QueryReport)
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&q))
+	rep.report = len(q)
 	rep.page = scaleConstraintsPage(t, h)
 	t.Logf("rollout of %d constraints over 2 environments: %s", fks, rep)
 
@@ -135,6 +139,7 @@ func TestScaleRolloutStaysWithinTemporalLimits(t *testing.T) {
 	assert.Less(t, rep.query, scaleMaxPayload, "status query")
 	assert.Less(t, rep.result, scaleMaxResult, "result")
 	assert.Less(t, rep.page, scaleMaxPayload, "constraints page")
+	assert.Less(t, rep.report, scaleMaxPayload, "report query")
 	// The bounded copies count every constraint.
 	require.NotNil(t, st.Totals)
 	assert.Equal(t, fks, st.Totals.Constraints)
