@@ -78,7 +78,7 @@ func (s *scaleShape) stats() StatsResult {
 
 // scaleReport is what one scale run measured.
 type scaleReport struct {
-	run                          historymeter.Run
+	run                         historymeter.Run
 	result, query, page, report int
 }
 
