@@ -88,13 +88,21 @@ func (f *fakeEngine) record(act, env string, ctx context.Context) {
 	f.calls = append(f.calls, act+" "+env)
 }
 
-func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
+func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) { f.registerOn(env, env.Now) }
+
+// activityRegistry is where the fakes go: the test environment, or a
+// worker of a dev server (scale_devserver_test.go).
+type activityRegistry interface {
+	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
+}
+
+func (f *fakeEngine) registerOn(env activityRegistry, now func() time.Time) {
 	reg := func(fn any, name string) { env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
 	reg(func(ctx context.Context, req PolicyRequest) (*approval.EffectivePolicy, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.record(ActResolvePolicy, "", ctx)
-		eff, err := ResolvePolicy(f.policy, req, f.slackSigner, env.Now())
+		eff, err := ResolvePolicy(f.policy, req, f.slackSigner, now())
 		if err != nil {
 			return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePolicy, nil)
 		}
