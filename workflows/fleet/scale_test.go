@@ -121,10 +121,23 @@ func TestScaleFleetStaysWithinTemporalLimits(t *testing.T) {
 		// An approver every half hour; the server's view of the history
 		// size, which the fleet checks between waves.
 		sent := map[string]bool{}
+		resumed := carried != nil
 		var tick func()
 		tick = func() {
 			if h.env.IsWorkflowCompleted() {
 				return
+			}
+			if resumed {
+				// The new run answers the status query with what the
+				// previous runs did, before its own first wave ends.
+				st := h.status()
+				assert.Equal(t, carried.Status.Succeeded, st.Succeeded)
+				require.GreaterOrEqual(t, len(st.Gates), len(carried.Status.Gates), "the carried gates, then this run's first")
+				for i, g := range carried.Status.Gates {
+					assert.Equal(t, g.ID, st.Gates[i].ID)
+					assert.Equal(t, approval.GateDecided, st.Gates[i].Status)
+				}
+				resumed = false
 			}
 			if r := meter.Run(fleetID); !whole {
 				h.env.SetCurrentHistoryLength(r.Events)
@@ -157,7 +170,6 @@ func TestScaleFleetStaysWithinTemporalLimits(t *testing.T) {
 			carried = nil
 			require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next, &carried))
 			require.NotNil(t, carried)
-			// The new run answers the status query with the carried waves.
 			in = next
 			continue
 		}
