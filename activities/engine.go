@@ -241,7 +241,9 @@ func (a *Activities) Audit(ctx context.Context, in rollout.AuditInput) ([]rollou
 		}
 		out = append(out, fig)
 	}
-	return out, nil
+	// Bounded at the source: a large plan's samples would pass Temporal's
+	// payload limit (the workflow caps them again for older workers).
+	return rollout.CapAuditSamples(out), nil
 }
 
 func auditChunks(cp audit.Checkpoint) int {

@@ -89,7 +89,9 @@ func fetchReport(ctx context.Context, c client.Client, id string) (string, error
 				return fleet.Report(), nil
 			}
 			var st rollout.Status
-			if json.Unmarshal(raw, &st) == nil && st.RolloutID != "" {
+			// A bounded result (a large plan) lists only some constraints:
+			// the report query renders the whole status instead.
+			if json.Unmarshal(raw, &st) == nil && st.RolloutID != "" && st.Truncated == nil {
 				return st.Report(), nil
 			}
 		}

@@ -330,20 +330,29 @@ func statusCmd() *cobra.Command {
 	var tf temporalFlags
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:     "status ROLLOUT_ID",
-		Short:   "show a rollout's status (phase, constraints, open gates and how to decide them)",
-		Example: "  fkrollout status fkrollout-20260501-020000\n  fkrollout status fkrollout-20260501-020000 --json | jq .open_gates",
-		Args:    exactArgs("ROLLOUT_ID"),
+		Use:   "status ROLLOUT_ID",
+		Short: "show a rollout's status (phase, constraints, open gates and how to decide them)",
+		Example: "  fkrollout status fkrollout-20260501-020000\n  fkrollout status fkrollout-20260501-020000 --json | jq .open_gates\n" +
+			"  fkrollout status fkrollout-20260501-020000 --constraints --env production --state debt",
+		Args: exactArgs("ROLLOUT_ID"),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the full status as JSON")
+	var cf constraintsFlags
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON (counts complete, lists bounded: see truncated; --constraints pages the rest)")
+	cf.register(cmd.Flags())
 	tf.register(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+		if err := cf.check(); err != nil {
+			return err
+		}
 		c, ns, err := tf.dial(ctx)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
+		if cf.on {
+			return printConstraints(ctx, stdout, c, args[0], cf, asJSON)
+		}
 		st, err := queryStatus(ctx, c, args[0])
 		if err != nil {
 			return err

@@ -165,7 +165,7 @@ func (f *follower) frame(st *rollout.Status, elapsed time.Duration) []string {
 		l = append(l, "UI: "+f.ui)
 	}
 	l = append(l, "")
-	total := len(st.Constraints)
+	total := st.Planned() // a bounded status lists only the first constraints
 	for _, env := range st.EnvironmentOrder {
 		c := st.Counts(env)
 		done := c[rollout.CTested] + c[rollout.CDebt]

@@ -3,6 +3,7 @@ package approval
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -361,3 +362,11 @@ func RefusalClaim(workflowID, runID string, r Refusal) identity.Claim {
 	return identity.Claim{Action: SignalRecordRefusal, WorkflowID: workflowID, RunID: runID, GateID: r.GateID,
 		Actor: r.Actor, Reason: r.Reason, Via: r.Signal}
 }
+
+// Nonces are the single-use nonces remembered (with their signing time):
+// a run that continues as new carries them, so a signed request used
+// before cannot be replayed in the next run.
+func (g *Guard) Nonces() map[string]time.Time { return maps.Clone(g.nonces) }
+
+// RestoreNonces takes back the nonces a previous run carried.
+func (g *Guard) RestoreNonces(n map[string]time.Time) { g.nonces = maps.Clone(n) }

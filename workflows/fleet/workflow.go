@@ -166,7 +166,9 @@ type fleet struct {
 	stop     *approval.Decision
 	thread   notify.MessageRef
 	finished bool
-	pub      struct {
+	// runs counts the runs this fleet continued as new from (carry.go).
+	runs int
+	pub  struct {
 		phase     string
 		state     rollout.RolloutState
 		requester bool
@@ -174,7 +176,9 @@ type fleet struct {
 }
 
 // Workflow is the FKFleetRollout workflow. The fleet id is the workflow id.
-func Workflow(ctx workflow.Context, raw Input) (*Status, error) {
+// carried is nil when a fleet starts; a run that continued as new gets the
+// previous run's state in it (carry.go).
+func Workflow(ctx workflow.Context, raw Input, carried *Carried) (*Status, error) {
 	in := raw.withDefaults()
 	f := &fleet{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID}
 	f.Board = approval.Board{WorkflowID: f.id, Requester: in.Requester, Subject: "fleet rollout",
@@ -197,6 +201,12 @@ func Workflow(ctx workflow.Context, raw Input) (*Status, error) {
 		f.publish(ctx)
 		return f.snapshot(), temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInput, nil)
 	}
+	if carried != nil {
+		if err := f.restore(ctx, carried); err != nil {
+			return nil, err
+		}
+		return f.finishRun(ctx, f.run(ctx, carried.NextWave))
+	}
 	pol, err := rollout.ResolveEffectivePolicy(ctx, f.id, in.PolicyInput(), []string{GateEnvironment})
 	f.Policy = pol
 	if err != nil {
@@ -212,7 +222,14 @@ func Workflow(ctx workflow.Context, raw Input) (*Status, error) {
 			f.st.Targets = append(f.st.Targets, Target{Name: t, Wave: i + 1, ChildID: f.childID(t), State: rollout.StatePending})
 		}
 	}
-	err = f.run(ctx)
+	return f.finishRun(ctx, f.run(ctx, 0))
+}
+
+// finishRun ends a run: the fleet's end, or its continue-as-new.
+func (f *fleet) finishRun(ctx workflow.Context, err error) (*Status, error) {
+	if isContinue(err) {
+		return nil, err
+	}
 	f.finished = true
 	for i := range f.st.Waves {
 		if f.st.Waves[i].State == rollout.StatePending {
@@ -287,8 +304,11 @@ func validateRecorded(ctx workflow.Context, raw Input) error {
 func (f *fleet) childID(target string) string { return f.id + "/" + target }
 
 // story: parse the plan once, then wave, gate, wave, ... until done,
-// stopped or out of budget.
-func (f *fleet) run(ctx workflow.Context) error {
+// stopped or out of budget. A run continued as new starts at wave start.
+func (f *fleet) run(ctx workflow.Context, start int) error {
+	if start > 0 {
+		return f.waves(ctx, start)
+	}
 	f.publish(ctx)
 	f.st.Phase = rollout.PhaseParse
 	var parsed rollout.ParsePlanResult
@@ -309,14 +329,22 @@ func (f *fleet) run(ctx workflow.Context) error {
 	f.event(ctx, rollout.PhaseParse, fmt.Sprintf("plan %s: %d constraints; %d targets in %d waves (canary %d, batches of %d), failure budget %d",
 		name, f.st.ConstraintCount, len(f.in.Targets), len(f.st.Waves), f.in.Canary, f.in.BatchSize, f.in.FailureBudget))
 	f.publish(ctx)
+	return f.waves(ctx, 0)
+}
 
-	for i := range f.st.Waves {
+// waves runs the waves from start on, with the gates between them.
+func (f *fleet) waves(ctx workflow.Context, start int) error {
+	for i := start; i < len(f.st.Waves); i++ {
 		if i > 0 {
 			if f.budgetSpent() {
 				break
 			}
 			if f.stop != nil {
 				break
+			}
+			// A large fleet hands over to a new run between waves.
+			if i > start && f.shouldContinue(ctx) {
+				return f.continueAsNew(ctx, i)
 			}
 			if !f.in.DryRun {
 				d, err := f.waveGate(ctx, i)
@@ -484,9 +512,7 @@ func (f *fleet) childEnded(ctx workflow.Context, wave *Wave, t *Target, st *roll
 	t.EndedAt = &now
 	if st != nil {
 		t.State, t.Phase, t.Error, t.ReportPath = st.State, st.Phase, st.Error, st.ReportPath
-		c := st.Counts(t.Name)
-		t.Planned = len(st.Constraints)
-		t.Validated, t.Debt, t.RolledBack = c[rollout.CValidated]+c[rollout.CTested], c[rollout.CDebt], c[rollout.CRolledBack]
+		t.Planned, t.Validated, t.Debt, t.RolledBack = childTally(st, t.Name)
 	} else {
 		t.State = rollout.StateFailed
 		t.Error = childError(err)

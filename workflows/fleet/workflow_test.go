@@ -38,6 +38,8 @@ import (
 type fleetKids struct {
 	mu      sync.Mutex
 	started []kidStart
+	// result, when set, is the status a child ends with (scale_test.go).
+	result func(id, env string) *rollout.Status
 }
 
 type kidStart struct {
@@ -59,6 +61,9 @@ func (k *fleetKids) run(ctx workflow.Context, in rollout.Input) (*rollout.Status
 	st := &rollout.Status{RolloutID: id, Requester: in.Requester, State: rollout.StateCompleted, Phase: rollout.PhaseDone, EnvironmentOrder: []string{env},
 		Constraints: []rollout.ConstraintStatus{{Name: "fk_a", Environments: map[string]rollout.ConstraintEnvState{env: {State: rollout.CTested}}},
 			{Name: "fk_b", Environments: map[string]rollout.ConstraintEnvState{env: {State: rollout.CValidated}}}}}
+	if k.result != nil {
+		return k.result(id, env), nil
+	}
 	prefix, _, _ := strings.Cut(env, "-")
 	switch prefix {
 	case "fail":

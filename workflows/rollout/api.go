@@ -42,8 +42,10 @@ func HandlerDescription(name string) string {
 
 func handlerDescriptions() map[string]string {
 	return map[string]string{
-		QueryStatus: "Where the rollout is: phase, environment, state, open gates (who may decide, votes, deadline), progress per environment, decisions, timeline (JSON)",
+		QueryStatus: "Where the rollout is: phase, environment, state, open gates (who may decide, votes, deadline), progress per environment, decisions, timeline (JSON; counts complete, lists bounded: see truncated and the constraints query)",
 		QueryReport: "The completion report (markdown), so far while running",
+		QueryConstraints: "A page of constraints with their state and last audit per environment (the status lists the first 100). " +
+			`Input: {"offset":0,"limit":200,"environment":"production","state":"debt"} (all optional)`,
 		approval.UpdateDecide: "Decide an open gate; the answer says whether it was decided or how many approvals it still needs. " +
 			`Input: {"gate_id":"production/promotion/2","choice":"approve","actor":"you@example.com","reason":"why","via":"ui"} (current details show the open gate's payload)`,
 		approval.UpdatePause:    `Hold the rollout before its next step. Input: {"actor":"you@example.com","reason":"why"}`,

@@ -53,30 +53,27 @@ type Progress struct {
 // Progress counts env's constraints cumulatively.
 func (s *Status) Progress(env string) Progress {
 	var p Progress
-	for _, c := range s.Constraints {
-		st, ok := c.Environments[env]
-		if !ok {
-			continue
-		}
-		p.Planned++
-		switch st.State {
+	// Counts, not the listed rows: a bounded copy lists only the first.
+	for state, n := range s.Counts(env) {
+		p.Planned += n
+		switch state {
 		case CTested:
-			p.Tested++
-			p.Validated++
-			p.Applied++
+			p.Tested += n
+			p.Validated += n
+			p.Applied += n
 		case CValidated:
-			p.Validated++
-			p.Applied++
+			p.Validated += n
+			p.Applied += n
 		case CApplied, CDebt:
-			p.Applied++
+			p.Applied += n
 		}
-		switch st.State {
+		switch state {
 		case CDebt:
-			p.Debt++
+			p.Debt += n
 		case CSkipped:
-			p.Skipped++
+			p.Skipped += n
 		case CRolledBack:
-			p.RolledBack++
+			p.RolledBack += n
 		}
 	}
 	return p

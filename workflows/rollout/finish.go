@@ -133,7 +133,7 @@ func (w *rollout) stopOutcome(ctx workflow.Context) error {
 	if w.st.Error != "" {
 		msg += "; " + w.st.Error
 	}
-	return temporal.NewNonRetryableApplicationError(msg, typ, nil, *w.snapshot())
+	return temporal.NewNonRetryableApplicationError(msg, typ, nil, *w.result())
 }
 
 // cancelled reports whether the story ended because the workflow was

@@ -172,8 +172,14 @@ func (w *rollout) setupHandlers(ctx workflow.Context) error {
 		w.event(ctx, cmp.Or(env, w.st.Environment), phase, msg)
 	}
 	// Descriptions are what the Temporal UI's query and update menus show.
-	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryStatus, func() (*Status, error) { return w.snapshot(), nil },
+	// The status is a bounded copy: a large plan's whole status would
+	// pass Temporal's payload limit; the constraints query pages the rest.
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryStatus, func() (*Status, error) { return w.snapshot().Bounded(StatusLimitsQuery), nil },
 		workflow.QueryHandlerOptions{Description: HandlerDescription(QueryStatus)}); err != nil {
+		return err
+	}
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryConstraints, func(q ConstraintsQuery) (ConstraintsPage, error) { return w.snapshot().ConstraintPage(q) },
+		workflow.QueryHandlerOptions{Description: HandlerDescription(QueryConstraints)}); err != nil {
 		return err
 	}
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryReport, func() (string, error) { return w.snapshot().Report(), nil },

@@ -19,6 +19,10 @@ func TestTimelineShowsWhatADDLStepWaitedFor(t *testing.T) {
 	const waitedFor = `pid 4242 (application_name "billing-batch", idle in transaction, transaction open 58s) holds RowExclusiveLock on public.workflow_stages`
 	h.env.OnActivity(ActApplyConstraint, mock.Anything, mock.Anything).
 		Return(func(ctx context.Context, in ConstraintInput) (ConstraintResult, error) {
+			// The fake engine's catalog has it, as its own apply would.
+			h.fake.mu.Lock()
+			h.fake.constraints[in.Environment+"/"+in.FK.Name] = "not_valid"
+			h.fake.mu.Unlock()
 			r := ConstraintResult{FK: in.FK.Name, Action: "created", Attempts: 1}
 			if in.FK.Name == "fk_stages_instance" {
 				r.WaitedMS, r.WaitedFor, r.Terminated = 58_000, waitedFor, []int{777}

@@ -83,6 +83,9 @@ type fakeEngine struct {
 	// environment); failingHook fails whenever it runs.
 	rollbackHooks map[string][]string
 	failingHook   string
+	// shape, when set, makes the engine answer like a large real database
+	// (scale_test.go): its plan, and results of realistic size.
+	shape *scaleShape
 }
 
 // fail pops the next scripted failure of act for env/fk.
@@ -106,13 +109,21 @@ func (f *fakeEngine) record(act, env string, ctx context.Context) {
 	f.calls = append(f.calls, act+" "+env)
 }
 
-func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
+func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) { f.registerOn(env, env.Now) }
+
+// activityRegistry is where the fakes go: the test environment, or a
+// worker of a dev server (scale_devserver_test.go).
+type activityRegistry interface {
+	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
+}
+
+func (f *fakeEngine) registerOn(env activityRegistry, now func() time.Time) {
 	reg := func(fn any, name string) { env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
 	reg(func(ctx context.Context, req PolicyRequest) (*approval.EffectivePolicy, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.record(ActResolvePolicy, "", ctx)
-		eff, err := ResolvePolicy(f.policy, req, f.slackSigner, env.Now())
+		eff, err := ResolvePolicy(f.policy, req, f.slackSigner, now())
 		if err != nil {
 			return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePolicy, nil)
 		}
@@ -121,6 +132,9 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 	reg(func(ctx context.Context, in ParsePlanInput) (ParsePlanResult, error) {
 		if !strings.Contains(in.Text, "foreign_keys") {
 			return ParsePlanResult{}, temporal.NewNonRetryableApplicationError("plan: no foreign_keys", steps.ErrTypePlan, nil)
+		}
+		if f.shape != nil {
+			return ParsePlanResult{Plan: f.shape.plan}, nil
 		}
 		return ParsePlanResult{Plan: testPlan()}, nil
 	}, ActParsePlan)
@@ -134,6 +148,9 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.record(ActTakeStats, in.Environment, ctx)
+		if f.shape != nil {
+			return f.shape.stats(), nil
+		}
 		return StatsResult{Snapshot: json.RawMessage(`{}`), TakenAt: time.Unix(0, 0)}, nil
 	}, ActTakeStats)
 	reg(func(ctx context.Context, in AuditInput) ([]AuditFigure, error) {
@@ -146,6 +163,9 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 			fig := AuditFigure{FK: fk.Name, Table: fk.Table.String(), References: fk.RefTable.String(), Orphans: n}
 			if n > 0 {
 				fig.Samples = []string{"id=orphan-1"}
+			}
+			if f.shape != nil {
+				fig = f.shape.auditFigure(fk, n)
 			}
 			out = append(out, fig)
 		}
@@ -223,7 +243,11 @@ func (f *fakeEngine) register(env *testsuite.TestWorkflowEnvironment) {
 		f.record(ActRunBehaviourTests, in.Environment, ctx)
 		var out []BehaviourResult
 		for _, fk := range in.FKs {
-			out = append(out, BehaviourResult{FK: fk.Name, Passed: true, Cases: []BehaviourCase{{Name: "reject invalid insert", Outcome: "pass", Passed: true}}})
+			br := BehaviourResult{FK: fk.Name, Passed: true, Cases: []BehaviourCase{{Name: "reject invalid insert", Outcome: "pass", Passed: true}}}
+			if f.shape != nil {
+				br = f.shape.behaviour(fk)
+			}
+			out = append(out, br)
 		}
 		return out, nil
 	}, ActRunBehaviourTests)

@@ -129,10 +129,16 @@ type Status struct {
 	Thread   notify.MessageRef `json:"thread,omitempty"`
 	Timeline []TimelineEntry   `json:"timeline"`
 	// TimelineDropped counts the oldest entries dropped to bound the size.
-	TimelineDropped int       `json:"timeline_dropped,omitempty"`
-	Error           string    `json:"error,omitempty"`
-	StartedAt       time.Time `json:"started_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	TimelineDropped int    `json:"timeline_dropped,omitempty"`
+	Error           string `json:"error,omitempty"`
+	// Totals count every constraint per environment and state; set in
+	// the bounded copies the status query and the result are.
+	Totals *Totals `json:"totals,omitempty"`
+	// Truncated says what this copy leaves out (nil: nothing); the
+	// constraints query pages through the rest.
+	Truncated *Truncation `json:"truncated,omitempty"`
+	StartedAt time.Time   `json:"started_at"`
+	UpdatedAt time.Time   `json:"updated_at"`
 }
 
 // ConstraintStatus is one planned constraint across environments.
@@ -273,9 +279,16 @@ func (s *Status) OpenGateIDs() []string {
 	return ids
 }
 
-// Counts returns, per environment, how many constraints are in each state.
+// Counts returns, per environment, how many constraints are in each state
+// (from the totals in a bounded copy, which lists only some constraints).
 func (s *Status) Counts(env string) map[ConstraintState]int {
 	m := map[ConstraintState]int{}
+	if s.Totals != nil {
+		for k, v := range s.Totals.Counts[env] {
+			m[k] = v
+		}
+		return m
+	}
 	for _, c := range s.Constraints {
 		if st, ok := c.Environments[env]; ok {
 			m[st.State]++

@@ -74,6 +74,9 @@ type rollout struct {
 	// safeguards: this history runs the safeguards unless skipped
 	// (safeDefaultsVersion, policy_safeguards.go).
 	safeguards bool
+	// bounded: this history's result, audit samples, gates and
+	// notifications are bounded (boundedVersion, compact.go).
+	bounded bool
 }
 
 // Workflow is the FKRollout workflow. The rollout ID is the workflow ID.
@@ -92,6 +95,7 @@ func Workflow(ctx workflow.Context, in Input) (*Status, error) {
 	if err := w.setupHandlers(ctx); err != nil {
 		return nil, err
 	}
+	w.bounded = workflow.GetVersion(ctx, boundedVersion, workflow.DefaultVersion, 1) == 1
 	// Histories recorded before unknown keys were refused replay as they ran.
 	if len(in.UnknownKeys()) > 0 && workflow.GetVersion(ctx, unknownKeysVersion, workflow.DefaultVersion, 1) == 1 {
 		w.refuseUnknownKeys = true
@@ -109,12 +113,12 @@ func Workflow(ctx workflow.Context, in Input) (*Status, error) {
 	if err := w.validateInput(); err != nil {
 		w.st.State, w.st.Error = StateFailed, err.Error()
 		w.publish(ctx)
-		return w.snapshot(), temporal.NewNonRetryableApplicationError(err.Error(), "InputError", nil)
+		return w.result(), temporal.NewNonRetryableApplicationError(err.Error(), "InputError", nil)
 	}
 	if err := w.resolvePolicy(ctx, nil); err != nil {
 		w.st.State, w.st.Error = StateFailed, err.Error()
 		w.publish(ctx)
-		return w.snapshot(), temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePolicy, nil)
+		return w.result(), temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePolicy, nil)
 	}
 	err := w.run(ctx)
 	switch {
@@ -131,7 +135,7 @@ func Workflow(ctx workflow.Context, in Input) (*Status, error) {
 		w.publish(ctx)
 		w.notify(ctx, notify.Event{Kind: notify.KindFailed, Environment: w.st.Environment, Phase: w.st.Phase, Text: err.Error()})
 		w.publishReport(ctx)
-		return w.snapshot(), err
+		return w.result(), err
 	}
 	w.finishing = true
 	w.publishReport(ctx)
@@ -141,10 +145,10 @@ func Workflow(ctx workflow.Context, in Input) (*Status, error) {
 		// Rolled back, aborted or left incomplete: the run closes failed
 		// (finish.go), with the status in the failure's details.
 		if out := w.stopOutcome(ctx); out != nil {
-			return w.snapshot(), out
+			return w.result(), out
 		}
 	}
-	return w.snapshot(), nil
+	return w.result(), nil
 }
 
 func (w *rollout) validateInput() error {
@@ -536,7 +540,13 @@ func (w *rollout) remediationLoop(ctx workflow.Context, name string, fks []plan.
 		}
 		detail := &notify.Gate{Remediation: &notify.RemediationData{}}
 		var lines []string
+		if w.bounded {
+			lines, detail.Remediation.FKs = remediationLines(dirty, impacts, exports)
+		}
 		for _, f := range dirty {
+			if w.bounded {
+				break
+			}
 			or := notify.OrphanReport{Constraint: f.FK, Table: f.Table, Columns: f.Columns,
 				RefTable: f.References, Orphans: f.Orphans, Samples: f.Samples, Nullable: f.Nullable}
 			lines = append(lines, fmt.Sprintf("%s: %d orphans (e.g. %s)", f.FK, f.Orphans, strings.Join(f.Samples, "; ")))
@@ -619,6 +629,9 @@ func (w *rollout) audit(ctx workflow.Context, name string, fks []plan.ForeignKey
 	if err := w.step(ctx, name, fmt.Sprintf("orphan audit of %d constraints", len(fks)), ActAudit, steps.Long(), AuditInput{Environment: name, FKs: fks}, &figs); err != nil {
 		return nil, err
 	}
+	if w.bounded {
+		capAuditSamples(figs, AuditSamplesPerFK, AuditSamplesTotal)
+	}
 	rep := w.report(name)
 	rep.LastAudit = figs
 	rep.AuditRounds++
@@ -662,6 +675,10 @@ func (w *rollout) promotion(ctx workflow.Context, from, to string) (bool, error)
 		for _, u := range rep.StatsAfter.Unindexed {
 			pd.Warnings = append(pd.Warnings, "no index supports "+u)
 		}
+	}
+	if w.bounded {
+		pd.Tests = capTests(pd.Tests)
+		pd.Validated, pd.NotValid, pd.Warnings = capNames(pd.Validated, gateRows*4), capNames(pd.NotValid, gateRows*4), capNames(pd.Warnings, gateRows)
 	}
 	summary := fmt.Sprintf("%s: %d validated, %d debt, %d remediations.\n%s", from, len(pd.Validated), len(pd.NotValid), len(rep.Remediations), strings.Join(lines, "\n"))
 	// The perf table; an open perf warning turns approve into approve-override.
