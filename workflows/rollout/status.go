@@ -284,6 +284,7 @@ func (s *Status) OpenGateIDs() []string {
 func (s *Status) Counts(env string) map[ConstraintState]int {
 	m := map[ConstraintState]int{}
 	if s.Totals != nil {
+		//workflowcheck:ignore (a copy: order-free)
 		for k, v := range s.Totals.Counts[env] {
 			m[k] = v
 		}
