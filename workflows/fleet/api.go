@@ -75,6 +75,12 @@ type Input struct {
 	// the canary wave's targets when it names none.
 	Perf   *rollout.PerfInput `json:"perf,omitempty"`
 	DryRun bool               `json:"dry_run,omitempty"`
+	// Skip turns runbook safeguards off in every child, as a rollout's skip
+	// does ("perf", "monitor", "window", "full_backup"): each one listed
+	// must be allowed by the worker's policy.allow_skip, or the fleet is
+	// refused before any child starts. Unlisted, every child runs its own
+	// perf phase, watch, maintenance window and full backup.
+	Skip []string `json:"skip,omitempty"`
 	// RequesterProof is the requester's signature over the fleet's start
 	// (StartClaim); each child verifies it against the fleet's scope.
 	RequesterProof *identity.Proof `json:"requester_proof,omitempty"`
@@ -118,7 +124,10 @@ type Status struct {
 	Succeeded   int      `json:"succeeded"`
 	Failed      int      `json:"failed"`
 	// FailureBudget is the effective budget: the fleet stops at Failed >= FailureBudget.
-	FailureBudget int                     `json:"failure_budget"`
+	FailureBudget int `json:"failure_budget"`
+	// SafeguardsOff are the safeguards every child runs without (the
+	// input's skip, allowed by the worker's policy).
+	SafeguardsOff []string                `json:"safeguards_off,omitempty"`
 	OpenGate      *approval.Gate          `json:"open_gate,omitempty"`
 	Gates         []approval.Gate         `json:"gates"`
 	Decisions     []approval.Decision     `json:"decisions"`
