@@ -15,10 +15,12 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/fkrollout/fkrollout/internal/policy"
 	"github.com/fkrollout/fkrollout/workflows/approval"
 	"github.com/fkrollout/fkrollout/workflows/fleet"
 	"github.com/fkrollout/fkrollout/workflows/rollout"
@@ -80,14 +82,16 @@ func newFleetStartCmd() (*cobra.Command, *fleetOptions, *temporalFlags) {
 	fs.StringVar(&s.approvers, "approvers", "", "comma-separated approver identities or role:<name> (default: anyone but the requester)")
 	fs.IntVar(&o.minApprovals, "min-approvals", 1, "distinct approvers needed to open the next wave")
 	fs.DurationVar(&s.gateTimeout, "gate-timeout", 0, "gate timeout, e.g. 24h (default: wait); a wave gate then rejects")
-	fs.StringVar(&s.window, "window", "", "maintenance window of every target: HH:MM/DURATION[/TZ], e.g. 02:00/2h/Asia/Jakarta")
+	fs.StringVar(&s.window, "window", "", "maintenance window of every target: HH:MM/DURATION[/TZ], e.g. 02:00/2h/Asia/Jakarta (required unless --skip window)")
 	fs.BoolVar(&s.windowNow, "window-now", false, "a 2h maintenance window that opens now (demos)")
-	fs.DurationVar(&s.monitor, "monitor", 0, "watch each database this long after it is done, e.g. 1h (default: off)")
+	fs.DurationVar(&s.monitor, "monitor", 0, "watch each database this long after it is done (default 24h; at least the worker's policy.min_watch; off only with --skip monitor)")
 	fs.DurationVar(&s.monitorInterval, "monitor-interval", 0, "time between monitor checks (default 5m)")
 	fs.DurationVar(&s.monitorBaseline, "monitor-baseline", 0, "how long each baseline is measured before the deploy (default 5m)")
-	fs.DurationVar(&s.perf, "perf", 0, "run the perf phase in the canary, measuring this long per round of slices without/with the keys, e.g. 30s (default: off)")
+	fs.DurationVar(&s.perf, "perf", 0, "each database's perf phase measures this long per round of slices without/with the keys (default 30s; off only with --skip perf)")
 	fs.StringVar(&s.perfWorkload, "perf-workload", "demo", "perf workload name from the worker configuration")
 	fs.StringVar(&s.taskQueue, "task-queue", envOr("FKROLLOUT_TASK_QUEUE", rollout.DefaultTaskQueue), "worker task queue (FKROLLOUT_TASK_QUEUE)")
+	fs.StringSliceVar(&s.skip, "skip", nil, "safeguards every database runs without, where the worker's policy.allow_skip lets you: "+strings.Join(policy.Safeguards, ","))
+	fs.StringVar(&s.config, "config", "", "worker configuration whose policy the fleet must pass, checked before it starts (as lint --input --fleet --config does)")
 	fs.BoolVar(&s.dryRun, "dry-run", false, "checks, statistics and audit only on every target; nothing changes (no wave gates)")
 	fs.BoolVar(&o.wait, "wait", false, "follow the fleet until it ends (exit 1 when it does not complete)")
 	fs.DurationVar(&o.every, "every", 2*time.Second, "poll interval of --wait")
@@ -151,6 +155,11 @@ func buildFleetInput(o fleetOptions, now time.Time) (fleet.Input, error) {
 		if o.start.dryRun {
 			in.DryRun = true
 		}
+		for _, sk := range o.start.skip {
+			if sk = strings.TrimSpace(sk); sk != "" && !slices.Contains(in.Skip, sk) {
+				in.Skip = append(in.Skip, sk)
+			}
+		}
 	} else {
 		// start's input builder, with the targets as its environments;
 		// the window it puts on the last environment applies to all.
@@ -160,17 +169,14 @@ func buildFleetInput(o fleetOptions, now time.Time) (fleet.Input, error) {
 		if len(splitList(so.envs)) == 0 {
 			so.envs = "-" // the target check below names the problem
 		}
-		// A fleet's watch stays opt-in (its children follow the fleet's
-		// input): the interval and baseline configure a --monitor.
-		if so.monitor == 0 && (so.monitorInterval > 0 || so.monitorBaseline > 0) {
-			return in, usageError{msg: "--monitor-interval and --monitor-baseline need --monitor"}
-		}
+		// The watch, perf and window flags configure each child's
+		// safeguards; --skip turns them off (so.skip goes to base.Skip).
 		base, err := buildInput(so, now)
 		if err != nil {
 			return in, err
 		}
 		in = fleet.Input{Plan: base.Plan, PlanFormat: base.PlanFormat, Requester: base.Requester, Approval: base.Approval, Thresholds: base.Thresholds,
-			Monitor: base.Monitor, Perf: base.Perf, DryRun: base.DryRun}
+			Monitor: base.Monitor, Perf: base.Perf, DryRun: base.DryRun, Skip: base.Skip}
 		if n := len(base.Environments); n > 0 {
 			in.MaintenanceWindow = base.Environments[n-1].MaintenanceWindow
 		}
@@ -217,6 +223,9 @@ func splitList(s string) []string {
 func runFleetStart(ctx context.Context, o fleetOptions, tf temporalFlags, stdout, stderr io.Writer) error {
 	in, err := buildFleetInput(o, time.Now())
 	if err != nil {
+		return err
+	}
+	if err := checkFleetSafeguards(in, o.start.config, stderr, time.Now()); err != nil {
 		return err
 	}
 	s, err := loadSigner(o.key, in.Requester)

@@ -48,7 +48,7 @@ func TestFleetStartFlags(t *testing.T) {
 	t.Run("flags", func(t *testing.T) {
 		o, err := parseFleetArgs(t, "--plan", planFile, "--targets", "tenant_a, tenant_b,tenant_c,tenant_d", "--canary", "2", "--batch", "3",
 			"--failure-budget", "2", "--requester", "rita", "--approvers", "alice,role:dba", "--min-approvals", "2", "--gate-timeout", "24h",
-			"--window", "02:00/2h/Asia/Jakarta", "--monitor", "1h", "--perf", "30s", "--dry-run")
+			"--window", "02:00/2h/Asia/Jakarta", "--monitor", "1h", "--perf", "30s", "--dry-run", "--skip", "perf,full_backup")
 		require.NoError(t, err)
 		in, err := buildFleetInput(o, now)
 		require.NoError(t, err)
@@ -65,7 +65,8 @@ func TestFleetStartFlags(t *testing.T) {
 		assert.Equal(t, &rollout.MaintenanceWindow{Start: "02:00", Duration: "2h", Timezone: "Asia/Jakarta"}, in.MaintenanceWindow)
 		assert.True(t, in.Monitor.Enabled)
 		require.NotNil(t, in.Perf)
-		assert.Empty(t, in.Perf.Environment, "perf runs in the canary")
+		assert.Empty(t, in.Perf.Environment, "each child runs perf in its own target")
+		assert.Equal(t, []string{"perf", "full_backup"}, in.Skip)
 	})
 	t.Run("defaults", func(t *testing.T) {
 		o, err := parseFleetArgs(t, "--plan", planFile, "--targets", "a,b", "--requester", "rita")
@@ -82,7 +83,7 @@ func TestFleetStartFlags(t *testing.T) {
 		f := filepath.Join(t.TempDir(), "fleet.json")
 		require.NoError(t, os.WriteFile(f, []byte(`{"plan":"foreign_keys: []","requester":"rita","targets":["a","b","c"],"canary":1,"batch_size":2,
 			"approval":{"default":{"approvers":["alice"]}}}`), 0o600))
-		o, err := parseFleetArgs(t, "--input", f, "--batch", "1", "--requester", "rex")
+		o, err := parseFleetArgs(t, "--input", f, "--batch", "1", "--requester", "rex", "--skip", "monitor")
 		require.NoError(t, err)
 		in, err := buildFleetInput(o, now)
 		require.NoError(t, err)
@@ -91,6 +92,7 @@ func TestFleetStartFlags(t *testing.T) {
 		assert.Equal(t, 1, in.BatchSize, "flag overrides the file")
 		assert.Equal(t, "rex", in.Requester)
 		assert.Equal(t, []string{"alice"}, in.Approval.Default.Approvers)
+		assert.Equal(t, []string{"monitor"}, in.Skip, "--skip adds to the file's skip")
 	})
 	t.Run("documented input", func(t *testing.T) {
 		// docs/FLEET.md's Temporal UI example stays valid input.
@@ -120,6 +122,7 @@ func TestFleetStartFlags(t *testing.T) {
 		{"no requester", []string{"--plan", planFile, "--requester", "", "--targets", "a"}, "--requester is required"},
 		{"bad window", []string{"--plan", planFile, "--requester", "rita", "--targets", "a", "--window", "0200"}, "--window"},
 		{"policy flag with input", []string{"--input", planFile, "--approvers", "alice"}, "--approvers cannot be combined with --input"},
+		{"unknown skip", []string{"--plan", planFile, "--requester", "rita", "--targets", "a", "--skip", "watch"}, `skip: "watch" is not a safeguard`},
 		{"unreadable input", []string{"--input", filepath.Join(t.TempDir(), "missing.json")}, "--input"},
 	}
 	for _, tc := range errCases {
@@ -223,13 +226,13 @@ func TestFleetCLIAgainstDevServer(t *testing.T) {
 
 	planFile := fleetPlanFile(t)
 	code, out, errOut := starterRun(t, "fleet-start", "--plan", planFile, "--id", "cli-fleet", "--requester", "rita", "--approvers", "alice,bob",
-		"--targets", "t1,t2,t3", "--canary", "1", "--batch", "2", "--task-queue", tq, "--ui", "http://ui.test")
+		"--targets", "t1,t2,t3", "--canary", "1", "--batch", "2", "--task-queue", tq, "--ui", "http://ui.test", "--skip", "perf,monitor,window,full_backup")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "fleet started:  cli-fleet")
 	assert.Contains(t, out, "http://ui.test/namespaces/default/workflows/cli-fleet")
 	assert.Contains(t, out, "wave 2/2:       t2, t3")
 
-	code, _, errOut = starterRun(t, "fleet-start", "--plan", planFile, "--id", "cli-fleet", "--requester", "rita", "--targets", "t1", "--task-queue", tq)
+	code, _, errOut = starterRun(t, "fleet-start", "--plan", planFile, "--id", "cli-fleet", "--requester", "rita", "--targets", "t1", "--task-queue", tq, "--skip", "window")
 	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "already exists")
 
@@ -306,4 +309,49 @@ func TestFleetCLIAgainstDevServer(t *testing.T) {
 	code, _, errOut = starterRun(t, "fleet-status", "no-such-fleet")
 	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, `no fleet with id "no-such-fleet"`)
+}
+
+// TestFleetStartSafeguards: fleet-start refuses what the fleet's first
+// activity would (no window unless skipped; with --config, a skip the
+// worker's policy does not allow) and names what every database runs
+// without.
+func TestFleetStartSafeguards(t *testing.T) {
+	dir := t.TempDir()
+	strict := writeInputFile(t, dir, "strict.yaml", "policy:\n  trust_client_identity: true\n")
+	lenient := writeInputFile(t, dir, "lenient.yaml", "policy:\n  trust_client_identity: true\n  allow_skip: [window, perf]\n")
+	window := &rollout.MaintenanceWindow{Start: "02:00", Duration: "2h", Timezone: "UTC"}
+	input := func(skip []string, w *rollout.MaintenanceWindow) fleet.Input {
+		return fleet.Input{Plan: "x", Requester: "rita", Targets: []string{"a", "b"}, Skip: skip, MaintenanceWindow: w}
+	}
+	for _, c := range []struct {
+		name, config, err, warning string
+		in                         fleet.Input
+	}{
+		{name: "every safeguard on", in: input(nil, window), config: strict},
+		{name: "no window", in: input(nil, nil), err: "every target needs a maintenance window: --window HH:MM/DURATION[/TZ] (or --skip window"},
+		{name: "window skipped, no config: the worker decides", in: input([]string{"window"}, nil),
+			warning: "window off: the last environment's maintenance window is skipped"},
+		{name: "skip refused by the config", in: input([]string{"window"}, nil), config: strict,
+			err: `skip: "window" would turn off the last environment's maintenance window; this worker's policy does not allow that (policy.allow_skip: none)`},
+		{name: "skip allowed by the config", in: input([]string{"perf", "window"}, nil), config: lenient,
+			warning: "perf off: the perf phase"},
+		{name: "dry run needs nothing", in: fleet.Input{Plan: "x", Requester: "rita", Targets: []string{"a"}, DryRun: true, Skip: []string{"full_backup"}}, config: strict},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := checkFleetSafeguards(c.in, c.config, &stderr, time.Now())
+			if c.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), c.err)
+				return
+			}
+			require.NoError(t, err)
+			if c.warning == "" {
+				assert.Empty(t, stderr.String())
+			} else {
+				assert.Contains(t, stderr.String(), "safeguards off in every database")
+				assert.Contains(t, stderr.String(), c.warning)
+			}
+		})
+	}
 }

@@ -146,8 +146,10 @@ func checkDecoded(raw []byte, o inputLintOptions, now time.Time) (problems []inp
 		if err := fin.Validate(); err != nil {
 			problems = append(problems, split("input", err, "invalid fleet input: ")...)
 		}
-		in = fin.PolicyInput()
-		req.GateEnvironments = []string{fleet.GateEnvironment}
+		// As the fleet checks itself at start: its children run the
+		// safeguards unless its skip (allowed by the policy) turns them off.
+		req = fin.PolicyRequest("lint", !fin.DryRun)
+		in = req.Input
 	} else {
 		if err := json.Unmarshal(raw, &in); err != nil {
 			return nil, nil, fmt.Errorf("decode rollout input: %w", err)
@@ -187,7 +189,7 @@ func checkDecoded(raw []byte, o inputLintOptions, now time.Time) (problems []inp
 // a "; " ("...on_timeout: approve-override needs a person and a reason; a
 // timeout cannot choose it"): reasons start with what they are about, a
 // field, an environment or a gate, never with these words.
-var continuation = regexp.MustCompile(`^(a|an|the|name|it|see) `)
+var continuation = regexp.MustCompile(`^(a|an|the|this|name|it|see) `)
 
 // split turns a workflow's "; "-joined error into one problem per reason.
 func split(source string, err error, prefix string) []inputProblem {

@@ -58,6 +58,9 @@ policy:
 	devMode := writeInputFile(t, dir, "dev.yaml", "policy:\n  trust_client_identity: true\n")
 	fleetInput := writeInputFile(t, dir, "fleet.json", `{"plan":"ALTER TABLE a ADD CONSTRAINT fk FOREIGN KEY (b) REFERENCES c(id) NOT VALID;",
  "requester":"rita@example.com","targets":["tenant_a","tenant_b"],"batch_size":5}`)
+	fleetSkips := writeInputFile(t, dir, "fleet-skips.json", `{"plan":"ALTER TABLE a ADD CONSTRAINT fk FOREIGN KEY (b) REFERENCES c(id) NOT VALID;",
+ "requester":"rita@example.com","targets":["tenant_a","tenant_b"],"skip":["perf","full_backup"],
+ "maintenance_window":{"start":"02:00","duration":"2h","timezone":"UTC"}}`)
 	fleetTwice := writeInputFile(t, dir, "fleet-twice.json", `{"plan":"x","requester":"rita@example.com","targets":["tenant_a","tenant_a"],"batchsize":5}`)
 
 	cases := []struct {
@@ -95,6 +98,17 @@ policy:
 		{"fleet input", []string{"lint", "--input", fleetInput, "--fleet"}, 0, []string{"valid FKFleetRollout input"}, "", ""},
 		{"fleet input, policy", []string{"lint", "--input", fleetInput, "--fleet", "--config", strict}, 1,
 			[]string{`policy: environment "tenant_a" has no approval policy`, `policy: environment "fleet" has no approval policy`}, "", ""},
+		{"fleet skip the policy does not allow", []string{"lint", "--input", fleetSkips, "--fleet", "--config", allowPerf}, 1,
+			[]string{`policy: skip: "full_backup" would turn off the last environment's full backup`, "(policy.allow_skip: perf)", "1 problem(s)"}, "", "valid"},
+		{"fleet without a window and none skipped", []string{"lint", "--input", fleetInput, "--fleet", "--config", devMode}, 1,
+			[]string{"policy: maintenance_window: each target of a fleet is the last environment of its own rollout and needs one"}, "", "valid"},
+		{"fleet skip name checked without a config", []string{"lint", "--input", edited("fleet-bad-skip.json", func(m map[string]any) {
+			for _, k := range []string{"environments", "perf", "monitor", "approval", "thresholds"} {
+				delete(m, k)
+			}
+			m["targets"] = []string{"tenant_a"}
+			m["skip"] = []string{"watch"}
+		}), "--fleet"}, 1, []string{"/skip/0: value must be one of 'perf', 'monitor', 'window', 'full_backup'"}, "", "valid"},
 		{"fleet input as a rollout's", []string{"lint", "--input", fleetInput}, 1,
 			[]string{"/environments: required property is missing", "/targets: additional property not allowed"}, "", ""},
 		{"fleet misspelled", []string{"lint", "--input", fleetTwice, "--fleet"}, 1,

@@ -51,6 +51,9 @@ func TestE2EFleetRollout(t *testing.T) {
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, fleet.WorkflowName, fleet.Input{
 		Plan: sqlassets.Migration, Requester: rita, Targets: targets, Canary: 1, BatchSize: 2,
 		Approval: approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob, rita}}},
+		// This test is about waves and gates: the fleet turns the
+		// safeguards off in every child, as the worker's policy allows.
+		Skip: skipAllBut(),
 	})
 	require.NoError(t, err)
 
@@ -110,6 +113,7 @@ func TestE2EFleetRollout(t *testing.T) {
 		child := queryStatusT(t, ctx, c, tg.ChildID)
 		assert.Equal(t, rollout.StateCompleted, child.State)
 		assert.Equal(t, []string{tg.Name}, child.EnvironmentOrder)
+		assert.Equal(t, skipAllBut(), child.SafeguardsOff, "the child ran with the fleet's skip")
 
 		db := dbs[tg.Name]
 		vs, err := migrate.Verify(ctx, db.Pool, p)

@@ -69,17 +69,18 @@ type rule struct {
 // monitor.ValidateRules, the requester proof's verification); every other
 // field may be left out.
 func rules(root reflect.Type) map[string]rule {
+	// The safeguards an input (a rollout's or a fleet's) may name; the
+	// worker's policy decides whether it may turn each off.
+	skip := func(s *jsonschema.Schema) {
+		enum(policy.Safeguards...)(s.Items)
+		s.UniqueItems = true
+	}
 	root0 := rule{required: []string{"plan", "requester", "environments"}, props: map[string]func(*jsonschema.Schema){
 		"plan":         pattern(nonBlank, "must not be blank"),
 		"plan_format":  enum("", "sql", "yaml", "json"),
 		"requester":    pattern(nonBlank, "must not be blank"),
 		"environments": minItems(1),
-		// The safeguards an input may name; the worker's policy decides
-		// whether it may turn each off.
-		"skip": func(s *jsonschema.Schema) {
-			enum(policy.Safeguards...)(s.Items)
-			s.UniqueItems = true
-		},
+		"skip":         skip,
 	}}
 	if root == reflect.TypeFor[fleet.Input]() {
 		root0 = rule{required: []string{"plan", "requester", "targets"}, props: map[string]func(*jsonschema.Schema){
@@ -91,6 +92,7 @@ func rules(root reflect.Type) map[string]rule {
 				maxItems(fleet.MaxTargets)(s)
 				s.Items.Pattern = targetPattern
 			},
+			"skip": skip,
 		}}
 	}
 	return map[string]rule{

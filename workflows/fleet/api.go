@@ -63,18 +63,28 @@ type Input struct {
 	// FailureBudget: once this many targets have failed, the fleet starts no
 	// more (default 1: the first failure stops it).
 	FailureBudget int `json:"failure_budget,omitempty"`
-	// MaintenanceWindow, when set, applies to every target.
+	// MaintenanceWindow applies to every target; required unless skip
+	// lists "window" (each target is the last environment of its child).
 	MaintenanceWindow *rollout.MaintenanceWindow `json:"maintenance_window,omitempty"`
 	// Approval is the policy of the wave gates (key "promotion/fleet", else
 	// "promotion", else the default) and of every child's gates.
 	Approval   approval.Policy    `json:"approval"`
 	Thresholds rollout.Thresholds `json:"thresholds"`
-	// Monitor runs in every child after its database is done.
+	// Monitor configures the watch every child runs after its database is
+	// done, unless skip lists "monitor".
 	Monitor rollout.MonitorInput `json:"monitor"`
-	// Perf, when enabled, runs in the target perf.environment names, or in
-	// the canary wave's targets when it names none.
+	// Perf configures the perf phase every child runs in its own target,
+	// unless skip lists "perf"; leave perf.environment out (fleets started
+	// before skip existed ran it, when enabled, only in perf.environment or
+	// the canary wave's targets).
 	Perf   *rollout.PerfInput `json:"perf,omitempty"`
 	DryRun bool               `json:"dry_run,omitempty"`
+	// Skip turns runbook safeguards off in every child, as a rollout's skip
+	// does ("perf", "monitor", "window", "full_backup"): each one listed
+	// must be allowed by the worker's policy.allow_skip, or the fleet is
+	// refused before any child starts. Unlisted, every child runs its own
+	// perf phase, watch, maintenance window and full backup.
+	Skip []string `json:"skip,omitempty"`
 	// RequesterProof is the requester's signature over the fleet's start
 	// (StartClaim); each child verifies it against the fleet's scope.
 	RequesterProof *identity.Proof `json:"requester_proof,omitempty"`
@@ -118,7 +128,10 @@ type Status struct {
 	Succeeded   int      `json:"succeeded"`
 	Failed      int      `json:"failed"`
 	// FailureBudget is the effective budget: the fleet stops at Failed >= FailureBudget.
-	FailureBudget int                     `json:"failure_budget"`
+	FailureBudget int `json:"failure_budget"`
+	// SafeguardsOff are the safeguards every child runs without (the
+	// input's skip, allowed by the worker's policy).
+	SafeguardsOff []string                `json:"safeguards_off,omitempty"`
 	OpenGate      *approval.Gate          `json:"open_gate,omitempty"`
 	Gates         []approval.Gate         `json:"gates"`
 	Decisions     []approval.Decision     `json:"decisions"`

@@ -45,6 +45,8 @@ type Carried struct {
 	Thread          notify.MessageRef         `json:"thread"`
 	// Runs counts the runs before this one.
 	Runs int `json:"runs"`
+	// Safeguards: the children run the safeguards (safeguardsVersion).
+	Safeguards bool `json:"safeguards,omitempty"`
 }
 
 // errCarriedNotContinued refuses carried state a client passed: only the
@@ -67,7 +69,7 @@ func (f *fleet) continueAsNew(ctx workflow.Context, next int) error {
 		return err
 	}
 	c := &Carried{Status: *f.snapshot(), NextWave: next, Policy: f.Policy, Nonces: f.Nonces(),
-		DroppedRefusals: f.DroppedRefusals, Thread: f.thread, Runs: f.runs + 1}
+		DroppedRefusals: f.DroppedRefusals, Thread: f.thread, Runs: f.runs + 1, Safeguards: f.safeguards}
 	c.Status.OpenGate = nil
 	// Every carried gate is decided: its notification was sent and its
 	// detail is not needed again.
@@ -95,7 +97,7 @@ func (f *fleet) restore(ctx workflow.Context, c *Carried) error {
 		f.Gates = append(f.Gates, &g)
 	}
 	f.Decisions, f.Refusals = c.Status.Decisions, c.Status.Refusals
-	f.Policy, f.DroppedRefusals, f.thread, f.runs = c.Policy, c.DroppedRefusals, c.Thread, c.Runs
+	f.Policy, f.DroppedRefusals, f.thread, f.runs, f.safeguards = c.Policy, c.DroppedRefusals, c.Thread, c.Runs, c.Safeguards
 	f.RestoreNonces(c.Nonces)
 	f.st.Gates, f.st.Decisions, f.st.Refusals, f.st.OpenGate = nil, nil, nil, nil
 	return nil

@@ -3,6 +3,7 @@ package fleet
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,7 +73,7 @@ func TestResolvePolicyForFleets(t *testing.T) {
 	}
 	child := func(target string, proof *identity.Proof) func(in *rollout.Input) {
 		return func(in *rollout.Input) {
-			*in = fleetIn.childInput(target, true)
+			*in = fleetIn.childInput(target, true, true)
 			in.RequesterProof = proof
 			in.FleetScope = &rollout.FleetScope{Targets: fleetIn.Targets}
 		}
@@ -170,7 +171,7 @@ func TestTrustFleetNeedsFleetPolicy(t *testing.T) {
 		t.Run(fmt.Sprintf("fleet policy %v", withFleet), func(t *testing.T) {
 			h := newFleetHarness(t)
 			keys := newKeys(t)
-			cfg := policy.Config{Identities: keys.Identities(nil), Operators: []string{olga}}
+			cfg := policy.Config{Identities: keys.Identities(nil), Operators: []string{olga}, AllowSkip: policy.Safeguards}
 			cfg.Environments = map[string]policy.Environment{
 				"t1": {Approvers: []string{alice, bob}},
 				"t2": {Approvers: []string{alice, bob}},
@@ -179,7 +180,7 @@ func TestTrustFleetNeedsFleetPolicy(t *testing.T) {
 				cfg.Environments[GateEnvironment] = policy.Environment{Approvers: []string{alice, bob}}
 			}
 			h.policy = cfg
-			in := Input{Plan: "foreign_keys: [...]", Requester: requester, Targets: []string{"t1", "t2"}}
+			in := Input{Plan: "foreign_keys: [...]", Requester: requester, Targets: []string{"t1", "t2"}, Skip: slices.Clone(policy.Safeguards)}
 			in.RequesterProof = keys.Sign(t, requester, StartClaim(fleetID, in), start)
 			// The wave gate opens after the canary's hour; olga stops there.
 			h.at(2*time.Hour, func() {

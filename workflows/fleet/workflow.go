@@ -103,7 +103,7 @@ func (in Input) Validate() error {
 	if len(in.Targets) > 0 && strings.TrimSpace(in.Targets[0]) != "" {
 		probe = in.Targets[0]
 	}
-	child := in.childInput(probe, true)
+	child := in.childInput(probe, true, false)
 	if child.Perf != nil {
 		child.Perf.Environment = ""
 	}
@@ -127,8 +127,42 @@ func (in Input) PolicyInput() rollout.Input {
 		Perf: in.Perf, DryRun: in.DryRun, RequesterProof: in.RequesterProof}
 }
 
+// SafeguardInput is the fleet as the worker's policy checks it at start
+// with the safeguards: every target an environment with the fleet's
+// window, the skip and the watch, through the rollout's safe defaults.
+func (in Input) SafeguardInput() rollout.Input {
+	p := in.PolicyInput()
+	p.Skip, p.Monitor = slices.Clone(in.Skip), in.Monitor
+	if in.MaintenanceWindow != nil {
+		for i := range p.Environments {
+			w := *in.MaintenanceWindow
+			p.Environments[i].MaintenanceWindow = &w
+		}
+	}
+	return rollout.WithSafeDefaults(p)
+}
+
+// PolicyRequest is what the fleet asks the worker's policy at start; the
+// CLI's lint asks the same. safeguards: the fleet's children run them.
+func (in Input) PolicyRequest(workflowID string, safeguards bool) rollout.PolicyRequest {
+	req := rollout.PolicyRequest{WorkflowID: workflowID, Input: in.PolicyInput(), GateEnvironments: []string{GateEnvironment}}
+	if safeguards {
+		req.Input, req.Safeguards, req.FleetTargets = in.SafeguardInput(), true, true
+	}
+	return req
+}
+
+// safeguardsVersion marks fleets whose children run the safeguards unless
+// the fleet's skip turns them off (allowed by policy.allow_skip, checked
+// at the fleet's start), each child running its own perf phase; fleets
+// before it ran perf only where perf.environment (or the canary) said.
+const safeguardsVersion = "fleetsafe-fleet-safeguards"
+
 // childInput is one target's FKRollout input: a single environment.
-func (in Input) childInput(target string, canary bool) rollout.Input {
+// safeguards: every child gets the perf section for its own target (the
+// child's safe defaults run it unless skipped); before, only the canary
+// or perf.environment did.
+func (in Input) childInput(target string, canary, safeguards bool) rollout.Input {
 	child := rollout.Input{
 		Plan:         in.Plan,
 		PlanFormat:   in.PlanFormat,
@@ -138,6 +172,7 @@ func (in Input) childInput(target string, canary bool) rollout.Input {
 		Thresholds:   in.Thresholds,
 		Monitor:      in.Monitor,
 		DryRun:       in.DryRun,
+		Skip:         slices.Clone(in.Skip),
 	}
 	if in.RequesterProof != nil {
 		child.RequesterProof = in.RequesterProof
@@ -147,7 +182,14 @@ func (in Input) childInput(target string, canary bool) rollout.Input {
 		w := *in.MaintenanceWindow
 		child.Environments[0].MaintenanceWindow = &w
 	}
-	if p := in.Perf; p != nil && p.Enabled && (p.Environment == target || (p.Environment == "" && canary)) {
+	if p := in.Perf; safeguards && !in.DryRun {
+		var pc rollout.PerfInput
+		if p != nil {
+			pc = *p
+		}
+		pc.Environment = target
+		child.Perf = &pc
+	} else if p != nil && p.Enabled && (p.Environment == target || (p.Environment == "" && canary)) {
 		pc := *p
 		pc.Environment = target
 		child.Perf = &pc
@@ -168,7 +210,10 @@ type fleet struct {
 	finished bool
 	// runs counts the runs this fleet continued as new from (carry.go).
 	runs int
-	pub  struct {
+	// safeguards: the children run the safeguards unless the fleet's skip
+	// turns them off (safeguardsVersion).
+	safeguards bool
+	pub        struct {
 		phase     string
 		state     rollout.RolloutState
 		requester bool
@@ -207,7 +252,11 @@ func Workflow(ctx workflow.Context, raw Input, carried *Carried) (*Status, error
 		}
 		return f.finishRun(ctx, f.run(ctx, carried.NextWave))
 	}
-	pol, err := rollout.ResolveEffectivePolicy(ctx, f.id, in.PolicyInput(), []string{GateEnvironment})
+	if !in.DryRun && workflow.GetVersion(ctx, safeguardsVersion, workflow.DefaultVersion, 1) == 1 {
+		f.safeguards = true
+		f.st.SafeguardsOff = rollout.SafeguardsOff(in.SafeguardInput())
+	}
+	pol, err := rollout.ResolvePolicyRequest(ctx, in.PolicyRequest(f.id, f.safeguards))
 	f.Policy = pol
 	if err != nil {
 		f.finished = true
@@ -460,7 +509,7 @@ func (f *fleet) runWave(ctx workflow.Context, i int) {
 			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 			StaticSummary:     fmt.Sprintf("fkrollout of %s (fleet %s, wave %d/%d)", name, f.id, wave.Number, len(f.st.Waves)),
 		})
-		fut := workflow.ExecuteChildWorkflow(cctx, rollout.WorkflowName, f.in.childInput(name, wave.Canary))
+		fut := workflow.ExecuteChildWorkflow(cctx, rollout.WorkflowName, f.in.childInput(name, wave.Canary, f.safeguards))
 		started := workflow.Now(ctx)
 		t.State, t.StartedAt = rollout.StateRunning, &started
 		running++

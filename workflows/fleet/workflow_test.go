@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -126,7 +127,9 @@ func newFleetHarness(t *testing.T) *fleetHarness {
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: fleetID})
 	env.SetTestTimeout(30 * time.Second)
 	h := &fleetHarness{t: t, env: env, kids: &fleetKids{}, accepted: map[string]approval.GateView{}, rejected: map[string]string{},
-		policy: policy.Config{TrustClientIdentity: true}}
+		// The fleet tests turn the safeguards they do not test off (fleetInput's
+		// skip): the worker lets them, as worker/e2e_test.go's testConfig does.
+		policy: policy.Config{TrustClientIdentity: true, AllowSkip: policy.Safeguards, MinWatch: "1s"}}
 	env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterWorkflowWithOptions(h.kids.run, workflow.RegisterOptions{Name: rollout.WorkflowName})
 	env.RegisterActivityWithOptions(func(ctx context.Context, in rollout.ParsePlanInput) (rollout.ParsePlanResult, error) {
@@ -171,6 +174,7 @@ func fleetInput(targets ...string) Input {
 		Requester: requester,
 		Targets:   targets,
 		Approval:  approval.Policy{Default: approval.GateRule{Approvers: []string{alice, bob, requester, "role:dba"}}},
+		Skip:      slices.Clone(policy.Safeguards),
 	}
 }
 
@@ -330,12 +334,11 @@ func TestFleetCanaryThenBatches(t *testing.T) {
 		assert.Equal(t, in.Plan, k.In.Plan)
 		assert.Equal(t, in.Thresholds, k.In.Thresholds)
 		assert.True(t, k.In.Monitor.Enabled)
-		if k.In.Environments[0].Name == "t1" {
-			require.NotNil(t, k.In.Perf, "perf runs in the canary")
-			assert.Equal(t, "t1", k.In.Perf.Environment)
-		} else {
-			assert.Nil(t, k.In.Perf, "perf only in the canary")
-		}
+		// Each child has the perf section for its own target; its skip
+		// (the fleet's) decides whether it runs.
+		require.NotNil(t, k.In.Perf, "the perf section goes to every child")
+		assert.Equal(t, k.In.Environments[0].Name, k.In.Perf.Environment)
+		assert.Equal(t, in.Skip, k.In.Skip, "every child gets the fleet's skip")
 	}
 	// Canary first; a wave's databases start together; the next wave starts
 	// after the previous one ended and its gate was decided.

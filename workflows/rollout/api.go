@@ -203,9 +203,9 @@ type Thresholds struct {
 
 // MonitorInput configures the watch after the last environment.
 type MonitorInput struct {
-	// Enabled turns the watch on in a fleet's input and in rollouts
-	// started before Input.Skip existed. In a rollout the watch now runs
-	// unless skip lists "monitor" (the workflow sets Enabled from that).
+	// Enabled turns the watch on in rollouts and fleets started before
+	// Input.Skip existed. Now the watch runs unless skip lists "monitor"
+	// (the workflow sets Enabled from that), in a fleet's children too.
 	Enabled bool `json:"enabled"`
 	// Duration of the watch, "24h" (default; at least the worker's
 	// policy.min_watch).

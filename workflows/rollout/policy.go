@@ -37,6 +37,10 @@ type PolicyRequest struct {
 	// Safeguards: the input runs with safe defaults (WithSafeDefaults was
 	// applied) and each skip must be allowed (SafeguardProblems).
 	Safeguards bool `json:"safeguards,omitempty"`
+	// FleetTargets: the environments are a fleet's targets, each rolled out
+	// by its own one-environment child, so each runs every safeguard (its
+	// perf phase, window, full backup and watch).
+	FleetTargets bool `json:"fleet_targets,omitempty"`
 }
 
 // ResolvePolicy checks in against the worker's policy and returns the
@@ -134,18 +138,28 @@ func ResolvePolicy(cfg policy.Config, req PolicyRequest, slackSigner string, now
 			if env == "" && len(envs) > 0 {
 				env = envs[0]
 			}
-			if env != "" && !slices.Contains(eff.PerfEnvironments, env) {
-				hint := ""
-				if req.Safeguards {
-					hint = ` (or skip: ["perf"] where policy.allow_skip lists perf)`
+			perfEnvs := []string{env}
+			if req.FleetTargets && req.Safeguards {
+				// Every child runs its own perf phase in its target.
+				perfEnvs = envs
+				if p.Environment != "" {
+					errs = append(errs, fmt.Sprintf(`perf.environment %q: every target of a fleet runs its own perf phase; leave perf.environment out (or skip: ["perf"] where policy.allow_skip lists perf)`, p.Environment))
 				}
-				errs = append(errs, fmt.Sprintf("perf: environment %q may not run the perf phase (its workload writes rows); the worker policy allows it in: %s%s", env, approval.NoneIfEmpty(eff.PerfEnvironments), hint))
+			}
+			for _, env := range perfEnvs {
+				if env != "" && !slices.Contains(eff.PerfEnvironments, env) {
+					hint := ""
+					if req.Safeguards {
+						hint = ` (or skip: ["perf"] where policy.allow_skip lists perf)`
+					}
+					errs = append(errs, fmt.Sprintf("perf: environment %q may not run the perf phase (its workload writes rows); the worker policy allows it in: %s%s", env, approval.NoneIfEmpty(eff.PerfEnvironments), hint))
+				}
 			}
 		}
 	}
 
 	if req.Safeguards {
-		errs = append(errs, SafeguardProblems(cfg, in)...)
+		errs = append(errs, safeguardProblems(cfg, in, req.FleetTargets)...)
 	}
 
 	// The requester is who signed the start, or unverified.

@@ -5,14 +5,17 @@ package rollout
 // rollout unless the input's skip turns one off and the worker's
 // policy.allow_skip lets it. Rollouts started before (histories without
 // the safeDefaultsVersion marker) keep the old opt-in meaning of
-// perf.enabled and monitor.enabled; a fleet's children keep the fleet's
-// choices (the fleet decides where perf runs).
+// perf.enabled and monitor.enabled. A child rollout (a fleet's, or any
+// other workflow's) follows the same rule; children started before
+// childSafeguardsVersion ran without the safeguards.
 
 import (
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/fkrollout/fkrollout/internal/policy"
 	"github.com/fkrollout/fkrollout/internal/report"
@@ -22,6 +25,21 @@ import (
 // safeDefaultsVersion marks histories in which the safeguards are on unless
 // skipped (WithSafeDefaults) and the worker's policy checks every skip.
 const safeDefaultsVersion = "defaults-safeguards"
+
+// childSafeguardsVersion marks child rollouts (started by a fleet or any
+// other workflow) that run the safeguards as a top-level rollout does;
+// children recorded before it followed their parent's input alone.
+const childSafeguardsVersion = "fleetsafe-child-safeguards"
+
+// safeDefaultsApply: this run applies the safe defaults and the policy's
+// allow_skip check. Only a child asks for childSafeguardsVersion, so
+// top-level histories replay unchanged.
+func safeDefaultsApply(ctx workflow.Context, info *workflow.Info) bool {
+	if info.ParentWorkflowExecution != nil && workflow.GetVersion(ctx, childSafeguardsVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return false
+	}
+	return workflow.GetVersion(ctx, safeDefaultsVersion, workflow.DefaultVersion, 1) == 1
+}
 
 // Skips reports whether the input's skip lists the safeguard.
 func (in Input) Skips(safeguard string) bool { return slices.Contains(in.Skip, safeguard) }
@@ -103,6 +121,13 @@ func SafeguardText(off []string) []string {
 // and the watch lasts at least policy.min_watch. Dry runs change nothing
 // and are not checked.
 func SafeguardProblems(cfg policy.Config, in Input) []string {
+	return safeguardProblems(cfg, in, false)
+}
+
+// safeguardProblems: fleet checks a fleet at its start, its environments
+// being its targets: each target's child has it as its last environment,
+// so each needs the fleet's maintenance_window.
+func safeguardProblems(cfg policy.Config, in Input, fleet bool) []string {
 	if in.DryRun || len(in.Environments) == 0 {
 		return nil
 	}
@@ -116,7 +141,13 @@ func SafeguardProblems(cfg policy.Config, in Input) []string {
 	lastIdx := len(in.Environments) - 1
 	last := in.Environments[lastIdx]
 	// skip: [window] only stops requiring one: a window given is kept.
-	if last.MaintenanceWindow == nil && !in.Skips(policy.SafeguardWindow) {
+	switch {
+	case in.Skips(policy.SafeguardWindow):
+	case fleet:
+		if slices.ContainsFunc(in.Environments, func(e EnvironmentInput) bool { return e.MaintenanceWindow == nil }) {
+			errs = append(errs, `maintenance_window: each target of a fleet is the last environment of its own rollout and needs one (e.g. {"start":"02:00","duration":"2h","timezone":"UTC"}); only where policy.allow_skip lists window may skip: [window] go without one`)
+		}
+	case last.MaintenanceWindow == nil:
 		errs = append(errs, fmt.Sprintf("environments[%d] (%s): the last environment needs a maintenance_window (e.g. {\"start\":\"02:00\",\"duration\":\"2h\",\"timezone\":\"UTC\"}); only where policy.allow_skip lists window may skip: [window] go without one", lastIdx, last.Name))
 	}
 	if in.Monitor.Enabled {

@@ -4,9 +4,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fkrollout/fkrollout/workflows/approval"
 
 	"github.com/fkrollout/fkrollout/internal/policy"
 )
@@ -143,4 +148,89 @@ func TestSafeguardsRefusedBeforeAnythingRuns(t *testing.T) {
 
 func firstLines(s string, n int) string {
 	return strings.Join(strings.SplitN(s, "\n", n+1)[:n], "\n")
+}
+
+// parentWorkflow starts the rollout as a child, as a fleet or any other
+// workflow would, and returns the child's result.
+func parentWorkflow(ctx workflow.Context, in Input) (*Status, error) {
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: childRolloutID})
+	var st Status
+	err := workflow.ExecuteChildWorkflow(cctx, WorkflowName, in).Get(cctx, &st)
+	return &st, err
+}
+
+const childRolloutID = "parent-1/production"
+
+// driveChild decides the child's gates (the harness's drive decides the
+// root workflow's): approveAll, every 10 minutes of workflow time.
+func (h *harness) driveChild() {
+	var tick func()
+	tick = func() {
+		if h.env.IsWorkflowCompleted() {
+			return
+		}
+		if v, err := h.env.QueryWorkflowByID(childRolloutID, QueryStatus); err == nil {
+			var st Status
+			require.NoError(h.t, v.Get(&st))
+			for _, g := range st.OpenGates {
+				for _, d := range approveAll(h, g) {
+					key := g.ID + " " + d.Actor + " " + d.Choice
+					if h.sent[key] {
+						continue
+					}
+					h.sent[key] = true
+					_ = h.env.UpdateWorkflowByID(childRolloutID, approval.UpdateDecide, key, &testsuite.TestUpdateCallback{
+						OnAccept: func() {}, OnReject: func(err error) { h.rejected[key] = err.Error() }, OnComplete: func(any, error) {}}, d)
+				}
+			}
+		}
+		h.env.RegisterDelayedCallback(tick, 10*time.Minute)
+	}
+	h.env.RegisterDelayedCallback(tick, 10*time.Minute)
+}
+
+// A rollout started by a parent workflow follows the same rule as one
+// started by a person: the safeguards run unless its skip turns them off,
+// and a skip its worker's policy does not allow fails it at its own first
+// activity.
+func TestChildRolloutsRunTheSafeguards(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		allow  []string
+		skip   []string
+		refuse string
+	}{
+		{name: "skips what the policy allows", allow: []string{policy.SafeguardMonitor}, skip: []string{policy.SafeguardMonitor}},
+		{name: "skips what the policy forbids", allow: []string{policy.SafeguardMonitor}, skip: []string{policy.SafeguardFullBackup},
+			refuse: `skip: "full_backup" would turn off the last environment's full backup (the environment's backup setting applies); this worker's policy does not allow that (policy.allow_skip: monitor)`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, approveAll)
+			h.env.RegisterWorkflow(parentWorkflow)
+			h.fake.policy = policy.Config{TrustClientIdentity: true, AllowSkip: c.allow}
+			h.fake.orphans["staging"] = map[string]int64{}
+			h.fake.orphans["production"] = map[string]int64{}
+			perfFake(h, 1)
+			in := minimalInput()
+			in.Skip = c.skip
+			h.driveChild()
+			h.env.ExecuteWorkflow(parentWorkflow, in)
+			require.True(t, h.env.IsWorkflowCompleted())
+			err := h.env.GetWorkflowError()
+			if c.refuse != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), c.refuse)
+				assert.Equal(t, []string{ActResolvePolicy + " "}, h.fake.calls, "nothing runs after the policy check")
+				return
+			}
+			require.NoError(t, err)
+			var st Status
+			require.NoError(t, h.env.GetWorkflowResult(&st))
+			assert.Equal(t, StateCompleted, st.State)
+			assert.Equal(t, c.skip, st.SafeguardsOff)
+			assert.Equal(t, 1, h.fake.count(ActPerfRun+" baseline staging"), "the perf phase runs in a child")
+			require.Len(t, h.fake.backups, 2)
+			assert.True(t, h.fake.backups[1].Full, "production: a full backup")
+		})
+	}
 }

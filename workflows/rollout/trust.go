@@ -19,6 +19,12 @@ func ResolveEffectivePolicy(ctx workflow.Context, workflowID string, in Input, e
 	return resolveEffectivePolicy(ctx, PolicyRequest{WorkflowID: workflowID, Input: in, GateEnvironments: extraGateEnvs})
 }
 
+// ResolvePolicyRequest is ResolveEffectivePolicy for a whole request (a
+// fleet checking its safeguards).
+func ResolvePolicyRequest(ctx workflow.Context, req PolicyRequest) (*approval.EffectivePolicy, error) {
+	return resolveEffectivePolicy(ctx, req)
+}
+
 func resolveEffectivePolicy(ctx workflow.Context, req PolicyRequest) (*approval.EffectivePolicy, error) {
 	if workflow.GetVersion(ctx, policyVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return nil, nil

@@ -103,9 +103,9 @@ func Workflow(ctx workflow.Context, in Input) (*Status, error) {
 	if len(unofferedTimeouts(in)) > 0 && workflow.GetVersion(ctx, offeredTimeoutsVersion, workflow.DefaultVersion, 1) == 1 {
 		w.checkOfferedTimeouts = true
 	}
-	// Safe defaults for rollouts started by a person; a dry run changes
-	// nothing and a fleet's child follows its fleet's input.
-	if !in.DryRun && info.ParentWorkflowExecution == nil && workflow.GetVersion(ctx, safeDefaultsVersion, workflow.DefaultVersion, 1) == 1 {
+	// Safe defaults for every rollout, top-level or a child of any parent;
+	// a dry run changes nothing.
+	if !in.DryRun && safeDefaultsApply(ctx, info) {
 		w.safeguards = true
 		w.in = WithSafeDefaults(w.in)
 		w.st.SafeguardsOff = SafeguardsOff(w.in)
