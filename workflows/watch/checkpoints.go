@@ -90,15 +90,7 @@ func watchWithCheckpoints(ctx workflow.Context, req Request, ev monitor.Evaluato
 		}
 		if !reported && windowEnded {
 			// The end of the window: clean only on the watcher's report.
-			gctx, cancelGrace := workflow.WithCancel(ctx)
-			grace := workflow.NewTimerWithOptions(gctx, interval+10*time.Minute, workflow.TimerOptions{
-				Summary: fmt.Sprintf("wait for the watcher of %s to report the end of the window", req.Environment),
-			})
-			last := workflow.NewSelector(ctx)
-			last.AddFuture(watch, func(f workflow.Future) { watchErr, reported = f.Get(ctx, &res), true })
-			last.AddFuture(grace, func(workflow.Future) {})
-			last.Select(ctx)
-			cancelGrace()
+			reported = awaitWatcherEnd(ctx, req.Environment, interval, watch, &res, &watchErr)
 			if !reported {
 				cancelWatch()
 				_ = watch.Get(ctx, nil)

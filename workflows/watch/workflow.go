@@ -162,17 +162,7 @@ func Workflow(ctx workflow.Context, req Request) (Outcome, error) {
 		// the end: a watcher that failed every attempt, or hangs, has
 		// watched nothing. It ends by itself at the deadline; past its own
 		// retry budget it has failed.
-		gctx, cancelGrace := workflow.WithCancel(ctx)
-		grace := workflow.NewTimerWithOptions(gctx, interval+10*time.Minute, workflow.TimerOptions{
-			Summary: fmt.Sprintf("wait for the watcher of %s to report the end of the window", req.Environment),
-		})
-		reported := false
-		last := workflow.NewSelector(ctx)
-		last.AddFuture(watch, func(f workflow.Future) { watchErr, reported = f.Get(ctx, &res), true })
-		last.AddFuture(grace, func(workflow.Future) {})
-		last.Select(ctx)
-		cancelGrace()
-		if !reported {
+		if !awaitWatcherEnd(ctx, req.Environment, interval, watch, &res, &watchErr) {
 			cancelWatch()
 			_ = watch.Get(ctx, nil)
 			return finish(OutcomeInconclusive, fmt.Sprintf("the watcher of %s did not report the end of the window; no data is not a pass", req.Environment))
@@ -295,4 +285,20 @@ func ViolationText(v monitor.ViolationReview) string {
 		s += "; " + v.Note
 	}
 	return s
+}
+
+// awaitWatcherEnd waits, at most one interval and 10 minutes past the end
+// of the window, for the watcher to report; it says whether it did.
+func awaitWatcherEnd(ctx workflow.Context, env string, interval time.Duration, watch workflow.Future, res *WatchResult, watchErr *error) bool {
+	gctx, cancelGrace := workflow.WithCancel(ctx)
+	defer cancelGrace()
+	grace := workflow.NewTimerWithOptions(gctx, interval+10*time.Minute, workflow.TimerOptions{
+		Summary: fmt.Sprintf("wait for the watcher of %s to report the end of the window", env),
+	})
+	reported := false
+	last := workflow.NewSelector(ctx)
+	last.AddFuture(watch, func(f workflow.Future) { *watchErr, reported = f.Get(ctx, res), true })
+	last.AddFuture(grace, func(workflow.Future) {})
+	last.Select(ctx)
+	return reported
 }
