@@ -307,13 +307,8 @@ func (w *rollout) runPerfCompare(ctx workflow.Context, env string) error {
 		return temporal.NewNonRetryableApplicationError("perf: no baseline was measured in "+env, steps.ErrTypePlan, nil)
 	}
 	w.enter(ctx, env, PhasePerf)
-	var ex PerfExplainResult
-	summary := fmt.Sprintf("EXPLAIN (ANALYZE, BUFFERS) of %d referential checks and the workload", len(w.fks))
-	if w.in.Perf.CreateIndexes {
-		summary += "; build recommended indexes"
-	}
-	if err := w.step(ctx, env, summary, ActPerfExplain, perfActivity, PerfExplainInput{Environment: env, RolloutID: w.id, FKs: w.fks,
-		Workload: w.perfRunInput(env, "").Workload, WorkloadYAML: w.in.Perf.WorkloadYAML, CreateIndexes: w.in.Perf.CreateIndexes}, &ex); err != nil {
+	ex, err := w.perfExplain(ctx, env)
+	if err != nil {
 		return err
 	}
 	pr.Explain = &ex
@@ -513,4 +508,17 @@ func (s *Status) perfMarkdown() string {
 		}
 	}
 	return b.String()
+}
+
+// perfExplain runs the EXPLAIN (ANALYZE, BUFFERS) checks of the referential
+// lookups and the workload, building the recommended indexes when asked.
+func (w *rollout) perfExplain(ctx workflow.Context, env string) (PerfExplainResult, error) {
+	var ex PerfExplainResult
+	summary := fmt.Sprintf("EXPLAIN (ANALYZE, BUFFERS) of %d referential checks and the workload", len(w.fks))
+	if w.in.Perf.CreateIndexes {
+		summary += "; build recommended indexes"
+	}
+	err := w.step(ctx, env, summary, ActPerfExplain, perfActivity, PerfExplainInput{Environment: env, RolloutID: w.id, FKs: w.fks,
+		Workload: w.perfRunInput(env, "").Workload, WorkloadYAML: w.in.Perf.WorkloadYAML, CreateIndexes: w.in.Perf.CreateIndexes}, &ex)
+	return ex, err
 }

@@ -192,13 +192,8 @@ func (w *rollout) runPerfInterleaved(ctx workflow.Context, env string) error {
 // perfExplainOnly is the interleaved path's step after validation: the
 // EXPLAIN checks (and indexes on request); the verdict is already known.
 func (w *rollout) perfExplainOnly(ctx workflow.Context, env string, pr *PerfReport) error {
-	var ex PerfExplainResult
-	summary := fmt.Sprintf("EXPLAIN (ANALYZE, BUFFERS) of %d referential checks and the workload", len(w.fks))
-	if w.in.Perf.CreateIndexes {
-		summary += "; build recommended indexes"
-	}
-	if err := w.step(ctx, env, summary, ActPerfExplain, perfActivity, PerfExplainInput{Environment: env, RolloutID: w.id, FKs: w.fks,
-		Workload: w.perfRunInput(env, "").Workload, WorkloadYAML: w.in.Perf.WorkloadYAML, CreateIndexes: w.in.Perf.CreateIndexes}, &ex); err != nil {
+	ex, err := w.perfExplain(ctx, env)
+	if err != nil {
 		return err
 	}
 	pr.Explain = &ex
