@@ -50,6 +50,9 @@ func TestPerfInterleaveOnDemoDatabase(t *testing.T) {
 		assert.Zero(t, s.Report.Total.Errors, s.Report.Total.FirstError)
 	}
 	c := perf.CompareInterleaved(res.Slices, perf.Thresholds{AcceptableMS: 1000, RollbackMS: 5000}, perf.Interval{Seed: 1})
-	assert.Equal(t, perf.Pass, c.Verdict, c.Markdown())
+	// Limits far above any overhead: never warn or rollback. A rarely drawn
+	// operation (the bulk import) may get too few pairs for an interval, so
+	// inconclusive is as right as pass here.
+	assert.Contains(t, []string{perf.Pass, perf.Inconclusive}, c.Verdict, c.Markdown())
 	assert.Equal(t, defsBefore, db.Count(t, `SELECT count(*) FROM pg_constraint WHERE contype = 'f'`), "left as found")
 }
