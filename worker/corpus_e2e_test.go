@@ -100,14 +100,17 @@ func TestE2ECorpusPaths(t *testing.T) {
 		seedDemo(t, production, nil)
 		before := fkCount(t, production, true)
 		tq := startRolloutWorker(t, c, "corpus-window", testConfig(t, map[string]string{"production": production.DSN}, nil), nil, discardLogger())
-		// Windows open on the minute: the next one at least a few seconds away.
-		opens := time.Now().UTC().Add(3 * time.Second).Truncate(time.Minute).Add(time.Minute)
+		// Windows open on the minute: the next one far enough away that the
+		// rollout reaches its wait first.
+		opens := time.Now().UTC().Add(10 * time.Second).Truncate(time.Minute).Add(time.Minute)
 		in := single("production", policy.SafeguardWindow)
 		in.Environments[0].MaintenanceWindow = &rollout.MaintenanceWindow{Start: opens.Format("15:04"), Duration: "1h", NotifyBefore: "0s"}
 		id := "corpus-window-" + randHex(4)
 		run := startRollout(t, ctx, c, tq, id, in)
 
-		waitFor(t, ctx, c, id, func(st *rollout.Status) bool { return st.State == rollout.StateWaitingForWindow })
+		waiting := waitFor(t, ctx, c, id, func(st *rollout.Status) bool { return st.State == rollout.StateWaitingForWindow })
+		require.NotNil(t, waiting.Environments["production"].WindowOpens)
+		assert.True(t, opens.Equal(*waiting.Environments["production"].WindowOpens), "waits for %s, not %s", opens, waiting.Environments["production"].WindowOpens)
 		if time.Now().Before(opens) {
 			assert.Equal(t, before, fkCount(t, production, true), "nothing validated before the window opens")
 		}
