@@ -64,6 +64,19 @@ func Start(t testing.TB, attrs temporal.SearchAttributes) *testsuite.DevServer {
 	return srv
 }
 
+// StartWithDynamicConfig is Start with server dynamic config values
+// ("limit.historyCount.suggestContinueAsNew=40"): a test reaches a server
+// limit in a few events instead of thousands.
+func StartWithDynamicConfig(t testing.TB, attrs temporal.SearchAttributes, values ...string) *testsuite.DevServer {
+	t.Helper()
+	var args []string
+	for _, v := range values {
+		args = append(args, "--dynamic-config-value", v)
+	}
+	srv, _ := start(t, attrs, false, args...)
+	return srv
+}
+
 // StartWithUI is Start with the Temporal Web UI served on a free port of
 // 127.0.0.1; it returns the server and the UI's base URL. Browser tests use
 // it: the UI is off otherwise, so other tests do not pay for it.
@@ -72,7 +85,7 @@ func StartWithUI(t testing.TB, attrs temporal.SearchAttributes) (*testsuite.DevS
 	return start(t, attrs, true)
 }
 
-func start(t testing.TB, attrs temporal.SearchAttributes, ui bool) (*testsuite.DevServer, string) {
+func start(t testing.TB, attrs temporal.SearchAttributes, ui bool, extraArgs ...string) (*testsuite.DevServer, string) {
 	t.Helper()
 	path, err := CLIPath()
 	if err != nil {
@@ -91,6 +104,7 @@ func start(t testing.TB, attrs temporal.SearchAttributes, ui bool) (*testsuite.D
 		LogLevel:         "error",
 		Stdout:           logf,
 		Stderr:           logf,
+		ExtraArgs:        extraArgs,
 	}
 	var uiURL string
 	if ui {
@@ -141,7 +155,13 @@ func (nopLogger) Error(string, ...any) {}
 // workflow show --output json`: what the replayer reads and what tests scan
 // for secrets.
 func HistoryJSON(ctx context.Context, c client.Client, workflowID string) ([]byte, error) {
-	it := c.GetWorkflowHistory(ctx, workflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	return RunHistoryJSON(ctx, c, workflowID, "")
+}
+
+// RunHistoryJSON is HistoryJSON of one run of the workflow (a run that
+// continued as new); runID "" is the latest run.
+func RunHistoryJSON(ctx context.Context, c client.Client, workflowID, runID string) ([]byte, error) {
+	it := c.GetWorkflowHistory(ctx, workflowID, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var h historypb.History
 	for it.HasNext() {
 		ev, err := it.Next()
