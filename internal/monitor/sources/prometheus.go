@@ -85,18 +85,7 @@ func (p *PromSource) Collect(ctx context.Context, _ json.RawMessage) (monitor.Re
 			r.Values[series] = f
 			got++
 		}
-		switch val := v.(type) {
-		case model.Vector:
-			for _, s := range val {
-				series := base
-				if len(s.Metric) > 0 {
-					series += "/" + labelString(s.Metric)
-				}
-				add(series, float64(s.Value))
-			}
-		case *model.Scalar:
-			add(base, float64(val.Value))
-		default:
+		if !eachSeries(v, base, add) {
 			r.Missing[base] = fmt.Sprintf("query %q returned a %s, want an instant vector or scalar", q, v.Type())
 			continue
 		}
@@ -136,18 +125,7 @@ func (p *PromSource) sameTimeBaseline(ctx context.Context, r *monitor.Reading, m
 			counts[series]++
 		}
 		base := metric + "@" + p.SourceName
-		switch val := v.(type) {
-		case model.Vector:
-			for _, s := range val {
-				series := base
-				if len(s.Metric) > 0 {
-					series += "/" + labelString(s.Metric)
-				}
-				add(series, float64(s.Value))
-			}
-		case *model.Scalar:
-			add(base, float64(val.Value))
-		}
+		eachSeries(v, base, add)
 	}
 	for series, n := range counts {
 		if _, ok := r.Values[series]; !ok {
@@ -182,4 +160,24 @@ func labelString(m model.Metric) string {
 		parts[i] = fmt.Sprintf("%s=%q", k, string(m[model.LabelName(k)]))
 	}
 	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// eachSeries hands every series of an instant query's answer to add, named
+// base or base/labels; false when the answer is neither vector nor scalar.
+func eachSeries(v model.Value, base string, add func(series string, value float64)) bool {
+	switch val := v.(type) {
+	case model.Vector:
+		for _, s := range val {
+			series := base
+			if len(s.Metric) > 0 {
+				series += "/" + labelString(s.Metric)
+			}
+			add(series, float64(s.Value))
+		}
+	case *model.Scalar:
+		add(base, float64(val.Value))
+	default:
+		return false
+	}
+	return true
 }
