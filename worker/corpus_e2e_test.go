@@ -213,7 +213,7 @@ func TestE2ECorpusPaths(t *testing.T) {
 		tq := startRolloutWorker(t, c, "corpus-budget", testConfig(t, map[string]string{"tenant_broken": broken.DSN, "tenant_good": good.DSN}, nil), nil, discardLogger())
 		id := "corpus-budget-" + randHex(4)
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, fleet.WorkflowName, fleet.Input{
-			Plan: sqlassets.Migration, Requester: rita, Targets: []string{"tenant_broken", "tenant_good"}, Canary: 1, BatchSize: 1, FailureBudget: 1,
+			Plan: sqlassets.Migration, Requester: rita, Targets: []string{"tenant_broken", "tenant_good"}, Canary: 1, BatchSize: 1, FailureBudget: 1, Skip: skipAllBut(),
 			Approval: approval.Policy{Default: approval.GateRule{Approvers: []string{alice}}},
 		})
 		require.NoError(t, err)
@@ -254,7 +254,7 @@ func TestE2ECorpusFleetContinuesAsNew(t *testing.T) {
 	tq := startRolloutWorker(t, c, "corpus-can", testConfig(t, dsns, nil), nil, discardLogger())
 	id := "corpus-can-" + randHex(4)
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, fleet.WorkflowName, fleet.Input{
-		Plan: sqlassets.Migration, Requester: rita, Targets: targets, Canary: 1, BatchSize: 1,
+		Plan: sqlassets.Migration, Requester: rita, Targets: targets, Canary: 1, BatchSize: 1, Skip: skipAllBut(),
 		Approval: approval.Policy{Default: approval.GateRule{Approvers: []string{alice}}},
 	})
 	require.NoError(t, err)
