@@ -114,22 +114,8 @@ func watchWithCheckpoints(ctx workflow.Context, req Request, ev monitor.Evaluato
 			postDigest(ctx, req, out, watchStarted, deadline)
 			continue
 		}
-		out.Rule, out.At, out.Figures, out.Reason = d.Rule, d.At, d.Figures, d.Reason
-		out.NotifyFigures, out.Missing, out.Uncovered = d.NotifyFigures(), d.Missing, d.Uncovered
 		reportRules(ctx, req, res)
-		switch d.Action {
-		case monitor.ActionRollback:
-			return finish(OutcomeRollback, "")
-		case monitor.ActionInvestigate:
-			return finish(OutcomeInvestigate, "")
-		case monitor.ActionInconclusive:
-			return finish(OutcomeInconclusive, "")
-		}
-		if res.DeadlineReached {
-			out.Reason = ""
-			return finish(OutcomeClean, fmt.Sprintf("no matrix row fired during the watch of %s", req.Environment))
-		}
-		return finish(OutcomeInconclusive, fmt.Sprintf("the watcher stopped early with %q", d.Action))
+		return finishWith(req, res, out, finish)
 	}
 }
 

@@ -171,8 +171,14 @@ func Workflow(ctx workflow.Context, req Request) (Outcome, error) {
 	if watchErr != nil {
 		return finish(OutcomeInconclusive, "the watcher failed: "+watchErr.Error()+"; no data is not a pass")
 	}
-	d := res.Decision
 	out.State = res.State
+	return finishWith(req, res, &out, finish)
+}
+
+// finishWith ends the watch with the watcher's last decision: the row that
+// fired, clean at the deadline, otherwise inconclusive.
+func finishWith(req Request, res WatchResult, out *Outcome, finish func(status, reason string) (Outcome, error)) (Outcome, error) {
+	d := res.Decision
 	out.Rule, out.At, out.Figures, out.Reason = d.Rule, d.At, d.Figures, d.Reason
 	out.NotifyFigures, out.Missing, out.Uncovered = d.NotifyFigures(), d.Missing, d.Uncovered
 	switch d.Action {
