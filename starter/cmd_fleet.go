@@ -335,13 +335,9 @@ func fleetStatusCmd() *cobra.Command {
 }
 
 func queryFleet(ctx context.Context, c client.Client, id string) (*fleet.Status, error) {
-	v, err := c.QueryWorkflow(ctx, id, "", rollout.QueryStatus)
+	v, err := statusQuery(ctx, c, "fleet", id)
 	if err != nil {
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("no fleet with id %q", id)
-		}
-		return nil, fmt.Errorf("query status of %s: %w", id, err)
+		return nil, err
 	}
 	var raw json.RawMessage
 	if err := v.Get(&raw); err != nil {

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
@@ -310,14 +311,24 @@ func buildInput(o startOptions, now time.Time) (rollout.Input, error) {
 	return in, nil
 }
 
-func queryStatus(ctx context.Context, c client.Client, id string) (*rollout.Status, error) {
+// statusQuery runs the status query of a rollout or a fleet (kind names
+// it when there is no such workflow).
+func statusQuery(ctx context.Context, c client.Client, kind, id string) (converter.EncodedValue, error) {
 	v, err := c.QueryWorkflow(ctx, id, "", rollout.QueryStatus)
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("no rollout with id %q", id)
+			return nil, fmt.Errorf("no %s with id %q", kind, id)
 		}
 		return nil, fmt.Errorf("query status of %s: %w", id, err)
+	}
+	return v, nil
+}
+
+func queryStatus(ctx context.Context, c client.Client, id string) (*rollout.Status, error) {
+	v, err := statusQuery(ctx, c, "rollout", id)
+	if err != nil {
+		return nil, err
 	}
 	var st rollout.Status
 	if err := v.Get(&st); err != nil {
