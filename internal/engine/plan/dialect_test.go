@@ -2,14 +2,11 @@ package plan
 
 import (
 	"encoding/json"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func pub(name string) TableName { return TableName{"public", name} }
 
 // findingsOf returns the findings of rule.
 func findingsOf(fs []Finding, rule string) []Finding {
@@ -27,27 +24,6 @@ func errorsIn(fs []Finding) []Finding {
 	for _, f := range fs {
 		if f.Severity == SeverityError {
 			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func indexOfFK(src *Source, fk int) int {
-	for i, st := range src.Statements {
-		if st.Kind == StmtAddForeignKey && st.FK == fk {
-			return i
-		}
-	}
-	return -1
-}
-
-func distinct(in []string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
 		}
 	}
 	return out
@@ -78,16 +54,6 @@ func TestFormatForPath(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 		})
 	}
-}
-
-func requireLongRefused(t *testing.T, fs []Finding, ident string) {
-	t.Helper()
-	for _, f := range fs {
-		if f.Rule == RuleNameTooLong && f.Severity == SeverityError && strings.Contains(f.Message, ident) {
-			return
-		}
-	}
-	t.Fatalf("no name-too-long error for %q in %v", ident, fs)
 }
 
 func TestRulesTable(t *testing.T) {

@@ -2,7 +2,6 @@ package sqlplan
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -12,40 +11,6 @@ import (
 	"github.com/fkrollout/fkrollout/internal/engine/plan"
 	"github.com/fkrollout/fkrollout/internal/testkit/pgtest"
 )
-
-// nameCases are table/column names around every edge of makeObjectName:
-// truncation of the longer part, ties, the column list cut-off at
-// NAMEDATALEN, and multibyte characters cut in the middle.
-var nameCases = []struct {
-	name  string
-	table string
-	cols  []string
-}{
-	{"short", "orders", []string{"customer_id"}},
-	{"multi-column", "order_lines", []string{"tenant_id", "order_id", "line_no"}},
-	{"long table", strings.Repeat("t", 63), []string{"customer_id"}},
-	{"long column", "orders", []string{strings.Repeat("c", 63)}},
-	{"both long", strings.Repeat("t", 63), []string{strings.Repeat("c", 63)}},
-	{"tie", strings.Repeat("t", 40), []string{strings.Repeat("c", 40)}},
-	{"tie off by one", strings.Repeat("t", 41), []string{strings.Repeat("c", 40)}},
-	{"many columns past NAMEDATALEN", "t", []string{strings.Repeat("a", 30), strings.Repeat("b", 30), strings.Repeat("c", 30), "d", "e"}},
-	{"two 63-byte columns", "tab", []string{strings.Repeat("x", 63), strings.Repeat("y", 63), "z"}},
-	{"mixed case and spaces", "Order Lines", []string{"Tenant Id", "orderId"}},
-	{"non-ASCII table clipped mid-character", strings.Repeat("é", 31), []string{strings.Repeat("o", 40)}},
-	{"non-ASCII column clipped mid-character", "t", []string{strings.Repeat("ö", 31)}},
-	{"non-ASCII both, odd bytes", "x" + strings.Repeat("ü", 31), []string{"y" + strings.Repeat("日", 20)}},
-	{"non-ASCII columns list", "t", []string{strings.Repeat("日", 21), strings.Repeat("本", 21), "z"}},
-}
-
-func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
-
-func pkCols(n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("k%d", i)
-	}
-	return out
-}
 
 // TestParsedNamesMatchPostgres runs migrations with unnamed keys (column
 // and table constraints of CREATE TABLE, ALTER TABLE, clashes that make
